@@ -1,0 +1,40 @@
+# telcoplan — set-up and checks. `make demo` and `make test` work from a fresh clone on a machine
+# with only python3, pip and make.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(PY) -m pip
+STAMP   = $(VENV)/.installed
+
+.PHONY: demo test install lint format bench clean browser-deps
+
+demo: $(STAMP)
+	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+install: $(STAMP)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install when the package's metadata changes ("creates or updates the same venv").
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[test,maps,bench]"
+	touch $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check telcoplan tests benchmarks
+	$(VENV)/bin/ruff format --check telcoplan tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format telcoplan tests benchmarks
+	$(VENV)/bin/ruff check --fix telcoplan tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_zonal.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache build *.egg-info

@@ -1,0 +1,235 @@
+"""The ``telcoplan`` command line: parse options, call one library function, write the result.
+
+Diagnostics go to stderr; errors become one clean message and a non-zero exit status.
+Heavy imports happen inside the commands so that ``telcoplan --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from telcoplan import __version__
+from telcoplan.errors import TelcoplanError
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger("telcoplan")
+
+_LAYER_CHOICES = (
+    "towers",
+    "fiber",
+    "roads",
+    "areas",
+    "population",
+    "candidates",
+    "pois",
+    "measurements",
+    "dem",
+)
+
+
+class _Group(click.Group):
+    """Turns library errors into one clean message (no traceback) and exit status 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except TelcoplanError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # disk full, permission denied, …
+            raise click.ClickException(
+                f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+            ) from None
+
+
+def _setup_logging(verbose: int, quiet: int) -> None:
+    level = logging.INFO + 10 * (quiet - verbose)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(levelname)s: %(message)s" if verbose else "%(message)s")
+    )
+    root = logging.getLogger("telcoplan")
+    root.handlers[:] = [handler]
+    root.setLevel(max(logging.DEBUG, min(level, logging.CRITICAL)))
+    root.propagate = False
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="telcoplan")
+@click.option("-v", "--verbose", count=True, help="More messages (repeat for debug).")
+@click.option(
+    "-q", "--quiet", count=True, help="Fewer messages (-q warnings only, -qq errors only)."
+)
+def cli(verbose: int, quiet: int) -> None:
+    """Plan shared telecom infrastructure from GIS layers.
+
+    \b
+    Start with:  telcoplan demo --out demo-output
+    Then:        telcoplan run demo-output/plan.yml --out my-run
+    """
+    _setup_logging(verbose, quiet)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for inputs/, plan.yml and outputs/.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing files in the folder.")
+@click.option(
+    "--seed", default=2019, show_default=True, help="Random seed of the synthetic scenario."
+)
+@click.option(
+    "--resolution", "resolution_m", default=100.0, show_default=True, help="Grid cell size (m)."
+)
+def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None:
+    """Build the synthetic Đà Nẵng scenario in OUT/inputs + OUT/plan.yml, then run it into OUT/outputs."""
+    from telcoplan.demo import run_demo
+
+    summary = run_demo(out_dir, seed=seed, resolution_m=resolution_m, overwrite=overwrite)
+    click.echo(
+        f"demo written to {out_dir} (synthetic data): population_total = {summary['population_total']:,.0f}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.argument("plans", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Output folder (default: 'outputs' beside the plan file; with several plans, "
+    "one sub-folder per plan named after it).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
+    """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on)."""
+    from telcoplan.plan import read_plan, run_plan
+
+    failed: list[tuple[Path, str]] = []
+    for plan_path in plans:
+        if out_dir is None:
+            target = plan_path.parent / "outputs"
+        else:
+            target = out_dir / plan_path.stem if len(plans) > 1 else out_dir
+        try:
+            summary = run_plan(read_plan(plan_path), target, overwrite=overwrite)
+        except TelcoplanError as exc:
+            if len(plans) == 1:
+                raise
+            click.echo(f"FAILED {plan_path}: {exc}", err=True)
+            failed.append((plan_path, str(exc)))
+            continue
+        click.echo(
+            f"{plan_path} -> {target}: population_total = {summary['population_total']:,.0f}",
+            err=True,
+        )
+    if failed:
+        raise click.ClickException(
+            f"{len(failed)} of {len(plans)} plans failed: " + ", ".join(str(p) for p, _ in failed)
+        )
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--layer",
+    "layer_name",
+    type=click.Choice(_LAYER_CHOICES),
+    default=None,
+    help="Layer type of the FILES (default: guessed from each file name, e.g. towers_2024.csv).",
+)
+@click.option(
+    "--area",
+    "area_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Study-area polygons: features outside them are reported.",
+)
+@click.option("--crs", default=None, help="CRS of CSV x/y columns or of files without a CRS.")
+def validate(
+    files: tuple[Path, ...], layer_name: str | None, area_path: Path | None, crs: str | None
+) -> None:
+    """Check a PLAN.yml (every layer it names) or LAYER files; list every problem.
+
+    Exit status 0 when everything is valid, 1 otherwise.
+    """
+    from telcoplan.validate import validate_files
+
+    reports = validate_files(files, layer=layer_name, area=area_path, crs=crs)
+    bad = 0
+    for report in reports:
+        if report.ok:
+            click.echo(f"OK   {report.path} ({report.what})", err=True)
+        else:
+            bad += 1
+            click.echo(f"FAIL {report.message}", err=True)
+    if bad:
+        raise click.ClickException(
+            f"{bad} of {len(reports)} file{'s' if len(reports) > 1 else ''} failed validation"
+        )
+
+
+@cli.command("import-cells")
+@click.argument("csv_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Towers file to write (.gpkg, .geojson, .fgb, .parquet, .csv, .shp).",
+)
+@click.option(
+    "--operators",
+    "operators_csv",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="CSV mcc,mnc,operator overriding the packaged MCC/MNC table.",
+)
+@click.option(
+    "--site-radius",
+    "site_radius_m",
+    type=float,
+    default=None,
+    help="Cells of one operator within this distance (m) form one site.",
+)
+@click.option(
+    "--height", "height_m", type=float, default=None, help="Antenna height for every site (m)."
+)
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+def import_cells(
+    csv_path: Path,
+    output: Path,
+    operators_csv: Path | None,
+    site_radius_m: float | None,
+    height_m: float | None,
+    overwrite: bool,
+) -> None:
+    """Turn an OpenCelliD CSV into a towers layer (cells grouped into sites)."""
+    from telcoplan.gis.vector import write_vector
+    from telcoplan.layers.opencellid import import_cells as do_import
+
+    towers = do_import(
+        csv_path, operators_csv=operators_csv, site_radius_m=site_radius_m, height_m=height_m
+    )
+    write_vector(output, towers, overwrite=overwrite)
+    click.echo(f"{len(towers)} sites written to {output}", err=True)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="telcoplan")
+
+
+if __name__ == "__main__":
+    main()

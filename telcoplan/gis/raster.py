@@ -1,0 +1,119 @@
+"""Raster reading and writing on a :class:`GridSpec` (Cloud-Optimized GeoTIFF, atomic)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+from telcoplan.errors import CRSError, InputFileError
+from telcoplan.gis._atomic import atomic_path
+from telcoplan.gis.grid import GridSpec
+
+__all__ = ["read_raster", "read_raster_on_grid", "write_raster"]
+
+
+def write_raster(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    grid: GridSpec,
+    *,
+    nodata: float | None = None,
+    overwrite: bool = False,
+    tags: dict[str, str] | None = None,
+    description: str | None = None,
+) -> Path:
+    """Write a single-band raster on ``grid`` as a compressed Cloud-Optimized GeoTIFF.
+
+    The file is written under a temporary name and renamed into place, so a crash never leaves a
+    half-written file. ``data`` must have shape ``grid.shape``.
+    """
+    data = np.asarray(data)
+    if data.shape != grid.shape:
+        raise ValueError(f"data shape {data.shape} does not match grid shape {grid.shape}")
+    if nodata is None and np.issubdtype(data.dtype, np.floating):
+        nodata = grid.nodata
+    profile = {
+        "driver": "COG",
+        "width": grid.width,
+        "height": grid.height,
+        "count": 1,
+        "dtype": data.dtype.name,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "nodata": nodata,
+        "compress": "DEFLATE",
+        "predictor": 3 if np.issubdtype(data.dtype, np.floating) else 2,
+        "blocksize": 256,
+        "overview_resampling": "average" if np.issubdtype(data.dtype, np.floating) else "nearest",
+    }
+    with atomic_path(path, overwrite=overwrite) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(data, 1)
+        if tags:
+            dst.update_tags(**tags)
+        if description:
+            dst.set_band_description(1, description)
+    return Path(path)
+
+
+def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, GridSpec, dict[str, str]]:
+    """Read band 1 of a raster; nodata cells become NaN for float rasters.
+
+    Returns the array, the raster's own :class:`GridSpec` and its tags.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: file not found")
+    try:
+        with rasterio.open(p) as src:
+            if src.crs is None:
+                raise CRSError(
+                    f"{p}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649 {p.name})"
+                )
+            arr = src.read(1, masked=True)
+            nodata = src.nodata
+            grid = GridSpec(
+                crs=src.crs.to_string(),
+                transform=src.transform,
+                width=src.width,
+                height=src.height,
+                nodata=float(nodata) if nodata is not None else -9999.0,
+            )
+            tags = src.tags()
+    except rasterio.errors.RasterioIOError as exc:
+        raise InputFileError(f"{p}: not a readable raster ({exc})") from None
+    if np.issubdtype(arr.dtype, np.floating):
+        data = arr.filled(np.nan)
+    else:
+        data = arr.filled(0) if np.ma.is_masked(arr) else np.asarray(arr)
+    return data, grid, tags
+
+
+def read_raster_on_grid(
+    path: str | os.PathLike,
+    grid: GridSpec,
+    *,
+    resampling: str = "bilinear",
+) -> np.ndarray:
+    """Read band 1 of ``path`` warped onto ``grid`` (float64; NaN where the source has no data)."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: file not found")
+    with rasterio.open(p) as src:
+        if src.crs is None:
+            raise CRSError(f"{p}: raster has no CRS; assign one with gdal_edit.py -a_srs")
+        dst = np.full(grid.shape, np.nan, dtype="float64")
+        reproject(
+            source=rasterio.band(src, 1),
+            destination=dst,
+            src_nodata=src.nodata,
+            dst_transform=grid.transform,
+            dst_crs=grid.crs,
+            dst_nodata=np.nan,
+            resampling=Resampling[resampling],
+        )
+    return dst

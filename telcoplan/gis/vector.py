@@ -1,0 +1,181 @@
+"""Vector reading and writing: GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, CSV.
+
+CSV files carry points as ``lon``/``lat`` columns (WGS 84) or as ``x``/``y`` columns plus a
+CRS given by the caller.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from telcoplan.errors import InputFileError
+from telcoplan.gis._atomic import atomic_path
+
+__all__ = ["VECTOR_FORMATS", "read_vector", "write_vector", "write_vector_layers"]
+
+#: File suffix -> (format name, OGR driver or None for non-OGR formats)
+VECTOR_FORMATS: dict[str, tuple[str, str | None]] = {
+    ".gpkg": ("GeoPackage", "GPKG"),
+    ".geojson": ("GeoJSON", "GeoJSON"),
+    ".json": ("GeoJSON", "GeoJSON"),
+    ".shp": ("Shapefile", "ESRI Shapefile"),
+    ".fgb": ("FlatGeobuf", "FlatGeobuf"),
+    ".parquet": ("GeoParquet", None),
+    ".geoparquet": ("GeoParquet", None),
+    ".csv": ("CSV", None),
+}
+
+
+def _suffix(path: Path) -> str:
+    s = path.suffix.lower()
+    if s not in VECTOR_FORMATS:
+        known = ", ".join(sorted(VECTOR_FORMATS))
+        raise InputFileError(
+            f"{path}: unsupported vector format {s or '(no suffix)'!r}; use one of {known}"
+        )
+    return s
+
+
+def read_vector(
+    path: str | os.PathLike,
+    *,
+    layer: str | None = None,
+    crs: str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read a vector file into a GeoDataFrame with a fresh 0..n-1 index (file order).
+
+    Parameters
+    ----------
+    path
+        File to read; the format is chosen by suffix (see ``VECTOR_FORMATS``).
+    layer
+        Layer name for multi-layer files (GeoPackage).
+    crs
+        For CSV with ``x``/``y`` columns: their CRS (required). For files without a CRS: the CRS
+        to assign. Ignored (must agree) when the file has its own CRS.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: file not found")
+    suffix = _suffix(p)
+    try:
+        if suffix == ".csv":
+            gdf = _read_csv_points(p, crs)
+        elif suffix in (".parquet", ".geoparquet"):
+            gdf = gpd.read_parquet(p)
+        else:
+            gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
+    except InputFileError:
+        raise
+    except Exception as exc:  # any driver error becomes one clean message
+        raise InputFileError(f"{p}: cannot read as {VECTOR_FORMATS[suffix][0]} ({exc})") from None
+    if gdf.crs is None and crs is not None:
+        gdf = gdf.set_crs(crs)
+    return gdf.reset_index(drop=True)
+
+
+def _read_csv_points(p: Path, crs: str | None) -> gpd.GeoDataFrame:
+    df = pd.read_csv(p, encoding="utf-8-sig")
+    cols = {c.lower().strip(): c for c in df.columns}
+    if "lon" in cols and "lat" in cols:
+        xcol, ycol, point_crs = cols["lon"], cols["lat"], "EPSG:4326"
+    elif "x" in cols and "y" in cols:
+        if crs is None:
+            raise InputFileError(
+                f"{p}: CSV has x/y columns but no CRS was given; pass crs= (plan: `crs:` of the "
+                "layer; CLI: --crs) or use lon/lat columns in WGS 84"
+            )
+        xcol, ycol, point_crs = cols["x"], cols["y"], crs
+    else:
+        raise InputFileError(
+            f"{p}: CSV needs point coordinates as 'lon' and 'lat' columns (WGS 84 degrees), "
+            f"or 'x' and 'y' plus a CRS; found columns {list(df.columns)}"
+        )
+    x = pd.to_numeric(df[xcol], errors="coerce").to_numpy(dtype=float)
+    y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(dtype=float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    geom = gpd.GeoSeries.from_xy(np.where(ok, x, 0.0), np.where(ok, y, 0.0), crs=point_crs)
+    geom[~ok] = None
+    return gpd.GeoDataFrame(df, geometry=geom, crs=point_crs)
+
+
+def _to_writable(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Move a named index into a column so it survives the round trip."""
+    if gdf.index.name is not None and gdf.index.name not in gdf.columns:
+        gdf = gdf.reset_index()
+    else:
+        gdf = gdf.reset_index(drop=True)
+    # list/dict columns are not storable in OGR formats: store them as text
+    for col in gdf.columns:
+        if col != gdf.geometry.name and gdf[col].dtype == object:
+            sample = gdf[col].dropna()
+            if len(sample) and isinstance(sample.iloc[0], list | tuple | dict | set):
+                gdf[col] = gdf[col].map(
+                    lambda v: ";".join(map(str, v)) if isinstance(v, list | tuple | set) else v
+                )
+    return gdf
+
+
+def write_vector(
+    path: str | os.PathLike,
+    gdf: gpd.GeoDataFrame,
+    *,
+    layer: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``gdf`` atomically; the format is chosen by suffix. A named index becomes a column."""
+    p = Path(path)
+    suffix = _suffix(p)
+    out = _to_writable(gdf)
+    if suffix == ".shp":
+        # a shapefile is several files: write them into a temporary folder, then move each
+        return _write_shapefile(p, out, overwrite)
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        if suffix == ".csv":
+            pts = out.to_crs("EPSG:4326")
+            df = pd.DataFrame(pts.drop(columns=pts.geometry.name))
+            df["lon"] = pts.geometry.x
+            df["lat"] = pts.geometry.y
+            df.to_csv(tmp, index=False)
+        elif suffix in (".parquet", ".geoparquet"):
+            out.to_parquet(tmp)
+        else:
+            out.to_file(tmp, driver=VECTOR_FORMATS[suffix][1], layer=layer, engine="pyogrio")
+    return p
+
+
+def write_vector_layers(
+    path: str | os.PathLike,
+    layers: Mapping[str, gpd.GeoDataFrame],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write several named layers into one GeoPackage, atomically."""
+    p = Path(path)
+    if p.suffix.lower() != ".gpkg":
+        raise ValueError(f"{p}: multi-layer output must be a GeoPackage (.gpkg)")
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        for name, gdf in layers.items():
+            _to_writable(gdf).to_file(tmp, driver="GPKG", layer=name, engine="pyogrio")
+    return p
+
+
+def _write_shapefile(p: Path, gdf: gpd.GeoDataFrame, overwrite: bool) -> Path:
+    import tempfile
+
+    from telcoplan.gis._atomic import check_writable
+
+    check_writable(p, overwrite)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=p.parent, prefix=f".{p.stem}.") as tmpdir:
+        tmp = Path(tmpdir) / p.name
+        gdf.to_file(tmp, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
+        for part in Path(tmpdir).iterdir():
+            os.replace(part, p.parent / part.name)
+    return p

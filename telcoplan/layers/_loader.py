@@ -1,0 +1,138 @@
+"""Shared loader: read a vector file, validate it against its schema, coerce column types."""
+
+from __future__ import annotations
+
+import os
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from telcoplan.gis.vector import read_vector
+from telcoplan.layers._schema import LayerSchema
+
+__all__ = ["coerce", "load_layer"]
+
+
+def coerce(
+    schema: LayerSchema, gdf: gpd.GeoDataFrame, *, set_index: bool = True
+) -> gpd.GeoDataFrame:
+    """Return a copy with schema columns converted to their types (and the id as index)."""
+    out = schema.apply_aliases(gdf).copy()
+    for c in schema.columns:
+        if c.name not in out.columns:
+            if c.default is not None:
+                out[c.name] = c.default
+            continue
+        if c.kind == "float":
+            out[c.name] = pd.to_numeric(out[c.name], errors="coerce").astype("float64")
+        elif c.kind == "int":
+            out[c.name] = pd.to_numeric(out[c.name], errors="coerce").astype("Int64")
+        elif c.kind == "bool":
+            out[c.name] = out[c.name].map(_to_bool).astype("boolean")
+        else:
+            out[c.name] = (
+                out[c.name].map(lambda v: v if pd.isna(v) else str(v).strip()).astype(object)
+            )
+    if set_index and schema.id_column and schema.id_column in out.columns:
+        out = out.set_index(schema.id_column, drop=True)
+    return out
+
+
+def _to_bool(v: object) -> object:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return pd.NA
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("1", "true", "yes", "y", "t"):
+            return True
+        if s in ("0", "false", "no", "n", "f"):
+            return False
+        return pd.NA
+    return bool(v)
+
+
+def load_layer(
+    schema: LayerSchema,
+    path: str | os.PathLike,
+    *,
+    crs: str | None = None,
+    layer: str | None = None,
+    study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
+    set_index: bool = True,
+) -> gpd.GeoDataFrame:
+    """Read ``path``, validate it against ``schema`` (every problem at once), coerce types.
+
+    Raises
+    ------
+    telcoplan.errors.InputFileError
+        The file is missing or unreadable.
+    telcoplan.errors.LayerValidationError
+        The layer breaks its contract; the message lists every problem with row ids.
+    """
+    gdf = read_vector(path, layer=layer, crs=crs)
+    schema.validate(gdf, source=str(path), study_area=study_area)
+    return coerce(schema, gdf, set_index=set_index)
+
+
+_LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, CSV).
+
+    Parameters
+    ----------
+    path
+        The file. CSV needs ``lon``/``lat`` columns (WGS 84), or ``x``/``y`` plus ``crs``.
+    crs
+        CRS of CSV ``x``/``y`` columns, or the CRS to assign to a file that has none.
+    layer
+        Layer name inside a multi-layer GeoPackage.
+    study_area
+        Polygons of the study area; features outside it are reported.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Columns coerced to their schema types{index}.
+
+    Raises
+    ------
+    telcoplan.errors.InputFileError
+        The file is missing or unreadable.
+    telcoplan.errors.LayerValidationError
+        Listing every problem of the layer with its row number and id.
+    """
+
+_VALIDATE_DOC = """Validate an in-memory {name} layer; return a type-coerced copy (the input is unchanged).
+
+    Raises :class:`telcoplan.errors.LayerValidationError` listing every problem.
+    """
+
+
+def layer_api(schema: LayerSchema, *, set_index: bool = True):
+    """Build the ``load_<layer>`` and ``validate_<layer>`` functions of a vector layer."""
+
+    def load(
+        path: str | os.PathLike,
+        *,
+        crs: str | None = None,
+        layer: str | None = None,
+        study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
+    ) -> gpd.GeoDataFrame:
+        return load_layer(
+            schema, path, crs=crs, layer=layer, study_area=study_area, set_index=set_index
+        )
+
+    def validate(
+        gdf: gpd.GeoDataFrame,
+        *,
+        source: str = f"<{schema.name}>",
+        study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
+    ) -> gpd.GeoDataFrame:
+        schema.validate(gdf, source=source, study_area=study_area)
+        return coerce(schema, gdf, set_index=set_index)
+
+    index = f", indexed by ``{schema.id_column}``" if set_index and schema.id_column else ""
+    for fn, verb, doc in ((load, "load", _LOAD_DOC), (validate, "validate", _VALIDATE_DOC)):
+        fn.__name__ = fn.__qualname__ = f"{verb}_{schema.name}"
+        fn.__module__ = f"telcoplan.layers.{schema.name}"
+        fn.__doc__ = doc.format(name=schema.name, index=index)
+    return load, validate

@@ -1,0 +1,55 @@
+"""The DEM layer: a single-band raster of ground elevation in metres above sea level.
+
+Contract: any GDAL-readable raster with a CRS, elevations in metres (float or int), nodata set
+for voids. It is warped (bilinear) onto the plan grid by :func:`load_dem`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from telcoplan.errors import LayerValidationError, Problem
+from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.raster import read_raster_on_grid
+
+__all__ = ["DEM_RANGE_M", "load_dem", "validate_dem"]
+
+#: Plausible elevations (m): Dead Sea shore to above Everest.
+DEM_RANGE_M = (-450.0, 9000.0)
+
+
+def validate_dem(dem: np.ndarray, *, source: str = "<dem>") -> None:
+    """Raise :class:`LayerValidationError` if the DEM is empty or has implausible elevations."""
+    problems: list[Problem] = []
+    finite = np.isfinite(dem)
+    if not finite.any():
+        problems.append(
+            Problem(None, None, "the DEM has no data over the study area; check its extent and CRS")
+        )
+    else:
+        lo, hi = float(np.nanmin(dem)), float(np.nanmax(dem))
+        if lo < DEM_RANGE_M[0] or hi > DEM_RANGE_M[1]:
+            problems.append(
+                Problem(
+                    None,
+                    "elevation",
+                    f"elevations {lo:g}…{hi:g} are outside {DEM_RANGE_M[0]:g}…{DEM_RANGE_M[1]:g} m; the DEM must be "
+                    "in metres with voids set as nodata",
+                )
+            )
+        void = 1.0 - finite.mean()
+        if void > 0.5:
+            problems.append(
+                Problem(None, None, f"{void:.0%} of the study area has no DEM data; extend the DEM")
+            )
+    if problems:
+        raise LayerValidationError(source, "dem", problems)
+
+
+def load_dem(path: str | os.PathLike, grid: GridSpec) -> np.ndarray:
+    """Read a DEM warped onto ``grid`` (bilinear), float64 metres, NaN for voids; validated."""
+    dem = read_raster_on_grid(path, grid, resampling="bilinear")
+    validate_dem(dem, source=str(path))
+    return dem

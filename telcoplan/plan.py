@@ -1,0 +1,430 @@
+"""The plan file (YAML) and the pipeline that runs its stages.
+
+A plan file names the input layers (paths relative to the plan file), the study-area CRS, the
+grid resolution and per-stage parameters::
+
+    name: Đà Nẵng demo (synthetic)
+    crs: EPSG:32649          # optional; default: the local UTM zone of the areas
+    resolution_m: 100
+    study_area_margin_m: 0   # features this far outside the areas are still accepted
+    layers:
+      areas: inputs/areas.gpkg            # required: the study area and per-area results
+      population: inputs/population.tif   # raster, or polygons: {path: wards.gpkg, column: pop}
+      towers: inputs/towers.gpkg
+      dem: inputs/dem.tif
+      roads: inputs/roads.gpkg
+      fiber: inputs/fiber.gpkg
+      candidates: inputs/candidates.gpkg
+      pois: inputs/pois.gpkg
+      measurements: {path: drive_test.csv}
+    stages: {}
+
+A layer entry is a path or a mapping with ``path`` and optional ``crs`` (for CSV ``x``/``y`` or
+files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column)
+and ``weights`` (a raster of dasymetric weights for population polygons).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import yaml
+
+from telcoplan import __version__
+from telcoplan.errors import (
+    InputFileError,
+    LayerValidationError,
+    OutputExistsError,
+    PlanError,
+    TelcoplanError,
+)
+from telcoplan.gis.crs import crs_name, to_projected
+from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.raster import read_raster_on_grid
+from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
+from telcoplan.layers import areas as areas_layer
+from telcoplan.layers import candidates, fiber, measurements, pois, roads, towers
+from telcoplan.layers.dem import load_dem
+from telcoplan.layers.population import load_population_raster, spread_population
+from telcoplan.layers.schemas import POPULATION_POLYGONS
+from telcoplan.report.summary import file_sha256, write_summary
+
+__all__ = [
+    "LAYER_NAMES",
+    "LayerRef",
+    "Plan",
+    "PlanInputs",
+    "load_inputs",
+    "read_plan",
+    "run_plan",
+    "write_plan",
+]
+
+log = logging.getLogger(__name__)
+
+#: Layers a plan may name, in loading order.
+LAYER_NAMES = (
+    "areas",
+    "population",
+    "towers",
+    "dem",
+    "roads",
+    "fiber",
+    "candidates",
+    "pois",
+    "measurements",
+)
+_TOP_KEYS = (
+    "name",
+    "crs",
+    "resolution_m",
+    "study_area_margin_m",
+    "layers",
+    "stages",
+    "synthetic",
+    "description",
+)
+_LAYER_KEYS = ("path", "crs", "layer", "column", "weights")
+_RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
+
+#: Vector layers with their loaders.
+_VECTOR_LOADERS = {
+    "towers": towers.load_towers,
+    "roads": roads.load_roads,
+    "fiber": fiber.load_fiber,
+    "candidates": candidates.load_candidates,
+    "pois": pois.load_pois,
+    "measurements": measurements.load_measurements,
+}
+
+
+@dataclass(frozen=True)
+class LayerRef:
+    """Where a layer comes from: a path (absolute after parsing) and reading options."""
+
+    path: Path
+    crs: str | None = None
+    layer: str | None = None
+    column: str | None = None
+    weights: Path | None = None
+
+    @property
+    def is_raster(self) -> bool:
+        return self.path.suffix.lower() in _RASTER_SUFFIXES
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A parsed plan file."""
+
+    name: str
+    layers: Mapping[str, LayerRef]
+    crs: str | None = None
+    resolution_m: float = 100.0
+    study_area_margin_m: float = 0.0
+    stages: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    synthetic: bool = False
+    path: Path | None = None
+
+
+def _suggest(key: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(key, choices, n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(choices)}"
+
+
+def read_plan(path: str | os.PathLike) -> Plan:
+    """Parse and check a plan file; every problem is reported at once in one :class:`PlanError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: plan file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PlanError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"{p}: plan file must be UTF-8 text") from None
+    return parse_plan(raw, base=p.parent, source=str(p))
+
+
+def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
+    """Build a :class:`Plan` from the YAML document ``raw``; relative paths are taken from ``base``."""
+    errs: list[str] = []
+    if not isinstance(raw, dict):
+        raise PlanError(f"{source}: a plan file must be a YAML mapping with at least `layers:`")
+    for k in raw:
+        if k not in _TOP_KEYS:
+            errs.append(f"unknown key {k!r}{_suggest(str(k), _TOP_KEYS)}")
+    layers_raw = raw.get("layers")
+    refs: dict[str, LayerRef] = {}
+    if not isinstance(layers_raw, dict) or not layers_raw:
+        errs.append("`layers:` is missing or empty; name at least `areas:`")
+        layers_raw = {}
+    for name, entry in layers_raw.items():
+        if name not in LAYER_NAMES:
+            errs.append(f"layers: unknown layer {name!r}{_suggest(str(name), LAYER_NAMES)}")
+            continue
+        if isinstance(entry, str):
+            entry = {"path": entry}
+        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+            errs.append(f"layers.{name}: give a path, or a mapping with `path:`")
+            continue
+        for k in entry:
+            if k not in _LAYER_KEYS:
+                errs.append(f"layers.{name}: unknown key {k!r}{_suggest(str(k), _LAYER_KEYS)}")
+        lp = (
+            (base / entry["path"]).resolve()
+            if not Path(entry["path"]).is_absolute()
+            else Path(entry["path"])
+        )
+        if not lp.exists():
+            errs.append(f"layers.{name}: file {lp} not found (paths are relative to the plan file)")
+        weights = None
+        if entry.get("weights") is not None:
+            weights = (base / str(entry["weights"])).resolve()
+            if not weights.exists():
+                errs.append(f"layers.{name}.weights: file {weights} not found")
+        refs[name] = LayerRef(
+            path=lp,
+            crs=None if entry.get("crs") is None else str(entry["crs"]),
+            layer=entry.get("layer"),
+            column=entry.get("column"),
+            weights=weights,
+        )
+    if layers_raw and "areas" not in layers_raw:
+        errs.append("layers.areas is required: the areas' union is the study area")
+    res = raw.get("resolution_m", 100.0)
+    if (
+        not isinstance(res, int | float)
+        or isinstance(res, bool)
+        or not 1.0 <= float(res) <= 10_000.0
+    ):
+        errs.append(f"resolution_m must be a number of metres between 1 and 10000, got {res!r}")
+        res = 100.0
+    margin = raw.get("study_area_margin_m", 0.0)
+    if not isinstance(margin, int | float) or isinstance(margin, bool) or margin < 0:
+        errs.append(f"study_area_margin_m must be a non-negative number of metres, got {margin!r}")
+        margin = 0.0
+    crs = raw.get("crs")
+    if crs is not None:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError as ProjCRSError
+
+        try:
+            if not CRS.from_user_input(crs).is_projected:
+                errs.append(
+                    f"crs {crs!r} is not projected; use a metric CRS such as EPSG:32649, or leave it out"
+                )
+        except ProjCRSError:
+            errs.append(f"crs {crs!r} is not a CRS pyproj knows; use e.g. EPSG:32649")
+    stages = raw.get("stages") or {}
+    if not isinstance(stages, dict):
+        errs.append("`stages:` must be a mapping of stage name to parameters")
+        stages = {}
+    if errs:
+        raise PlanError(
+            f"{source}: {len(errs)} problem{'s' if len(errs) > 1 else ''} in the plan file:\n"
+            + "\n".join(f"  - {e}" for e in errs)
+        )
+    return Plan(
+        name=str(raw.get("name", Path(source).stem)),
+        layers=refs,
+        crs=None if crs is None else str(crs),
+        resolution_m=float(res),
+        study_area_margin_m=float(margin),
+        stages=stages,
+        synthetic=bool(raw.get("synthetic", False)),
+        path=Path(source) if source != "<plan>" else None,
+    )
+
+
+def write_plan(path: str | os.PathLike, doc: Mapping[str, Any], *, overwrite: bool = False) -> Path:
+    """Write a plan document as YAML, atomically."""
+    from telcoplan.gis._atomic import atomic_path
+
+    text = yaml.safe_dump(dict(doc), allow_unicode=True, sort_keys=False)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Every input of a plan, loaded, validated and in the plan's projected CRS."""
+
+    plan: Plan
+    crs: str
+    grid: GridSpec
+    areas: gpd.GeoDataFrame
+    population: np.ndarray
+    vectors: Mapping[str, gpd.GeoDataFrame]
+    dem: np.ndarray | None = None
+
+
+def load_inputs(plan: Plan) -> PlanInputs:
+    """Load and validate every layer of ``plan``; all problems of all layers are raised at once."""
+    failures: list[TelcoplanError] = []
+    aref = plan.layers["areas"]
+    try:
+        areas_raw = areas_layer.load_areas(aref.path, crs=aref.crs, layer=aref.layer)
+    except (LayerValidationError, InputFileError) as exc:
+        raise PlanError(
+            f"{plan.path or plan.name}: cannot load the areas layer (the study area):\n{exc}"
+        ) from None
+    areas = to_projected(areas_raw, plan.crs)
+    crs = areas.crs.to_string()
+    log.info("study area: %d areas, CRS %s", len(areas), crs_name(crs))
+    study = areas.geometry
+    if plan.study_area_margin_m > 0:
+        study = study.buffer(plan.study_area_margin_m)
+    grid = GridSpec.from_bounds(tuple(areas.total_bounds), plan.resolution_m, crs)
+    log.info("grid: %d x %d cells of %g m", grid.width, grid.height, grid.resolution)
+
+    vectors: dict[str, gpd.GeoDataFrame] = {}
+    for name, loader in _VECTOR_LOADERS.items():
+        ref = plan.layers.get(name)
+        if ref is None:
+            continue
+        try:
+            vectors[name] = loader(ref.path, crs=ref.crs, layer=ref.layer, study_area=study).to_crs(
+                crs
+            )
+            log.info("%s: %d features from %s", name, len(vectors[name]), ref.path.name)
+        except (LayerValidationError, InputFileError) as exc:
+            failures.append(exc)
+
+    dem = None
+    if "dem" in plan.layers:
+        try:
+            dem = load_dem(plan.layers["dem"].path, grid)
+        except TelcoplanError as exc:
+            failures.append(exc)
+
+    population = np.zeros(grid.shape)
+    try:
+        population = _load_population(plan, areas, grid)
+    except TelcoplanError as exc:
+        failures.append(exc)
+
+    if failures:
+        n = sum(len(getattr(f, "problems", (0,))) for f in failures)
+        raise PlanError(
+            f"{plan.path or plan.name}: {n} problem{'s' if n != 1 else ''} in the input layers:\n"
+            + "\n".join(str(f) for f in failures)
+        )
+    return PlanInputs(
+        plan=plan, crs=crs, grid=grid, areas=areas, population=population, vectors=vectors, dem=dem
+    )
+
+
+def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
+    ref = plan.layers.get("population")
+    if ref is None:
+        if "population" not in areas.columns or areas["population"].isna().any():
+            raise PlanError(
+                "no population layer, and the areas do not all carry a `population` column; "
+                "add `layers.population:` to the plan"
+            )
+        log.info("population: spreading the areas' `population` column uniformly")
+        return spread_population(areas, grid, column="population")
+    if ref.is_raster:
+        return load_population_raster(ref.path, grid)
+    from telcoplan.gis.vector import read_vector
+
+    column = ref.column or "population"
+    polys = read_vector(ref.path, layer=ref.layer, crs=ref.crs)
+    schema = POPULATION_POLYGONS if column == "population" else _renamed_population_schema(column)
+    schema.validate(polys, source=str(ref.path))
+    weights = (
+        None
+        if ref.weights is None
+        else np.nan_to_num(read_raster_on_grid(ref.weights, grid, resampling="average"))
+    )
+    return spread_population(to_projected(polys, grid.crs), grid, column=column, weights=weights)
+
+
+def _renamed_population_schema(column: str):
+    from dataclasses import replace
+
+    col = replace(POPULATION_POLYGONS.columns[0], name=column)
+    return replace(POPULATION_POLYGONS, columns=(col,))
+
+
+def _outputs_exist(out_dir: Path, names: tuple[str, ...]) -> list[Path]:
+    return [out_dir / n for n in names if (out_dir / n).exists()]
+
+
+def run_plan(
+    plan: Plan,
+    out_dir: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Run every stage of ``plan`` that exists so far and write the outputs into ``out_dir``.
+
+    All inputs are loaded and validated before anything is written, so bad input leaves
+    ``out_dir`` untouched. Returns the summary (also written as ``summary.json``).
+    """
+    out = Path(out_dir)
+    outputs = ("summary.json",)
+    if not overwrite and (existing := _outputs_exist(out, outputs)):
+        raise OutputExistsError(
+            f"{existing[0]} already exists; pass --overwrite to replace the outputs in {out}"
+        )
+    inputs = load_inputs(plan)
+    summary = population_summary(inputs)
+    summary["provenance"] = _provenance(plan)
+    out.mkdir(parents=True, exist_ok=True)
+    write_summary(out / "summary.json", summary, overwrite=overwrite)
+    log.info("wrote %s", out / "summary.json")
+    return summary
+
+
+def population_summary(inputs: PlanInputs) -> dict[str, Any]:
+    """Key population figures: total and per area (zonal sums on the plan grid)."""
+    labels = label_polygons(inputs.areas, inputs.grid)
+    per_area = zonal_sum_labels(inputs.population, labels, len(inputs.areas))
+    total = float(inputs.population.sum())
+    outside = total - float(per_area.sum())
+    names = inputs.areas.index.astype(str)
+    km2 = inputs.areas.geometry.area.to_numpy() / 1e6
+    return {
+        "plan": inputs.plan.name,
+        "synthetic": inputs.plan.synthetic,
+        "telcoplan_version": __version__,
+        "crs": inputs.crs,
+        "grid": inputs.grid.to_dict(),
+        "population_total": round(total, 3),
+        "population_outside_areas": round(outside, 3),
+        "area_km2_total": round(float(km2.sum()), 3),
+        "areas": [
+            {"name": n, "population": round(float(p), 3), "area_km2": round(float(a), 3)}
+            for n, p, a in zip(names, per_area, km2, strict=True)
+        ],
+        "layers": {name: len(g) for name, g in inputs.vectors.items()},
+    }
+
+
+def _provenance(plan: Plan) -> dict[str, Any]:
+    return {
+        "plan_file": None if plan.path is None else str(plan.path),
+        "parameters": {
+            "crs": plan.crs,
+            "resolution_m": plan.resolution_m,
+            "study_area_margin_m": plan.study_area_margin_m,
+            "stages": dict(plan.stages),
+        },
+        "inputs": {
+            name: {"path": str(ref.path), "sha256": file_sha256(ref.path)}
+            for name, ref in plan.layers.items()
+        },
+    }

@@ -1,0 +1,1 @@
+"""Reports: summary.json now; the HTML report follows."""

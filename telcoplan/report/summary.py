@@ -1,0 +1,46 @@
+"""``summary.json``: the machine-readable key figures and provenance of a run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from telcoplan.gis._atomic import atomic_path
+
+__all__ = ["file_sha256", "write_summary"]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file (for provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _clean(obj: object) -> object:
+    """Make numpy scalars and non-finite floats JSON-safe (NaN/inf become null)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_summary(path: str | os.PathLike, summary: Mapping, *, overwrite: bool = False) -> Path:
+    """Write ``summary`` as pretty UTF-8 JSON, atomically (keys keep their order)."""
+    text = json.dumps(_clean(summary), ensure_ascii=False, indent=2, allow_nan=False)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return Path(path)
