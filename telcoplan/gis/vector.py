@@ -145,8 +145,13 @@ def write_vector(
             df.to_csv(tmp, index=False)
         elif suffix in (".parquet", ".geoparquet"):
             out.to_parquet(tmp)
+        elif suffix == ".fgb":
+            # no spatial index: it would reorder the features, and row numbers must match the source
+            out.to_file(tmp, driver="FlatGeobuf", engine="pyogrio", SPATIAL_INDEX="NO")
         else:
-            out.to_file(tmp, driver=VECTOR_FORMATS[suffix][1], layer=layer, engine="pyogrio")
+            driver = VECTOR_FORMATS[suffix][1]
+            kwargs = {"layer": layer or p.stem} if driver == "GPKG" else {}
+            out.to_file(tmp, driver=driver, engine="pyogrio", **kwargs)
     return p
 
 
@@ -173,6 +178,11 @@ def _write_shapefile(p: Path, gdf: gpd.GeoDataFrame, overwrite: bool) -> Path:
 
     check_writable(p, overwrite)
     p.parent.mkdir(parents=True, exist_ok=True)
+    # the format keeps 10 characters of a field name; truncate here (GDAL would warn) — the
+    # layer loaders map truncated names back to the schema's columns
+    gdf = gdf.rename(
+        columns={c: c[:10] for c in gdf.columns if c != gdf.geometry.name and len(c) > 10}
+    )
     with tempfile.TemporaryDirectory(dir=p.parent, prefix=f".{p.stem}.") as tmpdir:
         tmp = Path(tmpdir) / p.name
         gdf.to_file(tmp, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")

@@ -218,11 +218,10 @@ class LayerSchema:
 
     # ----------------------------------------------------------------- helpers
     def apply_aliases(self, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-        rename = {
-            a: c
-            for a, c in self.column_aliases.items()
-            if a in gdf.columns and c not in gdf.columns
-        }
+        """Rename alias columns (and Shapefile's 10-character truncations) to the schema's names."""
+        aliases = {c.name[:10]: c.name for c in self.columns if len(c.name) > 10}
+        aliases |= dict(self.column_aliases)
+        rename = {a: c for a, c in aliases.items() if a in gdf.columns and c not in gdf.columns}
         return gdf.rename(columns=rename) if rename else gdf
 
     def _ids(self, gdf: gpd.GeoDataFrame) -> list[str | None]:

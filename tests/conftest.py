@@ -1,0 +1,100 @@
+"""Tiny synthetic fixtures, built in code, each with an explicit projected CRS."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from shapely.geometry import LineString, Point, box
+
+from telcoplan.gis.grid import GridSpec
+
+UTM49 = "EPSG:32649"
+#: Lower-left corner of the fixtures: a point in central Đà Nẵng in UTM 49N (m).
+X0, Y0 = 830_000.0, 1_775_000.0
+
+
+@pytest.fixture
+def grid10() -> GridSpec:
+    """A 10x10 grid of 100 m cells in UTM 49N with its lower-left corner at (X0, Y0)."""
+    return GridSpec.from_bounds((X0, Y0, X0 + 1000, Y0 + 1000), 100.0, UTM49)
+
+
+@pytest.fixture
+def areas4() -> gpd.GeoDataFrame:
+    """Four 500 m x 500 m quadrant areas covering grid10, with round populations (total 10,000)."""
+    boxes = [
+        box(X0, Y0, X0 + 500, Y0 + 500),
+        box(X0 + 500, Y0, X0 + 1000, Y0 + 500),
+        box(X0, Y0 + 500, X0 + 500, Y0 + 1000),
+        box(X0 + 500, Y0 + 500, X0 + 1000, Y0 + 1000),
+    ]
+    return gpd.GeoDataFrame(
+        {
+            "name": ["SW", "SE", "NW", "NE"],
+            "population": [1000.0, 2000.0, 3000.0, 4000.0],
+            "urban": [True, True, False, False],
+        },
+        geometry=boxes,
+        crs=UTM49,
+    )
+
+
+@pytest.fixture
+def towers5() -> gpd.GeoDataFrame:
+    """Five valid towers of three operators inside areas4 (the schema's required and some optional columns)."""
+    return gpd.GeoDataFrame(
+        {
+            "site_id": ["VT-1", "VT-2", "VNP-1", "MBF-1", "VT-3"],
+            "operator": ["Viettel", "Viettel", "VinaPhone", "MobiFone", "Viettel"],
+            "technology": ["4G", "4G", "4G", "3G", "5G"],
+            "frequency_mhz": [1800.0, 1800.0, 2100.0, 2100.0, 3500.0],
+            "height_m": [30.0, 35.0, 30.0, 25.0, 28.0],
+            "eirp_dbm": [60.0, 60.0, 59.0, 58.0, 62.0],
+            "name": ["Trạm Hải Châu 1", "Trạm 2", "Trạm 3", "Trạm 4", "Trạm 5"],
+            "tenants": [1, 2, 2, 1, 1],
+        },
+        geometry=[
+            Point(X0 + 100, Y0 + 100),
+            Point(X0 + 400, Y0 + 600),
+            Point(X0 + 400, Y0 + 600),
+            Point(X0 + 900, Y0 + 200),
+            Point(X0 + 700, Y0 + 800),
+        ],
+        crs=UTM49,
+    )
+
+
+@pytest.fixture
+def roads3() -> gpd.GeoDataFrame:
+    """Three connected road segments forming an L plus a spur."""
+    return gpd.GeoDataFrame(
+        {
+            "road_id": ["r1", "r2", "r3"],
+            "road_class": ["primary", "secondary", "residential"],
+            "name": ["A", "B", "C"],
+        },
+        geometry=[
+            LineString([(X0 + 50, Y0 + 50), (X0 + 950, Y0 + 50)]),
+            LineString([(X0 + 950, Y0 + 50), (X0 + 950, Y0 + 950)]),
+            LineString([(X0 + 500, Y0 + 50), (X0 + 500, Y0 + 500)]),
+        ],
+        crs=UTM49,
+    )
+
+
+def frame_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Deep equality of two (Geo)DataFrames, geometry included."""
+    try:
+        pd.testing.assert_frame_equal(a, b, check_dtype=True)
+    except AssertionError:
+        return False
+    return True
+
+
+def assert_unchanged(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> None:
+    """Invariant: an input frame was not mutated (values, index, CRS, geometry)."""
+    pd.testing.assert_frame_equal(before, after)
+    assert before.crs == after.crs
+    assert np.all(before.geometry.geom_equals_exact(after.geometry, 0.0))

@@ -1,0 +1,130 @@
+"""GridSpec, CRS choice, zonal sums (against brute force), raster round trips and atomic writes."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from shapely.geometry import Point, Polygon
+
+from telcoplan.errors import CRSError, OutputExistsError
+from telcoplan.gis.crs import utm_crs_for
+from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.raster import read_raster, read_raster_on_grid, write_raster
+from telcoplan.gis.zonal import label_polygons, zonal_sum
+from tests.conftest import UTM49, X0, Y0
+
+
+@pytest.mark.parametrize(
+    ("lon", "lat", "epsg"),
+    [
+        (108.2, 16.05, "EPSG:32649"),
+        (105.85, 21.03, "EPSG:32648"),
+        (-0.1, 51.5, "EPSG:32630"),
+        (151.2, -33.9, "EPSG:32756"),
+        (-180.0, 0.0, "EPSG:32601"),
+        (180.0, 10.0, "EPSG:32660"),
+    ],
+)
+def test_utm_zone(lon, lat, epsg):
+    assert utm_crs_for(lon, lat) == epsg
+
+
+def test_grid_from_bounds_snaps_and_covers(grid10):
+    assert grid10.shape == (10, 10)
+    assert grid10.bounds == (X0, Y0, X0 + 1000, Y0 + 1000)
+    g = GridSpec.from_bounds((X0 + 30, Y0 + 30, X0 + 970, Y0 + 1001), 100.0, UTM49)
+    assert g.transform.c == X0
+    assert g.shape == (11, 10)
+    assert g.bounds[3] >= Y0 + 1001
+    assert g.bounds[0] <= X0 + 30
+
+
+def test_grid_rejects_geographic_crs():
+    with pytest.raises(CRSError, match="not projected"):
+        GridSpec.from_bounds((108.0, 16.0, 108.1, 16.1), 0.001, "EPSG:4326")
+
+
+def test_rowcol_of_centres(grid10):
+    X, Y = grid10.cell_centres()
+    r, c = grid10.rowcol(X.ravel(), Y.ravel())
+    assert np.array_equal(r.reshape(10, 10), np.repeat(np.arange(10)[:, None], 10, axis=1))
+    assert np.array_equal(c.reshape(10, 10), np.repeat(np.arange(10)[None, :], 10, axis=0))
+
+
+def _brute_zonal(values, grid, polys):
+    """Independent reference: point-in-polygon of every cell centre with shapely."""
+    X, Y = grid.cell_centres()
+    out = np.zeros(len(polys))
+    for i, poly in enumerate(polys.geometry):
+        for r in range(grid.height):
+            for c in range(grid.width):
+                if poly.contains(Point(X[r, c], Y[r, c])):
+                    out[i] += values[r, c]
+    return out
+
+
+def test_zonal_sum_matches_brute_force(grid10):
+    rng = np.random.default_rng(1)
+    values = rng.uniform(0, 10, grid10.shape)
+    tri = Polygon([(X0 + 20, Y0 + 30), (X0 + 930, Y0 + 80), (X0 + 420, Y0 + 870)])
+    odd = Polygon(
+        [(X0 + 600, Y0 + 500), (X0 + 990, Y0 + 520), (X0 + 980, Y0 + 990), (X0 + 640, Y0 + 940)]
+    )
+    polys = gpd.GeoDataFrame(geometry=[tri, odd], crs=UTM49)
+    np.testing.assert_allclose(
+        zonal_sum(values, grid10, polys), _brute_zonal(values, grid10, polys), rtol=1e-12
+    )
+
+
+def test_zonal_sum_partition_conserves_total(grid10, areas4):
+    values = np.arange(100, dtype=float).reshape(10, 10)
+    sums = zonal_sum(values, grid10, areas4)
+    assert sums.sum() == pytest.approx(values.sum())
+    assert sums[0] == pytest.approx(values[5:, :5].sum())  # SW quadrant = bottom-left rows
+
+
+def test_label_polygons_crs_mismatch(grid10, areas4):
+    with pytest.raises(CRSError, match="reproject"):
+        label_polygons(areas4.to_crs("EPSG:4326"), grid10)
+
+
+def test_raster_round_trip_cog(tmp_path, grid10):
+    data = np.linspace(0, 1, 100, dtype="float32").reshape(10, 10)
+    data[0, 0] = np.nan
+    path = write_raster(
+        tmp_path / "a.tif",
+        np.where(np.isnan(data), grid10.nodata, data).astype("float32"),
+        grid10,
+        tags={"synthetic": "true"},
+    )
+    back, g, tags = read_raster(path)
+    assert g == grid10 or (g.shape == grid10.shape and g.transform == grid10.transform)
+    assert np.isnan(back[0, 0])
+    assert np.allclose(back[1:], data[1:])
+    assert tags["synthetic"] == "true"
+    with rasterio.open(path) as src:
+        assert src.profile["compress"].lower() == "deflate"
+        assert (
+            src.profile.get("tiled", False)
+            or src.block_shapes[0][0] < src.height
+            or src.height <= 256
+        )
+
+
+def test_read_raster_on_grid_identity(tmp_path, grid10):
+    data = np.arange(100, dtype="float64").reshape(10, 10)
+    path = write_raster(tmp_path / "b.tif", data, grid10)
+    np.testing.assert_allclose(read_raster_on_grid(path, grid10, resampling="nearest"), data)
+
+
+def test_raster_overwrite_guard(tmp_path, grid10):
+    path = write_raster(tmp_path / "c.tif", np.zeros(grid10.shape), grid10)
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        write_raster(path, np.ones(grid10.shape), grid10)
+    assert path.read_bytes() == before
+    with pytest.raises(ValueError, match="shape"):
+        write_raster(tmp_path / "d.tif", np.zeros((3, 3)), grid10)
+    assert not (tmp_path / "d.tif").exists()

@@ -1,0 +1,128 @@
+"""Every loader format round-trips; errors name the file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from telcoplan.errors import InputFileError, LayerValidationError, OutputExistsError
+from telcoplan.gis.vector import read_vector, write_vector, write_vector_layers
+from telcoplan.layers.roads import load_roads
+from telcoplan.layers.towers import load_towers
+from tests.conftest import UTM49
+
+FORMATS = ["gpkg", "geojson", "shp", "fgb", "parquet", "csv"]
+
+
+@pytest.mark.parametrize("ext", FORMATS)
+def test_towers_round_trip(tmp_path, towers5, ext):
+    path = tmp_path / f"towers.{ext}"
+    write_vector(path, towers5)
+    back = load_towers(path)
+    expected = towers5.set_index("site_id")
+    assert list(back.index) == list(expected.index)
+    for col in ("operator", "technology", "name"):
+        assert list(back[col]) == list(expected[col])
+    for col in ("frequency_mhz", "height_m", "eirp_dbm"):
+        np.testing.assert_allclose(back[col].to_numpy(float), expected[col].to_numpy(float))
+    assert list(back["tenants"]) == list(expected["tenants"])
+    pts = back.to_crs(UTM49).geometry
+    np.testing.assert_allclose(pts.x, expected.geometry.x, atol=0.01 if ext == "csv" else 1e-6)
+    np.testing.assert_allclose(pts.y, expected.geometry.y, atol=0.01 if ext == "csv" else 1e-6)
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "geojson", "shp", "fgb", "parquet"])
+def test_lines_round_trip(tmp_path, roads3, ext):
+    path = tmp_path / f"roads.{ext}"
+    write_vector(path, roads3)
+    back = load_roads(path).to_crs(UTM49)
+    assert list(back.index) == ["r1", "r2", "r3"]
+    assert back.geometry.geom_equals_exact(roads3.geometry.set_axis(back.index), 1e-6).all()
+
+
+def test_csv_with_xy_needs_crs(tmp_path, towers5):
+    df = pd.DataFrame(towers5.drop(columns="geometry"))
+    df["x"], df["y"] = towers5.geometry.x, towers5.geometry.y
+    path = tmp_path / "towers_xy.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(InputFileError, match="no CRS was given"):
+        read_vector(path)
+    back = load_towers(path, crs=UTM49)
+    np.testing.assert_allclose(back.geometry.x, towers5.geometry.x)
+
+
+def test_csv_without_coordinates(tmp_path):
+    path = tmp_path / "towers.csv"
+    path.write_text("site_id,operator\nA,Viettel\n")
+    with pytest.raises(InputFileError, match=r"towers.csv.*'lon' and 'lat'"):
+        read_vector(path)
+
+
+def test_csv_empty_coordinates_reported_as_missing_geometry(tmp_path):
+    path = tmp_path / "towers.csv"
+    path.write_text(
+        "site_id,operator,technology,frequency_mhz,height_m,eirp_dbm,lon,lat\n"
+        "A,Viettel,4G,1800,30,60,108.2,16.05\n"
+        "B,Viettel,4G,1800,30,60,,16.05\n"
+    )
+    with pytest.raises(LayerValidationError) as info:
+        load_towers(path)
+    (p,) = info.value.problems
+    assert (p.row, p.column, p.feature_id) == (2, "geometry", "B")
+
+
+def test_missing_file_and_unknown_format(tmp_path):
+    with pytest.raises(InputFileError, match="not found"):
+        read_vector(tmp_path / "nope.gpkg")
+    bad = tmp_path / "towers.xlsx"
+    bad.write_text("x")
+    with pytest.raises(InputFileError, match="unsupported vector format"):
+        read_vector(bad)
+    garbage = tmp_path / "towers.gpkg"
+    garbage.write_text("not a geopackage")
+    with pytest.raises(InputFileError, match="cannot read as GeoPackage"):
+        read_vector(garbage)
+
+
+def test_write_refuses_to_overwrite_and_keeps_file(tmp_path, towers5):
+    path = tmp_path / "towers.gpkg"
+    write_vector(path, towers5)
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        write_vector(path, towers5.iloc[:2])
+    assert path.read_bytes() == before
+    write_vector(path, towers5.iloc[:2], overwrite=True)
+    assert len(read_vector(path)) == 2
+
+
+def test_failed_write_leaves_nothing_and_keeps_old(tmp_path, towers5, monkeypatch):
+    """A writer that crashes half-way leaves no partial file and the previous output intact."""
+    import geopandas as gpd
+
+    path = tmp_path / "towers.gpkg"
+    write_vector(path, towers5)
+    before = path.read_bytes()
+    real_to_file = gpd.GeoDataFrame.to_file
+
+    def crash(self, filename, *args, **kwargs):
+        real_to_file(self.iloc[:1], filename, *args, **kwargs)  # half-written...
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(gpd.GeoDataFrame, "to_file", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_vector(path, towers5, overwrite=True)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["towers.gpkg"]
+
+
+def test_multi_layer_gpkg(tmp_path, towers5, roads3):
+    path = write_vector_layers(tmp_path / "all.gpkg", {"towers": towers5, "roads": roads3})
+    assert len(read_vector(path, layer="towers")) == 5
+    assert len(read_vector(path, layer="roads")) == 3
+
+
+def test_input_not_mutated(tmp_path, towers5):
+    before = towers5.copy()
+    write_vector(tmp_path / "t.geojson", towers5.set_index("site_id"))
+    pd.testing.assert_frame_equal(before, towers5)
