@@ -1,0 +1,163 @@
+"""CLI contract: exit codes, clean messages, no tracebacks, fast --help."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from telcoplan import __version__
+from telcoplan.cli import cli
+from telcoplan.gis.raster import write_raster
+from telcoplan.gis.vector import write_vector
+
+BAD_TOWERS = """site_id,operator,technology,frequency_mhz,height_m,eirp_dbm,lon,lat
+T1,Viettel,4G,1800,30,60,108.20,16.05
+T2,Viettel,4G,1800,-5,60,108.21,16.05
+T3,MobiFone,6G,1800,30,60,108.22,16.06
+T1,VinaPhone,4G,1800,30,60,108.23,16.04
+T5,VinaPhone,4G,abc,30,60,108.19,16.03
+T6,Viettel,4G,1800,30,60,16.07,108.2
+"""
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_version(runner):
+    res = runner.invoke(cli, ["--version"])
+    assert res.exit_code == 0
+    assert __version__ in res.output
+
+
+def test_help_imports_no_heavy_modules():
+    code = (
+        "import sys; from telcoplan.cli import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('folium', 'matplotlib', 'numba', 'dask', 'geopandas', 'rasterio') if m in sys.modules]\n"
+        "print('HEAVY', heavy)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "HEAVY []" in out
+
+
+def test_validate_reports_five_problems_on_five_rows(runner, tmp_path):
+    path = tmp_path / "towers.csv"
+    path.write_text(BAD_TOWERS)
+    res = runner.invoke(cli, ["validate", str(path)])
+    assert res.exit_code == 1
+    out = res.output
+    for row, needle in [
+        (2, "height_m"),
+        (3, "technology"),
+        (4, "duplicate"),
+        (5, "not a number"),
+        (6, "swapped"),
+    ]:
+        line = next(ln for ln in out.splitlines() if f"row {row}," in ln)
+        assert needle in line
+    assert "towers layer has 5 problems" in out
+    assert "Traceback" not in out
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+
+
+def test_validate_real_subprocess_exit_status(tmp_path):
+    path = tmp_path / "bad_towers.csv"
+    path.write_text(BAD_TOWERS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "telcoplan.cli", "validate", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "row 6" in proc.stderr
+
+
+def test_validate_ok_and_layer_guess(runner, tmp_path, towers5, areas4):
+    write_vector(tmp_path / "towers_2024.gpkg", towers5)
+    write_vector(tmp_path / "areas.gpkg", areas4)
+    res = runner.invoke(
+        cli,
+        ["validate", str(tmp_path / "towers_2024.gpkg"), "--area", str(tmp_path / "areas.gpkg")],
+    )
+    assert res.exit_code == 0, res.output
+    write_vector(tmp_path / "stuff.gpkg", towers5)
+    res = runner.invoke(cli, ["validate", str(tmp_path / "stuff.gpkg")])
+    assert res.exit_code == 1
+    assert "--layer" in res.output
+    res = runner.invoke(cli, ["validate", "--layer", "towers", str(tmp_path / "stuff.gpkg")])
+    assert res.exit_code == 0
+
+
+def test_validate_missing_file(runner, tmp_path):
+    res = runner.invoke(cli, ["validate", str(tmp_path / "towers.gpkg")])
+    assert res.exit_code == 1
+    assert "not found" in res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.fixture
+def plan_dir(tmp_path, areas4, towers5, grid10):
+    write_vector(tmp_path / "areas.gpkg", areas4)
+    write_vector(tmp_path / "towers.gpkg", towers5)
+    write_raster(tmp_path / "population.tif", np.full(grid10.shape, 1.0), grid10)
+    doc = {
+        "name": "t",
+        "layers": {"areas": "areas.gpkg", "towers": "towers.gpkg", "population": "population.tif"},
+    }
+    (tmp_path / "good.yml").write_text(yaml.safe_dump(doc))
+    doc["layers"]["towers"] = "nope.gpkg"
+    (tmp_path / "bad.yml").write_text(yaml.safe_dump(doc))
+    return tmp_path
+
+
+def test_run_and_overwrite(runner, plan_dir):
+    out = plan_dir / "out"
+    res = runner.invoke(cli, ["run", str(plan_dir / "good.yml"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "summary.json").read_text())["population_total"] == pytest.approx(
+        100.0
+    )
+    res = runner.invoke(cli, ["run", str(plan_dir / "good.yml"), "--out", str(out)])
+    assert res.exit_code == 1
+    assert "--overwrite" in res.output
+    res = runner.invoke(
+        cli, ["-q", "run", str(plan_dir / "good.yml"), "--out", str(out), "--overwrite"]
+    )
+    assert res.exit_code == 0
+
+
+def test_run_bad_plan_clean_error(runner, plan_dir):
+    res = runner.invoke(cli, ["run", str(plan_dir / "bad.yml"), "--out", str(plan_dir / "o")])
+    assert res.exit_code == 1
+    assert "nope.gpkg not found" in res.output
+    assert "Traceback" not in res.output
+    assert not (plan_dir / "o").exists()
+
+
+def test_batch_keeps_going_and_fails_at_end(runner, plan_dir):
+    res = runner.invoke(
+        cli,
+        [
+            "run",
+            str(plan_dir / "bad.yml"),
+            str(plan_dir / "good.yml"),
+            "--out",
+            str(plan_dir / "b"),
+        ],
+    )
+    assert res.exit_code == 1
+    assert "FAILED" in res.output
+    assert "1 of 2 plans failed" in res.output
+    assert (plan_dir / "b" / "good" / "summary.json").exists()
+    assert not (plan_dir / "b" / "bad").exists()

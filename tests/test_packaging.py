@@ -1,0 +1,57 @@
+"""Packaging: environment.yml lists the same dependencies as pyproject.toml; house layout rules."""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+# conda-forge names that differ from PyPI's
+CONDA_NAMES = {"matplotlib": "matplotlib-base"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~ \[;]", req, maxsplit=1)[0].strip().lower()
+
+
+def test_environment_yml_matches_pyproject():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(r) for r in meta["dependencies"]}
+    for extra in ("maps", "test", "bench"):
+        wanted |= {_name(r) for r in meta["optional-dependencies"][extra]}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    have: set[str] = set()
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            have |= {_name(d) for d in dep["pip"]}
+        else:
+            have.add(_name(dep))
+    wanted = {CONDA_NAMES.get(n, n) for n in wanted}
+    missing = wanted - have
+    assert not missing, f"environment.yml lacks {sorted(missing)}"
+    assert "python" in have
+
+
+def test_library_never_imports_cli():
+    for path in (ROOT / "telcoplan").rglob("*.py"):
+        if path.name == "cli.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module
+                and node.module.startswith("telcoplan.cli")
+            ):
+                raise AssertionError(f"{path} imports telcoplan.cli")
+
+
+def test_public_modules_declare_all():
+    for path in (ROOT / "telcoplan").rglob("*.py"):
+        if path.name.startswith("_") or path.name == "__main__.py":
+            continue
+        assert "__all__" in path.read_text(encoding="utf-8"), f"{path} has no __all__"

@@ -1,0 +1,134 @@
+"""The plan file: parsing, every problem at once, the pipeline, and outputs kept on bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from telcoplan.errors import InputFileError, OutputExistsError, PlanError
+from telcoplan.gis.raster import write_raster
+from telcoplan.gis.vector import write_vector
+from telcoplan.plan import read_plan, run_plan
+
+
+@pytest.fixture
+def small_plan(tmp_path, areas4, towers5, roads3, grid10):
+    """A plan over the four quadrant areas with a population raster of 100 persons per cell."""
+    inputs = tmp_path / "inputs"
+    write_vector(inputs / "areas.gpkg", areas4)
+    write_vector(inputs / "towers.csv", towers5)
+    write_vector(inputs / "roads.geojson", roads3)
+    write_raster(inputs / "population.tif", np.full(grid10.shape, 100.0), grid10)
+    doc = {
+        "name": "quadrants",
+        "resolution_m": 100,
+        "layers": {
+            "areas": "inputs/areas.gpkg",
+            "towers": "inputs/towers.csv",
+            "roads": {"path": "inputs/roads.geojson"},
+            "population": "inputs/population.tif",
+        },
+    }
+    path = tmp_path / "plan.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def test_run_small_plan(small_plan, tmp_path):
+    summary = run_plan(read_plan(small_plan), tmp_path / "out")
+    assert summary["population_total"] == pytest.approx(10_000.0)
+    assert [a["population"] for a in summary["areas"]] == pytest.approx([2500.0] * 4)
+    assert summary["layers"] == {"towers": 5, "roads": 3}
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk["population_total"] == summary["population_total"]
+    assert set(on_disk["provenance"]["inputs"]) == {"areas", "towers", "roads", "population"}
+    assert on_disk["crs"] == "EPSG:32649"
+
+
+def test_population_from_area_counts(small_plan, tmp_path):
+    doc = yaml.safe_load(small_plan.read_text())
+    del doc["layers"]["population"]
+    small_plan.write_text(yaml.safe_dump(doc))
+    summary = run_plan(read_plan(small_plan), tmp_path / "out")
+    assert [a["population"] for a in summary["areas"]] == pytest.approx([1000, 2000, 3000, 4000])
+
+
+def test_population_polygons_with_other_column(small_plan, tmp_path, areas4):
+    polys = areas4.rename(columns={"population": "pop2019"})
+    write_vector(tmp_path / "inputs" / "wards.geojson", polys)
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["layers"]["population"] = {"path": "inputs/wards.geojson", "column": "pop2019"}
+    small_plan.write_text(yaml.safe_dump(doc))
+    summary = run_plan(read_plan(small_plan), tmp_path / "out")
+    assert summary["population_total"] == pytest.approx(10_000.0)
+
+
+def test_plan_reports_every_problem(tmp_path):
+    path = tmp_path / "plan.yml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "nmae": "typo",
+                "resolution_m": -5,
+                "crs": "EPSG:4326",
+                "layers": {"towrs": "t.gpkg", "towers": "missing.gpkg"},
+            }
+        )
+    )
+    with pytest.raises(PlanError) as info:
+        read_plan(path)
+    msg = str(info.value)
+    assert "did you mean 'name'" in msg
+    assert "did you mean 'towers'" in msg
+    assert "missing.gpkg not found" in msg
+    assert "resolution_m" in msg
+    assert "not projected" in msg
+    assert "layers.areas is required" in msg
+
+
+def test_plan_yaml_syntax_error(tmp_path):
+    path = tmp_path / "plan.yml"
+    path.write_text("layers:\n  areas: [unclosed\n")
+    with pytest.raises(PlanError, match=r"not valid YAML at line \d+"):
+        read_plan(path)
+    with pytest.raises(InputFileError):
+        read_plan(tmp_path / "none.yml")
+
+
+def test_plan_yaml_is_loaded_safely(tmp_path):
+    path = tmp_path / "plan.yml"
+    path.write_text("layers: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(PlanError):
+        read_plan(path)
+
+
+def test_bad_layers_all_reported_and_outputs_kept(small_plan, tmp_path):
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    before = (out / "summary.json").read_bytes()
+    csv = tmp_path / "inputs" / "towers.csv"
+    lines = csv.read_text().splitlines()
+    lines[2] = lines[2].replace("4G", "9G")
+    csv.write_text("\n".join(lines) + "\n")
+    roads = tmp_path / "inputs" / "roads.geojson"
+    roads.write_text(roads.read_text().replace('"primary"', '"highway-ish"'))
+    with pytest.raises(PlanError) as info:
+        run_plan(read_plan(small_plan), out, overwrite=True)
+    msg = str(info.value)
+    assert "towers.csv" in msg
+    assert "'9G'" in msg
+    assert "row 2" in msg
+    assert "roads.geojson" in msg
+    assert "highway-ish" in msg
+    assert (out / "summary.json").read_bytes() == before
+
+
+def test_outputs_not_overwritten_without_flag(small_plan, tmp_path):
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        run_plan(read_plan(small_plan), out)
+    run_plan(read_plan(small_plan), out, overwrite=True)
