@@ -161,3 +161,43 @@ def test_batch_keeps_going_and_fails_at_end(runner, plan_dir):
     assert "1 of 2 plans failed" in res.output
     assert (plan_dir / "b" / "good" / "summary.json").exists()
     assert not (plan_dir / "b" / "bad").exists()
+
+
+OPENCELLID = """radio,mcc,net,area,cell,unit,lon,lat,range,samples,changeable,created,updated,averageSignal
+LTE,452,4,100,1,0,108.2200,16.0600,500,10,1,1,1,0
+LTE,452,4,100,2,0,108.2201,16.0601,500,10,1,1,1,0
+GSM,452,1,200,3,0,108.2300,16.0500,800,5,1,1,1,0
+"""
+
+
+def test_import_cells(runner, tmp_path):
+    from telcoplan.layers.towers import load_towers
+
+    src = tmp_path / "cells.csv"
+    src.write_text(OPENCELLID)
+    out = tmp_path / "towers.gpkg"
+    res = runner.invoke(cli, ["import-cells", str(src), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    towers = load_towers(out)
+    assert sorted(towers["operator"]) == ["MobiFone", "Viettel"]
+    assert set(towers["technology"]) == {"2G", "4G"}
+    res = runner.invoke(cli, ["import-cells", str(src), "-o", str(out)])
+    assert res.exit_code == 1
+    assert "--overwrite" in res.output
+    res = runner.invoke(
+        cli, ["import-cells", str(src), "-o", str(tmp_path / "t2.gpkg"), "--height", "-3"]
+    )
+    assert res.exit_code == 1
+    assert "height_m" in res.output
+    assert "Traceback" not in res.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        OPENCELLID.replace("108.2300,16.0500", "108.2300,96.0500").replace(
+            "LTE,452,4,100,2", "LTX,452,4,100,2"
+        )
+    )
+    res = runner.invoke(cli, ["import-cells", str(bad), "-o", str(tmp_path / "t3.gpkg")])
+    assert res.exit_code == 1
+    assert "LTX" in res.output
+    assert "96.05" in res.output
+    assert not (tmp_path / "t3.gpkg").exists()
