@@ -1,0 +1,123 @@
+"""Best-server kernel against the plain numpy reference, and its invariants."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import Point
+
+from telcoplan.coverage.bestserver import best_server
+from telcoplan.errors import CRSError
+from telcoplan.gis.grid import GridSpec
+from tests.conftest import UTM49, X0, Y0, assert_unchanged
+from tests.coverage.reference import reference_best_server
+
+
+def random_towers(n, grid, seed, sectors=True):
+    rng = np.random.default_rng(seed)
+    xmin, ymin, xmax, ymax = grid.bounds
+    ops = np.array(["Viettel", "VinaPhone", "MobiFone"])
+    df = {
+        "site_id": [f"S{i:04d}" for i in range(n)],
+        "operator": ops[rng.integers(0, 3, n)],
+        "technology": "4G",
+        "frequency_mhz": rng.choice([900.0, 1800.0, 2100.0], n),
+        "height_m": rng.uniform(20, 45, n),
+        "eirp_dbm": rng.uniform(55, 62, n),
+    }
+    if sectors:
+        df["azimuth_deg"] = np.where(rng.random(n) < 0.7, rng.uniform(0, 360, n), np.nan)
+        df["beamwidth_deg"] = np.where(rng.random(n) < 0.5, rng.uniform(30, 90, n), np.nan)
+        df["tilt_deg"] = np.where(rng.random(n) < 0.5, rng.uniform(0, 10, n), np.nan)
+    pts = [
+        Point(x, y)
+        for x, y in zip(
+            rng.uniform(xmin - 500, xmax + 500, n),
+            rng.uniform(ymin - 500, ymax + 500, n),
+            strict=True,
+        )
+    ]
+    return gpd.GeoDataFrame(df, geometry=pts, crs=grid.crs).set_index("site_id")
+
+
+@pytest.fixture(scope="module")
+def grid_mid():
+    """A 120 x 90 grid of 50 m cells (6 km x 4.5 km) in UTM 49N."""
+    return GridSpec.from_bounds((X0, Y0, X0 + 6000, Y0 + 4500), 50.0, UTM49)
+
+
+@pytest.mark.parametrize("model", ["hata", "cost231", "fspl", "3gpp-uma", "3gpp-rma"])
+@pytest.mark.parametrize("sectors", [False, True])
+def test_kernel_matches_reference(grid_mid, model, sectors):
+    towers = random_towers(40, grid_mid, seed=7, sectors=sectors)
+    before = towers.copy()
+    res = best_server(
+        towers, grid_mid, model=model, max_radius_km=3.0, tile_size=16, validity="ignore"
+    )
+    groups, ref_p, ref_s = reference_best_server(towers, grid_mid, model=model, max_radius_km=3.0)
+    assert res.groups == groups
+    ok = np.isfinite(ref_p)
+    assert np.array_equal(ok, np.isfinite(res.power_dbm))
+    assert np.max(np.abs(res.power_dbm[ok] - ref_p[ok])) <= 0.01
+    # same serving tower except where two towers tie within the float32/table tolerance
+    differ = (res.server != ref_s) & ok
+    assert differ.mean() < 1e-3
+    assert_unchanged(before, towers)
+
+
+def test_pruning_happens(grid_mid):
+    towers = random_towers(150, grid_mid, seed=3, sectors=False)
+    res = best_server(towers, grid_mid, max_radius_km=10.0, tile_size=16, validity="ignore")
+    n_tiles = int(np.ceil(grid_mid.height / 16) * np.ceil(grid_mid.width / 16))
+    assert res.towers_evaluated < 0.25 * n_tiles * len(towers)
+
+
+def test_single_omni_tower_is_radial_and_decreasing(grid10):
+    t = gpd.GeoDataFrame(
+        {"operator": ["A"], "frequency_mhz": [900.0], "height_m": [30.0], "eirp_dbm": [60.0]},
+        geometry=[Point(X0 + 500, Y0 + 500)],
+        index=["T"],
+        crs=UTM49,
+    )
+    res = best_server(t, grid10, max_radius_km=0.45)
+    p, _s = res.group("A")
+    X, Y = grid10.cell_centres()
+    d = np.hypot(X - (X0 + 500), Y - (Y0 + 500))
+    inside = d <= 450
+    assert np.array_equal(np.isfinite(p), inside)
+    order = np.argsort(d[inside])
+    assert np.all(np.diff(p[inside][order]) <= 1e-4)
+    assert set(res.server_ids("A")[inside]) == {"T"}
+
+
+def test_more_eirp_never_shrinks(grid_mid):
+    towers = random_towers(30, grid_mid, seed=11)
+    a = best_server(towers, grid_mid, max_radius_km=2.0, floor_dbm=-110, validity="ignore")
+    stronger = towers.copy()
+    stronger["eirp_dbm"] += 3.0
+    b = best_server(stronger, grid_mid, max_radius_km=2.0, floor_dbm=-110, validity="ignore")
+    assert np.all(np.isfinite(b.power_dbm) >= np.isfinite(a.power_dbm))
+    both = np.isfinite(a.power_dbm)
+    np.testing.assert_allclose(b.power_dbm[both], a.power_dbm[both] + 3.0, atol=1e-3)
+
+
+def test_group_by_operator_and_technology(grid10, towers5):
+    res = best_server(
+        towers5.set_index("site_id"),
+        grid10,
+        group_by=["operator", "technology"],
+        max_radius_km=1,
+        validity="ignore",
+    )
+    assert res.groups == ("MobiFone/3G", "Viettel/4G", "Viettel/5G", "VinaPhone/4G")
+
+
+def test_crs_mismatch(grid10, towers5):
+    with pytest.raises(CRSError):
+        best_server(towers5.to_crs("EPSG:4326"), grid10)
+
+
+def test_no_towers(grid10, towers5):
+    res = best_server(towers5.iloc[:0], grid10)
+    assert res.power_dbm.shape == (0, 10, 10)
