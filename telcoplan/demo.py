@@ -37,6 +37,7 @@ def write_demo(
     overwrite: bool = False,
 ) -> Path:
     """Write ``out_dir/inputs/*`` and ``out_dir/plan.yml``; return the plan path."""
+    from telcoplan.gis.vector import fixed_timestamps
     from telcoplan.layers.danang import build_scenario, write_scenario
     from telcoplan.plan import write_plan
 
@@ -46,7 +47,8 @@ def write_demo(
         raise OutputExistsError(f"{out} already holds a demo; pass --overwrite to replace it")
     log.info("building the synthetic Đà Nẵng scenario (seed %d, %g m cells)", seed, resolution_m)
     scenario = build_scenario(seed, resolution_m=resolution_m)
-    paths = write_scenario(scenario, out / "inputs", overwrite=overwrite)
+    with fixed_timestamps():  # same seed, byte-identical files
+        paths = write_scenario(scenario, out / "inputs", overwrite=overwrite)
     write_plan(
         plan_path, demo_plan_document(paths, out, resolution_m=resolution_m), overwrite=overwrite
     )

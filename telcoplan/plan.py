@@ -415,8 +415,10 @@ def population_summary(inputs: PlanInputs) -> dict[str, Any]:
 
 
 def _provenance(plan: Plan) -> dict[str, Any]:
+    """Parameters and inputs (paths relative to the plan file, SHA-256) of a run."""
+    base = plan.path.resolve().parent if plan.path is not None else Path.cwd()
     return {
-        "plan_file": None if plan.path is None else str(plan.path),
+        "plan_file": None if plan.path is None else plan.path.name,
         "parameters": {
             "crs": plan.crs,
             "resolution_m": plan.resolution_m,
@@ -424,7 +426,7 @@ def _provenance(plan: Plan) -> dict[str, Any]:
             "stages": dict(plan.stages),
         },
         "inputs": {
-            name: {"path": str(ref.path), "sha256": file_sha256(ref.path)}
+            name: {"path": os.path.relpath(ref.path, base), "sha256": file_sha256(ref.path)}
             for name, ref in plan.layers.items()
         },
     }

@@ -11,7 +11,7 @@ from shapely.geometry import LineString, Point, box
 from telcoplan.gis.grid import GridSpec
 
 UTM49 = "EPSG:32649"
-#: Lower-left corner of the fixtures: a point in central Đà Nẵng in UTM 49N (m).
+#: Lower-left corner of the fixtures: an arbitrary point in UTM zone 49N (m).
 X0, Y0 = 830_000.0, 1_775_000.0
 
 

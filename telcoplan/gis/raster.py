@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
+from rasterio.windows import Window
 
 from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis._atomic import atomic_path
@@ -106,6 +108,10 @@ def read_raster_on_grid(
     with rasterio.open(p) as src:
         if src.crs is None:
             raise CRSError(f"{p}: raster has no CRS; assign one with gdal_edit.py -a_srs")
+        offset = _aligned_offset(src, grid)
+        if offset is not None:
+            # same CRS, cell size and cell edges: cut the window out, no resampling at all
+            return _read_window(src, grid, *offset)
         dst = np.full(grid.shape, np.nan, dtype="float64")
         reproject(
             source=rasterio.band(src, 1),
@@ -117,3 +123,31 @@ def read_raster_on_grid(
             resampling=Resampling[resampling],
         )
     return dst
+
+
+def _aligned_offset(src, grid: GridSpec) -> tuple[int, int] | None:
+    """(row, col) of ``grid``'s origin in ``src`` when both share CRS, cell size and cell edges."""
+    from telcoplan.gis.crs import same_crs
+
+    t, g = src.transform, grid.transform
+    if not same_crs(src.crs.to_wkt(), grid.crs) or t.b != 0 or t.d != 0:
+        return None
+    if not (math.isclose(t.a, g.a, rel_tol=1e-9) and math.isclose(t.e, g.e, rel_tol=1e-9)):
+        return None
+    col = (g.c - t.c) / t.a
+    row = (g.f - t.f) / t.e
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return round(row), round(col)
+
+
+def _read_window(src, grid: GridSpec, row: int, col: int) -> np.ndarray:
+    """Band 1 of ``src`` over ``grid`` (aligned), NaN outside the source and at nodata."""
+    out = np.full(grid.shape, np.nan, dtype="float64")
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + grid.height, src.height), min(col + grid.width, src.width)
+    if r0 >= r1 or c0 >= c1:
+        return out
+    data = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True).astype("float64")
+    out[r0 - row : r1 - row, c0 - col : c1 - col] = data.filled(np.nan)
+    return out

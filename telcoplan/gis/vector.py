@@ -6,8 +6,9 @@ CRS given by the caller.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import geopandas as gpd
@@ -17,7 +18,13 @@ import pandas as pd
 from telcoplan.errors import InputFileError
 from telcoplan.gis._atomic import atomic_path
 
-__all__ = ["VECTOR_FORMATS", "read_vector", "write_vector", "write_vector_layers"]
+__all__ = [
+    "VECTOR_FORMATS",
+    "fixed_timestamps",
+    "read_vector",
+    "write_vector",
+    "write_vector_layers",
+]
 
 #: File suffix -> (format name, OGR driver or None for non-OGR formats)
 VECTOR_FORMATS: dict[str, tuple[str, str | None]] = {
@@ -30,6 +37,22 @@ VECTOR_FORMATS: dict[str, tuple[str, str | None]] = {
     ".geoparquet": ("GeoParquet", None),
     ".csv": ("CSV", None),
 }
+
+
+@contextlib.contextmanager
+def fixed_timestamps(date: str = "2019-04-01T00:00:00Z") -> Iterator[None]:
+    """Within the block, GeoPackages record ``date`` as their last change (byte-reproducible files).
+
+    GDAL otherwise stamps every GeoPackage with the current time (``OGR_CURRENT_DATE``).
+    """
+    import pyogrio
+
+    previous = pyogrio.get_gdal_config_option("OGR_CURRENT_DATE")
+    pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": date})
+    try:
+        yield
+    finally:
+        pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
 
 
 def _suffix(path: Path) -> str:

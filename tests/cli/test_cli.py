@@ -201,3 +201,50 @@ def test_import_cells(runner, tmp_path):
     assert "LTX" in res.output
     assert "96.05" in res.output
     assert not (tmp_path / "t3.gpkg").exists()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(runner, tmp_path):
+    """`telcoplan demo` writes inputs/, plan.yml and outputs/summary.json with the census total."""
+    from telcoplan.layers.danang import CENSUS_2019
+    from telcoplan.plan import read_plan
+
+    out = tmp_path / "demo"
+    res = runner.invoke(cli, ["demo", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    for name in (
+        "areas.gpkg",
+        "towers.gpkg",
+        "fiber.gpkg",
+        "roads.gpkg",
+        "candidates.gpkg",
+        "pois.gpkg",
+        "population.tif",
+        "dem.tif",
+    ):
+        assert (out / "inputs" / name).exists(), name
+    summary = json.loads((out / "outputs" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["synthetic"] is True
+    assert abs(summary["population_total"] - 1_134_310) <= 1
+    for area in summary["areas"]:
+        assert abs(area["population"] - CENSUS_2019[area["name"]]) <= 0.5
+    plan = read_plan(out / "plan.yml")
+    assert plan.synthetic
+    assert set(plan.layers) >= {"areas", "towers", "population", "dem"}
+    # a second run refuses to overwrite, and leaves everything as it was
+    before = (out / "outputs" / "summary.json").read_bytes()
+    res = runner.invoke(cli, ["demo", "--out", str(out)])
+    assert res.exit_code == 1
+    assert "--overwrite" in res.output
+    assert (out / "outputs" / "summary.json").read_bytes() == before
+    res = runner.invoke(cli, ["demo", "--out", str(out), "--overwrite"])
+    assert res.exit_code == 0, res.output
+    assert (out / "outputs" / "summary.json").read_bytes() == before
+    # same seed, identical files, wherever they are written
+    other = tmp_path / "again"
+    assert runner.invoke(cli, ["-q", "demo", "--out", str(other)]).exit_code == 0
+    for f in sorted(out.rglob("*")):
+        if f.is_file():
+            assert f.read_bytes() == (other / f.relative_to(out)).read_bytes(), f
+    res = runner.invoke(cli, ["validate", str(out / "plan.yml")])
+    assert res.exit_code == 0, res.output

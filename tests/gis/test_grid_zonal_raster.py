@@ -128,3 +128,14 @@ def test_raster_overwrite_guard(tmp_path, grid10):
     with pytest.raises(ValueError, match="shape"):
         write_raster(tmp_path / "d.tif", np.zeros((3, 3)), grid10)
     assert not (tmp_path / "d.tif").exists()
+
+
+def test_read_on_aligned_subgrid_is_exact(tmp_path, grid10):
+    """An aligned sub-grid is cut out, not resampled; cells outside the source are NaN."""
+    data = np.arange(100, dtype="float64").reshape(10, 10)
+    path = write_raster(tmp_path / "e.tif", data, grid10)
+    sub = GridSpec.from_bounds((X0 + 300, Y0 + 200, X0 + 1200, Y0 + 700), 100.0, UTM49)
+    got = read_raster_on_grid(path, sub, resampling="bilinear")
+    assert got.shape == (5, 9)
+    np.testing.assert_array_equal(got[:, :7], data[3:8, 3:10])
+    assert np.isnan(got[:, 7:]).all()
