@@ -55,3 +55,17 @@ def test_public_modules_declare_all():
         if path.name.startswith("_") or path.name == "__main__.py":
             continue
         assert "__all__" in path.read_text(encoding="utf-8"), f"{path} has no __all__"
+
+
+def test_readme_schema_tables_are_current():
+    from telcoplan.layers.schemas import SCHEMAS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for schema in SCHEMAS.values():
+        assert schema.doc_table() in readme, f"README's {schema.name} table is stale; regenerate it"
+
+
+def test_readme_starts_with_the_two_setup_commands():
+    head = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:6]
+    assert any(line.startswith("make demo") for line in head)
+    assert any(line.startswith("make test") for line in head)

@@ -6,6 +6,7 @@ for voids. It is warped (bilinear) onto the plan grid by :func:`load_dem`.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
@@ -19,9 +20,14 @@ __all__ = ["DEM_RANGE_M", "load_dem", "validate_dem"]
 #: Plausible elevations (m): Dead Sea shore to above Everest.
 DEM_RANGE_M = (-450.0, 9000.0)
 
+log = logging.getLogger(__name__)
+
 
 def validate_dem(dem: np.ndarray, *, source: str = "<dem>") -> None:
-    """Raise :class:`LayerValidationError` if the DEM is empty or has implausible elevations."""
+    """Raise :class:`LayerValidationError` if the DEM is empty or has implausible elevations.
+
+    Partial coverage is allowed (logged): a DEM tile need not cover the whole plan grid.
+    """
     problems: list[Problem] = []
     finite = np.isfinite(dem)
     if not finite.any():
@@ -40,9 +46,11 @@ def validate_dem(dem: np.ndarray, *, source: str = "<dem>") -> None:
                 )
             )
         void = 1.0 - finite.mean()
-        if void > 0.5:
-            problems.append(
-                Problem(None, None, f"{void:.0%} of the study area has no DEM data; extend the DEM")
+        if void > 0.0:
+            log.warning(
+                "%s: %.0f%% of the plan grid has no DEM data; terrain is ignored there (flat earth)",
+                source,
+                100 * void,
             )
     if problems:
         raise LayerValidationError(source, "dem", problems)

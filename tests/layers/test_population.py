@@ -60,3 +60,15 @@ def test_population_raster_on_grid_and_warped(tmp_path, grid10):
     assert load_population_raster(p, grid10).sum() == pytest.approx(300.0)
     coarse = GridSpec.from_bounds(grid10.bounds, 200.0, UTM49)
     assert load_population_raster(p, coarse).sum() == pytest.approx(300.0)
+
+
+def test_overlapping_polygons_warned_and_total_kept(grid10, caplog):
+    polys = gpd.GeoDataFrame(
+        {"population": [100.0, 50.0]},
+        geometry=[box(X0, Y0, X0 + 600, Y0 + 1000), box(X0 + 400, Y0, X0 + 1000, Y0 + 1000)],
+        crs=UTM49,
+    )
+    pop = spread_population(polys, grid10)
+    assert "overlap" in caplog.text
+    assert pop.sum() == pytest.approx(150.0)
+    np.testing.assert_allclose(zonal_sum(pop, grid10, polys), [100.0, 50.0])
