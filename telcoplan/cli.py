@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -56,6 +57,13 @@ def _setup_logging(verbose: int, quiet: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(max(logging.DEBUG, min(level, logging.CRITICAL)))
     root.propagate = False
+
+    def show(
+        message, category, filename, lineno, file=None, line=None
+    ):  # one clean line per warning
+        root.warning("warning: %s", message)
+
+    warnings.showwarning = show
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

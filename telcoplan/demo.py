@@ -63,7 +63,9 @@ def run_demo(
     overwrite: bool = False,
 ) -> dict[str, Any]:
     """Write the demo scenario and plan into ``out_dir``, run it into ``out_dir/outputs``."""
+    from telcoplan.gis.vector import fixed_timestamps
     from telcoplan.plan import read_plan, run_plan
 
     plan_path = write_demo(out_dir, seed=seed, resolution_m=resolution_m, overwrite=overwrite)
-    return run_plan(read_plan(plan_path), Path(out_dir) / "outputs", overwrite=overwrite)
+    with fixed_timestamps():  # the demo's outputs are byte-reproducible too
+        return run_plan(read_plan(plan_path), Path(out_dir) / "outputs", overwrite=overwrite)

@@ -82,6 +82,8 @@ LAYER_NAMES = (
     "pois",
     "measurements",
 )
+#: Stages a plan may configure (``stages: {coverage: {...}}``; ``false`` skips one).
+STAGE_NAMES = ("coverage",)
 _TOP_KEYS = (
     "name",
     "crs",
@@ -230,6 +232,18 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
     if not isinstance(stages, dict):
         errs.append("`stages:` must be a mapping of stage name to parameters")
         stages = {}
+    for name, params in stages.items():
+        if name not in STAGE_NAMES:
+            errs.append(f"stages: unknown stage {name!r}{_suggest(str(name), STAGE_NAMES)}")
+        elif params is not False and params is not None and not isinstance(params, dict):
+            errs.append(f"stages.{name}: give a mapping of parameters, or false to skip the stage")
+        elif name == "coverage" and isinstance(params, dict):
+            from telcoplan.stages import coverage_parameters
+
+            try:
+                coverage_parameters(params, source)
+            except PlanError as exc:
+                errs += [line.strip()[2:] for line in str(exc).splitlines()[1:]]
     if errs:
         raise PlanError(
             f"{source}: {len(errs)} problem{'s' if len(errs) > 1 else ''} in the plan file:\n"
@@ -359,34 +373,51 @@ def _renamed_population_schema(column: str):
     return replace(POPULATION_POLYGONS, columns=(col,))
 
 
-def _outputs_exist(out_dir: Path, names: tuple[str, ...]) -> list[Path]:
-    return [out_dir / n for n in names if (out_dir / n).exists()]
-
-
 def run_plan(
     plan: Plan,
     out_dir: str | os.PathLike,
     *,
     overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Run every stage of ``plan`` that exists so far and write the outputs into ``out_dir``.
+    """Run every stage of ``plan`` and write the outputs into ``out_dir``.
 
-    All inputs are loaded and validated before anything is written, so bad input leaves
-    ``out_dir`` untouched. Returns the summary (also written as ``summary.json``).
+    All inputs are loaded and validated before anything is written. Stages write into a
+    staging folder inside ``out_dir``; only when every stage has succeeded are the files moved
+    into place (``summary.json`` last), so a failure leaves the previous outputs as they were.
+    Returns the summary (also written as ``summary.json``).
     """
+    import tempfile
+
+    from telcoplan.stages import run_coverage
+
     out = Path(out_dir)
-    outputs = ("summary.json",)
-    if not overwrite and (existing := _outputs_exist(out, outputs)):
+    if not overwrite and (out / "summary.json").exists():
         raise OutputExistsError(
-            f"{existing[0]} already exists; pass --overwrite to replace the outputs in {out}"
+            f"{out / 'summary.json'} already exists; pass --overwrite to replace the outputs in {out}"
         )
     inputs = load_inputs(plan)
-    summary = population_summary(inputs)
-    summary["provenance"] = _provenance(plan)
     out.mkdir(parents=True, exist_ok=True)
-    write_summary(out / "summary.json", summary, overwrite=overwrite)
-    log.info("wrote %s", out / "summary.json")
+    with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
+        staging = Path(tmp)
+        summary = population_summary(inputs)
+        if _stage_enabled(plan, "coverage") and "towers" in inputs.vectors:
+            summary["coverage"] = run_coverage(inputs, plan.stages.get("coverage"), staging)
+        summary["provenance"] = _provenance(plan)
+        write_summary(staging / "summary.json", summary, overwrite=True)
+        names = sorted((p.name for p in staging.iterdir()), key=lambda n: n == "summary.json")
+        clash = [n for n in names if (out / n).exists()]
+        if clash and not overwrite:
+            raise OutputExistsError(
+                f"{out / clash[0]} already exists; pass --overwrite to replace the outputs in {out}"
+            )
+        for name in names:
+            os.replace(staging / name, out / name)
+    log.info("wrote %d outputs to %s", len(names), out)
     return summary
+
+
+def _stage_enabled(plan: Plan, name: str) -> bool:
+    return plan.stages.get(name, {}) is not False
 
 
 def population_summary(inputs: PlanInputs) -> dict[str, Any]:

@@ -132,3 +132,64 @@ def test_outputs_not_overwritten_without_flag(small_plan, tmp_path):
     with pytest.raises(OutputExistsError, match="--overwrite"):
         run_plan(read_plan(small_plan), out)
     run_plan(read_plan(small_plan), out, overwrite=True)
+
+
+def test_coverage_stage_outputs(small_plan, tmp_path):
+    import rasterio
+
+    from telcoplan.gis.vector import read_vector
+
+    out = tmp_path / "out"
+    summary = run_plan(read_plan(small_plan), out)
+    cov = summary["coverage"]
+    for op in ("Viettel", "VinaPhone", "MobiFone"):
+        assert 0 <= cov[op]["population_pct"] <= 100
+        with rasterio.open(out / f"signal_{op.lower()}.tif") as src:
+            assert src.crs.to_epsg() == 32649
+            assert src.dtypes[0] == "float32"
+    assert cov["any"]["population_covered"] >= cov["best_single_operator"]["population_covered"]
+    for area in cov["areas"]:
+        assert area["covered_any"] + area["uncovered_any"] == pytest.approx(
+            area["population"], abs=0.2
+        )
+    layers = read_vector(out / "coverage.gpkg", layer="coverage")
+    assert list(layers["operator"]) == ["MobiFone", "Viettel", "VinaPhone", "any"]
+    assert not list(out.glob(".staging-*"))
+
+
+def test_coverage_parameters_checked_at_read(small_plan):
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["stages"] = {"coverage": {"model": "okumura", "h_rx_m": 0, "colour": "red"}, "sitez": {}}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError) as info:
+        read_plan(small_plan)
+    msg = str(info.value)
+    assert "'okumura'" in msg
+    assert "h_rx_m" in msg
+    assert "'colour'" in msg
+    assert "sitez" in msg
+
+
+def test_failed_stage_keeps_previous_outputs(small_plan, tmp_path, monkeypatch):
+    import telcoplan.stages
+
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def boom(inputs, params, staging):
+        (staging / "signal_viettel.tif").write_bytes(b"half")
+        raise RuntimeError("crash in the middle of a stage")
+
+    monkeypatch.setattr(telcoplan.stages, "run_coverage", boom)
+    with pytest.raises(RuntimeError):
+        run_plan(read_plan(small_plan), out, overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_coverage_stage_can_be_skipped(small_plan, tmp_path):
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["stages"] = {"coverage": False}
+    small_plan.write_text(yaml.safe_dump(doc))
+    summary = run_plan(read_plan(small_plan), tmp_path / "out")
+    assert "coverage" not in summary

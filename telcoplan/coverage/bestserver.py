@@ -24,7 +24,7 @@ from telcoplan.errors import CRSError
 from telcoplan.gis.crs import crs_name, same_crs
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["DEFAULT_RADIUS_KM", "SignalResult", "best_server", "default_radius_km"]
+__all__ = ["DEFAULT_RADIUS_KM", "SignalResult", "auto_models", "best_server", "default_radius_km"]
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,20 @@ def _column(towers: gpd.GeoDataFrame, name: str, default: float) -> np.ndarray:
     return pd.to_numeric(towers[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def auto_models(freq_mhz: np.ndarray, environment: Sequence[str]) -> np.ndarray:
+    """The ``"auto"`` model choice per tower: each band gets the model made for it.
+
+    Okumura-Hata up to 1500 MHz, COST-231 Hata for 1500–2000 MHz, and above 2 GHz the 3GPP
+    TR 38.901 model of the environment (UMa for urban/metropolitan, RMa for suburban/rural).
+    """
+    f = np.asarray(freq_mhz, dtype=float)
+    env = np.asarray(environment, dtype=object)
+    high = np.where(np.isin(env, ["urban", "metropolitan"]), "3gpp-uma", "3gpp-rma")
+    return np.where(f <= 1500.0, "hata", np.where(f <= 2000.0, "cost231", high)).astype(object)
+
+
 def _model_parameters(
-    model: str,
+    models: np.ndarray,
     freq: np.ndarray,
     h_tx: np.ndarray,
     h_rx: float,
@@ -113,44 +125,38 @@ def _model_parameters(
     coef_a = np.zeros(n)
     coef_b = np.zeros(n)
     table_id = np.zeros(n, dtype=np.int64)
-    tables = np.zeros((1, 2))
     envs = np.asarray(environment, dtype=object)
-    if model in _LOG_LINEAR:
-        # L = A + B log10(d_km) exactly: A = L(1 km), B = L(10 km) − L(1 km)
-        for env in np.unique(envs):
-            sel = envs == env
-            kw = {
-                "freq_mhz": freq[sel],
-                "h_tx_m": h_tx[sel],
-                "h_rx_m": h_rx,
-                "environment": env,
-                "validity": validity,
-                "check_distance": False,
-            }
-            a = path_loss(model, distance_km=1.0, **kw)
-            coef_a[sel] = a
-            coef_b[sel] = path_loss(model, distance_km=10.0, **kw) - a
-        return kind, coef_a, coef_b, table_id, tables
-    kind[:] = 1
-    keys = pd.DataFrame({"f": freq, "h": h_tx, "e": envs})
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
-    table_id[:] = codes
     n_samples = math.ceil(np.log10(max(float(radius_m.max()), 10.0)) / _TABLE_STEP) + 2
-    u = np.arange(n_samples) * _TABLE_STEP
-    d_km = 10.0**u / 1000.0
-    tables = np.empty((len(uniques), n_samples))
-    for k, (f, h, env) in enumerate(uniques):
-        tables[k] = path_loss(
-            model,
-            freq_mhz=f,
-            distance_km=d_km,
-            h_tx_m=h,
-            h_rx_m=h_rx,
-            environment=env,
-            validity=validity,
-            check_distance=False,
-        )
-    return kind, coef_a, coef_b, table_id, tables
+    d_km = 10.0 ** (np.arange(n_samples) * _TABLE_STEP) / 1000.0
+    tables: list[np.ndarray] = []
+    for model in np.unique(models):
+        for env in np.unique(envs):
+            sel = (models == model) & (envs == env)
+            if not sel.any():
+                continue
+            kw = {"h_rx_m": h_rx, "environment": env, "validity": validity, "check_distance": False}
+            if model in _LOG_LINEAR:
+                # L = A + B log10(d_km) exactly: A = L(1 km), B = L(10 km) − L(1 km)
+                a = path_loss(model, distance_km=1.0, freq_mhz=freq[sel], h_tx_m=h_tx[sel], **kw)
+                coef_a[sel] = a
+                kw["validity"] = "ignore"  # checked by the first call
+                coef_b[sel] = (
+                    path_loss(model, distance_km=10.0, freq_mhz=freq[sel], h_tx_m=h_tx[sel], **kw)
+                    - a
+                )
+                continue
+            kind[sel] = 1
+            # validity is checked once for the whole group, then each distinct tower is tabulated
+            path_loss(model, distance_km=1.0, freq_mhz=freq[sel], h_tx_m=h_tx[sel], **kw)
+            keys = pd.MultiIndex.from_arrays([freq[sel], h_tx[sel]])
+            codes, uniques = pd.factorize(keys)
+            table_id[sel] = codes + len(tables)
+            kw["validity"] = "ignore"
+            tables += [
+                path_loss(model, freq_mhz=f, distance_km=d_km, h_tx_m=h, **kw) for f, h in uniques
+            ]
+    stacked = np.vstack(tables) if tables else np.zeros((1, 2))
+    return kind, coef_a, coef_b, table_id, stacked
 
 
 def best_server(
@@ -177,7 +183,8 @@ def best_server(
     grid
         The plan grid (projected CRS, metres).
     model, environment, h_rx_m
-        Propagation model (:data:`telcoplan.coverage.propagation.MODELS`), default environment
+        Propagation model (:data:`telcoplan.coverage.propagation.MODELS`, or ``"auto"`` to
+        pick one per tower by band, see :func:`auto_models`), default environment
         (a tower's own ``environment`` column wins), receiver height (m).
     max_radius_km
         Radius beyond which a tower is not computed; default per band (:data:`DEFAULT_RADIUS_KM`)
@@ -202,8 +209,10 @@ def best_server(
     their exact form A + B log10(d); other models from tables sampled every 0.001 decade of
     distance and interpolated linearly (error < 0.005 dB).
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown propagation model {model!r}; choose one of {', '.join(MODELS)}")
+    if model not in MODELS and model != "auto":
+        raise ValueError(
+            f"unknown propagation model {model!r}; choose auto or one of {', '.join(MODELS)}"
+        )
     if towers.crs is None or not same_crs(towers.crs, grid.crs):
         raise CRSError(
             f"towers are in {crs_name(towers.crs)} but the grid is in {crs_name(grid.crs)}; "
@@ -246,8 +255,9 @@ def best_server(
     server = np.full((len(groups), nrows, ncols), -1, dtype=np.int32)
     evaluated = 0
     if n:
+        models = auto_models(freq, env) if model == "auto" else np.full(n, model, dtype=object)
         kind, coef_a, coef_b, table_id, tables = _model_parameters(
-            model, freq, h_tx, h_rx_m, env, radius_m, validity
+            models, freq, h_tx, h_rx_m, env, radius_m, validity
         )
         tile_r0, tile_c0, ptr, cand = _tile_candidates(grid, tx, ty, radius_m, tile_size)
         log.debug(

@@ -786,7 +786,8 @@ def _build_towers(ctx: _Context) -> gpd.GeoDataFrame:
             zone = "rural" if districts[s] in _RURAL else "urban"
             tech = _TECHS[int(rng.choice(len(_TECHS), p=_TECH_P[zone]))]
             freqs, fp = _FREQS[tech]
-            lo, hi = (30.0, 45.0) if zone == "rural" else (25.0, 40.0)
+            # urban masts from 30 m: inside Okumura-Hata's 30–200 m base-station range
+            lo, hi = (30.0, 45.0) if zone == "rural" else (30.0, 42.0)
             name_counter[districts[s]] = name_counter.get(districts[s], 0) + 1
             rows["site_id"].append(f"{_OPERATOR_PREFIX[op]}-{k:04d}")
             rows["operator"].append(op)

@@ -121,3 +121,23 @@ def test_crs_mismatch(grid10, towers5):
 def test_no_towers(grid10, towers5):
     res = best_server(towers5.iloc[:0], grid10)
     assert res.power_dbm.shape == (0, 10, 10)
+
+
+def test_auto_model_matches_reference_per_band(grid_mid):
+    """'auto' picks a model per tower by band; each tower's losses equal its model's."""
+    from telcoplan.coverage.bestserver import auto_models
+
+    towers = random_towers(30, grid_mid, seed=5, sectors=False)
+    towers["frequency_mhz"] = np.resize([900.0, 1800.0, 2600.0], len(towers))
+    assert list(
+        auto_models(np.array([900.0, 1800.0, 2600.0, 2600.0]), ["urban"] * 3 + ["rural"])
+    ) == ["hata", "cost231", "3gpp-uma", "3gpp-rma"]
+    res = best_server(towers, grid_mid, model="auto", max_radius_km=2.0, validity="ignore")
+    best = None
+    for model, f in (("hata", 900.0), ("cost231", 1800.0), ("3gpp-uma", 2600.0)):
+        sub = towers[towers["frequency_mhz"] == f]
+        _, p, _ = reference_best_server(sub, grid_mid, model=model, max_radius_km=2.0)
+        best = p if best is None else np.fmax(best, p)
+    ok = np.isfinite(best)
+    assert np.array_equal(ok, np.isfinite(res.power_dbm))
+    assert np.max(np.abs(res.power_dbm[ok] - best[ok])) <= 0.01

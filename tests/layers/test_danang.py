@@ -256,7 +256,7 @@ def test_tower_attributes_are_plausible(scenario: Scenario) -> None:
     assert t["eirp_dbm"].between(55.0, 62.0).all()
     rural = t["tower_type"] == "A2b"
     assert t.loc[rural, "height_m"].between(30.0, 45.0).all()
-    assert t.loc[~rural, "height_m"].between(25.0, 40.0).all()
+    assert t.loc[~rural, "height_m"].between(30.0, 42.0).all()
     assert set(t["tower_type"]) == {"A1", "A2a", "A2b"}
     hai_chau = scenario.areas.geometry.iloc[list(scenario.areas["name"]).index("Hải Châu")]
     assert t.loc[t["tower_type"] == "A1"].within(hai_chau).all()

@@ -1,0 +1,204 @@
+"""Coverage per operator, and population covered per area (ITU SDG 9.c.1 conventions).
+
+The serving tower of an operator at a cell is the one with the largest **margin** over its own
+technology's threshold (``telcoplan.coverage.thresholds``): margin = P + offset(tech) −
+threshold(tech). A cell is covered by an operator when that margin is ≥ 0. The operator's signal
+raster holds the total received power P of that serving carrier (dBm).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+
+from telcoplan.coverage.bestserver import best_server
+from telcoplan.coverage.thresholds import Thresholds
+from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
+
+__all__ = ["CoverageResult", "compute_coverage", "population_covered", "technology_rank"]
+
+log = logging.getLogger(__name__)
+
+#: Generations in order; "covered by 4G" in SDG 9.c.1 terms means 4G or better (LTE+).
+TECHNOLOGY_ORDER = ("2G", "3G", "4G", "5G")
+#: Cells more than this far (dB) below the threshold are recorded as having no signal.
+MARGIN_FLOOR_DB = -60.0
+
+
+def technology_rank(tech: str) -> int:
+    return TECHNOLOGY_ORDER.index(tech)
+
+
+@dataclass(frozen=True)
+class CoverageResult:
+    """Coverage rasters on ``grid``.
+
+    Attributes
+    ----------
+    operators : tuple of str
+        First axis of the per-operator arrays.
+    power_dbm : numpy.ndarray
+        float32 (n_ops, H, W): total received power of the serving carrier (NaN: no signal).
+    margin_db : numpy.ndarray
+        float32 (n_ops, H, W): serving carrier's margin over its technology threshold (dB).
+    server : numpy.ndarray
+        int32 (n_ops, H, W): position of the serving tower in ``site_ids`` (−1: none).
+    covered : numpy.ndarray
+        bool (n_ops, H, W): margin ≥ 0.
+    best_technology : numpy.ndarray
+        int8 (H, W): highest generation (0=2G … 3=5G) covering the cell by any operator, −1 none.
+    """
+
+    grid: GridSpec
+    operators: tuple[str, ...]
+    power_dbm: np.ndarray
+    margin_db: np.ndarray
+    server: np.ndarray
+    covered: np.ndarray
+    best_technology: np.ndarray
+    site_ids: np.ndarray
+    thresholds: Thresholds
+
+    @property
+    def operator_count(self) -> np.ndarray:
+        """uint8 (H, W): number of operators covering each cell."""
+        return self.covered.sum(axis=0).astype(np.uint8)
+
+    @property
+    def covered_any(self) -> np.ndarray:
+        return self.covered.any(axis=0)
+
+
+def compute_coverage(
+    towers: gpd.GeoDataFrame,
+    grid: GridSpec,
+    *,
+    thresholds: Thresholds | None = None,
+    model: str = "auto",
+    environment: str = "urban",
+    h_rx_m: float = 1.5,
+    max_radius_km: float | None = None,
+    validity: str = "warn",
+    tile_size: int = 32,
+) -> CoverageResult:
+    """Per-operator coverage of ``towers`` on ``grid`` (see the module docstring).
+
+    ``towers`` must be validated (index ``site_id``) and in ``grid.crs``; the frame is not
+    modified.
+    """
+    thr = thresholds or Thresholds()
+    tech = (
+        towers["technology"].astype(str).str.upper().to_numpy()
+        if len(towers)
+        else np.array([], dtype=object)
+    )
+    power_thr = np.array([thr.power_threshold(t) for t in tech], dtype=np.float64)
+    shifted = towers.copy()
+    shifted["eirp_dbm"] = towers["eirp_dbm"].to_numpy(dtype=np.float64) - power_thr
+    res = best_server(
+        shifted,
+        grid,
+        model=model,
+        environment=environment,
+        h_rx_m=h_rx_m,
+        max_radius_km=max_radius_km,
+        group_by="operator",
+        floor_dbm=MARGIN_FLOOR_DB,
+        tile_size=tile_size,
+        validity=validity,
+    )
+    margin = res.power_dbm
+    server = res.server
+    power = np.full(margin.shape, np.nan, dtype=np.float32)
+    ok = server >= 0
+    power[ok] = margin[ok] + power_thr[server[ok]].astype(np.float32)
+    covered = ok & (margin >= 0)
+    best_tech = _best_technology(
+        towers,
+        grid,
+        thr,
+        tech,
+        model=model,
+        environment=environment,
+        h_rx_m=h_rx_m,
+        max_radius_km=max_radius_km,
+        tile_size=tile_size,
+        covered=covered,
+    )
+    return CoverageResult(
+        grid=grid,
+        operators=res.groups,
+        power_dbm=power,
+        margin_db=margin,
+        server=server,
+        covered=covered,
+        best_technology=best_tech,
+        site_ids=res.site_ids,
+        thresholds=thr,
+    )
+
+
+def _best_technology(towers, grid, thr, tech, *, covered, **kw) -> np.ndarray:
+    """Highest generation covering each cell (by any operator): one margin run per generation."""
+    out = np.full(grid.shape, -1, dtype=np.int8)
+    present = [t for t in TECHNOLOGY_ORDER if (tech == t).any()]
+    if len(present) == 1:
+        out[covered.any(axis=0)] = technology_rank(present[0])
+        return out
+    for t in present:
+        sel = towers[tech == t].copy()
+        sel["eirp_dbm"] = sel["eirp_dbm"].to_numpy(dtype=np.float64) - thr.power_threshold(t)
+        sel["_all"] = "all"
+        r = best_server(
+            sel, grid, group_by="_all", floor_dbm=MARGIN_FLOOR_DB, validity="ignore", **kw
+        )
+        out[(r.power_dbm[0] >= 0)] = technology_rank(t)  # later generations overwrite earlier
+    return out
+
+
+def population_covered(
+    coverage: CoverageResult,
+    population: np.ndarray,
+    areas: gpd.GeoDataFrame,
+) -> pd.DataFrame:
+    """Persons covered per area: per operator, by any operator, by the best single operator.
+
+    Returns one row per area (index = the areas' index) with columns ``population``,
+    ``covered_<operator>``, ``covered_any``, ``uncovered_any``, ``covered_best_single``,
+    ``best_single_operator``, ``covered_2G_plus`` … ``covered_5G_plus``. Every row satisfies
+    ``covered_any + uncovered_any == population`` (population conserved).
+
+    Notes
+    -----
+    ITU SDG 9.c.1 counts people within range of a mobile signal, by technology; with several
+    operators it reports the maximum population covered by one operator, hence
+    ``covered_best_single`` (per area, the largest single-operator figure) beside the union.
+    """
+    labels = label_polygons(areas, coverage.grid)
+    n = len(areas)
+    pop = np.where(np.isfinite(population), population, 0.0)
+    out = pd.DataFrame(index=areas.index)
+    out["population"] = zonal_sum_labels(pop, labels, n)
+    per_op = np.zeros((len(coverage.operators), n))
+    for i, op in enumerate(coverage.operators):
+        per_op[i] = zonal_sum_labels(np.where(coverage.covered[i], pop, 0.0), labels, n)
+        out[f"covered_{op}"] = per_op[i]
+    out["covered_any"] = zonal_sum_labels(np.where(coverage.covered_any, pop, 0.0), labels, n)
+    out["uncovered_any"] = out["population"] - out["covered_any"]
+    if len(coverage.operators):
+        best = per_op.argmax(axis=0)
+        out["covered_best_single"] = per_op.max(axis=0)
+        out["best_single_operator"] = [coverage.operators[b] for b in best]
+    else:
+        out["covered_best_single"] = 0.0
+        out["best_single_operator"] = None
+    for k, t in enumerate(TECHNOLOGY_ORDER):
+        out[f"covered_{t}_plus"] = zonal_sum_labels(
+            np.where(coverage.best_technology >= k, pop, 0.0), labels, n
+        )
+    return out

@@ -1,0 +1,246 @@
+"""Plan stages: each takes the loaded inputs and its parameters, writes its outputs into a
+staging folder (through the ``gis`` writers) and returns its part of ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import geopandas as gpd
+import numpy as np
+
+from telcoplan.errors import PlanError
+
+if TYPE_CHECKING:
+    from telcoplan.plan import PlanInputs
+
+__all__ = ["COVERAGE_PARAMETERS", "coverage_parameters", "run_coverage", "slug"]
+
+log = logging.getLogger(__name__)
+
+#: Parameters of the coverage stage with their defaults.
+COVERAGE_PARAMETERS: dict[str, Any] = {
+    "model": "auto",
+    "environment": "urban",
+    "h_rx_m": 1.5,
+    "max_radius_km": None,
+    "indoor": False,
+    "thresholds_dbm": {},
+    "validity": "warn",
+}
+
+
+def slug(name: str) -> str:
+    """File-name-safe ASCII form of an operator name: 'Viettel' → 'viettel', 'Đà Nẵng' → 'da-nang'."""
+    text = unicodedata.normalize("NFKD", str(name).replace("Đ", "D").replace("đ", "d"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return text or "unnamed"
+
+
+def coverage_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
+    """Checked coverage-stage parameters (defaults filled in); all problems reported at once."""
+    from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS
+    from telcoplan.coverage.thresholds import Thresholds
+
+    raw = dict(raw or {})
+    errs = [
+        f"stages.coverage: unknown parameter {k!r}; known: {', '.join(COVERAGE_PARAMETERS)}"
+        for k in raw
+        if k not in COVERAGE_PARAMETERS
+    ]
+    params = {**COVERAGE_PARAMETERS, **{k: v for k, v in raw.items() if k in COVERAGE_PARAMETERS}}
+    if params["model"] not in (*MODELS, "auto"):
+        errs.append(
+            f"stages.coverage.model {params['model']!r} is unknown; choose auto or one of {', '.join(MODELS)}"
+        )
+    if params["environment"] not in ENVIRONMENTS:
+        errs.append(
+            f"stages.coverage.environment {params['environment']!r} is unknown; choose one of {', '.join(ENVIRONMENTS)}"
+        )
+    if params["validity"] not in ("warn", "error", "ignore"):
+        errs.append("stages.coverage.validity must be warn, error or ignore")
+    for key, lo, hi in (("h_rx_m", 0.5, 30.0), ("max_radius_km", 0.1, 100.0)):
+        v = params[key]
+        if v is None and key == "max_radius_km":
+            continue
+        if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
+            errs.append(f"stages.coverage.{key} must be a number in {lo:g}…{hi:g}, got {v!r}")
+    try:
+        params["thresholds"] = Thresholds(
+            params["thresholds_dbm"] or {}, indoor=bool(params["indoor"])
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        errs.append(f"stages.coverage.thresholds_dbm: {exc}")
+    if errs:
+        raise PlanError(
+            f"{source}: {len(errs)} problem(s) in the coverage parameters:\n"
+            + "\n".join(f"  - {e}" for e in errs)
+        )
+    return params
+
+
+def run_coverage(
+    inputs: PlanInputs, raw_params: Mapping[str, Any] | None, staging: Path
+) -> dict[str, Any]:
+    """The coverage stage: signal rasters, coverage polygons, population covered.
+
+    Writes ``signal_<operator>.tif`` (float32 dBm, total received power of the serving carrier),
+    ``server_<operator>.tif`` (int32, 1-based row of the serving site in ``coverage.gpkg``'s
+    ``sites`` layer; 0 = none), ``operators_count.tif`` (uint8) and ``coverage.gpkg`` (layers
+    ``coverage`` — covered area per operator and ``any`` —, ``areas`` — population covered per area
+    —, and ``sites``).
+    """
+    from telcoplan.coverage.analysis import compute_coverage, population_covered
+    from telcoplan.gis.polygonize import polygonize_mask
+    from telcoplan.gis.raster import write_raster
+    from telcoplan.gis.vector import write_vector_layers
+
+    params = coverage_parameters(raw_params, str(inputs.plan.path or inputs.plan.name))
+    towers = inputs.vectors.get("towers")
+    if towers is None or len(towers) == 0:
+        raise PlanError(
+            "the coverage stage needs a towers layer with at least one site (layers.towers)"
+        )
+    grid = inputs.grid
+    log.info(
+        "coverage: %d sites, model %s (%s), %s thresholds",
+        len(towers),
+        params["model"],
+        params["environment"],
+        "indoor" if params["indoor"] else "outdoor",
+    )
+    cov = compute_coverage(
+        towers,
+        grid,
+        thresholds=params["thresholds"],
+        model=params["model"],
+        environment=params["environment"],
+        h_rx_m=float(params["h_rx_m"]),
+        max_radius_km=params["max_radius_km"],
+        validity=params["validity"],
+    )
+    synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
+    for i, op in enumerate(cov.operators):
+        write_raster(
+            staging / f"signal_{slug(op)}.tif",
+            cov.power_dbm[i],
+            grid,
+            nodata=float("nan"),
+            tags={
+                "operator": op,
+                "units": "dBm, total received power of the serving carrier",
+                **synthetic,
+            },
+            description=f"{op} received power (dBm)",
+            overwrite=True,
+        )
+        write_raster(
+            staging / f"server_{slug(op)}.tif",
+            (cov.server[i] + 1).astype(np.int32),
+            grid,
+            nodata=0,
+            tags={
+                "operator": op,
+                "units": "1-based row of coverage.gpkg layer 'sites'",
+                **synthetic,
+            },
+            description=f"{op} serving site",
+            overwrite=True,
+        )
+    write_raster(
+        staging / "operators_count.tif",
+        cov.operator_count,
+        grid,
+        nodata=255,
+        tags={"units": "number of operators above threshold", **synthetic},
+        overwrite=True,
+    )
+
+    table = population_covered(cov, inputs.population, inputs.areas)
+    total = float(table["population"].sum())
+    cell_km2 = grid.cell_area_m2 / 1e6
+    rows, geoms = [], []
+    for i, op in enumerate([*cov.operators, "any"]):
+        mask = cov.covered[i] if op != "any" else cov.covered_any
+        covered = float(table[f"covered_{op}"].sum())
+        rows.append(
+            {
+                "operator": op,
+                "area_km2": float(mask.sum()) * cell_km2,
+                "population_covered": covered,
+                "population_pct": 100.0 * covered / total if total else 0.0,
+            }
+        )
+        geoms.append(polygonize_mask(mask, grid))
+    cover_gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=grid.crs)
+    areas_out = inputs.areas[[inputs.areas.geometry.name]].join(table)
+    for col in [
+        c for c in table.columns if c.startswith("covered_") and c != "covered_best_single"
+    ]:
+        areas_out[col.replace("covered_", "pct_")] = np.where(
+            table["population"] > 0, 100.0 * table[col] / table["population"], np.nan
+        )
+    sites = towers.reset_index()
+    sites.insert(0, "row", np.arange(1, len(sites) + 1))
+    write_vector_layers(
+        staging / "coverage.gpkg",
+        {"coverage": cover_gdf, "areas": areas_out, "sites": sites},
+        overwrite=True,
+    )
+
+    summary: dict[str, Any] = {
+        "parameters": {k: v for k, v in params.items() if k != "thresholds"}
+        | {"thresholds": cov.thresholds.to_dict()},
+    }
+    for row in rows:
+        summary[row["operator"]] = {
+            "population_covered": round(row["population_covered"], 1),
+            "population_pct": round(row["population_pct"], 3),
+            "area_km2": round(row["area_km2"], 3),
+        }
+    per_op = {op: summary[op]["population_covered"] for op in cov.operators}
+    best = max(per_op, key=per_op.get) if per_op else None
+    summary["best_single_operator"] = {
+        "operator": best,
+        "population_covered": per_op.get(best, 0.0),
+        "population_pct": summary[best]["population_pct"] if best else 0.0,
+    }
+    summary["by_technology"] = {
+        f"{t}_plus": {
+            "population_covered": round(float(table[f"covered_{t}_plus"].sum()), 1),
+            "population_pct": round(100.0 * float(table[f"covered_{t}_plus"].sum()) / total, 3)
+            if total
+            else 0.0,
+        }
+        for t in ("2G", "3G", "4G", "5G")
+    }
+    if "urban" in inputs.areas.columns and inputs.areas["urban"].notna().all():
+        urban = inputs.areas["urban"].astype(bool).to_numpy()
+        summary["urban_rural"] = {
+            name: {
+                "population": round(float(table["population"][sel].sum()), 1),
+                "covered_any": round(float(table["covered_any"][sel].sum()), 1),
+            }
+            for name, sel in (("urban", urban), ("rural", ~urban))
+        }
+    summary["areas"] = [
+        {
+            "name": str(idx),
+            "population": round(float(r["population"]), 1),
+            "covered_any": round(float(r["covered_any"]), 1),
+            "uncovered_any": round(float(r["uncovered_any"]), 1),
+            **{f"covered_{op}": round(float(r[f"covered_{op}"]), 1) for op in cov.operators},
+        }
+        for idx, r in table.iterrows()
+    ]
+    log.info(
+        "coverage: %.1f%% of the population covered by any operator",
+        summary["any"]["population_pct"],
+    )
+    return summary

@@ -1,0 +1,136 @@
+"""Coverage per operator and population covered: thresholds, conservation, SDG conventions."""
+
+from __future__ import annotations
+
+import math
+
+import geopandas as gpd
+import numpy as np
+import pytest
+from shapely.geometry import Point
+
+from telcoplan.coverage.analysis import compute_coverage, population_covered
+from telcoplan.coverage.propagation import path_loss
+from telcoplan.coverage.thresholds import METRIC_OFFSET_DB, Thresholds
+from telcoplan.gis.grid import GridSpec
+from tests.conftest import UTM49, X0, Y0, assert_unchanged
+
+
+def test_threshold_conventions():
+    thr = Thresholds()
+    assert METRIC_OFFSET_DB["4G"] == pytest.approx(-30.79, abs=0.01)  # 10 log10(1200)
+    assert thr.power_threshold("4G") == pytest.approx(-105 + 30.79, abs=0.01)
+    indoor = Thresholds(indoor=True)
+    assert indoor.metric_threshold("4G") == -95.0
+    assert Thresholds({"4g": -110}).metric_threshold("4G") == -110.0
+    with pytest.raises(ValueError, match="unknown technologies"):
+        Thresholds({"6G": -100})
+    with pytest.raises(ValueError, match="implausible"):
+        Thresholds({"4G": 5})
+
+
+@pytest.fixture
+def two_ops():
+    """Grid of 40 x 40 cells of 50 m; operator A has a 4G tower in the west, B a 2G tower in the east."""
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 2000, Y0 + 2000), 50.0, UTM49)
+    towers = gpd.GeoDataFrame(
+        {
+            "operator": ["A", "B"],
+            "technology": ["4G", "2G"],
+            "frequency_mhz": [900.0, 900.0],
+            "height_m": [30.0, 30.0],
+            "eirp_dbm": [50.0, 40.0],
+        },
+        geometry=[Point(X0 + 500, Y0 + 1000), Point(X0 + 1500, Y0 + 1000)],
+        index=["a1", "b1"],
+        crs=UTM49,
+    )
+    towers.index.name = "site_id"
+    return grid, towers
+
+
+def _radius_km(eirp, power_threshold):
+    """Independent: invert Okumura-Hata urban (900 MHz, 30 m, 1.5 m) for the coverage radius."""
+    a = path_loss("hata", freq_mhz=900, distance_km=1.0, h_tx_m=30)
+    b = path_loss("hata", freq_mhz=900, distance_km=10.0, h_tx_m=30) - a
+    return 10 ** ((eirp - power_threshold - a) / b)
+
+
+def test_coverage_disc_matches_inverted_hata(two_ops):
+    grid, towers = two_ops
+    before = towers.copy()
+    thr = Thresholds()
+    cov = compute_coverage(
+        towers, grid, thresholds=thr, model="hata", max_radius_km=5, validity="ignore"
+    )
+    assert cov.operators == ("A", "B")
+    X, Y = grid.cell_centres()
+    for i, (t, tech) in enumerate([("a1", "4G"), ("b1", "2G")]):
+        p = towers.loc[t]
+        r = _radius_km(p["eirp_dbm"], thr.power_threshold(tech)) * 1000
+        d = np.hypot(X - p.geometry.x, Y - p.geometry.y)
+        expected = d <= r
+        # cells within 1 m of the circle may go either way
+        unsure = np.abs(d - r) < 1.0
+        assert np.array_equal(cov.covered[i][~unsure], expected[~unsure])
+        assert 100 < r < 2000
+    # power = margin + threshold of the serving tower's technology
+    ok = cov.server[0] >= 0
+    np.testing.assert_allclose(
+        cov.power_dbm[0][ok] - cov.margin_db[0][ok], thr.power_threshold("4G"), atol=1e-4
+    )
+    assert_unchanged(before, towers)
+
+
+def test_population_conserved_and_sdg_conventions(two_ops):
+    grid, towers = two_ops
+    cov = compute_coverage(towers, grid, model="hata", max_radius_km=5, validity="ignore")
+    rng = np.random.default_rng(0)
+    pop = rng.uniform(0, 10, grid.shape)
+    halves = gpd.GeoDataFrame(
+        {"name": ["W", "E"]},
+        geometry=[
+            gpd.GeoSeries.from_wkt(
+                [
+                    f"POLYGON(({X0} {Y0},{X0 + 1000} {Y0},{X0 + 1000} {Y0 + 2000},{X0} {Y0 + 2000},{X0} {Y0}))"
+                ]
+            ).iloc[0],
+            gpd.GeoSeries.from_wkt(
+                [
+                    f"POLYGON(({X0 + 1000} {Y0},{X0 + 2000} {Y0},{X0 + 2000} {Y0 + 2000},{X0 + 1000} {Y0 + 2000},{X0 + 1000} {Y0}))"
+                ]
+            ).iloc[0],
+        ],
+        crs=UTM49,
+    ).set_index("name")
+    table = population_covered(cov, pop, halves)
+    np.testing.assert_allclose(table["covered_any"] + table["uncovered_any"], table["population"])
+    assert table["population"].sum() == pytest.approx(pop.sum())
+    # brute force: covered by A in the west half
+    west = np.zeros(grid.shape, dtype=bool)
+    west[:, :20] = True
+    assert table.loc["W", "covered_A"] == pytest.approx(pop[cov.covered[0] & west].sum())
+    assert table.loc["W", "covered_best_single"] == pytest.approx(
+        max(table.loc["W", "covered_A"], table.loc["W", "covered_B"])
+    )
+    assert (table["covered_any"] >= table["covered_best_single"] - 1e-9).all()
+    # by technology: 4G+ is A's coverage only (B is 2G), 2G+ is the union
+    assert table["covered_4G_plus"].sum() == pytest.approx(table["covered_A"].sum())
+    assert table["covered_2G_plus"].sum() == pytest.approx(table["covered_any"].sum())
+    assert table["covered_5G_plus"].sum() == 0
+
+
+def test_indoor_shrinks_coverage(two_ops):
+    grid, towers = two_ops
+    out = compute_coverage(towers, grid, model="hata", max_radius_km=5, validity="ignore")
+    ind = compute_coverage(
+        towers,
+        grid,
+        model="hata",
+        max_radius_km=5,
+        validity="ignore",
+        thresholds=Thresholds(indoor=True),
+    )
+    assert ind.covered.sum() < out.covered.sum()
+    assert not (ind.covered & ~out.covered).any()
+    assert math.isclose(ind.thresholds.metric_threshold("4G"), -95.0)
