@@ -62,6 +62,7 @@ from telcoplan.gis.raster import write_raster
 from telcoplan.gis.vector import write_vector
 from telcoplan.gis.zonal import label_polygons
 from telcoplan.layers.population import spread_population
+from telcoplan.layers.schemas import ROAD_CLASSES
 
 __all__ = ["CENSUS_2019", "DEMO_CRS", "Scenario", "build_scenario", "write_scenario"]
 
@@ -290,16 +291,7 @@ _MAIN_ROADS: tuple[tuple[str, str, tuple[tuple[float, float], ...]], ...] = (
 #: Urban street grid: lon/lat box (°) and spacing (m).
 _STREET_BOX = (108.140, 15.995, 108.255, 16.085)
 _STREET_SPACING_M = 700.0
-_CLASS_ORDER = (
-    "motorway",
-    "trunk",
-    "primary",
-    "secondary",
-    "tertiary",
-    "residential",
-    "service",
-    "track",
-)
+_CLASS_ORDER = ROAD_CLASSES  # most important first
 
 # ----------------------------------------------------------------------------------------- fiber
 #: Probability that an operator's fiber follows a road of each class (whole roads are chosen).
