@@ -83,7 +83,7 @@ LAYER_NAMES = (
     "measurements",
 )
 #: Stages a plan may configure (``stages: {coverage: {...}}``; ``false`` skips one).
-STAGE_NAMES = ("coverage",)
+STAGE_NAMES = ("coverage", "gaps")
 _TOP_KEYS = (
     "name",
     "crs",
@@ -237,11 +237,11 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             errs.append(f"stages: unknown stage {name!r}{_suggest(str(name), STAGE_NAMES)}")
         elif params is not False and params is not None and not isinstance(params, dict):
             errs.append(f"stages.{name}: give a mapping of parameters, or false to skip the stage")
-        elif name == "coverage" and isinstance(params, dict):
-            from telcoplan.stages import coverage_parameters
+        elif name in ("coverage", "gaps") and isinstance(params, dict):
+            from telcoplan.stages import coverage_parameters, gaps_parameters
 
             try:
-                coverage_parameters(params, source)
+                (coverage_parameters if name == "coverage" else gaps_parameters)(params, source)
             except PlanError as exc:
                 errs += [line.strip()[2:] for line in str(exc).splitlines()[1:]]
     if errs:
@@ -388,7 +388,7 @@ def run_plan(
     """
     import tempfile
 
-    from telcoplan.stages import run_coverage
+    from telcoplan.stages import run_coverage, run_gaps
 
     out = Path(out_dir)
     if not overwrite and (out / "summary.json").exists():
@@ -401,7 +401,11 @@ def run_plan(
         staging = Path(tmp)
         summary = population_summary(inputs)
         if _stage_enabled(plan, "coverage") and "towers" in inputs.vectors:
-            summary["coverage"] = run_coverage(inputs, plan.stages.get("coverage"), staging)
+            summary["coverage"], coverage = run_coverage(
+                inputs, plan.stages.get("coverage"), staging
+            )
+            if _stage_enabled(plan, "gaps"):
+                summary["gaps"] = run_gaps(inputs, coverage, plan.stages.get("gaps"), staging)
         summary["provenance"] = _provenance(plan)
         write_summary(staging / "summary.json", summary, overwrite=True)
         names = sorted((p.name for p in staging.iterdir()), key=lambda n: n == "summary.json")

@@ -17,9 +17,18 @@ import numpy as np
 from telcoplan.errors import PlanError
 
 if TYPE_CHECKING:
+    from telcoplan.coverage.analysis import CoverageResult
     from telcoplan.plan import PlanInputs
 
-__all__ = ["COVERAGE_PARAMETERS", "coverage_parameters", "run_coverage", "slug"]
+__all__ = [
+    "COVERAGE_PARAMETERS",
+    "GAPS_PARAMETERS",
+    "coverage_parameters",
+    "gaps_parameters",
+    "run_coverage",
+    "run_gaps",
+    "slug",
+]
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,10 @@ COVERAGE_PARAMETERS: dict[str, Any] = {
     "thresholds_dbm": {},
     "validity": "warn",
 }
+
+
+#: Parameters of the gaps stage with their defaults.
+GAPS_PARAMETERS: dict[str, Any] = {"min_population": 10.0, "min_density_per_km2": 10.0}
 
 
 def slug(name: str) -> str:
@@ -243,4 +256,75 @@ def run_coverage(
         "coverage: %.1f%% of the population covered by any operator",
         summary["any"]["population_pct"],
     )
+    return summary, cov
+
+
+def gaps_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
+    """Checked gaps-stage parameters (defaults filled in)."""
+    raw = dict(raw or {})
+    errs = [
+        f"stages.gaps: unknown parameter {k!r}; known: {', '.join(GAPS_PARAMETERS)}"
+        for k in raw
+        if k not in GAPS_PARAMETERS
+    ]
+    params = {**GAPS_PARAMETERS, **{k: v for k, v in raw.items() if k in GAPS_PARAMETERS}}
+    v = params["min_population"]
+    if not isinstance(v, int | float) or isinstance(v, bool) or v < 0:
+        errs.append(
+            f"stages.gaps.min_population must be a non-negative number of persons, got {v!r}"
+        )
+    if errs:
+        raise PlanError(
+            f"{source}: {len(errs)} problem(s) in the gaps parameters:\n"
+            + "\n".join(f"  - {e}" for e in errs)
+        )
+    return params
+
+
+def run_gaps(
+    inputs: PlanInputs, cov: CoverageResult, raw_params: Mapping[str, Any] | None, staging: Path
+) -> dict[str, Any]:
+    """The gaps stage: ``gaps.gpkg`` with layers ``gaps`` (ranked), ``single_operator`` and ``pois``."""
+    from telcoplan.coverage.gaps import find_gaps, poi_service, single_operator_areas
+    from telcoplan.gis.vector import write_vector_layers
+
+    params = gaps_parameters(raw_params, str(inputs.plan.path or inputs.plan.name))
+    towers = inputs.vectors["towers"]
+    gaps = find_gaps(
+        cov,
+        inputs.population,
+        min_population=float(params["min_population"]),
+        min_density_per_km2=float(params["min_density_per_km2"]),
+        towers=towers,
+        fiber=inputs.vectors.get("fiber"),
+    )
+    single = single_operator_areas(cov, inputs.population)
+    layers = {"gaps": gaps, "single_operator": single}
+    summary: dict[str, Any] = {
+        "count": len(gaps),
+        "population": round(float(gaps["population"].sum()), 1),
+        "area_km2": round(float(gaps["area_km2"].sum()), 3),
+        "largest": [
+            {
+                "gap_id": int(i),
+                "population": round(float(r["population"]), 1),
+                "area_km2": round(float(r["area_km2"]), 3),
+                "dist_tower_m": round(float(r["dist_tower_m"]), 1),
+            }
+            for i, r in gaps.head(10).iterrows()
+        ],
+        "single_operator": {
+            r["operator"]: round(float(r["population"]), 1) for _, r in single.iterrows()
+        },
+    }
+    if "pois" in inputs.vectors:
+        service = poi_service(cov, inputs.vectors["pois"], towers)
+        layers["pois"] = service
+        summary["pois"] = {
+            "count": len(service),
+            "served": int(service["served"].sum()),
+            "unserved": sorted(map(str, service.index[~service["served"]]))[:50],
+        }
+    write_vector_layers(staging / "gaps.gpkg", layers, overwrite=True)
+    log.info("gaps: %d gaps with %.0f persons", summary["count"], summary["population"])
     return summary

@@ -1,0 +1,166 @@
+"""Coverage gaps, single-operator areas and the service check of points of interest.
+
+- A **gap** is a connected region (8-connected cells) of populated cells that no operator covers
+  (the GSMA *coverage gap*). Gaps are ranked by population.
+- A **single-operator area** is where exactly one operator covers: no competition, no fallback.
+- The **POI service check** reads, at each POI's cell, every operator's serving signal and says
+  which operators meet the POI's required level.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from telcoplan.coverage.analysis import CoverageResult
+from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
+from telcoplan.gis.polygonize import label_regions, polygonize_labels, polygonize_mask
+
+__all__ = ["find_gaps", "poi_service", "single_operator_areas"]
+
+
+def _nearest_distance(geoms: gpd.GeoSeries, targets: gpd.GeoSeries | None) -> np.ndarray:
+    """Distance (m) from each geometry to the nearest target geometry (NaN without targets)."""
+    out = np.full(len(geoms), np.nan)
+    if targets is None or len(targets) == 0 or len(geoms) == 0:
+        return out
+    tree = shapely.STRtree(targets.to_crs(geoms.crs).geometry.to_numpy())
+    (src, _), dist = tree.query_nearest(geoms.to_numpy(), return_distance=True, all_matches=False)
+    out[src] = dist
+    return out
+
+
+def find_gaps(
+    coverage: CoverageResult,
+    population: np.ndarray,
+    *,
+    min_population: float = 1.0,
+    min_density_per_km2: float = 0.0,
+    towers: gpd.GeoDataFrame | None = None,
+    fiber: gpd.GeoDataFrame | None = None,
+) -> gpd.GeoDataFrame:
+    """Uncovered populated regions as polygons, ranked by population (largest first).
+
+    Parameters
+    ----------
+    coverage
+        Result of :func:`telcoplan.coverage.analysis.compute_coverage`.
+    population
+        Persons per cell on the coverage grid.
+    min_population
+        Regions with fewer persons are dropped (persons).
+    min_density_per_km2
+        Cells with a lower population density (persons/km²) count as unpopulated, so that gaps
+        follow settlements rather than sprawl over sparsely peopled mountains.
+    towers, fiber
+        Optional layers for the distance columns.
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Index ``gap_id`` (1 = most populated); columns ``rank``, ``population`` (persons),
+        ``area_km2``, ``cells``, ``dist_tower_m`` and ``dist_fiber_m`` (edge to edge, m), in the
+        grid's CRS. Gaps never overlap any operator's coverage (they are made of uncovered cells).
+    """
+    grid = coverage.grid
+    pop = np.where(np.isfinite(population), population, 0.0)
+    min_cell = max(min_density_per_km2 * grid.cell_area_m2 / 1e6, 0.0)
+    mask = ~coverage.covered_any & (pop > 0) & (pop >= min_cell)
+    labels, n = label_regions(mask, diagonal=True)
+    persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
+    cells = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    keep = np.flatnonzero(persons >= min_population)
+    order = keep[np.argsort(-persons[keep], kind="stable")]
+    remap = np.zeros(n + 1, dtype=np.int32)
+    remap[order + 1] = np.arange(1, len(order) + 1)
+    gaps = polygonize_labels(remap[labels], grid, len(order))
+    gaps["rank"] = np.arange(1, len(order) + 1)
+    gaps["population"] = persons[order]
+    gaps["cells"] = cells[order]
+    gaps["area_km2"] = cells[order] * grid.cell_area_m2 / 1e6
+    gaps["dist_tower_m"] = _nearest_distance(
+        gaps.geometry, None if towers is None else towers.geometry
+    )
+    gaps["dist_fiber_m"] = _nearest_distance(
+        gaps.geometry, None if fiber is None else fiber.geometry
+    )
+    gaps = gaps.drop(columns="label")
+    gaps.index = pd.Index(gaps["rank"].to_numpy(), name="gap_id")
+    return gaps
+
+
+def single_operator_areas(coverage: CoverageResult, population: np.ndarray) -> gpd.GeoDataFrame:
+    """Per operator: the area only it covers (polygon), with its population and km²."""
+    pop = np.where(np.isfinite(population), population, 0.0)
+    only_one = coverage.operator_count == 1
+    rows, geoms = [], []
+    for i, op in enumerate(coverage.operators):
+        m = only_one & coverage.covered[i]
+        rows.append(
+            {
+                "operator": op,
+                "population": float(pop[m].sum()),
+                "area_km2": float(m.sum()) * coverage.grid.cell_area_m2 / 1e6,
+            }
+        )
+        geoms.append(polygonize_mask(m, coverage.grid))
+    return gpd.GeoDataFrame(rows, geometry=geoms, crs=coverage.grid.crs)
+
+
+def poi_service(
+    coverage: CoverageResult, pois: gpd.GeoDataFrame, towers: gpd.GeoDataFrame
+) -> gpd.GeoDataFrame:
+    """Service check of each POI: best signal, and which operators meet its required level.
+
+    A POI's ``required_dbm`` (optional) is stated in the serving technology's own metric (RSRP
+    for 4G, …, see :mod:`telcoplan.coverage.thresholds`); without it the operator's coverage
+    threshold applies (margin ≥ 0).
+
+    Returns a copy of ``pois`` (same index, in the grid's CRS) with ``best_operator``,
+    ``best_power_dbm`` (total received power, dBm), ``operators_ok`` (``;``-separated),
+    ``n_operators_ok`` and ``served``; POIs outside the grid get NaN / empty values.
+    """
+    grid = coverage.grid
+    out = pois.to_crs(grid.crs).copy()
+    r, c = grid.rowcol(out.geometry.x.to_numpy(), out.geometry.y.to_numpy())
+    inside = grid.contains_rowcol(r, c)
+    rr, cc = np.where(inside, r, 0), np.where(inside, c, 0)
+    tech = towers["technology"].astype(str).str.upper().to_numpy()
+    offsets = np.array([METRIC_OFFSET_DB[t] for t in tech]) if len(tech) else np.zeros(0)
+    required = (
+        pd.to_numeric(out["required_dbm"], errors="coerce").to_numpy(dtype=float)
+        if "required_dbm" in out.columns
+        else np.full(len(out), np.nan)
+    )
+    n_ops = len(coverage.operators)
+    power = np.full((n_ops, len(out)), np.nan)
+    ok = np.zeros((n_ops, len(out)), dtype=bool)
+    for i in range(n_ops):
+        p = coverage.power_dbm[i][rr, cc].astype(float)
+        srv = coverage.server[i][rr, cc]
+        p[~inside | (srv < 0)] = np.nan
+        power[i] = p
+        metric = p + np.where(
+            srv >= 0, offsets[np.maximum(srv, 0)] if len(offsets) else 0.0, np.nan
+        )
+        by_threshold = coverage.covered[i][rr, cc] & inside
+        ok[i] = np.where(
+            np.isfinite(required), np.nan_to_num(metric, nan=-np.inf) >= required, by_threshold
+        )
+    any_signal = np.isfinite(power).any(axis=0)
+    best = np.where(
+        any_signal, np.nanargmax(np.where(np.isfinite(power), power, -np.inf), axis=0), -1
+    )
+    out["best_operator"] = [coverage.operators[b] if b >= 0 else None for b in best]
+    out["best_power_dbm"] = np.where(
+        any_signal, np.nanmax(np.where(np.isfinite(power), power, -np.inf), axis=0), np.nan
+    )
+    out["operators_ok"] = [
+        ";".join(op for op, flag in zip(coverage.operators, ok[:, j], strict=True) if flag)
+        for j in range(len(out))
+    ]
+    out["n_operators_ok"] = ok.sum(axis=0)
+    out["served"] = out["n_operators_ok"] > 0
+    return out

@@ -1,0 +1,368 @@
+"""Propagation-model calibration against synthetic drive tests with a known truth.
+
+The truth is computed independently of the library: the textbook Okumura-Hata formula written
+out below, on distances measured here with pyproj in UTM 49N.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+from pyproj import Transformer
+from shapely.geometry import Point
+
+from telcoplan.coverage.calibration import Calibration, calibrate, predict_rssi
+from telcoplan.errors import LayerValidationError, PlanError, TelcoplanError
+from telcoplan.layers.measurements import load_measurements
+from telcoplan.layers.towers import load_towers
+from tests.conftest import UTM49, X0, Y0, assert_unchanged
+
+TRUE_A = 6.0  # dB at 1 km
+TRUE_B = -4.0  # dB/decade
+SIGMA = 4.0  # dB
+TO_UTM = Transformer.from_crs("EPSG:4326", UTM49, always_xy=True)
+TO_LONLAT = Transformer.from_crs(UTM49, "EPSG:4326", always_xy=True)
+
+
+def hata_urban(f_mhz, d_km, h_b, h_m=1.5):
+    """Okumura-Hata, small/medium city (Hata 1980; ITU-R P.529), written out independently."""
+    a_hm = (1.1 * np.log10(f_mhz) - 0.7) * h_m - (1.56 * np.log10(f_mhz) - 0.8)
+    return (
+        69.55
+        + 26.16 * np.log10(f_mhz)
+        - 13.82 * np.log10(h_b)
+        - a_hm
+        + (44.9 - 6.55 * np.log10(h_b)) * np.log10(d_km)
+    )
+
+
+def five_towers() -> gpd.GeoDataFrame:
+    """Five omni 900 MHz towers 10 km apart in UTM 49N (index site_id, as load_towers gives)."""
+    return gpd.GeoDataFrame(
+        {
+            "operator": ["Viettel", "Viettel", "VinaPhone", "MobiFone", "Viettel"],
+            "technology": ["2G", "3G", "3G", "2G", "4G"],
+            "frequency_mhz": [900.0] * 5,
+            "height_m": [30.0, 35.0, 40.0, 45.0, 50.0],
+            "eirp_dbm": [60.0, 58.0, 61.0, 59.0, 62.0],
+        },
+        index=pd.Index(["T1", "T2", "T3", "T4", "T5"], name="site_id"),
+        geometry=[
+            Point(X0 + dx, Y0 + dy)
+            for dx, dy in [(0, 0), (10_000, 0), (0, 10_000), (10_000, 10_000), (5_000, 5_000)]
+        ],
+        crs=UTM49,
+    )
+
+
+def drive_test(towers, n=500, *, seed=0, a=TRUE_A, b=TRUE_B, sigma=SIGMA, offsets=None, p=None):
+    """Measurements (EPSG:4326) 0.2–8 km around random towers, from the known truth.
+
+    Returns the measurements, the reference distances (km) and the clutter labels (or None).
+    ``offsets`` maps clutter classes to their true offsets (dB), drawn with probabilities ``p``.
+    """
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, len(towers), n)
+    r_m = 10.0 ** rng.uniform(np.log10(200.0), np.log10(8000.0), n)
+    theta = rng.uniform(0.0, 2.0 * np.pi, n)
+    tx = towers.geometry.x.to_numpy()[which]
+    ty = towers.geometry.y.to_numpy()[which]
+    lon, lat = TO_LONLAT.transform(tx + r_m * np.sin(theta), ty + r_m * np.cos(theta))
+    # the reference distance: from the stored lon/lat, measured here in UTM 49N
+    x, y = TO_UTM.transform(lon, lat)
+    d_km = np.hypot(x - tx, y - ty) / 1000.0
+    row = towers.iloc[which]
+    loss = hata_urban(900.0, d_km, row["height_m"].to_numpy()) + a + b * np.log10(d_km)
+    labels = None
+    if offsets is not None:
+        names = list(offsets)
+        labels = rng.choice(names, n, p=p)
+        loss = loss + np.array([offsets[c] for c in labels])
+    rssi = row["eirp_dbm"].to_numpy() - loss + rng.normal(0.0, sigma, n) * (sigma > 0)
+    meas = gpd.GeoDataFrame(
+        {"site_id": towers.index.to_numpy()[which], "rssi_dbm": rssi},
+        geometry=gpd.points_from_xy(lon, lat),
+        crs="EPSG:4326",
+    )
+    return meas, d_km, labels
+
+
+def ols_standard_errors(d_km, rmse, n_params=2):
+    """σ √diag((XᵀX)⁻¹) of the intercept and slope, σ estimated with n − p degrees of freedom."""
+    x = np.column_stack([np.ones_like(d_km), np.log10(d_km)])
+    sigma = rmse * math.sqrt(len(d_km) / (len(d_km) - n_params))
+    return sigma * np.sqrt(np.diag(np.linalg.inv(x.T @ x)))
+
+
+# ------------------------------------------------------------------------------ prediction
+def test_predict_rssi_matches_textbook_hata_check_values():
+    towers = five_towers().iloc[:1].assign(eirp_dbm=60.0, height_m=30.0)
+    meas = gpd.GeoDataFrame(
+        {"site_id": ["T1", "T1"], "rssi_dbm": [-70.0, -100.0]},
+        geometry=[Point(X0, Y0 + 1000.0), Point(X0, Y0 + 10_000.0)],
+        crs=UTM49,
+    )
+    # 900 MHz, h_b 30 m, h_m 1.5 m, urban: 126.40 dB at 1 km, 161.63 dB at 10 km
+    np.testing.assert_allclose(predict_rssi(towers, meas), [60 - 126.40, 60 - 161.63], atol=0.01)
+
+
+def test_measurement_frequency_overrides_tower_frequency():
+    towers = five_towers()
+    meas = gpd.GeoDataFrame(
+        {"site_id": ["T1", "T1"], "rssi_dbm": [-80.0, -80.0], "freq_mhz": [800.0, np.nan]},
+        geometry=[Point(X0 + 2000.0, Y0)] * 2,
+        crs=UTM49,
+    )
+    expected = 60.0 - hata_urban(np.array([800.0, 900.0]), 2.0, 30.0)
+    np.testing.assert_allclose(predict_rssi(towers, meas), expected, atol=1e-9)
+
+
+def test_sector_pattern_applies_only_to_towers_with_azimuth():
+    towers = five_towers().assign(azimuth_deg=[0.0, np.nan, np.nan, np.nan, np.nan])
+    pts = [Point(X0, Y0 + 1000.0), Point(X0 + 1000.0, Y0), Point(X0 + 11_000.0, Y0)]
+    meas = gpd.GeoDataFrame(
+        {"site_id": ["T1", "T1", "T2"], "rssi_dbm": [-80.0] * 3}, geometry=pts, crs=UTM49
+    )
+    got = predict_rssi(towers, meas)
+    base = np.array([60.0, 60.0, 58.0]) - hata_urban(900.0, 1.0, np.array([30.0, 30.0, 35.0]))
+    # TR 36.814: A_H(90°) = −min(12 (90/65)², 30) dB; boresight and omni: 0 dB
+    np.testing.assert_allclose(got - base, [0.0, -12.0 * (90.0 / 65.0) ** 2, 0.0], atol=1e-9)
+
+
+def test_towers_with_site_id_column_and_projected_measurements_agree():
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, 50, seed=3)
+    a = predict_rssi(towers, meas)
+    b = predict_rssi(towers.reset_index(), meas.to_crs(UTM49))
+    np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------ calibration
+def test_noiseless_drive_test_is_recovered_exactly():
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, sigma=0.0)
+    cal = calibrate(towers, meas)
+    assert cal.intercept_offset_db == pytest.approx(TRUE_A, abs=1e-9)
+    assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=1e-9)
+    assert cal.rmse_db_after == pytest.approx(0.0, abs=1e-9)
+    assert cal.mean_error_db_after == pytest.approx(0.0, abs=1e-9)
+    assert cal.clutter_offsets_db == {}
+    assert cal.n_measurements == 500
+    assert (cal.model, cal.environment, cal.validation_rmse_db) == ("hata", "urban", None)
+    # the calibrated prediction reproduces the measurements
+    np.testing.assert_allclose(
+        predict_rssi(towers, meas, calibration=cal), meas["rssi_dbm"], atol=1e-9
+    )
+
+
+def test_noisy_drive_test_recovers_offsets_within_standard_errors():
+    towers = five_towers()
+    meas, d_km, _ = drive_test(towers, seed=42)
+    cal = calibrate(towers, meas)
+    se_a, se_b = ols_standard_errors(d_km, cal.rmse_db_after)
+    assert se_a < 1.0
+    assert se_b < 1.0
+    assert abs(cal.intercept_offset_db - TRUE_A) < 3.0 * se_a
+    assert abs(cal.slope_offset_db_per_decade - TRUE_B) < 3.0 * se_b
+    assert cal.rmse_db_after == pytest.approx(SIGMA, abs=0.5)
+    assert cal.rmse_db_before > 1.4 * cal.rmse_db_after
+    # the uncorrected model is too optimistic by a + b log10 d on average
+    expected_bias = -(TRUE_A + TRUE_B * np.mean(np.log10(d_km)))
+    assert cal.mean_error_db_before == pytest.approx(expected_bias, abs=0.6)
+    assert cal.mean_error_db_after == pytest.approx(0.0, abs=1e-9)
+
+
+def test_clutter_offsets_are_recovered_relative_to_the_most_frequent_class():
+    towers = five_towers()
+    truth = {"open": 0.0, "urban": 8.0, "forest": 3.0}
+    meas, _, labels = drive_test(towers, sigma=0.0, offsets=truth, p=[0.5, 0.3, 0.2])
+    cal = calibrate(towers, meas, clutter=labels)
+    assert cal.intercept_offset_db == pytest.approx(TRUE_A, abs=1e-9)
+    assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=1e-9)
+    assert cal.clutter_offsets_db == pytest.approx(truth, abs=1e-9)
+    assert cal.rmse_db_after == pytest.approx(0.0, abs=1e-9)
+    got = predict_rssi(towers, meas, calibration=cal, clutter=labels)
+    np.testing.assert_allclose(got, meas["rssi_dbm"], atol=1e-9)
+
+    # with "urban" the most frequent class, it becomes the reference: a + c_k is unchanged
+    meas, _, labels = drive_test(towers, sigma=0.0, offsets=truth, p=[0.2, 0.5, 0.3], seed=1)
+    cal = calibrate(towers, meas, clutter=pd.Series(labels))
+    assert cal.clutter_offsets_db["urban"] == 0.0
+    for c, off in truth.items():
+        total = cal.intercept_offset_db + cal.clutter_offsets_db[c]
+        assert total == pytest.approx(TRUE_A + off, abs=1e-9)
+
+
+def test_noisy_clutter_offsets_are_close():
+    towers = five_towers()
+    truth = {"open": 0.0, "urban": 8.0, "forest": 3.0}
+    meas, _, labels = drive_test(towers, seed=7, offsets=truth, p=[0.5, 0.3, 0.2])
+    cal = calibrate(towers, meas, clutter=labels)
+    assert cal.clutter_offsets_db == pytest.approx(truth, abs=1.5)
+    assert cal.rmse_db_after == pytest.approx(SIGMA, abs=0.5)
+
+
+def test_validation_rmse_is_reported():
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, seed=1)
+    check, _, _ = drive_test(towers, 300, seed=2)
+    cal = calibrate(towers, meas, validation=check)
+    assert cal.validation_rmse_db == pytest.approx(SIGMA, abs=0.5)
+    uncalibrated = predict_rssi(towers, check)
+    assert np.sqrt(np.mean((check["rssi_dbm"] - uncalibrated) ** 2)) > cal.validation_rmse_db + 1
+
+
+def test_validation_with_clutter_needs_its_labels():
+    towers = five_towers()
+    truth = {"open": 0.0, "urban": 8.0}
+    meas, _, labels = drive_test(towers, sigma=0.0, offsets=truth, p=[0.6, 0.4])
+    check, _, vlabels = drive_test(towers, 100, sigma=0.0, offsets=truth, p=[0.6, 0.4], seed=5)
+    with pytest.raises(ValueError, match="validation_clutter"):
+        calibrate(towers, meas, clutter=labels, validation=check)
+    cal = calibrate(towers, meas, clutter=labels, validation=check, validation_clutter=vlabels)
+    assert cal.validation_rmse_db == pytest.approx(0.0, abs=1e-9)
+
+
+def test_inputs_are_not_mutated():
+    towers = five_towers().assign(azimuth_deg=[0.0, 120.0, np.nan, np.nan, np.nan])
+    meas, _, labels = drive_test(towers, 200, offsets={"a": 0.0, "b": 2.0}, p=[0.5, 0.5])
+    check, _, vlabels = drive_test(towers, 50, offsets={"a": 0.0, "b": 2.0}, p=[0.5, 0.5], seed=9)
+    before = [copy.deepcopy(x) for x in (towers, meas, check)]
+    labels_before = labels.copy()
+    calibrate(towers, meas, clutter=labels, validation=check, validation_clutter=vlabels)
+    for b, a in zip(before, (towers, meas, check), strict=True):
+        assert_unchanged(b, a)
+    np.testing.assert_array_equal(labels, labels_before)
+
+
+# ------------------------------------------------------------------------------ value object
+def test_apply_formula_and_clutter_lookup():
+    cal = Calibration(
+        "hata", "urban", 2.0, 3.0, {"open": 0.0, "urban": 5.0}, 10, 8.0, 4.0, -3.0, 0.0, None
+    )
+    np.testing.assert_allclose(cal.apply(100.0, 10.0), 105.0)
+    np.testing.assert_allclose(cal.apply([100.0, 100.0], [0.1, 0.0]), [99.0, 93.0])  # 1 m clamp
+    np.testing.assert_allclose(cal.apply([100.0, 100.0], 1.0, ["open", "urban"]), [102.0, 107.0])
+    with pytest.raises(ValueError, match="'water'"):
+        cal.apply(100.0, 1.0, ["water"])
+    plain = Calibration("hata", "urban", 2.0, 3.0, {}, 10, 8.0, 4.0, -3.0, 0.0, None)
+    with pytest.raises(ValueError, match="without them"):
+        plain.apply(100.0, 1.0, ["open"])
+
+
+def test_dict_round_trip_is_json_serialisable():
+    towers = five_towers()
+    meas, _, labels = drive_test(towers, 200, offsets={"open": 0.0, "urban": 8.0}, p=[0.6, 0.4])
+    check, _, vlabels = drive_test(towers, 50, offsets={"open": 0.0, "urban": 8.0}, p=[0.6, 0.4])
+    cal = calibrate(towers, meas, clutter=labels, validation=check, validation_clutter=vlabels)
+    text = json.dumps(cal.to_dict())
+    back = Calibration.from_dict(json.loads(text))
+    assert back == cal
+    assert isinstance(back.validation_rmse_db, float)
+    plain = calibrate(towers, meas)
+    assert Calibration.from_dict(json.loads(json.dumps(plain.to_dict()))) == plain
+
+
+def test_from_dict_reports_malformed_input():
+    good = Calibration("hata", "urban", 1.0, 2.0, {}, 3, 4.0, 5.0, 6.0, 7.0).to_dict()
+    bad = {k: v for k, v in good.items() if k != "rmse_db_after"} | {"rmse_after": 1.0}
+    with pytest.raises(PlanError, match=r"missing key\(s\) rmse_db_after.*unknown key\(s\) rmse_"):
+        Calibration.from_dict(bad)
+    with pytest.raises(PlanError, match="unknown model 'okumura'"):
+        Calibration.from_dict(good | {"model": "okumura"})
+    with pytest.raises(PlanError, match="malformed"):
+        Calibration.from_dict(good | {"intercept_offset_db": "six"})
+
+
+def test_calibration_model_must_match_prediction():
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, 20, sigma=0.0)
+    cal = calibrate(towers, meas)
+    with pytest.raises(ValueError, match="model='hata'"):
+        predict_rssi(towers, meas, model="fspl", calibration=cal)
+
+
+# ------------------------------------------------------------------------------ errors
+def test_unknown_site_ids_are_reported_all_at_once_with_rows():
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, 6, sigma=0.0)
+    meas["site_id"] = ["T1", "X9", "T2", "T3", "Y7", "T4"]
+    with pytest.raises(LayerValidationError) as info:
+        calibrate(towers, meas, source="drive.csv")
+    err = info.value
+    assert isinstance(err, TelcoplanError)
+    assert [(p.row, p.column, p.feature_id) for p in err.problems] == [
+        (2, "site_id", "X9"),
+        (5, "site_id", "Y7"),
+    ]
+    assert "drive.csv" in str(err)
+    assert "'X9' is not in the towers layer" in str(err)
+    with pytest.raises(LayerValidationError):
+        predict_rssi(towers, meas)
+
+
+def test_missing_rssi_values_are_reported_with_rows():
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, 5, sigma=0.0)
+    meas.loc[meas.index[3], "rssi_dbm"] = np.nan
+    with pytest.raises(LayerValidationError) as info:
+        calibrate(towers, meas)
+    assert [(p.row, p.column) for p in info.value.problems] == [(4, "rssi_dbm")]
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_fewer_than_three_measurements_is_a_clear_error(n):
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, n, sigma=0.0)
+    with pytest.raises(LayerValidationError, match="at least 3"):
+        calibrate(towers, meas)
+
+
+def test_measurements_at_one_distance_cannot_fit_a_slope():
+    towers = five_towers()
+    lon, lat = TO_LONLAT.transform([X0 + 1000.0, X0, X0 - 1000.0], [Y0, Y0 + 1000.0, Y0])
+    meas = gpd.GeoDataFrame(
+        {"site_id": ["T1"] * 3, "rssi_dbm": [-70.0, -72.0, -68.0]},
+        geometry=gpd.points_from_xy(lon, lat),
+        crs="EPSG:4326",
+    )
+    with pytest.raises(LayerValidationError, match="two different distances"):
+        calibrate(towers, meas.to_crs(UTM49))
+
+
+def test_files_loaded_by_the_layer_loaders_calibrate(tmp_path):
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, 100, sigma=0.0)
+    tw = towers.to_crs("EPSG:4326").reset_index()
+    pd.DataFrame(
+        {
+            "site_id": tw["site_id"],
+            "operator": tw["operator"],
+            "technology": tw["technology"],
+            "frequency_mhz": tw["frequency_mhz"],
+            "height_m": tw["height_m"],
+            "eirp_dbm": tw["eirp_dbm"],
+            "lon": tw.geometry.x,
+            "lat": tw.geometry.y,
+        }
+    ).to_csv(tmp_path / "towers.csv", index=False)
+    pd.DataFrame(
+        {
+            "lon": meas.geometry.x,
+            "lat": meas.geometry.y,
+            "site_id": meas["site_id"],
+            "rssi_dbm": meas["rssi_dbm"],
+        }
+    ).to_csv(tmp_path / "drive.csv", index=False)
+    cal = calibrate(
+        load_towers(tmp_path / "towers.csv"), load_measurements(tmp_path / "drive.csv")
+    )
+    # CSV text round trip of the coordinates costs well under a millimetre
+    assert cal.intercept_offset_db == pytest.approx(TRUE_A, abs=1e-4)
+    assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=1e-4)
