@@ -187,6 +187,138 @@ def validate(
         )
 
 
+def _layer_options(f):
+    """Options shared by the one-stage commands (coverage, gaps)."""
+    from telcoplan.coverage.propagation import MODELS
+
+    opts = [
+        click.option(
+            "--towers",
+            "towers",
+            required=True,
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="Towers layer.",
+        ),
+        click.option(
+            "--area",
+            "areas",
+            required=True,
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            help="Areas layer (polygons with a name; their union is the study area).",
+        ),
+        click.option(
+            "--population",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            default=None,
+            help="Population raster or polygons (default: the areas' population column).",
+        ),
+        click.option(
+            "--dem",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            default=None,
+            help="Terrain raster (m).",
+        ),
+        click.option(
+            "--fiber",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            default=None,
+            help="Fiber layer (for gap distances).",
+        ),
+        click.option(
+            "--pois",
+            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            default=None,
+            help="POIs to check for service.",
+        ),
+        click.option(
+            "--resolution",
+            "resolution_m",
+            type=float,
+            default=100.0,
+            show_default=True,
+            help="Grid cell size (m).",
+        ),
+        click.option(
+            "--crs", default=None, help="Projected CRS for the work (default: local UTM)."
+        ),
+        click.option(
+            "--model",
+            type=click.Choice(["auto", *MODELS]),
+            default="auto",
+            show_default=True,
+            help="Propagation model (auto: by band).",
+        ),
+        click.option(
+            "--environment",
+            type=click.Choice(["urban", "metropolitan", "suburban", "rural"]),
+            default="urban",
+            show_default=True,
+        ),
+        click.option(
+            "--max-radius-km",
+            "max_radius_km",
+            type=float,
+            default=None,
+            help="Maximum tower radius (default by band).",
+        ),
+        click.option(
+            "--indoor", is_flag=True, help="Indoor thresholds (10 dB penetration margin)."
+        ),
+        click.option(
+            "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path)
+        ),
+        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _run_stages(kw: dict, gaps: bool) -> dict:
+    from telcoplan.plan import plan_from_layers, run_plan
+
+    coverage = {"model": kw["model"], "environment": kw["environment"], "indoor": kw["indoor"]}
+    if kw["max_radius_km"] is not None:
+        coverage["max_radius_km"] = kw["max_radius_km"]
+    layers = {
+        "areas": kw["areas"],
+        "towers": kw["towers"],
+        "population": kw["population"],
+        "dem": kw["dem"],
+        "fiber": kw["fiber"],
+        "pois": kw["pois"],
+    }
+    plan = plan_from_layers(
+        layers,
+        resolution_m=kw["resolution_m"],
+        crs=kw["crs"],
+        stages={"coverage": coverage, "gaps": {} if gaps else False},
+    )
+    return run_plan(plan, kw["out_dir"], overwrite=kw["overwrite"])
+
+
+@cli.command("coverage")
+@_layer_options
+def coverage_cmd(**kw) -> None:
+    """Signal and coverage per operator: signal_<operator>.tif, coverage.gpkg, summary.json."""
+    summary = _run_stages(kw, gaps=False)
+    any_ = summary["coverage"]["any"]
+    click.echo(
+        f"{kw['out_dir']}: {any_['population_pct']:.2f}% of {summary['population_total']:,.0f} persons "
+        "covered by at least one operator",
+        err=True,
+    )
+
+
+@cli.command("gaps")
+@_layer_options
+def gaps_cmd(**kw) -> None:
+    """Coverage gaps ranked by population (gaps.gpkg), single-operator areas, POI service."""
+    summary = _run_stages(kw, gaps=True)
+    g = summary["gaps"]
+    click.echo(f"{kw['out_dir']}: {g['count']} gaps with {g['population']:,.0f} persons", err=True)
+
+
 @cli.command("import-cells")
 @click.argument("csv_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(

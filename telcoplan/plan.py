@@ -261,6 +261,26 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
     )
 
 
+def plan_from_layers(
+    layers: Mapping[str, str | os.PathLike | None],
+    *,
+    name: str = "command line",
+    resolution_m: float = 100.0,
+    crs: str | None = None,
+    stages: Mapping[str, Any] | None = None,
+) -> Plan:
+    """A :class:`Plan` built from layer paths (for the one-stage CLI commands); checked like a file."""
+    doc = {
+        "name": name,
+        "resolution_m": resolution_m,
+        "layers": {k: str(Path(v).resolve()) for k, v in layers.items() if v is not None},
+        "stages": dict(stages or {}),
+    }
+    if crs is not None:
+        doc["crs"] = crs
+    return parse_plan(doc, base=Path.cwd(), source="command line")
+
+
 def write_plan(path: str | os.PathLike, doc: Mapping[str, Any], *, overwrite: bool = False) -> Path:
     """Write a plan document as YAML, atomically."""
     from telcoplan.gis._atomic import atomic_path

@@ -275,8 +275,8 @@ def predict_rssi(
     Notes
     -----
     P = EIRP − L(f, d, h_tx, h_rx) [− a − b log10 d − c_k] + A(φ, θ), with f the measurement's
-    ``freq_mhz`` where given (else the tower's ``frequency_mhz``), d the horizontal distance in
-    the local UTM zone of the measurements (km), h_tx the tower's ``height_m`` and A the
+    ``freq_mhz`` where given (else the tower's ``frequency_mhz``), d the horizontal distance (km)
+    in the measurements' CRS if it is projected, else in the local UTM zone of their centre, h_tx the tower's ``height_m`` and A the
     3GPP TR 36.814 sector attenuation (:func:`telcoplan.coverage.antenna.sector_attenuation`)
     for towers with an azimuth or a tilt, at the depression angle atan((h_tx − h_rx) / d).
     Distances outside the model's validity range are not warned about; frequencies and
@@ -408,7 +408,8 @@ def calibrate(
                 columns.append((labels == c).astype(np.float64))
                 names.append(f"clutter {c!r}")
     x = np.column_stack(columns)
-    beta, _, rank, _ = np.linalg.lstsq(x, -residual, rcond=None)
+    # a relative cut-off well above rounding: distances equal but for float noise are degenerate
+    beta, _, rank, _ = np.linalg.lstsq(x, -residual, rcond=1e-9)
     if rank < x.shape[1]:
         raise LayerValidationError(
             source,
@@ -589,9 +590,13 @@ def _geometry(
     if n == 0:
         empty = np.empty(0)
         return _Geometry(empty, empty, empty, empty)
-    # one local UTM zone, chosen from the measurements, for both layers
-    xmin, ymin, xmax, ymax = measurements.geometry.to_crs("EPSG:4326").total_bounds
-    crs = utm_crs_for((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
+    # one metric CRS for both layers: the measurements' own if projected (as to_projected
+    # keeps it), else the local UTM zone of their centre
+    if measurements.crs.is_projected:
+        crs = measurements.crs
+    else:
+        xmin, ymin, xmax, ymax = measurements.geometry.to_crs("EPSG:4326").total_bounds
+        crs = utm_crs_for((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
     pts = to_projected(gpd.GeoDataFrame(geometry=measurements.geometry.copy()), crs).geometry
     sites = to_projected(gpd.GeoDataFrame(geometry=table.geometry.copy()), crs).geometry
     pos = table.index.get_indexer(_site_keys(measurements))

@@ -248,3 +248,37 @@ def test_demo_end_to_end(runner, tmp_path):
             assert f.read_bytes() == (other / f.relative_to(out)).read_bytes(), f
     res = runner.invoke(cli, ["validate", str(out / "plan.yml")])
     assert res.exit_code == 0, res.output
+
+
+def test_coverage_and_gaps_commands(runner, tmp_path, areas4, towers5):
+    import rasterio
+
+    write_vector(tmp_path / "areas.gpkg", areas4)
+    write_vector(tmp_path / "towers.csv", towers5)
+    args = [
+        "--towers",
+        str(tmp_path / "towers.csv"),
+        "--area",
+        str(tmp_path / "areas.gpkg"),
+        "--resolution",
+        "50",
+        "--model",
+        "hata",
+        "--max-radius-km",
+        "2",
+    ]
+    res = runner.invoke(cli, ["coverage", *args, "--out", str(tmp_path / "cov")])
+    assert res.exit_code == 0, res.output
+    with rasterio.open(tmp_path / "cov" / "signal_viettel.tif") as src:
+        assert src.res == (50.0, 50.0)
+    summary = json.loads((tmp_path / "cov" / "summary.json").read_text())
+    assert summary["population_total"] == pytest.approx(10_000.0)
+    assert "gaps" not in summary
+    res = runner.invoke(cli, ["gaps", *args, "--indoor", "--out", str(tmp_path / "gaps")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "gaps" / "summary.json").read_text())["gaps"]["count"] >= 0
+    res = runner.invoke(
+        cli, ["coverage", *args[:4], "--out", str(tmp_path / "x"), "--model", "okumura"]
+    )
+    assert res.exit_code == 2
+    assert "okumura" in res.output

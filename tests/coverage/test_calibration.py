@@ -21,13 +21,16 @@ from telcoplan.coverage.calibration import Calibration, calibrate, predict_rssi
 from telcoplan.errors import LayerValidationError, PlanError, TelcoplanError
 from telcoplan.layers.measurements import load_measurements
 from telcoplan.layers.towers import load_towers
-from tests.conftest import UTM49, X0, Y0, assert_unchanged
+from tests.conftest import UTM49, assert_unchanged
 
 TRUE_A = 6.0  # dB at 1 km
 TRUE_B = -4.0  # dB/decade
 SIGMA = 4.0  # dB
 TO_UTM = Transformer.from_crs("EPSG:4326", UTM49, always_xy=True)
 TO_LONLAT = Transformer.from_crs(UTM49, "EPSG:4326", always_xy=True)
+#: Lower-left tower, near Đà Nẵng (108.2° E): well inside UTM zone 49N, which is therefore the
+#: zone the library picks for lon/lat measurements around these towers (m).
+X0, Y0 = 200_000.0, 1_770_000.0
 
 
 def hata_urban(f_mhz, d_km, h_b, h_m=1.5):
@@ -360,9 +363,7 @@ def test_files_loaded_by_the_layer_loaders_calibrate(tmp_path):
             "rssi_dbm": meas["rssi_dbm"],
         }
     ).to_csv(tmp_path / "drive.csv", index=False)
-    cal = calibrate(
-        load_towers(tmp_path / "towers.csv"), load_measurements(tmp_path / "drive.csv")
-    )
+    cal = calibrate(load_towers(tmp_path / "towers.csv"), load_measurements(tmp_path / "drive.csv"))
     # CSV text round trip of the coordinates costs well under a millimetre
     assert cal.intercept_offset_db == pytest.approx(TRUE_A, abs=1e-4)
     assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=1e-4)
