@@ -520,11 +520,8 @@ def _check_measurements(
     required = ["site_id", *(["rssi_dbm"] if need_rssi else [])]
     absent = [c for c in required if c not in measurements.columns]
     if absent:
-        return [
-            Problem(None, c, f"required column {c!r} is missing; columns are lon, lat, "
-                    "site_id, rssi_dbm (dBm) and optionally freq_mhz (MHz)")
-            for c in absent
-        ]  # fmt: skip
+        hint = "columns are lon, lat, site_id, rssi_dbm (dBm) and optionally freq_mhz (MHz)"
+        return [Problem(None, c, f"required column {c!r} is missing; {hint}") for c in absent]
     known = set(_tower_table(towers).index)
     shown = ", ".join(sorted(known)[:_SHOW_IDS]) + (", …" if len(known) > _SHOW_IDS else "")
     keys = _site_keys(measurements)

@@ -263,7 +263,7 @@ def test_coverage_and_gaps_commands(runner, tmp_path, areas4, towers5):
         "--resolution",
         "50",
         "--model",
-        "hata",
+        "auto",
         "--max-radius-km",
         "2",
     ]
