@@ -319,6 +319,89 @@ def gaps_cmd(**kw) -> None:
     click.echo(f"{kw['out_dir']}: {g['count']} gaps with {g['population']:,.0f} persons", err=True)
 
 
+@cli.command()
+@click.option(
+    "--towers", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
+)
+@click.option(
+    "--measurements",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="CSV (lon, lat, site_id, rssi_dbm[, freq_mhz]) or any vector format.",
+)
+@click.option(
+    "--validate",
+    "validation",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Held-out measurements for a validation RMSE.",
+)
+@click.option(
+    "--model",
+    type=click.Choice(["fspl", "hata", "cost231", "3gpp-uma", "3gpp-rma"]),
+    default="hata",
+    show_default=True,
+)
+@click.option(
+    "--environment",
+    type=click.Choice(["urban", "metropolitan", "suburban", "rural"]),
+    default="urban",
+    show_default=True,
+)
+@click.option(
+    "--h-rx", "h_rx_m", type=float, default=1.5, show_default=True, help="Receiver height (m)."
+)
+@click.option("--crs", default=None, help="CRS of x/y columns in CSV inputs.")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="params.json to write.",
+)
+@click.option("--overwrite", is_flag=True)
+def calibrate(
+    towers: Path,
+    measurements: Path,
+    validation: Path | None,
+    model: str,
+    environment: str,
+    h_rx_m: float,
+    crs: str | None,
+    output: Path,
+    overwrite: bool,
+) -> None:
+    """Fit a propagation model's intercept and slope to measurements; write params.json."""
+    import json
+
+    from telcoplan.stages import run_calibration
+
+    cal = run_calibration(
+        towers,
+        measurements,
+        output,
+        model=model,
+        environment=environment,
+        h_rx_m=h_rx_m,
+        validation_path=validation,
+        crs=crs,
+        overwrite=overwrite,
+    )
+    keys = (
+        "rmse_db_before",
+        "rmse_db_after",
+        "mean_error_db_before",
+        "mean_error_db_after",
+        "validation_rmse_db",
+        "intercept_offset_db",
+        "slope_offset_db_per_decade",
+        "n_measurements",
+    )
+    d = cal.to_dict()
+    printed = {k: d.get(k) for k in keys} | {"mean_error_db": d.get("mean_error_db_after")}
+    click.echo(json.dumps(printed, indent=2))
+
+
 @cli.command("import-cells")
 @click.argument("csv_path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(

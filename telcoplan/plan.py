@@ -241,7 +241,10 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             from telcoplan.stages import coverage_parameters, gaps_parameters
 
             try:
-                (coverage_parameters if name == "coverage" else gaps_parameters)(params, source)
+                if name == "coverage":
+                    coverage_parameters(params, source, base)
+                else:
+                    gaps_parameters(params, source)
             except PlanError as exc:
                 errs += [line.strip()[2:] for line in str(exc).splitlines()[1:]]
     if errs:

@@ -25,6 +25,7 @@ __all__ = [
     "GAPS_PARAMETERS",
     "coverage_parameters",
     "gaps_parameters",
+    "run_calibration",
     "run_coverage",
     "run_gaps",
     "slug",
@@ -41,6 +42,7 @@ COVERAGE_PARAMETERS: dict[str, Any] = {
     "indoor": False,
     "thresholds_dbm": {},
     "validity": "warn",
+    "calibration": None,
 }
 
 
@@ -56,8 +58,14 @@ def slug(name: str) -> str:
     return text or "unnamed"
 
 
-def coverage_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
-    """Checked coverage-stage parameters (defaults filled in); all problems reported at once."""
+def coverage_parameters(
+    raw: Mapping[str, Any] | None, source: str = "plan", base: Path | None = None
+) -> dict[str, Any]:
+    """Checked coverage-stage parameters (defaults filled in); all problems reported at once.
+
+    ``calibration`` names a ``params.json`` written by ``telcoplan calibrate`` (relative to
+    ``base``, the plan file's folder); it is loaded into ``params["calibration_fit"]``.
+    """
     from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS
     from telcoplan.coverage.thresholds import Thresholds
 
@@ -84,6 +92,9 @@ def coverage_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> 
             continue
         if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
             errs.append(f"stages.coverage.{key} must be a number in {lo:g}…{hi:g}, got {v!r}")
+    params["calibration_fit"] = None
+    if params["calibration"] is not None:
+        params["calibration_fit"] = _load_calibration(params, base or Path.cwd(), errs)
     try:
         params["thresholds"] = Thresholds(
             params["thresholds_dbm"] or {}, indoor=bool(params["indoor"])
@@ -96,6 +107,40 @@ def coverage_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> 
             + "\n".join(f"  - {e}" for e in errs)
         )
     return params
+
+
+def _load_calibration(params: dict[str, Any], base: Path, errs: list[str]):
+    import json
+
+    from telcoplan.coverage.calibration import Calibration
+
+    path = Path(str(params["calibration"]))
+    path = path if path.is_absolute() else base / path
+    try:
+        cal = Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        errs.append(
+            f"stages.coverage.calibration: {path} not found (paths are relative to the plan file)"
+        )
+        return None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        errs.append(
+            f"stages.coverage.calibration: {path} is not a params.json written by telcoplan calibrate ({exc})"
+        )
+        return None
+    except PlanError as exc:
+        errs.append(f"stages.coverage.calibration: {path}: {exc}")
+        return None
+    if cal.model != params["model"]:
+        errs.append(
+            f"stages.coverage.calibration: {path} was fitted for model {cal.model!r} but the coverage stage "
+            f"uses {params['model']!r}; set `model: {cal.model}`"
+        )
+    if cal.clutter_offsets_db:
+        log.warning(
+            "%s: clutter offsets are not applied to coverage rasters (no clutter raster yet)", path
+        )
+    return cal
 
 
 def run_coverage(
@@ -114,7 +159,9 @@ def run_coverage(
     from telcoplan.gis.raster import write_raster
     from telcoplan.gis.vector import write_vector_layers
 
-    params = coverage_parameters(raw_params, str(inputs.plan.path or inputs.plan.name))
+    base = inputs.plan.path.resolve().parent if inputs.plan.path is not None else None
+    params = coverage_parameters(raw_params, str(inputs.plan.path or inputs.plan.name), base)
+    fit = params["calibration_fit"]
     towers = inputs.vectors.get("towers")
     if towers is None or len(towers) == 0:
         raise PlanError(
@@ -137,6 +184,9 @@ def run_coverage(
         h_rx_m=float(params["h_rx_m"]),
         max_radius_km=params["max_radius_km"],
         validity=params["validity"],
+        calibration=None
+        if fit is None
+        else (fit.intercept_offset_db, fit.slope_offset_db_per_decade),
     )
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
     for i, op in enumerate(cov.operators):
@@ -208,8 +258,13 @@ def run_coverage(
     )
 
     summary: dict[str, Any] = {
-        "parameters": {k: v for k, v in params.items() if k != "thresholds"}
-        | {"thresholds": cov.thresholds.to_dict()},
+        "parameters": {
+            k: v for k, v in params.items() if k not in ("thresholds", "calibration_fit")
+        }
+        | {
+            "thresholds": cov.thresholds.to_dict(),
+            "calibration_fit": None if fit is None else fit.to_dict(),
+        },
     }
     for row in rows:
         summary[row["operator"]] = {
@@ -328,3 +383,47 @@ def run_gaps(
     write_vector_layers(staging / "gaps.gpkg", layers, overwrite=True)
     log.info("gaps: %d gaps with %.0f persons", summary["count"], summary["population"])
     return summary
+
+
+def run_calibration(
+    towers_path: Path,
+    measurements_path: Path,
+    output: Path,
+    *,
+    model: str = "hata",
+    environment: str = "urban",
+    h_rx_m: float = 1.5,
+    validation_path: Path | None = None,
+    crs: str | None = None,
+    overwrite: bool = False,
+):
+    """``telcoplan calibrate``: fit ``model`` to measurements and write ``params.json`` atomically.
+
+    Returns the :class:`telcoplan.coverage.calibration.Calibration`.
+    """
+    import json
+
+    from telcoplan.coverage.calibration import calibrate
+    from telcoplan.gis._atomic import atomic_path, check_writable
+    from telcoplan.layers.measurements import load_measurements
+    from telcoplan.layers.towers import load_towers
+
+    check_writable(output, overwrite)
+    towers = load_towers(towers_path, crs=crs)
+    meas = load_measurements(measurements_path, crs=crs)
+    val = None if validation_path is None else load_measurements(validation_path, crs=crs)
+    cal = calibrate(
+        towers,
+        meas,
+        model=model,
+        environment=environment,
+        h_rx_m=h_rx_m,
+        validation=val,
+        source=str(measurements_path),
+        validation_source=str(validation_path),
+    )
+    with atomic_path(output, overwrite=overwrite) as tmp:
+        tmp.write_text(
+            json.dumps(cal.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+    return cal

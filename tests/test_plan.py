@@ -193,3 +193,33 @@ def test_coverage_stage_can_be_skipped(small_plan, tmp_path):
     small_plan.write_text(yaml.safe_dump(doc))
     summary = run_plan(read_plan(small_plan), tmp_path / "out")
     assert "coverage" not in summary
+
+
+def test_coverage_with_calibration_file(small_plan, tmp_path):
+    import json
+
+    from telcoplan.coverage.calibration import Calibration
+
+    cal = Calibration(model="hata", environment="urban", intercept_offset_db=10.0, slope_offset_db_per_decade=0.0,
+                      clutter_offsets_db={}, n_measurements=50, rmse_db_before=9.0, rmse_db_after=4.0,
+                      mean_error_db_before=5.0, mean_error_db_after=0.0)
+    (tmp_path / "params.json").write_text(json.dumps(cal.to_dict()))
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["stages"] = {"coverage": {"model": "hata", "validity": "ignore", "calibration": "params.json"}}
+    small_plan.write_text(yaml.safe_dump(doc))
+    calibrated = run_plan(read_plan(small_plan), tmp_path / "cal")
+    doc["stages"]["coverage"].pop("calibration")
+    small_plan.write_text(yaml.safe_dump(doc))
+    plain = run_plan(read_plan(small_plan), tmp_path / "plain")
+    assert calibrated["coverage"]["parameters"]["calibration_fit"]["intercept_offset_db"] == 10.0
+    # 10 dB more loss everywhere: less area covered by every operator
+    for op in ("Viettel", "VinaPhone", "MobiFone"):
+        assert calibrated["coverage"][op]["area_km2"] < plain["coverage"][op]["area_km2"]
+    doc["stages"]["coverage"] = {"model": "cost231", "calibration": "params.json"}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match="fitted for model 'hata'"):
+        read_plan(small_plan)
+    doc["stages"]["coverage"] = {"calibration": "nope.json"}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match="nope.json not found"):
+        read_plan(small_plan)

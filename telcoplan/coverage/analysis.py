@@ -85,6 +85,7 @@ def compute_coverage(
     max_radius_km: float | None = None,
     validity: str = "warn",
     tile_size: int = 32,
+    calibration: tuple[float, float] | None = None,
 ) -> CoverageResult:
     """Per-operator coverage of ``towers`` on ``grid`` (see the module docstring).
 
@@ -111,6 +112,7 @@ def compute_coverage(
         floor_dbm=MARGIN_FLOOR_DB,
         tile_size=tile_size,
         validity=validity,
+        calibration=calibration,
     )
     margin = res.power_dbm
     server = res.server
@@ -129,6 +131,7 @@ def compute_coverage(
         max_radius_km=max_radius_km,
         tile_size=tile_size,
         covered=covered,
+        calibration=calibration,
     )
     return CoverageResult(
         grid=grid,

@@ -118,6 +118,7 @@ def _model_parameters(
     environment: Sequence[str],
     radius_m: np.ndarray,
     validity: str,
+    calibration: tuple[float, float] | None = None,
 ):
     """Per-tower path-loss parameters for the kernel: log-linear coefficients or tables."""
     n = len(freq)
@@ -156,6 +157,12 @@ def _model_parameters(
                 path_loss(model, freq_mhz=f, distance_km=d_km, h_tx_m=h, **kw) for f, h in uniques
             ]
     stacked = np.vstack(tables) if tables else np.zeros((1, 2))
+    if calibration is not None:
+        # L_cal = L + a + b log10(d_km); the tables are sampled at log10(d_m) = k * step
+        a, b = calibration
+        coef_a += a
+        coef_b += b
+        stacked = stacked + a + b * (np.arange(stacked.shape[1]) * _TABLE_STEP - 3.0)
     return kind, coef_a, coef_b, table_id, stacked
 
 
@@ -171,6 +178,7 @@ def best_server(
     floor_dbm: float = -150.0,
     tile_size: int = 32,
     validity: str = "warn",
+    calibration: tuple[float, float] | None = None,
 ) -> SignalResult:
     """Best received power and serving site per group (operator) on every cell of ``grid``.
 
@@ -196,6 +204,8 @@ def best_server(
         Powers below this (dBm) are not recorded (NaN); also the pruning floor.
     tile_size
         Cells per tile side; memory stays bounded by the outputs plus a few tiles.
+    calibration
+        ``(a, b)``: add a + b log10(d_km) dB to every path loss (from ``telcoplan calibrate``).
 
     Returns
     -------
@@ -257,7 +267,7 @@ def best_server(
     if n:
         models = auto_models(freq, env) if model == "auto" else np.full(n, model, dtype=object)
         kind, coef_a, coef_b, table_id, tables = _model_parameters(
-            models, freq, h_tx, h_rx_m, env, radius_m, validity
+            models, freq, h_tx, h_rx_m, env, radius_m, validity, calibration
         )
         tile_r0, tile_c0, ptr, cand = _tile_candidates(grid, tx, ty, radius_m, tile_size)
         log.debug(

@@ -355,9 +355,8 @@ def calibrate(
     With r_i = P_measured,i − P_predicted,i (dB) the residuals of the uncorrected model, the
     parameters minimise Σ (r_i + a + b log10 d_i + c_k(i))² (ordinary least squares,
     :func:`numpy.linalg.lstsq`), i.e. the calibrated loss is L + a + b log10(d / 1 km) + c_k.
-    This is the standard drive-test tuning of the Hata intercept and slope terms; see e.g.
-    Mishra, *Fundamentals of Cellular Network Planning and Optimisation* (2004), §3.3, and
-    ITU-R P.1546/P.1812 practice for local corrections. With Gaussian errors of standard
+    This is the usual drive-test tuning of the intercept and distance-slope terms of a
+    log-distance model such as Okumura-Hata (Hata 1980). With Gaussian errors of standard
     deviation σ the fitted a and b have standard errors σ √diag((XᵀX)⁻¹) and the RMS error
     after calibration estimates σ.
     """
@@ -388,7 +387,7 @@ def calibrate(
         )
 
     geo = _geometry(towers, measurements, model, environment, h_rx_m)
-    measured = measurements["rssi_dbm"].to_numpy(dtype=np.float64)
+    measured = pd.to_numeric(measurements["rssi_dbm"]).to_numpy(dtype=np.float64)
     predicted = geo.eirp_dbm - geo.loss_db + geo.pattern_db
     residual = measured - predicted
 
@@ -456,7 +455,7 @@ def calibrate(
             clutter=validation_clutter if labels is not None else None,
             source=validation_source,
         )
-        vrmse = _rms(validation["rssi_dbm"].to_numpy(dtype=np.float64) - vpred)
+        vrmse = _rms(pd.to_numeric(validation["rssi_dbm"]).to_numpy(dtype=np.float64) - vpred)
         result = replace(result, validation_rmse_db=vrmse)
     log.info(
         "calibrated %s (%s) on %d measurements: a = %+.2f dB, b = %+.2f dB/decade, "

@@ -282,3 +282,68 @@ def test_coverage_and_gaps_commands(runner, tmp_path, areas4, towers5):
     )
     assert res.exit_code == 2
     assert "okumura" in res.output
+
+
+def test_calibrate_command(runner, tmp_path):
+    """Noiseless measurements from Hata + 6 dB - 4 dB/decade: the command recovers both."""
+    import math
+
+    from telcoplan.coverage.propagation import path_loss
+
+    (tmp_path / "towers.csv").write_text(
+        "site_id,operator,technology,frequency_mhz,height_m,eirp_dbm,lon,lat\nT1,Viettel,2G,900,30,60,108.2,16.05\n"
+    )
+    rng = np.random.default_rng(0)
+    lines = ["lon,lat,site_id,rssi_dbm"]
+    for _ in range(60):
+        d_km, bearing = rng.uniform(0.3, 6.0), rng.uniform(0, 2 * math.pi)
+        lat = 16.05 + d_km / 110.574 * math.cos(bearing)
+        lon = 108.2 + d_km / (111.320 * math.cos(math.radians(16.05))) * math.sin(bearing)
+        loss = path_loss("hata", freq_mhz=900, distance_km=d_km, h_tx_m=30, check_distance=False)
+        loss += 6.0 - 4.0 * math.log10(d_km)
+        lines.append(f"{lon:.7f},{lat:.7f},T1,{60.0 - loss:.4f}")
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "params.json"
+    res = runner.invoke(
+        cli,
+        [
+            "calibrate",
+            "--towers",
+            str(tmp_path / "towers.csv"),
+            "--measurements",
+            str(tmp_path / "m.csv"),
+            "--validate",
+            str(tmp_path / "m.csv"),
+            "-o",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    params = json.loads(out.read_text())
+    # the flat-earth distance approximation above is good to ~0.3 %, i.e. < 0.05 dB
+    assert params["intercept_offset_db"] == pytest.approx(6.0, abs=0.1)
+    assert params["slope_offset_db_per_decade"] == pytest.approx(-4.0, abs=0.2)
+    assert params["rmse_db_after"] < 0.1 < params["rmse_db_before"]
+    assert params["validation_rmse_db"] < 0.1
+    printed = json.loads(res.stdout)
+    assert printed["rmse_db_after"] == params["rmse_db_after"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "lon,lat,site_id,rssi_dbm\n108.2,16.06,T9,-80\n108.2,16.07,T1,-85\n108.2,16.08,T1,-88\n"
+    )
+    res = runner.invoke(
+        cli,
+        [
+            "calibrate",
+            "--towers",
+            str(tmp_path / "towers.csv"),
+            "--measurements",
+            str(bad),
+            "-o",
+            str(tmp_path / "p2.json"),
+        ],
+    )
+    assert res.exit_code == 1
+    assert "T9" in res.output
+    assert "row 1" in res.output
+    assert not (tmp_path / "p2.json").exists()
