@@ -150,12 +150,13 @@ def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--layer",
-    "layer_name",
+    "--type",
+    "layer_type",
     type=click.Choice(_LAYER_CHOICES),
     default=None,
     help="Layer type of the FILES (default: guessed from each file name, e.g. towers_2024.csv).",
 )
+@click.option("--layer", "layer", default=None, help="Layer name inside a multi-layer GeoPackage.")
 @click.option(
     "--area",
     "area_path",
@@ -165,7 +166,11 @@ def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
 )
 @click.option("--crs", default=None, help="CRS of CSV x/y columns or of files without a CRS.")
 def validate(
-    files: tuple[Path, ...], layer_name: str | None, area_path: Path | None, crs: str | None
+    files: tuple[Path, ...],
+    layer_type: str | None,
+    layer: str | None,
+    area_path: Path | None,
+    crs: str | None,
 ) -> None:
     """Check a PLAN.yml (every layer it names) or LAYER files; list every problem.
 
@@ -173,7 +178,7 @@ def validate(
     """
     from telcoplan.validate import validate_files
 
-    reports = validate_files(files, layer=layer_name, area=area_path, crs=crs)
+    reports = validate_files(files, layer_type=layer_type, layer=layer, area=area_path, crs=crs)
     bad = 0
     for report in reports:
         if report.ok:

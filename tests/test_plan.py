@@ -200,12 +200,23 @@ def test_coverage_with_calibration_file(small_plan, tmp_path):
 
     from telcoplan.coverage.calibration import Calibration
 
-    cal = Calibration(model="hata", environment="urban", intercept_offset_db=10.0, slope_offset_db_per_decade=0.0,
-                      clutter_offsets_db={}, n_measurements=50, rmse_db_before=9.0, rmse_db_after=4.0,
-                      mean_error_db_before=5.0, mean_error_db_after=0.0)
+    cal = Calibration(
+        model="hata",
+        environment="urban",
+        intercept_offset_db=10.0,
+        slope_offset_db_per_decade=0.0,
+        clutter_offsets_db={},
+        n_measurements=50,
+        rmse_db_before=9.0,
+        rmse_db_after=4.0,
+        mean_error_db_before=5.0,
+        mean_error_db_after=0.0,
+    )
     (tmp_path / "params.json").write_text(json.dumps(cal.to_dict()))
     doc = yaml.safe_load(small_plan.read_text())
-    doc["stages"] = {"coverage": {"model": "hata", "validity": "ignore", "calibration": "params.json"}}
+    doc["stages"] = {
+        "coverage": {"model": "hata", "validity": "ignore", "calibration": "params.json"}
+    }
     small_plan.write_text(yaml.safe_dump(doc))
     calibrated = run_plan(read_plan(small_plan), tmp_path / "cal")
     doc["stages"]["coverage"].pop("calibration")

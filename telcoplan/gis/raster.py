@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 from rasterio.windows import Window
@@ -16,7 +18,7 @@ from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis._atomic import atomic_path
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["read_raster", "read_raster_on_grid", "write_raster"]
+__all__ = ["RasterInfo", "read_raster", "read_raster_on_grid", "write_raster"]
 
 
 def write_raster(
@@ -62,37 +64,68 @@ def write_raster(
     return Path(path)
 
 
-def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, GridSpec, dict[str, str]]:
-    """Read band 1 of a raster; nodata cells become NaN for float rasters.
+@dataclass(frozen=True)
+class RasterInfo:
+    """Georeferencing of a raster as read from a file (any CRS, geographic included)."""
 
-    Returns the array, the raster's own :class:`GridSpec` and its tags.
-    """
-    p = Path(path)
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+    nodata: float | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    def same_grid(self, grid: GridSpec) -> bool:
+        """Whether this raster lies exactly on ``grid`` (CRS, transform and shape)."""
+        from telcoplan.gis.crs import same_crs
+
+        return (
+            self.shape == grid.shape
+            and self.transform.almost_equals(grid.transform)
+            and same_crs(self.crs, grid.crs)
+        )
+
+
+def _open(p: Path):
+    """Open a raster, turning every GDAL failure into a clean :class:`InputFileError`."""
     if not p.exists():
         raise InputFileError(f"{p}: file not found")
     try:
-        with rasterio.open(p) as src:
-            if src.crs is None:
-                raise CRSError(
-                    f"{p}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649 {p.name})"
-                )
-            arr = src.read(1, masked=True)
-            nodata = src.nodata
-            grid = GridSpec(
-                crs=src.crs.to_string(),
-                transform=src.transform,
-                width=src.width,
-                height=src.height,
-                nodata=float(nodata) if nodata is not None else -9999.0,
-            )
-            tags = src.tags()
-    except rasterio.errors.RasterioIOError as exc:
+        src = rasterio.open(p)
+    except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as exc:
         raise InputFileError(f"{p}: not a readable raster ({exc})") from None
-    if np.issubdtype(arr.dtype, np.floating):
-        data = arr.filled(np.nan)
-    else:
-        data = arr.filled(0) if np.ma.is_masked(arr) else np.asarray(arr)
-    return data, grid, tags
+    if src.crs is None:
+        src.close()
+        raise CRSError(
+            f"{p}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649 {p.name})"
+        )
+    return src
+
+
+def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, RasterInfo, dict[str, str]]:
+    """Read band 1 of a raster in any CRS as float64; nodata cells become NaN.
+
+    Returns the array, the raster's :class:`RasterInfo` and its tags.
+    """
+    p = Path(path)
+    with _open(p) as src:
+        try:
+            arr = src.read(1, masked=True)
+        except rasterio.errors.RasterioIOError as exc:
+            raise InputFileError(f"{p}: cannot read the raster's data ({exc})") from None
+        info = RasterInfo(
+            crs=src.crs.to_string(),
+            transform=src.transform,
+            width=src.width,
+            height=src.height,
+            nodata=None if src.nodata is None else float(src.nodata),
+        )
+        tags = src.tags()
+    data = np.ma.filled(arr.astype("float64"), np.nan)
+    return data, info, tags
 
 
 def read_raster_on_grid(
@@ -103,11 +136,7 @@ def read_raster_on_grid(
 ) -> np.ndarray:
     """Read band 1 of ``path`` warped onto ``grid`` (float64; NaN where the source has no data)."""
     p = Path(path)
-    if not p.exists():
-        raise InputFileError(f"{p}: file not found")
-    with rasterio.open(p) as src:
-        if src.crs is None:
-            raise CRSError(f"{p}: raster has no CRS; assign one with gdal_edit.py -a_srs")
+    with _open(p) as src:
         offset = _aligned_offset(src, grid)
         if offset is not None:
             # same CRS, cell size and cell edges: cut the window out, no resampling at all

@@ -157,22 +157,19 @@ def load_population_raster(path: str | os.PathLike, grid: GridSpec) -> np.ndarra
     """
     from telcoplan.gis.raster import read_raster, read_raster_on_grid
 
-    data, src_grid, _ = read_raster(path)
-    if (
-        src_grid.shape == grid.shape
-        and src_grid.transform.almost_equals(grid.transform)
-        and same_crs(src_grid.crs, grid.crs)
-    ):
-        out = np.where(np.isfinite(data), data, 0.0).astype(np.float64)
+    data, info, _ = read_raster(path)
+    if info.same_grid(grid):
+        out = np.where(np.isfinite(data), data, 0.0)
     else:
         out = np.nan_to_num(read_raster_on_grid(path, grid, resampling="sum"), nan=0.0)
         before = float(np.nansum(data))
-        log.info(
-            "%s: warped onto the plan grid, total %.1f -> %.1f persons",
-            path,
-            before,
-            float(out.sum()),
-        )
+        if abs(float(out.sum()) - before) > 1e-6 * max(before, 1.0):
+            log.warning(
+                "%s: %.1f persons on the source raster, %.1f on the plan grid (cells outside the grid are dropped)",
+                path,
+                before,
+                float(out.sum()),
+            )
     validate_population_raster(out, source=str(path))
     return out
 

@@ -94,8 +94,8 @@ def test_validate_ok_and_layer_guess(runner, tmp_path, towers5, areas4):
     write_vector(tmp_path / "stuff.gpkg", towers5)
     res = runner.invoke(cli, ["validate", str(tmp_path / "stuff.gpkg")])
     assert res.exit_code == 1
-    assert "--layer" in res.output
-    res = runner.invoke(cli, ["validate", "--layer", "towers", str(tmp_path / "stuff.gpkg")])
+    assert "--type" in res.output
+    res = runner.invoke(cli, ["validate", "--type", "towers", str(tmp_path / "stuff.gpkg")])
     assert res.exit_code == 0
 
 

@@ -148,7 +148,9 @@ def test_calibration_shifts_losses_exactly(grid_mid, model):
     """L_cal = L + a + b log10(d_km): compare with the reference plus the correction per cell."""
     towers = random_towers(10, grid_mid, seed=2, sectors=False)
     a, b = 4.0, -3.0
-    res = best_server(towers, grid_mid, model=model, max_radius_km=2.0, validity="ignore", calibration=(a, b))
+    res = best_server(
+        towers, grid_mid, model=model, max_radius_km=2.0, validity="ignore", calibration=(a, b)
+    )
     plain = best_server(towers, grid_mid, model=model, max_radius_km=2.0, validity="ignore")
     X, Y = grid_mid.cell_centres()
     for g in range(len(res.groups)):
@@ -157,4 +159,6 @@ def test_calibration_shifts_losses_exactly(grid_mid, model):
         tx = towers.geometry.x.to_numpy()[srv[ok]]
         ty = towers.geometry.y.to_numpy()[srv[ok]]
         d_km = np.maximum(np.hypot(X[ok] - tx, Y[ok] - ty), 1.0) / 1000.0
-        np.testing.assert_allclose(res.power_dbm[g][ok], plain.power_dbm[g][ok] - a - b * np.log10(d_km), atol=0.01)
+        np.testing.assert_allclose(
+            res.power_dbm[g][ok], plain.power_dbm[g][ok] - a - b * np.log10(d_km), atol=0.01
+        )

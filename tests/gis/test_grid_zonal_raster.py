@@ -100,7 +100,7 @@ def test_raster_round_trip_cog(tmp_path, grid10):
         tags={"synthetic": "true"},
     )
     back, g, tags = read_raster(path)
-    assert g == grid10 or (g.shape == grid10.shape and g.transform == grid10.transform)
+    assert g.same_grid(grid10)
     assert np.isnan(back[0, 0])
     assert np.allclose(back[1:], data[1:])
     assert tags["synthetic"] == "true"
@@ -139,3 +139,30 @@ def test_read_on_aligned_subgrid_is_exact(tmp_path, grid10):
     assert got.shape == (5, 9)
     np.testing.assert_array_equal(got[:, :7], data[3:8, 3:10])
     assert np.isnan(got[:, 7:]).all()
+
+
+def test_geographic_raster_reads_and_warps(tmp_path, grid10):
+    """A WGS 84 raster (SRTM / WorldPop style) is read as is and warped onto the UTM plan grid."""
+    import rasterio
+    from rasterio.transform import from_origin
+
+    from telcoplan.gis.crs import utm_crs_for  # noqa: F401 - the grid below is in zone 49/50 anyway
+
+    ll = grid10.bounds
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs(grid10.crs, "EPSG:4326", always_xy=True)
+    lon0, lat1 = tr.transform(ll[0] - 500, ll[3] + 500)
+    lon1, lat0 = tr.transform(ll[2] + 500, ll[1] - 500)
+    res = 0.0005
+    w, h = int((lon1 - lon0) / res) + 1, int((lat1 - lat0) / res) + 1
+    path = tmp_path / "dem_wgs84.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="int16", crs="EPSG:4326",
+                       transform=from_origin(lon0, lat1, res, res), nodata=-32768) as dst:
+        data = np.full((h, w), 42, dtype="int16")
+        data[0, 0] = -32768
+        dst.write(data, 1)
+    back, info, _ = read_raster(path)
+    assert info.crs == "EPSG:4326" and np.isnan(back[0, 0]) and back[1, 1] == 42
+    on_grid = read_raster_on_grid(path, grid10)
+    assert on_grid.shape == grid10.shape and np.allclose(on_grid, 42.0)

@@ -365,7 +365,7 @@ def test_write_scenario_files(scenario: Scenario, written: dict[str, Path]) -> N
         assert path.name == f"{name}.{'tif' if name in ('population', 'dem') else 'gpkg'}"
     for name in ("population", "dem"):
         data, grid, tags = read_raster(written[name])
-        assert grid == scenario.grid
+        assert grid.same_grid(scenario.grid)
         assert tags["synthetic"] == "true"
         assert "synthetic" in tags["source"]
         np.testing.assert_array_equal(data, getattr(scenario, name))
