@@ -92,10 +92,19 @@ def cli(verbose: int, quiet: int) -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing files in the folder.")
 @click.option(
-    "--seed", default=2019, show_default=True, help="Random seed of the synthetic scenario."
+    "--seed",
+    type=click.IntRange(0, 2**32 - 1),
+    default=2019,
+    show_default=True,
+    help="Random seed of the synthetic scenario.",
 )
 @click.option(
-    "--resolution", "resolution_m", default=100.0, show_default=True, help="Grid cell size (m)."
+    "--resolution",
+    "resolution_m",
+    type=click.FloatRange(10.0, 1000.0),
+    default=100.0,
+    show_default=True,
+    help="Grid cell size (m).",
 )
 def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None:
     """Build the synthetic Đà Nẵng scenario in OUT/inputs + OUT/plan.yml, then run it into OUT/outputs."""
@@ -115,26 +124,31 @@ def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None
     "out_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Output folder (default: 'outputs' beside the plan file; with several plans, "
-    "one sub-folder per plan named after it).",
+    help="Output folder (default: 'outputs' beside the plan file). With several plans, one "
+    "sub-folder per plan, named after the plan file (prefixed by its folder when names repeat).",
 )
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
     """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on)."""
-    from telcoplan.plan import read_plan, run_plan
+    from telcoplan.plan import batch_targets, read_plan, run_plan
 
     failed: list[tuple[Path, str]] = []
-    for plan_path in plans:
-        if out_dir is None:
-            target = plan_path.parent / "outputs"
-        else:
-            target = out_dir / plan_path.stem if len(plans) > 1 else out_dir
+    for plan_path, target in zip(plans, batch_targets(plans, out_dir), strict=True):
         try:
             summary = run_plan(read_plan(plan_path), target, overwrite=overwrite)
         except TelcoplanError as exc:
             if len(plans) == 1:
                 raise
             click.echo(f"FAILED {plan_path}: {exc}", err=True)
+            failed.append((plan_path, str(exc)))
+            continue
+        except Exception as exc:  # a bug or an unforeseen input: report it, keep the batch going
+            if len(plans) == 1:
+                raise
+            click.echo(
+                f"FAILED {plan_path}: unexpected {type(exc).__name__}: {exc} (please report this)",
+                err=True,
+            )
             failed.append((plan_path, str(exc)))
             continue
         click.echo(
@@ -444,8 +458,12 @@ def import_cells(
     overwrite: bool,
 ) -> None:
     """Turn an OpenCelliD CSV into a towers layer (cells grouped into sites)."""
-    from telcoplan.gis.vector import write_vector
+    from telcoplan.gis._atomic import check_writable
+    from telcoplan.gis.vector import check_vector_suffix, write_vector
     from telcoplan.layers.opencellid import import_cells as do_import
+
+    check_vector_suffix(output)  # fail before reading a possibly huge CSV
+    check_writable(output, overwrite)
 
     towers = do_import(
         csv_path, operators_csv=operators_csv, site_radius_m=site_radius_m, height_m=height_m

@@ -29,7 +29,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from telcoplan.errors import (
     LayerValidationError,
     OutputExistsError,
     PlanError,
+    Problem,
     TelcoplanError,
 )
 from telcoplan.gis.crs import crs_name, to_projected
@@ -62,7 +63,9 @@ __all__ = [
     "LayerRef",
     "Plan",
     "PlanInputs",
+    "batch_targets",
     "load_inputs",
+    "plan_from_layers",
     "read_plan",
     "run_plan",
     "write_plan",
@@ -82,6 +85,8 @@ LAYER_NAMES = (
     "pois",
     "measurements",
 )
+#: Largest plan grid (cells): one float64 layer of it is 1.6 GB.
+MAX_CELLS = 200_000_000
 #: Stages a plan may configure (``stages: {coverage: {...}}``; ``false`` skips one).
 STAGE_NAMES = ("coverage", "gaps")
 _TOP_KEYS = (
@@ -195,6 +200,10 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             weights = (base / str(entry["weights"])).resolve()
             if not weights.exists():
                 errs.append(f"layers.{name}.weights: file {weights} not found")
+        if entry.get("crs") is not None and not _valid_crs(entry["crs"]):
+            errs.append(
+                f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
+            )
         refs[name] = LayerRef(
             path=lp,
             crs=None if entry.get("crs") is None else str(entry["crs"]),
@@ -213,8 +222,12 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
         errs.append(f"resolution_m must be a number of metres between 1 and 10000, got {res!r}")
         res = 100.0
     margin = raw.get("study_area_margin_m", 0.0)
-    if not isinstance(margin, int | float) or isinstance(margin, bool) or margin < 0:
-        errs.append(f"study_area_margin_m must be a non-negative number of metres, got {margin!r}")
+    if (
+        not isinstance(margin, int | float)
+        or isinstance(margin, bool)
+        or not 0 <= margin <= 100_000
+    ):
+        errs.append(f"study_area_margin_m must be a number of metres in 0…100000, got {margin!r}")
         margin = 0.0
     crs = raw.get("crs")
     if crs is not None:
@@ -284,6 +297,42 @@ def plan_from_layers(
     return parse_plan(doc, base=Path.cwd(), source="command line")
 
 
+def batch_targets(plans: Sequence[Path], out_dir: Path | None) -> list[Path]:
+    """Output folder of each plan of a batch; never the same folder for two plans.
+
+    One plan: ``out_dir``, or ``outputs`` beside the plan file. Several: a sub-folder per plan
+    named after the plan file's stem (``folder-stem`` when stems repeat, then ``-2``, ``-3``…) in
+    ``out_dir``, or in ``outputs`` beside each plan file.
+    """
+    if len(plans) == 1:
+        return [out_dir if out_dir is not None else Path(plans[0]).parent / "outputs"]
+    stems = [Path(p).stem for p in plans]
+    names = [
+        f"{Path(p).resolve().parent.name}-{st}" if stems.count(st) > 1 else st
+        for p, st in zip(plans, stems, strict=True)
+    ]
+    targets: list[Path] = []
+    for p, name in zip(plans, names, strict=True):
+        base = out_dir if out_dir is not None else Path(p).parent / "outputs"
+        target, k = base / name, 1
+        while any(target.resolve() == t.resolve() for t in targets):
+            k += 1
+            target = base / f"{name}-{k}"
+        targets.append(target)
+    return targets
+
+
+def _valid_crs(crs: object) -> bool:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError as ProjCRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except (ProjCRSError, TypeError, ValueError):
+        return False
+    return True
+
+
 def write_plan(path: str | os.PathLike, doc: Mapping[str, Any], *, overwrite: bool = False) -> Path:
     """Write a plan document as YAML, atomically."""
     from telcoplan.gis._atomic import atomic_path
@@ -324,6 +373,12 @@ def load_inputs(plan: Plan) -> PlanInputs:
     if plan.study_area_margin_m > 0:
         study = study.buffer(plan.study_area_margin_m)
     grid = GridSpec.from_bounds(tuple(areas.total_bounds), plan.resolution_m, crs)
+    if grid.width * grid.height > MAX_CELLS:
+        raise PlanError(
+            f"{plan.path or plan.name}: a {plan.resolution_m:g} m grid over the study area has "
+            f"{grid.width} x {grid.height} = {grid.width * grid.height:,} cells, more than {MAX_CELLS:,}; "
+            "use a coarser resolution_m or split the study area"
+        )
     log.info("grid: %d x %d cells of %g m", grid.width, grid.height, grid.resolution)
 
     vectors: dict[str, gpd.GeoDataFrame] = {}
@@ -381,11 +436,21 @@ def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.
     polys = read_vector(ref.path, layer=ref.layer, crs=ref.crs)
     schema = POPULATION_POLYGONS if column == "population" else _renamed_population_schema(column)
     schema.validate(polys, source=str(ref.path))
-    weights = (
-        None
-        if ref.weights is None
-        else np.nan_to_num(read_raster_on_grid(ref.weights, grid, resampling="average"))
-    )
+    weights = None
+    if ref.weights is not None:
+        weights = np.nan_to_num(read_raster_on_grid(ref.weights, grid, resampling="average"))
+        if (weights < 0).any() or not np.isfinite(weights).all():
+            raise LayerValidationError(
+                str(ref.weights),
+                "weights",
+                [
+                    Problem(
+                        None,
+                        None,
+                        "dasymetric weights must be finite and ≥ 0 (e.g. 1 residential, 0.05 elsewhere)",
+                    )
+                ],
+            )
     return spread_population(to_projected(polys, grid.crs), grid, column=column, weights=weights)
 
 

@@ -15,11 +15,12 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from telcoplan.errors import InputFileError
+from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis._atomic import atomic_path
 
 __all__ = [
     "VECTOR_FORMATS",
+    "check_vector_suffix",
     "fixed_timestamps",
     "read_vector",
     "write_vector",
@@ -53,6 +54,11 @@ def fixed_timestamps(date: str = "2019-04-01T00:00:00Z") -> Iterator[None]:
         yield
     finally:
         pyogrio.set_gdal_config_options({"OGR_CURRENT_DATE": previous})
+
+
+def check_vector_suffix(path: str | os.PathLike) -> None:
+    """Raise :class:`InputFileError` unless ``path`` has a supported vector suffix."""
+    _suffix(Path(path))
 
 
 def _suffix(path: Path) -> str:
@@ -93,18 +99,52 @@ def read_vector(
         elif suffix in (".parquet", ".geoparquet"):
             gdf = gpd.read_parquet(p)
         else:
-            gdf = gpd.read_file(p, layer=layer, engine="pyogrio")
+            gdf = _read_ogr(p, layer)
     except InputFileError:
         raise
+    except UnicodeDecodeError as exc:
+        raise InputFileError(
+            f"{p}: not UTF-8 text (byte {exc.start}); re-save the file as UTF-8"
+        ) from None
     except Exception as exc:  # any driver error becomes one clean message
         raise InputFileError(f"{p}: cannot read as {VECTOR_FORMATS[suffix][0]} ({exc})") from None
     if gdf.crs is None and crs is not None:
-        gdf = gdf.set_crs(crs)
+        try:
+            gdf = gdf.set_crs(crs)
+        except Exception:
+            raise CRSError(
+                f"{p}: {crs!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
+            ) from None
     return gdf.reset_index(drop=True)
 
 
+def _read_ogr(p: Path, layer: str | None) -> gpd.GeoDataFrame:
+    """Read an OGR file; a geometry GEOS cannot build (a one-point line, an open ring) becomes
+    a missing geometry that the validators report with its row, instead of failing the read."""
+    import pyogrio
+    import shapely
+
+    layers = pyogrio.list_layers(p)
+    if layer is None and len(layers) > 1:
+        names = ", ".join(str(n) for n, _ in layers)
+        raise InputFileError(
+            f"{p}: the file has {len(layers)} layers ({names}); name one (plan: `layer:`, CLI: --layer)"
+        )
+    if layer is not None and layer not in {str(n) for n, _ in layers}:
+        names = ", ".join(str(n) for n, _ in layers)
+        raise InputFileError(f"{p}: no layer {layer!r}; the file has {names}")
+    try:
+        return gpd.read_file(p, layer=layer, engine="pyogrio")
+    except shapely.errors.GEOSException:
+        meta, _, wkb, fields = pyogrio.raw.read(p, layer=layer)
+        geoms = shapely.from_wkb(wkb, on_invalid="ignore")
+        data = {str(name): values for name, values in zip(meta["fields"], fields, strict=True)}
+        return gpd.GeoDataFrame(data, geometry=gpd.GeoSeries(geoms), crs=meta["crs"])
+
+
 def _read_csv_points(p: Path, crs: str | None) -> gpd.GeoDataFrame:
-    df = pd.read_csv(p, encoding="utf-8-sig")
+    # every column as text: ids such as "007" stay ids; the layer schemas convert numbers
+    df = pd.read_csv(p, encoding="utf-8-sig", dtype=str, keep_default_na=False, na_values=[""])
     cols = {c.lower().strip(): c for c in df.columns}
     if "lon" in cols and "lat" in cols:
         xcol, ycol, point_crs = cols["lon"], cols["lat"], "EPSG:4326"
@@ -194,6 +234,9 @@ def write_vector_layers(
     return p
 
 
+_SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sbx", ".shp.xml")
+
+
 def _write_shapefile(p: Path, gdf: gpd.GeoDataFrame, overwrite: bool) -> Path:
     import tempfile
 
@@ -209,6 +252,11 @@ def _write_shapefile(p: Path, gdf: gpd.GeoDataFrame, overwrite: bool) -> Path:
     with tempfile.TemporaryDirectory(dir=p.parent, prefix=f".{p.stem}.") as tmpdir:
         tmp = Path(tmpdir) / p.name
         gdf.to_file(tmp, driver="ESRI Shapefile", engine="pyogrio", encoding="UTF-8")
+        # the new set is complete: drop every old sidecar (a stale .prj would lie about the CRS)
+        for ext in _SHAPEFILE_PARTS:
+            old = p.with_suffix(ext)
+            if old.exists() and not (Path(tmpdir) / old.name).exists():
+                old.unlink()
         for part in Path(tmpdir).iterdir():
             os.replace(part, p.parent / part.name)
     return p

@@ -34,22 +34,22 @@ def coerce(
             out[c.name] = (
                 out[c.name].map(lambda v: v if pd.isna(v) else str(v).strip()).astype(object)
             )
+            if c.choices:  # "4g" and "Primary" become the schema's spelling: "4G", "primary"
+                spelling = {v.upper(): v for v in c.choices}
+                out[c.name] = out[c.name].map(
+                    lambda v, sp=spelling: sp.get(v.upper(), v) if isinstance(v, str) else v
+                )
     if set_index and schema.id_column and schema.id_column in out.columns:
         out = out.set_index(schema.id_column, drop=True)
     return out
 
 
 def _to_bool(v: object) -> object:
+    from telcoplan.layers._schema import _BOOL_TEXT
+
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return pd.NA
-    if isinstance(v, str):
-        s = v.strip().lower()
-        if s in ("1", "true", "yes", "y", "t"):
-            return True
-        if s in ("0", "false", "no", "n", "f"):
-            return False
-        return pd.NA
-    return bool(v)
+    return _BOOL_TEXT.get(str(v).strip().lower(), pd.NA)
 
 
 def load_layer(

@@ -25,7 +25,7 @@ __all__ = ["Column", "LayerSchema"]
 Kind = Literal["str", "float", "int", "bool"]
 
 _GEOM_FAMILIES = {
-    "Point": ("Point", "MultiPoint"),
+    "Point": ("Point",),  # a site is one position: MultiPoint is refused
     "LineString": ("LineString", "MultiLineString"),
     "Polygon": ("Polygon", "MultiPolygon"),
 }
@@ -154,7 +154,7 @@ class LayerSchema:
                     add(
                         int(i),
                         c.name,
-                        f"value {raw.iloc[i]!r} is not a number ({c.kind}{', ' + c.unit if c.unit else ''} expected)",
+                        f"value {_show(raw.iloc[i])} is not {'finite' if np.isinf(values[i]) else 'a number'} ({c.kind}{', ' + c.unit if c.unit else ''} expected)",
                     )
                 nan = missing | (~bad_type & ~np.isfinite(values))
                 if c.required:
@@ -183,6 +183,18 @@ class LayerSchema:
                     )
                 if c.unique:
                     _dupes(values, ok, c.name, add)
+            elif c.kind == "bool":
+                text = raw.astype(str).str.strip().str.lower()
+                bad = ~missing & ~text.isin(list(_BOOL_TEXT)).to_numpy()
+                for i in np.flatnonzero(bad):
+                    add(
+                        int(i),
+                        c.name,
+                        f"value {_show(raw.iloc[i])} is not true/false (use true, false, 1, 0, yes or no)",
+                    )
+                if c.required:
+                    for i in np.flatnonzero(missing):
+                        add(int(i), c.name, "value is missing (empty); give true or false")
             else:
                 text = raw.astype(str).str.strip()
                 if c.required:
@@ -246,7 +258,7 @@ class LayerSchema:
                     Problem(
                         i + 1,
                         "geometry",
-                        "geometry is missing (for CSV: lon/lat empty or not numbers)",
+                        "geometry is missing or cannot be parsed (e.g. a line with one point, an unclosed ring; for CSV: lon/lat empty or not numbers)",
                         pid,
                     )
                 )
@@ -279,7 +291,15 @@ class LayerSchema:
             return out
         crs = CRS.from_user_input(gdf.crs)
         area = None
-        if study_area is not None and len(study_area) and study_area.crs is not None:
+        if study_area is not None and len(study_area) and study_area.crs is None:
+            out.append(
+                Problem(
+                    None,
+                    None,
+                    "the study area has no CRS, so features outside it cannot be found; give it one",
+                )
+            )
+        elif study_area is not None and len(study_area):
             area = shapely.union_all(study_area.to_crs(crs).geometry.to_numpy())
             area_swap = _swap_xy(area)
         swapped_rows: set[int] = set()
@@ -291,6 +311,16 @@ class LayerSchema:
                 looks_swapped = bool(np.any(np.abs(xy[:, 1]) > 90.0)) and bool(
                     np.all(np.abs(xy[:, 0]) <= 90.0)
                 )
+                if not looks_swapped and np.any(np.abs(xy[:, 0]) > 180.0):
+                    out.append(
+                        Problem(
+                            i + 1,
+                            "geometry",
+                            f"longitude {xy[np.argmax(np.abs(xy[:, 0])), 0]:g} is outside ±180°; check the coordinates and the CRS",
+                            ids[i],
+                        )
+                    )
+                    continue
                 if np.any(np.abs(xy[:, 1]) > 90.0) and not looks_swapped:
                     out.append(
                         Problem(
@@ -337,6 +367,32 @@ class LayerSchema:
                         )
                     )
         return out
+
+
+#: Accepted spellings of booleans (lower case), as in QGIS and CSV exports.
+_BOOL_TEXT = {
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+    "1.0": True,
+    "0.0": False,
+    "yes": True,
+    "no": False,
+    "y": True,
+    "n": False,
+    "t": True,
+    "f": False,
+}
+
+
+def _show(value: object) -> str:
+    """A value as a user wrote it: 'inf', 'abc', 12.5 — not np.float64(inf)."""
+    if isinstance(value, str):
+        return repr(value)
+    if hasattr(value, "item"):
+        value = value.item()
+    return repr(value) if not isinstance(value, float) else f"{value:g}"
 
 
 def _swap_xy(geom: shapely.Geometry) -> shapely.Geometry:

@@ -21,7 +21,6 @@ import pandas as pd
 import shapely
 
 from telcoplan.errors import LayerValidationError, Problem
-from telcoplan.gis.crs import same_crs
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
 

@@ -126,3 +126,67 @@ def test_input_not_mutated(tmp_path, towers5):
     before = towers5.copy()
     write_vector(tmp_path / "t.geojson", towers5.set_index("site_id"))
     pd.testing.assert_frame_equal(before, towers5)
+
+
+def test_csv_ids_stay_text(tmp_path):
+    path = tmp_path / "towers.csv"
+    path.write_text(
+        "site_id,operator,technology,frequency_mhz,height_m,eirp_dbm,lon,lat\n"
+        "007,Viettel,4G,1800,30,60,108.2,16.05\n"
+        "7,Viettel,4G,1800,30,60,108.21,16.05\n"
+    )
+    towers = load_towers(path)
+    assert list(towers.index) == ["007", "7"]
+    assert towers["height_m"].dtype == np.float64
+
+
+def test_unparseable_geometry_reported_with_row(tmp_path):
+    path = tmp_path / "roads.geojson"
+    path.write_text(
+        '{"type":"FeatureCollection","features":['
+        '{"type":"Feature","properties":{"road_id":"a","road_class":"primary"},'
+        '"geometry":{"type":"LineString","coordinates":[[108.2,16.0],[108.21,16.0]]}},'
+        '{"type":"Feature","properties":{"road_id":"b","road_class":"primary"},'
+        '"geometry":{"type":"LineString","coordinates":[[108.2,16.0]]}}]}'
+    )
+    with pytest.raises(LayerValidationError) as info:
+        load_roads(path)
+    (p,) = info.value.problems
+    assert (p.row, p.feature_id, p.column) == (2, "b", "geometry")
+
+
+def test_multi_layer_gpkg_needs_a_layer_name(tmp_path, towers5, roads3):
+    path = write_vector_layers(tmp_path / "all.gpkg", {"towers": towers5, "roads": roads3})
+    with pytest.raises(InputFileError, match=r"2 layers \(towers, roads\)"):
+        read_vector(path)
+    with pytest.raises(InputFileError, match="no layer 'sites'"):
+        read_vector(path, layer="sites")
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")  # writing a CRS-less file on purpose
+def test_invalid_crs_argument(tmp_path, towers5):
+    path = tmp_path / "t.geojson"
+    write_vector(path, towers5.to_crs("EPSG:4326"))
+    from telcoplan.errors import CRSError
+
+    nocrs = tmp_path / "nocrs.fgb"
+    write_vector(nocrs, towers5.set_crs(None, allow_override=True))
+    with pytest.raises(CRSError, match="not a CRS"):
+        read_vector(nocrs, crs="FOO")
+
+
+def test_non_utf8_csv(tmp_path):
+    path = tmp_path / "towers.csv"
+    path.write_bytes("site_id,name,lon,lat\nA,Tr\xe1m,108.2,16.0\n".encode("latin-1"))
+    with pytest.raises(InputFileError, match="UTF-8"):
+        read_vector(path)
+
+
+@pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")  # writing a CRS-less file on purpose
+def test_shapefile_overwrite_drops_stale_sidecars(tmp_path, towers5):
+    path = tmp_path / "towers.shp"
+    write_vector(path, towers5.to_crs("EPSG:4326"))
+    assert path.with_suffix(".prj").exists()
+    write_vector(path, towers5.set_crs(None, allow_override=True), overwrite=True)
+    assert not path.with_suffix(".prj").exists()
+    assert read_vector(path).crs is None

@@ -192,3 +192,51 @@ def test_every_schema_documents_itself():
         table = schema.doc_table()
         for c in schema.columns:
             assert f"`{c.name}`" in table
+
+
+def test_bool_column_type_checked():
+    from telcoplan.layers.areas import validate_areas
+
+    gdf = gpd.GeoDataFrame(
+        {"name": ["a", "b", "c"], "urban": ["yes", "maybe", "0"]},
+        geometry=[Point(0, 0).buffer(1)] * 3,
+        crs=UTM49,
+    )
+    (p,) = _one(AREAS.problems(gdf), "urban")
+    assert p.row == 2 and "true/false" in p.message
+    ok = validate_areas(gdf.drop(index=1))
+    assert list(ok["urban"]) == [True, False]
+
+
+def test_longitude_out_of_range(towers5):
+    ll = towers5.to_crs("EPSG:4326")
+    ll.loc[0, "geometry"] = Point(200.0, 16.0)
+    (p,) = _one(TOWERS.problems(ll), "geometry")
+    assert "longitude 200" in p.message
+
+
+def test_multipoint_refused_for_sites(towers5):
+    from shapely.geometry import MultiPoint
+
+    bad = towers5.copy()
+    bad.loc[0, "geometry"] = MultiPoint([(X0, Y0), (X0 + 10, Y0)])
+    (p,) = _one(TOWERS.problems(bad), "geometry")
+    assert "MultiPoint" in p.message
+
+
+def test_study_area_without_crs_is_reported(towers5, areas4):
+    probs = TOWERS.problems(towers5, study_area=areas4.set_crs(None, allow_override=True))
+    assert any("study area has no CRS" in p.message for p in probs)
+
+
+def test_choices_normalised_on_loading(towers5):
+    t = towers5.copy()
+    t.loc[0, "technology"] = "4g"
+    assert towers_layer.validate_towers(t)["technology"].iloc[0] == "4G"
+
+
+def test_inf_message_is_readable(towers5):
+    bad = towers5.copy()
+    bad.loc[0, "height_m"] = np.inf
+    (p,) = _one(TOWERS.problems(bad), "height_m")
+    assert "value inf is not finite" in p.message
