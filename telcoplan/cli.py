@@ -47,6 +47,16 @@ class _Group(click.Group):
             ) from None
 
 
+class _FiniteRange(click.FloatRange):
+    """A float range that also refuses NaN (which compares false with both bounds)."""
+
+    def convert(self, value, param, ctx):
+        out = super().convert(value, param, ctx)
+        if out != out:  # NaN
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return out
+
+
 def _setup_logging(verbose: int, quiet: int) -> None:
     level = logging.INFO + 10 * (quiet - verbose)
     handler = logging.StreamHandler(sys.stderr)
@@ -101,7 +111,7 @@ def cli(verbose: int, quiet: int) -> None:
 @click.option(
     "--resolution",
     "resolution_m",
-    type=click.FloatRange(10.0, 1000.0),
+    type=_FiniteRange(10.0, 1000.0),
     default=100.0,
     show_default=True,
     help="Grid cell size (m).",

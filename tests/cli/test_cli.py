@@ -206,8 +206,17 @@ def test_import_cells(runner, tmp_path):
 @pytest.mark.slow
 def test_demo_end_to_end(runner, tmp_path):
     """`telcoplan demo` writes inputs/, plan.yml and outputs/summary.json with the census total."""
-    from telcoplan.layers.danang import CENSUS_2019
     from telcoplan.plan import read_plan
+
+    census_2019 = {  # GSO 2019 census, persons (PRODUCT.md), typed here independently of the code
+        "Hải Châu": 201_522,
+        "Liên Chiểu": 194_913,
+        "Thanh Khê": 185_064,
+        "Cẩm Lệ": 159_295,
+        "Sơn Trà": 157_415,
+        "Hòa Vang": 145_749,
+        "Ngũ Hành Sơn": 90_352,
+    }
 
     out = tmp_path / "demo"
     res = runner.invoke(cli, ["demo", "--out", str(out)])
@@ -227,7 +236,7 @@ def test_demo_end_to_end(runner, tmp_path):
     assert summary["synthetic"] is True
     assert abs(summary["population_total"] - 1_134_310) <= 1
     for area in summary["areas"]:
-        assert abs(area["population"] - CENSUS_2019[area["name"]]) <= 0.5
+        assert abs(area["population"] - census_2019[area["name"]]) <= 0.5
     plan = read_plan(out / "plan.yml")
     assert plan.synthetic
     assert set(plan.layers) >= {"areas", "towers", "population", "dem"}
@@ -347,3 +356,35 @@ def test_calibrate_command(runner, tmp_path):
     assert "T9" in res.output
     assert "row 1" in res.output
     assert not (tmp_path / "p2.json").exists()
+
+
+def test_batch_targets_never_collide(tmp_path):
+    from telcoplan.plan import batch_targets
+
+    plans = [tmp_path / "a" / "plan.yml", tmp_path / "b" / "plan.yml", tmp_path / "a" / "other.yml"]
+    targets = batch_targets(plans, tmp_path / "out")
+    assert len({t.resolve() for t in targets}) == 3
+    assert targets[2] == tmp_path / "out" / "other"
+    default = batch_targets(plans, None)
+    assert len({t.resolve() for t in default}) == 3
+    assert batch_targets(plans[:1], None) == [tmp_path / "a" / "outputs"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--resolution", "0"], ["--resolution", "nan"], ["--resolution", "100000"], ["--seed", "-1"]],
+)
+def test_demo_rejects_bad_options(runner, tmp_path, args):
+    res = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), *args])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert not (tmp_path / "d").exists()
+
+
+def test_plan_with_bad_layer_crs_and_margin(runner, plan_dir):
+    doc = yaml.safe_load((plan_dir / "good.yml").read_text())
+    doc["layers"]["towers"] = {"path": "towers.gpkg", "crs": "FOO"}
+    doc["study_area_margin_m"] = float("inf")
+    (plan_dir / "odd.yml").write_text(yaml.safe_dump(doc))
+    res = runner.invoke(cli, ["run", str(plan_dir / "odd.yml"), "--out", str(plan_dir / "o")])
+    assert res.exit_code == 1
+    assert "'FOO' is not a CRS" in res.output and "study_area_margin_m" in res.output
