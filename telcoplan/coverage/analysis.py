@@ -116,10 +116,15 @@ def compute_coverage(
     )
     margin = res.power_dbm
     server = res.server
-    power = np.full(margin.shape, np.nan, dtype=np.float32)
-    ok = server >= 0
-    power[ok] = margin[ok] + power_thr[server[ok]].astype(np.float32)
-    covered = ok & (margin >= 0)
+    # power = margin + the serving tower's threshold; group by group to keep temporaries small
+    thr32 = power_thr.astype(np.float32)
+    power = np.empty_like(margin)
+    covered = np.empty(margin.shape, dtype=bool)
+    for g in range(margin.shape[0]):
+        srv = server[g]
+        np.add(margin[g], thr32[np.maximum(srv, 0)] if len(thr32) else 0.0, out=power[g])
+        power[g][srv < 0] = np.nan
+        np.greater_equal(margin[g], 0.0, out=covered[g])  # NaN margins compare False
     best_tech = _best_technology(
         towers,
         grid,

@@ -261,7 +261,9 @@ def best_server(
     dh = h_tx - h_rx_m
 
     nrows, ncols = grid.shape
-    power = np.full((len(groups), nrows, ncols), -np.inf, dtype=np.float64)
+    # float32 outputs written by the kernel directly (tiles compute in float64): the peak memory
+    # is the outputs plus a few tiles, 8 bytes per cell and group
+    power = np.full((len(groups), nrows, ncols), -np.inf, dtype=np.float32)
     server = np.full((len(groups), nrows, ncols), -1, dtype=np.int32)
     evaluated = 0
     if n:
@@ -285,11 +287,11 @@ def best_server(
             power, server,
         )  # fmt: skip
         evaluated = int(ev.sum())
-    low = power < floor_dbm
-    server[low] = -1
-    out = power.astype(np.float32)
-    out[low] = np.nan
-    return SignalResult(grid, groups, out, server, towers.index.to_numpy(), evaluated)
+    for g in range(len(groups)):  # one group at a time: no full-size temporaries
+        low = power[g] < floor_dbm
+        server[g][low] = -1
+        power[g][low] = np.nan
+    return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
 
 
 def _tile_candidates(grid: GridSpec, tx, ty, radius_m, tsize: int):
