@@ -37,6 +37,7 @@ DEFAULT_RADIUS_KM: tuple[tuple[float, float], ...] = (
 )
 _LOG_LINEAR = ("hata", "cost231")
 _TABLE_STEP = 1e-3  # decades of distance between path-loss table samples
+_TILES_PER_CHUNK = 512  # tiles per kernel call (bounds the candidate lists' memory)
 
 
 def default_radius_km(freq_mhz: np.ndarray) -> np.ndarray:
@@ -271,22 +272,30 @@ def best_server(
         kind, coef_a, coef_b, table_id, tables = _model_parameters(
             models, freq, h_tx, h_rx_m, env, radius_m, validity, calibration
         )
-        tile_r0, tile_c0, ptr, cand = _tile_candidates(grid, tx, ty, radius_m, tile_size)
-        log.debug(
-            "best server: %d towers, %d tiles, %d candidate pairs", n, len(tile_r0), len(cand)
-        )
         from telcoplan.coverage._kernel import best_server_kernel
 
+        tile_r0, tile_c0 = _tile_origins(grid, tile_size)
+        tree = cKDTree(np.column_stack([tx, ty]))
         t = grid.transform
-        ev = best_server_kernel(
-            tile_r0, tile_c0, ptr, cand, tile_size,
-            float(t.c), float(t.f), float(t.a), nrows, ncols,
-            tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
-            kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
-            len(groups), float(floor_dbm),
-            power, server,
-        )  # fmt: skip
-        evaluated = int(ev.sum())
+        # tiles go to the kernel in chunks, so the candidate lists stay small whatever the area
+        chunks = range(0, len(tile_r0), _TILES_PER_CHUNK)
+        for k, start in enumerate(chunks):
+            r0 = tile_r0[start : start + _TILES_PER_CHUNK]
+            c0 = tile_c0[start : start + _TILES_PER_CHUNK]
+            ptr, cand = _tile_candidates(grid, tree, r0, c0, float(radius_m.max()), tile_size)
+            ev = best_server_kernel(
+                r0, c0, ptr, cand, tile_size,
+                float(t.c), float(t.f), float(t.a), nrows, ncols,
+                tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
+                kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
+                len(groups), float(floor_dbm),
+                power, server,
+            )  # fmt: skip
+            evaluated += int(ev.sum())
+            if len(chunks) >= 10 and (k + 1) % max(1, len(chunks) // 10) == 0:
+                log.info(
+                    "best server: %d%% of %d tiles", 100 * (k + 1) // len(chunks), len(tile_r0)
+                )
     for g in range(len(groups)):  # one group at a time: no full-size temporaries
         low = power[g] < floor_dbm
         server[g][low] = -1
@@ -294,20 +303,30 @@ def best_server(
     return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
 
 
-def _tile_candidates(grid: GridSpec, tx, ty, radius_m, tsize: int):
-    """Tiles' origins and, per tile, the towers whose radius may reach it (CSR arrays)."""
+def _tile_origins(grid: GridSpec, tsize: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column of every tile's first cell (row-major order)."""
     nrows, ncols = grid.shape
     r0s, c0s = np.meshgrid(np.arange(0, nrows, tsize), np.arange(0, ncols, tsize), indexing="ij")
-    r0s, c0s = r0s.ravel(), c0s.ravel()
+    return r0s.ravel().astype(np.int64), c0s.ravel().astype(np.int64)
+
+
+def _tile_candidates(grid: GridSpec, tree: cKDTree, r0s, c0s, radius_max: float, tsize: int):
+    """Per tile, the towers whose radius may reach it, as CSR arrays (ptr, candidates)."""
+    nrows, ncols = grid.shape
     res = grid.resolution
     t = grid.transform
     cx = t.c + (c0s + np.minimum(tsize, ncols - c0s) / 2.0) * res
     cy = t.f - (r0s + np.minimum(tsize, nrows - r0s) / 2.0) * res
     half_diag = tsize * res / math.sqrt(2.0)
-    tree = cKDTree(np.column_stack([tx, ty]))
-    lists = tree.query_ball_point(np.column_stack([cx, cy]), r=float(radius_m.max()) + half_diag)
+    lists = tree.query_ball_point(
+        np.column_stack([cx, cy]), r=radius_max + half_diag, return_sorted=True
+    )
     counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
     ptr = np.zeros(len(lists) + 1, dtype=np.int64)
     np.cumsum(counts, out=ptr[1:])
-    cand = np.fromiter((i for x in lists for i in sorted(x)), dtype=np.int64, count=int(ptr[-1]))
-    return r0s.astype(np.int64), c0s.astype(np.int64), ptr, cand
+    cand = (
+        np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])
+        if ptr[-1]
+        else np.zeros(0, np.int64)
+    )
+    return ptr, cand
