@@ -58,6 +58,13 @@ def slug(name: str) -> str:
     return text or "unnamed"
 
 
+def _mark(layers: dict[str, gpd.GeoDataFrame], inputs: PlanInputs) -> dict[str, gpd.GeoDataFrame]:
+    """Outputs of a synthetic plan (the demo) say so in every layer (a ``source`` column)."""
+    if not inputs.plan.synthetic:
+        return layers
+    return {name: gdf.assign(source="synthetic telcoplan demo") for name, gdf in layers.items()}
+
+
 def coverage_parameters(
     raw: Mapping[str, Any] | None, source: str = "plan", base: Path | None = None
 ) -> dict[str, Any]:
@@ -253,7 +260,7 @@ def run_coverage(
     sites.insert(0, "row", np.arange(1, len(sites) + 1))
     write_vector_layers(
         staging / "coverage.gpkg",
-        {"coverage": cover_gdf, "areas": areas_out, "sites": sites},
+        _mark({"coverage": cover_gdf, "areas": areas_out, "sites": sites}, inputs),
         overwrite=True,
     )
 
@@ -380,7 +387,7 @@ def run_gaps(
             "served": int(service["served"].sum()),
             "unserved": sorted(map(str, service.index[~service["served"]]))[:50],
         }
-    write_vector_layers(staging / "gaps.gpkg", layers, overwrite=True)
+    write_vector_layers(staging / "gaps.gpkg", _mark(layers, inputs), overwrite=True)
     log.info("gaps: %d gaps with %.0f persons", summary["count"], summary["population"])
     return summary
 
