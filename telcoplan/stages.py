@@ -43,6 +43,8 @@ COVERAGE_PARAMETERS: dict[str, Any] = {
     "thresholds_dbm": {},
     "validity": "warn",
     "calibration": None,
+    "terrain": True,
+    "diffraction": "deygout",
 }
 
 
@@ -90,6 +92,12 @@ def coverage_parameters(
     if params["environment"] not in ENVIRONMENTS:
         errs.append(
             f"stages.coverage.environment {params['environment']!r} is unknown; choose one of {', '.join(ENVIRONMENTS)}"
+        )
+    if params["diffraction"] not in ("deygout", "bullington", "epstein-peterson"):
+        errs.append("stages.coverage.diffraction must be deygout, bullington or epstein-peterson")
+    if not isinstance(params["terrain"], bool):
+        errs.append(
+            "stages.coverage.terrain must be true or false (use the DEM when the plan has one)"
         )
     if params["validity"] not in ("warn", "error", "ignore"):
         errs.append("stages.coverage.validity must be warn, error or ignore")
@@ -194,6 +202,8 @@ def run_coverage(
         calibration=None
         if fit is None
         else (fit.intercept_offset_db, fit.slope_offset_db_per_decade),
+        dem=inputs.dem if params["terrain"] else None,
+        diffraction=params["diffraction"],
     )
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
     for i, op in enumerate(cov.operators):
@@ -232,6 +242,19 @@ def run_coverage(
         overwrite=True,
     )
 
+    if cov.limit is not None:
+        write_raster(
+            staging / "coverage_limit.tif",
+            cov.limit,
+            grid,
+            nodata=255,
+            tags={
+                "units": "0 covered, 1 not covered: distance, 2 not covered: terrain",
+                **synthetic,
+            },
+            description="what ends coverage",
+            overwrite=True,
+        )
     table = population_covered(cov, inputs.population, inputs.areas)
     total = float(table["population"].sum())
     cell_km2 = grid.cell_area_m2 / 1e6
@@ -303,6 +326,18 @@ def run_coverage(
                 "covered_any": round(float(table["covered_any"][sel].sum()), 1),
             }
             for name, sel in (("urban", urban), ("rural", ~urban))
+        }
+    if cov.limit is not None:
+        from telcoplan.coverage.analysis import LIMIT_DISTANCE, LIMIT_TERRAIN
+
+        pop = np.where(np.isfinite(inputs.population), inputs.population, 0.0)
+        summary["limit"] = {
+            "population_not_covered_distance": round(
+                float(pop[cov.limit == LIMIT_DISTANCE].sum()), 1
+            ),
+            "population_not_covered_terrain": round(
+                float(pop[cov.limit == LIMIT_TERRAIN].sum()), 1
+            ),
         }
     summary["areas"] = [
         {

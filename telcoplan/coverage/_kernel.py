@@ -9,6 +9,12 @@ evaluated exactly, cell by cell, in that order; as soon as a tower's bound falls
 weakest best power of the tile, it and all remaining towers are skipped. The result is exact
 — identical to evaluating every tower — but typically only a few towers per tile are computed.
 
+With a DEM, each evaluated (tower, cell) pair whose line of sight the terrain (plus the Earth's
+bulge) obstructs also loses the knife-edge diffraction loss of its profile
+(``telcoplan.coverage.terrain``), computed only when the pair could still beat the cell's best
+power; unobstructed paths keep the flat-earth model value, whose empirical fit already includes
+the ground near the receiver. The antenna pattern's depression angle then uses ground elevations.
+
 Memory: the outputs plus a few tile-sized buffers; never cells × towers.
 """
 
@@ -18,6 +24,8 @@ import math
 
 import numba as nb
 import numpy as np
+
+from telcoplan.coverage.terrain import path_terrain_loss_with_buffer, profile_buffer_size
 
 __all__ = ["best_server_kernel"]
 
@@ -114,11 +122,15 @@ def best_server_kernel(
     tx, ty, eirp, group, radius, dh, azimuth, beam, tilt,
     kind, coef_a, coef_b, table_id, tables, table_step,
     n_groups, floor_dbm,
+    dem, use_dem, h_abs_tx, h_rx, wavelength, method,
     out_power, out_server,
 ):  # fmt: skip
     """Fill ``out_power`` (n_groups, H, W; −inf where unreached) and ``out_server`` (−1)."""
     n_tiles = tile_r0.shape[0]
     evaluated = np.zeros(n_tiles, dtype=np.int64)
+    max_radius = 0.0
+    for t in range(radius.shape[0]):
+        max_radius = max(max_radius, radius[t])
     for k in nb.prange(n_tiles):
         r0, c0 = tile_r0[k], tile_c0[k]
         r1, c1 = min(r0 + tsize, height), min(c0 + tsize, width)
@@ -146,7 +158,12 @@ def best_server_kernel(
             dep_hi = math.degrees(math.atan2(dh[t], max(dmin, 1.0)))
             dep_lo = math.degrees(math.atan2(dh[t], max(dmax, 1.0)))
             a_h = _best_horizontal(tx[t], ty[t], azimuth[t], beam[t], xs, ys)
-            a_v = _best_vertical(tilt[t], min(dep_lo, dep_hi), max(dep_lo, dep_hi))
+            # with terrain the depression angle depends on each cell's ground: no vertical bound
+            a_v = (
+                0.0
+                if use_dem
+                else _best_vertical(tilt[t], min(dep_lo, dep_hi), max(dep_lo, dep_hi))
+            )
             pattern = -min(-(a_h + a_v), _A_M)
             ub[j] = (
                 eirp[t]
@@ -154,6 +171,9 @@ def best_server_kernel(
                 + pattern
             )
         order = np.argsort(-ub, kind="mergesort")
+        buf = np.empty(
+            profile_buffer_size(max_radius + 2.0 * tsize * res, res) + 2 if use_dem else 1
+        )
         best = np.full((nr, nc), -np.inf)
         for g in range(n_groups):
             best[:, :] = -np.inf
@@ -183,12 +203,40 @@ def best_server_kernel(
                         p = eirp[t] - _path_loss(
                             t, d, kind, coef_a, coef_b, table_id, tables, table_step
                         )
+                        dh_c = dh[t]
+                        h_abs_rx = 0.0
+                        if use_dem:
+                            z = dem[r0 + i, c0 + c]
+                            h_abs_rx = (0.0 if math.isnan(z) else z) + h_rx
+                            dh_c = h_abs_tx[t] - h_abs_rx
                         if not (math.isnan(azimuth[t]) and math.isnan(tilt[t])):
                             phi = 0.0
                             if not math.isnan(azimuth[t]):
                                 phi = _wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
-                            dep = math.degrees(math.atan2(dh[t], max(d, 1.0)))
+                            dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
                             p += _pattern(phi, dep, azimuth[t], beam[t], tilt[t])
+                        if use_dem and p > best[i, c]:
+                            # terrain only adds loss: walk the profile only when it could matter
+                            loss_t, clearance = path_terrain_loss_with_buffer(
+                                dem,
+                                x0,
+                                y0,
+                                res,
+                                tx[t],
+                                ty[t],
+                                h_abs_tx[t],
+                                xc,
+                                yc,
+                                h_abs_rx,
+                                wavelength[t],
+                                method,
+                                buf,
+                            )
+                            # only an obstructed line of sight counts: the empirical models
+                            # already include the ground near the receiver (a flat DEM must
+                            # give the flat-earth result)
+                            if clearance > 0.0:
+                                p -= loss_t
                         if p > best[i, c]:
                             best[i, c] = p
                             server[i, c] = t

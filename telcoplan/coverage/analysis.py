@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Generations in order; "covered by 4G" in SDG 9.c.1 terms means 4G or better (LTE+).
 TECHNOLOGY_ORDER = ("2G", "3G", "4G", "5G")
+#: Values of :attr:`CoverageResult.limit`.
+LIMIT_COVERED, LIMIT_DISTANCE, LIMIT_TERRAIN = 0, 1, 2
 #: Cells more than this far (dB) below the threshold are recorded as having no signal.
 MARGIN_FLOOR_DB = -60.0
 
@@ -52,6 +54,9 @@ class CoverageResult:
         bool (n_ops, H, W): margin ≥ 0.
     best_technology : numpy.ndarray
         int8 (H, W): highest generation (0=2G … 3=5G) covering the cell by any operator, −1 none.
+    limit : numpy.ndarray or None
+        uint8 (H, W), with a DEM only: 0 covered by some operator, 1 not covered because of
+        distance (not even on flat earth), 2 not covered because of terrain (flat earth would be).
     """
 
     grid: GridSpec
@@ -63,6 +68,7 @@ class CoverageResult:
     best_technology: np.ndarray
     site_ids: np.ndarray
     thresholds: Thresholds
+    limit: np.ndarray | None = None
 
     @property
     def operator_count(self) -> np.ndarray:
@@ -86,11 +92,16 @@ def compute_coverage(
     validity: str = "warn",
     tile_size: int = 32,
     calibration: tuple[float, float] | None = None,
+    dem: np.ndarray | None = None,
+    diffraction: str = "deygout",
 ) -> CoverageResult:
     """Per-operator coverage of ``towers`` on ``grid`` (see the module docstring).
 
     ``towers`` must be validated (index ``site_id``) and in ``grid.crs``; the frame is not
-    modified.
+    modified. With a ``dem`` (ground elevation on ``grid``, m) paths whose line of sight the
+    terrain obstructs lose their diffraction loss (``diffraction`` method), and
+    :attr:`CoverageResult.limit` tells, for every uncovered cell, whether distance or terrain
+    ends the coverage (a second, flat-earth pass).
     """
     thr = thresholds or Thresholds()
     tech = (
@@ -98,21 +109,50 @@ def compute_coverage(
         if len(towers)
         else np.array([], dtype=object)
     )
+    kw = {
+        "model": model,
+        "environment": environment,
+        "h_rx_m": h_rx_m,
+        "max_radius_km": max_radius_km,
+        "tile_size": tile_size,
+        "calibration": calibration,
+        "dem": dem,
+        "diffraction": diffraction,
+    }
+    power, margin, server, covered, groups, site_ids = _operator_margins(
+        towers, grid, thr, tech, validity, kw
+    )
+    best_tech = _best_technology(towers, grid, thr, tech, covered=covered, **kw)
+    limit = None
+    if dem is not None:
+        flat = _operator_margins(towers, grid, thr, tech, "ignore", kw | {"dem": None})[3].any(
+            axis=0
+        )
+        any_cov = covered.any(axis=0)
+        limit = np.where(
+            any_cov, LIMIT_COVERED, np.where(flat, LIMIT_TERRAIN, LIMIT_DISTANCE)
+        ).astype(np.uint8)
+    return CoverageResult(
+        grid=grid,
+        operators=groups,
+        power_dbm=power,
+        margin_db=margin,
+        server=server,
+        covered=covered,
+        best_technology=best_tech,
+        site_ids=site_ids,
+        thresholds=thr,
+        limit=limit,
+    )
+
+
+def _operator_margins(towers, grid, thr, tech, validity, kw):
+    """Best server by margin over each tower's technology threshold, per operator."""
     power_thr = np.array([thr.power_threshold(t) for t in tech], dtype=np.float64)
     shifted = towers.copy()
     shifted["eirp_dbm"] = towers["eirp_dbm"].to_numpy(dtype=np.float64) - power_thr
     res = best_server(
-        shifted,
-        grid,
-        model=model,
-        environment=environment,
-        h_rx_m=h_rx_m,
-        max_radius_km=max_radius_km,
-        group_by="operator",
-        floor_dbm=MARGIN_FLOOR_DB,
-        tile_size=tile_size,
-        validity=validity,
-        calibration=calibration,
+        shifted, grid, group_by="operator", floor_dbm=MARGIN_FLOOR_DB, validity=validity, **kw
     )
     margin = res.power_dbm
     server = res.server
@@ -125,30 +165,7 @@ def compute_coverage(
         np.add(margin[g], thr32[np.maximum(srv, 0)] if len(thr32) else 0.0, out=power[g])
         power[g][srv < 0] = np.nan
         np.greater_equal(margin[g], 0.0, out=covered[g])  # NaN margins compare False
-    best_tech = _best_technology(
-        towers,
-        grid,
-        thr,
-        tech,
-        model=model,
-        environment=environment,
-        h_rx_m=h_rx_m,
-        max_radius_km=max_radius_km,
-        tile_size=tile_size,
-        covered=covered,
-        calibration=calibration,
-    )
-    return CoverageResult(
-        grid=grid,
-        operators=res.groups,
-        power_dbm=power,
-        margin_db=margin,
-        server=server,
-        covered=covered,
-        best_technology=best_tech,
-        site_ids=res.site_ids,
-        thresholds=thr,
-    )
+    return power, margin, server, covered, res.groups, res.site_ids
 
 
 def _best_technology(towers, grid, thr, tech, *, covered, **kw) -> np.ndarray:

@@ -185,6 +185,8 @@ def best_server(
     tile_size: int = 32,
     validity: str = "warn",
     calibration: tuple[float, float] | None = None,
+    dem: np.ndarray | None = None,
+    diffraction: str = "deygout",
 ) -> SignalResult:
     """Best received power and serving site per group (operator) on every cell of ``grid``.
 
@@ -212,6 +214,12 @@ def best_server(
         Cells per tile side; memory stays bounded by the outputs plus a few tiles.
     calibration
         ``(a, b)``: add a + b log10(d_km) dB to every path loss (from ``telcoplan calibrate``).
+    dem
+        Ground elevation (m) on ``grid`` (NaN = 0 m). With it, every path also loses its
+        knife-edge diffraction loss over the terrain profile (Earth curvature k = 4/3), and
+        antenna heights are taken above the ground at the tower.
+    diffraction
+        ``"deygout"`` (default), ``"bullington"`` or ``"epstein-peterson"`` (ITU-R P.526).
 
     Returns
     -------
@@ -280,6 +288,24 @@ def best_server(
         )
         from telcoplan.coverage._kernel import best_server_kernel
 
+        use_dem = dem is not None
+        if use_dem:
+            from telcoplan.coverage.terrain import DIFFRACTION_METHODS
+
+            if dem.shape != grid.shape:
+                raise ValueError(f"dem shape {dem.shape} does not match grid shape {grid.shape}")
+            if diffraction not in DIFFRACTION_METHODS:
+                raise ValueError(
+                    f"unknown diffraction method {diffraction!r}; choose one of {', '.join(DIFFRACTION_METHODS)}"
+                )
+            dem_arr = np.ascontiguousarray(np.nan_to_num(dem, nan=0.0), dtype=np.float64)
+            h_abs_tx = _ground_at(dem_arr, grid, tx, ty) + h_tx
+            method_code = DIFFRACTION_METHODS[diffraction]
+        else:
+            dem_arr = np.zeros((1, 1))
+            h_abs_tx = h_tx.copy()
+            method_code = 0
+        wavelength = 299_792_458.0 / (freq * 1e6)
         tile_r0, tile_c0 = _tile_origins(grid, tile_size)
         tree = cKDTree(np.column_stack([tx, ty]))
         t = grid.transform
@@ -295,6 +321,7 @@ def best_server(
                 tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
                 kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
                 len(groups), float(floor_dbm),
+                dem_arr, use_dem, h_abs_tx, float(h_rx_m), wavelength, method_code,
                 power, server,
             )  # fmt: skip
             evaluated += int(ev.sum())
@@ -307,6 +334,14 @@ def best_server(
         server[g][low] = -1
         power[g][low] = np.nan
     return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
+
+
+def _ground_at(dem: np.ndarray, grid: GridSpec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Ground elevation (m) of the cell containing each point (nearest edge cell outside)."""
+    r, c = grid.rowcol(x, y)
+    r = np.clip(r, 0, grid.height - 1)
+    c = np.clip(c, 0, grid.width - 1)
+    return dem[r, c].astype(np.float64)
 
 
 def _tile_origins(grid: GridSpec, tsize: int) -> tuple[np.ndarray, np.ndarray]:

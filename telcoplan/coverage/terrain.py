@@ -63,6 +63,7 @@ _CURV = 1.0 / (2.0 * K_FACTOR * EARTH_RADIUS_M)  # bulge = d1 d2 * _CURV (1/m)
 _NU_MIN = -0.78  # J(ν) = 0 at and below this ν (ITU-R P.526-15 §4.1)
 _CHUNK = 12  # samples per bounding chunk of the viewshed (see _visible_bounded)
 _BLOCK = 16  # side (cells) of the max table used to bound a chunk
+_RING = 4  # width (cells) of the rings of the viewshed's horizon table
 
 
 # --------------------------------------------------------------------------------------------
@@ -80,22 +81,29 @@ def _knife_edge(nu):
 
 
 @nb.njit(cache=True, inline="always")
+def _distance(dx, dy):
+    """Horizontal length (m) of (dx, dy); plain sqrt (math.hypot is several times slower)."""
+    return math.sqrt(dx * dx + dy * dy)
+
+
+@nb.njit(cache=True, inline="always")
 def _n_steps(d, res):
     """Number of profile steps for a path of length ``d``: ceil(d / res), at least 1."""
-    n = int(math.ceil(d / res - 1e-9))
+    n = math.ceil(d / res - 1e-9)
     return n if n > 1 else 1
 
 
 @nb.njit(cache=True, inline="always")
-def _elevation(dem, x0, y0, res, x, y):
-    """Bilinear ground elevation (m) at (x, y); NaN cells count as 0, outside the grid is 0."""
+def _bilinear(dem, fr, fc):
+    """Bilinear elevation (m) at fractional row/column ``fr``, ``fc`` (cell centres at integers).
+
+    NaN cells count as 0; the outer half cell extends the edge values; outside the grid is 0.
+    """
     nrows, ncols = dem.shape
-    fc = (x - x0) / res - 0.5
-    fr = (y0 - y) / res - 0.5
     if not (-0.5 <= fc <= ncols - 0.5 and -0.5 <= fr <= nrows - 0.5):
         return 0.0
-    c0 = int(math.floor(fc))
-    r0 = int(math.floor(fr))
+    c0 = math.floor(fc)
+    r0 = math.floor(fr)
     wc = fc - c0
     wr = fr - r0
     c1 = min(c0 + 1, ncols - 1)
@@ -118,12 +126,41 @@ def _elevation(dem, x0, y0, res, x, y):
 
 
 @nb.njit(cache=True, inline="always")
-def _obstacle(dem, x0, y0, res, tx, ty, dx, dy, d, n, i):
-    """Terrain + Earth bulge (m) at interior profile point ``i`` of ``n`` steps."""
-    f = i / n
-    s = d * f
-    z = _elevation(dem, x0, y0, res, tx + dx * f, ty + dy * f)
-    return z + s * (d - s) * _CURV
+def _bilinear_padded(pad, fr, fc):
+    """:func:`_bilinear` on a NaN-free DEM padded with one replicated edge cell per side.
+
+    Valid only inside the grid's extent, where it returns bit for bit the same value.
+    """
+    c0 = math.floor(fc)
+    r0 = math.floor(fr)
+    wc = fc - c0
+    wr = fr - r0
+    z00 = pad[r0 + 1, c0 + 1]
+    z01 = pad[r0 + 1, c0 + 2]
+    z10 = pad[r0 + 2, c0 + 1]
+    z11 = pad[r0 + 2, c0 + 2]
+    return (1.0 - wr) * ((1.0 - wc) * z00 + wc * z01) + wr * ((1.0 - wc) * z10 + wc * z11)
+
+
+@nb.njit(cache=True, inline="always")
+def _elevation(dem, x0, y0, res, x, y):
+    """Bilinear ground elevation (m) at (x, y) (see :func:`_bilinear`)."""
+    return _bilinear(dem, (y0 - y) / res - 0.5, (x - x0) / res - 0.5)
+
+
+@nb.njit(cache=True, inline="always")
+def _ray(x0, y0, res, tx, ty, rx, ry, n):
+    """Fractional (row, col) of tx and their increments per profile step (``n`` steps)."""
+    inv = 1.0 / res
+    per_step = inv / n
+    return (y0 - ty) * inv - 0.5, (tx - x0) * inv - 0.5, (ty - ry) * per_step, (rx - tx) * per_step
+
+
+@nb.njit(cache=True, inline="always")
+def _obstacle(dem, fr0, fc0, dfr, dfc, step, d, i):
+    """Terrain + Earth bulge d1·d2/(2 k R_e) (m) at interior profile point ``i``."""
+    s = step * i
+    return _bilinear(dem, fr0 + dfr * i, fc0 + dfc * i) + s * (d - s) * _CURV
 
 
 @nb.njit(cache=True, inline="always")
@@ -163,10 +200,10 @@ def _main_edge(g, a, b, ha, hb, step, lam):
 @nb.njit(cache=True)
 def _fill_profile(dem, x0, y0, res, tx, ty, rx, ry, d, n, g):
     """Fill ``g[1:n]`` with terrain + bulge (m) of the interior profile points."""
-    dx = rx - tx
-    dy = ry - ty
+    fr0, fc0, dfr, dfc = _ray(x0, y0, res, tx, ty, rx, ry, n)
+    step = d / n
     for i in range(1, n):
-        g[i] = _obstacle(dem, x0, y0, res, tx, ty, dx, dy, d, n, i)
+        g[i] = _obstacle(dem, fr0, fc0, dfr, dfc, step, d, i)
 
 
 @nb.njit(cache=True)
@@ -176,7 +213,8 @@ def _deygout(g, n, ha, hb, step, lam):
     if nu_p > _NU_MIN:
         _, nu_t, _ = _main_edge(g, 0, p, ha, g[p], step, lam)
         _, nu_r, _ = _main_edge(g, p, n, g[p], hb, step, lam)
-        loss += _knife_edge(nu_t) + _knife_edge(nu_r)
+        weight = 1.0 - math.exp(-loss / 6.0)
+        loss += weight * (_knife_edge(nu_t) + _knife_edge(nu_r))
     return loss, clearance
 
 
@@ -209,7 +247,7 @@ def _bullington(g, n, ha, hb, step, lam):
     for i in range(1, n):
         s_tim = max(s_tim, (g[i] - ha) / (i * step))
         s_rim = max(s_rim, (g[i] - hb) / ((n - i) * step))
-    p, nu_max, clearance = _main_edge(g, 0, n, ha, hb, step, lam)
+    _, nu_max, clearance = _main_edge(g, 0, n, ha, hb, step, lam)
     if s_tim < s_tr or not s_tim + s_rim > 0.0:
         return _knife_edge(nu_max), clearance  # line of sight: the edge of largest ν
     d_bp = (hb - ha + s_rim * d) / (s_tim + s_rim)
@@ -227,7 +265,7 @@ def path_terrain_loss_with_buffer(
     ``buf`` is a float64 work array of length ≥ :func:`profile_buffer_size` (distance, res);
     a kernel can allocate one per thread for its longest path and reuse it for every pair.
     """
-    d = math.hypot(rx - tx, ry - ty)
+    d = _distance(rx - tx, ry - ty)
     n = _n_steps(d, res)
     if n < 2:
         return 0.0, -np.inf
@@ -285,10 +323,12 @@ def path_terrain_loss(dem, x0, y0, res, tx, ty, h_tx_abs, rx, ry, h_rx_abs, wave
     excess over any sub-path chord is again (s − s_a)(s_b − s)/(2 k R_e), so sub-paths between
     terrain edges reuse ``g`` exactly.
 
-    - **Deygout** (ITU-R P.526-15 multiple isolated edges; P.452-16 §4.2.1): the main edge p is
-      the profile point of largest ν over tx–rx; if ν_p > −0.78, the secondary edges t and r are
-      the points of largest ν over tx–p and p–rx (their lines end on the top of p).
-      L = J(ν_p) + J(ν_t) + J(ν_r). At most three edges.
+    - **Deygout**, limited to three edges (ITU-R P.526-15 §4.5): the main edge p is the profile
+      point of largest ν over tx–rx; if ν_p > −0.78, the secondary edges t and r are the points
+      of largest ν over tx–p and p–rx (their lines end on the top of p), and
+      L = J(ν_p) + T·(J(ν_t) + J(ν_r)) with T = 1 − exp(−J(ν_p)/6). The weight T keeps a weak
+      main edge (e.g. the receiver's own foreground grazing its Fresnel zone) from promoting
+      its neighbouring profile points to full secondary edges.
     - **Bullington** (ITU-R P.526-15 §4.5, also P.452-17 / P.1812): if the slope from tx to the
       highest-slope profile point is below the tx–rx slope (line of sight), L = J(ν_max) of the
       point of largest ν; otherwise the single equivalent edge is the intersection of the
@@ -299,13 +339,18 @@ def path_terrain_loss(dem, x0, y0, res, tx, ty, h_tx_abs, rx, ry, h_rx_abs, wave
       relative to the line joining its neighbouring edges (or antennas) and summed:
       L = J(ν_t | tx–p) + J(ν_p | t–r) + J(ν_r | p–rx).
 
-    For a single edge the three methods coincide. The empirical corrections that P.452/P.1812
-    add on top of these constructions (10 + 0.04 d dB Deygout term, 10 + 0.02 d dB Bullington
-    term, spherical-earth diffraction) are **not** applied: the result is the pure geometric
-    multiple-knife-edge loss. Allocates one profile buffer of ``ceil(d/res) + 1`` floats; use
+    For a single edge the three methods coincide. The empirical terms that P.526 / P.452 /
+    P.1812 add on top of these constructions (C = 10 + 0.04 D dB inside Deygout's secondary
+    term, 10 + 0.02 D dB after Bullington, the spherical-earth diffraction of the smooth-earth
+    part) are **not** applied: the result is the geometric multiple-knife-edge loss, so that an
+    isolated ridge gives exactly the textbook J(ν). On densely sampled smooth terrain, knife-edge
+    methods that sum several edges (Deygout, Epstein-Peterson) overestimate the loss of rounded
+    hills; Bullington (one edge) does not double count. Low receivers (≈ 1.5 m) at sub-GHz
+    frequencies see their own flat foreground inside the first Fresnel zone on long paths, which
+    gives ν slightly above −0.78 and a loss of up to a few dB even in line of sight. Allocates one profile buffer of ``ceil(d/res) + 1`` floats; use
     :func:`path_terrain_loss_with_buffer` to reuse one.
     """
-    d = math.hypot(rx - tx, ry - ty)
+    d = _distance(rx - tx, ry - ty)
     buf = np.empty(_n_steps(d, res) + 1)
     return path_terrain_loss_with_buffer(
         dem, x0, y0, res, tx, ty, h_tx_abs, rx, ry, h_rx_abs, wavelength_m, method, buf
@@ -334,104 +379,245 @@ def _point_elevation(dem, x0, y0, res, x, y):
 
 @nb.njit(cache=True)
 def _block_max(dem, block):
-    """Max of the DEM (NaN = 0) over each ``block``-square of cells plus one row/column more.
-
-    ``out[R, C]`` bounds every bilinear sample whose floor cell lies in block (R, C).
-    """
+    """Max of the DEM (NaN counted as 0) over each ``block`` × ``block`` square of cells."""
     nrows, ncols = dem.shape
-    nbr = (nrows + block - 1) // block
-    nbc = (ncols + block - 1) // block
+    nbr, nbc = (nrows + block - 1) // block, (ncols + block - 1) // block
     out = np.full((nbr, nbc), -np.inf)
-    for r in range(nrows):
-        for c in range(ncols):
-            z = dem[r, c]
-            if z != z:
-                z = 0.0
-            br, bc = r // block, c // block
-            out[br, bc] = max(out[br, bc], z)
-            # the bilinear footprint of the block's last row/column reaches one cell further
-            if r % block == 0 and br > 0:
-                out[br - 1, bc] = max(out[br - 1, bc], z)
-                if c % block == 0 and bc > 0:
-                    out[br - 1, bc - 1] = max(out[br - 1, bc - 1], z)
-            if c % block == 0 and bc > 0:
-                out[br, bc - 1] = max(out[br, bc - 1], z)
+    for br in range(nbr):
+        for r in range(br * block, min(br * block + block, nrows)):
+            for bc in range(nbc):
+                z = out[br, bc]
+                for c in range(bc * block, min(bc * block + block, ncols)):
+                    v = dem[r, c]
+                    if v > z:  # False for NaN, which counts as 0 below
+                        z = v
+                    elif v != v and z < 0.0:
+                        z = 0.0
+                out[br, bc] = z
     return out
 
 
 @nb.njit(cache=True, inline="always")
-def _chunk_bound(bmax, x0, y0, res, block, xa, ya, xb, yb):
-    """Upper bound (m) of the bilinear elevation of every point of the segment (xa,ya)–(xb,yb)."""
-    nbr, nbc = bmax.shape
-    nrows_edge = nbr * block  # cells beyond the table are outside the grid (elevation 0)
-    ncols_edge = nbc * block
-    fc_lo = (min(xa, xb) - x0) / res - 0.5
-    fc_hi = (max(xa, xb) - x0) / res - 0.5
-    fr_lo = (y0 - max(ya, yb)) / res - 0.5
-    fr_hi = (y0 - min(ya, yb)) / res - 0.5
-    # one cell of slack on each side absorbs any rounding of the sample positions
-    c_lo = int(math.floor(fc_lo)) - 1
-    c_hi = int(math.floor(fc_hi)) + 1
-    r_lo = int(math.floor(fr_lo)) - 1
-    r_hi = int(math.floor(fr_hi)) + 1
+def _chunk_bound(bmax, nrows, ncols, block, fra, fca, frb, fcb):
+    """Upper bound (m) of the bilinear elevation anywhere between two fractional positions.
+
+    A bilinear sample reads its floor cell and the next row/column; one more cell of slack on
+    each side absorbs any rounding of the sample positions. Cells beyond the grid read 0 m.
+    """
+    c_lo = math.floor(min(fca, fcb)) - 1
+    c_hi = math.floor(max(fca, fcb)) + 2
+    r_lo = math.floor(min(fra, frb)) - 1
+    r_hi = math.floor(max(fra, frb)) + 2
     z = -np.inf
-    if c_lo < 0 or r_lo < 0 or c_hi >= ncols_edge or r_hi >= nrows_edge:
+    if c_lo < 0 or r_lo < 0 or c_hi >= ncols or r_hi >= nrows:
         z = 0.0
-    c_lo = max(c_lo, 0) // block
-    r_lo = max(r_lo, 0) // block
-    c_hi = min(c_hi, ncols_edge - 1) // block
-    r_hi = min(r_hi, nrows_edge - 1) // block
-    for br in range(r_lo, r_hi + 1):
-        for bc in range(c_lo, c_hi + 1):
+    c_lo = max(c_lo, 0)
+    r_lo = max(r_lo, 0)
+    c_hi = min(c_hi, ncols - 1)
+    r_hi = min(r_hi, nrows - 1)
+    if c_lo > c_hi or r_lo > r_hi:
+        return z
+    for br in range(r_lo // block, r_hi // block + 1):
+        for bc in range(c_lo // block, c_hi // block + 1):
             z = max(z, bmax[br, bc])
     return z
 
 
+@nb.njit(cache=True, inline="always")
+def _pseudo_angle(x, y):
+    """Monotone stand-in for the polar angle of (x, y) ≠ 0, in [0, 4) ("diamond angle")."""
+    if y >= 0.0:
+        return y / (x + y) if x >= 0.0 else 1.0 - x / (y - x)
+    return 2.0 - y / (-x - y) if x < 0.0 else 3.0 + x / (x - y)
+
+
+@nb.njit(cache=True, inline="always")
+def _sector(x, y, nsec):
+    k = int(_pseudo_angle(x, y) * (nsec / 4.0))
+    return min(max(k, 0), nsec - 1)
+
+
 @nb.njit(cache=True)
-def _visible(dem, bmax, block, x0, y0, res, tx, ty, ha, rx, ry, hb):
+def _horizon_band(dem, x0, y0, res, tx, ty, ha, r_lo, r_hi, c_lo, c_hi, band, nband, tab):
+    """Enter rows ``r_lo + band``, ``r_lo + band + nband``, … into the horizon table ``tab``.
+
+    ``tab`` is (ring, sector), filled with −inf beforehand. After :func:`_horizon_merge`,
+    ``out[k, j]`` ≥ σ = (z − h_a)/s − s/(2 k R_e) of every bilinear profile sample at distance
+    s < (j + 1)·w (rings of w = ``_RING``·res) on any ray whose :func:`_sector` is ``k``. A
+    target is hidden by a sample iff the sample's σ exceeds the target's, so a ray whose target
+    σ exceeds ``out[k, j]`` needs no sampling closer than (j + 1)·w.
+
+    A sample reads four cells within √2·res of it; so every cell is entered, with the largest σ
+    it can give a sample within ρ = 1.5·res of it, in the ring of distance s_c − ρ (the prefix
+    maximum over rings then covers the farther ones) and in every sector whose rays pass within
+    ρ of it: pseudo-angles within asin(ρ/s_c) ≤ 1.155·ρ/s_c (for s_c ≥ 2ρ) of the cell's, since
+    the pseudo-angle changes no faster than the angle.
+    """
+    nring, nsec = tab.shape
+    rho = 1.5 * res
+    inv_ring = 1.0 / (_RING * res)
+    scale = nsec / 4.0
+    for r in range(r_lo + band, r_hi, nband):
+        vy = y0 - (r + 0.5) * res - ty
+        for c in range(c_lo, c_hi):
+            vx = x0 + (c + 0.5) * res - tx
+            s = math.sqrt(vx * vx + vy * vy)
+            s_lo = max(s - rho, 0.5 * res)  # profile samples are at least res / 2 away
+            j = int(s_lo * inv_ring)
+            if j >= nring:
+                continue
+            z = dem[r, c]
+            if z != z:
+                z = 0.0
+            dz = z - ha
+            sig = (dz / s_lo if dz >= 0.0 else dz / (s + rho)) - s_lo * _CURV
+            if s <= 2.0 * rho:
+                k_lo, k_hi = 0, nsec - 1
+            else:
+                p = _pseudo_angle(vx, vy)
+                w = 1.1548 * rho / s
+                k_lo = math.floor((p - w) * scale)
+                k_hi = math.floor((p + w) * scale)
+                if k_lo < 0:
+                    k_lo += nsec
+                    k_hi += nsec
+            for k in range(k_lo, k_hi + 1):
+                kk = k if k < nsec else k - nsec
+                if sig > tab[j, kk]:
+                    tab[j, kk] = sig
+
+
+@nb.njit(cache=True)
+def _horizon_merge(part):
+    """Merge the per-thread horizon tables and take the prefix maximum over rings.
+
+    Returns the table in (sector, ring) order, so that a ray's bounds are contiguous.
+    """
+    merged = part[0].copy()
+    nring, nsec = merged.shape
+    for band in range(1, part.shape[0]):
+        for j in range(nring):
+            for k in range(nsec):
+                merged[j, k] = max(merged[j, k], part[band, j, k])
+    for j in range(1, nring):
+        for k in range(nsec):
+            merged[j, k] = max(merged[j, k], merged[j - 1, k])
+    return np.ascontiguousarray(merged.T)
+
+
+@nb.njit(cache=True, inline="always")
+def _horizon_stop(horizon, res, tx, ty, ha, rx, ry, hb, d, step, n):
+    """Last profile index that the horizon table proves below the ray (0: none)."""
+    if horizon.shape[0] == 0:
+        return 0
+    sig = (hb - ha - d * d * _CURV) / d - 1e-9  # the target's apparent slope, minus a margin
+    k = _sector(rx - tx, ry - ty, horizon.shape[0])
+    # the last ring whose bound is below the target (bounds grow with the ring): look just
+    # below the target's ring first (the usual answer), then bisect
+    lo, hi = -1, min(int(d / (_RING * res)), horizon.shape[1] - 1)
+    for _ in range(3):
+        if hi < 0 or horizon[k, hi] < sig:
+            lo = hi
+            break
+        hi -= 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if horizon[k, mid] < sig:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo < 0:
+        return 0
+    return min(math.ceil((lo + 1) * _RING * res / step) - 1, n - 1)
+
+
+@nb.njit(cache=True)
+def _visible(src, padded, bmax, block, horizon, x0, y0, res, tx, ty, ha, rx, ry, hb, hint):
     """Whether the clearance of tx → rx is ≤ 0, exactly as :func:`path_terrain_loss` has it.
 
-    Chunks of ``_CHUNK`` samples whose terrain bound (block max + largest bulge − lowest ray)
-    is clearly below the ray are skipped; the others are sampled point by point, with the same
-    arithmetic as the profile, so the decision is identical to the unbounded one.
+    Returns (visible, fraction of the path at the blocking sample or −1). ``src`` is the DEM,
+    or (``padded``) its :func:`_bilinear_padded` form when every sample is inside the grid.
+    Samples are only skipped when a conservative bound proves them below the ray (the
+    ``horizon`` table near the antenna, block maxima of ``bmax`` per chunk of ``_CHUNK``
+    samples); the others are computed with the profile's arithmetic, so the decision is the
+    one of the unbounded computation. ``hint`` (the blocking fraction of the previous cell, or
+    −1) only chooses which samples are tried first.
     """
-    dx = rx - tx
-    dy = ry - ty
-    d = math.hypot(dx, dy)
+    nrows = src.shape[0] - 2 if padded else src.shape[0]
+    ncols = src.shape[1] - 2 if padded else src.shape[1]
+    d = _distance(rx - tx, ry - ty)
     n = _n_steps(d, res)
     if n < 2:
-        return True
+        return True, -1.0
+    fr0, fc0, dfr, dfc = _ray(x0, y0, res, tx, ty, rx, ry, n)
+    step = d / n
+    # first the few samples around the previous cell's obstruction (most hidden cells are
+    # hidden by the same ridge as their neighbour), then the samples from the receiver back,
+    # chunk by chunk, down to those the horizon table proves below the ray (i ≤ i_stop)
     half = 0.5 * d
-    # walk from the receiver back towards the transmitter: local obstructions come first
     i_hi = n - 1
-    while i_hi >= 1:
-        i_lo = max(1, i_hi - _CHUNK + 1)
-        fa = i_lo / n
-        fb = i_hi / n
-        sa = d * fa
-        sb = d * fb
-        zmax = _chunk_bound(bmax, x0, y0, res, block, tx + dx * fa, ty + dy * fa,
-                            tx + dx * fb, ty + dy * fb)  # fmt: skip
-        sm = min(max(half, sa), sb)  # the bulge s (d − s) peaks at d/2
-        ray_lo = min(_chord(ha, hb, 0, n, i_lo), _chord(ha, hb, 0, n, i_hi))
-        if zmax + sm * (d - sm) * _CURV - ray_lo < -1e-6:
-            i_hi = i_lo - 1
-            continue
-        for i in range(i_hi, i_lo - 1, -1):
-            g = _obstacle(dem, x0, y0, res, tx, ty, dx, dy, d, n, i)
-            if g - _chord(ha, hb, 0, n, i) > 0.0:
-                return False
-        i_hi = i_lo - 1
-    return True
+    i_stop = -1  # not looked up yet
+    first = hint >= 0.0
+    while True:
+        if first:
+            first = False
+            ih = int(hint * n)
+            a, b = max(ih - 3, 1), min(ih, n - 1)  # checked from ih down: 4 samples
+        else:
+            if i_stop < 0:
+                i_stop = _horizon_stop(horizon, res, tx, ty, ha, rx, ry, hb, d, step, n)
+            if i_hi <= i_stop:
+                break
+            a, b = max(i_stop + 1, i_hi - _CHUNK + 1), i_hi
+            i_hi = a - 1
+            zmax = _chunk_bound(bmax, nrows, ncols, block, fr0 + dfr * a, fc0 + dfc * a,
+                                fr0 + dfr * b, fc0 + dfc * b)  # fmt: skip
+            sm = min(max(half, step * a), step * b)  # the bulge s (d − s) peaks at d/2
+            if zmax + sm * (d - sm) * _CURV - min(_chord(ha, hb, 0, n, a),
+                                                  _chord(ha, hb, 0, n, b)) < -1e-6:  # fmt: skip
+                continue
+        for i in range(b, a - 1, -1):
+            fr = fr0 + dfr * i
+            fc = fc0 + dfc * i
+            z = _bilinear_padded(src, fr, fc) if padded else _bilinear(src, fr, fc)
+            s = step * i
+            if z + s * (d - s) * _CURV - _chord(ha, hb, 0, n, i) > 0.0:
+                return False, i / n
+    return True, -1.0
+
+
+@nb.njit(cache=True)
+def _padded(dem):
+    """The DEM with NaN as 0 and one replicated edge cell on each side (see _bilinear_padded)."""
+    nrows, ncols = dem.shape
+    out = np.empty((nrows + 2, ncols + 2))
+    for r in range(nrows + 2):
+        rr = min(max(r - 1, 0), nrows - 1)
+        for c in range(ncols + 2):
+            z = dem[rr, min(max(c - 1, 0), ncols - 1)]
+            out[r, c] = 0.0 if z != z else z
+    return out
 
 
 @nb.njit(cache=True, parallel=True)
-def _viewshed(dem, bmax, block, x0, y0, res, tx, ty, ha, h_rx, radius, r_lo, r_hi, c_lo, c_hi,
-              out):  # fmt: skip
+def _viewshed_rows(dem, src, padded, bmax, part, x0, y0, res, tx, ty, ha, h_rx, radius, window,
+                   out):  # fmt: skip
+    """Fill ``out[r, c]`` for the cells of the window within ``radius`` of the antenna.
+
+    ``part`` holds one empty horizon table per thread (or none: no horizon pruning).
+    """
+    r_lo, r_hi, c_lo, c_hi = window
+    nrows, ncols = dem.shape
+    nband = part.shape[0]
+    for band in nb.prange(nband):
+        _horizon_band(dem, x0, y0, res, tx, ty, ha, max(r_lo - 2, 0), min(r_hi + 2, nrows),
+                      max(c_lo - 2, 0), min(c_hi + 2, ncols), band, nband, part[band])  # fmt: skip
+    horizon = _horizon_merge(part) if nband > 0 else np.empty((0, 0))
     r2 = radius * radius
     for rr in nb.prange(r_hi - r_lo):
         r = r_lo + rr
         yc = y0 - (r + 0.5) * res
+        hint = -1.0  # where the previous cell of the row was blocked (fraction of its path)
         for c in range(c_lo, c_hi):
             xc = x0 + (c + 0.5) * res
             if (xc - tx) ** 2 + (yc - ty) ** 2 > r2:
@@ -439,7 +625,9 @@ def _viewshed(dem, bmax, block, x0, y0, res, tx, ty, ha, h_rx, radius, r_lo, r_h
             z = dem[r, c]
             if z != z:
                 z = 0.0
-            out[r, c] = _visible(dem, bmax, block, x0, y0, res, tx, ty, ha, xc, yc, z + h_rx)
+            vis, hint = _visible(src, padded, bmax, _BLOCK, horizon, x0, y0, res, tx, ty, ha,
+                                 xc, yc, z + h_rx, hint)  # fmt: skip
+            out[r, c] = vis
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,8 +814,22 @@ def line_of_sight(
     r_hi = min(grid.height, math.ceil((y0 - ty + radius_m) / res))
     if c_lo >= c_hi or r_lo >= r_hi:
         return out
-    ha = float(_point_elevation(arr, x0, y0, res, float(tx), float(ty))) + float(h_tx_m)
+    tx, ty, radius = float(tx), float(ty), float(radius_m)
+    ha = float(_point_elevation(arr, x0, y0, res, tx, ty)) + float(h_tx_m)
+    window = (r_lo, r_hi, c_lo, c_hi)
     bmax = _block_max(arr, _BLOCK)
-    _viewshed(arr, bmax, _BLOCK, x0, y0, res, float(tx), float(ty), ha, float(h_rx_m),
-              float(radius_m), r_lo, r_hi, c_lo, c_hi, out)  # fmt: skip
+    # an antenna inside the grid keeps every profile sample inside: then use the check-free
+    # padded DEM and the horizon table (both assume samples read grid cells only)
+    fr_tx, fc_tx = (y0 - ty) / res - 0.5, (tx - x0) / res - 0.5
+    inside = -0.5 < fc_tx < grid.width - 0.5 and -0.5 < fr_tx < grid.height - 0.5
+    if inside:
+        src = _padded(arr)
+        nring = int(radius / (_RING * res)) + 2
+        nsec = max(64, min(4096, 4 * nring))
+        nband = max(1, min(nb.get_num_threads(), r_hi - r_lo))
+        part = np.full((nband, nring, nsec), -np.inf)
+    else:
+        src, part = arr, np.empty((0, 0, 0))
+    _viewshed_rows(arr, src, inside, bmax, part, x0, y0, res, tx, ty, ha, float(h_rx_m),
+                   radius, window, out)  # fmt: skip
     return out

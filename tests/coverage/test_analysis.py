@@ -134,3 +134,21 @@ def test_indoor_shrinks_coverage(two_ops):
     assert ind.covered.sum() < out.covered.sum()
     assert not (ind.covered & ~out.covered).any()
     assert math.isclose(ind.thresholds.metric_threshold("4G"), -95.0)
+
+
+def test_limit_raster_tells_terrain_from_distance(two_ops):
+    from telcoplan.coverage.analysis import LIMIT_COVERED, LIMIT_DISTANCE, LIMIT_TERRAIN
+
+    grid, towers = two_ops
+    dem = np.zeros(grid.shape)
+    dem[:, 14:16] = 250.0  # a ridge 200 m east of tower A (x = 700–800 m)
+    flat = compute_coverage(towers, grid, model="hata", max_radius_km=5, validity="ignore")
+    cov = compute_coverage(towers, grid, model="hata", max_radius_km=5, validity="ignore", dem=dem)
+    lim = cov.limit
+    assert lim is not None and flat.limit is None
+    assert np.array_equal(lim == LIMIT_COVERED, cov.covered_any)
+    # terrain: covered on flat earth but not over the ridge; distance: not even on flat earth
+    assert np.array_equal(lim == LIMIT_TERRAIN, flat.covered_any & ~cov.covered_any)
+    assert np.array_equal(lim == LIMIT_DISTANCE, ~flat.covered_any)
+    assert (lim == LIMIT_TERRAIN).any()
+    assert not (cov.covered_any & ~flat.covered_any).any()  # terrain never adds coverage

@@ -162,3 +162,38 @@ def test_calibration_shifts_losses_exactly(grid_mid, model):
         np.testing.assert_allclose(
             res.power_dbm[g][ok], plain.power_dbm[g][ok] - a - b * np.log10(d_km), atol=0.01
         )
+
+
+def test_flat_dem_reproduces_flat_earth(grid_mid):
+    towers = random_towers(40, grid_mid, seed=7, sectors=True)
+    flat = best_server(towers, grid_mid, max_radius_km=3.0, validity="ignore")
+    dem = best_server(
+        towers, grid_mid, max_radius_km=3.0, validity="ignore", dem=np.zeros(grid_mid.shape)
+    )
+    np.testing.assert_array_equal(flat.power_dbm, dem.power_dbm)
+    np.testing.assert_array_equal(flat.server, dem.server)
+
+
+def test_ridge_shadows_only_behind_it(grid10):
+    """A 300 m wall 2 cells wide between tower and the eastern cells: they lose exactly the
+    terrain module's diffraction loss for their path; western cells are untouched."""
+    from telcoplan.coverage.terrain import terrain_profile_loss
+
+    t = gpd.GeoDataFrame(
+        {"operator": ["A"], "frequency_mhz": [900.0], "height_m": [30.0], "eirp_dbm": [60.0]},
+        geometry=[Point(X0 + 150, Y0 + 500)],
+        index=["T"],
+        crs=UTM49,
+    )
+    dem = np.zeros(grid10.shape)
+    dem[:, 4:6] = 300.0
+    flat = best_server(t, grid10, max_radius_km=2.0, validity="ignore").power_dbm[0]
+    hilly = best_server(t, grid10, max_radius_km=2.0, validity="ignore", dem=dem).power_dbm[0]
+    np.testing.assert_array_equal(hilly[:, :4], flat[:, :4])  # in front of the wall
+    X, Y = grid10.cell_centres()
+    for r, c in [(5, 8), (2, 9), (9, 7)]:
+        loss, clearance = terrain_profile_loss(
+            dem, grid10, X0 + 150, Y0 + 500, 30.0, X[r, c], Y[r, c], 1.5, 900.0
+        )
+        assert clearance > 0 and loss > 6.0
+        assert flat[r, c] - hilly[r, c] == pytest.approx(loss, abs=1e-3)
