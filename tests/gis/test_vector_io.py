@@ -163,7 +163,9 @@ def test_multi_layer_gpkg_needs_a_layer_name(tmp_path, towers5, roads3):
         read_vector(path, layer="sites")
 
 
-@pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")  # writing a CRS-less file on purpose
+@pytest.mark.filterwarnings(
+    "ignore:'crs' was not provided:UserWarning"
+)  # writing a CRS-less file on purpose
 def test_invalid_crs_argument(tmp_path, towers5):
     path = tmp_path / "t.geojson"
     write_vector(path, towers5.to_crs("EPSG:4326"))
@@ -182,7 +184,9 @@ def test_non_utf8_csv(tmp_path):
         read_vector(path)
 
 
-@pytest.mark.filterwarnings("ignore:'crs' was not provided:UserWarning")  # writing a CRS-less file on purpose
+@pytest.mark.filterwarnings(
+    "ignore:'crs' was not provided:UserWarning"
+)  # writing a CRS-less file on purpose
 def test_shapefile_overwrite_drops_stale_sidecars(tmp_path, towers5):
     path = tmp_path / "towers.shp"
     write_vector(path, towers5.to_crs("EPSG:4326"))
