@@ -11,7 +11,7 @@ STAMP   = $(VENV)/.installed
 demo: $(STAMP)
 	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
 
 install: $(STAMP)
@@ -35,6 +35,17 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_zonal.py
+
+# The browser tests drive Debian's chromium (playwright's own browser download does not work
+# offline). Installed when missing and we are root with apt; otherwise say how.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is missing: install it (sudo apt-get install chromium) or set TELCOPLAN_SKIP_BROWSER=1"; \
+	  fi; }
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache build *.egg-info

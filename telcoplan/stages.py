@@ -45,6 +45,7 @@ COVERAGE_PARAMETERS: dict[str, Any] = {
     "calibration": None,
     "terrain": True,
     "diffraction": "deygout",
+    "per_technology": False,
 }
 
 
@@ -95,6 +96,8 @@ def coverage_parameters(
         )
     if params["diffraction"] not in ("deygout", "bullington", "epstein-peterson"):
         errs.append("stages.coverage.diffraction must be deygout, bullington or epstein-peterson")
+    if not isinstance(params["per_technology"], bool):
+        errs.append("stages.coverage.per_technology must be true or false")
     if not isinstance(params["terrain"], bool):
         errs.append(
             "stages.coverage.terrain must be true or false (use the DEM when the plan has one)"
@@ -242,6 +245,8 @@ def run_coverage(
         overwrite=True,
     )
 
+    if params["per_technology"]:
+        _write_per_technology(inputs, towers, params, fit, staging, synthetic)
     if cov.limit is not None:
         write_raster(
             staging / "coverage_limit.tif",
@@ -469,3 +474,43 @@ def run_calibration(
             json.dumps(cal.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
     return cal
+
+
+def _write_per_technology(
+    inputs: PlanInputs, towers, params, fit, staging: Path, synthetic: dict
+) -> None:
+    """``signal_<operator>-<technology>.tif``: best received power per operator and technology."""
+    from telcoplan.coverage.bestserver import best_server
+    from telcoplan.gis.raster import write_raster
+
+    res = best_server(
+        towers,
+        inputs.grid,
+        model=params["model"],
+        environment=params["environment"],
+        h_rx_m=float(params["h_rx_m"]),
+        max_radius_km=params["max_radius_km"],
+        group_by=["operator", "technology"],
+        validity="ignore",
+        dem=inputs.dem if params["terrain"] else None,
+        diffraction=params["diffraction"],
+        calibration=None
+        if fit is None
+        else (fit.intercept_offset_db, fit.slope_offset_db_per_decade),
+    )
+    for i, name in enumerate(res.groups):
+        op, tech = name.rsplit("/", 1)
+        write_raster(
+            staging / f"signal_{slug(op)}-{tech.lower()}.tif",
+            res.power_dbm[i],
+            inputs.grid,
+            nodata=float("nan"),
+            tags={
+                "operator": op,
+                "technology": tech,
+                "units": "dBm, total received power",
+                **synthetic,
+            },
+            description=f"{op} {tech} received power (dBm)",
+            overwrite=True,
+        )

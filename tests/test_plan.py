@@ -234,3 +234,19 @@ def test_coverage_with_calibration_file(small_plan, tmp_path):
     small_plan.write_text(yaml.safe_dump(doc))
     with pytest.raises(PlanError, match="nope.json not found"):
         read_plan(small_plan)
+
+
+def test_per_technology_signal_rasters(small_plan, tmp_path):
+    import rasterio
+
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["stages"] = {"coverage": {"per_technology": True, "max_radius_km": 2}}
+    small_plan.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    names = sorted(p.name for p in out.glob("signal_*-*.tif"))
+    assert names == ["signal_mobifone-3g.tif", "signal_viettel-4g.tif", "signal_viettel-5g.tif", "signal_vinaphone-4g.tif"]
+    # the operator's raster is the best of its technologies' (auto model, same thresholds skipped)
+    with rasterio.open(out / "signal_viettel-4g.tif") as a, rasterio.open(out / "signal_viettel-5g.tif") as b:
+        both = np.fmax(a.read(1), b.read(1))
+    assert np.isfinite(both).any()
