@@ -7,6 +7,8 @@ import math
 import geopandas as gpd
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from shapely.geometry import Point
 
 from telcoplan.coverage.analysis import compute_coverage, population_covered
@@ -152,3 +154,31 @@ def test_limit_raster_tells_terrain_from_distance(two_ops):
     assert np.array_equal(lim == LIMIT_DISTANCE, ~flat.covered_any)
     assert (lim == LIMIT_TERRAIN).any()
     assert not (cov.covered_any & ~flat.covered_any).any()  # terrain never adds coverage
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), boost=st.floats(0.0, 12.0), which=st.integers(0, 4))
+def test_more_eirp_never_shrinks_coverage(seed, boost, which):
+    """Property: raising one tower's EIRP never uncovers a cell, for any operator."""
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 2000, Y0 + 2000), 100.0, UTM49)
+    rng = np.random.default_rng(seed)
+    towers = gpd.GeoDataFrame(
+        {
+            "operator": rng.choice(["A", "B"], 5),
+            "technology": rng.choice(["2G", "4G"], 5),
+            "frequency_mhz": 900.0,
+            "height_m": rng.uniform(30, 40, 5),
+            "eirp_dbm": rng.uniform(40, 55, 5),
+            "azimuth_deg": np.where(rng.random(5) < 0.5, rng.uniform(0, 360, 5), np.nan),
+        },
+        geometry=gpd.points_from_xy(rng.uniform(X0, X0 + 2000, 5), rng.uniform(Y0, Y0 + 2000, 5)),
+        crs=UTM49,
+        index=[f"t{i}" for i in range(5)],
+    )
+    before = compute_coverage(towers, grid, model="hata", max_radius_km=3, validity="ignore")
+    stronger = towers.copy()
+    stronger.iloc[which, stronger.columns.get_loc("eirp_dbm")] += boost
+    after = compute_coverage(stronger, grid, model="hata", max_radius_km=3, validity="ignore")
+    for op in before.operators:
+        i, j = before.operators.index(op), after.operators.index(op)
+        assert not (before.covered[i] & ~after.covered[j]).any()
