@@ -133,7 +133,11 @@ class GdalPython:
         srs = osr.SpatialReference()
         srs.SetFromUserInput(grid.crs)
         ds.SetProjection(srs.ExportToWkt())
-        ds.GetRasterBand(1).WriteArray(dem)
+        # raw buffers rather than WriteArray/ReadAsArray: no dependency on osgeo.gdal_array,
+        # which breaks when GDAL was built against another numpy than this interpreter's
+        band = ds.GetRasterBand(1)
+        band.WriteRaster(0, 0, grid.width, grid.height, np.ascontiguousarray(dem).tobytes(),
+                         buf_type=gdal.GDT_Float64)  # fmt: skip
         self.ds, self.grid = ds, grid
 
     def run(self, row, col, h_tx, h_rx, radius):
@@ -146,7 +150,9 @@ class GdalPython:
                 self.ds.GetRasterBand(1), "MEM", "", [], ox, oy, h_tx, h_rx, 255, 0, 0, -1.0,
                 GDAL_CC, gdal.GVM_Edge, radius,
             )  # fmt: skip
-        window = out.GetRasterBand(1).ReadAsArray()
+        ob = out.GetRasterBand(1)
+        raw = ob.ReadRaster(0, 0, ob.XSize, ob.YSize, buf_type=gdal.GDT_Byte)
+        window = np.frombuffer(raw, dtype=np.uint8).reshape(ob.YSize, ob.XSize)
         transform = Affine.from_gdal(*out.GetGeoTransform())
         return (t.wall, t.cpu), paste(self.grid, window, transform)
 

@@ -44,7 +44,7 @@ COVERAGE_PARAMETERS: dict[str, Any] = {
     "validity": "warn",
     "calibration": None,
     "terrain": True,
-    "diffraction": "deygout",
+    "diffraction": "bullington",
     "per_technology": False,
 }
 

@@ -93,7 +93,7 @@ def compute_coverage(
     tile_size: int = 32,
     calibration: tuple[float, float] | None = None,
     dem: np.ndarray | None = None,
-    diffraction: str = "deygout",
+    diffraction: str = "bullington",
 ) -> CoverageResult:
     """Per-operator coverage of ``towers`` on ``grid`` (see the module docstring).
 

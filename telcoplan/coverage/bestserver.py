@@ -186,7 +186,7 @@ def best_server(
     validity: str = "warn",
     calibration: tuple[float, float] | None = None,
     dem: np.ndarray | None = None,
-    diffraction: str = "deygout",
+    diffraction: str = "bullington",
 ) -> SignalResult:
     """Best received power and serving site per group (operator) on every cell of ``grid``.
 
@@ -219,7 +219,8 @@ def best_server(
         knife-edge diffraction loss over the terrain profile (Earth curvature k = 4/3), and
         antenna heights are taken above the ground at the tower.
     diffraction
-        ``"deygout"`` (default), ``"bullington"`` or ``"epstein-peterson"`` (ITU-R P.526).
+        ``"bullington"`` (default: one equivalent edge, ITU-R P.452; safest on smooth hills),
+        ``"deygout"`` or ``"epstein-peterson"`` (ITU-R P.526).
 
     Returns
     -------

@@ -61,7 +61,7 @@ DIFFRACTION_METHODS = {"deygout": 0, "bullington": 1, "epstein-peterson": 2}
 _SPEED_OF_LIGHT = 299_792_458.0  # m/s
 _CURV = 1.0 / (2.0 * K_FACTOR * EARTH_RADIUS_M)  # bulge = d1 d2 * _CURV (1/m)
 _NU_MIN = -0.78  # J(ν) = 0 at and below this ν (ITU-R P.526-15 §4.1)
-_CHUNK = 12  # samples per bounding chunk of the viewshed (see _visible_bounded)
+_CHUNK = 12  # samples per bounding chunk of the viewshed (see _visible)
 _BLOCK = 16  # side (cells) of the max table used to bound a chunk
 _RING = 4  # width (cells) of the rings of the viewshed's horizon table
 
@@ -73,7 +73,7 @@ _RING = 4  # width (cells) of the rings of the viewshed's horizon table
 
 @nb.njit(cache=True, inline="always")
 def _knife_edge(nu):
-    """J(ν) (dB) of ITU-R P.526-15 eq. (31); 0 for ν ≤ −0.78."""
+    """J(ν) (dB) of ITU-R P.526-15 §4.1; 0 for ν ≤ −0.78."""
     if not nu > _NU_MIN:
         return 0.0
     v = nu - 0.1
@@ -164,9 +164,12 @@ def _obstacle(dem, fr0, fc0, dfr, dfc, step, d, i):
 
 
 @nb.njit(cache=True, inline="always")
-def _chord(ha, hb, a, b, i):
-    """Height (m) at index ``i`` of the straight line from (a, ha) to (b, hb)."""
-    return (ha * (b - i) + hb * (i - a)) / (b - a)
+def _chord(ha, hb, a, b, i, inv_len):
+    """Height (m) at index ``i`` of the straight line from (a, ha) to (b, hb).
+
+    ``inv_len`` = 1 / (b − a), computed once per line by the caller.
+    """
+    return (ha * (b - i) + hb * (i - a)) * inv_len
 
 
 @nb.njit(cache=True, inline="always")
@@ -186,8 +189,9 @@ def _main_edge(g, a, b, ha, hb, step, lam):
     best_i = -1
     best_nu = -np.inf
     best_h = -np.inf
+    inv_len = 1.0 / (b - a)
     for i in range(a + 1, b):
-        h = g[i] - _chord(ha, hb, a, b, i)
+        h = g[i] - _chord(ha, hb, a, b, i, inv_len)
         nu = _nu(h, a, b, i, step, lam)
         if nu > best_nu:
             best_nu = nu
@@ -234,7 +238,7 @@ def _epstein_peterson(g, n, ha, hb, step, lam):
     if nu_r > 0.0:
         loss += _knife_edge(nu_r)
         b, h_b = r, g[r]
-    h = g[p] - _chord(h_a, h_b, a, b, p)
+    h = g[p] - _chord(h_a, h_b, a, b, p, 1.0 / (b - a))
     return loss + _knife_edge(_nu(h, a, b, p, step, lam)), clearance
 
 
@@ -323,13 +327,13 @@ def path_terrain_loss(dem, x0, y0, res, tx, ty, h_tx_abs, rx, ry, h_rx_abs, wave
     excess over any sub-path chord is again (s − s_a)(s_b − s)/(2 k R_e), so sub-paths between
     terrain edges reuse ``g`` exactly.
 
-    - **Deygout**, limited to three edges (ITU-R P.526-15 §4.5): the main edge p is the profile
+    - **Deygout**, limited to three edges (ITU-R P.526): the main edge p is the profile
       point of largest ν over tx–rx; if ν_p > −0.78, the secondary edges t and r are the points
       of largest ν over tx–p and p–rx (their lines end on the top of p), and
       L = J(ν_p) + T·(J(ν_t) + J(ν_r)) with T = 1 − exp(−J(ν_p)/6). The weight T keeps a weak
       main edge (e.g. the receiver's own foreground grazing its Fresnel zone) from promoting
       its neighbouring profile points to full secondary edges.
-    - **Bullington** (ITU-R P.526-15 §4.5, also P.452-17 / P.1812): if the slope from tx to the
+    - **Bullington** (ITU-R P.526-15; P.452-17 §4.2.1; P.1812): if the slope from tx to the
       highest-slope profile point is below the tx–rx slope (line of sight), L = J(ν_max) of the
       point of largest ν; otherwise the single equivalent edge is the intersection of the
       steepest tx and rx horizon rays, at distance
@@ -347,7 +351,12 @@ def path_terrain_loss(dem, x0, y0, res, tx, ty, h_tx_abs, rx, ry, h_rx_abs, wave
     methods that sum several edges (Deygout, Epstein-Peterson) overestimate the loss of rounded
     hills; Bullington (one edge) does not double count. Low receivers (≈ 1.5 m) at sub-GHz
     frequencies see their own flat foreground inside the first Fresnel zone on long paths, which
-    gives ν slightly above −0.78 and a loss of up to a few dB even in line of sight. Allocates one profile buffer of ``ceil(d/res) + 1`` floats; use
+    gives ν slightly above −0.78 and a loss of up to a few dB even in line of sight.
+
+    ITU-R P.452-17 and P.1812 use the same profile construction (terrain heights plus the
+    Earth bulge with an effective Earth radius k·R_e) and the same Bullington edge.
+
+    Allocates one profile buffer of ``ceil(d/res) + 1`` floats; use
     :func:`path_terrain_loss_with_buffer` to reuse one.
     """
     d = _distance(rx - tx, ry - ty)
@@ -551,6 +560,7 @@ def _visible(src, padded, bmax, block, horizon, x0, y0, res, tx, ty, ha, rx, ry,
         return True, -1.0
     fr0, fc0, dfr, dfc = _ray(x0, y0, res, tx, ty, rx, ry, n)
     step = d / n
+    inv_n = 1.0 / n
     # first the few samples around the previous cell's obstruction (most hidden cells are
     # hidden by the same ridge as their neighbour), then the samples from the receiver back,
     # chunk by chunk, down to those the horizon table proves below the ray (i ≤ i_stop)
@@ -573,15 +583,15 @@ def _visible(src, padded, bmax, block, horizon, x0, y0, res, tx, ty, ha, rx, ry,
             zmax = _chunk_bound(bmax, nrows, ncols, block, fr0 + dfr * a, fc0 + dfc * a,
                                 fr0 + dfr * b, fc0 + dfc * b)  # fmt: skip
             sm = min(max(half, step * a), step * b)  # the bulge s (d − s) peaks at d/2
-            if zmax + sm * (d - sm) * _CURV - min(_chord(ha, hb, 0, n, a),
-                                                  _chord(ha, hb, 0, n, b)) < -1e-6:  # fmt: skip
+            if zmax + sm * (d - sm) * _CURV - min(_chord(ha, hb, 0, n, a, inv_n),
+                                                  _chord(ha, hb, 0, n, b, inv_n)) < -1e-6:  # fmt: skip
                 continue
         for i in range(b, a - 1, -1):
             fr = fr0 + dfr * i
             fc = fc0 + dfc * i
             z = _bilinear_padded(src, fr, fc) if padded else _bilinear(src, fr, fc)
             s = step * i
-            if z + s * (d - s) * _CURV - _chord(ha, hb, 0, n, i) > 0.0:
+            if z + s * (d - s) * _CURV - _chord(ha, hb, 0, n, i, inv_n) > 0.0:
                 return False, i / n
     return True, -1.0
 
@@ -650,7 +660,7 @@ def knife_edge_loss(nu: float | np.ndarray) -> float | np.ndarray:
 
     Notes
     -----
-    ITU-R P.526-15 §4.1, eq. (31): J(ν) = 6.9 + 20 log10(√((ν − 0.1)² + 1) + ν − 0.1) dB for
+    ITU-R P.526-15 §4.1: J(ν) = 6.9 + 20 log10(√((ν − 0.1)² + 1) + ν − 0.1) dB for
     ν > −0.78, and 0 dB otherwise. ν = h √(2/λ · (1/d1 + 1/d2)) for an edge ``h`` m above the
     direct ray, ``d1`` and ``d2`` m from its ends. J(0) ≈ 6.03 dB; J(ν) ≈ 13 + 20 log10 ν for
     large ν. The same formula is used by ITU-R P.452 and P.1812.
@@ -662,7 +672,7 @@ def knife_edge_loss(nu: float | np.ndarray) -> float | np.ndarray:
 
 
 def _dem_array(dem: np.ndarray, grid: GridSpec) -> np.ndarray:
-    """The DEM as C-contiguous float64 with the grid's nodata as NaN (never the input itself)."""
+    """The DEM as C-contiguous float64, the grid's nodata as NaN (the input is never modified)."""
     arr = np.asarray(dem)
     if arr.shape != grid.shape:
         raise ValueError(
@@ -742,6 +752,9 @@ def terrain_profile_loss(
     args = np.broadcast_arrays(
         *(np.asarray(a, dtype=np.float64) for a in (tx, ty, h_tx_m, rx, ry, h_rx_m, freq))
     )
+    for name, a in zip(("tx", "ty", "h_tx_m", "rx", "ry", "h_rx_m"), args, strict=False):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} must be finite (metres), got NaN or infinity")
     shape = args[0].shape
     flat = [np.ascontiguousarray(a).ravel() for a in args]
     lam = _SPEED_OF_LIGHT / (flat[6] * 1e6)
@@ -792,18 +805,35 @@ def line_of_sight(
 
     Notes
     -----
-    Exact "R3" viewshed: every cell in range gets its own ray, sampled exactly as
+    Exact ray-per-cell ("R3") viewshed: every cell in range gets its own ray, sampled exactly as
     :func:`path_terrain_loss` samples a path (steps ≤ one cell, bilinear DEM, Earth bulge
-    d1·d2/(2 k R_e) as in ITU-R P.452 / P.526-15), so ``line_of_sight`` is True exactly where
-    that function's clearance is ≤ 0. To keep it fast, each ray is walked from the cell back to
-    the antenna in chunks of 12 samples; a chunk is skipped when the maximum of the DEM over
-    16 × 16-cell blocks around it, plus the largest bulge, stays below the ray (a conservative
-    bound, so the answer is unchanged), and the walk stops at the first obstruction. Rows are
-    processed in parallel (numba ``prange``). Cells at most one cell away from the antenna are
+    d1·d2/(2 k R_e) as in ITU-R P.452 and P.526-15), so ``line_of_sight`` is True exactly where
+    that function's clearance is ≤ 0. Grid-based approximations such as GDAL's viewshed (Wang
+    et al. 2000) interpolate the horizon from the neighbouring cells instead and differ near
+    visibility edges.
+
+    Work is skipped only where a conservative bound proves the skipped samples below the ray, so
+    the answer is unchanged:
+
+    1. a cell is first tested at the few samples where its row neighbour was blocked (most
+       hidden cells hide behind the same ridge as their neighbour);
+    2. a horizon table, built once per antenna in O(cells), bounds the apparent elevation angle
+       of any sample by sector and distance ring; the samples it proves below the cell's own
+       angle are not taken;
+    3. the remaining samples are walked from the cell back towards the antenna in chunks of 12,
+       a chunk being skipped when the DEM maximum over 16 × 16-cell blocks around it, plus the
+       largest bulge, stays below the ray; the walk stops at the first obstruction.
+
+    Rows run in parallel (numba ``prange``). Cells at most one cell away from the antenna are
     always visible (no interior profile point).
     """
     if not radius_m > 0:
         raise ValueError(f"radius_m must be positive (metres), got {radius_m!r}")
+    if not all(math.isfinite(v) for v in (tx, ty, h_tx_m, h_rx_m)):
+        raise ValueError(
+            f"the antenna position and heights must be finite, got tx={tx!r}, ty={ty!r}, "
+            f"h_tx_m={h_tx_m!r}, h_rx_m={h_rx_m!r}"
+        )
     arr = _dem_array(dem, grid)
     t = grid.transform
     x0, y0, res = float(t.c), float(t.f), float(t.a)
@@ -821,12 +851,15 @@ def line_of_sight(
     # an antenna inside the grid keeps every profile sample inside: then use the check-free
     # padded DEM and the horizon table (both assume samples read grid cells only)
     fr_tx, fc_tx = (y0 - ty) / res - 0.5, (tx - x0) / res - 0.5
-    inside = -0.5 < fc_tx < grid.width - 0.5 and -0.5 < fr_tx < grid.height - 0.5
+    eps = 1e-6
+    inside = -0.5 + eps < fc_tx < grid.width - 0.5 - eps
+    inside = inside and -0.5 + eps < fr_tx < grid.height - 0.5 - eps
     if inside:
         src = _padded(arr)
         nring = int(radius / (_RING * res)) + 2
         nsec = max(64, min(4096, 4 * nring))
-        nband = max(1, min(nb.get_num_threads(), r_hi - r_lo))
+        # one table per thread, within ~64 MB in all
+        nband = max(1, min(nb.get_num_threads(), r_hi - r_lo, 8_000_000 // (nring * nsec)))
         part = np.full((nband, nring, nsec), -np.inf)
     else:
         src, part = arr, np.empty((0, 0, 0))

@@ -193,7 +193,7 @@ def test_ridge_shadows_only_behind_it(grid10):
     X, Y = grid10.cell_centres()
     for r, c in [(5, 8), (2, 9), (9, 7)]:
         loss, clearance = terrain_profile_loss(
-            dem, grid10, X0 + 150, Y0 + 500, 30.0, X[r, c], Y[r, c], 1.5, 900.0
+            dem, grid10, X0 + 150, Y0 + 500, 30.0, X[r, c], Y[r, c], 1.5, 900.0, method="bullington"
         )
         assert clearance > 0 and loss > 6.0
         assert flat[r, c] - hilly[r, c] == pytest.approx(loss, abs=1e-3)
