@@ -27,7 +27,9 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=5750)
     args = ap.parse_args()
     side = args.size * 100.0
-    grid = GridSpec.from_bounds((200_000, 1_000_000, 200_000 + side, 1_000_000 + side), 100.0, "EPSG:32649")
+    grid = GridSpec.from_bounds(
+        (200_000, 1_000_000, 200_000 + side, 1_000_000 + side), 100.0, "EPSG:32649"
+    )
     rng = np.random.default_rng(0)
     n = args.sites
     # clustered like a country: half the sites around 60 "cities", half spread out
@@ -35,22 +37,31 @@ def main() -> None:
     k = n // 2
     city = centres[rng.integers(0, 60, k)] + rng.normal(0, 8000, (k, 2))
     rural = rng.uniform(0, side, (n - k, 2))
-    xy = np.clip(np.vstack([city, rural]), 0, side - 1) + [200_000, 1_000_000]
+    xy = [*np.clip(np.vstack([city, rural]), 0, side - 1), 200000, 1000000]
     tech = rng.choice(["2G", "3G", "4G", "5G"], n, p=[0.15, 0.2, 0.55, 0.1])
     freq = np.select([tech == "2G", tech == "3G", tech == "4G"], [900.0, 2100.0, 1800.0], 3500.0)
     towers = gpd.GeoDataFrame(
-        {"operator": rng.choice(["Viettel", "VinaPhone", "MobiFone"], n, p=[0.56, 0.23, 0.21]),
-         "technology": tech, "frequency_mhz": freq, "height_m": rng.uniform(30, 45, n),
-         "eirp_dbm": rng.uniform(55, 62, n)},
-        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]), crs=grid.crs,
+        {
+            "operator": rng.choice(["Viettel", "VinaPhone", "MobiFone"], n, p=[0.56, 0.23, 0.21]),
+            "technology": tech,
+            "frequency_mhz": freq,
+            "height_m": rng.uniform(30, 45, n),
+            "eirp_dbm": rng.uniform(55, 62, n),
+        },
+        geometry=gpd.points_from_xy(xy[:, 0], xy[:, 1]),
+        crs=grid.crs,
         index=[f"S{i:06d}" for i in range(n)],
     )
-    print(f"{n} sites, {grid.width} x {grid.height} = {grid.width * grid.height / 1e6:.1f} M cells of 100 m")
+    print(
+        f"{n} sites, {grid.width} x {grid.height} = {grid.width * grid.height / 1e6:.1f} M cells of 100 m"
+    )
     t = time.perf_counter()
     cov = compute_coverage(towers, grid, validity="ignore")
     dt = time.perf_counter() - t
     peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-    print(f"coverage computed in {dt:.1f} s; covered by any operator: {cov.covered_any.mean():.1%} of cells")
+    print(
+        f"coverage computed in {dt:.1f} s; covered by any operator: {cov.covered_any.mean():.1%} of cells"
+    )
     print(f"peak resident memory {peak_gb:.2f} GB (target ≤ 3 GB)")
 
 

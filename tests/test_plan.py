@@ -232,7 +232,7 @@ def test_coverage_with_calibration_file(small_plan, tmp_path):
         read_plan(small_plan)
     doc["stages"]["coverage"] = {"calibration": "nope.json"}
     small_plan.write_text(yaml.safe_dump(doc))
-    with pytest.raises(PlanError, match="nope.json not found"):
+    with pytest.raises(PlanError, match=r"nope\.json not found"):
         read_plan(small_plan)
 
 
@@ -245,8 +245,16 @@ def test_per_technology_signal_rasters(small_plan, tmp_path):
     out = tmp_path / "out"
     run_plan(read_plan(small_plan), out)
     names = sorted(p.name for p in out.glob("signal_*-*.tif"))
-    assert names == ["signal_mobifone-3g.tif", "signal_viettel-4g.tif", "signal_viettel-5g.tif", "signal_vinaphone-4g.tif"]
+    assert names == [
+        "signal_mobifone-3g.tif",
+        "signal_viettel-4g.tif",
+        "signal_viettel-5g.tif",
+        "signal_vinaphone-4g.tif",
+    ]
     # the operator's raster is the best of its technologies' (auto model, same thresholds skipped)
-    with rasterio.open(out / "signal_viettel-4g.tif") as a, rasterio.open(out / "signal_viettel-5g.tif") as b:
+    with (
+        rasterio.open(out / "signal_viettel-4g.tif") as a,
+        rasterio.open(out / "signal_viettel-5g.tif") as b,
+    ):
         both = np.fmax(a.read(1), b.read(1))
     assert np.isfinite(both).any()

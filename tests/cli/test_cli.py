@@ -376,7 +376,8 @@ def test_batch_targets_never_collide(tmp_path):
 )
 def test_demo_rejects_bad_options(runner, tmp_path, args):
     res = runner.invoke(cli, ["demo", "--out", str(tmp_path / "d"), *args])
-    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert res.exit_code == 2
+    assert "Traceback" not in res.output
     assert not (tmp_path / "d").exists()
 
 
@@ -387,4 +388,5 @@ def test_plan_with_bad_layer_crs_and_margin(runner, plan_dir):
     (plan_dir / "odd.yml").write_text(yaml.safe_dump(doc))
     res = runner.invoke(cli, ["run", str(plan_dir / "odd.yml"), "--out", str(plan_dir / "o")])
     assert res.exit_code == 1
-    assert "'FOO' is not a CRS" in res.output and "study_area_margin_m" in res.output
+    assert "'FOO' is not a CRS" in res.output
+    assert "study_area_margin_m" in res.output

@@ -147,7 +147,8 @@ def test_limit_raster_tells_terrain_from_distance(two_ops):
     flat = compute_coverage(towers, grid, model="hata", max_radius_km=5, validity="ignore")
     cov = compute_coverage(towers, grid, model="hata", max_radius_km=5, validity="ignore", dem=dem)
     lim = cov.limit
-    assert lim is not None and flat.limit is None
+    assert lim is not None
+    assert flat.limit is None
     assert np.array_equal(lim == LIMIT_COVERED, cov.covered_any)
     # terrain: covered on flat earth but not over the ridge; distance: not even on flat earth
     assert np.array_equal(lim == LIMIT_TERRAIN, flat.covered_any & ~cov.covered_any)

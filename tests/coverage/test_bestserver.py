@@ -195,5 +195,6 @@ def test_ridge_shadows_only_behind_it(grid10):
         loss, clearance = terrain_profile_loss(
             dem, grid10, X0 + 150, Y0 + 500, 30.0, X[r, c], Y[r, c], 1.5, 900.0, method="bullington"
         )
-        assert clearance > 0 and loss > 6.0
+        assert clearance > 0
+        assert loss > 6.0
         assert flat[r, c] - hilly[r, c] == pytest.approx(loss, abs=1e-3)

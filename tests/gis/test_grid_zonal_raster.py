@@ -170,6 +170,9 @@ def test_geographic_raster_reads_and_warps(tmp_path, grid10):
         data[0, 0] = -32768
         dst.write(data, 1)
     back, info, _ = read_raster(path)
-    assert info.crs == "EPSG:4326" and np.isnan(back[0, 0]) and back[1, 1] == 42
+    assert info.crs == "EPSG:4326"
+    assert np.isnan(back[0, 0])
+    assert back[1, 1] == 42
     on_grid = read_raster_on_grid(path, grid10)
-    assert on_grid.shape == grid10.shape and np.allclose(on_grid, 42.0)
+    assert on_grid.shape == grid10.shape
+    assert np.allclose(on_grid, 42.0)

@@ -203,7 +203,8 @@ def test_bool_column_type_checked():
         crs=UTM49,
     )
     (p,) = _one(AREAS.problems(gdf), "urban")
-    assert p.row == 2 and "true/false" in p.message
+    assert p.row == 2
+    assert "true/false" in p.message
     ok = validate_areas(gdf.drop(index=1))
     assert list(ok["urban"]) == [True, False]
 
