@@ -174,7 +174,7 @@ def operator_costs(
     """
     H = G.copy()
     ops = list(operators)
-    for u, v, d in H.edges(data=True):
+    for _u, _v, d in H.edges(data=True):
         trench, carriers = d["trench_cost"], d["fiber"]
         for op in ops:
             if op in carriers:

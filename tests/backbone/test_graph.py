@@ -38,14 +38,15 @@ def test_roads_are_noded_at_crossings(cross_roads):
     before = cross_roads.copy()
     G = build_graph(cross_roads)
     assert G.graph["crs"] == "EPSG:32649"
-    assert (X0 + 500, Y0 + 500) in G and G.degree[(X0 + 500, Y0 + 500)] == 4
-    assert G.number_of_edges() == 5 and nx.is_connected(G)
+    assert (X0 + 500, Y0 + 500) in G
+    assert G.degree[(X0 + 500, Y0 + 500)] == 4
+    assert G.number_of_edges() == 5
+    assert nx.is_connected(G)
     total = sum(d["length_m"] for *_, d in G.edges(data=True))
     assert total == pytest.approx(2400.0)
     e = G.edges[(X0, Y0 + 500), (X0 + 500, Y0 + 500)]
-    assert e["road_class"] == "primary" and e["trench_cost"] == pytest.approx(
-        500 * DEFAULT_TRENCH_COST_PER_M["primary"]
-    )
+    assert e["road_class"] == "primary"
+    assert e["trench_cost"] == pytest.approx(500 * DEFAULT_TRENCH_COST_PER_M["primary"])
     assert_unchanged(before, cross_roads)
 
 
@@ -77,7 +78,8 @@ def test_snap_sites_splits_edges_and_keeps_length(cross_roads):
         crs=UTM49,
     ).set_index("site_id")
     H, mapping = snap_sites(G, sites)
-    assert set(mapping) == {"a", "b", "c"} and nx.is_connected(H)
+    assert set(mapping) == {"a", "b", "c"}
+    assert nx.is_connected(H)
     road = sum(d["length_m"] for *_, d in H.edges(data=True) if d["road_class"] != "access")
     assert road == pytest.approx(2400.0)
     # a and b snap to the same road point; their drops are 60 m
@@ -101,10 +103,8 @@ def test_gdf_round_trip(cross_roads):
     nodes, edges = graph_to_gdfs(H)
     assert nodes.crs == edges.crs == H.graph["crs"]
     back = graph_from_gdfs(nodes, edges)
-    assert (
-        back.number_of_nodes() == H.number_of_nodes()
-        and back.number_of_edges() == H.number_of_edges()
-    )
+    assert back.number_of_nodes() == H.number_of_nodes()
+    assert back.number_of_edges() == H.number_of_edges()
     assert sum(d["trench_cost"] for *_, d in back.edges(data=True)) == pytest.approx(
         sum(d["trench_cost"] for *_, d in H.edges(data=True))
     )
