@@ -23,6 +23,7 @@ from telcoplan.gis.crs import crs_name, same_crs
 __all__ = [
     "DEFAULT_TRENCH_COST_PER_M",
     "build_graph",
+    "coalition_cost",
     "graph_from_gdfs",
     "graph_to_gdfs",
     "operator_costs",
@@ -174,18 +175,27 @@ def operator_costs(
     """
     H = G.copy()
     ops = list(operators)
+    H.graph["own_fiber_factor"] = own_fiber_factor
+    H.graph["lease_factor"] = lease_factor
     for _u, _v, d in H.edges(data=True):
-        trench, carriers = d["trench_cost"], d["fiber"]
         for op in ops:
-            if op in carriers:
-                c = trench * own_fiber_factor
-            elif carriers:
-                c = np.inf if lease_factor is None else trench * lease_factor
-            else:
-                c = trench
-            d[f"cost_{op}"] = c
-        d["cost_joint"] = trench * own_fiber_factor if carriers else trench
+            d[f"cost_{op}"] = coalition_cost(d, frozenset({op}), own_fiber_factor, lease_factor)
+        # the joint build shares every operator's fiber
+        d["cost_joint"] = coalition_cost(d, frozenset(d["fiber"]), own_fiber_factor, lease_factor)
     return H
+
+
+def coalition_cost(
+    d: Mapping, members: frozenset[str], own_fiber_factor: float, lease_factor: float | None
+) -> float:
+    """Cost of an edge for a coalition building together: members' fiber is reused, other
+    operators' fiber is leased (or forbidden), elsewhere a trench is dug."""
+    carriers = d.get("fiber", frozenset())
+    if carriers & members:
+        return d["trench_cost"] * own_fiber_factor
+    if carriers:
+        return np.inf if lease_factor is None else d["trench_cost"] * lease_factor
+    return d["trench_cost"]
 
 
 def snap_sites(

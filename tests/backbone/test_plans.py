@@ -1,0 +1,97 @@
+"""Backbone plans: separate vs joint, edge users, cost shares (with an exact Steiner solver)."""
+
+from __future__ import annotations
+
+import itertools
+
+import geopandas as gpd
+import networkx as nx
+import pytest
+from shapely.geometry import LineString, Point
+
+from telcoplan.backbone.graph import build_graph, operator_costs, snap_sites
+from telcoplan.backbone.plans import plan_backbone, plan_links, shapley_shares
+from tests.conftest import UTM49, X0, Y0
+
+
+def exact_steiner(G, terminals, *, weight="weight"):
+    """Brute force: the cheapest MST over terminals ∪ S for every subset S of the other nodes."""
+    others = [n for n in G if n not in terminals]
+    best, best_tree = float("inf"), None
+    for k in range(len(others) + 1):
+        for extra in itertools.combinations(others, k):
+            sub = G.subgraph([*terminals, *extra])
+            if not nx.is_connected(sub):
+                continue
+            T = nx.minimum_spanning_tree(sub, weight=weight)
+            cost = T.size(weight=weight)
+            if cost < best - 1e-9:
+                best, best_tree = cost, T
+    return best_tree
+
+
+@pytest.fixture
+def street():
+    """A street A–B–C–D (1 km pieces, residential), Viettel fiber on A–B; a side road C–E.
+
+    Sites: v1 (Viettel) beside D, m1 (MobiFone) beside C, s1 shared (both) beside E.
+    """
+    A, B, C, D, E = [(X0 + 1000 * i, Y0) for i in range(4)] + [(X0 + 2000, Y0 + 1000)]
+    roads = gpd.GeoDataFrame(
+        {"road_id": ["ab", "bc", "cd", "ce"], "road_class": ["residential"] * 4},
+        geometry=[LineString([A, B]), LineString([B, C]), LineString([C, D]), LineString([C, E])],
+        crs=UTM49,
+    ).set_index("road_id")
+    fiber = gpd.GeoDataFrame(
+        {"fiber_id": ["f"], "operator": ["Viettel"]}, geometry=[LineString([A, B])], crs=UTM49
+    )
+    sites = gpd.GeoDataFrame(
+        {"site_id": ["v1", "m1", "s1"]},
+        geometry=[
+            Point(X0 + 3000, Y0 + 10),
+            Point(X0 + 2000, Y0 - 10),
+            Point(X0 + 2000, Y0 + 1010),
+        ],
+        crs=UTM49,
+    ).set_index("site_id")
+    operators = {"v1": ["Viettel"], "m1": ["MobiFone"], "s1": ["Viettel", "MobiFone"]}
+    G = build_graph(roads, fiber=fiber)
+    H, nodes = snap_sites(G, sites)
+    H = operator_costs(H, ["Viettel", "MobiFone"], own_fiber_factor=0.02, lease_factor=0.3)
+    return H, nodes, operators
+
+
+def test_plans_by_hand(street):
+    G, nodes, operators = street
+    plan = plan_backbone(G, nodes, operators, steiner=exact_steiner)
+    per_m = 30.0  # residential trench, and access drops of 10 m
+    # Viettel alone: from its fiber at B: B–C, C–D, C–E and two drops (v1, s1)
+    assert plan.separate["Viettel"].length_m == pytest.approx(3000 + 20)
+    assert plan.separate["Viettel"].cost == pytest.approx(3020 * per_m)
+    # MobiFone alone leases Viettel's A–B (0.3) or not at all: B is where the fiber is; it must
+    # reach B: B–C, C–E, drops m1 and s1
+    assert plan.separate["MobiFone"].cost == pytest.approx((2000 + 20) * per_m)
+    # jointly: B–C, C–D, C–E and three drops, dug once
+    assert plan.joint.cost == pytest.approx((3000 + 30) * per_m)
+    assert plan.joint.cost <= plan.cost_separate
+    assert plan.savings_pct == pytest.approx(100 * (1 - 3030 / 5040))
+    users = {G.edges[e]["road_id"]: who for e, who in plan.users.items() if G.edges[e]["road_id"]}
+    assert users == {
+        "bc": {"Viettel", "MobiFone"},
+        "cd": {"Viettel"},
+        "ce": {"Viettel", "MobiFone"},
+    }
+    assert sum(plan.share_proportional.values()) == pytest.approx(plan.joint.cost)
+    assert sum(plan.share_shapley.values()) == pytest.approx(plan.joint.cost)
+    links = plan_links(G, plan)
+    assert set(links["plan"]) == {"joint", "separate"}
+    assert links.crs == G.graph["crs"]
+    assert links.loc[links["plan"] == "joint", "cost"].sum() == pytest.approx(plan.joint.cost)
+
+
+def test_shapley_textbook():
+    """Airport game: costs 1, 2, 3 with v(S) = max cost in S -> shares 1/3, 5/6, 11/6."""
+    cost = {"a": 1.0, "b": 2.0, "c": 3.0}
+    shares = shapley_shares(["a", "b", "c"], lambda s: max(cost[p] for p in s))
+    assert shares == pytest.approx({"a": 1 / 3, "b": 1 / 3 + 1 / 2, "c": 1 / 3 + 1 / 2 + 1})
+    assert sum(shares.values()) == pytest.approx(3.0)
