@@ -8,6 +8,7 @@ Costs for routing are attribute names passed as ``weight=`` (see :func:`operator
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 
 import geopandas as gpd
@@ -15,6 +16,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+import shapely.ops
 from shapely.geometry import LineString, Point
 
 from telcoplan.errors import CRSError, PlanError
@@ -88,7 +90,7 @@ def build_graph(
     unknown = sorted(set(roads["road_class"].astype(str)) - set(costs))
     if unknown:
         raise PlanError(f"no trench cost for road classes {unknown}; give them in cost_per_m")
-    pieces = _noded_pieces(roads)
+    pieces = _split_at_fiber_ends(_noded_pieces(roads), fiber, fiber_tolerance_m)
     G = nx.Graph(crs=roads.crs.to_string())
     fiber_index = _fiber_index(fiber)
     for geom, road_pos in pieces:
@@ -134,6 +136,37 @@ def _noded_pieces(roads: gpd.GeoDataFrame) -> list[tuple[LineString, int]]:
     return [(g, int(o)) for g, o in zip(noded, owner, strict=True) if o >= 0 and not g.is_empty]
 
 
+def _split_at_fiber_ends(
+    pieces: list[tuple[LineString, int]], fiber: gpd.GeoDataFrame | None, tol: float
+) -> list[tuple[LineString, int]]:
+    """Split road pieces where a fiber cable ends along them, so that the part the cable
+    covers becomes an edge of its own (a cable along half a street serves that half)."""
+    if fiber is None or len(fiber) == 0 or not pieces:
+        return pieces
+    parts = shapely.get_parts(fiber.geometry.to_numpy())
+    ends = np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
+    ends = ends[~shapely.is_missing(ends)]
+    geoms = np.array([g for g, _ in pieces], dtype=object)
+    ip, ie = shapely.STRtree(ends).query(geoms, predicate="dwithin", distance=tol)
+    cuts: dict[int, list[float]] = {}
+    for p, e in zip(ip.tolist(), ie.tolist(), strict=True):
+        pos = float(geoms[p].project(ends[e]))
+        if tol < pos < geoms[p].length - tol:
+            cuts.setdefault(p, []).append(pos)
+    out: list[tuple[LineString, int]] = []
+    for i, (geom, road_pos) in enumerate(pieces):
+        if i not in cuts:
+            out.append((geom, road_pos))
+            continue
+        stops = [0.0, *sorted(set(cuts[i])), geom.length]
+        out.extend(
+            (shapely.ops.substring(geom, a, b), road_pos)
+            for a, b in itertools.pairwise(stops)
+            if b - a > 0
+        )
+    return out
+
+
 def _fiber_index(fiber: gpd.GeoDataFrame | None):
     if fiber is None or len(fiber) == 0:
         return None
@@ -169,7 +202,10 @@ def operator_costs(
 
     ``cost_<operator>``: trench cost, times ``own_fiber_factor`` where the operator's own fiber
     runs (almost free: splicing and access), times ``lease_factor`` where only other operators'
-    fiber runs (leased dark fiber), or infinite there when ``lease_factor`` is None (forbidden).
+    fiber runs (leased dark fiber), or the trench cost there when ``lease_factor`` is None
+    (leasing forbidden: the operator digs its own trench beside the other's cable).
+    ``cost_<operator>_fiber`` / ``cost_joint_fiber``: whether that build may use the edge's
+    existing fiber (its own, or leased) — where such edges touch, the fiber network is reached.
     ``cost_joint``: the shared build: ``own_fiber_factor`` where any operator's fiber runs (shared
     under the city's synchronised-infrastructure rule), else the trench cost.
     """
@@ -180,8 +216,10 @@ def operator_costs(
     for _u, _v, d in H.edges(data=True):
         for op in ops:
             d[f"cost_{op}"] = coalition_cost(d, frozenset({op}), own_fiber_factor, lease_factor)
+            d[f"cost_{op}_fiber"] = fiber_usable(d, frozenset({op}), lease_factor)
         # the joint build shares every operator's fiber
         d["cost_joint"] = coalition_cost(d, frozenset(d["fiber"]), own_fiber_factor, lease_factor)
+        d["cost_joint_fiber"] = bool(d["fiber"])
     return H
 
 
@@ -189,13 +227,19 @@ def coalition_cost(
     d: Mapping, members: frozenset[str], own_fiber_factor: float, lease_factor: float | None
 ) -> float:
     """Cost of an edge for a coalition building together: members' fiber is reused, other
-    operators' fiber is leased (or forbidden), elsewhere a trench is dug."""
+    operators' fiber is leased (when allowed), elsewhere a trench is dug."""
     carriers = d.get("fiber", frozenset())
     if carriers & members:
         return d["trench_cost"] * own_fiber_factor
-    if carriers:
-        return np.inf if lease_factor is None else d["trench_cost"] * lease_factor
+    if carriers and lease_factor is not None:
+        return d["trench_cost"] * lease_factor
     return d["trench_cost"]
+
+
+def fiber_usable(d: Mapping, members: frozenset[str], lease_factor: float | None) -> bool:
+    """Whether a coalition may use an edge's existing fiber: its own, or leased when allowed."""
+    carriers = d.get("fiber", frozenset())
+    return bool(carriers & members) or (bool(carriers) and lease_factor is not None)
 
 
 def snap_sites(

@@ -75,7 +75,7 @@ def _with_root(G: nx.Graph, weight: str) -> nx.Graph:
     H = G.copy()
     H.add_node(_ROOT, x=math.nan, y=math.nan, kind="root")
     for u, v, d in G.edges(data=True):
-        if d.get("fiber") and np.isfinite(d.get(weight, np.inf)):
+        if d.get(f"{weight}_fiber", bool(d.get("fiber"))) and np.isfinite(d.get(weight, np.inf)):
             for n in (u, v):
                 if not H.has_edge(_ROOT, n):
                     H.add_edge(_ROOT, n, **{weight: 0.0, "length_m": 0.0, "virtual": True})
@@ -90,7 +90,7 @@ def _tree(
     sites: Sequence[str],
 ) -> OperatorTree:
     H = _with_root(G, weight)
-    # only finite-cost edges are usable (a forbidden lease is infinite)
+    # only finite-cost edges are usable
     usable = [(u, v) for u, v, w in H.edges(data=weight) if w is not None and np.isfinite(w)]
     H = H.edge_subgraph(usable).copy()
     terminals = list(dict.fromkeys(site_nodes))
@@ -107,6 +107,16 @@ def _tree(
         )
     if len(terminals) <= 1:
         return OperatorTree((), 0.0, 0.0, tuple(sites))
+    # only the terminals' component matters (infinite costs can cut the graph in pieces)
+    reach = nx.node_connected_component(H, terminals[0])
+    cut_off = [t for t in terminals if t not in reach]
+    if cut_off:
+        raise PlanError(
+            f"with the {weight} costs, sites {', '.join(str(t) for t in cut_off[:10])} cannot "
+            f"reach {terminals[0]} along the roads; check that the road network is connected"
+        )
+    if len(reach) < H.number_of_nodes():
+        H = H.subgraph(reach).copy()
     T = steiner(H, terminals, weight=weight)
     edges = tuple(sorted(((u, v) for u, v in T.edges if _ROOT not in (u, v)), key=repr))
     attach = tuple(
@@ -174,7 +184,7 @@ def plan_backbone(
                 f"exact Shapley shares need 2^n Steiner trees; {len(ops)} operators is too many (≤ 10)"
             )
 
-        from telcoplan.backbone.graph import coalition_cost
+        from telcoplan.backbone.graph import coalition_cost, fiber_usable
 
         own, lease = G.graph.get("own_fiber_factor", 0.02), G.graph.get("lease_factor", 0.3)
 
@@ -186,6 +196,7 @@ def plan_backbone(
             H = G.copy()
             for _, _, d in H.edges(data=True):
                 d["cost_coalition"] = coalition_cost(d, coalition, own, lease)
+                d["cost_coalition_fiber"] = fiber_usable(d, coalition, lease)
             sids = sorted(s for s in all_sites if set(site_operators[s]) & coalition)
             return _tree(H, [site_nodes[s] for s in sids], "cost_coalition", steiner, sids).cost
 
@@ -268,7 +279,7 @@ def plan_links(G: nx.Graph, plan: BackbonePlan) -> gpd.GeoDataFrame:
                     "cost": d[f"cost_{op}"],
                     "status": "reused"
                     if op in d.get("fiber", ())
-                    else ("leased" if d.get("fiber") else "new"),
+                    else ("leased" if d.get(f"cost_{op}_fiber") else "new"),
                     "road_class": d.get("road_class", ""),
                 }
             )

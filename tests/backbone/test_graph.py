@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import geopandas as gpd
 import networkx as nx
-import numpy as np
 import pytest
 from shapely.geometry import LineString, Point
 
@@ -64,8 +63,14 @@ def test_fiber_marked_on_the_pieces_it_follows(cross_roads):
     assert e["cost_Viettel"] == pytest.approx(0.02 * e["trench_cost"])
     assert e["cost_MobiFone"] == pytest.approx(0.3 * e["trench_cost"])
     assert e["cost_joint"] == pytest.approx(0.02 * e["trench_cost"])
+    assert e["cost_Viettel_fiber"]
+    assert e["cost_MobiFone_fiber"]
+    assert e["cost_joint_fiber"]
+    # leasing forbidden: MobiFone digs its own trench beside Viettel's cable
     forbidden = operator_costs(G, ["MobiFone"], lease_factor=None)
-    assert np.isinf(forbidden.edges[(X0, Y0 + 500), (X0 + 500, Y0 + 500)]["cost_MobiFone"])
+    f = forbidden.edges[(X0, Y0 + 500), (X0 + 500, Y0 + 500)]
+    assert f["cost_MobiFone"] == f["trench_cost"]
+    assert not f["cost_MobiFone_fiber"]
     plain = H.edges[(X0 + 500, Y0), (X0 + 500, Y0 + 500)]
     assert plain["cost_MobiFone"] == plain["trench_cost"] == plain["cost_joint"]
 
@@ -118,3 +123,24 @@ def test_unknown_road_class_cost(cross_roads):
         build_graph(odd)
     with pytest.raises(CRSError):
         build_graph(cross_roads.to_crs("EPSG:4326"))
+
+
+def test_fiber_along_part_of_a_road_marks_that_part():
+    """A 2 km street with fiber along its first 700 m: the street is split where the cable
+    ends, the covered part carries the fiber, the rest does not, and total length is kept."""
+    roads = gpd.GeoDataFrame(
+        {"road_class": ["primary"]},
+        geometry=[LineString([(X0, Y0), (X0 + 2000, Y0)])],
+        crs=UTM49,
+    )
+    fiber = gpd.GeoDataFrame(
+        {"operator": ["Viettel"]},
+        geometry=[LineString([(X0, Y0 + 2), (X0 + 700, Y0 + 2)])],
+        crs=UTM49,
+    )
+    G = build_graph(roads, fiber=fiber)
+    assert G.number_of_edges() == 2
+    by_fiber = {bool(d["fiber"]): d["length_m"] for _, _, d in G.edges(data=True)}
+    assert by_fiber[True] == pytest.approx(700, abs=0.01)
+    assert by_fiber[False] == pytest.approx(1300, abs=0.01)
+    assert sum(d["length_m"] for _, _, d in G.edges(data=True)) == pytest.approx(2000)
