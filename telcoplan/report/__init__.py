@@ -1,1 +1,2 @@
-"""Reports: summary.json now; the HTML report follows."""
+"""Reports: ``summary.json`` (:mod:`telcoplan.report.summary`) and ``report.html``
+(:mod:`telcoplan.report.html`)."""

@@ -1,0 +1,325 @@
+"""``report.html``: the plan as one self-contained HTML page for planners and operators.
+
+The page holds headline figures, coverage per operator and per area, coverage gaps, proposed
+sites, the backbone (separate vs joint build, each operator's share), the plan's figure and the
+run's provenance. It is a single UTF-8 file: inline CSS, charts as inline SVG, the figure as a
+``data:`` URI; no script and no reference to anything outside the file, so it opens offline
+and can be e-mailed.
+
+Every section is optional and appears only when its data are present, so the report works for
+a plan that ran only some stages. Every text that comes from input files (area, operator,
+tower, POI names, ids, parameters) is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from telcoplan.gis._atomic import atomic_path, check_writable
+from telcoplan.report import _sections as sec
+from telcoplan.report._format import esc
+
+__all__ = [
+    "REPORT_NAME",
+    "load_outputs",
+    "render_report",
+    "report_from_outputs",
+    "write_report",
+]
+
+log = logging.getLogger(__name__)
+
+#: File name of the report in a plan's output folder.
+REPORT_NAME = "report.html"
+
+_CSS = """
+:root { --ink: #1b1f24; --muted: #5b6470; --rule: #d9dee4; --band: #f4f6f8; --accent: #08519c; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, "Noto Sans", Arial, sans-serif;
+  color: var(--ink); margin: 0 auto; max-width: 1100px; padding: 0 24px 48px; }
+header { border-bottom: 3px solid var(--accent); padding: 20px 0 10px; margin-bottom: 12px; }
+h1 { font-size: 1.7em; margin: 0 0 4px; }
+h2 { font-size: 1.3em; margin: 32px 0 8px; border-bottom: 1px solid var(--rule); padding-bottom: 4px; }
+h3 { font-size: 1.05em; margin: 20px 0 6px; }
+.sub, .note, figcaption { color: var(--muted); }
+.note { font-size: 0.9em; }
+.banner { background: #fff3cd; border: 1px solid #e0b300; padding: 10px 14px; margin: 12px 0;
+  font-weight: 600; }
+nav ul { list-style: none; padding: 0; margin: 8px 0; display: flex; flex-wrap: wrap; gap: 6px 16px; }
+nav a { color: var(--accent); text-decoration: none; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
+.card { background: var(--band); border-radius: 6px; padding: 12px 14px; }
+.card .label { color: var(--muted); font-size: 0.85em; text-transform: uppercase; letter-spacing: 0.03em; }
+.card .value { font-size: 1.6em; font-weight: 650; white-space: nowrap; }
+.card .detail { color: var(--muted); font-size: 0.9em; }
+table { border-collapse: collapse; margin: 8px 0 4px; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 10px; border-bottom: 1px solid var(--rule); text-align: left; vertical-align: top; }
+th { background: var(--band); font-weight: 600; }
+td.num, th.num { text-align: right; white-space: nowrap; }
+td:first-child { white-space: nowrap; }
+tr.total td { font-weight: 600; border-top: 2px solid var(--rule); }
+code { font-size: 0.85em; word-break: break-all; }
+pre { background: var(--band); padding: 10px; overflow-x: auto; font-size: 0.85em; }
+svg.chart { display: block; max-width: 100%; height: auto; margin: 6px 0 10px; }
+svg.chart { font-size: 12px; }
+svg.chart text { fill: var(--ink); }
+svg.chart text.value { fill: var(--muted); }
+figure { margin: 8px 0; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--rule); }
+footer { margin-top: 40px; color: var(--muted); font-size: 0.85em; border-top: 1px solid var(--rule);
+  padding-top: 8px; }
+@media print { nav { display: none; } h2 { break-after: avoid; } }
+"""
+
+
+# ============================================================================== public API
+def render_report(
+    summary: Mapping[str, Any],
+    *,
+    areas: pd.DataFrame | None = None,
+    gaps: pd.DataFrame | None = None,
+    pois: pd.DataFrame | None = None,
+    sites: pd.DataFrame | None = None,
+    links: pd.DataFrame | None = None,
+    figure_png: bytes | None = None,
+    title: str | None = None,
+    top_gaps: int = 20,
+    max_rows: int = 200,
+    currency: str = "USD",
+) -> str:
+    """The HTML report of a plan run, as text.
+
+    Parameters
+    ----------
+    summary
+        The run's ``summary.json`` content (:func:`telcoplan.plan.run_plan`'s return value).
+        Sections appear only for the keys present: ``coverage``, ``gaps``, ``sites``,
+        ``backbone``, ``provenance``.
+    areas
+        Population covered per area and operator (``coverage.gpkg`` layer ``areas``: ``name``,
+        ``population``, ``covered_<operator>``, ``covered_any``, optional ``urban``,
+        ``best_single_operator``). Default: the per-area figures of ``summary``.
+    gaps
+        Ranked coverage gaps (``gaps.gpkg`` layer ``gaps``: ``gap_id`` column or index,
+        ``population``, ``area_km2``, ``dist_tower_m``, ``dist_fiber_m``). Default: the largest
+        gaps listed in ``summary``.
+    pois
+        POI service check (``gaps.gpkg`` layer ``pois``); the unserved POIs are listed.
+    sites
+        Proposed sites, any columns (``sites.gpkg``); shown as a table.
+    links
+        Backbone links (``backbone.gpkg`` layer ``links``: ``plan``, ``status``, ``operators``,
+        ``length_m`` in m, ``cost``), summarised by plan and status.
+    figure_png
+        A PNG image of the plan (e.g. from ``telcoplan.maps``), embedded as a ``data:`` URI.
+    title
+        Page title; default ``"telcoplan report — <plan name>"``.
+    top_gaps
+        How many gaps to list (largest first).
+    max_rows
+        Longest table of sites or POIs; the rest is counted, not listed.
+    currency
+        Currency of the costs (the backbone's trench costs are in USD by default).
+
+    Returns
+    -------
+    str
+        A complete HTML document (encode it as UTF-8; it declares ``<meta charset="utf-8">``).
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``figure_png`` is not the bytes of a PNG image.
+    """
+    figure = sec.figure_section(figure_png)
+    plan_name = summary.get("plan")
+    page_title = title if title is not None else sec.default_title(plan_name)
+    ctx = sec.Context(summary, currency, sec.operators(summary, areas))
+    sections = [
+        ("headline", "Key figures", sec.headline_section(ctx)),
+        ("figure", "Map", figure),
+        ("coverage", "Coverage", sec.coverage_section(ctx)),
+        ("areas", "Areas", sec.areas_section(ctx, areas)),
+        ("gaps", "Gaps", sec.gaps_section(ctx, gaps, pois, top_gaps, max_rows)),
+        ("sites", "Proposed sites", sec.sites_section(ctx, sites, max_rows)),
+        ("backbone", "Backbone", sec.backbone_section(ctx, links)),
+        ("provenance", "Provenance", sec.provenance_section(ctx)),
+    ]
+    sections = [(sid, name, body) for sid, name, body in sections if body]
+    from telcoplan import __version__
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f'<meta name="generator" content="telcoplan {esc(__version__)}">',
+        f"<title>{esc(page_title)}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        "<header>",
+        f"<h1>{esc(page_title)}</h1>",
+        sec.subtitle(summary),
+        "</header>",
+    ]
+    if summary.get("synthetic"):
+        parts.append(
+            '<p class="banner" id="synthetic">SYNTHETIC DATA — this plan was run on the built-in '
+            "demo scenario, generated by telcoplan and modelled on Đà Nẵng. It is not real data "
+            "and must not be used for decisions.</p>"
+        )
+    if len(sections) > 1:
+        parts.append(
+            "<nav><ul>"
+            + "".join(f'<li><a href="#{sid}">{esc(name)}</a></li>' for sid, name, _ in sections)
+            + "</ul></nav>"
+        )
+    for sid, name, body in sections:
+        parts.append(f'<section id="{sid}">\n<h2>{esc(name)}</h2>\n{body}\n</section>')
+    parts += [
+        f"<footer>Generated by telcoplan {esc(__version__)}. Population figures are persons; "
+        f"percentages are of the population of the study area or of the row's area.</footer>",
+        "</body>",
+        "</html>",
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_report(
+    path: str | os.PathLike,
+    summary: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+    **options: Any,
+) -> Path:
+    """Render the report (see :func:`render_report` for ``options``) and write it atomically.
+
+    The page is rendered before anything is written, and written to a temporary name that is
+    renamed into place, so a failure never leaves a partial ``path``.
+
+    Raises
+    ------
+    telcoplan.errors.OutputExistsError
+        When ``path`` exists and ``overwrite`` is False (checked before rendering).
+    """
+    check_writable(path, overwrite)
+    text = render_report(summary, **options)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(text.encode("utf-8"))
+    log.info("wrote the report %s", path)
+    return Path(path)
+
+
+def load_outputs(
+    out_dir: str | os.PathLike, *, summary: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The report's data from a plan's output folder, as keyword arguments of :func:`render_report`.
+
+    Reads ``summary.json`` (unless ``summary`` is given) and, when present, the attribute tables (no geometry) of
+    ``coverage.gpkg`` layer ``areas``, ``gaps.gpkg`` layers ``gaps`` and ``pois``,
+    ``sites.gpkg`` layer ``sites`` (or its first layer) and ``backbone.gpkg`` layer ``links``.
+
+    Raises
+    ------
+    telcoplan.errors.InputFileError
+        When ``summary.json`` is missing or not valid JSON.
+    """
+    out = Path(out_dir)
+    if summary is None:
+        summary = _read_summary(out / "summary.json")
+    data: dict[str, Any] = {"summary": summary}
+    for key, file, layer in (
+        ("areas", "coverage.gpkg", "areas"),
+        ("gaps", "gaps.gpkg", "gaps"),
+        ("pois", "gaps.gpkg", "pois"),
+        ("sites", "sites.gpkg", "sites"),
+        ("links", "backbone.gpkg", "links"),
+    ):
+        frame = _read_table(out / file, layer, fallback_first=key == "sites")
+        if frame is not None:
+            data[key] = frame
+    return data
+
+
+def report_from_outputs(
+    out_dir: str | os.PathLike,
+    path: str | os.PathLike | None = None,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    figure_png: bytes | str | os.PathLike | None = None,
+    overwrite: bool = False,
+    **options: Any,
+) -> Path:
+    """Write the report of the plan outputs in ``out_dir``; return its path.
+
+    Parameters
+    ----------
+    out_dir
+        A plan's output folder (or the plan's staging folder): ``summary.json`` and the
+        GeoPackages (see :func:`load_outputs`).
+    path
+        Where to write; default ``out_dir/report.html``.
+    summary
+        Use this summary instead of reading ``out_dir/summary.json`` (for a plan stage that has
+        not written it yet).
+    figure_png
+        The plan's figure: PNG bytes or the path of a PNG file.
+    overwrite
+        Replace an existing report.
+    **options
+        Further options of :func:`render_report` (``title``, ``top_gaps``, ``currency``, …).
+    """
+    out = Path(out_dir)
+    target = Path(path) if path is not None else out / REPORT_NAME
+    check_writable(target, overwrite)
+    data = load_outputs(out, summary=summary)
+    if figure_png is not None and not isinstance(figure_png, bytes | bytearray):
+        figure_png = Path(figure_png).read_bytes()
+    return write_report(target, overwrite=overwrite, figure_png=figure_png, **data, **options)
+
+
+# ============================================================================== loading
+def _read_summary(path: Path) -> dict[str, Any]:
+    from telcoplan.errors import InputFileError
+
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(
+            f"{path} not found; run the plan first (telcoplan run PLAN.yml --out {path.parent})"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{path} is not a summary.json written by telcoplan: {exc}") from None
+    if not isinstance(summary, dict):
+        raise InputFileError(f"{path} is not a summary.json written by telcoplan (not an object)")
+    return summary
+
+
+def _read_table(path: Path, layer: str, *, fallback_first: bool = False) -> pd.DataFrame | None:
+    """The attribute table of ``layer`` of ``path`` (with ``fallback_first``: else of its first
+    layer); None when the file or layer is absent."""
+    if not path.is_file():
+        return None
+    import pyogrio
+
+    from telcoplan.errors import InputFileError
+
+    try:
+        names = [str(n) for n, _ in pyogrio.list_layers(path)]
+        if layer not in names:
+            if not fallback_first or not names:
+                return None
+            layer = names[0]
+        return pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise InputFileError(f"{path}: cannot read layer {layer!r}: {exc}") from None
