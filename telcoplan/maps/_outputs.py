@@ -1,0 +1,172 @@
+"""Read a plan's output folder (and its input layers) into the layers the map and figure draw.
+
+The plan stage and ``telcoplan map`` hand over an output folder; this module is the one place in
+``telcoplan.maps`` that touches the disk for reading, through the ``gis`` readers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+
+from telcoplan.errors import InputFileError
+
+__all__ = ["MAP_LAYERS", "PlanLayers", "read_plan_layers"]
+
+log = logging.getLogger(__name__)
+
+#: Vector layers the map and figure know, by name (plan input layer names where they exist).
+MAP_LAYERS = (
+    "areas",
+    "towers",
+    "coverage",
+    "gaps",
+    "pois",
+    "fiber",
+    "roads",
+    "sites",
+    "backbone",
+)
+#: (file, layer, index column) of each vector output of a plan.
+_OUTPUT_FILES: dict[str, tuple[str, str, str | None]] = {
+    "areas": ("coverage.gpkg", "areas", None),
+    "coverage": ("coverage.gpkg", "coverage", None),
+    "towers": ("coverage.gpkg", "sites", "site_id"),
+    "gaps": ("gaps.gpkg", "gaps", "gap_id"),
+    "pois": ("gaps.gpkg", "pois", "poi_id"),
+    "sites": ("sites.gpkg", "sites", None),
+    "backbone": ("backbone.gpkg", "links", None),
+}
+#: Layers whose plan output carries more than the input (coverage %, service status): the
+#: output wins over an input layer of the same name. For the others the input wins.
+_OUTPUT_WINS = frozenset({"areas", "pois"})
+
+
+@dataclass(frozen=True)
+class PlanLayers:
+    """What a map or figure of a plan draws.
+
+    Attributes
+    ----------
+    vectors : dict of str to GeoDataFrame
+        Layers by name (see :data:`MAP_LAYERS`); missing layers are absent.
+    signal : dict of str to (ndarray, RasterInfo)
+        Operator → received power (dBm, NaN = no signal) and its georeferencing.
+    summary : dict
+        ``summary.json`` (empty when there is none).
+    """
+
+    vectors: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
+    signal: dict[str, tuple[np.ndarray, Any]] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _read_layer(path: Path, layer: str, index: str | None) -> gpd.GeoDataFrame | None:
+    import pyogrio
+
+    from telcoplan.gis.vector import read_vector
+
+    if not path.exists():
+        return None
+    try:
+        names = [str(n) for n, _ in pyogrio.list_layers(path)]
+    except Exception as exc:  # any driver failure is a clean error
+        raise InputFileError(f"{path}: not a readable GeoPackage ({exc})") from None
+    if layer not in names:
+        if len(names) != 1:
+            log.debug("%s has no layer %r (layers: %s)", path, layer, ", ".join(names))
+            return None
+        layer = names[0]
+    gdf = read_vector(path, layer=layer)
+    if "row" in gdf.columns and index == "site_id":
+        gdf = gdf.drop(columns="row")
+    if index is not None and index in gdf.columns and gdf[index].is_unique:
+        gdf = gdf.set_index(index)
+    return gdf
+
+
+def _read_signal(out: Path) -> dict[str, tuple[np.ndarray, Any]]:
+    """``signal_<operator>.tif`` of the coverage stage (per-technology rasters are left out)."""
+    from telcoplan.gis.raster import read_raster
+
+    signal: dict[str, tuple[np.ndarray, Any]] = {}
+    for path in sorted(out.glob("signal_*.tif")):
+        values, info, tags = read_raster(path)
+        if tags.get("technology"):
+            continue
+        operator = tags.get("operator") or path.stem.removeprefix("signal_")
+        signal[operator] = (values, info)
+    return dict(sorted(signal.items()))
+
+
+def read_plan_layers(
+    out_dir: str | os.PathLike,
+    layers: Mapping[str, gpd.GeoDataFrame | None] | None = None,
+    *,
+    signal: bool = True,
+    summary: Mapping[str, Any] | None = None,
+) -> PlanLayers:
+    """Collect the layers of a plan from its output folder and its input layers.
+
+    Parameters
+    ----------
+    out_dir
+        The plan's output folder (``coverage.gpkg``, ``gaps.gpkg``, ``signal_<op>.tif``,
+        ``sites.gpkg``, ``backbone.gpkg``, ``summary.json``; each optional).
+    layers
+        Input layers by name (``areas``, ``towers``, ``fiber``, ``roads``, ``pois``, … — e.g.
+        ``{**inputs.vectors, "areas": inputs.areas}``). The outputs' ``areas`` (with coverage
+        %) and ``pois`` (with service status) win over inputs of the same name; for every
+        other layer an input wins over the output.
+    signal
+        Read the signal rasters (they are the largest part of a map).
+    summary
+        The plan's summary; default: ``summary.json`` in ``out_dir`` when present.
+
+    Raises
+    ------
+    InputFileError
+        If ``out_dir`` is not a folder, or it and ``layers`` give no ``areas`` layer.
+    """
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise InputFileError(f"{out}: not a folder; give a plan's output folder")
+    given = {k: v for k, v in (layers or {}).items() if v is not None and k in MAP_LAYERS}
+    unknown = sorted(set(layers or {}) - set(MAP_LAYERS))
+    if unknown:
+        log.debug("map: ignoring layers %s", ", ".join(unknown))
+    vectors: dict[str, gpd.GeoDataFrame] = {}
+    for name in MAP_LAYERS:
+        if name in given and name not in _OUTPUT_WINS:
+            vectors[name] = given[name]
+            continue
+        spec = _OUTPUT_FILES.get(name)
+        read = _read_layer(out / spec[0], spec[1], spec[2]) if spec else None
+        if read is not None:
+            vectors[name] = read
+        elif name in given:
+            vectors[name] = given[name]
+    if "areas" not in vectors:
+        raise InputFileError(
+            f"{out}: no coverage.gpkg with an 'areas' layer; run the coverage stage first "
+            "or pass the plan's areas layer"
+        )
+    if summary is None:
+        path = out / "summary.json"
+        try:
+            summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputFileError(f"{path}: not a telcoplan summary.json ({exc})") from None
+    return PlanLayers(
+        vectors=vectors,
+        signal=_read_signal(out) if signal else {},
+        summary=dict(summary or {}),
+    )

@@ -1,0 +1,153 @@
+"""Colours and classes shared by the interactive map and the static figure (no heavy imports)."""
+
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+from pyproj import CRS
+
+__all__ = [
+    "ANY_COLOUR",
+    "COVERAGE_CLASSES",
+    "GAP_COLOUR",
+    "JOINT_COLOUR",
+    "LINK_STATUS",
+    "NO_DATA_COLOUR",
+    "SITE_KINDS",
+    "class_colour",
+    "coverage_class_labels",
+    "link_status",
+    "link_users",
+    "operators_at_location",
+    "pct_any",
+    "site_kind",
+    "split_ops",
+]
+
+#: Area choropleth classes: (lower bound of population covered by any operator in %, colour).
+COVERAGE_CLASSES: tuple[tuple[float, str], ...] = (
+    (99.5, "#1a9850"),
+    (98.0, "#91cf60"),
+    (95.0, "#d9ef8b"),
+    (90.0, "#fee08b"),
+    (80.0, "#fc8d59"),
+    (0.0, "#d73027"),
+)
+#: Proposed-site kinds and their marker colours.
+SITE_KINDS: dict[str, str] = {"co-located": "#00bcd4", "shared": "#ffd700", "new": "#ff00ff"}
+#: Backbone link status → (line weight in px, SVG dash pattern or None, legend text).
+LINK_STATUS: dict[str, tuple[float, str | None, str]] = {
+    "new": (4.0, None, "new trench (planned)"),
+    "reused": (3.0, "2 6", "existing fiber reused"),
+    "leased": (3.0, "10 6", "leased fiber"),
+    "ring": (5.0, "14 5 3 5", "ring link (protection path)"),
+}
+#: Style of a link status not in :data:`LINK_STATUS`.
+OTHER_STATUS: tuple[float, str | None] = (3.0, "1 4")
+NO_DATA_COLOUR = "#bdbdbd"
+ANY_COLOUR = "#08519c"
+JOINT_COLOUR = "#000000"
+GAP_COLOUR = "#d7301f"
+_SITE_ALIASES = {"colocated": "co-located", "co_located": "co-located", "colocation": "co-located"}
+
+
+def class_colour(pct: float) -> str:
+    """Colour of the :data:`COVERAGE_CLASSES` class of ``pct`` (grey when not finite)."""
+    if not np.isfinite(pct):
+        return NO_DATA_COLOUR
+    return next(colour for lower, colour in COVERAGE_CLASSES if pct >= lower)
+
+
+def coverage_class_labels() -> list[tuple[str, str]]:
+    """(colour, label) of each coverage class, best first."""
+    bounds = [lower for lower, _ in COVERAGE_CLASSES]
+    out = []
+    for i, (lower, colour) in enumerate(COVERAGE_CLASSES):
+        if i == 0:
+            text = f"≥ {lower:g} %"
+        elif lower > 0:
+            text = f"{lower:g}–{bounds[i - 1]:g} %"
+        else:
+            text = f"< {bounds[i - 1]:g} %"
+        out.append((colour, text))
+    return out
+
+
+def pct_any(areas: gpd.GeoDataFrame) -> pd.Series:
+    """Population covered by any operator in % per area (NaN when unknown)."""
+    if "pct_any" in areas.columns:
+        return pd.to_numeric(areas["pct_any"], errors="coerce").astype(float)
+    if {"covered_any", "population"} <= set(areas.columns):
+        pop = pd.to_numeric(areas["population"], errors="coerce").astype(float)
+        covered = pd.to_numeric(areas["covered_any"], errors="coerce").astype(float)
+        return 100.0 * covered / pop.where(pop > 0)
+    return pd.Series(np.nan, index=areas.index, dtype=float)
+
+
+def _missing(value: object) -> bool:
+    try:
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def split_ops(value: object) -> list[str]:
+    """Operators of a ``"A;B"`` list (also ``,``-separated); missing → []."""
+    if _missing(value):
+        return []
+    return [p.strip() for p in re.split(r"[;,]", str(value)) if p.strip()]
+
+
+def truthy(value: object) -> bool:
+    """``True``/``"yes"``/``1`` → True; missing, false, ``"no"`` → False."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "y"}
+    return not _missing(value) and bool(value)
+
+
+def link_status(links: gpd.GeoDataFrame) -> list[str]:
+    """Status of each backbone link, lower case: the ``status`` column (default ``new``),
+    ``ring`` where a boolean ``ring`` column is true."""
+    col = links["status"] if "status" in links.columns else [None] * len(links)
+    status = ["new" if _missing(s) else str(s).strip().lower() for s in col]
+    if "ring" in links.columns:
+        status = ["ring" if truthy(r) else s for s, r in zip(status, links["ring"], strict=True)]
+    return status
+
+
+def link_users(links: gpd.GeoDataFrame) -> list[list[str]]:
+    """Operators of each backbone link (``operators`` ``"A;B"``, else ``operator``)."""
+    for col in ("operators", "operator"):
+        if col in links.columns:
+            return [split_ops(v) for v in links[col]]
+    return [[] for _ in range(len(links))]
+
+
+def site_kind(value: object) -> str:
+    """Normalised proposed-site kind (``co_located`` → ``co-located``; missing → '')."""
+    if _missing(value):
+        return ""
+    k = str(value).strip().lower()
+    return _SITE_ALIASES.get(k, k)
+
+
+def operators_at_location(towers: gpd.GeoDataFrame, tolerance_m: float = 1.0) -> pd.Series:
+    """Number of distinct operators at each tower's location (within ``tolerance_m``)."""
+    geoms = towers.geometry
+    if towers.crs is not None and not CRS.from_user_input(towers.crs).is_projected and len(geoms):
+        geoms = geoms.to_crs(geoms.estimate_utm_crs())
+    key = pd.Series(
+        [
+            None
+            if g is None or g.is_empty
+            else (round(g.x / tolerance_m), round(g.y / tolerance_m))
+            for g in geoms
+        ],
+        index=towers.index,
+    )
+    frame = pd.DataFrame({"key": key, "op": towers["operator"].astype(str)})
+    counts = frame.dropna(subset=["key"]).groupby("key")["op"].nunique()
+    return key.map(counts).fillna(1).astype(int)

@@ -1,0 +1,168 @@
+"""Web-map plumbing: the one reprojection helper, HTML-safe text and GeoJSON building.
+
+Everything here is free of folium, so it can be imported (and tested) without the ``maps``
+extra. Every text that reaches the browser goes through :func:`esc` or :func:`fmt`.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+from shapely.geometry import mapping
+
+from telcoplan.errors import CRSError
+
+__all__ = [
+    "OPERATOR_PALETTE",
+    "LatLonBounds",
+    "esc",
+    "feature_collection",
+    "fmt",
+    "operator_colours",
+    "to_web",
+    "union_bounds",
+]
+
+#: [[south, west], [north, east]] in degrees, the order Leaflet and folium expect.
+LatLonBounds = list[list[float]]
+
+#: Categorical colours for operators (tab10 without its red and green, which mean
+#: "unserved"/"gap" and "served" on the map).
+OPERATOR_PALETTE: tuple[str, ...] = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#9467bd",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#7f7f7f",
+)
+
+#: Decimal places kept in EPSG:4326 coordinates (1e-6 degree is about 0.1 m).
+COORD_DECIMALS = 6
+
+
+def esc(value: object) -> str:
+    """HTML-escape any value for use as text or attribute content.
+
+    Besides ``& < > " '`` it also escapes the backtick, ``$`` and ``\\``, so the result is
+    inert even inside a JavaScript template literal (folium puts popup and tooltip HTML in
+    ``\\`...\\```).
+    """
+    text = html.escape(str(value), quote=True)
+    return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
+
+
+def _is_missing(value: object) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def fmt(value: object, unit: str = "") -> str:
+    """Human-readable, HTML-escaped text of an attribute value ('' for missing values).
+
+    Integers get thousands separators, floats up to two decimals (large ones none), booleans
+    read ``yes``/``no``; ``unit`` is appended after a space.
+    """
+    if hasattr(value, "item") and callable(value.item) and np.ndim(value) == 0:
+        value = value.item()  # numpy scalar
+    if _is_missing(value):
+        return ""
+    if isinstance(value, bool):
+        text = "yes" if value else "no"
+    elif isinstance(value, numbers.Integral):
+        text = f"{value:,}"
+    elif isinstance(value, numbers.Real):
+        v = float(value)
+        if not math.isfinite(v):
+            return ""
+        text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}".rstrip("0").rstrip(".")
+    else:
+        text = str(value)
+    return esc(f"{text} {unit}" if unit else text)
+
+
+def operator_colours(*names: Iterable[object]) -> dict[str, str]:
+    """A stable colour per operator name (sorted, cycling through :data:`OPERATOR_PALETTE`)."""
+    ops = sorted({str(n) for group in names for n in group if not _is_missing(n)} - {"any"})
+    return {op: OPERATOR_PALETTE[i % len(OPERATOR_PALETTE)] for i, op in enumerate(ops)}
+
+
+def to_web(
+    gdf: gpd.GeoDataFrame, *, tolerance_m: float = 20.0, what: str = "layer"
+) -> tuple[gpd.GeoDataFrame, LatLonBounds | None]:
+    """The only place where map geometries are reprojected to EPSG:4326.
+
+    Lines and polygons are first simplified with ``tolerance_m`` metres in a projected CRS
+    (the layer's own, or its local UTM zone when it is geographic), then reprojected,
+    coordinates rounded to 1e-6 degree; null and empty geometries are dropped. Returns a new
+    frame (the input is not modified) and its bounds flipped to Leaflet's
+    ``[[south, west], [north, east]]`` (None when nothing is left).
+
+    Raises
+    ------
+    CRSError
+        If ``gdf`` has no CRS.
+    """
+    if gdf.crs is None:
+        raise CRSError(
+            f"{what} has no CRS; the web map needs one to reproject to EPSG:4326 "
+            "(set it with gdf.set_crs('EPSG:…'))"
+        )
+    geoms = gdf.geometry
+    keep = ~(geoms.isna() | geoms.is_empty)
+    out = gdf.loc[keep].copy()
+    geoms = out.geometry
+    if tolerance_m > 0 and len(geoms) and not geoms.geom_type.isin(["Point", "MultiPoint"]).all():
+        if not CRS.from_user_input(gdf.crs).is_projected:
+            geoms = geoms.to_crs(geoms.estimate_utm_crs())
+        geoms = geoms.simplify(tolerance_m, preserve_topology=True)
+    geoms = geoms.to_crs("EPSG:4326")
+    rounded = shapely.transform(
+        geoms.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS), include_z=False
+    )
+    out = out.set_geometry(gpd.GeoSeries(rounded, index=out.index, crs="EPSG:4326"))
+    if out.empty:
+        return out, None
+    west, south, east, north = (float(v) for v in out.total_bounds)
+    return out, [[south, west], [north, east]]
+
+
+def union_bounds(*bounds: LatLonBounds | None) -> LatLonBounds | None:
+    """Smallest ``[[south, west], [north, east]]`` containing all given bounds (None ignored)."""
+    have = [b for b in bounds if b is not None]
+    if not have:
+        return None
+    return [
+        [min(b[0][0] for b in have), min(b[0][1] for b in have)],
+        [max(b[1][0] for b in have), max(b[1][1] for b in have)],
+    ]
+
+
+def feature_collection(
+    gdf: gpd.GeoDataFrame, properties: Iterable[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection of ``gdf``'s geometries with the given (already escaped)
+    per-feature properties; features get ids ``"0"``, ``"1"``, … (folium styles by id).
+    """
+    features = [
+        {
+            "type": "Feature",
+            "id": str(i),
+            "properties": dict(props),
+            "geometry": mapping(geom),
+        }
+        for i, (geom, props) in enumerate(zip(gdf.geometry, properties, strict=True))
+    ]
+    return {"type": "FeatureCollection", "features": features}

@@ -1,0 +1,382 @@
+"""The static plan figure: one PNG of areas, coverage and gaps, towers and backbone links.
+
+Drawn with matplotlib's Agg canvas directly (no ``pyplot``, no global backend switch), with
+DejaVu Sans, which has every Vietnamese letter (``Ngũ Hành Sơn``). matplotlib is imported only
+when a figure is made.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+from pyproj import CRS
+
+from telcoplan.errors import CRSError, TelcoplanError
+from telcoplan.gis._atomic import atomic_path, check_writable
+from telcoplan.maps._style import (
+    ANY_COLOUR,
+    GAP_COLOUR,
+    JOINT_COLOUR,
+    LINK_STATUS,
+    NO_DATA_COLOUR,
+    OTHER_STATUS,
+    SITE_KINDS,
+    class_colour,
+    coverage_class_labels,
+    link_status,
+    link_users,
+    operators_at_location,
+    pct_any,
+    site_kind,
+)
+from telcoplan.maps._web import operator_colours
+
+__all__ = ["figure_from_outputs", "plan_figure", "save_figure"]
+
+log = logging.getLogger(__name__)
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FONT = "DejaVu Sans"
+
+
+def _import_matplotlib() -> Any:
+    try:
+        import matplotlib
+    except ImportError as exc:  # pragma: no cover - the maps extra is installed in CI
+        raise TelcoplanError(
+            "the plan figure needs matplotlib; install the maps extra: pip install 'telcoplan[maps]'"
+        ) from exc
+    return matplotlib
+
+
+def _dash(pattern: str | None) -> Any:
+    """An SVG dash pattern (``"2 6"``) as a matplotlib line style."""
+    if not pattern:
+        return "solid"
+    return (0, tuple(float(v) / 2 for v in pattern.split()))
+
+
+def _projected(gdf: gpd.GeoDataFrame, crs: Any, what: str) -> gpd.GeoDataFrame:
+    if gdf.crs is None:
+        raise CRSError(f"{what} has no CRS; set it with gdf.set_crs('EPSG:…')")
+    keep = ~(gdf.geometry.isna() | gdf.geometry.is_empty)
+    return gdf.loc[keep].to_crs(crs)
+
+
+def _scale_bar(ax: Any, xmin: float, xmax: float, ymin: float, ymax: float) -> None:
+    """A scale bar of a round length (km) in the lower right corner."""
+    span = (xmax - xmin) / 5
+    nice = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    km = max([n for n in nice if n * 1000 <= span] or [nice[0]])
+    x1 = xmax - (xmax - xmin) * 0.03
+    x0 = x1 - km * 1000
+    y = ymin + (ymax - ymin) * 0.04
+    ax.plot([x0, x1], [y, y], color="#000000", linewidth=3, solid_capstyle="butt", zorder=20)
+    ax.text(
+        (x0 + x1) / 2, y + (ymax - ymin) * 0.012, f"{km:g} km", ha="center", va="bottom", zorder=20
+    )
+
+
+def plan_figure(
+    *,
+    areas: gpd.GeoDataFrame,
+    coverage: gpd.GeoDataFrame | None = None,
+    gaps: gpd.GeoDataFrame | None = None,
+    towers: gpd.GeoDataFrame | None = None,
+    backbone: gpd.GeoDataFrame | None = None,
+    sites: gpd.GeoDataFrame | None = None,
+    title: str = "telcoplan plan",
+    width_px: int = 1600,
+    height_px: int = 1100,
+    dpi: int = 100,
+    labels: bool = True,
+) -> bytes:
+    """The plan as a PNG image (bytes).
+
+    Parameters
+    ----------
+    areas : GeoDataFrame
+        Areas filled by population covered by any operator (``pct_any`` in %, or
+        ``covered_any``/``population``), labelled with ``name``.
+    coverage : GeoDataFrame, optional
+        Coverage polygons with ``operator``; the ``"any"`` row is outlined.
+    gaps : GeoDataFrame, optional
+        Coverage gaps, filled red.
+    towers : GeoDataFrame, optional
+        Towers with ``operator``: one colour per operator (as on the web map); shared sites
+        (``tenants`` > 1) with a black edge.
+    backbone : GeoDataFrame, optional
+        Backbone links (``plan``, ``operators``, ``status``); only the joint plan is drawn
+        when a ``plan`` column is present. Line style by status as on the web map.
+    sites : GeoDataFrame, optional
+        Proposed sites with ``kind`` (co-located / new / shared) as stars.
+    title : str
+        Figure title.
+    width_px, height_px, dpi : int
+        Image size in pixels (exact) and resolution (text size scales with ``dpi``).
+    labels : bool
+        Write area names on the map.
+
+    Returns
+    -------
+    bytes
+        A PNG image of ``width_px`` x ``height_px`` pixels.
+
+    Notes
+    -----
+    Drawn in the areas' CRS when it is projected, else in their local UTM zone, so lengths
+    on the scale bar are metres. Inputs are not modified.
+    """
+    _import_matplotlib()
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    for what, gdf in (
+        ("areas", areas),
+        ("coverage", coverage),
+        ("gaps", gaps),
+        ("towers", towers),
+        ("backbone", backbone),
+        ("sites", sites),
+    ):
+        if gdf is not None and not isinstance(gdf, gpd.GeoDataFrame):
+            raise TypeError(f"{what} must be a GeoDataFrame, got {type(gdf).__name__}")
+    if not (int(width_px) >= 100 and int(height_px) >= 100 and int(dpi) >= 10):
+        raise ValueError(
+            f"figure must be at least 100 x 100 px at 10 dpi, got {width_px}x{height_px}@{dpi}"
+        )
+    if areas.crs is None:
+        raise CRSError("areas has no CRS; set it with gdf.set_crs('EPSG:…')")
+    crs = areas.crs if CRS.from_user_input(areas.crs).is_projected else areas.estimate_utm_crs()
+    area_p = _projected(areas, crs, "areas")
+
+    def ops_of(gdf: gpd.GeoDataFrame | None, col: str) -> list[str]:
+        return [] if gdf is None or col not in gdf.columns else list(gdf[col].dropna().astype(str))
+
+    colours = operator_colours(
+        ops_of(towers, "operator"),
+        ops_of(coverage, "operator"),
+        [o for ops in (link_users(backbone) if backbone is not None else []) for o in ops],
+    )
+    handles: list[Any] = []
+    with rc_context({"font.family": "sans-serif", "font.sans-serif": [_FONT], "font.size": 10}):
+        fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
+        FigureCanvasAgg(fig)
+        ax = fig.add_axes((0.01, 0.01, 0.72, 0.92))
+        ax.set_axis_off()
+        ax.set_aspect("equal")
+
+        pct = pct_any(area_p)
+        area_p.plot(
+            ax=ax,
+            color=[class_colour(p) for p in pct],
+            edgecolor="#444444",
+            linewidth=0.8,
+            alpha=0.75,
+            zorder=1,
+        )
+        handles.append(Patch(color="none", label="Population covered (any operator)"))
+        handles += [
+            Patch(facecolor=c, edgecolor="#444444", label=t) for c, t in coverage_class_labels()
+        ]
+        if not pct.notna().all():
+            handles.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor="#444444", label="no figure"))
+
+        if coverage is not None and "operator" in coverage.columns:
+            any_cov = _projected(
+                coverage[coverage["operator"].astype(str) == "any"], crs, "coverage"
+            )
+            if len(any_cov):
+                any_cov.boundary.plot(ax=ax, color=ANY_COLOUR, linewidth=0.6, zorder=2)
+                handles.append(
+                    Line2D([], [], color=ANY_COLOUR, lw=1, label="coverage edge (any operator)")
+                )
+        if gaps is not None and len(gaps):
+            _projected(gaps, crs, "gaps").plot(
+                ax=ax, color=GAP_COLOUR, edgecolor="#7f0000", linewidth=0.5, alpha=0.8, zorder=3
+            )
+            handles.append(Patch(facecolor=GAP_COLOUR, edgecolor="#7f0000", label="coverage gap"))
+
+        if backbone is not None and len(backbone):
+            links = _projected(backbone, crs, "backbone")
+            if "plan" in links.columns and (links["plan"].astype(str) == "joint").any():
+                links = links[links["plan"].astype(str) == "joint"]
+            status = link_status(links)
+            users = link_users(links)
+            for st in sorted(set(status)):
+                pick = [i for i, s in enumerate(status) if s == st]
+                weight, dash, label = LINK_STATUS.get(st, (*OTHER_STATUS, st))
+                cols = [
+                    JOINT_COLOUR if len(users[i]) != 1 else colours.get(users[i][0], JOINT_COLOUR)
+                    for i in pick
+                ]
+                links.iloc[pick].plot(
+                    ax=ax, color=cols, linewidth=weight * 0.5, linestyle=_dash(dash), zorder=4
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color="#444444",
+                        lw=weight * 0.5,
+                        ls=_dash(dash),
+                        label=f"backbone: {label}",
+                    )
+                )
+
+        if towers is not None and len(towers) and "operator" in towers.columns:
+            tw = _projected(towers, crs, "towers")
+            tenants = (
+                np.nan_to_num(np.asarray(tw["tenants"], dtype=float), nan=1.0)
+                if "tenants" in tw.columns
+                else np.ones(len(tw))
+            )
+            tenants = np.maximum(tenants, operators_at_location(tw).to_numpy())
+            ops = tw["operator"].astype(str).to_numpy()
+            for op in sorted(set(ops)):
+                sel = ops == op
+                shared = tenants[sel] > 1
+                ax.scatter(
+                    tw.geometry.x.to_numpy()[sel],
+                    tw.geometry.y.to_numpy()[sel],
+                    s=np.where(shared, 22, 12),
+                    c=colours.get(op, "#666666"),
+                    edgecolors=np.where(shared, "#000000", "#ffffff"),
+                    linewidths=np.where(shared, 0.9, 0.3),
+                    zorder=5,
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker="o",
+                        ls="",
+                        color=colours.get(op, "#666666"),
+                        mec="#ffffff",
+                        ms=6,
+                        label=f"towers: {op}",
+                    )
+                )
+            if (tenants > 1).any():
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker="o",
+                        ls="",
+                        color="#ffffff",
+                        mec="#000000",
+                        mew=1.2,
+                        ms=7,
+                        label="shared site",
+                    )
+                )
+
+        if sites is not None and len(sites):
+            st = _projected(sites, crs, "sites")
+            kinds = [
+                site_kind(v) for v in (st["kind"] if "kind" in st.columns else [None] * len(st))
+            ]
+            for kind in sorted(set(kinds)):
+                sel = np.array([k == kind for k in kinds])
+                ax.scatter(
+                    st.geometry.x.to_numpy()[sel],
+                    st.geometry.y.to_numpy()[sel],
+                    s=90,
+                    marker="*",
+                    c=SITE_KINDS.get(kind, "#ffffff"),
+                    edgecolors="#000000",
+                    linewidths=0.6,
+                    zorder=6,
+                )
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        marker="*",
+                        ls="",
+                        color=SITE_KINDS.get(kind, "#ffffff"),
+                        mec="#000000",
+                        ms=10,
+                        label=f"proposed: {kind or 'site'}",
+                    )
+                )
+
+        xmin, ymin, xmax, ymax = area_p.total_bounds
+        pad = 0.02 * max(xmax - xmin, ymax - ymin, 1.0)
+        ax.set_xlim(xmin - pad, xmax + pad)
+        ax.set_ylim(ymin - pad, ymax + pad)
+        if labels and "name" in area_p.columns:
+            from matplotlib import patheffects
+
+            halo = [patheffects.withStroke(linewidth=3, foreground="#ffffff")]
+            for name, point in zip(area_p["name"], area_p.representative_point(), strict=True):
+                ax.text(
+                    point.x,
+                    point.y,
+                    str(name),
+                    ha="center",
+                    va="center",
+                    fontsize=10,
+                    fontweight="bold",
+                    path_effects=halo,
+                    zorder=10,
+                )
+        _scale_bar(ax, xmin - pad, xmax + pad, ymin - pad, ymax + pad)
+        fig.suptitle(str(title), x=0.01, ha="left", fontsize=14, fontweight="bold")
+        legend_ax = fig.add_axes((0.74, 0.01, 0.25, 0.92))
+        legend_ax.set_axis_off()
+        legend_ax.legend(handles=handles, loc="upper left", frameon=False, fontsize=9)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": "telcoplan"})
+    return buf.getvalue()
+
+
+def save_figure(png: bytes, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Write PNG bytes (from :func:`plan_figure`) to ``path`` atomically.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is False.
+    ValueError
+        If ``png`` is not a PNG image.
+    """
+    if not isinstance(png, bytes | bytearray) or not png.startswith(_PNG_SIGNATURE):
+        raise ValueError("save_figure needs the PNG bytes returned by plan_figure")
+    check_writable(path, overwrite)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_bytes(bytes(png))
+    return Path(path)
+
+
+def figure_from_outputs(
+    out_dir: str | os.PathLike,
+    layers: Mapping[str, gpd.GeoDataFrame | None] | None = None,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    title: str | None = None,
+    **options: Any,
+) -> bytes:
+    """The plan figure (PNG bytes) of the plan in ``out_dir``; ``layers`` and ``summary`` as
+    for :func:`telcoplan.maps.interactive.map_from_outputs`, ``options`` for
+    :func:`plan_figure`."""
+    from telcoplan.maps._outputs import read_plan_layers
+
+    got = read_plan_layers(out_dir, layers, signal=False, summary=summary)
+    keep = ("areas", "coverage", "gaps", "towers", "backbone", "sites")
+    return plan_figure(
+        **{k: v for k, v in got.vectors.items() if k in keep},
+        title=title or str(got.summary.get("plan") or "telcoplan plan"),
+        **options,
+    )
