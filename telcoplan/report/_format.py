@@ -60,17 +60,19 @@ def number(value: object) -> float | None:
 
 
 def is_missing(value: object) -> bool:
-    """True for None, NaN and pandas' missing-value markers."""
+    """True for None, NaN (Python or numpy) and pandas' missing-value markers."""
     if value is None:
         return True
-    try:
-        import pandas as pd
+    import pandas as pd
 
-        if value is pd.NA or value is pd.NaT:
-            return True
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
-    return isinstance(value, float) and math.isnan(value)
+    if value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral):
+        return math.isnan(float(value))
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # numpy scalar
+        kind = value.dtype.kind
+        return kind in "fc" and bool(value != value)
+    return False
 
 
 def fmt_num(value: object, digits: int = 0, unit: str = "") -> Safe:

@@ -91,6 +91,7 @@ class Context:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one (absent or malformed summary parts)."""
     return value if isinstance(value, Mapping) else {}
 
 
@@ -112,10 +113,12 @@ def operators(summary: Mapping[str, Any], areas: pd.DataFrame | None) -> list[st
 
 
 def default_title(plan_name: object) -> str:
+    """The page title: ``telcoplan report — <plan name>``."""
     return "telcoplan report" if is_missing(plan_name) else f"telcoplan report — {plan_name}"
 
 
 def subtitle(summary: Mapping[str, Any]) -> str:
+    """One line under the title: plan name, telcoplan version, CRS and grid resolution."""
     bits = []
     if not is_missing(summary.get("plan")):
         bits.append(f"Plan <strong>{esc(summary['plan'])}</strong>")
@@ -131,6 +134,7 @@ def subtitle(summary: Mapping[str, Any]) -> str:
 
 
 def _cell(value: object) -> str:
+    """A table cell: :class:`Safe` HTML as is, anything else escaped (missing values as a dash)."""
     return value if isinstance(value, Safe) else esc(MISSING if is_missing(value) else value)
 
 
@@ -162,6 +166,7 @@ def _table(
 
 
 def _pct_of(part: object, whole: object) -> float | None:
+    """``100 * part / whole`` (%), or None when either is missing or ``whole`` ≤ 0."""
     p, w = number(part), number(whole)
     if p is None or w is None or w <= 0:
         return None
@@ -239,6 +244,7 @@ _LABELS = {
 
 
 def _label(column: str) -> str:
+    """Heading of a generic column."""
     return _LABELS.get(column, column.replace("_", " ").capitalize())
 
 
@@ -267,6 +273,10 @@ def _records_table(records: Sequence[Any], ctx: Context, max_rows: int) -> str:
 
 
 def figure_section(png: bytes | None) -> str:
+    """The plan's figure as an ``<img>`` with a ``data:image/png;base64`` URI (no file beside the page).
+
+    Raises TypeError when ``png`` is not bytes, ValueError when it lacks the PNG signature.
+    """
     if png is None:
         return ""
     if not isinstance(png, bytes | bytearray):
@@ -283,11 +293,13 @@ def figure_section(png: bytes | None) -> str:
 
 
 def _card(label: str, value: Safe, detail: str = "") -> str:
+    """One headline card; ``value`` and ``detail`` are HTML built from escaped parts."""
     d = f'<div class="detail">{detail}</div>' if detail else ""
     return f'<div class="card"><div class="label">{esc(label)}</div><div class="value">{value}</div>{d}</div>'
 
 
 def headline_section(ctx: Context) -> str:
+    """Cards with the key figures: population, coverage, gaps, POIs, sites, backbone saving."""
     s = ctx.summary
     cov, gaps, bb = (
         _mapping(s.get("coverage")),
@@ -357,6 +369,8 @@ def headline_section(ctx: Context) -> str:
 
 
 def coverage_section(ctx: Context) -> str:
+    """Population covered per operator, by any operator and by the best single operator; by
+    technology and urban/rural when present; a bar chart of the percentages."""
     cov = _mapping(ctx.summary.get("coverage"))
     if not cov:
         return ""
@@ -473,6 +487,8 @@ def _area_records(ctx: Context, areas: pd.DataFrame | None) -> list[dict[str, An
 
 
 def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
+    """Population and coverage per area and operator (% of the area's population), with totals
+    and a grouped bar chart."""
     recs = _area_records(ctx, areas)
     if not recs:
         return ""
@@ -566,6 +582,7 @@ def gaps_section(
     top: int,
     max_rows: int,
 ) -> str:
+    """Coverage gaps (the ``top`` largest), persons out of reach, single-operator areas, POIs."""
     g = _mapping(ctx.summary.get("gaps"))
     if not g and gaps is None and pois is None:
         return ""
@@ -634,6 +651,7 @@ def gaps_section(
 
 
 def _pois_part(ctx: Context, g: Mapping[str, Any], pois: pd.DataFrame | None, max_rows: int) -> str:
+    """POIs served at their required level, and a table of the unserved ones."""
     p = _mapping(g.get("pois"))
     unserved: list[dict[str, Any]] = []
     count = p.get("count")
@@ -678,6 +696,7 @@ def _pois_part(ctx: Context, g: Mapping[str, Any], pois: pd.DataFrame | None, ma
 
 
 def sites_section(ctx: Context, sites: pd.DataFrame | None, max_rows: int) -> str:
+    """Key figures of the sites stage and the proposed sites as a table."""
     s = _mapping(ctx.summary.get("sites"))
     recs = _frame_rows(sites) if sites is not None else []
     if not s and not recs:
@@ -698,6 +717,8 @@ def sites_section(ctx: Context, sites: pd.DataFrame | None, max_rows: int) -> st
 
 
 def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
+    """Separate vs joint build (km, cost, saving), each operator's share (proportional and
+    Shapley), ring protection, and the links by plan and status."""
     bb = _mapping(ctx.summary.get("backbone"))
     if not bb and links is None:
         return ""
@@ -843,6 +864,7 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
 
 
 def _links_part(ctx: Context, links: pd.DataFrame) -> str:
+    """Backbone links by plan and status, and joint trench length by number of users."""
     df = pd.DataFrame(links).drop(columns=["geometry"], errors="ignore")
     if "length_m" not in df.columns:
         return ""
@@ -893,6 +915,7 @@ def _links_part(ctx: Context, links: pd.DataFrame) -> str:
 
 
 def provenance_section(ctx: Context) -> str:
+    """Plan, version, CRS, grid, the inputs with their SHA-256, and the parameters used."""
     s = ctx.summary
     prov = _mapping(s.get("provenance"))
     out = []
@@ -922,7 +945,9 @@ def provenance_section(ctx: Context) -> str:
     if rows:
         out.append(_table(("", "Value"), rows))
     inputs = _mapping(prov.get("inputs"))
-    counts = _mapping(s.get("layers"))
+    counts = dict(_mapping(s.get("layers")))
+    if isinstance(s.get("areas"), list):
+        counts.setdefault("areas", len(s["areas"]))
     if inputs:
         irows = []
         for name, ref in inputs.items():

@@ -290,6 +290,7 @@ def report_from_outputs(
 
 # ============================================================================== loading
 def _read_summary(path: Path) -> dict[str, Any]:
+    """``summary.json`` as a dict; a clear InputFileError when it is missing or malformed."""
     from telcoplan.errors import InputFileError
 
     try:

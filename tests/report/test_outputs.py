@@ -5,30 +5,22 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 
 from telcoplan.errors import InputFileError, OutputExistsError
 from telcoplan.report.html import REPORT_NAME, load_outputs, report_from_outputs
 from tests.report.conftest import DISTRICTS, make_png
 
 
-def _run_demo(folder, *, backbone: bool):
-    from telcoplan.demo import write_demo
-    from telcoplan.plan import STAGE_NAMES, read_plan, run_plan
-
-    plan_path = write_demo(folder, resolution_m=500.0)
-    if not backbone and "backbone" in STAGE_NAMES:
-        doc = yaml.safe_load(plan_path.read_text(encoding="utf-8"))
-        doc["stages"] = {"backbone": False}
-        plan_path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
-    out = folder / "outputs"
-    return run_plan(read_plan(plan_path), out), out
-
-
 @pytest.fixture(scope="module")
 def demo_outputs(tmp_path_factory):
-    """Coverage and gaps of the demo at 500 m (about 2 s); the backbone stage is skipped."""
-    return _run_demo(tmp_path_factory.mktemp("demo"), backbone=False)
+    """Every stage of the demo plan at 500 m cells (a few seconds): (summary, output folder)."""
+    from telcoplan.demo import write_demo
+    from telcoplan.plan import read_plan, run_plan
+
+    folder = tmp_path_factory.mktemp("demo")
+    plan_path = write_demo(folder, resolution_m=500.0)
+    out = folder / "outputs"
+    return run_plan(read_plan(plan_path), out), out
 
 
 def test_report_from_demo_outputs(demo_outputs):
@@ -37,7 +29,7 @@ def test_report_from_demo_outputs(demo_outputs):
     assert path == out / REPORT_NAME
     text = path.read_bytes().decode("utf-8")
     assert 'id="synthetic"' in text  # the demo says it is synthetic
-    for section in ("headline", "coverage", "areas", "gaps", "provenance"):
+    for section in ("headline", "coverage", "areas", "gaps", "backbone", "provenance"):
         assert f'<section id="{section}">' in text
     for name in DISTRICTS:
         assert name in text
@@ -45,6 +37,10 @@ def test_report_from_demo_outputs(demo_outputs):
         assert ref["sha256"] in text
     assert f"{round(summary['population_total']):,}" in text  # 1,134,310
     assert f"{summary['coverage']['any']['population_pct']:.1f} %" in text
+    bb = summary["backbone"]
+    assert f"{bb['length_km_joint']:,.1f} km" in text
+    assert f"USD {bb['cost_joint']:,.0f}" in text
+    assert f"{bb['savings_pct']:.1f} %" in text
     assert "<script" not in text
     assert "http://" not in text
     assert "https://" not in text
@@ -59,8 +55,9 @@ def test_load_outputs_reads_layers(demo_outputs):
     assert list(data["areas"]["name"]) == list(DISTRICTS)
     assert len(data["gaps"]) == summary["gaps"]["count"]
     assert len(data["pois"]) == summary["gaps"]["pois"]["count"]
-    assert "links" not in data  # the backbone stage did not run
+    assert set(data["links"]["plan"]) >= {"joint", "separate"}
     assert "geometry" not in data["areas"].columns  # attribute tables only
+    assert "sites" not in data  # no sites stage, no sites.gpkg
 
 
 def test_report_from_staging_with_summary_and_figure_file(demo_outputs, tmp_path):
@@ -78,18 +75,3 @@ def test_missing_summary(tmp_path):
     (tmp_path / "summary.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(InputFileError, match=r"not a summary\.json"):
         report_from_outputs(tmp_path)
-
-
-def test_report_with_backbone_stage(tmp_path):
-    """The full demo plan, backbone included, into report.html (about 5 s at 500 m)."""
-    pytest.importorskip(
-        "telcoplan.backbone.steiner", reason="the backbone stage's Steiner solver is not in yet"
-    )
-    summary, out = _run_demo(tmp_path, backbone=True)
-    text = report_from_outputs(out).read_text(encoding="utf-8")
-    assert '<section id="backbone">' in text
-    bb = summary["backbone"]
-    assert f"{bb['length_km_joint']:,.1f} km" in text
-    assert f"USD {bb['cost_joint']:,.0f}" in text
-    for op in bb["share_shapley"]:
-        assert op in text
