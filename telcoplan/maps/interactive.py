@@ -148,8 +148,9 @@ def _line_svg(colour: str, weight: float, dash: str | None) -> str:
 
 
 @cache
-def _element_classes() -> tuple[type, type]:
-    """Two small folium elements: raw HTML/CSS text, and the ``window.telcoplan`` registry."""
+def _element_classes() -> tuple[type, type, type]:
+    """Small folium elements: raw HTML/CSS text, the ``window.telcoplan`` registry, and
+    per-feature popups for clustered markers."""
     from branca.element import MacroElement
     from folium.template import Template
 
@@ -185,7 +186,28 @@ def _element_classes() -> tuple[type, type]:
             self.layers = layers
             self.keys = keys
 
-    return Html, Registry
+    class PerFeature(MacroElement):
+        """Move a GeoJSON layer's popup and tooltip onto each of its features.
+
+        folium binds them to the GeoJSON layer group, which only works while that group is on
+        the map; a marker cluster takes the group's markers and leaves the group off the map.
+        """
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "(function (g) { const p = g.getPopup(), t = g.getTooltip();"
+            " g.eachLayer(function (l) {"
+            " if (p) { l.bindPopup(p.getContent(), p.options); }"
+            " if (t) { l.bindTooltip(t.getContent(), t.options); } });"
+            " g.unbindPopup(); g.unbindTooltip(); })({{ this._parent.get_name() }});"
+            "{% endmacro %}"
+        )
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._name = "TelcoplanPerFeature"
+
+    return Html, Registry, PerFeature
 
 
 class _Builder:
@@ -269,6 +291,8 @@ class _Builder:
             ),
         )
         gj.add_to(parent)
+        if isinstance(parent, self.folium.plugins.MarkerCluster) and (popup_keys or tip_keys):
+            _element_classes()[2]().add_to(gj)  # after the popup and tooltip are bound
         return gj
 
     def head(self, text: str) -> None:
@@ -872,7 +896,7 @@ def build_map(
         m.location = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
         m.fit_bounds(bounds)
     folium.LayerControl(collapsed=False).add_to(m)
-    html_cls, registry_cls = _element_classes()
+    html_cls, registry_cls, _ = _element_classes()
     legend = '<div class="tp-box tp-legend">' + "".join(b.legend) + "</div>" if b.legend else ""
     style = "<style>" + _CSS + "\n".join(b.css) + "</style>"
     html_cls(_summary_box(title, summary) + legend, style).add_to(m)
