@@ -48,8 +48,9 @@ OPERATOR_PALETTE: tuple[str, ...] = (
     "#7f7f7f",
 )
 
-#: Decimal places kept in EPSG:4326 coordinates (1e-6 degree is about 0.1 m).
-COORD_DECIMALS = 6
+#: Decimal places kept in EPSG:4326 coordinates (1e-5 degree is about 1 m, well below the
+#: simplification tolerance).
+COORD_DECIMALS = 5
 
 
 def esc(value: object) -> str:
@@ -105,9 +106,9 @@ def to_web(
     """The only place where map geometries are reprojected to EPSG:4326.
 
     Lines and polygons are first simplified with ``tolerance_m`` metres in a projected CRS
-    (the layer's own, or its local UTM zone when it is geographic), then reprojected,
-    coordinates rounded to 1e-6 degree; null and empty geometries are dropped. Returns a new
-    frame (the input is not modified) and its bounds flipped to Leaflet's
+    (the layer's own, or its local UTM zone when it is geographic), then reprojected, and
+    coordinates rounded to 1e-5 degree (about 1 m); null and empty geometries are dropped.
+    Returns a new frame (the input is not modified) and its bounds flipped to Leaflet's
     ``[[south, west], [north, east]]`` (None when nothing is left).
 
     Raises

@@ -16,6 +16,7 @@ shows up as that text and runs nothing.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import re
@@ -137,6 +138,17 @@ def _ops(gdf: gpd.GeoDataFrame | None) -> list[str]:
 def _check_frame(gdf: object, what: str) -> None:
     if gdf is not None and not isinstance(gdf, gpd.GeoDataFrame):
         raise TypeError(f"{what} must be a GeoDataFrame, got {type(gdf).__name__}")
+
+
+def _script_json(value: object) -> str:
+    """JSON for inside a ``<script>``: ``< > & '`` escaped, so no text can close the tag."""
+    return (
+        json.dumps(value, ensure_ascii=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+        .replace("'", "\\u0027")
+    )
 
 
 def _line_svg(colour: str, weight: float, dash: str | None) -> str:
@@ -267,6 +279,24 @@ class _Builder:
 
         popup_keys, popup_labels = fields_of(popup, "p")
         tip_keys, tip_labels = fields_of(tooltip, "t")
+        # a value shared by every feature is written once (the first feature keeps it, for
+        # folium's field check) and copied onto the others when the layer is built
+        shared = {
+            k: v
+            for k, v in (props[0].items() if len(props) > 1 else ())
+            if all(p.get(k) == v for p in props)
+        }
+        for p in props[1:]:
+            for k in shared:
+                del p[k]
+        on_each = None
+        if shared:
+            on_each = folium.utilities.JsCode(
+                "function (feature, layer) { const c = "
+                + _script_json(shared)
+                + "; for (const k in c) { if (!(k in feature.properties)) "
+                "{ feature.properties[k] = c[k]; } } }"
+            )
         marker = None
         if radius is not None:
             marker = folium.CircleMarker(radius=radius, weight=1, fill=True, fill_opacity=0.9)
@@ -277,6 +307,7 @@ class _Builder:
             marker=marker,
             control=False,
             pane=pane,
+            on_each_feature=on_each,
             popup=(
                 folium.GeoJsonPopup(fields=popup_keys, aliases=popup_labels, max_width=420)
                 if popup_keys
