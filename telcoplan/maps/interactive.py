@@ -66,9 +66,11 @@ if TYPE_CHECKING:
 __all__ = [
     "COVERAGE_CLASSES",
     "LINK_STATUS",
+    "MAP_PARAMETERS",
     "SITE_KINDS",
     "build_map",
     "map_from_outputs",
+    "map_parameters",
     "render_map",
     "save_map",
     "write_plan_map",
@@ -696,7 +698,7 @@ def _summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
         return v if isinstance(v, Mapping) else {}
 
     cov = sub(s, "coverage")
-    if s.get("plan"):
+    if s.get("plan") and str(s["plan"]) != title:
         rows.append(("Plan", fmt(s["plan"])))
     if s.get("population_total") is not None:
         rows.append(("Population", fmt(s["population_total"])))
@@ -761,17 +763,31 @@ _CSS = """
 """
 
 
+def _tiles_problem(tiles: object) -> str | None:
+    """Why ``tiles`` is not 'none', 'osm' or an http(s) URL template (None when it is)."""
+    if tiles in ("none", "osm"):
+        return None
+    if (
+        isinstance(tiles, str)
+        and _URL_TEMPLATE.match(tiles)
+        and all(p in tiles for p in ("{z}", "{x}", "{y}"))
+    ):
+        return None
+    return (
+        "tiles must be 'none', 'osm' or an http(s) URL template with {z}, {x} and {y} "
+        f"(e.g. https://tile.example.org/{{z}}/{{x}}/{{y}}.png), got {tiles!r}"
+    )
+
+
 def _tile_layer(folium: Any, m: Any, tiles: str) -> None:
+    problem = _tiles_problem(tiles)
+    if problem:
+        raise ValueError(problem)
     if tiles == "none":
         return
     if tiles == "osm":
         folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False).add_to(m)
         return
-    if not _URL_TEMPLATE.match(tiles) or not all(p in tiles for p in ("{z}", "{x}", "{y}")):
-        raise ValueError(
-            f"tiles must be 'none', 'osm' or an http(s) URL template with {{z}}, {{x}} and "
-            f"{{y}} (e.g. https://tile.example.org/{{z}}/{{x}}/{{y}}.png), got {tiles!r}"
-        )
     host = re.sub(r"^https?://([^/]+).*$", r"\1", tiles)
     folium.TileLayer(tiles=tiles, attr=esc(f"tiles: {host}"), name="basemap", control=False).add_to(
         m
@@ -1046,3 +1062,73 @@ def write_plan_map(
     check_writable(target, overwrite)
     m = map_from_outputs(out_dir, layers, **options)
     return save_map(m, target, overwrite=overwrite)
+
+
+#: Options of the map stage (``stages: {map: {...}}``) with their defaults.
+MAP_PARAMETERS: dict[str, Any] = {
+    "tiles": "none",
+    "simplify_m": 20.0,
+    "signal": True,
+    "signal_range_dbm": [-120.0, -50.0],
+    "signal_step_db": 1.0,
+}
+
+
+def map_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
+    """Checked map-stage parameters (defaults filled in), all problems reported at once.
+
+    The result is the keyword arguments of :func:`write_plan_map` / :func:`map_from_outputs`
+    (``signal_range_dbm`` as a tuple). folium is not imported.
+
+    Raises
+    ------
+    PlanError
+        Listing every unknown or invalid parameter.
+    """
+    from telcoplan.errors import PlanError
+    from telcoplan.maps._raster import MAX_LEVELS
+
+    raw = dict(raw or {})
+    errs = [
+        f"stages.map: unknown parameter {k!r}; known: {', '.join(MAP_PARAMETERS)}"
+        for k in raw
+        if k not in MAP_PARAMETERS
+    ]
+    params = {**MAP_PARAMETERS, **{k: v for k, v in raw.items() if k in MAP_PARAMETERS}}
+
+    def number(v: object) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and bool(np.isfinite(v))
+
+    problem = _tiles_problem(params["tiles"])
+    if problem:
+        errs.append(f"stages.map.{problem}")
+    if not (number(params["simplify_m"]) and 0 <= params["simplify_m"] <= 10_000):
+        errs.append(
+            f"stages.map.simplify_m must be metres in 0…10000, got {params['simplify_m']!r}"
+        )
+    if not isinstance(params["signal"], bool):
+        errs.append("stages.map.signal must be true or false (draw the signal rasters)")
+    rng, step = params["signal_range_dbm"], params["signal_step_db"]
+    if not (
+        isinstance(rng, list | tuple)
+        and len(rng) == 2
+        and all(number(v) and -200 <= v <= 50 for v in rng)
+        and rng[0] < rng[1]
+    ):
+        errs.append(
+            f"stages.map.signal_range_dbm must be [low, high] dBm with low < high, got {rng!r}"
+        )
+    elif not (number(step) and step > 0 and (rng[1] - rng[0]) / step < MAX_LEVELS):
+        errs.append(
+            f"stages.map.signal_step_db must be > 0 dB with fewer than {MAX_LEVELS} steps in "
+            f"signal_range_dbm, got {step!r}"
+        )
+    if errs:
+        raise PlanError(
+            f"{source}: {len(errs)} problem(s) in the map parameters:\n"
+            + "\n".join(f"  - {e}" for e in errs)
+        )
+    params["signal_range_dbm"] = (float(rng[0]), float(rng[1]))
+    params["simplify_m"] = float(params["simplify_m"])
+    params["signal_step_db"] = float(step)
+    return params

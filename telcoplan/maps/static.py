@@ -1,8 +1,8 @@
 """The static plan figure: one PNG of areas, coverage and gaps, towers and backbone links.
 
-Drawn with matplotlib's Agg canvas directly (no ``pyplot``, no global backend switch), with
-DejaVu Sans, which has every Vietnamese letter (``Ngũ Hành Sơn``). matplotlib is imported only
-when a figure is made.
+Drawn with matplotlib's Agg canvas and artists directly (no ``pyplot`` and so no global
+backend state; not ``GeoDataFrame.plot``, which imports pyplot), with DejaVu Sans, which has
+every Vietnamese letter (``Ngũ Hành Sơn``). matplotlib is imported only when a figure is made.
 """
 
 from __future__ import annotations
@@ -61,6 +61,51 @@ def _dash(pattern: str | None) -> Any:
     if not pattern:
         return "solid"
     return (0, tuple(float(v) / 2 for v in pattern.split()))
+
+
+def _parts(geom: Any, kind: str) -> list[Any]:
+    """The ``Polygon`` or ``LineString`` parts of a geometry (others are skipped)."""
+    if geom is None or geom.is_empty:
+        return []
+    if geom.geom_type == kind:
+        return [geom]
+    return [p for g in getattr(geom, "geoms", []) for p in _parts(g, kind)]
+
+
+def _draw_polygons(ax: Any, geoms: gpd.GeoSeries, *, facecolors: Any, **kwargs: Any) -> None:
+    """Polygons (with holes) as one PatchCollection; ``facecolors`` one per geometry or one."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path as MplPath
+
+    per_geom = facecolors if isinstance(facecolors, list) else [facecolors] * len(geoms)
+    patches, colours = [], []
+    for geom, colour in zip(geoms, per_geom, strict=True):
+        for poly in _parts(geom, "Polygon"):
+            verts, codes = [], []
+            for ring in (poly.exterior, *poly.interiors):
+                xy = np.asarray(ring.coords)[:, :2]
+                verts.append(xy)
+                codes.append(
+                    [MplPath.MOVETO] + [MplPath.LINETO] * (len(xy) - 2) + [MplPath.CLOSEPOLY]
+                )
+            patches.append(PathPatch(MplPath(np.concatenate(verts), np.concatenate(codes))))
+            colours.append(colour)
+    if patches:
+        ax.add_collection(PatchCollection(patches, facecolors=colours, **kwargs))
+
+
+def _draw_lines(ax: Any, geoms: gpd.GeoSeries, colours: list[str], **kwargs: Any) -> None:
+    """Lines (and multi-lines) as one LineCollection, one colour per geometry."""
+    from matplotlib.collections import LineCollection
+
+    segments, per_part = [], []
+    for geom, colour in zip(geoms, colours, strict=True):
+        for line in _parts(geom, "LineString"):
+            segments.append(np.asarray(line.coords)[:, :2])
+            per_part.append(colour)
+    if segments:
+        ax.add_collection(LineCollection(segments, colors=per_part, **kwargs))
 
 
 def _projected(gdf: gpd.GeoDataFrame, crs: Any, what: str) -> gpd.GeoDataFrame:
@@ -177,9 +222,10 @@ def plan_figure(
         ax.set_aspect("equal")
 
         pct = pct_any(area_p)
-        area_p.plot(
-            ax=ax,
-            color=[class_colour(p) for p in pct],
+        _draw_polygons(
+            ax,
+            area_p.geometry,
+            facecolors=[class_colour(p) for p in pct],
             edgecolor="#444444",
             linewidth=0.8,
             alpha=0.75,
@@ -197,13 +243,26 @@ def plan_figure(
                 coverage[coverage["operator"].astype(str) == "any"], crs, "coverage"
             )
             if len(any_cov):
-                any_cov.boundary.plot(ax=ax, color=ANY_COLOUR, linewidth=0.6, zorder=2)
+                _draw_polygons(
+                    ax,
+                    any_cov.geometry,
+                    facecolors="none",
+                    edgecolor=ANY_COLOUR,
+                    linewidth=0.6,
+                    zorder=2,
+                )
                 handles.append(
                     Line2D([], [], color=ANY_COLOUR, lw=1, label="coverage edge (any operator)")
                 )
         if gaps is not None and len(gaps):
-            _projected(gaps, crs, "gaps").plot(
-                ax=ax, color=GAP_COLOUR, edgecolor="#7f0000", linewidth=0.5, alpha=0.8, zorder=3
+            _draw_polygons(
+                ax,
+                _projected(gaps, crs, "gaps").geometry,
+                facecolors=GAP_COLOUR,
+                edgecolor="#7f0000",
+                linewidth=0.5,
+                alpha=0.8,
+                zorder=3,
             )
             handles.append(Patch(facecolor=GAP_COLOUR, edgecolor="#7f0000", label="coverage gap"))
 
@@ -213,15 +272,21 @@ def plan_figure(
                 links = links[links["plan"].astype(str) == "joint"]
             status = link_status(links)
             users = link_users(links)
-            for st in sorted(set(status)):
+            known = list(LINK_STATUS)
+            for st in sorted(set(status), key=lambda s: (known.index(s) if s in known else 99, s)):
                 pick = [i for i, s in enumerate(status) if s == st]
                 weight, dash, label = LINK_STATUS.get(st, (*OTHER_STATUS, st))
                 cols = [
                     JOINT_COLOUR if len(users[i]) != 1 else colours.get(users[i][0], JOINT_COLOUR)
                     for i in pick
                 ]
-                links.iloc[pick].plot(
-                    ax=ax, color=cols, linewidth=weight * 0.5, linestyle=_dash(dash), zorder=4
+                _draw_lines(
+                    ax,
+                    links.geometry.iloc[pick],
+                    cols,
+                    linewidth=weight * 0.5,
+                    linestyle=_dash(dash),
+                    zorder=4,
                 )
                 handles.append(
                     Line2D(

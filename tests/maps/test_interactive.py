@@ -401,3 +401,31 @@ def test_areas_in_geographic_crs(layers: dict) -> None:
     towers = layers["towers"].to_crs("EPSG:4326")
     page = render_map(build_map(areas=areas, towers=towers))
     assert page.count("(shared)") == 3  # co-location found in metres, not degrees
+
+
+def test_map_parameters() -> None:
+    from telcoplan.errors import PlanError
+    from telcoplan.maps.interactive import MAP_PARAMETERS, map_parameters
+
+    got = map_parameters(None)
+    assert got == {**MAP_PARAMETERS, "signal_range_dbm": (-120.0, -50.0)}
+    assert map_parameters({"tiles": "https://t.example/{z}/{x}/{y}.png"})["tiles"].startswith(
+        "https"
+    )
+    with pytest.raises(PlanError) as info:
+        map_parameters(
+            {
+                "tile": "osm",
+                "tiles": "ftp://x/{z}/{x}/{y}",
+                "simplify_m": -1,
+                "signal": "yes",
+                "signal_range_dbm": [-50, -120],
+            },
+            "plan.yml",
+        )
+    message = str(info.value)
+    assert message.startswith("plan.yml: 5 problem(s) in the map parameters")
+    for word in ("'tile'", "tiles must be", "simplify_m", "signal must be", "signal_range_dbm"):
+        assert word in message
+    with pytest.raises(PlanError, match="signal_step_db"):
+        map_parameters({"signal_step_db": 0.1, "signal_range_dbm": [-140, 0]})

@@ -111,3 +111,20 @@ def test_figure_from_outputs(layers: dict, tmp_path: Path) -> None:
     _write_outputs(layers, out)
     png = figure_from_outputs(out, width_px=500, height_px=400)
     assert _png(png).size == (500, 400)
+
+
+def test_figure_does_not_use_pyplot() -> None:
+    """No pyplot: no global backend or figure state in a long-running process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, geopandas as gpd; from shapely.geometry import box; "
+        "from telcoplan.maps import plan_figure; "
+        "a = gpd.GeoDataFrame({'name': ['Sơn Trà']}, "
+        "geometry=[box(0, 0, 1000, 1000).difference(box(200, 200, 400, 400))], crs='EPSG:32649'); "
+        "png = plan_figure(areas=a, width_px=200, height_px=200); "
+        "print(png[:4] == b'\\x89PNG', 'matplotlib.pyplot' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True", "False"]
