@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FONT = "DejaVu Sans"
+#: Areas are labelled by default when there are at most this many (more would overlap).
+MAX_AUTO_LABELS = 20
 
 
 def _import_matplotlib() -> Any:
@@ -141,7 +143,7 @@ def plan_figure(
     width_px: int = 1600,
     height_px: int = 1100,
     dpi: int = 100,
-    labels: bool = True,
+    labels: bool | None = None,
 ) -> bytes:
     """The plan as a PNG image (bytes).
 
@@ -166,8 +168,9 @@ def plan_figure(
         Figure title.
     width_px, height_px, dpi : int
         Image size in pixels (exact) and resolution (text size scales with ``dpi``).
-    labels : bool
-        Write area names on the map.
+    labels : bool, optional
+        Write area names (``name``) on the map; default: when there are at most
+        :data:`MAX_AUTO_LABELS` areas.
 
     Returns
     -------
@@ -231,10 +234,11 @@ def plan_figure(
             alpha=0.75,
             zorder=1,
         )
-        handles.append(Patch(color="none", label="Population covered (any operator)"))
-        handles += [
-            Patch(facecolor=c, edgecolor="#444444", label=t) for c, t in coverage_class_labels()
-        ]
+        if pct.notna().any():
+            handles.append(Patch(color="none", label="Population covered (any operator)"))
+            handles += [
+                Patch(facecolor=c, edgecolor="#444444", label=t) for c, t in coverage_class_labels()
+            ]
         if not pct.notna().all():
             handles.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor="#444444", label="no figure"))
 
@@ -381,6 +385,8 @@ def plan_figure(
         pad = 0.02 * max(xmax - xmin, ymax - ymin, 1.0)
         ax.set_xlim(xmin - pad, xmax + pad)
         ax.set_ylim(ymin - pad, ymax + pad)
+        if labels is None:
+            labels = len(area_p) <= MAX_AUTO_LABELS
         if labels and "name" in area_p.columns:
             from matplotlib import patheffects
 

@@ -128,3 +128,22 @@ def test_figure_does_not_use_pyplot() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["True", "False"]
+
+
+def test_many_areas_are_not_labelled_by_default() -> None:
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from telcoplan.maps.static import MAX_AUTO_LABELS
+
+    from .conftest import UTM49
+
+    n = MAX_AUTO_LABELS + 1
+    areas = gpd.GeoDataFrame(
+        {"name": [f"Phường {i}" for i in range(n)]},
+        geometry=[box(100 * i, 0, 100 * (i + 1), 100) for i in range(n)],
+        crs=UTM49,
+    )
+    size = {"width_px": 300, "height_px": 200}
+    assert plan_figure(areas=areas, **size) == plan_figure(areas=areas, labels=False, **size)
+    assert plan_figure(areas=areas, **size) != plan_figure(areas=areas, labels=True, **size)
