@@ -105,7 +105,9 @@ def _shortest_path_tree(G, terminals, roots, weight):
 
 
 def networkx_rings(G, network_edges, protected_nodes, roots, *, weight="cost_joint", limit=None):
-    """The same heuristic in plain networkx: per site, ``nx.bridges`` then ``nx.dijkstra_path``."""
+    """The same heuristic in plain networkx: per site, ``nx.bridges`` on the network, then
+    ``nx.dijkstra_path`` to the fiber with network edges free, the bridges on the site's path
+    crossable only back towards the site."""
     Gp = G.copy()
     H = nx.Graph()
     H.add_edges_from(network_edges)
@@ -116,55 +118,40 @@ def networkx_rings(G, network_edges, protected_nodes, roots, *, weight="cost_joi
     targets = {}
     for sid, node in protected_nodes.items():
         if node in H:
-            t = node
-            if (
-                G.degree(node) == 1
-                and G.edges[node, next(iter(G.adj[node]))]["road_class"] == "access"
-            ):
-                t = next(iter(G.adj[node]))
-            targets[sid] = t
+            (road,) = G.adj[node] if G.degree(node) == 1 else (None,)
+            access = road is not None and G.edges[node, road]["road_class"] == "access"
+            targets[sid] = road if access else node
     dist = nx.single_source_dijkstra_path_length(
-        H, ROOT, weight=lambda a, b, _d: 1e-7 if ROOT in (a, b) else G.edges[a, b][weight]
+        H, ROOT, weight=lambda a, b, _d: 1e-9 if ROOT in (a, b) else G.edges[a, b][weight]
     )
     order = sorted(targets, key=lambda s: (-dist[targets[s]], str(s)))[:limit]
     added, protected, unprotected = [], [], []
     for sid in order:
         t = targets[sid]
-        while True:
-            bridges = {
-                frozenset(e) for e in nx.bridges(H) if ROOT not in e
-            }  # the fiber's joins are not cut
-            hops = nx.shortest_path(H, t, ROOT)
-            removed = [frozenset(e) for e in itertools.pairwise(hops) if frozenset(e) in bridges]
-            if not removed:
-                protected.append(sid)
-                break
-            path = _nx_route(Gp, H, t, set(removed), weight) or _nx_route(
-                Gp, H, t, {removed[0]}, weight
-            )
-            if path is None:
-                unprotected.append(sid)
-                break
-            for a, b in itertools.pairwise(path):
-                if not H.has_edge(a, b) and ROOT not in (a, b):
-                    H.add_edge(a, b)
-                    added.append((a, b))
+        bridges = {frozenset(e) for e in nx.bridges(H) if ROOT not in e}  # fiber joins: no cut
+        hops = nx.shortest_path(H, t, ROOT)
+        forward = {(a, b) for a, b in itertools.pairwise(hops) if frozenset((a, b)) in bridges}
+        if not forward:
+            protected.append(sid)
+            continue
+
+        def w(a, b, d, forward=forward):
+            if (a, b) in forward:
+                return None
+            return 0.0 if H.has_edge(a, b) else d[weight]
+
+        try:
+            path = nx.dijkstra_path(Gp, t, ROOT, weight=w)
+        except nx.NetworkXNoPath:
+            unprotected.append(sid)
+            continue
+        for a, b in itertools.pairwise(path):
+            if not H.has_edge(a, b):
+                H.add_edge(a, b)
+                added.append((a, b))
+        protected.append(sid)
     cost = sum(G.edges[e][weight] for e in added)
     return added, cost, protected, unprotected
-
-
-def _nx_route(Gp, H, t, removed, weight):
-    def w(a, b, d):
-        if frozenset((a, b)) in removed:
-            return None
-        if H.has_edge(a, b):
-            return 0.0
-        return d[weight]
-
-    try:
-        return nx.dijkstra_path(Gp, t, ROOT, weight=w)
-    except nx.NetworkXNoPath:
-        return None
 
 
 def main() -> None:
@@ -176,16 +163,29 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     G, tree, sites, roots = make_case(args.side, args.sites, args.roots)
+    tree_cost = sum(G.edges[e]["cost_joint"] for e in tree)
     print(
         f"graph: {G.number_of_nodes()} nodes, {G.number_of_edges()} edges; tree: {len(tree)} "
-        f"edges, {len(sites)} sites, {len(roots)} fiber nodes (built in {time.perf_counter() - t0:.1f} s)"
+        f"edges, cost {tree_cost:,.0f}; {len(sites)} sites, {len(roots)} fiber nodes "
+        f"(built in {time.perf_counter() - t0:.1f} s)"
     )
-    t = time.perf_counter()
-    res = protect_sites(G, tree, sites, roots)
-    ours = time.perf_counter() - t
+    timed = {}
+    for prune in (True, False):
+        for _ in range(3):
+            t = time.perf_counter()
+            res = protect_sites(G, tree, sites, roots, prune=prune)
+            timed.setdefault(prune, []).append((time.perf_counter() - t, res))
+    first = timed[True][0][0]
+    ours, res = min(timed[True], key=lambda r: r[0])
+    raw_time, raw = min(timed[False], key=lambda r: r[0])
     print(
-        f"telcoplan: {ours:7.2f} s  {len(res.edges)} links added, {res.length_m / 1000:.1f} km, "
-        f"cost {res.cost:,.0f}; protected {len(res.protected)}, unprotected {len(res.unprotected)}"
+        f"telcoplan: {ours:7.2f} s (first call {first:.2f} s, with numba start-up)  "
+        f"{len(res.edges)} links added, {res.length_m / 1000:.1f} km, cost {res.cost:,.0f} "
+        f"({100 * res.cost / tree_cost:.0f}% of the tree); protected {len(res.protected)}, "
+        f"unprotected {len(res.unprotected)}"
+    )
+    print(
+        f"telcoplan without pruning: {raw_time:7.2f} s  {len(raw.edges)} links, cost {raw.cost:,.0f}"
     )
     if args.peer_sites == 0:
         return
@@ -195,15 +195,21 @@ def main() -> None:
     n = len(prot) + len(unprot)
     print(
         f"networkx:  {peer:7.2f} s  {len(added)} links added, cost {cost:,.0f}; "
-        f"protected {len(prot)}, unprotected {len(unprot)} (of the first {n} sites)"
+        f"protected {len(prot)}, unprotected {len(unprot)} (of the first {n} sites in the order)"
     )
-    if args.peer_sites is None:
-        print(f"ratio networkx / telcoplan: {peer / ours:.0f}x")
-    else:
-        sub = protect_sites(G, tree, {s: sites[s] for s in prot + unprot}, roots)
+    if n == len(sites):
         print(
-            f"telcoplan on those {n} sites: cost {sub.cost:,.0f}, "
-            f"protected {len(sub.protected)}; networkx on {n} sites took {peer:.1f} s"
+            f"same heuristic: cost telcoplan (unpruned) {raw.cost:,.0f} vs networkx {cost:,.0f}; "
+            f"time networkx / telcoplan: {peer / raw_time:.0f}x unpruned, {peer / ours:.0f}x pruned"
+        )
+    else:
+        sub = {s: sites[s] for s in prot + unprot}
+        t = time.perf_counter()
+        part = protect_sites(G, tree, sub, roots, prune=False)
+        mine = time.perf_counter() - t
+        print(
+            f"telcoplan (unpruned) on those {n} sites: {mine:.2f} s, cost {part.cost:,.0f}, "
+            f"protected {len(part.protected)}; networkx / telcoplan time: {peer / mine:.0f}x"
         )
 
 

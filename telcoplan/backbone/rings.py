@@ -352,7 +352,7 @@ def _bridge_tree(
     is_bridge = _kernels().bridges(csr.indptr, csr.indices, csr.eid_at, np.ones(len(eu), bool))
     keep = ~is_bridge
     g = sp.csr_array(
-        (np.ones(int(keep.sum()), dtype=np.int8), (eu[keep], ev[keep])), shape=(nv, nv)
+        (np.ones(int(keep.sum()), dtype=np.float32), (eu[keep], ev[keep])), shape=(nv, nv)
     )
     _, label = connected_components(g, directed=False)
     adj: dict[int, list[tuple[int, int]]] = {}
@@ -489,15 +489,19 @@ def protect_sites(
 
     Notes
     -----
-    Let H be the network plus a virtual root joined to every fiber node. Sites are taken
-    farthest (along the network) from the fiber first. For a site ``s`` not yet
-    2-edge-connected to the root in H, let B be the bridges of H on its path to the root; the
-    cheapest route in G from ``s`` to the root that avoids B, where edges of H are free, is
-    added to H. Any single cut then either lies in B (the new route avoids it) or is not a
-    bridge separating ``s`` from the root, so ``s`` stays connected. In the rare case no route
-    avoids all of B at once, the bridge nearest ``s`` is bypassed first and the step repeats.
-    A site is unprotectable exactly when a bridge of G itself separates it from the fiber; the
-    reason names that link.
+    Let H be the network plus a virtual root joined to every fiber node (the fiber counts as
+    one node). Sites are taken farthest (along the network) from the fiber first. For a site
+    ``s`` not yet 2-edge-connected to the root in H, let B be the bridges of H on its path to
+    the root. The cheapest route from ``s`` to the root is added to H, where edges of H are
+    free and each bridge of B may be crossed only back towards ``s``, never towards the root.
+    The route must then cross every bridge b of B towards the root on new links: such a
+    crossing and the network on either side of b form a cycle through b, so no single cut
+    separates ``s`` from the root afterwards (bridges not in B never separated it). Crossing
+    back lets one route combine several cheap detours (one around the first bridges, one
+    from the middle of the path around the last ones) where a route avoiding B altogether
+    would need a second path all the way to the fiber. Such a route exists unless a bridge
+    of G itself separates ``s`` from the fiber: then the site is unprotectable and the reason
+    names that link.
 
     Each route is one Dijkstra search that stops at the first vertex from which the network
     reaches the fiber without crossing B (so it explores only around the site, not the whole
@@ -506,10 +510,14 @@ def protect_sites(
     earlier ring cost nothing. With ``prune``, added links that end in a dead end are dropped,
     then every chain of added links (between junctions or protected sites, costliest first)
     whose removal keeps all protected sites 2-edge-connected to the fiber: a later ring may
-    have made part of an earlier one redundant. This is a heuristic for the NP-hard minimum-cost
-    2-edge-connected augmentation (cf. Khuller & Thurimella, "Approximation algorithms for
-    graph augmentation", J. Algorithms 14, 1993). The result is deterministic.
+    have made part of an earlier one redundant. This is a heuristic for the NP-hard
+    minimum-cost 2-edge-connected augmentation (cf. Khuller & Thurimella, "Approximation
+    algorithms for graph augmentation", J. Algorithms 14, 1993). The result is deterministic.
     """
+    if G.is_multigraph() or G.is_directed():
+        raise PlanError(
+            f"protect_sites needs an undirected simple graph (networkx.Graph), got {type(G).__name__}"
+        )
     nodes = list(G.nodes)
     index = {nd: i for i, nd in enumerate(nodes)}
     n = len(nodes)
@@ -517,38 +525,11 @@ def protect_sites(
     nv = n + 1
     root_idx = _checked_nodes(roots, index, "roots")
     net_pairs = _checked_network(G, network_edges, index)
+    if not root_idx:
+        reason = "there is no existing fiber to protect a route to"
+        return RingResult((), 0.0, 0.0, (), dict.fromkeys(protected_nodes, reason), {}, weight)
 
-    # edge list: usable road edges and network edges, then one virtual edge per fiber node
-    eu_l, ev_l, cost_l, is_net_l = [], [], [], []
-    bad = []
-    for u, v, w in G.edges(data=weight):
-        i, j = index[u], index[v]
-        if i == j:
-            continue
-        w = np.nan if w is None else float(w)
-        if w < 0:
-            bad.append((u, v, w))
-            continue
-        usable = bool(np.isfinite(w))
-        in_net = ((i, j) if i < j else (j, i)) in net_pairs
-        if usable or in_net:
-            eu_l.append(i)
-            ev_l.append(j)
-            cost_l.append(w if usable else np.inf)
-            is_net_l.append(in_net)
-    if bad:
-        u, v, w = bad[0]
-        raise PlanError(
-            f"{len(bad)} edges have a negative {weight!r}, e.g. {u!r}–{v!r}: {w:g}; "
-            "building costs must be ≥ 0"
-        )
-    m = len(eu_l)
-    eu = np.asarray(eu_l + root_idx, dtype=np.int64)
-    ev = np.asarray(ev_l + [R] * len(root_idx), dtype=np.int64)
-    cost = np.asarray(cost_l + [0.0] * len(root_idx), dtype=float)
-    is_net = np.asarray(is_net_l + [False] * len(root_idx), dtype=bool)
-    virtual = np.zeros(len(eu), dtype=bool)
-    virtual[m:] = True
+    eu, ev, cost, is_net, virtual = _edge_arrays(G, index, weight, net_pairs, root_idx, R)
 
     # contract the fiber network: every fiber node is the root for connectivity
     rep = np.arange(nv, dtype=np.int64)
@@ -557,7 +538,9 @@ def protect_sites(
 
     # H: the part of the network that reaches the fiber
     net_e = np.flatnonzero(is_net & (cu != cv))
-    g = sp.csr_array((np.ones(len(net_e), dtype=np.int8), (cu[net_e], cv[net_e])), shape=(nv, nv))
+    g = sp.csr_array(
+        (np.ones(len(net_e), dtype=np.float32), (cu[net_e], cv[net_e])), shape=(nv, nv)
+    )
     _, hlabel = connected_components(g, directed=False)
     in_h_vertex = hlabel == hlabel[R]
     in_h_edge = virtual | (is_net & in_h_vertex[cu] & in_h_vertex[cv])
@@ -587,17 +570,17 @@ def protect_sites(
     route = _kernels().route
 
     targets, unprotected = _targets(G, protected_nodes, index, in_h_vertex, rep, exempt_access)
-    if not root_idx:
-        unprotected.update(
-            dict.fromkeys(targets, "there is no existing fiber to protect a route to")
-        )
-        targets = {}
     order = _farthest_first(targets, nv, eu, ev, cost, in_h_edge, R)
 
-    def search(src: int, removed: list[int], stop: int) -> tuple[np.ndarray, np.ndarray]:
-        slots = csr.slots[removed].ravel()
+    def search(src: int, removed: list[int], below: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        # a bridge may be crossed back towards the site (free), never forwards
+        lower_is_u = [
+            forest.find(int(rep[eu[e]])) == c for e, c in zip(removed, below, strict=True)
+        ]
+        slots = csr.slots[removed, np.where(lower_is_u, 0, 1)]
         w_slot[slots] = np.inf
         forest.stamp += 1
+        stop = below[-1]
         try:
             return route(
                 csr.indptr,
@@ -629,16 +612,10 @@ def protect_sites(
             unprotected[sid] = _dead_end_reason(G, nodes, eu, ev, g_e[chain])
             continue
         mine: list[int] = []
-        while True:
-            removed, below = forest.bridges_to_root(t)
-            if not removed:
-                break
-            verts, eids = search(src, removed, below[-1])
-            if len(verts) == 0:  # no route avoids all of them at once: bypass the nearest
-                verts, eids = search(src, removed[:1], below[0])
+        removed, below = forest.bridges_to_root(t)
+        if removed:
+            verts, eids = search(src, removed, below)
             searches += 1
-            if len(verts) == 0:  # impossible: no bridge of G separates t from the fiber
-                raise AssertionError(f"no route around bridge {removed[0]} for site {sid!r}")
             for k, e in enumerate(eids.tolist()):
                 if in_h_edge[e]:
                     continue
@@ -653,6 +630,8 @@ def protect_sites(
                     forest.add_edge(ca, cb)
                 else:
                     forest.add_leaf(ca, cb, e)
+            if forest.find(t) != forest.find(R):  # cannot happen: see the Notes
+                raise AssertionError(f"site {sid!r} is still behind bridges after its ring")
         protected.add(sid)
         if mine:
             added.extend(mine)
@@ -787,6 +766,43 @@ def _chains(nv, csr, hu, hv, inside, need, R) -> tuple[list[list[int]], list[tup
         chains.append([*reversed(h0), e, *h1])
         ends.append((a, b))
     return chains, ends
+
+
+def _edge_arrays(G: nx.Graph, index: Mapping, weight: str, net_pairs: set, root_idx: list, R: int):
+    """Edge ends, cost, network flag and virtual flag of the usable road edges and the network
+    edges (cost ``inf`` where unusable), then one virtual edge from each fiber node to ``R``."""
+    eu, ev, cost, is_net, bad = [], [], [], [], []
+    for u, v, w in G.edges(data=weight):
+        i, j = index[u], index[v]
+        if i == j:
+            continue
+        w = np.nan if w is None else float(w)
+        if w < 0:
+            bad.append((u, v, w))
+            continue
+        usable = bool(np.isfinite(w))
+        in_net = ((i, j) if i < j else (j, i)) in net_pairs
+        if usable or in_net:
+            eu.append(i)
+            ev.append(j)
+            cost.append(w if usable else np.inf)
+            is_net.append(in_net)
+    if bad:
+        u, v, w = bad[0]
+        raise PlanError(
+            f"{len(bad)} edges have a negative {weight!r}, e.g. {u!r}–{v!r}: {w:g}; "
+            "building costs must be ≥ 0"
+        )
+    m, k = len(eu), len(root_idx)
+    virtual = np.zeros(m + k, dtype=bool)
+    virtual[m:] = True
+    return (
+        np.asarray(eu + root_idx, dtype=np.int64),
+        np.asarray(ev + [R] * k, dtype=np.int64),
+        np.asarray(cost + [0.0] * k, dtype=float),
+        np.asarray(is_net + [False] * k, dtype=bool),
+        virtual,
+    )
 
 
 def _checked_nodes(nodes: Iterable[Hashable], index: Mapping, what: str) -> list[int]:
