@@ -1,0 +1,869 @@
+"""Steiner trees in graphs: Mehlhorn's construction on a CSR graph, then local search.
+
+:func:`steiner_tree` connects a set of terminal nodes of a weighted undirected graph at low total
+edge weight. It copies the graph once into scipy's CSR form (nodes become the integers
+``0 … n−1`` in ``G``'s node order; labels are never compared or sorted, so any hashable labels,
+tuples of mixed types included, work) and then only runs array code and scipy's C routines:
+multi-source Dijkstra, minimum spanning trees, plus small Python loops over the tree itself.
+
+Deterministic: ties are broken by node position in ``G``'s iteration order, never by labels,
+hashes or memory addresses. The same graph built in the same order gives the same tree; a
+relabelled or reordered graph gives a tree of the same cost unless equal-cost alternatives exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+from collections.abc import Iterable
+from dataclasses import dataclass
+from itertools import chain, compress
+
+import networkx as nx
+import numpy as np
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
+
+from telcoplan.errors import PlanError
+
+__all__ = ["steiner_tree"]
+
+log = logging.getLogger(__name__)
+
+_NO_PRED = -9999  # scipy.sparse.csgraph's "no predecessor"
+_MAX_LISTED = 5  # problems named in an error message
+
+
+@nx.utils.not_implemented_for("directed")
+@nx.utils.not_implemented_for("multigraph")
+def steiner_tree(
+    G: nx.Graph,
+    terminals: Iterable,
+    *,
+    weight: str = "weight",
+    max_passes: int = 25,
+) -> nx.Graph:
+    """A low-cost tree of ``G`` that connects every terminal.
+
+    Parameters
+    ----------
+    G
+        Undirected graph (not a multigraph). Every edge needs a numeric attribute ``weight`` ≥ 0
+        (a cost, e.g. USD or m); an edge of infinite weight is treated as absent.
+    terminals
+        Nodes of ``G`` to connect; duplicates are ignored, order does not matter.
+    weight
+        Name of the edge attribute holding the cost.
+    max_passes
+        Cap on the local-search passes (each pass tries every move once and stops early when
+        nothing improves); 0 returns Mehlhorn's tree as it is.
+
+    Returns
+    -------
+    networkx.Graph
+        A tree containing every terminal (with no other leaves), whose nodes and edges carry
+        copies of ``G``'s attributes; ``T.graph`` copies ``G.graph`` and adds ``"cost"``, the
+        sum of the tree's edge weights. No terminal: an empty graph; one: that node alone.
+
+    Raises
+    ------
+    PlanError
+        (a ``ValueError``) A terminal is not in ``G``; terminals lie in different connected
+        components of ``G`` (one unreachable terminal is named); an edge lacks the ``weight``
+        attribute or has a negative, NaN or non-numeric one (the edges are named).
+    networkx.NetworkXNotImplemented
+        ``G`` is directed or a multigraph.
+
+    Notes
+    -----
+    *Construction* (Mehlhorn 1988, a 2(1 − 1/ℓ)-approximation for ℓ leaves of an optimal
+    tree, like Kou–Markowsky–Berman's): one multi-source Dijkstra from all terminals gives each
+    node its nearest terminal (Voronoi regions); every edge (u, v) joining two regions is a path
+    between their terminals of length d(u) + w(u, v) + d(v); the minimum spanning tree of the
+    terminals over those paths is expanded into its paths, replaced by a minimum spanning tree
+    of the subgraph of ``G`` induced by its nodes, and non-terminal leaves are removed.
+
+    *Local search* (after Uchoa & Werneck 2010, "Fast local search for Steiner trees in
+    graphs", ALENEX), repeated while a pass improves the cost:
+
+    - **key-path exchange**: a key path is a path of the tree whose inner nodes are
+      non-terminals of degree 2 and whose ends are terminals or nodes of degree ≥ 3. Removing
+      it splits the tree in two; it is replaced by the cheapest path joining the two parts when
+      that is cheaper. Candidate paths come from one multi-source Dijkstra from *all* tree nodes
+      (each node's nearest tree node): a path tree node → … → u — v → … → tree node for every
+      edge (u, v) between two regions. For every key path the cheapest candidate whose tree
+      path covers it is found with one union–find sweep over the candidates sorted by length;
+      many independent exchanges are applied per pass.
+    - **key-vertex elimination** (Steiner-node removal): a non-terminal of degree ≥ 3 is
+      removed with its key paths and the parts are reconnected by a minimum spanning tree over
+      the same candidate paths, when that is cheaper.
+    - **Steiner-node insertion**: every non-tree node adjacent to two or more tree nodes is
+      offered at once: the minimum spanning tree of the subgraph induced by the tree's nodes and
+      those candidates, with non-terminal leaves pruned, replaces the tree when cheaper.
+
+    Candidate paths avoid the regions of the nodes a move removes (Uchoa & Werneck repair
+    those regions; this implementation does not), so a move may miss a reconnection through
+    them. After every move the tree is replaced by a minimum spanning tree of the subgraph
+    induced by its nodes, and non-terminal leaves are pruned; a move is kept only when the
+    total weight decreases (by more than 1e-9 relative).
+
+    Each pass costs two Dijkstra runs over ``G`` plus work proportional to the tree; a pass
+    that improves nothing ends the search.
+    """
+    terminals = list(dict.fromkeys(terminals))
+    missing = [t for t in terminals if t not in G]
+    if missing:
+        raise PlanError(
+            f"steiner_tree: {len(missing)} terminal(s) not in the graph: "
+            f"{_listing(missing)}; every terminal must be a node of G"
+        )
+    if len(terminals) <= 1:
+        T = nx.Graph()
+        T.graph.update(G.graph)
+        T.add_nodes_from((t, G.nodes[t]) for t in terminals)
+        T.graph["cost"] = 0.0
+        return T
+
+    net = _Net.from_graph(G, weight)
+    wanted = set(terminals)
+    is_term = np.fromiter(map(wanted.__contains__, net.nodes), bool, count=net.n)
+    tidx = np.flatnonzero(is_term)
+    index = {net.nodes[i]: i for i in tidx.tolist()}
+
+    tree = _mehlhorn(net, tidx, terminals, index)
+    tree = _normalize(net, is_term, tree)
+    cost0 = float(net.ew[tree].sum())
+    passes = 0
+    if max_passes > 0:
+        tree, passes = _local_search(net, is_term, tree, max_passes)
+    cost = float(net.ew[tree].sum())
+    log.debug(
+        "steiner_tree: %d nodes, %d terminals: Mehlhorn %.6g, after %d local-search pass(es) %.6g",
+        net.n,
+        len(tidx),
+        cost0,
+        passes,
+        cost,
+    )
+    return _to_nx(G, net, tree, cost)
+
+
+# --------------------------------------------------------------------------------------------
+# the graph as arrays
+
+
+@dataclass(frozen=True)
+class _Net:
+    """``G`` as arrays: nodes ``0 … n−1`` in ``G``'s order, the usable edges (finite weight)
+    sorted by (u, v) with u < v, and the symmetric CSR matrix scipy's routines take."""
+
+    nodes: list
+    eu: np.ndarray  # int64, u < v
+    ev: np.ndarray
+    ew: np.ndarray  # float64 weights
+    ekey: np.ndarray  # u * n + v, increasing: the edge id of (u, v) is searchsorted(ekey, ...)
+    A: csr_matrix  # n x n, both directions
+    dicts: list  # G's attribute dict of every adjacency entry
+    entry: np.ndarray  # the adjacency entry (index into dicts) of each edge
+
+    @property
+    def n(self) -> int:
+        return len(self.nodes)
+
+    def edge_ids(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Edge ids of the node pairs (u[i], v[i]), which must be edges."""
+        u = np.asarray(u, dtype=np.int64)
+        v = np.asarray(v, dtype=np.int64)
+        key = np.minimum(u, v) * self.n + np.maximum(u, v)
+        pos = np.searchsorted(self.ekey, key)
+        if len(pos) and (pos.max() >= len(self.ekey) or np.any(self.ekey[pos] != key)):
+            raise AssertionError("steiner_tree: internal error, a path uses a non-edge")
+        return pos
+
+    @classmethod
+    def from_graph(cls, G: nx.Graph, weight: str) -> _Net:
+        # G._adj (networkx's own algorithms read it) is a dict of dicts: iterating it with C-level
+        # tools is far faster than G.edges(data=...). Each undirected edge's attribute dict is
+        # one object stored under both of its ends, so pairing the adjacency entries by that
+        # object's identity finds both ends without hashing node labels (slow for tuples).
+        adj = G._adj
+        nodes = list(adj)
+        n = len(nodes)
+        rows_adj = list(adj.values())
+        deg = np.fromiter(map(len, rows_adj), np.int64, count=n)
+        nnz = int(deg.sum())
+        row = np.repeat(np.arange(n, dtype=np.int64), deg)
+        try:
+            dicts = list(chain.from_iterable(map(dict.values, rows_adj)))
+        except TypeError:  # a graph view: its rows are mappings, not dicts
+            dicts = [d for nbrs in rows_adj for d in nbrs.values()]
+        ids = np.fromiter(map(id, dicts), np.uint64, count=nnz)
+        partner = _partner_by_identity(ids, row, nodes, rows_adj, deg)
+        if partner is None:  # attribute dicts are not shared as expected: hash the labels
+            idx = dict(zip(nodes, range(n), strict=True))
+            col = np.fromiter((idx[v] for nbrs in rows_adj for v in nbrs), np.int64, count=nnz)
+            partner = _mates(np.minimum(row, col) * n + np.maximum(row, col))
+        else:
+            col = row[partner]
+        # each edge once (u < v): its entry in u's row
+        once = row < col
+        w = _edge_weights(G, weight, dicts, once)
+        u, v = row[once], col[once]
+        entry = np.flatnonzero(once)
+        usable = np.isfinite(w)
+        if not usable.all():
+            u, v, w, entry = u[usable], v[usable], w[usable], entry[usable]
+        key = u * n + v
+        if np.any(key[1:] < key[:-1]):
+            order = np.argsort(key, kind="stable")
+            u, v, w, key, entry = u[order], v[order], w[order], key[order], entry[order]
+        # CSR, both directions, in the adjacency entries' order (rows are already grouped)
+        entry_w = np.full(nnz, np.inf)
+        entry_w[entry] = w
+        entry_w[partner[entry]] = w
+        ok = np.isfinite(entry_w)  # drops self-loops and edges of infinite weight
+        if not ok.all():
+            entry_w, col, row = entry_w[ok], col[ok], row[ok]
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row, minlength=n), out=indptr[1:])
+        itype = np.int32 if len(col) < 2**31 - 1 and n < 2**31 - 1 else np.int64
+        A = csr_matrix((entry_w, col.astype(itype), indptr.astype(itype)), shape=(n, n), copy=False)
+        return cls(nodes, u, v, w, key, A, dicts, entry)
+
+
+def _partner_by_identity(ids, row, nodes, rows_adj, deg):
+    """For each adjacency entry, the position of the entry holding the same attribute dict (the
+    edge's other end; itself for a self-loop); None when the dicts are not shared in pairs."""
+    nnz = len(ids)
+    if nnz == 0:
+        return np.zeros(0, dtype=np.int64)
+    shift = 4 if not np.any(ids & np.uint64(15)) else 0  # CPython objects are 16-byte aligned
+    slot = ((ids - ids.min()) >> np.uint64(shift)).astype(np.int64)
+    span = int(slot.max()) + 1
+    if span <= 64 * nnz + 4096:  # scatter into a table: linear time
+        if np.bincount(slot, minlength=span).max() > 2:
+            return None
+        pos = np.arange(nnz, dtype=np.int64)
+        one = np.full(span, -1, dtype=np.int64)
+        one[slot] = pos  # one of the (at most two) entries of each slot
+        other = one.copy()
+        rest = pos[one[slot] != pos]
+        other[slot[rest]] = rest
+        mate = np.where(one[slot] == pos, other[slot], one[slot])
+    else:
+        mate = _mates(slot)
+        if mate is None:
+            return None
+    pos = np.arange(nnz, dtype=np.int64)
+    paired = mate != pos
+    if np.any(row[mate[paired]] == row[paired]):
+        return None
+    for e in np.flatnonzero(~paired).tolist():  # must be self-loops
+        r = int(row[e])
+        if list(rows_adj[r])[e - int(deg[:r].sum())] != nodes[r]:
+            return None
+    return mate
+
+
+def _mates(key: np.ndarray) -> np.ndarray | None:
+    """For each position, the other position with the same key (itself if alone); None if a key
+    occurs more than twice."""
+    nnz = len(key)
+    order = np.argsort(key, kind="stable")
+    s = key[order]
+    starts = np.flatnonzero(np.concatenate([[True], s[1:] != s[:-1]]))
+    lengths = np.diff(np.concatenate([starts, [nnz]]))
+    if lengths.max(initial=0) > 2:
+        return None
+    mate = np.arange(nnz, dtype=np.int64)
+    two = starts[lengths == 2]
+    mate[order[two]] = order[two + 1]
+    mate[order[two + 1]] = order[two]
+    return mate
+
+
+def _edge_weights(G: nx.Graph, weight: str, dicts: list, once: np.ndarray) -> np.ndarray:
+    """The weight of each edge (the adjacency entries marked ``once``); raises PlanError naming
+    the edges whose weight is missing, not a number, NaN or negative."""
+    m = int(once.sum())
+    try:
+        w = np.fromiter(
+            map(operator.itemgetter(weight), compress(dicts, once.tolist())), np.float64, count=m
+        )
+    except (KeyError, TypeError, ValueError):
+        w = None
+    if w is not None and not np.any(np.isnan(w) | (w < 0)):
+        return w
+    problems = []
+    for u, v, d in G.edges(data=True):
+        x = d.get(weight)
+        try:
+            bad = not float(x) >= 0  # NaN and negatives
+        except (TypeError, ValueError):
+            what = "no" if x is None else f"a non-numeric ({x!r})"
+            problems.append(f"({u!r}, {v!r}) has {what} {weight!r}")
+            continue
+        if bad and u != v:
+            problems.append(f"({u!r}, {v!r}) has {weight!r} = {x!r}")
+    raise PlanError(
+        f"steiner_tree: {len(problems)} edge(s) without a usable {weight!r}: "
+        f"{_listing(problems, str)}; every edge needs a number ≥ 0 (inf marks an unusable edge), "
+        f"or pass weight= the name of the attribute that holds the cost"
+    )
+
+
+def _listing(items: list, fmt=repr) -> str:
+    shown = ", ".join(map(fmt, items[:_MAX_LISTED]))
+    more = len(items) - _MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _to_nx(G: nx.Graph, net: _Net, tree: np.ndarray, cost: float) -> nx.Graph:
+    """The tree as a new nx.Graph with copies of G's node and edge attributes."""
+    tree = np.sort(tree)
+    nodes, gnode = net.nodes, G._node
+    T = nx.Graph()
+    T.graph.update(G.graph)
+    # filled directly, like networkx's own constructors: add_edges_from re-hashes every label
+    # several times, which is slow for tuple labels
+    tn, ta = T._node, T._adj
+    for i in np.unique(np.concatenate([net.eu[tree], net.ev[tree]])).tolist():
+        x = nodes[i]
+        tn[x] = gnode[x].copy()
+        ta[x] = {}
+    for u, v, e in zip(
+        net.eu[tree].tolist(), net.ev[tree].tolist(), net.entry[tree].tolist(), strict=True
+    ):
+        d = net.dicts[e].copy()
+        ta[nodes[u]][nodes[v]] = d
+        ta[nodes[v]][nodes[u]] = d
+    T.graph["cost"] = cost
+    return T
+
+
+# --------------------------------------------------------------------------------------------
+# spanning trees and pruning
+
+
+def _mst(nv: int, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Positions (into a, b, w) of a minimum spanning forest's edges over nodes 0 … nv−1.
+
+    (a[i], b[i]) are distinct pairs with a ≠ b. scipy treats a zero weight as "no edge", so
+    zeros are replaced by a positive value below every positive weight, which keeps Kruskal's
+    order and therefore the optimum.
+    """
+    if len(a) == 0:
+        return np.zeros(0, dtype=np.int64)
+    lo = np.minimum(a, b).astype(np.int64)
+    hi = np.maximum(a, b).astype(np.int64)
+    pos = w > 0
+    floor = 0.5 * float(w[pos].min()) if pos.any() else 1.0
+    w2 = np.where(pos, w, floor)
+    M = coo_matrix((w2, (lo, hi)), shape=(nv, nv)).tocsr()
+    F = minimum_spanning_tree(M).tocoo()
+    key = lo * nv + hi
+    order = np.argsort(key, kind="stable")
+    fk = np.minimum(F.row, F.col).astype(np.int64) * nv + np.maximum(F.row, F.col)
+    return order[np.searchsorted(key, fk, sorter=order)]
+
+
+def _normalize(net: _Net, is_term: np.ndarray, eids: np.ndarray, extra=None) -> np.ndarray | None:
+    """MST of the subgraph induced by the nodes of ``eids`` (plus ``extra`` nodes), with
+    non-terminal leaves pruned; None if that subgraph does not connect the terminals."""
+    inset = np.zeros(net.n, dtype=bool)
+    inset[net.eu[eids]] = True
+    inset[net.ev[eids]] = True
+    if extra is not None:
+        inset[extra] = True
+    cand = np.flatnonzero(inset[net.eu] & inset[net.ev])
+    local = np.cumsum(inset) - 1
+    nv = int(inset.sum())
+    sel = cand[_mst(nv, local[net.eu[cand]], local[net.ev[cand]], net.ew[cand])]
+    tree = _prune(net, is_term, sel)
+    # a spanning tree of the kept nodes must contain every terminal
+    kept = np.zeros(net.n, dtype=bool)
+    kept[net.eu[tree]] = True
+    kept[net.ev[tree]] = True
+    if len(tree) == 0 or kept.sum() != len(tree) + 1 or not kept[is_term].all():
+        return None
+    return tree
+
+
+def _prune(net: _Net, is_term: np.ndarray, eids: np.ndarray) -> np.ndarray:
+    """Repeatedly drop edges to non-terminal leaves."""
+    u, v = net.eu[eids], net.ev[eids]
+    nodes, inv = np.unique(np.concatenate([u, v]), return_inverse=True)
+    lu, lv = inv[: len(eids)], inv[len(eids) :]
+    keep_node = is_term[nodes]
+    alive = np.ones(len(eids), dtype=bool)
+    while True:
+        deg = np.bincount(lu[alive], minlength=len(nodes)) + np.bincount(
+            lv[alive], minlength=len(nodes)
+        )
+        leaf = (deg == 1) & ~keep_node
+        drop = alive & (leaf[lu] | leaf[lv])
+        if not drop.any():
+            return np.sort(eids[alive])
+        alive &= ~drop
+
+
+# --------------------------------------------------------------------------------------------
+# construction
+
+
+def _mehlhorn(net: _Net, tidx: np.ndarray, terminals: list, index: dict) -> np.ndarray:
+    """Edge ids of the union of the shortest paths chosen by Mehlhorn's distance network."""
+    dist, pred, src = dijkstra(
+        net.A, directed=True, indices=tidx, min_only=True, return_predecessors=True
+    )
+    k = len(tidx)
+    su, sv = src[net.eu], src[net.ev]
+    cross = np.flatnonzero((su != sv) & (su >= 0) & (sv >= 0))
+    tpos = np.full(net.n, -1, dtype=np.int64)
+    tpos[tidx] = np.arange(k)
+    a, b = tpos[su[cross]], tpos[sv[cross]]
+    c = dist[net.eu[cross]] + net.ew[cross] + dist[net.ev[cross]]
+    # the cheapest boundary edge per pair of regions
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    order = np.lexsort((cross, c, lo * k + hi))
+    pk = (lo * k + hi)[order]
+    best = order[np.concatenate([[True], pk[1:] != pk[:-1]])] if len(order) else order
+    sel = best[_mst(k, a[best], b[best], c[best])]
+    if len(sel) < k - 1:
+        _raise_disconnected(k, a[sel], b[sel], tidx, terminals, index)
+    return _expand(net, pred, net.eu[cross[sel]], net.ev[cross[sel]], cross[sel])
+
+
+def _raise_disconnected(k, a, b, tidx, terminals, index):
+    parent = list(range(k))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for x, y in zip(a.tolist(), b.tolist(), strict=True):
+        parent[find(x)] = find(y)
+    pos = {int(t): i for i, t in enumerate(tidx.tolist())}
+    ref = terminals[0]
+    root = find(pos[index[ref]])
+    lost = [t for t in terminals if find(pos[index[t]]) != root]
+    raise PlanError(
+        f"steiner_tree: terminal {lost[0]!r} cannot be reached from terminal {ref!r}: they lie "
+        f"in different connected components of the graph ({len(lost)} terminal(s) unreachable "
+        f"from {ref!r}: {_listing(lost)}); connect the graph or drop those terminals"
+    )
+
+
+def _expand(net: _Net, pred: np.ndarray, x: np.ndarray, y: np.ndarray, eids: np.ndarray):
+    """Edge ids of the paths source(x) → … → x — y → … → source(y) for boundary edges (x, y)
+    given by their edge ids, following the shortest-path forest ``pred``."""
+    pl = pred.tolist() if len(pred) < 4 * len(x) + 1000 else pred
+    us: list[int] = []
+    vs: list[int] = []
+    seen: set[int] = set()
+    for start in chain(x.tolist(), y.tolist()):
+        node = start
+        while node not in seen:
+            seen.add(node)
+            p = int(pl[node])
+            if p == _NO_PRED:
+                break
+            us.append(node)
+            vs.append(p)
+            node = p
+    path = net.edge_ids(np.array(us, dtype=np.int64), np.array(vs, dtype=np.int64))
+    return np.unique(np.concatenate([path, np.asarray(eids, dtype=np.int64)]))
+
+
+# --------------------------------------------------------------------------------------------
+# local search
+
+
+class _KeyTree:
+    """The tree's key nodes (terminals, nodes of degree ≠ 2) joined by its key paths, rooted.
+
+    Key vertex ids are 0 … V−1 in DFS preorder (0 is the root); the key path from vertex
+    ``c`` (≠ 0) up to its parent ``parent[c]`` has id ``c``.
+    """
+
+    def __init__(self, net: _Net, is_term: np.ndarray, tree: np.ndarray):
+        tu, tv = net.eu[tree], net.ev[tree]
+        adj: dict[int, list[tuple[int, int, float]]] = {}
+        for x, y, e, w in zip(
+            tu.tolist(), tv.tolist(), tree.tolist(), net.ew[tree].tolist(), strict=True
+        ):
+            adj.setdefault(x, []).append((y, e, w))
+            adj.setdefault(y, []).append((x, e, w))
+        tnodes = np.unique(np.concatenate([tu, tv]))
+        key = set(tnodes[is_term[tnodes]].tolist())
+        key.update(x for x, nb in adj.items() if len(nb) != 2)
+        root = min(key)
+        node_of = [root]
+        vid_of = {root: 0}
+        parent = [0]
+        depth = [0]
+        path_inner: list[list[int]] = [[]]
+        path_edges: list[list[int]] = [[]]
+        path_cost = [0.0]
+        stack = [(root, -1)]  # (key node, edge id it was entered by)
+        while stack:
+            x, via = stack.pop()
+            vid = vid_of[x]
+            for y, e, w in adj[x]:
+                if e == via:
+                    continue
+                inner: list[int] = []
+                edges = [e]
+                cost = w
+                prev_e, cur = e, y
+                while cur not in key:
+                    (n1, e1, w1), (n2, e2, w2) = adj[cur]
+                    inner.append(cur)
+                    if e1 == prev_e:
+                        prev_e, cur, cost = e2, n2, cost + w2
+                    else:
+                        prev_e, cur, cost = e1, n1, cost + w1
+                    edges.append(prev_e)
+                cid = len(node_of)
+                vid_of[cur] = cid
+                node_of.append(cur)
+                parent.append(vid)
+                depth.append(depth[vid] + 1)
+                path_inner.append(inner)
+                path_edges.append(edges)
+                path_cost.append(cost)
+                stack.append((cur, prev_e))
+        V = len(node_of)
+        children: list[list[int]] = [[] for _ in range(V)]
+        for c in range(1, V):
+            children[parent[c]].append(c)
+        # subtree intervals: tin in preorder, tout = tin + subtree size
+        tin = [0] * V
+        tout = [0] * V
+        t = 0
+        st = [(0, False)]
+        while st:
+            x, done = st.pop()
+            if done:
+                tout[x] = t
+                continue
+            tin[x] = t
+            t += 1
+            st.append((x, True))
+            st.extend((c, False) for c in reversed(children[x]))
+        kv = np.full(net.n, -1, dtype=np.int64)  # key vertex id of a node
+        kv[node_of] = np.arange(V)
+        kp = np.full(net.n, -1, dtype=np.int64)  # key path id of an inner node
+        lens = [len(p) for p in path_inner]
+        kp[list(chain.from_iterable(path_inner))] = np.repeat(np.arange(V), lens)
+        self.V = V
+        self.kv, self.kp = kv, kp
+        self.node_of = node_of
+        self.parent = np.array(parent, dtype=np.int64)
+        self.parent_l = parent
+        self.depth = np.array(depth, dtype=np.int64)
+        self.depth_l = depth
+        self.tin = np.array(tin, dtype=np.int64)
+        self.tout = np.array(tout, dtype=np.int64)
+        self.children = children
+        self.path_inner = path_inner
+        self.path_edges = path_edges
+        self.cost = np.array(path_cost)
+        self.is_term_vertex = is_term[node_of]
+        self._up = None
+
+    def lca(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Lowest common ancestors of key vertices, vectorized (binary lifting)."""
+        if self._up is None:
+            up = [self.parent.copy()]
+            up[0][0] = 0
+            for _ in range(max(1, int(self.depth.max()).bit_length())):
+                up.append(up[-1][up[-1]])
+            self._up = up
+        up = self._up
+        a, b = a.copy(), b.copy()
+        swap = self.depth[a] < self.depth[b]
+        a[swap], b[swap] = b[swap], a[swap]
+        diff = self.depth[a] - self.depth[b]
+        for j, table in enumerate(up):
+            bit = ((diff >> j) & 1).astype(bool)
+            a[bit] = table[a[bit]]
+        for table in reversed(up):
+            move = table[a] != table[b]
+            a[move] = table[a[move]]
+            b[move] = table[b[move]]
+        return np.where(a == b, a, up[0][a])
+
+
+@dataclass
+class _Candidates:
+    """Paths between two tree nodes through non-tree nodes, one per pair of key-tree positions.
+
+    a, b: the tree nodes joined; x, y: the boundary edge (x in a's region, y in b's); e: its
+    edge id; c: the path's length."""
+
+    a: np.ndarray
+    b: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    e: np.ndarray
+    c: np.ndarray
+    pred: np.ndarray
+
+    def path_edges(self, net: _Net, i: int) -> list[int]:
+        return _expand(net, self.pred, self.x[i : i + 1], self.y[i : i + 1], self.e[i : i + 1])
+
+
+def _candidates(net: _Net, kt: _KeyTree, tree: np.ndarray) -> _Candidates:
+    tnodes = np.unique(np.concatenate([net.eu[tree], net.ev[tree]]))
+    dist, pred, base = dijkstra(
+        net.A, directed=True, indices=tnodes, min_only=True, return_predecessors=True
+    )
+    bu, bv = base[net.eu], base[net.ev]
+    cross = np.flatnonzero((bu != bv) & (bu >= 0) & (bv >= 0))
+    a, b = bu[cross].astype(np.int64), bv[cross].astype(np.int64)
+    c = dist[net.eu[cross]] + net.ew[cross] + dist[net.ev[cross]]
+    # one candidate per pair of positions in the key tree (a key vertex, or a key path for an
+    # inner node): candidates with the same positions serve the same moves
+    V = kt.V
+    pa = np.where(kt.kv[a] >= 0, kt.kv[a], V + kt.kp[a])
+    pb = np.where(kt.kv[b] >= 0, kt.kv[b], V + kt.kp[b])
+    lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
+    pk = lo * (2 * V) + hi
+    order = np.lexsort((cross, c, pk))
+    spk = pk[order]
+    keep = order[np.concatenate([[True], spk[1:] != spk[:-1]])] if len(order) else order
+    keep = keep[np.argsort(c[keep], kind="stable")]
+    return _Candidates(
+        a[keep], b[keep], net.eu[cross[keep]], net.ev[cross[keep]], cross[keep], c[keep], pred
+    )
+
+
+def _key_path_exchange(net, is_term, tree, kt: _KeyTree, cand: _Candidates | None, tol: float):
+    """Proposals (edge ids, extra nodes): one batch of independent improving exchanges."""
+    if cand is None:
+        return []
+    a, b = cand.a, cand.b
+    ka, kb, pa, pb = kt.kv[a], kt.kv[b], kt.kp[a], kt.kp[b]
+    same = (pa >= 0) & (pa == pb)
+    rep_a = np.where(ka >= 0, ka, pa)  # key vertex, or the lower end of the inner node's path
+    rep_b = np.where(kb >= 0, kb, pb)
+    A = _effective_end(kt, ka, pa, rep_b)
+    B = _effective_end(kt, kb, pb, rep_a)
+    ok = np.flatnonzero(~same & (A != B))
+    if len(ok) == 0:
+        return []
+    c = cand.c[ok]  # ascending
+    A, B = A[ok], B[ok]
+    L = kt.lca(A, B)
+    # cheapest covering candidate per key path: sweep candidates by length, union-find jumps
+    par, dep = kt.parent_l, kt.depth_l
+    jump = list(range(kt.V))
+
+    def find(x):
+        r = x
+        while jump[r] != r:
+            r = jump[r]
+        while jump[x] != r:
+            jump[x], x = r, jump[x]
+        return r
+
+    best = [-1] * kt.V
+    max_cost = float(kt.cost[1:].max())
+    left = kt.V - 1
+    for i, (s0, t0, lca, ci) in enumerate(
+        zip(A.tolist(), B.tolist(), L.tolist(), c.tolist(), strict=True)
+    ):
+        if ci >= max_cost - tol or left == 0:
+            break
+        dl = dep[lca]
+        for s in (s0, t0):
+            s = find(s)
+            while dep[s] > dl:
+                best[s] = i
+                left -= 1
+                jump[s] = par[s]
+                s = find(s)
+    gains = [
+        (kt.cost[p] - c[i], p) for p, i in enumerate(best) if i >= 0 and c[i] < kt.cost[p] - tol
+    ]
+    if not gains:
+        return []
+    gains.sort(key=lambda g: (-g[0], g[1]))
+    # accept exchanges so that no new path covers an earlier removed key path: the exchange
+    # matrix is then triangular, so the result is a tree (a basis exchange in the graphic
+    # matroid of the key tree)
+    removed_paths: set[int] = set()
+    removed_nodes: set[int] = set()
+    ends: set[int] = set()
+    add: list[np.ndarray] = []
+    drop: list[int] = []
+    for _, p in gains:
+        i = best[p]
+        ai, bi = int(cand.a[ok[i]]), int(cand.b[ok[i]])
+        inner = kt.path_inner[p]
+        if ai in removed_nodes or bi in removed_nodes or any(x in ends for x in inner):
+            continue
+        lca = int(L[i])
+        covered = False
+        for s in (int(A[i]), int(B[i])):
+            while s != lca:
+                if s in removed_paths:
+                    covered = True
+                    break
+                s = par[s]
+            if covered:
+                break
+        if covered:
+            continue
+        removed_paths.add(p)
+        removed_nodes.update(inner)
+        ends.update((ai, bi))
+        drop.extend(kt.path_edges[p])
+        add.append(cand.path_edges(net, int(ok[i])))
+    keep = np.setdiff1d(tree, np.array(drop, dtype=np.int64))
+    log.debug("key-path exchange: %d exchange(s)", len(add))
+    return [(np.unique(np.concatenate([keep, *add])), None)]
+
+
+def _effective_end(kt: _KeyTree, k: np.ndarray, p: np.ndarray, rep_other: np.ndarray):
+    """The key vertex through which the tree path from a node (key vertex k, or inner node of
+    key path p) leaves towards the other end (represented by key vertex rep_other)."""
+    pp = np.maximum(p, 0)
+    inside = (kt.tin[pp] <= kt.tin[rep_other]) & (kt.tin[rep_other] < kt.tout[pp])
+    return np.where(k >= 0, k, np.where(inside, pp, kt.parent[pp]))
+
+
+def _key_vertex_elimination(net, is_term, tree, kt: _KeyTree, cand: _Candidates | None, tol: float):
+    """Proposals: a batch of eliminations of non-adjacent key vertices, then the best alone."""
+    if cand is None:
+        return []
+    verts = [
+        v for v in range(kt.V) if not kt.is_term_vertex[v] and len(kt.children[v]) + (v != 0) >= 3
+    ]
+    if not verts:
+        return []
+    ka, kb, pa, pb = kt.kv[cand.a], kt.kv[cand.b], kt.kp[cand.a], kt.kp[cand.b]
+    rep_a = np.where(ka >= 0, ka, pa)
+    rep_b = np.where(kb >= 0, kb, pb)
+    tin_a, tin_b = kt.tin[rep_a], kt.tin[rep_b]
+    c = cand.c
+    moves = []
+    par_pa = np.where(pa >= 0, kt.parent[np.maximum(pa, 0)], -1)
+    par_pb = np.where(pb >= 0, kt.parent[np.maximum(pb, 0)], -1)
+    for v in verts:
+        kids = kt.children[v]
+        removed_cost = float(kt.cost[kids].sum()) + (float(kt.cost[v]) if v else 0.0)
+        nparts = len(kids) + (v != 0)
+        if c.size == 0 or c[0] * (nparts - 1) >= removed_cost - tol:
+            continue
+        m = int(np.searchsorted(c, removed_cost - tol))
+        la = _parts(kt, v, kids, ka[:m], pa[:m], par_pa[:m], tin_a[:m])
+        lb = _parts(kt, v, kids, kb[:m], pb[:m], par_pb[:m], tin_b[:m])
+        use = np.flatnonzero((la >= 0) & (lb >= 0) & (la != lb))
+        picked = _small_kruskal(nparts, la[use], lb[use])
+        if len(picked) < nparts - 1:
+            continue
+        sel = use[picked]
+        new_cost = float(c[sel].sum())
+        if new_cost < removed_cost - tol:
+            moves.append((removed_cost - new_cost, v, sel))
+    if not moves:
+        return []
+    moves.sort(key=lambda m: (-m[0], m[1]))
+    touched: set[int] = set()
+    batch = []
+    for gain, v, sel in moves:
+        region = {v, *kt.children[v]} | ({int(kt.parent[v])} if v else set())
+        if region & touched:
+            continue
+        touched |= region
+        batch.append((gain, v, sel))
+    log.debug("key-vertex elimination: %d candidate(s), %d in batch", len(moves), len(batch))
+    out = [(_eliminate(net, kt, cand, tree, batch), None)]
+    if len(batch) > 1:
+        out.append((_eliminate(net, kt, cand, tree, batch[:1]), None))
+    return out
+
+
+def _parts(kt: _KeyTree, v: int, kids: list[int], k, p, par_p, t) -> np.ndarray:
+    """Which part of the tree without key vertex v (and its key paths) each candidate end
+    lies in: i for the subtree of kids[i], len(kids) for the part above v, −1 if removed.
+    The end is key vertex k, or an inner node of key path p (whose upper end is par_p),
+    and t is the preorder number of k or of p's lower end."""
+    inside = (t >= kt.tin[v]) & (t < kt.tout[v])
+    part = np.where(inside, np.searchsorted(kt.tin[kids], t, side="right") - 1, len(kids))
+    # v itself and the inner nodes of its key paths (path v, and the paths to its children)
+    gone = (k == v) | (p == v) | (par_p == v)
+    return np.where(gone, -1, part)
+
+
+def _eliminate(net, kt, cand, tree, batch):
+    drop: list[int] = []
+    add = []
+    for _, v, sel in batch:
+        for p in (*kt.children[v], *((v,) if v else ())):
+            drop.extend(kt.path_edges[p])
+        add.extend(cand.path_edges(net, int(i)) for i in sel)
+    keep = np.setdiff1d(tree, np.array(drop, dtype=np.int64))
+    return np.unique(np.concatenate([keep, *add]))
+
+
+def _small_kruskal(nv: int, a: np.ndarray, b: np.ndarray) -> list[int]:
+    """Kruskal over edges already sorted by weight: positions of the chosen ones."""
+    parent = list(range(nv))
+    chosen = []
+    for i, (x, y) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+        while parent[x] != x:
+            x = parent[x]
+        while parent[y] != y:
+            y = parent[y]
+        if x != y:
+            parent[x] = y
+            chosen.append(i)
+            if len(chosen) == nv - 1:
+                break
+    return chosen
+
+
+def _insertion(net, is_term, tree, kt, cand, tol: float):
+    """Proposal: the tree's nodes plus every non-tree node adjacent to two or more of them."""
+    intree = np.zeros(net.n, dtype=bool)
+    intree[net.eu[tree]] = True
+    intree[net.ev[tree]] = True
+    fu = intree[net.eu] & ~intree[net.ev]
+    fv = intree[net.ev] & ~intree[net.eu]
+    hits = np.bincount(np.concatenate([net.ev[fu], net.eu[fv]]), minlength=net.n)
+    extra = np.flatnonzero(hits >= 2)
+    return [(tree, extra)] if len(extra) else []
+
+
+def _local_search(net: _Net, is_term: np.ndarray, tree: np.ndarray, max_passes: int):
+    """Improve ``tree`` by passes: each tries key-path exchange, then (only when that fails)
+    key-vertex elimination, then Steiner-node insertion; the first improving move ends the pass.
+    Stops after a pass without improvement or ``max_passes`` passes."""
+    cost = float(net.ew[tree].sum())
+    passes = 0
+    while passes < max_passes:
+        passes += 1
+        tol = 1e-9 * cost
+        kt = _KeyTree(net, is_term, tree)
+        cand = _candidates(net, kt, tree) if kt.V >= 2 else None
+        improved = False
+        for move in (_key_path_exchange, _key_vertex_elimination, _insertion):
+            for proposal in move(net, is_term, tree, kt, cand, tol):
+                new = _normalize(net, is_term, proposal[0], extra=proposal[1])
+                if new is None:
+                    continue
+                new_cost = float(net.ew[new].sum())
+                if new_cost < cost - tol:
+                    log.debug("%s: %.6g -> %.6g", move.__name__[1:], cost, new_cost)
+                    tree, cost, improved = new, new_cost, True
+                    break
+            if improved:
+                break
+        if not improved:
+            break
+    return tree, passes

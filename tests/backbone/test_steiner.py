@@ -1,0 +1,435 @@
+"""steiner_tree: valid trees, exact optima on small graphs, SteinLib's B series, errors."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from pathlib import Path
+
+import networkx as nx
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from telcoplan.backbone.steiner import steiner_tree
+from telcoplan.errors import PlanError, TelcoplanError
+
+DATA = Path(__file__).parent / "data" / "steinlib_b"
+
+#: Optimal values of SteinLib's B series (Beasley's OR-Library "steinb"), as published on the
+#: SteinLib site; checked against the "Optimal" line of each stored file.
+B_OPTIMA = {
+    "b01": 82,
+    "b02": 83,
+    "b03": 138,
+    "b04": 59,
+    "b05": 61,
+    "b06": 122,
+    "b07": 111,
+    "b08": 104,
+    "b09": 220,
+    "b10": 86,
+    "b11": 88,
+    "b12": 174,
+    "b13": 165,
+    "b14": 235,
+    "b15": 318,
+    "b16": 127,
+    "b17": 131,
+    "b18": 218,
+}
+
+
+def read_stp(path: Path) -> tuple[nx.Graph, list[int], float | None]:
+    """A SteinLib .stp file: the graph (weights in ``weight``), terminals, and the optimum when
+    the file states it."""
+    G = nx.Graph()
+    terminals: list[int] = []
+    optimum = None
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "Nodes":
+            G.add_nodes_from(range(1, int(parts[1]) + 1))
+        elif parts[0] == "E":
+            G.add_edge(int(parts[1]), int(parts[2]), weight=float(parts[3]))
+        elif parts[0] == "T":
+            terminals.append(int(parts[1]))
+        elif parts[0] == "Optimal":
+            optimum = float(parts[1])
+    return G, terminals, optimum
+
+
+def exact_cost(G: nx.Graph, terminals, weight: str = "weight") -> float:
+    """Brute force: the cheapest minimum spanning tree of the subgraph induced by terminals ∪ S,
+    over every set S of other nodes (Kruskal, written out to keep it fast)."""
+    index = {n: i for i, n in enumerate(G)}
+    term = {index[t] for t in terminals}
+    others = [i for i in range(len(index)) if i not in term]
+    edges = sorted((d[weight], index[u], index[v]) for u, v, d in G.edges(data=True) if u != v)
+    best = math.inf
+    for k in range(len(others) + 1):
+        for extra in itertools.combinations(others, k):
+            keep = term.union(extra)
+            parent = {i: i for i in keep}
+            cost, joined = 0.0, 1
+            for w, u, v in edges:
+                if u in keep and v in keep:
+                    while parent[u] != u:
+                        u = parent[u]
+                    while parent[v] != v:
+                        v = parent[v]
+                    if u != v:
+                        parent[u] = v
+                        cost += w
+                        joined += 1
+            if joined == len(keep):
+                best = min(best, cost)
+    return best
+
+
+def check_tree(G: nx.Graph, terminals, T: nx.Graph, weight: str = "weight") -> None:
+    """The invariants of every result: a tree spanning the terminals, no non-terminal leaf,
+    edges of G with copies of their data, cost = sum of the edge weights."""
+    terminals = set(terminals)
+    assert terminals <= set(T)
+    if len(terminals) >= 2:
+        assert nx.is_tree(T)
+        assert all(T.degree(n) > 1 or n in terminals for n in T)
+    for u, v, d in T.edges(data=True):
+        assert G.has_edge(u, v)
+        assert d == G.edges[u, v]
+        assert d is not G.edges[u, v]
+    for n, d in T.nodes(data=True):
+        assert d == G.nodes[n]
+    assert T.graph["cost"] == pytest.approx(T.size(weight=weight), rel=1e-12, abs=1e-12)
+
+
+def random_instance(rng: random.Random, n: int, p: float, k: int, wmax: int = 10):
+    """A connected random graph with integer weights 1..wmax and k terminals."""
+    while True:
+        G = nx.gnp_random_graph(n, p, seed=rng.randrange(2**32))
+        if nx.is_connected(G):
+            break
+    for _, _, d in G.edges(data=True):
+        d["weight"] = rng.randint(1, wmax)
+    return G, rng.sample(sorted(G), k)
+
+
+# -------------------------------------------------------------------------------------------
+# small cases by hand
+
+
+def test_star_beats_terminal_mst():
+    """Four terminals on a square's corners (sides 1.9), a hub 1 from each: the optimum is the
+    star through the hub (4), not a spanning tree of the terminals (3 × 1.9 = 5.7)."""
+    G = nx.Graph()
+    corners = ["a", "b", "c", "d"]
+    for x, y in itertools.pairwise([*corners, "a"]):
+        G.add_edge(x, y, weight=1.9)
+    for x in corners:
+        G.add_edge("hub", x, weight=1.0)
+    T = steiner_tree(G, corners)
+    check_tree(G, corners, T)
+    assert T.graph["cost"] == pytest.approx(4.0)
+    assert set(T.edges("hub")) == {("hub", x) for x in corners}
+
+
+def test_path_through_steiner_nodes():
+    """Two terminals at the ends of a cheap 4-edge path and a costly direct edge."""
+    G = nx.path_graph(5)
+    nx.set_edge_attributes(G, 1.0, "weight")
+    G.add_edge(0, 4, weight=10.0)
+    T = steiner_tree(G, [0, 4])
+    check_tree(G, [0, 4], T)
+    assert sorted(T.edges) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert T.graph["cost"] == 4.0
+
+
+def test_trivial_terminal_sets():
+    G = nx.Graph(crs="EPSG:32649")
+    G.add_node("s", kind="site")
+    G.add_edge("s", "t", weight=3.0)
+    T0 = steiner_tree(G, [])
+    assert T0.number_of_nodes() == 0
+    assert T0.graph == {"crs": "EPSG:32649", "cost": 0.0}
+    T1 = steiner_tree(G, ["s", "s"])
+    assert list(T1.nodes(data=True)) == [("s", {"kind": "site"})]
+    assert T1.number_of_edges() == 0
+    assert T1.graph["cost"] == 0.0
+    T2 = steiner_tree(G, ["t", "s", "t"])
+    check_tree(G, ["s", "t"], T2)
+    assert T2.graph["cost"] == 3.0
+
+
+def test_attributes_are_copied_and_input_unchanged():
+    G = nx.Graph(crs="EPSG:32649", name="roads")
+    G.add_edge(1, 2, weight=1.0, road_class="primary", length_m=100.0)
+    G.add_edge(2, 3, weight=2.0, road_class="residential", length_m=200.0)
+    G.add_edge(1, 3, weight=5.0)
+    G.nodes[2]["x"] = 10.0
+    before = nx.to_dict_of_dicts(G), dict(G.nodes(data=True)), dict(G.graph)
+    before = (
+        {u: {v: dict(d) for v, d in nbrs.items()} for u, nbrs in before[0].items()},
+        {n: dict(d) for n, d in before[1].items()},
+        before[2],
+    )
+    T = steiner_tree(G, [1, 3])
+    check_tree(G, [1, 3], T)
+    assert T.graph == {"crs": "EPSG:32649", "name": "roads", "cost": 3.0}
+    assert T.edges[1, 2] == {"weight": 1.0, "road_class": "primary", "length_m": 100.0}
+    assert T.nodes[2] == {"x": 10.0}
+    T.edges[1, 2]["weight"] = 99.0
+    T.nodes[2]["x"] = -1.0
+    T.graph["crs"] = "changed"
+    after = (
+        {u: {v: dict(d) for v, d in nbrs.items()} for u, nbrs in nx.to_dict_of_dicts(G).items()},
+        {n: dict(d) for n, d in G.nodes(data=True)},
+        dict(G.graph),
+    )
+    assert after == before
+
+
+def test_other_weight_attribute_and_infinite_edges():
+    """``weight=`` picks the attribute; an infinite weight marks an edge as unusable (a lease
+    forbidden by the plan)."""
+    G = nx.Graph()
+    G.add_edge("a", "b", cost_x=1.0, cost_y=math.inf)
+    G.add_edge("b", "c", cost_x=1.0, cost_y=1.0)
+    G.add_edge("a", "c", cost_x=5.0, cost_y=4.0)
+    Tx = steiner_tree(G, ["a", "c"], weight="cost_x")
+    assert Tx.graph["cost"] == 2.0
+    assert set(map(frozenset, Tx.edges)) == {frozenset("ab"), frozenset("bc")}
+    Ty = steiner_tree(G, ["a", "c"], weight="cost_y")
+    assert Ty.graph["cost"] == 4.0
+    assert list(Ty.edges) == [("a", "c")]
+
+
+def test_zero_weight_edges_and_virtual_root():
+    """plans.py's pattern: a virtual root joined at zero cost to every fiber node is one
+    terminal standing for the whole fiber network."""
+    G = nx.grid_2d_graph(4, 3)
+    for i, (u, v) in enumerate(sorted(G.edges)):
+        G.edges[u, v]["weight"] = 10.0 + i % 4
+    root = ("fiber-root",)
+    for n in [(0, 0), (0, 1), (0, 2)]:  # fiber along the first column
+        G.add_edge(root, n, weight=0.0, virtual=True)
+    G.add_edge((3, 0), (3, 1), weight=0.0)  # a free link
+    sites = [(3, 0), (3, 2), (2, 1)]
+    T = steiner_tree(G, [root, *sites])
+    check_tree(G, [root, *sites], T)
+    assert T.graph["cost"] == pytest.approx(exact_cost(G, [root, *sites]))
+    assert any(d.get("virtual") for _, _, d in T.edges(data=True))
+
+
+def test_mixed_type_tuple_labels():
+    """Labels that cannot be sorted together (tuples of mixed types, ints, strings)."""
+    H = nx.cycle_graph(7)
+    H.add_edge(0, 3)
+    labels = {0: ("a", 1), 1: (2, "b"), 2: 3, 3: "x", 4: (None, 2.5), 5: frozenset({1}), 6: 7.5}
+    G = nx.relabel_nodes(H, labels)
+    for i, (u, v) in enumerate(G.edges):
+        G.edges[u, v]["weight"] = 1.0 + (i % 3)
+    terminals = [("a", 1), "x", (None, 2.5), 7.5]
+    T = steiner_tree(G, terminals)
+    check_tree(G, terminals, T)
+    assert T.graph["cost"] == pytest.approx(exact_cost(G, terminals))
+
+
+def test_self_loops_and_graph_views_are_accepted():
+    G = nx.cycle_graph(6)
+    nx.set_edge_attributes(G, 1.0, "weight")
+    G.add_edge(2, 2, weight=0.5)
+    G.add_edge(0, 3, weight=1.5)
+    T = steiner_tree(G, [0, 2, 3])
+    check_tree(G, [0, 2, 3], T)
+    assert T.graph["cost"] == pytest.approx(2.5)
+    view = nx.subgraph_view(G, filter_edge=lambda u, v: (u, v) != (0, 3))
+    Tv = steiner_tree(view, [0, 2, 3])
+    check_tree(view, [0, 2, 3], Tv)
+    assert Tv.graph["cost"] == pytest.approx(3.0)
+
+
+def test_undirected_view_of_a_digraph():
+    """Arcs both ways with their own attribute dicts (the generic label-hashing path)."""
+    D = nx.DiGraph()
+    D.add_edge("a", "b", weight=1.0)
+    D.add_edge("b", "a", weight=1.0)
+    D.add_edge("b", "c", weight=2.0)
+    D.add_edge("a", "c", weight=5.0)
+    U = D.to_undirected(as_view=True)
+    T = steiner_tree(U, ["a", "c"])
+    check_tree(U, ["a", "c"], T)
+    assert T.graph["cost"] == 3.0
+
+
+# -------------------------------------------------------------------------------------------
+# errors
+
+
+def test_missing_terminals_are_named():
+    G = nx.path_graph(3)
+    nx.set_edge_attributes(G, 1.0, "weight")
+    with pytest.raises(PlanError, match=r"2 terminal\(s\) not in the graph: 'x', \(9, 9\)"):
+        steiner_tree(G, [0, "x", (9, 9)])
+
+
+def test_disconnected_terminals_are_named():
+    G = nx.Graph()
+    G.add_edge("a", "b", weight=1.0)
+    G.add_edge("c", "d", weight=1.0)
+    G.add_edge("d", "e", weight=math.inf)  # unusable, so "e" is cut off too
+    with pytest.raises(PlanError, match="terminal 'c' cannot be reached from terminal 'a'") as e:
+        steiner_tree(G, ["a", "b", "c", "e"])
+    assert "different connected components" in str(e.value)
+    assert isinstance(e.value, ValueError)
+    assert isinstance(e.value, TelcoplanError)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (-1.0, r"\(1, 2\) has 'weight' = -1.0"),
+        (math.nan, r"\(1, 2\) has 'weight' = nan"),
+        ("cheap", r"\(1, 2\) has a non-numeric \('cheap'\) 'weight'"),
+        (None, r"\(1, 2\) has no 'weight'"),
+    ],
+)
+def test_bad_weights_are_named(value, message):
+    G = nx.path_graph(4)
+    nx.set_edge_attributes(G, 1.0, "weight")
+    if value is None:
+        del G.edges[1, 2]["weight"]
+    else:
+        G.edges[1, 2]["weight"] = value
+    with pytest.raises(PlanError, match=message):
+        steiner_tree(G, [0, 3])
+
+
+def test_missing_weight_attribute_everywhere_suggests_the_fix():
+    G = nx.path_graph(3)
+    with pytest.raises(PlanError, match=r"2 edge\(s\).*pass weight="):
+        steiner_tree(G, [0, 2])
+
+
+@pytest.mark.parametrize("cls", [nx.DiGraph, nx.MultiGraph])
+def test_directed_and_multigraphs_are_refused(cls):
+    G = cls()
+    G.add_edge(0, 1, weight=1.0)
+    with pytest.raises(nx.NetworkXNotImplemented):
+        steiner_tree(G, [0, 1])
+
+
+# -------------------------------------------------------------------------------------------
+# determinism
+
+
+def test_same_input_same_tree():
+    G, terminals, _ = read_stp(DATA / "b13.stp")
+    first = steiner_tree(G, terminals)
+    again = steiner_tree(G, terminals)
+    assert list(first.edges) == list(again.edges)
+    assert list(first.nodes) == list(again.nodes)
+    assert first.graph["cost"] == again.graph["cost"]
+    shuffled = steiner_tree(G, list(reversed(terminals)))  # terminal order does not matter
+    assert list(shuffled.edges) == list(first.edges)
+
+
+@pytest.mark.parametrize("name", ["b05", "b11", "b16"])
+def test_relabelled_and_reordered_graph_same_cost(name):
+    G, terminals, _ = read_stp(DATA / f"{name}.stp")
+    rng = random.Random(7)
+    nodes = list(G)
+    rng.shuffle(nodes)
+    mapping = {n: ("node", str(n), n % 3) for n in nodes}
+    H = nx.Graph()
+    H.add_nodes_from(mapping[n] for n in nodes)
+    edges = list(G.edges(data="weight"))
+    rng.shuffle(edges)
+    H.add_weighted_edges_from((mapping[v], mapping[u], w) for u, v, w in edges)
+    T = steiner_tree(G, terminals)
+    TH = steiner_tree(H, [mapping[t] for t in terminals])
+    check_tree(H, [mapping[t] for t in terminals], TH)
+    assert TH.graph["cost"] == pytest.approx(T.graph["cost"])
+
+
+# -------------------------------------------------------------------------------------------
+# quality against exact optima
+
+
+def test_small_random_instances_against_brute_force():
+    """≤ 12 nodes: optimum ≤ ours ≤ 2 · optimum (Mehlhorn's bound) always, and the optimum
+    itself in the great majority of instances."""
+    rng = random.Random(2024)
+    exact = 0
+    runs = 150
+    for _ in range(runs):
+        n = rng.randint(5, 12)
+        G, terminals = random_instance(rng, n, rng.uniform(0.25, 0.6), rng.randint(2, min(6, n)))
+        T = steiner_tree(G, terminals)
+        check_tree(G, terminals, T)
+        opt = exact_cost(G, terminals)
+        assert opt - 1e-9 <= T.graph["cost"] <= 2 * opt + 1e-9
+        construction = steiner_tree(G, terminals, max_passes=0).graph["cost"]
+        assert T.graph["cost"] <= construction + 1e-9  # local search never makes it worse
+        assert construction <= 2 * opt + 1e-9
+        exact += math.isclose(T.graph["cost"], opt)
+    assert exact >= 0.9 * runs
+
+
+@st.composite
+def instances(draw):
+    n = draw(st.integers(2, 9))
+    pairs = list(itertools.combinations(range(n), 2))
+    chosen = draw(st.lists(st.sampled_from(pairs), min_size=1, max_size=len(pairs), unique=True))
+    G = nx.Graph()
+    G.add_nodes_from(range(n))
+    for u, v in chosen:
+        G.add_edge(u, v, weight=draw(st.integers(0, 6)))
+    component = max(nx.connected_components(G), key=lambda c: (len(c), min(c)))
+    terminals = draw(st.lists(st.sampled_from(sorted(component)), min_size=1, max_size=6))
+    return G, terminals
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(instances())
+def test_property_valid_and_within_twice_the_optimum(instance):
+    """Any small graph (zero weights, parallel paths, unused nodes and components allowed)."""
+    G, terminals = instance
+    T = steiner_tree(G, terminals)
+    check_tree(G, terminals, T)
+    opt = exact_cost(G, terminals)
+    assert opt - 1e-9 <= T.graph["cost"] <= 2 * opt + 1e-9
+
+
+def test_steinlib_b_series_mean_gap():
+    """SteinLib's B series (50–100 nodes, 9–50 terminals): mean gap to the optimum ≤ 2%."""
+    gaps = []
+    for name, opt in B_OPTIMA.items():
+        G, terminals, stated = read_stp(DATA / f"{name}.stp")
+        assert stated == opt
+        T = steiner_tree(G, terminals)
+        check_tree(G, terminals, T)
+        assert T.graph["cost"] >= opt  # never below the optimum: the data is intact
+        gaps.append(T.graph["cost"] / opt - 1)
+    assert sum(gaps) / len(gaps) <= 0.02
+    assert max(gaps) <= 0.06
+
+
+def test_not_worse_than_networkx_mehlhorn_on_a_grid():
+    """A 40 × 40 road-like grid with 30 terminals: never costlier than networkx's Mehlhorn."""
+    from networkx.algorithms.approximation import steiner_tree as nx_steiner
+
+    rng = random.Random(3)
+    G = nx.grid_2d_graph(40, 40)
+    G.remove_edges_from([e for e in list(G.edges) if rng.random() < 0.1])
+    G = G.subgraph(max(nx.connected_components(G), key=len)).copy()
+    for _, _, d in G.edges(data=True):
+        d["weight"] = rng.uniform(50, 150)
+    terminals = rng.sample(sorted(G), 30)
+    T = steiner_tree(G, terminals)
+    check_tree(G, terminals, T)
+    theirs = nx_steiner(G, terminals, method="mehlhorn", weight="weight").size(weight="weight")
+    assert T.graph["cost"] <= theirs + 1e-9
