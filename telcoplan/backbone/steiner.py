@@ -17,6 +17,7 @@ import logging
 import operator
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from itertools import chain, compress
 
 import networkx as nx
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 
 _NO_PRED = -9999  # scipy.sparse.csgraph's "no predecessor"
 _MAX_LISTED = 5  # problems named in an error message
+_MAX_PASSES = 25  # default cap on local-search passes ...
+_SCAN_BUDGET = 200_000  # ... and on their work, in node and edge scans
 
 
 @nx.utils.not_implemented_for("directed")
@@ -41,7 +44,7 @@ def steiner_tree(
     terminals: Iterable,
     *,
     weight: str = "weight",
-    max_passes: int = 25,
+    max_passes: int | None = None,
 ) -> nx.Graph:
     """A low-cost tree of ``G`` that connects every terminal.
 
@@ -55,8 +58,11 @@ def steiner_tree(
     weight
         Name of the edge attribute holding the cost.
     max_passes
-        Cap on the local-search passes (each pass tries every move once and stops early when
-        nothing improves); 0 returns Mehlhorn's tree as it is.
+        Cap on the local-search passes; 0 returns Mehlhorn's tree as it is. A pass scans every
+        node and edge about once; by default (None) the search gets about 200,000 scans,
+        ``200_000 // (n + m)`` passes for n nodes and m edges, at least 1 and at most 25: 25
+        passes up to 8,000 nodes + edges, 10 at 20,000, one above 100,000. The search stops
+        earlier, at the first pass that finds no improving move.
 
     Returns
     -------
@@ -84,31 +90,35 @@ def steiner_tree(
     of the subgraph of ``G`` induced by its nodes, and non-terminal leaves are removed.
 
     *Local search* (after Uchoa & Werneck 2010, "Fast local search for Steiner trees in
-    graphs", ALENEX), repeated while a pass improves the cost:
+    graphs", ALENEX). A pass computes the Voronoi regions of *all* tree nodes (one
+    multi-source Dijkstra): for every edge (u, v) between two regions, the path tree node → … →
+    u — v → … → tree node is a candidate way to join two parts of the tree, of length
+    d(u) + w(u, v) + d(v), through non-tree nodes only. The pass then tries, in this order,
+    until one improves the tree:
 
     - **key-path exchange**: a key path is a path of the tree whose inner nodes are
-      non-terminals of degree 2 and whose ends are terminals or nodes of degree ≥ 3. Removing
-      it splits the tree in two; it is replaced by the cheapest path joining the two parts when
-      that is cheaper. Candidate paths come from one multi-source Dijkstra from *all* tree nodes
-      (each node's nearest tree node): a path tree node → … → u — v → … → tree node for every
-      edge (u, v) between two regions. For every key path the cheapest candidate whose tree
-      path covers it is found with one union–find sweep over the candidates sorted by length;
-      many independent exchanges are applied per pass.
-    - **key-vertex elimination** (Steiner-node removal): a non-terminal of degree ≥ 3 is
-      removed with its key paths and the parts are reconnected by a minimum spanning tree over
-      the same candidate paths, when that is cheaper.
+      non-terminals of degree 2 and whose ends are terminals or nodes of degree ≥ 3 (the key
+      nodes). Removing it splits the tree in two; the cheapest candidate joining the two parts
+      replaces it when cheaper. The best candidate of every key path comes from one union–find
+      sweep over the candidates sorted by length (each candidate covers the key paths on the
+      tree path between its ends). Every improving exchange is applied at once as long as no
+      new path covers a key path removed before it (the exchange matrix stays triangular, so
+      the result is a tree).
+    - **key-vertex elimination** (Steiner-node removal): a non-terminal key node of degree ≥ 3
+      is removed with its key paths and the d ≥ 3 parts are joined by a minimum spanning tree
+      over the candidates, when that is cheaper (a batch of non-adjacent ones, else the best).
     - **Steiner-node insertion**: every non-tree node adjacent to two or more tree nodes is
-      offered at once: the minimum spanning tree of the subgraph induced by the tree's nodes and
-      those candidates, with non-terminal leaves pruned, replaces the tree when cheaper.
+      offered at once: a minimum spanning tree of the subgraph induced by the tree's nodes and
+      those nodes, with non-terminal leaves pruned, replaces the tree when cheaper.
 
-    Candidate paths avoid the regions of the nodes a move removes (Uchoa & Werneck repair
-    those regions; this implementation does not), so a move may miss a reconnection through
-    them. After every move the tree is replaced by a minimum spanning tree of the subgraph
-    induced by its nodes, and non-terminal leaves are pruned; a move is kept only when the
-    total weight decreases (by more than 1e-9 relative).
+    After a move the tree is replaced by a minimum spanning tree of the subgraph induced by its
+    nodes, with non-terminal leaves pruned, and kept only if its total weight decreased (by
+    more than 1e-9 relative), so the result is never worse than Mehlhorn's and stays within
+    twice the optimum. Candidates never pass through the Voronoi regions of the nodes a move
+    removes (Uchoa & Werneck repair those regions; this implementation does not), so a
+    reconnection through them can be missed.
 
-    Each pass costs two Dijkstra runs over ``G`` plus work proportional to the tree; a pass
-    that improves nothing ends the search.
+    A pass costs one Dijkstra over ``G`` plus work proportional to the tree's size.
     """
     terminals = list(dict.fromkeys(terminals))
     missing = [t for t in terminals if t not in G]
@@ -133,6 +143,8 @@ def steiner_tree(
     tree = _mehlhorn(net, tidx, terminals, index)
     tree = _normalize(net, is_term, tree)
     cost0 = float(net.ew[tree].sum())
+    if max_passes is None:  # about _SCAN_BUDGET node and edge scans
+        max_passes = min(_MAX_PASSES, max(1, _SCAN_BUDGET // (net.n + len(net.ew))))
     passes = 0
     if max_passes > 0:
         tree, passes = _local_search(net, is_term, tree, max_passes)
@@ -240,7 +252,7 @@ def _partner_by_identity(ids, row, nodes, rows_adj, deg):
     shift = 4 if not np.any(ids & np.uint64(15)) else 0  # CPython objects are 16-byte aligned
     slot = ((ids - ids.min()) >> np.uint64(shift)).astype(np.int64)
     span = int(slot.max()) + 1
-    if span <= 64 * nnz + 4096:  # scatter into a table: linear time
+    if span <= 4 * nnz + 4096:  # dense enough to scatter into a table: linear time
         if np.bincount(slot, minlength=span).max() > 2:
             return None
         pos = np.arange(nnz, dtype=np.int64)
@@ -572,6 +584,14 @@ class _KeyTree:
         self.path_edges = path_edges
         self.cost = np.array(path_cost)
         self.is_term_vertex = is_term[node_of]
+        self.pos = np.where(kv >= 0, kv, V + kp)  # position code of a tree node
+        # the longest reconnection any move could use: a key path, or all key paths of a
+        # non-terminal key vertex of degree >= 3
+        around = self.cost.copy()  # path to the parent
+        np.add.at(around, self.parent[1:], self.cost[1:])
+        degree = np.bincount(self.parent[1:], minlength=V) + (np.arange(V) > 0)
+        eligible = ~self.is_term_vertex & (degree >= 3)
+        self.bound = float(max(self.cost.max(), around[eligible].max(initial=0.0)))
         self._up = None
 
     def lca(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -610,34 +630,45 @@ class _Candidates:
     y: np.ndarray
     e: np.ndarray
     c: np.ndarray
-    pred: np.ndarray
+    pred: np.ndarray  # the Voronoi forest: predecessor, distance and base of every node
+    dist: np.ndarray
+    base: np.ndarray
 
     def path_edges(self, net: _Net, i: int) -> list[int]:
         return _expand(net, self.pred, self.x[i : i + 1], self.y[i : i + 1], self.e[i : i + 1])
 
 
 def _candidates(net: _Net, kt: _KeyTree, tree: np.ndarray) -> _Candidates:
+    """Voronoi regions of the tree's nodes (one multi-source Dijkstra) and, for every pair of
+    key-tree positions, the shortest path between them through one boundary edge."""
     tnodes = np.unique(np.concatenate([net.eu[tree], net.ev[tree]]))
     dist, pred, base = dijkstra(
         net.A, directed=True, indices=tnodes, min_only=True, return_predecessors=True
     )
     bu, bv = base[net.eu], base[net.ev]
     cross = np.flatnonzero((bu != bv) & (bu >= 0) & (bv >= 0))
-    a, b = bu[cross].astype(np.int64), bv[cross].astype(np.int64)
     c = dist[net.eu[cross]] + net.ew[cross] + dist[net.ev[cross]]
+    useful = c < kt.bound  # no move can use a longer path
+    cross, c = cross[useful], c[useful]
+    a, b = bu[cross].astype(np.int64), bv[cross].astype(np.int64)
     # one candidate per pair of positions in the key tree (a key vertex, or a key path for an
     # inner node): candidates with the same positions serve the same moves
-    V = kt.V
-    pa = np.where(kt.kv[a] >= 0, kt.kv[a], V + kt.kp[a])
-    pb = np.where(kt.kv[b] >= 0, kt.kv[b], V + kt.kp[b])
-    lo, hi = np.minimum(pa, pb), np.maximum(pa, pb)
-    pk = lo * (2 * V) + hi
-    order = np.lexsort((cross, c, pk))
+    pa, pb = kt.pos[a], kt.pos[b]
+    pk = np.minimum(pa, pb) * (2 * kt.V) + np.maximum(pa, pb)
+    order = np.lexsort((c, pk))  # stable: ties keep the edge order
     spk = pk[order]
     keep = order[np.concatenate([[True], spk[1:] != spk[:-1]])] if len(order) else order
     keep = keep[np.argsort(c[keep], kind="stable")]
     return _Candidates(
-        a[keep], b[keep], net.eu[cross[keep]], net.ev[cross[keep]], cross[keep], c[keep], pred
+        a[keep],
+        b[keep],
+        net.eu[cross[keep]],
+        net.ev[cross[keep]],
+        cross[keep],
+        c[keep],
+        pred,
+        dist,
+        base.astype(np.int64),
     )
 
 
@@ -645,14 +676,7 @@ def _key_path_exchange(net, is_term, tree, kt: _KeyTree, cand: _Candidates | Non
     """Proposals (edge ids, extra nodes): one batch of independent improving exchanges."""
     if cand is None:
         return []
-    a, b = cand.a, cand.b
-    ka, kb, pa, pb = kt.kv[a], kt.kv[b], kt.kp[a], kt.kp[b]
-    same = (pa >= 0) & (pa == pb)
-    rep_a = np.where(ka >= 0, ka, pa)  # key vertex, or the lower end of the inner node's path
-    rep_b = np.where(kb >= 0, kb, pb)
-    A = _effective_end(kt, ka, pa, rep_b)
-    B = _effective_end(kt, kb, pb, rep_a)
-    ok = np.flatnonzero(~same & (A != B))
+    A, B, ok = _cover_ends(kt, cand.a, cand.b)
     if len(ok) == 0:
         return []
     c = cand.c[ok]  # ascending
@@ -686,45 +710,209 @@ def _key_path_exchange(net, is_term, tree, kt: _KeyTree, cand: _Candidates | Non
                 left -= 1
                 jump[s] = par[s]
                 s = find(s)
-    gains = [
-        (kt.cost[p] - c[i], p) for p, i in enumerate(best) if i >= 0 and c[i] < kt.cost[p] - tol
+    moves = [
+        _Exchange(
+            float(kt.cost[p] - c[i]),
+            p,
+            int(cand.a[ok[i]]),
+            int(cand.b[ok[i]]),
+            int(A[i]),
+            int(B[i]),
+            int(L[i]),
+            lambda j=int(ok[i]): cand.path_edges(net, j),
+        )
+        for p, i in enumerate(best)
+        if i >= 0 and c[i] < kt.cost[p] - tol
     ]
-    if not gains:
+    # reconnections through the removed path's own Voronoi region, where better
+    better = {m.p: m for m in moves}
+    for m in _region_routes(net, kt, cand, tol):
+        if m.p not in better or m.gain > better[m.p].gain:
+            better[m.p] = m
+    return _apply_exchanges(kt, tree, list(better.values()), "key-path exchange")
+
+
+def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> list[_Exchange]:
+    """Key-path exchanges through the removed key path's own Voronoi region (Uchoa & Werneck's
+    repair), for all key paths at once.
+
+    Removing key path p frees R_p, the nodes whose nearest tree node is an inner node of p;
+    every other node keeps its nearest tree node, on one side of p or the other. Each R_p gets
+    a virtual source joined to every node x of R_p that has a neighbour y outside R_p on the
+    lower side (the subtree below p) at length d(y) + w(y, x). One Dijkstra run over the
+    disjoint union of all R_p (edges inside each R_p only) gives every x its distance d1(x)
+    from the lower side; the best route through R_p leaves it at the x of least
+    d1(x) + min over neighbours y on the upper side of w(x, y) + d(y).
+    """
+    base, dist = cand.base, cand.dist
+    n = net.n
+    rp = np.full(n, -1, dtype=np.int64)  # the key path whose inner node is a node's base
+    has = base >= 0
+    rp[has] = kt.kp[base[has]]
+    # a route through x is at least 2 d(x) long (x is d(x) from every tree node): keep the x
+    # that could be on a route shorter than the key path
+    far = (rp >= 0) & ~(2 * dist < kt.cost[np.maximum(rp, 0)] - tol)
+    rp[far] = -1
+    members = np.flatnonzero(rp >= 0)
+    if len(members) == 0:
         return []
-    gains.sort(key=lambda g: (-g[0], g[1]))
-    # accept exchanges so that no new path covers an earlier removed key path: the exchange
-    # matrix is then triangular, so the result is a tree (a basis exchange in the graphic
-    # matroid of the key tree)
+    eu, ev, ew = net.eu, net.ev, net.ew
+    ru, rv = rp[eu], rp[ev]
+    inside = np.flatnonzero((ru >= 0) & (ru == rv))
+    # edges entering a region: x in R_p, y outside R_p (but reached)
+    e1 = (ru >= 0) & (rv != ru) & (base[ev] >= 0)
+    e2 = (rv >= 0) & (rv != ru) & (base[eu] >= 0)
+    X = np.concatenate([eu[e1], ev[e2]])
+    Y = np.concatenate([ev[e1], eu[e2]])
+    val = dist[Y] + np.concatenate([ew[e1], ew[e2]])
+    P = rp[X]
+    by = base[Y]
+    rep = np.where(kt.kv[by] >= 0, kt.kv[by], kt.kp[by])
+    lower = (kt.tin[rep] >= kt.tin[P]) & (kt.tin[rep] < kt.tout[P])  # y's side of p
+    r = len(members)
+    loc = np.full(n, -1, dtype=np.int64)
+    loc[members] = np.arange(r)
+    paths = np.unique(rp[members])
+    slot = np.full(kt.V, -1, dtype=np.int64)
+    slot[paths] = np.arange(len(paths))
+    # entries from the lower side: the shortest per (region, x), from the region's source
+    src = r + slot[P]
+    ent = np.flatnonzero(lower)
+    key = loc[X[ent]]  # each x belongs to one region
+    order = ent[np.lexsort((val[ent], key))]
+    sk = loc[X[order]]
+    first = order[np.concatenate([[True], sk[1:] != sk[:-1]])] if len(order) else order
+    M = csr_matrix(
+        (
+            np.concatenate([ew[inside], ew[inside], val[first]]),
+            (
+                np.concatenate([loc[eu[inside]], loc[ev[inside]], src[first]]),
+                np.concatenate([loc[ev[inside]], loc[eu[inside]], loc[X[first]]]),
+            ),
+        ),
+        shape=(r + len(paths),) * 2,
+    )
+    d1, p1, _ = dijkstra(
+        M, directed=True, indices=r + np.arange(len(paths)), min_only=True, return_predecessors=True
+    )
+    entry_y = np.full(r, -1, dtype=np.int64)  # the lower-side neighbour each entry comes from
+    entry_y[loc[X[first]]] = Y[first]
+    # exits to the upper side: the shortest per x
+    ext = np.flatnonzero(~lower)
+    order = ext[np.lexsort((val[ext], loc[X[ext]]))]
+    sk = loc[X[order]]
+    first = order[np.concatenate([[True], sk[1:] != sk[:-1]])] if len(order) else order
+    exit_val = np.full(r, np.inf)
+    exit_val[loc[X[first]]] = val[first]
+    exit_y = np.full(r, -1, dtype=np.int64)
+    exit_y[loc[X[first]]] = Y[first]
+    total = d1[:r] + exit_val
+    group = rp[members]
+    order = np.lexsort((total, group))
+    sg = group[order]
+    best = order[np.concatenate([[True], sg[1:] != sg[:-1]])]
+    best = best[total[best] < kt.cost[group[best]] - tol]
+    if len(best) == 0:
+        return []
+    # walk each exit node's route back to the virtual source: its entry node
+    walks = []
+    ends = np.empty((len(best), 2), dtype=np.int64)
+    for k, i in enumerate(best.tolist()):
+        node, walk = i, [i]
+        while p1[node] < r:
+            node = int(p1[node])
+            walk.append(node)
+        ends[k] = entry_y[node], exit_y[i]
+        walks.append(walk)
+    a, b = base[ends[:, 0]], base[ends[:, 1]]
+    A, B, ok = _cover_ends(kt, a, b)
+    lca = kt.lca(A[ok], B[ok])
+    return [
+        _Exchange(
+            float(kt.cost[group[best[k]]] - total[best[k]]),
+            int(group[best[k]]),
+            int(a[k]),
+            int(b[k]),
+            int(A[k]),
+            int(B[k]),
+            int(lca[j]),
+            partial(_region_route_edges, net, cand.pred, members[walks[k]], ends[k]),
+        )
+        for j, k in enumerate(ok.tolist())
+    ]
+
+
+def _region_route_edges(net, pred, walk: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Edge ids of a route through a region: tree ← … ← y1 — x1 … x — y2 → … → tree, where
+    ``walk`` is x … x1 and ``ends`` is (y1, y2)."""
+    nodes = walk.tolist()
+    y1, y2 = ends.tolist()
+    us = [*nodes, nodes[0]]
+    vs = [*nodes[1:], y1, y2]
+    eids = net.edge_ids(np.array(us, dtype=np.int64), np.array(vs, dtype=np.int64))
+    return _expand(net, pred, ends[:1], ends[1:], eids)
+
+
+@dataclass(frozen=True)
+class _Exchange:
+    """Replace key path p by a path of ``gain`` less weight between tree nodes a and b (key
+    vertices A and B are where the tree path between them leaves a's and b's key paths; lca is
+    their lowest common ancestor); ``edges()`` gives the new path's edge ids."""
+
+    gain: float
+    p: int
+    a: int
+    b: int
+    A: int
+    B: int
+    lca: int
+    edges: object
+
+
+def _cover_ends(kt: _KeyTree, a: np.ndarray, b: np.ndarray):
+    """For paths joining tree nodes a[i] and b[i]: the key vertices between which they cover
+    key paths, and the positions of those covering at least one."""
+    ka, kb, pa, pb = kt.kv[a], kt.kv[b], kt.kp[a], kt.kp[b]
+    same = (pa >= 0) & (pa == pb)
+    rep_a = np.where(ka >= 0, ka, pa)  # key vertex, or the lower end of the inner node's path
+    rep_b = np.where(kb >= 0, kb, pb)
+    A = _effective_end(kt, ka, pa, rep_b)
+    B = _effective_end(kt, kb, pb, rep_a)
+    return A, B, np.flatnonzero(~same & (A != B))
+
+
+def _apply_exchanges(kt: _KeyTree, tree: np.ndarray, moves: list[_Exchange], what: str):
+    """The tree after every exchange of ``moves`` (best first) that no earlier accepted one
+    conflicts with: no new path may cover a key path removed before it (the exchange matrix
+    is then triangular, so the result is a tree: a basis exchange in the graphic matroid of the
+    key tree), and no new path may end inside a removed key path."""
+    if not moves:
+        return []
+    moves = sorted(moves, key=lambda m: (-m.gain, m.p))
+    par = kt.parent_l
     removed_paths: set[int] = set()
     removed_nodes: set[int] = set()
     ends: set[int] = set()
     add: list[np.ndarray] = []
     drop: list[int] = []
-    for _, p in gains:
-        i = best[p]
-        ai, bi = int(cand.a[ok[i]]), int(cand.b[ok[i]])
-        inner = kt.path_inner[p]
-        if ai in removed_nodes or bi in removed_nodes or any(x in ends for x in inner):
+    for m in moves:
+        inner = kt.path_inner[m.p]
+        if m.a in removed_nodes or m.b in removed_nodes or any(x in ends for x in inner):
             continue
-        lca = int(L[i])
         covered = False
-        for s in (int(A[i]), int(B[i])):
-            while s != lca:
-                if s in removed_paths:
-                    covered = True
-                    break
+        for s in (m.A, m.B):
+            while s != m.lca and not covered:
+                covered = s in removed_paths
                 s = par[s]
-            if covered:
-                break
         if covered:
             continue
-        removed_paths.add(p)
+        removed_paths.add(m.p)
         removed_nodes.update(inner)
-        ends.update((ai, bi))
-        drop.extend(kt.path_edges[p])
-        add.append(cand.path_edges(net, int(ok[i])))
+        ends.update((m.a, m.b))
+        drop.extend(kt.path_edges[m.p])
+        add.append(m.edges())
     keep = np.setdiff1d(tree, np.array(drop, dtype=np.int64))
-    log.debug("key-path exchange: %d exchange(s)", len(add))
+    log.debug("%s: %d of %d improving exchange(s) applied", what, len(add), len(moves))
     return [(np.unique(np.concatenate([keep, *add])), None)]
 
 
@@ -840,10 +1028,13 @@ def _insertion(net, is_term, tree, kt, cand, tol: float):
     return [(tree, extra)] if len(extra) else []
 
 
+_MOVES = (_key_path_exchange, _key_vertex_elimination, _insertion)
+
+
 def _local_search(net: _Net, is_term: np.ndarray, tree: np.ndarray, max_passes: int):
-    """Improve ``tree`` by passes: each tries key-path exchange, then (only when that fails)
-    key-vertex elimination, then Steiner-node insertion; the first improving move ends the pass.
-    Stops after a pass without improvement or ``max_passes`` passes."""
+    """Improve ``tree`` by passes. A pass computes the tree's key paths and candidate paths and
+    tries the moves of ``_MOVES`` in order; the first that improves the tree ends the pass. The
+    search stops after a pass without improvement or after ``max_passes`` passes."""
     cost = float(net.ew[tree].sum())
     passes = 0
     while passes < max_passes:
@@ -852,7 +1043,7 @@ def _local_search(net: _Net, is_term: np.ndarray, tree: np.ndarray, max_passes: 
         kt = _KeyTree(net, is_term, tree)
         cand = _candidates(net, kt, tree) if kt.V >= 2 else None
         improved = False
-        for move in (_key_path_exchange, _key_vertex_elimination, _insertion):
+        for move in _MOVES:
             for proposal in move(net, is_term, tree, kt, cand, tol):
                 new = _normalize(net, is_term, proposal[0], extra=proposal[1])
                 if new is None:
