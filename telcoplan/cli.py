@@ -161,8 +161,10 @@ def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
             )
             failed.append((plan_path, str(exc)))
             continue
+        pop = summary["population_total"]
         click.echo(
-            f"{plan_path} -> {target}: population_total = {summary['population_total']:,.0f}",
+            f"{plan_path} -> {target}: "
+            + ("no population layer" if pop is None else f"population_total = {pop:,.0f}"),
             err=True,
         )
     if failed:
@@ -346,6 +348,154 @@ def gaps_cmd(**kw) -> None:
     summary = _run_stages(kw, gaps=True)
     g = summary["gaps"]
     click.echo(f"{kw['out_dir']}: {g['count']} gaps with {g['population']:,.0f} persons", err=True)
+
+
+_IN_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+def _plan_layers_for(plan_path: Path | None) -> dict | None:
+    if plan_path is None:
+        return None
+    from telcoplan.plan import load_inputs, read_plan
+
+    inputs = load_inputs(read_plan(plan_path))
+    return {**inputs.vectors, "areas": inputs.areas}
+
+
+@cli.command("map")
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The plan file, to draw its towers, fiber and roads too.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Map to write (default OUT_DIR/map.html).",
+)
+@click.option(
+    "--tiles",
+    default="none",
+    show_default=True,
+    help="Basemap: none (offline), osm, or a URL template with {z}/{x}/{y}.",
+)
+@click.option("--overwrite", is_flag=True, help="Replace the map if it exists.")
+def map_cmd(
+    out_dir: Path, plan_path: Path | None, output: Path | None, tiles: str, overwrite: bool
+) -> None:
+    """Interactive map (self-contained HTML) of a plan's output folder."""
+    from telcoplan.maps.interactive import map_parameters, write_plan_map
+
+    params = map_parameters({"tiles": tiles}, "--tiles")
+    path = write_plan_map(
+        out_dir, _plan_layers_for(plan_path), path=output, overwrite=overwrite, **params
+    )
+    click.echo(f"map written to {path} ({path.stat().st_size / 1e6:.1f} MB)", err=True)
+
+
+@cli.command("report")
+@click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The plan file, to draw its towers in the figure too.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Report to write (default OUT_DIR/report.html).",
+)
+@click.option("--no-figure", is_flag=True, help="Leave out the plan figure.")
+@click.option("--overwrite", is_flag=True, help="Replace the report if it exists.")
+def report_cmd(
+    out_dir: Path, plan_path: Path | None, output: Path | None, no_figure: bool, overwrite: bool
+) -> None:
+    """HTML report (tables, charts, figure, provenance) of a plan's output folder."""
+    from telcoplan.gis._atomic import check_writable
+    from telcoplan.report.html import REPORT_NAME, report_from_outputs
+
+    target = output if output is not None else out_dir / REPORT_NAME
+    check_writable(target, overwrite)
+    png = None
+    if not no_figure:
+        from telcoplan.maps.static import figure_from_outputs
+
+        layers = _plan_layers_for(plan_path)
+        try:
+            png = figure_from_outputs(out_dir, layers)
+        except TelcoplanError as exc:
+            log.warning("report without the plan figure: %s", exc)
+    path = report_from_outputs(out_dir, target, figure_png=png, overwrite=overwrite)
+    click.echo(f"report written to {path}", err=True)
+
+
+@cli.command("backbone")
+@click.option("--towers", required=True, type=_IN_FILE, help="Towers layer (the sites).")
+@click.option("--roads", required=True, type=_IN_FILE, help="Roads layer (where trenches go).")
+@click.option("--area", "areas", required=True, type=_IN_FILE, help="Areas layer (study area).")
+@click.option("--fiber", type=_IN_FILE, default=None, help="Existing fiber per operator.")
+@click.option(
+    "--lease-factor",
+    type=_FiniteRange(0, 10),
+    default=0.3,
+    show_default=True,
+    help="Cost of leasing another operator's fiber, as a fraction of trenching.",
+)
+@click.option("--no-lease", is_flag=True, help="Forbid using other operators' fiber.")
+@click.option(
+    "--own-fiber-factor",
+    type=_FiniteRange(0, 1),
+    default=0.02,
+    show_default=True,
+    help="Cost of using one's own fiber, as a fraction of trenching.",
+)
+@click.option("--no-shapley", is_flag=True, help="Skip the exact Shapley cost shares.")
+@click.option(
+    "--protect",
+    type=click.Choice(["none", "shared", "all"]),
+    default="none",
+    show_default=True,
+    help="Ring protection for shared sites or all sites.",
+)
+@click.option("--crs", default=None, help="Projected CRS for the work (default: local UTM).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+def backbone_cmd(**kw) -> None:
+    """Fiber backbone: separate vs joint trenching, cost shares (backbone.gpkg, summary.json)."""
+    from telcoplan.plan import plan_from_layers, run_plan
+
+    params = {
+        "lease_factor": None if kw["no_lease"] else kw["lease_factor"],
+        "own_fiber_factor": kw["own_fiber_factor"],
+        "shapley": not kw["no_shapley"],
+    }
+    if kw["protect"] != "none":
+        params["protect"] = kw["protect"]
+    layers = {"areas": kw["areas"], "towers": kw["towers"], "roads": kw["roads"]}
+    if kw["fiber"] is not None:
+        layers["fiber"] = kw["fiber"]
+    plan = plan_from_layers(
+        layers,
+        resolution_m=100.0,
+        crs=kw["crs"],
+        stages={"coverage": False, "gaps": False, "backbone": params},
+    )
+    summary = run_plan(plan, kw["out_dir"], overwrite=kw["overwrite"])["backbone"]
+    click.echo(
+        f"{kw['out_dir']}: joint {summary['length_km_joint']:,.1f} km, cost {summary['cost_joint']:,.0f}"
+        f" vs separate {summary['length_km_separate']:,.1f} km, cost {summary['cost_separate']:,.0f}:"
+        f" {summary['savings_pct']:.1f}% saved",
+        err=True,
+    )
 
 
 @cli.command()

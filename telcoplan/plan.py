@@ -88,7 +88,7 @@ LAYER_NAMES = (
 #: Largest plan grid (cells): one float64 layer of it is 1.6 GB.
 MAX_CELLS = 200_000_000
 #: Stages a plan may configure (``stages: {coverage: {...}}``; ``false`` skips one).
-STAGE_NAMES = ("coverage", "gaps")
+STAGE_NAMES = ("coverage", "gaps", "backbone", "map", "report")
 _TOP_KEYS = (
     "name",
     "crs",
@@ -250,14 +250,26 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             errs.append(f"stages: unknown stage {name!r}{_suggest(str(name), STAGE_NAMES)}")
         elif params is not False and params is not None and not isinstance(params, dict):
             errs.append(f"stages.{name}: give a mapping of parameters, or false to skip the stage")
-        elif name in ("coverage", "gaps") and isinstance(params, dict):
-            from telcoplan.stages import coverage_parameters, gaps_parameters
+        elif name in STAGE_NAMES and isinstance(params, dict):
+            from telcoplan.maps.interactive import map_parameters
+            from telcoplan.stages import (
+                backbone_parameters,
+                coverage_parameters,
+                gaps_parameters,
+                report_parameters,
+            )
 
             try:
                 if name == "coverage":
                     coverage_parameters(params, source, base)
-                else:
+                elif name == "gaps":
                     gaps_parameters(params, source)
+                elif name == "backbone":
+                    backbone_parameters(params, source)
+                elif name == "map":
+                    map_parameters(params, source)
+                else:
+                    report_parameters(params, source)
             except PlanError as exc:
                 errs += [line.strip()[2:] for line in str(exc).splitlines()[1:]]
     if errs:
@@ -354,6 +366,8 @@ class PlanInputs:
     population: np.ndarray
     vectors: Mapping[str, gpd.GeoDataFrame]
     dem: np.ndarray | None = None
+    #: False when the plan has no population at all (allowed when coverage is off)
+    has_population: bool = True
 
 
 def load_inputs(plan: Plan) -> PlanInputs:
@@ -401,11 +415,20 @@ def load_inputs(plan: Plan) -> PlanInputs:
         except TelcoplanError as exc:
             failures.append(exc)
 
-    population = np.zeros(grid.shape)
-    try:
-        population = _load_population(plan, areas, grid)
-    except TelcoplanError as exc:
-        failures.append(exc)
+    population, has_population = np.zeros(grid.shape), True
+    if (
+        "population" not in plan.layers
+        and "population" not in areas.columns
+        and not _stage_enabled(plan, "coverage")
+    ):
+        # the backbone alone needs no population: say so rather than refuse
+        log.info("no population layer: population figures are left out")
+        has_population = False
+    else:
+        try:
+            population = _load_population(plan, areas, grid)
+        except TelcoplanError as exc:
+            failures.append(exc)
 
     if failures:
         n = sum(len(getattr(f, "problems", (0,))) for f in failures)
@@ -414,7 +437,14 @@ def load_inputs(plan: Plan) -> PlanInputs:
             + "\n".join(str(f) for f in failures)
         )
     return PlanInputs(
-        plan=plan, crs=crs, grid=grid, areas=areas, population=population, vectors=vectors, dem=dem
+        plan=plan,
+        crs=crs,
+        grid=grid,
+        areas=areas,
+        population=population,
+        vectors=vectors,
+        dem=dem,
+        has_population=has_population,
     )
 
 
@@ -476,7 +506,7 @@ def run_plan(
     """
     import tempfile
 
-    from telcoplan.stages import run_coverage, run_gaps
+    from telcoplan.stages import run_backbone, run_coverage, run_gaps, run_map, run_report
 
     out = Path(out_dir)
     if not overwrite and (out / "summary.json").exists():
@@ -494,7 +524,14 @@ def run_plan(
             )
             if _stage_enabled(plan, "gaps"):
                 summary["gaps"] = run_gaps(inputs, coverage, plan.stages.get("gaps"), staging)
+        if _stage_enabled(plan, "backbone") and {"roads", "towers"} <= set(inputs.vectors):
+            summary["backbone"] = run_backbone(inputs, plan.stages.get("backbone"), staging)
         summary["provenance"] = _provenance(plan)
+        # the map and the report draw on every output above; summary.json is written last
+        if _stage_enabled(plan, "map"):
+            summary["map"] = run_map(inputs, plan.stages.get("map"), staging, summary)
+        if _stage_enabled(plan, "report"):
+            summary["report"] = run_report(inputs, plan.stages.get("report"), staging, summary)
         write_summary(staging / "summary.json", summary, overwrite=True)
         names = sorted((p.name for p in staging.iterdir()), key=lambda n: n == "summary.json")
         clash = [n for n in names if (out / n).exists()]
@@ -526,11 +563,15 @@ def population_summary(inputs: PlanInputs) -> dict[str, Any]:
         "telcoplan_version": __version__,
         "crs": inputs.crs,
         "grid": inputs.grid.to_dict(),
-        "population_total": round(total, 3),
-        "population_outside_areas": round(outside, 3),
+        "population_total": round(total, 3) if inputs.has_population else None,
+        "population_outside_areas": round(outside, 3) if inputs.has_population else None,
         "area_km2_total": round(float(km2.sum()), 3),
         "areas": [
-            {"name": n, "population": round(float(p), 3), "area_km2": round(float(a), 3)}
+            {
+                "name": n,
+                "population": round(float(p), 3) if inputs.has_population else None,
+                "area_km2": round(float(a), 3),
+            }
             for n, p, a in zip(names, per_area, km2, strict=True)
         ],
         "layers": {name: len(g) for name, g in inputs.vectors.items()},

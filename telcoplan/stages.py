@@ -21,13 +21,21 @@ if TYPE_CHECKING:
     from telcoplan.plan import PlanInputs
 
 __all__ = [
+    "BACKBONE_PARAMETERS",
     "COVERAGE_PARAMETERS",
     "GAPS_PARAMETERS",
+    "REPORT_PARAMETERS",
+    "backbone_parameters",
     "coverage_parameters",
     "gaps_parameters",
+    "physical_sites",
+    "report_parameters",
+    "run_backbone",
     "run_calibration",
     "run_coverage",
     "run_gaps",
+    "run_map",
+    "run_report",
     "slug",
 ]
 
@@ -514,3 +522,259 @@ def _write_per_technology(
             description=f"{op} {tech} received power (dBm)",
             overwrite=True,
         )
+
+
+#: Parameters of the backbone stage with their defaults.
+BACKBONE_PARAMETERS: dict[str, Any] = {
+    "own_fiber_factor": 0.02,
+    "lease_factor": 0.3,
+    "cost_per_m": {},
+    "fiber_tolerance_m": 5.0,
+    "max_snap_m": 10_000.0,
+    "shapley": True,
+    "protect": "none",
+}
+#: Which sites the backbone stage protects with rings.
+PROTECT_CHOICES = ("none", "shared", "all")
+
+
+def backbone_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
+    """Checked backbone-stage parameters (defaults filled in); all problems reported at once."""
+    raw = dict(raw or {})
+    errs = [
+        f"stages.backbone: unknown parameter {k!r}; known: {', '.join(BACKBONE_PARAMETERS)}"
+        for k in raw
+        if k not in BACKBONE_PARAMETERS
+    ]
+    params = {**BACKBONE_PARAMETERS, **{k: v for k, v in raw.items() if k in BACKBONE_PARAMETERS}}
+    for key, lo, hi in (
+        ("own_fiber_factor", 0.0, 1.0),
+        ("fiber_tolerance_m", 0.0, 100.0),
+        ("max_snap_m", 1.0, 100_000.0),
+    ):
+        v = params[key]
+        if not isinstance(v, int | float) or isinstance(v, bool) or not lo <= v <= hi:
+            errs.append(f"stages.backbone.{key} must be a number in {lo:g}…{hi:g}, got {v!r}")
+    lf = params["lease_factor"]
+    if lf is not None and (
+        not isinstance(lf, int | float) or isinstance(lf, bool) or not 0 <= lf <= 10
+    ):
+        errs.append(
+            f"stages.backbone.lease_factor must be a number in 0…10, or null to forbid leasing; got {lf!r}"
+        )
+    if not isinstance(params["cost_per_m"], dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
+        for v in params["cost_per_m"].values()
+    ):
+        errs.append("stages.backbone.cost_per_m must map road classes to costs per metre ≥ 0")
+    if params["protect"] not in PROTECT_CHOICES:
+        errs.append(
+            f"stages.backbone.protect must be one of {', '.join(PROTECT_CHOICES)}; "
+            f"got {params['protect']!r}"
+        )
+    if not isinstance(params["shapley"], bool):
+        errs.append(f"stages.backbone.shapley must be true or false, got {params['shapley']!r}")
+    if errs:
+        raise PlanError(
+            f"{source}: {len(errs)} problem(s) in the backbone parameters:\n"
+            + "\n".join(f"  - {e}" for e in errs)
+        )
+    return params
+
+
+def physical_sites(
+    towers: gpd.GeoDataFrame, tolerance_m: float = 1.0
+) -> tuple[gpd.GeoDataFrame, dict[str, list[str]]]:
+    """Group co-located towers (within ``tolerance_m``) into physical sites with their operators.
+
+    Returns the sites (index = the first tower's ``site_id``) and ``{site: [operators]}``.
+    """
+    key = [
+        (round(x / tolerance_m), round(y / tolerance_m))
+        for x, y in zip(towers.geometry.x, towers.geometry.y, strict=True)
+    ]
+    first: dict[tuple, str] = {}
+    ops: dict[str, set[str]] = {}
+    for sid, k, op in zip(
+        towers.index.astype(str), key, towers["operator"].astype(str), strict=True
+    ):
+        site = first.setdefault(k, sid)
+        ops.setdefault(site, set()).add(op)
+    keep = towers.loc[[s for s in towers.index.astype(str) if s in ops]]
+    sites = gpd.GeoDataFrame(
+        geometry=keep.geometry.to_numpy(), index=keep.index.astype(str), crs=towers.crs
+    )
+    return sites, {s: sorted(o) for s, o in ops.items()}
+
+
+def run_backbone(
+    inputs: PlanInputs, raw_params: Mapping[str, Any] | None, staging: Path
+) -> dict[str, Any]:
+    """The backbone stage: ``backbone.gpkg`` (links of the joint and separate plans) and key figures."""
+    from telcoplan.backbone.graph import build_graph, operator_costs, snap_sites
+    from telcoplan.backbone.plans import plan_backbone, plan_links
+    from telcoplan.gis.vector import write_vector_layers
+
+    params = backbone_parameters(raw_params, str(inputs.plan.path or inputs.plan.name))
+    roads, towers = inputs.vectors.get("roads"), inputs.vectors.get("towers")
+    if roads is None or towers is None:
+        raise PlanError(
+            "the backbone stage needs the roads and towers layers (layers.roads, layers.towers)"
+        )
+    graph = build_graph(
+        roads,
+        fiber=inputs.vectors.get("fiber"),
+        cost_per_m=params["cost_per_m"],
+        fiber_tolerance_m=float(params["fiber_tolerance_m"]),
+    )
+    sites, site_ops = physical_sites(towers)
+    graph, nodes = snap_sites(graph, sites, max_distance_m=float(params["max_snap_m"]))
+    operators = sorted({o for ops in site_ops.values() for o in ops})
+    graph = operator_costs(
+        graph,
+        operators,
+        own_fiber_factor=float(params["own_fiber_factor"]),
+        lease_factor=None if params["lease_factor"] is None else float(params["lease_factor"]),
+    )
+    log.info(
+        "backbone: %d physical sites of %d operators on a %d-node road graph",
+        len(sites),
+        len(operators),
+        graph.number_of_nodes(),
+    )
+    no_fiber = [
+        op
+        for op in operators
+        if not any(d[f"cost_{op}_fiber"] for _, _, d in graph.edges(data=True))
+    ]
+    if no_fiber:
+        log.warning(
+            "backbone: %s can use no fiber (none of its own%s): its sites are only joined to "
+            "each other in the separate plan",
+            ", ".join(no_fiber),
+            "" if params["lease_factor"] is None else ", and no other operator's to lease",
+        )
+    plan = plan_backbone(graph, nodes, site_ops, shapley=bool(params["shapley"]))
+    links = plan_links(graph, plan)
+    layers = {"links": links}
+    if inputs.plan.synthetic:
+        layers = {k: v.assign(source="synthetic telcoplan demo") for k, v in layers.items()}
+    write_vector_layers(staging / "backbone.gpkg", layers, overwrite=True)
+    summary = {
+        "parameters": dict(params.items()),
+        "sites": len(sites),
+        "shared_sites": sum(1 for o in site_ops.values() if len(o) > 1),
+        "length_km_joint": round(plan.joint.length_m / 1000.0, 3),
+        "length_km_separate": round(plan.length_km_separate, 3),
+        # of which new trenches (the rest reuses or leases existing fiber)
+        "trench_km_joint": _km(links, "joint", "new"),
+        "trench_km_separate": _km(links, "separate", "new"),
+        "cost_joint": round(plan.joint.cost, 2),
+        "cost_separate": round(plan.cost_separate, 2),
+        "savings_pct": round(plan.savings_pct, 2),
+        "operators_without_fiber": no_fiber,
+        "separate": {
+            op: {"length_km": round(t.length_m / 1000.0, 3), "cost": round(t.cost, 2)}
+            for op, t in plan.separate.items()
+        },
+        "share_proportional": {op: round(v, 2) for op, v in plan.share_proportional.items()},
+        "share_shapley": {op: round(v, 2) for op, v in plan.share_shapley.items()},
+    }
+    log.info(
+        "backbone: joint %.1f km / %.0f vs separate %.1f km / %.0f: %.1f%% saved",
+        summary["length_km_joint"],
+        summary["cost_joint"],
+        summary["length_km_separate"],
+        summary["cost_separate"],
+        summary["savings_pct"],
+    )
+    return summary
+
+
+def _km(links: gpd.GeoDataFrame, plan: str, status: str) -> float:
+    sel = (links["plan"] == plan) & (links["status"] == status)
+    return round(float(links.loc[sel, "length_m"].sum()) / 1000.0, 3)
+
+
+#: Parameters of the report stage with their defaults.
+REPORT_PARAMETERS: dict[str, Any] = {"figure": True, "top_gaps": 20, "currency": "USD"}
+
+
+def report_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
+    """Checked report-stage parameters (defaults filled in); all problems reported at once."""
+    raw = dict(raw or {})
+    errs = [
+        f"stages.report: unknown parameter {k!r}; known: {', '.join(REPORT_PARAMETERS)}"
+        for k in raw
+        if k not in REPORT_PARAMETERS
+    ]
+    params = {**REPORT_PARAMETERS, **{k: v for k, v in raw.items() if k in REPORT_PARAMETERS}}
+    if not isinstance(params["figure"], bool):
+        errs.append("stages.report.figure must be true or false (embed the plan figure)")
+    top = params["top_gaps"]
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 10_000:
+        errs.append(f"stages.report.top_gaps must be a whole number in 0…10000, got {top!r}")
+    if not isinstance(params["currency"], str) or not 1 <= len(params["currency"]) <= 8:
+        errs.append("stages.report.currency must be a short currency label such as USD or VND")
+    if errs:
+        raise PlanError(
+            f"{source}: {len(errs)} problem(s) in the report parameters:\n"
+            + "\n".join(f"  - {e}" for e in errs)
+        )
+    return params
+
+
+def _plan_layers(inputs: PlanInputs) -> dict[str, gpd.GeoDataFrame]:
+    return {**inputs.vectors, "areas": inputs.areas}
+
+
+def run_map(
+    inputs: PlanInputs,
+    raw_params: Mapping[str, Any] | None,
+    staging: Path,
+    summary: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """The map stage: ``map.html``, self-contained (needs the ``maps`` extra: folium)."""
+    from telcoplan.maps.interactive import map_parameters
+
+    params = map_parameters(raw_params, str(inputs.plan.path or inputs.plan.name))
+    try:
+        import folium  # noqa: F401
+    except ImportError:
+        log.warning("map: folium is not installed (pip install 'telcoplan[maps]'); no map.html")
+        return None
+    from telcoplan.maps.interactive import write_plan_map
+
+    path = write_plan_map(staging, _plan_layers(inputs), summary=summary, overwrite=True, **params)
+    return {"file": path.name, "bytes": path.stat().st_size}
+
+
+def run_report(
+    inputs: PlanInputs,
+    raw_params: Mapping[str, Any] | None,
+    staging: Path,
+    summary: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The report stage: ``report.html`` (with the plan figure when matplotlib is installed)."""
+    from telcoplan.report.html import report_from_outputs
+
+    params = report_parameters(raw_params, str(inputs.plan.path or inputs.plan.name))
+    png = None
+    if params["figure"]:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            log.warning("report: matplotlib is not installed; report.html without the figure")
+        else:
+            from telcoplan.maps.static import figure_from_outputs
+
+            png = figure_from_outputs(staging, _plan_layers(inputs), summary=summary)
+    path = report_from_outputs(
+        staging,
+        summary=summary,
+        figure_png=png,
+        overwrite=True,
+        top_gaps=params["top_gaps"],
+        currency=params["currency"],
+    )
+    return {"file": path.name, "bytes": path.stat().st_size}

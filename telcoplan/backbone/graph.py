@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_TRENCH_COST_PER_M",
     "build_graph",
     "coalition_cost",
+    "fiber_usable",
     "graph_from_gdfs",
     "graph_to_gdfs",
     "operator_costs",

@@ -964,11 +964,16 @@ def render_map(m: folium.Map) -> str:
     TelcoplanError
         If the page would still load a script, style sheet or image from the network.
     """
-    from telcoplan.maps._assets import external_references, inline_assets
+    from telcoplan.maps._assets import _walk, external_references, inline_assets
 
     figure = copy.deepcopy(m.get_root())
     inline_assets(figure)
     page = figure.render()
+    # folium names elements by random UUIDs: renumber them in tree order, so the same plan
+    # gives the same file (byte-reproducible outputs)
+    ids = [getattr(el, "_id", None) for el in _walk(figure)]
+    for i, old in enumerate(dict.fromkeys(x for x in ids if isinstance(x, str) and len(x) >= 16)):
+        page = page.replace(old, f"{i + 1:032x}")
     remote = external_references(page)
     if remote:
         raise TelcoplanError(

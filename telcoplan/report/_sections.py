@@ -508,7 +508,11 @@ def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
         if has_urban:
             u = r.get("urban")
             row.append(MISSING if is_missing(u) else ("urban" if bool(u) else "rural"))
-        dens = number(pop) / number(r["area_km2"]) if number(r.get("area_km2")) else None
+        dens = (
+            number(pop) / number(r["area_km2"])
+            if number(r.get("area_km2")) and number(pop) is not None
+            else None
+        )
         row += [fmt_count(pop), fmt_km2(r.get("area_km2")), fmt_num(dens, 0, "/km²")]
         if has_cov:
             uncovered = r.get("uncovered_any")

@@ -25,7 +25,12 @@ def demo_outputs(tmp_path_factory):
 
 def test_report_from_demo_outputs(demo_outputs):
     summary, out = demo_outputs
-    path = report_from_outputs(out)
+    # the plan's report stage wrote it already; it is refused, then rewritten on request
+    staged = (out / REPORT_NAME).read_bytes()
+    with pytest.raises(OutputExistsError):
+        report_from_outputs(out)
+    assert (out / REPORT_NAME).read_bytes() == staged
+    path = report_from_outputs(out, overwrite=True)
     assert path == out / REPORT_NAME
     text = path.read_bytes().decode("utf-8")
     assert 'id="synthetic"' in text  # the demo says it is synthetic

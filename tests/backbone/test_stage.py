@@ -1,0 +1,192 @@
+"""The backbone plan stage and the ``telcoplan backbone`` command, end to end on small layers."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pyogrio
+import pytest
+import yaml
+from click.testing import CliRunner
+from shapely.geometry import LineString
+
+from telcoplan.cli import cli
+from telcoplan.errors import PlanError
+from telcoplan.gis.vector import write_vector
+from telcoplan.maps._assets import external_references
+from telcoplan.plan import read_plan, run_plan
+from tests.conftest import UTM49, X0, Y0
+
+
+@pytest.fixture
+def fiber1() -> gpd.GeoDataFrame:
+    """Viettel fiber along the bottom road (r1), MobiFone fiber on the right road (r2)."""
+    return gpd.GeoDataFrame(
+        {"fiber_id": ["f1", "f2"], "operator": ["Viettel", "MobiFone"]},
+        geometry=[
+            LineString([(X0 + 50, Y0 + 50), (X0 + 500, Y0 + 50)]),
+            LineString([(X0 + 950, Y0 + 50), (X0 + 950, Y0 + 500)]),
+        ],
+        crs=UTM49,
+    )
+
+
+@pytest.fixture
+def backbone_plan(tmp_path, areas4, towers5, roads3, fiber1):
+    inputs = tmp_path / "inputs"
+    # no population anywhere: the backbone alone does not need it
+    write_vector(inputs / "areas.gpkg", areas4.drop(columns="population"))
+    write_vector(inputs / "towers.gpkg", towers5)
+    write_vector(inputs / "roads.gpkg", roads3)
+    write_vector(inputs / "fiber.gpkg", fiber1)
+    doc = {
+        "name": "backbone",
+        "resolution_m": 100,
+        "layers": {k: f"inputs/{k}.gpkg" for k in ("areas", "towers", "roads", "fiber")},
+        "stages": {"coverage": False, "backbone": {"lease_factor": 0.5}},
+    }
+    path = tmp_path / "plan.yml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def test_backbone_stage_outputs_and_invariants(backbone_plan, tmp_path):
+    out = tmp_path / "out"
+    summary = run_plan(read_plan(backbone_plan), out)
+    bb = summary["backbone"]
+    on_disk = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk["backbone"] == bb
+    for key in ("length_km_joint", "length_km_separate", "cost_joint", "cost_separate"):
+        assert bb[key] > 0, key
+    # one shared trench network never costs more than everyone digging alone
+    assert bb["cost_joint"] <= bb["cost_separate"] + 1e-6
+    assert bb["savings_pct"] == pytest.approx(
+        100 * (bb["cost_separate"] - bb["cost_joint"]) / bb["cost_separate"], abs=0.01
+    )
+    # cost shares are a split of the joint cost
+    assert sum(bb["share_shapley"].values()) == pytest.approx(bb["cost_joint"], abs=0.05)
+    assert sum(bb["share_proportional"].values()) == pytest.approx(bb["cost_joint"], abs=0.05)
+    assert set(bb["share_shapley"]) == {"Viettel", "VinaPhone", "MobiFone"}
+    # four physical sites: VT-2 and VNP-1 share a mast
+    assert bb["sites"] == 4
+    assert bb["shared_sites"] == 1
+
+    assert "links" in dict(pyogrio.list_layers(out / "backbone.gpkg"))
+    links = gpd.read_file(out / "backbone.gpkg", layer="links")
+    assert links.crs.equals(UTM49)
+    joint = links[links["plan"] == "joint"]
+    separate = links[links["plan"] == "separate"]
+    assert joint["cost"].sum() == pytest.approx(bb["cost_joint"], abs=0.05)
+    assert separate["cost"].sum() == pytest.approx(bb["cost_separate"], abs=0.05)
+    assert joint["length_m"].sum() / 1000 == pytest.approx(bb["length_km_joint"], abs=1e-3)
+    new = joint[joint["status"] == "new"]
+    assert new["length_m"].sum() / 1000 == pytest.approx(bb["trench_km_joint"], abs=1e-3)
+    assert 0 < bb["trench_km_joint"] <= bb["length_km_joint"]
+    # geometry follows the roads: every link but the site drops lies on the road network
+    roads = gpd.read_file(tmp_path / "inputs" / "roads.gpkg").union_all()
+    on_road = links[links["road_class"] != "access"]
+    assert len(on_road) > 0
+    assert all(roads.buffer(0.01).contains(g) for g in on_road.geometry)
+    drops = links[links["road_class"] == "access"]
+    towers = gpd.read_file(tmp_path / "inputs" / "towers.gpkg")
+    assert all(towers.distance(g.boundary).min() < 0.01 for g in drops.geometry)
+    assert set(links["status"]) <= {"new", "reused", "leased"}
+    assert summary["population_total"] is None  # no population layer: left out, not zero
+    # the map and the report show the backbone
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Backbone" in report
+    assert "Shapley" in report
+    html = (out / "map.html").read_text(encoding="utf-8")
+    assert "Backbone" in html
+
+
+def test_backbone_parameters_checked_when_the_plan_is_read(backbone_plan):
+    doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
+    doc["stages"]["backbone"] = {"lease_factr": 1, "own_fiber_factor": 2, "protect": "some"}
+    backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(PlanError) as err:
+        read_plan(backbone_plan)
+    msg = str(err.value)
+    assert "lease_factr" in msg
+    assert "own_fiber_factor" in msg
+    assert "protect" in msg
+
+
+def test_backbone_command(tmp_path, backbone_plan):
+    inputs = tmp_path / "inputs"
+    out = tmp_path / "cli-out"
+    args = [
+        "backbone",
+        "--towers",
+        str(inputs / "towers.gpkg"),
+        "--roads",
+        str(inputs / "roads.gpkg"),
+        "--fiber",
+        str(inputs / "fiber.gpkg"),
+        "--area",
+        str(inputs / "areas.gpkg"),
+        "--out",
+        str(out),
+    ]
+    runner = CliRunner()
+    res = runner.invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "saved" in res.output
+    assert (out / "backbone.gpkg").exists()
+    bb = json.loads((out / "summary.json").read_text(encoding="utf-8"))["backbone"]
+    assert bb["cost_joint"] <= bb["cost_separate"]
+    # a second run refuses to overwrite, cleanly
+    res = runner.invoke(cli, args)
+    assert res.exit_code != 0
+    assert "--overwrite" in res.output
+    assert "Traceback" not in res.output
+    assert bb["operators_without_fiber"] == []  # VinaPhone leases
+    # forbidding leases: no separate link uses another operator's fiber, and VinaPhone, which
+    # has none of its own, is reported
+    res = runner.invoke(cli, [*args, "--overwrite", "--no-lease", "--no-shapley"])
+    assert res.exit_code == 0, res.output
+    strict = json.loads((out / "summary.json").read_text(encoding="utf-8"))["backbone"]
+    assert strict["operators_without_fiber"] == ["VinaPhone"]
+    assert strict["share_shapley"] == {}
+    links = gpd.read_file(out / "backbone.gpkg", layer="links")
+    assert "leased" not in set(links["status"])
+
+
+def test_map_and_report_commands_on_a_plan_output(backbone_plan, tmp_path):
+    out = tmp_path / "out"
+    run_plan(read_plan(backbone_plan), out)
+    runner = CliRunner()
+    # both exist from the plan's own stages: refused without --overwrite, cleanly
+    for cmd in ("map", "report"):
+        res = runner.invoke(cli, [cmd, str(out)])
+        assert res.exit_code == 1, res.output
+        assert "--overwrite" in res.output
+        assert "Traceback" not in res.output
+    res = runner.invoke(
+        cli, ["map", str(out), "--plan", str(backbone_plan), "-o", str(tmp_path / "m.html")]
+    )
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "m.html").read_text(encoding="utf-8")
+    assert external_references(html) == []  # self-contained
+    assert "Fiber" in html  # the plan's input fiber is drawn with --plan
+    res = runner.invoke(
+        cli, ["map", str(out), "--tiles", "ftp://x", "-o", str(tmp_path / "n.html")]
+    )
+    assert res.exit_code != 0
+    assert "tiles" in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "n.html").exists()
+    # without the plan, a backbone-only output has no areas to draw: no figure, said so
+    res = runner.invoke(cli, ["report", str(out), "-o", str(tmp_path / "r.html")])
+    assert res.exit_code == 0, res.output
+    assert "without the plan figure" in res.output
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," not in text
+    assert "Backbone" in text
+    res = runner.invoke(
+        cli, ["report", str(out), "--plan", str(backbone_plan), "-o", str(tmp_path / "r2.html")]
+    )
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "r2.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in text  # the plan figure is embedded
