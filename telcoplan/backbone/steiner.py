@@ -90,23 +90,28 @@ def steiner_tree(
     of the subgraph of ``G`` induced by its nodes, and non-terminal leaves are removed.
 
     *Local search* (after Uchoa & Werneck 2010, "Fast local search for Steiner trees in
-    graphs", ALENEX). A pass computes the Voronoi regions of *all* tree nodes (one
+    graphs", ALENEX 2010). A pass computes the Voronoi regions of *all* tree nodes (one
     multi-source Dijkstra): for every edge (u, v) between two regions, the path tree node → … →
     u — v → … → tree node is a candidate way to join two parts of the tree, of length
-    d(u) + w(u, v) + d(v), through non-tree nodes only. The pass then tries, in this order,
-    until one improves the tree:
+    d(u) + w(u, v) + d(v), through non-tree nodes only. The pass then tries these moves in
+    order and stops at the first that improves the tree:
 
     - **key-path exchange**: a key path is a path of the tree whose inner nodes are
       non-terminals of degree 2 and whose ends are terminals or nodes of degree ≥ 3 (the key
-      nodes). Removing it splits the tree in two; the cheapest candidate joining the two parts
-      replaces it when cheaper. The best candidate of every key path comes from one union–find
-      sweep over the candidates sorted by length (each candidate covers the key paths on the
-      tree path between its ends). Every improving exchange is applied at once as long as no
-      new path covers a key path removed before it (the exchange matrix stays triangular, so
-      the result is a tree).
+      nodes). Removing it splits the tree in two; the cheapest path joining the two parts
+      replaces it when cheaper. Each candidate covers the key paths on the tree path between
+      its ends, and one union–find sweep over the candidates sorted by length gives every key
+      path its cheapest cover. Removing a key path also frees the Voronoi regions of its
+      inner nodes, where the best replacement often runs (right beside the old path); Uchoa
+      & Werneck's repair searches them: one more Dijkstra over the union of all those
+      regions, entered from the nodes around them, finds every key path's best route through
+      its own region. Every improving exchange is applied at once, as long as no new path
+      covers a key path removed before it and none ends inside one (the exchange matrix
+      stays triangular, so the result is a tree).
     - **key-vertex elimination** (Steiner-node removal): a non-terminal key node of degree ≥ 3
       is removed with its key paths and the d ≥ 3 parts are joined by a minimum spanning tree
-      over the candidates, when that is cheaper (a batch of non-adjacent ones, else the best).
+      over the candidates, when that is cheaper (a batch of non-adjacent ones, else the best
+      one). Here the removed regions are not searched.
     - **Steiner-node insertion**: every non-tree node adjacent to two or more tree nodes is
       offered at once: a minimum spanning tree of the subgraph induced by the tree's nodes and
       those nodes, with non-terminal leaves pruned, replaces the tree when cheaper.
@@ -114,11 +119,8 @@ def steiner_tree(
     After a move the tree is replaced by a minimum spanning tree of the subgraph induced by its
     nodes, with non-terminal leaves pruned, and kept only if its total weight decreased (by
     more than 1e-9 relative), so the result is never worse than Mehlhorn's and stays within
-    twice the optimum. Candidates never pass through the Voronoi regions of the nodes a move
-    removes (Uchoa & Werneck repair those regions; this implementation does not), so a
-    reconnection through them can be missed.
-
-    A pass costs one Dijkstra over ``G`` plus work proportional to the tree's size.
+    twice the optimum. A pass costs a Dijkstra over ``G``, one over the removable regions, and
+    work proportional to the tree.
     """
     terminals = list(dict.fromkeys(terminals))
     missing = [t for t in terminals if t not in G]
@@ -217,10 +219,10 @@ class _Net:
             partner = _mates(np.minimum(row, col) * n + np.maximum(row, col))
         else:
             col = row[partner]
-        # each edge once (u < v): its entry in u's row
+        # each edge once (u < v): its entry in u's row; self-loops are ignored
         once = row < col
-        w = _edge_weights(G, weight, dicts, once)
         u, v = row[once], col[once]
+        w = _edge_weights(dicts, once, u, v, nodes, weight)
         entry = np.flatnonzero(once)
         usable = np.isfinite(w)
         if not usable.all():
@@ -294,29 +296,32 @@ def _mates(key: np.ndarray) -> np.ndarray | None:
     return mate
 
 
-def _edge_weights(G: nx.Graph, weight: str, dicts: list, once: np.ndarray) -> np.ndarray:
-    """The weight of each edge (the adjacency entries marked ``once``); raises PlanError naming
-    the edges whose weight is missing, not a number, NaN or negative."""
-    m = int(once.sum())
+def _edge_weights(
+    dicts: list, once: np.ndarray, row: np.ndarray, col: np.ndarray, nodes: list, weight: str
+) -> np.ndarray:
+    """The weight of each edge (the adjacency entries marked ``once``, from row to col);
+    raises PlanError naming the edges whose weight is missing, not a number, NaN or negative."""
+    chosen = compress(dicts, once.tolist())
     try:
-        w = np.fromiter(
-            map(operator.itemgetter(weight), compress(dicts, once.tolist())), np.float64, count=m
-        )
+        w = np.fromiter(map(operator.itemgetter(weight), chosen), np.float64, count=len(row))
     except (KeyError, TypeError, ValueError):
         w = None
     if w is not None and not np.any(np.isnan(w) | (w < 0)):
         return w
+    w = np.empty(len(row))
     problems = []
-    for u, v, d in G.edges(data=True):
+    for i, d in enumerate(compress(dicts, once.tolist())):
         x = d.get(weight)
         try:
-            bad = not float(x) >= 0  # NaN and negatives
+            w[i] = float(x)
         except (TypeError, ValueError):
             what = "no" if x is None else f"a non-numeric ({x!r})"
-            problems.append(f"({u!r}, {v!r}) has {what} {weight!r}")
+            problems.append(f"({nodes[row[i]]!r}, {nodes[col[i]]!r}) has {what} {weight!r}")
             continue
-        if bad and u != v:
-            problems.append(f"({u!r}, {v!r}) has {weight!r} = {x!r}")
+        if not w[i] >= 0:  # NaN and negatives
+            problems.append(f"({nodes[row[i]]!r}, {nodes[col[i]]!r}) has {weight!r} = {x!r}")
+    if not problems:
+        return w
     raise PlanError(
         f"steiner_tree: {len(problems)} edge(s) without a usable {weight!r}: "
         f"{_listing(problems, str)}; every edge needs a number ≥ 0 (inf marks an unusable edge), "
@@ -336,8 +341,8 @@ def _to_nx(G: nx.Graph, net: _Net, tree: np.ndarray, cost: float) -> nx.Graph:
     nodes, gnode = net.nodes, G._node
     T = nx.Graph()
     T.graph.update(G.graph)
-    # filled directly, like networkx's own constructors: add_edges_from re-hashes every label
-    # several times, which is slow for tuple labels
+    # filled directly (nx.Graph's documented dict-of-dicts layout, one attribute dict shared
+    # by both directions): add_edges_from hashes every label several times, slow for tuples
     tn, ta = T._node, T._adj
     for i in np.unique(np.concatenate([net.eu[tree], net.ev[tree]])).tolist():
         x = nodes[i]
@@ -496,8 +501,10 @@ def _expand(net: _Net, pred: np.ndarray, x: np.ndarray, y: np.ndarray, eids: np.
 class _KeyTree:
     """The tree's key nodes (terminals, nodes of degree ≠ 2) joined by its key paths, rooted.
 
-    Key vertex ids are 0 … V−1 in DFS preorder (0 is the root); the key path from vertex
-    ``c`` (≠ 0) up to its parent ``parent[c]`` has id ``c``.
+    Key vertex ids are 0 … V−1 in discovery order (0 is the root, a parent's id is below its
+    children's); ``tin``/``tout`` are preorder intervals (v's subtree is tin[v] ≤ t < tout[v],
+    children in id order). The key path from vertex ``c`` (≠ 0) up to ``parent[c]`` has id c.
+    ``kv``/``kp`` map graph nodes to their key vertex / the key path they are inside of.
     """
 
     def __init__(self, net: _Net, is_term: np.ndarray, tree: np.ndarray):
@@ -634,7 +641,7 @@ class _Candidates:
     dist: np.ndarray
     base: np.ndarray
 
-    def path_edges(self, net: _Net, i: int) -> list[int]:
+    def path_edges(self, net: _Net, i: int) -> np.ndarray:
         return _expand(net, self.pred, self.x[i : i + 1], self.y[i : i + 1], self.e[i : i + 1])
 
 
@@ -749,6 +756,7 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     rp = np.full(n, -1, dtype=np.int64)  # the key path whose inner node is a node's base
     has = base >= 0
     rp[has] = kt.kp[base[has]]
+    freed = rp.copy()  # nodes whose base goes with a key path: never an entry from outside
     # a route through x is at least 2 d(x) long (x is d(x) from every tree node): keep the x
     # that could be on a route shorter than the key path
     far = (rp >= 0) & ~(2 * dist < kt.cost[np.maximum(rp, 0)] - tol)
@@ -759,9 +767,9 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     eu, ev, ew = net.eu, net.ev, net.ew
     ru, rv = rp[eu], rp[ev]
     inside = np.flatnonzero((ru >= 0) & (ru == rv))
-    # edges entering a region: x in R_p, y outside R_p (but reached)
-    e1 = (ru >= 0) & (rv != ru) & (base[ev] >= 0)
-    e2 = (rv >= 0) & (rv != ru) & (base[eu] >= 0)
+    # edges entering a region: x in R_p, y reached and not freed by p
+    e1 = (ru >= 0) & (freed[ev] != ru) & (base[ev] >= 0)
+    e2 = (rv >= 0) & (freed[eu] != rv) & (base[eu] >= 0)
     X = np.concatenate([eu[e1], ev[e2]])
     Y = np.concatenate([ev[e1], eu[e2]])
     val = dist[Y] + np.concatenate([ew[e1], ew[e2]])

@@ -366,6 +366,16 @@ def test_directed_and_multigraphs_are_refused(cls):
 # determinism
 
 
+def test_pass_budget():
+    """max_passes=0 is Mehlhorn's tree; on a small graph the default budget runs the search to
+    its end, like an explicit large cap."""
+    G, terminals, _ = read_stp(DATA / "b16.stp")
+    construction = steiner_tree(G, terminals, max_passes=0)
+    default = steiner_tree(G, terminals)
+    assert default.graph["cost"] < construction.graph["cost"]
+    assert list(steiner_tree(G, terminals, max_passes=25).edges) == list(default.edges)
+
+
 def test_same_input_same_tree():
     G, terminals, _ = read_stp(DATA / "b13.stp")
     first = steiner_tree(G, terminals)
