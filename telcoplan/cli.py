@@ -461,10 +461,10 @@ def report_cmd(
 @click.option("--no-shapley", is_flag=True, help="Skip the exact Shapley cost shares.")
 @click.option(
     "--protect",
-    type=click.Choice(["none", "shared", "all"]),
+    type=click.Choice(["none", "shared", "pois", "shared+pois", "all"]),
     default="none",
     show_default=True,
-    help="Ring protection for shared sites or all sites.",
+    help="Ring protection: of shared sites, of the sites nearest to POIs, both, or all sites.",
 )
 @click.option("--crs", default=None, help="Projected CRS for the work (default: local UTM).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))

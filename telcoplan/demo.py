@@ -25,7 +25,14 @@ def demo_plan_document(
         "crs": "EPSG:32649",
         "resolution_m": resolution_m,
         "layers": {name: os.path.relpath(path, base) for name, path in layer_paths.items()},
-        "stages": {},
+        "stages": {
+            "coverage": {"terrain": True},
+            "gaps": {},
+            # shared masts and the sites serving ward offices, schools and clinics get rings
+            "backbone": {"protect": "shared+pois"},
+            "map": {"tiles": "none"},
+            "report": {},
+        },
     }
 
 

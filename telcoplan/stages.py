@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from telcoplan.errors import PlanError
 
@@ -535,7 +536,9 @@ BACKBONE_PARAMETERS: dict[str, Any] = {
     "protect": "none",
 }
 #: Which sites the backbone stage protects with rings.
-PROTECT_CHOICES = ("none", "shared", "all")
+PROTECT_CHOICES = ("none", "shared", "pois", "shared+pois", "all")
+#: A POI is served (for ring protection) by the nearest site within this distance (m).
+POI_SITE_DISTANCE_M = 2_000.0
 
 
 def backbone_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
@@ -656,6 +659,14 @@ def run_backbone(
         )
     plan = plan_backbone(graph, nodes, site_ops, shapley=bool(params["shapley"]))
     links = plan_links(graph, plan)
+    rings = None
+    if params["protect"] != "none":
+        rings, ring_gdf = _protect(graph, plan, sites, site_ops, nodes, inputs, params["protect"])
+        links = links.assign(reuses_fiber=links["status"] != "new", protects="")
+        ring_gdf = ring_gdf.assign(operators=";".join(operators))  # a ring serves everyone
+        if len(ring_gdf):
+            links = pd.concat([links, ring_gdf[links.columns]], ignore_index=True)
+        links = links.astype({"length_m": float, "cost": float, "reuses_fiber": bool})
     layers = {"links": links}
     if inputs.plan.synthetic:
         layers = {k: v.assign(source="synthetic telcoplan demo") for k, v in layers.items()}
@@ -680,6 +691,8 @@ def run_backbone(
         "share_proportional": {op: round(v, 2) for op, v in plan.share_proportional.items()},
         "share_shapley": {op: round(v, 2) for op, v in plan.share_shapley.items()},
     }
+    if rings is not None:
+        summary["rings"] = rings
     log.info(
         "backbone: joint %.1f km / %.0f vs separate %.1f km / %.0f: %.1f%% saved",
         summary["length_km_joint"],
@@ -689,6 +702,50 @@ def run_backbone(
         summary["savings_pct"],
     )
     return summary
+
+
+def _protect(graph, plan, sites, site_ops, nodes, inputs, protect: str):
+    """Ring protection of the joint plan for the chosen sites: (summary part, ring links)."""
+    from telcoplan.backbone.rings import (
+        fiber_nodes,
+        nearest_sites,
+        protect_sites,
+        ring_links,
+        sites_to_protect,
+    )
+
+    if protect == "all":
+        chosen = list(site_ops)
+    else:
+        pois = inputs.vectors.get("pois")
+        poi_sites = []
+        if "pois" in protect and pois is not None:
+            poi_sites = nearest_sites(sites, pois, max_distance_m=POI_SITE_DISTANCE_M)
+        chosen = sites_to_protect(site_ops, poi_sites=poi_sites, shared="shared" in protect)
+    result = protect_sites(
+        graph,
+        plan.joint.edges,
+        {s: nodes[s] for s in chosen},
+        fiber_nodes(graph, "cost_joint"),
+        weight="cost_joint",
+    )
+    log.info(
+        "backbone: rings protect %d of %d %s sites for %.1f km of new links (cost %.0f)",
+        len(result.protected),
+        len(chosen),
+        protect,
+        result.length_m / 1000.0,
+        result.cost,
+    )
+    part = {
+        "protect": protect,
+        "sites": len(chosen),
+        "protected": len(result.protected),
+        "length_km": round(result.length_m / 1000.0, 3),
+        "cost": round(result.cost, 2),
+        "unprotected": {str(k): v for k, v in result.unprotected.items()},
+    }
+    return part, ring_links(graph, result)
 
 
 def _km(links: gpd.GeoDataFrame, plan: str, status: str) -> float:
