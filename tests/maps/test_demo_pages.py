@@ -39,6 +39,7 @@ def test_demo_map_has_every_layer_and_no_error(open_map, demo_run: Path) -> None
         "Roads",
         "Existing fiber",
         "Backbone – joint plan",
+        "Backbone – ring plan",
         "Points of interest",
         *(f"Towers – {op}" for op in ops),
         *(f"Signal – {op} (dBm)" for op in ops),
@@ -48,7 +49,9 @@ def test_demo_map_has_every_layer_and_no_error(open_map, demo_run: Path) -> None
     assert missing == [], labels
     # feature counts match the plan's outputs
     links = gpd.read_file(demo_run / "backbone.gpkg", layer="links")
-    assert page.evaluate(COUNT_JS, "Backbone – joint plan") == int((links["plan"] == "joint").sum())
+    for plan in ("joint", "ring"):
+        drawn = page.evaluate(COUNT_JS, f"Backbone – {plan} plan")
+        assert drawn == int((links["plan"] == plan).sum()) > 0, plan
     gaps = gpd.read_file(demo_run / "gaps.gpkg", layer="gaps")
     assert page.evaluate(COUNT_JS, "Coverage gaps") == len(gaps) == summary["gaps"]["count"]
     towers = sum(page.evaluate(COUNT_JS, f"Towers – {op}") for op in ops)
