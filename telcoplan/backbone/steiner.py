@@ -121,6 +121,10 @@ def steiner_tree(
     more than 1e-9 relative), so the result is never worse than Mehlhorn's and stays within
     twice the optimum. A pass costs a Dijkstra over ``G``, one over the removable regions, and
     work proportional to the tree.
+
+    References: K. Mehlhorn, "A faster approximation algorithm for the Steiner problem in
+    graphs", Information Processing Letters 27(3), 125–128 (1988); E. Uchoa and R. F. Werneck,
+    "Fast local search for Steiner trees in graphs", Proc. ALENEX 2010, 1–10 (SIAM).
     """
     terminals = list(dict.fromkeys(terminals))
     missing = [t for t in terminals if t not in G]
@@ -343,11 +347,10 @@ def _to_nx(G: nx.Graph, net: _Net, tree: np.ndarray, cost: float) -> nx.Graph:
     T.graph.update(G.graph)
     # filled directly (nx.Graph's documented dict-of-dicts layout, one attribute dict shared
     # by both directions): add_edges_from hashes every label several times, slow for tuples
-    tn, ta = T._node, T._adj
-    for i in np.unique(np.concatenate([net.eu[tree], net.ev[tree]])).tolist():
-        x = nodes[i]
-        tn[x] = gnode[x].copy()
-        ta[x] = {}
+    present = [nodes[i] for i in np.unique(np.concatenate([net.eu[tree], net.ev[tree]])).tolist()]
+    T._node.update((x, gnode[x].copy()) for x in present)
+    ta = T._adj
+    ta.update((x, {}) for x in present)
     for u, v, e in zip(
         net.eu[tree].tolist(), net.ev[tree].tolist(), net.entry[tree].tolist(), strict=True
     ):
@@ -508,18 +511,25 @@ class _KeyTree:
     """
 
     def __init__(self, net: _Net, is_term: np.ndarray, tree: np.ndarray):
+        # the tree as flat adjacency lists over local ids (no per-entry tuples: fast, and
+        # light on the garbage collector)
         tu, tv = net.eu[tree], net.ev[tree]
-        adj: dict[int, list[tuple[int, int, float]]] = {}
-        for x, y, e, w in zip(
-            tu.tolist(), tv.tolist(), tree.tolist(), net.ew[tree].tolist(), strict=True
-        ):
-            adj.setdefault(x, []).append((y, e, w))
-            adj.setdefault(y, []).append((x, e, w))
-        tnodes = np.unique(np.concatenate([tu, tv]))
-        key = set(tnodes[is_term[tnodes]].tolist())
-        key.update(x for x, nb in adj.items() if len(nb) != 2)
-        root = min(key)
-        node_of = [root]
+        tnodes, inv = np.unique(np.concatenate([tu, tv]), return_inverse=True)
+        m = len(tree)
+        src = inv
+        dst = np.concatenate([inv[m:], inv[:m]])
+        order = np.argsort(src, kind="stable")
+        ptr = np.zeros(len(tnodes) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=len(tnodes)), out=ptr[1:])
+        nbr = dst[order].tolist()
+        eid = np.concatenate([tree, tree])[order].tolist()
+        wgt = np.concatenate([net.ew[tree], net.ew[tree]])[order].tolist()
+        deg = np.diff(ptr)
+        is_key = (deg != 2) | is_term[tnodes]
+        key = is_key.tolist()
+        ptr = ptr.tolist()
+        root = int(np.flatnonzero(is_key)[0])  # local ids follow node order: the first key node
+        node_of = [root]  # local ids for now
         vid_of = {root: 0}
         parent = [0]
         depth = [0]
@@ -530,30 +540,33 @@ class _KeyTree:
         while stack:
             x, via = stack.pop()
             vid = vid_of[x]
-            for y, e, w in adj[x]:
+            for k in range(ptr[x], ptr[x + 1]):
+                e = eid[k]
                 if e == via:
                     continue
                 inner: list[int] = []
                 edges = [e]
-                cost = w
-                prev_e, cur = e, y
-                while cur not in key:
-                    (n1, e1, w1), (n2, e2, w2) = adj[cur]
+                cost = wgt[k]
+                cur = nbr[k]
+                while not key[cur]:
                     inner.append(cur)
-                    if e1 == prev_e:
-                        prev_e, cur, cost = e2, n2, cost + w2
-                    else:
-                        prev_e, cur, cost = e1, n1, cost + w1
-                    edges.append(prev_e)
+                    j = ptr[cur]
+                    if eid[j] == e:
+                        j += 1
+                    e = eid[j]
+                    cost += wgt[j]
+                    edges.append(e)
+                    cur = nbr[j]
                 cid = len(node_of)
                 vid_of[cur] = cid
                 node_of.append(cur)
                 parent.append(vid)
                 depth.append(depth[vid] + 1)
-                path_inner.append(inner)
+                path_inner.append(tnodes[inner].tolist() if inner else inner)
                 path_edges.append(edges)
                 path_cost.append(cost)
-                stack.append((cur, prev_e))
+                stack.append((cur, e))
+        node_of = tnodes[node_of].tolist()
         V = len(node_of)
         children: list[list[int]] = [[] for _ in range(V)]
         for c in range(1, V):
