@@ -52,7 +52,8 @@ def steiner_tree(
     ----------
     G
         Undirected graph (not a multigraph). Every edge needs a numeric attribute ``weight`` ≥ 0
-        (a cost, e.g. USD or m); an edge of infinite weight is treated as absent.
+        (a cost, e.g. USD or m); an edge of infinite weight is treated as absent, self-loops
+        are ignored.
     terminals
         Nodes of ``G`` to connect; duplicates are ignored, order does not matter.
     weight

@@ -204,18 +204,22 @@ def test_trivial_terminal_sets():
     assert T2.graph["cost"] == 3.0
 
 
+def snapshot(G: nx.Graph):
+    """A deep copy of G's structure and attributes, for "the input is unchanged" checks."""
+    return (
+        dict(G.graph),
+        {n: dict(d) for n, d in G.nodes(data=True)},
+        {(u, v): dict(d) for u, v, d in G.edges(data=True)},
+    )
+
+
 def test_attributes_are_copied_and_input_unchanged():
     G = nx.Graph(crs="EPSG:32649", name="roads")
     G.add_edge(1, 2, weight=1.0, road_class="primary", length_m=100.0)
     G.add_edge(2, 3, weight=2.0, road_class="residential", length_m=200.0)
     G.add_edge(1, 3, weight=5.0)
     G.nodes[2]["x"] = 10.0
-    before = nx.to_dict_of_dicts(G), dict(G.nodes(data=True)), dict(G.graph)
-    before = (
-        {u: {v: dict(d) for v, d in nbrs.items()} for u, nbrs in before[0].items()},
-        {n: dict(d) for n, d in before[1].items()},
-        before[2],
-    )
+    before = snapshot(G)
     T = steiner_tree(G, [1, 3])
     check_tree(G, [1, 3], T)
     assert T.graph == {"crs": "EPSG:32649", "name": "roads", "cost": 3.0}
@@ -224,12 +228,7 @@ def test_attributes_are_copied_and_input_unchanged():
     T.edges[1, 2]["weight"] = 99.0
     T.nodes[2]["x"] = -1.0
     T.graph["crs"] = "changed"
-    after = (
-        {u: {v: dict(d) for v, d in nbrs.items()} for u, nbrs in nx.to_dict_of_dicts(G).items()},
-        {n: dict(d) for n, d in G.nodes(data=True)},
-        dict(G.graph),
-    )
-    assert after == before
+    assert snapshot(G) == before
 
 
 def test_other_weight_attribute_and_infinite_edges():
@@ -378,7 +377,9 @@ def test_pass_budget():
 
 def test_same_input_same_tree():
     G, terminals, _ = read_stp(DATA / "b13.stp")
+    before = snapshot(G)
     first = steiner_tree(G, terminals)
+    assert snapshot(G) == before
     again = steiner_tree(G, terminals)
     assert list(first.edges) == list(again.edges)
     assert list(first.nodes) == list(again.nodes)
