@@ -6,7 +6,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install lint format bench clean browser-deps
+.PHONY: demo test install lint format bench bench-national clean browser-deps
 
 demo: $(STAMP)
 	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
@@ -35,6 +35,14 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_zonal.py
+	$(PY) benchmarks/bench_bestserver.py
+	$(PY) benchmarks/bench_terrain.py
+	$(PY) benchmarks/bench_steiner.py
+	$(PY) benchmarks/bench_rings.py --peer-sites 100   # the full networkx peer takes ~16 min: --peer-sites 2000
+
+# 100k sites, 33 M cells: minutes and ~2 GB
+bench-national: $(STAMP)
+	$(PY) benchmarks/bench_national.py
 
 # The browser tests drive Debian's chromium (playwright's own browser download does not work
 # offline). Installed when missing and we are root with apt; otherwise say how.
