@@ -127,6 +127,46 @@ def _tree(
     return OperatorTree(edges, cost, length, tuple(sites), attach)
 
 
+def _union_tree(
+    G: nx.Graph, trees: Sequence[OperatorTree], site_nodes: Sequence, sites: Sequence[str]
+) -> OperatorTree | None:
+    """The separate trees' edges as one network at joint costs: its minimum spanning tree with
+    non-terminal leaves pruned (costs at most the union's joint cost, so at most the separate
+    plans' total). None when the union does not span every site."""
+    weight = "cost_joint"
+    if not site_nodes:
+        return None
+    H = _with_root(G, weight)
+    sub = nx.Graph()
+    for t in trees:
+        for u, v in t.edges:
+            sub.add_edge(u, v, **{weight: H.edges[u, v][weight]})
+        for n in t.attach:
+            if H.has_edge(_ROOT, n):
+                sub.add_edge(_ROOT, n, **{weight: 0.0})
+    terminals = {*site_nodes, _ROOT} if sub.has_node(_ROOT) else set(site_nodes)
+    if not terminals <= set(sub):
+        return None
+    comp = nx.node_connected_component(sub, site_nodes[0] if site_nodes else _ROOT)
+    if not terminals <= comp:
+        return None
+    T = nx.minimum_spanning_tree(sub.subgraph(comp), weight=weight)
+    leaves = [n for n in T if T.degree(n) == 1 and n not in terminals]
+    while leaves:
+        n = leaves.pop()
+        (m,) = T.neighbors(n)
+        T.remove_node(n)
+        if T.degree(m) == 1 and m not in terminals:
+            leaves.append(m)
+    edges = tuple(sorted(((u, v) for u, v in T.edges if _ROOT not in (u, v)), key=repr))
+    attach = tuple(
+        sorted((v if u == _ROOT else u for u, v in T.edges if _ROOT in (u, v)), key=repr)
+    )
+    cost = float(sum(G.edges[e][weight] for e in edges))
+    length = float(sum(G.edges[e]["length_m"] for e in edges))
+    return OperatorTree(edges, cost, length, tuple(sites), attach)
+
+
 def plan_backbone(
     G: nx.Graph,
     site_nodes: Mapping[str, object],
@@ -171,6 +211,16 @@ def plan_backbone(
         )
     all_sites = sorted(site_operators)
     joint = _tree(G, [site_nodes[s] for s in all_sites], "cost_joint", steiner, all_sites)
+    # the separate plans built as one shared network are a joint plan too: a heuristic Steiner
+    # tree must never lose to it, so the joint plan never costs more than building separately
+    union = _union_tree(G, list(separate.values()), [site_nodes[s] for s in all_sites], all_sites)
+    if union is not None and union.cost < joint.cost - 1e-9:
+        log.info(
+            "backbone: the separate plans' union (%.0f) beats the joint tree (%.0f)",
+            union.cost,
+            joint.cost,
+        )
+        joint = union
     users = _edge_users(joint, site_nodes, site_operators)
     proportional = dict.fromkeys(ops, 0.0)
     for e, who in users.items():

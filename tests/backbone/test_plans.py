@@ -6,6 +6,7 @@ import itertools
 
 import geopandas as gpd
 import networkx as nx
+import numpy as np
 import pytest
 from shapely.geometry import LineString, Point
 
@@ -95,3 +96,76 @@ def test_shapley_textbook():
     shares = shapley_shares(["a", "b", "c"], lambda s: max(cost[p] for p in s))
     assert shares == pytest.approx({"a": 1 / 3, "b": 1 / 3 + 1 / 2, "c": 1 / 3 + 1 / 2 + 1})
     assert sum(shares.values()) == pytest.approx(3.0)
+
+
+def _random_city(seed: int):
+    """A jittered 9 x 9 street grid with some streets missing, fiber of three operators on
+    random streets, and 12 sites (some shared) beside random streets."""
+    rng = np.random.default_rng(seed)
+    n = 9
+    pts = {
+        (i, j): (X0 + 300 * i + rng.uniform(-40, 40), Y0 + 300 * j + rng.uniform(-40, 40))
+        for i in range(n)
+        for j in range(n)
+    }
+    lines, classes = [], []
+    for (i, j), p in pts.items():
+        for q in ((i + 1, j), (i, j + 1)):
+            if q in pts and rng.random() > 0.15:
+                lines.append(LineString([p, pts[q]]))
+                classes.append(str(rng.choice(["primary", "residential", "tertiary"])))
+    roads = gpd.GeoDataFrame({"road_class": classes}, geometry=lines, crs=UTM49)
+    ops = ["Viettel", "VinaPhone", "MobiFone"]
+    pick = rng.choice(len(lines), size=12, replace=False)
+    fiber = gpd.GeoDataFrame(
+        {"operator": [ops[k % 3] for k in range(len(pick))]},
+        geometry=[lines[i] for i in pick],
+        crs=UTM49,
+    )
+    where = rng.choice(len(lines), size=12, replace=False)
+    sites = gpd.GeoDataFrame(
+        {"site_id": [f"s{k}" for k in range(12)]},
+        geometry=[
+            Point(lines[i].interpolate(0.5, normalized=True).x + 15, lines[i].centroid.y + 15)
+            for i in where
+        ],
+        crs=UTM49,
+    ).set_index("site_id")
+    site_ops = {
+        s: sorted({ops[int(rng.integers(3))] for _ in range(int(rng.integers(1, 3)))})
+        for s in sites.index
+    }
+    G = build_graph(roads, fiber=fiber)
+    G, nodes = snap_sites(G, sites)
+    return operator_costs(G, ops), nodes, site_ops
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_plan_invariants_with_the_real_solver(seed):
+    """With telcoplan's own Steiner solver: every site reaches the fiber in each plan, the
+    joint plan never costs more than building separately, shares sum to the joint cost."""
+    G, nodes, site_ops = _random_city(seed)
+    plan = plan_backbone(G, nodes, site_ops)
+    assert plan.joint.cost <= plan.cost_separate + 1e-6
+    assert sum(plan.share_shapley.values()) == pytest.approx(plan.joint.cost)
+    assert sum(plan.share_proportional.values()) == pytest.approx(plan.joint.cost)
+    for tree, sites in [(plan.joint, list(site_ops))] + [
+        (plan.separate[op], [s for s in site_ops if op in site_ops[s]]) for op in plan.separate
+    ]:
+        T = nx.Graph()
+        T.add_edges_from(tree.edges)
+        T.add_edges_from(("root", a) for a in tree.attach)
+        assert nx.is_forest(T)
+        for s in sites:
+            assert nodes[s] in T
+            assert nx.has_path(T, nodes[s], "root"), s
+        assert tree.cost == pytest.approx(
+            sum(G.edges[e][tree_weight(plan, tree)] for e in tree.edges)
+        )
+
+
+def tree_weight(plan, tree) -> str:
+    if tree is plan.joint:
+        return "cost_joint"
+    (op,) = [o for o, t in plan.separate.items() if t is tree]
+    return f"cost_{op}"
