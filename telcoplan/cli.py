@@ -323,7 +323,14 @@ def _run_stages(kw: dict, gaps: bool) -> dict:
         layers,
         resolution_m=kw["resolution_m"],
         crs=kw["crs"],
-        stages={"coverage": coverage, "gaps": {} if gaps else False},
+        # one stage each (the map and the report: `telcoplan map`, `telcoplan report`)
+        stages={
+            "coverage": coverage,
+            "gaps": {} if gaps else False,
+            "backbone": False,
+            "map": False,
+            "report": False,
+        },
     )
     return run_plan(plan, kw["out_dir"], overwrite=kw["overwrite"])
 
@@ -485,9 +492,15 @@ def backbone_cmd(**kw) -> None:
         layers["fiber"] = kw["fiber"]
     plan = plan_from_layers(
         layers,
-        resolution_m=100.0,
+        resolution_m=1000.0,  # the grid is not used without coverage: keep it small
         crs=kw["crs"],
-        stages={"coverage": False, "gaps": False, "backbone": params},
+        stages={
+            "coverage": False,
+            "gaps": False,
+            "backbone": params,
+            "map": False,
+            "report": False,
+        },
     )
     summary = run_plan(plan, kw["out_dir"], overwrite=kw["overwrite"])["backbone"]
     click.echo(

@@ -87,6 +87,8 @@ LAYER_NAMES = (
 )
 #: Largest plan grid (cells): one float64 layer of it is 1.6 GB.
 MAX_CELLS = 200_000_000
+#: Layers the backbone stage needs (it runs by default when they are all given).
+BACKBONE_LAYERS = ("roads", "towers", "fiber")
 #: Stages a plan may configure (``stages: {coverage: {...}}``; ``false`` skips one).
 STAGE_NAMES = ("coverage", "gaps", "backbone", "map", "report")
 _TOP_KEYS = (
@@ -272,6 +274,14 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
                     report_parameters(params, source)
             except PlanError as exc:
                 errs += [line.strip()[2:] for line in str(exc).splitlines()[1:]]
+    if isinstance(stages.get("backbone"), dict):
+        lacking = [k for k in BACKBONE_LAYERS if k not in layers_raw]
+        if lacking:
+            errs.append(
+                f"stages.backbone needs the layers {', '.join(BACKBONE_LAYERS)}; add "
+                + ", ".join(f"layers.{k}" for k in lacking)
+                + " (or `backbone: false`)"
+            )
     if errs:
         raise PlanError(
             f"{source}: {len(errs)} problem{'s' if len(errs) > 1 else ''} in the plan file:\n"
@@ -524,7 +534,7 @@ def run_plan(
             )
             if _stage_enabled(plan, "gaps"):
                 summary["gaps"] = run_gaps(inputs, coverage, plan.stages.get("gaps"), staging)
-        if _stage_enabled(plan, "backbone") and {"roads", "towers"} <= set(inputs.vectors):
+        if _stage_enabled(plan, "backbone") and set(BACKBONE_LAYERS) <= set(inputs.vectors):
             summary["backbone"] = run_backbone(inputs, plan.stages.get("backbone"), staging)
         summary["provenance"] = _provenance(plan)
         # the map and the report draw on every output above; summary.json is written last

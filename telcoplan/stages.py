@@ -5,6 +5,7 @@ staging folder (through the ``gis`` writers) and returns its part of ``summary.j
 from __future__ import annotations
 
 import logging
+import math
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -565,11 +566,35 @@ def backbone_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> 
         errs.append(
             f"stages.backbone.lease_factor must be a number in 0…10, or null to forbid leasing; got {lf!r}"
         )
-    if not isinstance(params["cost_per_m"], dict) or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-        for v in params["cost_per_m"].values()
-    ):
+    from telcoplan.layers.schemas import ROAD_CLASSES
+    from telcoplan.plan import _suggest
+
+    costs = params["cost_per_m"]
+    known = (*ROAD_CLASSES, "access")
+    if not isinstance(costs, dict):
         errs.append("stages.backbone.cost_per_m must map road classes to costs per metre ≥ 0")
+    else:
+        for k, v in costs.items():
+            if k not in known:
+                errs.append(
+                    f"stages.backbone.cost_per_m: unknown road class {k!r}"
+                    f"{_suggest(str(k), known)}; known: {', '.join(known)}"
+                )
+            if not (isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v < math.inf):
+                errs.append(
+                    f"stages.backbone.cost_per_m.{k} must be a finite cost per metre ≥ 0, got {v!r}"
+                )
+    own, lf = params["own_fiber_factor"], params["lease_factor"]
+    if (
+        isinstance(own, int | float)
+        and isinstance(lf, int | float)
+        and not isinstance(lf, bool)
+        and own > min(lf, 1.0)
+    ):
+        errs.append(
+            f"stages.backbone.own_fiber_factor ({own:g}) must not exceed lease_factor ({lf:g}): "
+            "using one's own fiber cannot cost more than leasing another's"
+        )
     if params["protect"] not in PROTECT_CHOICES:
         errs.append(
             f"stages.backbone.protect must be one of {', '.join(PROTECT_CHOICES)}; "
@@ -588,25 +613,30 @@ def backbone_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> 
 def physical_sites(
     towers: gpd.GeoDataFrame, tolerance_m: float = 1.0
 ) -> tuple[gpd.GeoDataFrame, dict[str, list[str]]]:
-    """Group co-located towers (within ``tolerance_m``) into physical sites with their operators.
+    """Group co-located towers (chains of towers within ``tolerance_m`` of each other) into
+    physical sites with their operators.
 
-    Returns the sites (index = the first tower's ``site_id``) and ``{site: [operators]}``.
+    Returns the sites (index = the group's first tower's ``site_id``, at its position) and
+    ``{site: [operators]}``.
     """
-    key = [
-        (round(x / tolerance_m), round(y / tolerance_m))
-        for x, y in zip(towers.geometry.x, towers.geometry.y, strict=True)
-    ]
-    first: dict[tuple, str] = {}
-    ops: dict[str, set[str]] = {}
-    for sid, k, op in zip(
-        towers.index.astype(str), key, towers["operator"].astype(str), strict=True
-    ):
-        site = first.setdefault(k, sid)
-        ops.setdefault(site, set()).add(op)
-    keep = towers.loc[[s for s in towers.index.astype(str) if s in ops]]
-    sites = gpd.GeoDataFrame(
-        geometry=keep.geometry.to_numpy(), index=keep.index.astype(str), crs=towers.crs
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    geoms = towers.geometry.to_numpy()
+    n = len(geoms)
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=tolerance_m)
+    _, label = connected_components(
+        coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
     )
+    ids = towers.index.astype(str).to_numpy()
+    first: dict[int, int] = {}
+    ops: dict[str, set[str]] = {}
+    for i, (lab, op) in enumerate(zip(label.tolist(), towers["operator"].astype(str), strict=True)):
+        site = ids[first.setdefault(lab, i)]
+        ops.setdefault(site, set()).add(op)
+    keep = sorted(first.values())
+    sites = gpd.GeoDataFrame(geometry=geoms[keep], index=ids[keep], crs=towers.crs)
     return sites, {s: sorted(o) for s, o in ops.items()}
 
 
@@ -614,7 +644,7 @@ def run_backbone(
     inputs: PlanInputs, raw_params: Mapping[str, Any] | None, staging: Path
 ) -> dict[str, Any]:
     """The backbone stage: ``backbone.gpkg`` (links of the joint and separate plans) and key figures."""
-    from telcoplan.backbone.graph import build_graph, operator_costs, snap_sites
+    from telcoplan.backbone.graph import build_graph, has_own_fiber, operator_costs, snap_sites
     from telcoplan.backbone.plans import plan_backbone, plan_links
     from telcoplan.gis.vector import write_vector_layers
 
@@ -645,19 +675,34 @@ def run_backbone(
         len(operators),
         graph.number_of_nodes(),
     )
-    no_fiber = [
-        op
-        for op in operators
-        if not any(d[f"cost_{op}_fiber"] for _, _, d in graph.edges(data=True))
-    ]
+    no_fiber = [op for op in operators if not has_own_fiber(graph, frozenset({op}))]
     if no_fiber:
         log.warning(
-            "backbone: %s can use no fiber (none of its own%s): its sites are only joined to "
-            "each other in the separate plan",
+            "backbone: %s %s no fiber of its own: %s",
             ", ".join(no_fiber),
-            "" if params["lease_factor"] is None else ", and no other operator's to lease",
+            "has" if len(no_fiber) == 1 else "have",
+            "each site connects where it meets leased fiber"
+            if params["lease_factor"] is not None
+            else "leasing is forbidden, so its sites are only joined to each other",
         )
-    plan = plan_backbone(graph, nodes, site_ops, shapley=bool(params["shapley"]))
+    if not any(d["fiber"] for _, _, d in graph.edges(data=True)):
+        raise PlanError(
+            "the backbone stage connects sites to existing fiber, but no fiber runs along the "
+            f"roads (none within fiber_tolerance_m = {params['fiber_tolerance_m']:g} m of a "
+            "road); check layers.fiber, or skip the stage with `backbone: false`"
+        )
+    shapley = bool(params["shapley"])
+    if shapley and len(operators) > 10:
+        log.warning(
+            "backbone: exact Shapley shares need 2^n Steiner trees; %d operators is too many "
+            "(≤ 10): proportional shares only",
+            len(operators),
+        )
+        shapley = False
+    plan = plan_backbone(graph, nodes, site_ops, shapley=shapley)
+    unreachable = sorted(
+        {_site_id(n) for t in (plan.joint, *plan.separate.values()) for n in t.unreachable}
+    )
     links = plan_links(graph, plan)
     rings = None
     if params["protect"] != "none":
@@ -684,6 +729,7 @@ def run_backbone(
         "cost_separate": round(plan.cost_separate, 2),
         "savings_pct": round(plan.savings_pct, 2),
         "operators_without_fiber": no_fiber,
+        "unreachable_sites": unreachable,
         "separate": {
             op: {"length_km": round(t.length_m / 1000.0, 3), "cost": round(t.cost, 2)}
             for op, t in plan.separate.items()
@@ -746,6 +792,10 @@ def _protect(graph, plan, sites, site_ops, nodes, inputs, protect: str):
         "unprotected": {str(k): v for k, v in result.unprotected.items()},
     }
     return part, ring_links(graph, result)
+
+
+def _site_id(node: object) -> str:
+    return str(node[1]) if isinstance(node, tuple) and len(node) == 2 else str(node)
 
 
 def _km(links: gpd.GeoDataFrame, plan: str, status: str) -> float:

@@ -26,9 +26,10 @@ __all__ = [
     "DEFAULT_TRENCH_COST_PER_M",
     "build_graph",
     "coalition_cost",
-    "fiber_usable",
     "graph_from_gdfs",
     "graph_to_gdfs",
+    "has_own_fiber",
+    "mark_fiber_network",
     "operator_costs",
     "snap_sites",
 ]
@@ -202,26 +203,53 @@ def operator_costs(
     """Add a routing cost attribute per operator and one for the joint build (a new graph).
 
     ``cost_<operator>``: trench cost, times ``own_fiber_factor`` where the operator's own fiber
-    runs (almost free: splicing and access), times ``lease_factor`` where only other operators'
-    fiber runs (leased dark fiber), or the trench cost there when ``lease_factor`` is None
-    (leasing forbidden: the operator digs its own trench beside the other's cable).
-    ``cost_<operator>_fiber`` / ``cost_joint_fiber``: whether that build may use the edge's
-    existing fiber (its own, or leased) — where such edges touch, the fiber network is reached.
-    ``cost_joint``: the shared build: ``own_fiber_factor`` where any operator's fiber runs (shared
-    under the city's synchronised-infrastructure rule), else the trench cost.
+    runs, times ``lease_factor`` where only other operators' fiber runs (leased dark fiber), or
+    the trench cost there when ``lease_factor`` is None (leasing forbidden: the operator digs
+    its own trench beside the other's cable). ``cost_joint``: the shared build of all
+    ``operators`` together (the city's synchronised-infrastructure rule): every one of their
+    cables is shared at ``own_fiber_factor``, other operators' cables are leased.
+
+    ``cost_<operator>_fiber`` / ``cost_joint_fiber``: whether the edge is on that build's own
+    fiber network — reaching any node of it connects a site (the plans join those nodes to one
+    virtual root). Other operators' fiber is not a connection point but a route, paid at
+    ``lease_factor`` per metre of trench cost, unless the build has no fiber of its own at all:
+    then, when leasing is allowed, it connects to the leased network where it meets it.
     """
     H = G.copy()
     ops = list(operators)
+    if "joint" in ops:
+        raise PlanError("an operator may not be called 'joint' (the name of the shared build)")
     H.graph["own_fiber_factor"] = own_fiber_factor
     H.graph["lease_factor"] = lease_factor
+    H.graph["operators"] = tuple(ops)
     for _u, _v, d in H.edges(data=True):
         for op in ops:
             d[f"cost_{op}"] = coalition_cost(d, frozenset({op}), own_fiber_factor, lease_factor)
-            d[f"cost_{op}_fiber"] = fiber_usable(d, frozenset({op}), lease_factor)
-        # the joint build shares every operator's fiber
-        d["cost_joint"] = coalition_cost(d, frozenset(d["fiber"]), own_fiber_factor, lease_factor)
-        d["cost_joint_fiber"] = bool(d["fiber"])
+        d["cost_joint"] = coalition_cost(d, frozenset(ops), own_fiber_factor, lease_factor)
+    for op in ops:
+        mark_fiber_network(H, f"cost_{op}", frozenset({op}), lease_factor)
+    mark_fiber_network(H, "cost_joint", frozenset(ops), lease_factor)
     return H
+
+
+def has_own_fiber(G: nx.Graph, members: frozenset[str]) -> bool:
+    """Whether any edge of ``G`` carries fiber of one of ``members``."""
+    return any(d.get("fiber", frozenset()) & members for _, _, d in G.edges(data=True))
+
+
+def mark_fiber_network(
+    G: nx.Graph, weight: str, members: frozenset[str], lease_factor: float | None
+) -> bool:
+    """Set ``<weight>_fiber`` on every edge of ``G`` (in place): True on the coalition's own
+    fiber — or, when it has none and leasing is allowed, on any fiber. Returns whether the
+    coalition has fiber of its own."""
+    own = has_own_fiber(G, members)
+    for _, _, d in G.edges(data=True):
+        carriers = d.get("fiber", frozenset())
+        d[f"{weight}_fiber"] = (
+            bool(carriers & members) if own else (bool(carriers) and lease_factor is not None)
+        )
+    return own
 
 
 def coalition_cost(
@@ -233,14 +261,9 @@ def coalition_cost(
     if carriers & members:
         return d["trench_cost"] * own_fiber_factor
     if carriers and lease_factor is not None:
-        return d["trench_cost"] * lease_factor
+        # a lease dearer than a trench is not taken: the builder digs beside the cable
+        return d["trench_cost"] * min(lease_factor, 1.0)
     return d["trench_cost"]
-
-
-def fiber_usable(d: Mapping, members: frozenset[str], lease_factor: float | None) -> bool:
-    """Whether a coalition may use an edge's existing fiber: its own, or leased when allowed."""
-    carriers = d.get("fiber", frozenset())
-    return bool(carriers & members) or (bool(carriers) and lease_factor is not None)
 
 
 def snap_sites(

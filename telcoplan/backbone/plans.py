@@ -40,6 +40,7 @@ class OperatorTree:
     length_m: float
     sites: tuple[str, ...]
     attach: tuple = ()  # nodes where the tree joins existing fiber
+    unreachable: tuple = ()  # site nodes with no road path to the fiber (left out)
 
 
 @dataclass(frozen=True)
@@ -100,21 +101,21 @@ def _tree(
         log.warning(
             "%s: no usable fiber to connect to; the sites are only connected to each other", weight
         )
-    missing = [t for t in terminals if t not in H]
-    if missing:
-        raise PlanError(
-            f"sites {', '.join(str(m) for m in missing[:10])} cannot reach the road graph with {weight}"
-        )
-    if len(terminals) <= 1:
-        return OperatorTree((), 0.0, 0.0, tuple(sites))
-    # only the terminals' component matters (infinite costs can cut the graph in pieces)
-    reach = nx.node_connected_component(H, terminals[0])
-    cut_off = [t for t in terminals if t not in reach]
+    # sites the road graph does not link to the fiber (a road piece apart from the network)
+    # are left out and reported, rather than failing the whole plan
+    reach = nx.node_connected_component(H, terminals[0]) if terminals[0] in H else set()
+    cut_off = tuple(t for t in terminals if t not in reach)
     if cut_off:
-        raise PlanError(
-            f"with the {weight} costs, sites {', '.join(str(t) for t in cut_off[:10])} cannot "
-            f"reach {terminals[0]} along the roads; check that the road network is connected"
+        log.warning(
+            "backbone (%s): %d site(s) have no road path to %s and are left out: %s",
+            weight,
+            len(cut_off),
+            "the fiber network" if terminals[0] == _ROOT else "the other sites",
+            ", ".join(_site_name(t) for t in cut_off[:10]),
         )
+        terminals = [t for t in terminals if t in reach]
+    if len(terminals) <= 1:
+        return OperatorTree((), 0.0, 0.0, tuple(sites), (), cut_off)
     if len(reach) < H.number_of_nodes():
         H = H.subgraph(reach).copy()
     T = steiner(H, terminals, weight=weight)
@@ -124,7 +125,14 @@ def _tree(
     )
     cost = float(sum(G.edges[e][weight] for e in edges))
     length = float(sum(G.edges[e]["length_m"] for e in edges))
-    return OperatorTree(edges, cost, length, tuple(sites), attach)
+    return OperatorTree(edges, cost, length, tuple(sites), attach, cut_off)
+
+
+def _site_name(node: object) -> str:
+    """A site's id from its graph node ``("site", id)``."""
+    if isinstance(node, tuple) and len(node) == 2 and node[0] == "site":
+        return str(node[1])
+    return str(node)
 
 
 def _union_tree(
@@ -214,7 +222,13 @@ def plan_backbone(
     # the separate plans built as one shared network are a joint plan too: a heuristic Steiner
     # tree must never lose to it, so the joint plan never costs more than building separately
     union = _union_tree(G, list(separate.values()), [site_nodes[s] for s in all_sites], all_sites)
-    if union is not None and union.cost < joint.cost - 1e-9:
+    # (a union that never reaches the fiber is no substitute for a joint tree that does)
+    if (
+        union is not None
+        and (union.attach or not joint.attach)
+        and set(union.unreachable) <= set(joint.unreachable)
+        and union.cost < joint.cost - 1e-9
+    ):
         log.info(
             "backbone: the separate plans' union (%.0f) beats the joint tree (%.0f)",
             union.cost,
@@ -234,7 +248,7 @@ def plan_backbone(
                 f"exact Shapley shares need 2^n Steiner trees; {len(ops)} operators is too many (≤ 10)"
             )
 
-        from telcoplan.backbone.graph import coalition_cost, fiber_usable
+        from telcoplan.backbone.graph import coalition_cost, mark_fiber_network
 
         own, lease = G.graph.get("own_fiber_factor", 0.02), G.graph.get("lease_factor", 0.3)
 
@@ -246,7 +260,7 @@ def plan_backbone(
             H = G.copy()
             for _, _, d in H.edges(data=True):
                 d["cost_coalition"] = coalition_cost(d, coalition, own, lease)
-                d["cost_coalition_fiber"] = fiber_usable(d, coalition, lease)
+            mark_fiber_network(H, "cost_coalition", coalition, lease)
             sids = sorted(s for s in all_sites if set(site_operators[s]) & coalition)
             return _tree(H, [site_nodes[s] for s in sids], "cost_coalition", steiner, sids).cost
 
@@ -301,8 +315,12 @@ def shapley_shares(players: Sequence[str], value: Callable[[frozenset], float]) 
 def plan_links(G: nx.Graph, plan: BackbonePlan) -> gpd.GeoDataFrame:
     """The backbone links as a GeoDataFrame: joint links (with their users) and each operator's
     separate links; columns ``plan`` (joint/separate), ``operators``, ``length_m``, ``cost``,
-    ``status`` (new: a trench is dug; reused: existing fiber is used)."""
+    ``status`` (new: a trench is dug; reused: the builders' own fiber; leased: another
+    operator's fiber, paid per metre)."""
     rows, geoms = [], []
+    lease = G.graph.get("lease_factor", 0.3)
+    leasing = lease is not None and lease < 1.0  # dearer leases are not taken
+    players = set(G.graph.get("operators", plan.separate))
     for e in plan.joint.edges:
         d = G.edges[e]
         rows.append(
@@ -311,7 +329,7 @@ def plan_links(G: nx.Graph, plan: BackbonePlan) -> gpd.GeoDataFrame:
                 "operators": ";".join(sorted(plan.users.get(e, ()))),
                 "length_m": d["length_m"],
                 "cost": d["cost_joint"],
-                "status": "reused" if d.get("fiber") else "new",
+                "status": _status(d.get("fiber", frozenset()), players, leasing),
                 "road_class": d.get("road_class", ""),
             }
         )
@@ -327,13 +345,21 @@ def plan_links(G: nx.Graph, plan: BackbonePlan) -> gpd.GeoDataFrame:
                     "operators": op,
                     "length_m": d["length_m"],
                     "cost": d[f"cost_{op}"],
-                    "status": "reused"
-                    if op in d.get("fiber", ())
-                    else ("leased" if d.get(f"cost_{op}_fiber") else "new"),
+                    "status": _status(d.get("fiber", frozenset()), {op}, leasing),
                     "road_class": d.get("road_class", ""),
                 }
             )
             geoms.append(
                 d.get("geometry") or LineString([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in e])
             )
-    return gpd.GeoDataFrame(rows, geometry=geoms, crs=G.graph["crs"])
+    columns = ["plan", "operators", "length_m", "cost", "status", "road_class"]
+    return gpd.GeoDataFrame(rows, columns=columns, geometry=geoms, crs=G.graph["crs"]).astype(
+        {"length_m": float, "cost": float}
+    )
+
+
+def _status(carriers: frozenset, members: set, leasing: bool) -> str:
+    """new: a trench is dug; reused: the builders' own fiber; leased: another operator's."""
+    if carriers & members:
+        return "reused"
+    return "leased" if carriers and leasing else "new"

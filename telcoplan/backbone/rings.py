@@ -112,12 +112,14 @@ def sites_to_protect(
 
 
 def fiber_nodes(G: nx.Graph, weight: str = "cost_joint") -> list:
-    """Nodes on existing fiber usable at ``weight`` (finite cost), in graph order: the fiber
-    network the rings lead back to (the plans' virtual fiber root joins the same nodes)."""
+    """Nodes on the fiber network of the build costed by ``weight`` (``<weight>_fiber`` from
+    :func:`~telcoplan.backbone.graph.operator_costs`, else any fiber; finite cost), in graph
+    order: the network the rings lead back to (the plans' virtual root joins the same nodes)."""
     found: dict = {}
     for u, v, d in G.edges(data=True):
         w = d.get(weight)
-        if d.get("fiber") and w is not None and np.isfinite(w):
+        on_network = d.get(f"{weight}_fiber", bool(d.get("fiber")))
+        if on_network and w is not None and np.isfinite(w):
             found[u] = found[v] = None
     return list(found)
 

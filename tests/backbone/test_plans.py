@@ -169,3 +169,36 @@ def tree_weight(plan, tree) -> str:
         return "cost_joint"
     (op,) = [o for o, t in plan.separate.items() if t is tree]
     return f"cost_{op}"
+
+
+@pytest.mark.parametrize(
+    ("lease", "route_cost", "status"),
+    [(0.3, 0.3 * 30 * 2000, "leased"), (5.0, 30 * 2000, "new"), (None, 30 * 2000, "new")],
+)
+def test_lease_factor_prices_another_operators_fiber(lease, route_cost, status):
+    """MobiFone's fiber ends at B; its site is beside D; Viettel's cable runs B–C–D. Alone,
+    MobiFone leases Viettel's cable at lease_factor x trench, or digs beside it when leasing is
+    dearer than a trench or forbidden."""
+    A, B, C, D = [(X0 + 1000 * i, Y0) for i in range(4)]
+    roads = gpd.GeoDataFrame(
+        {"road_class": ["residential"] * 3},
+        geometry=[LineString([A, B]), LineString([B, C]), LineString([C, D])],
+        crs=UTM49,
+    )
+    fiber = gpd.GeoDataFrame(
+        {"operator": ["MobiFone", "Viettel"]},
+        geometry=[LineString([A, B]), LineString([B, D])],
+        crs=UTM49,
+    )
+    sites = gpd.GeoDataFrame(
+        {"site_id": ["m1"]}, geometry=[Point(X0 + 3000, Y0 + 10)], crs=UTM49
+    ).set_index("site_id")
+    G, nodes = snap_sites(build_graph(roads, fiber=fiber), sites)
+    G = operator_costs(G, ["MobiFone"], lease_factor=lease)
+    plan = plan_backbone(G, nodes, {"m1": ["MobiFone"]}, steiner=exact_steiner)
+    drop = 10 * 30  # the 10 m access drop, dug
+    assert plan.separate["MobiFone"].cost == pytest.approx(route_cost + drop)
+    links = plan_links(G, plan)
+    road = links[(links["plan"] == "separate") & (links["road_class"] != "access")]
+    assert set(road["status"]) == {status}
+    assert road["length_m"].sum() == pytest.approx(2000)

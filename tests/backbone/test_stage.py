@@ -10,7 +10,7 @@ import pyogrio
 import pytest
 import yaml
 from click.testing import CliRunner
-from shapely.geometry import LineString
+from shapely.geometry import LineString, Point
 
 from telcoplan.cli import cli
 from telcoplan.errors import PlanError
@@ -142,7 +142,7 @@ def test_backbone_command(tmp_path, backbone_plan):
     assert res.exit_code != 0
     assert "--overwrite" in res.output
     assert "Traceback" not in res.output
-    assert bb["operators_without_fiber"] == []  # VinaPhone leases
+    assert bb["operators_without_fiber"] == ["VinaPhone"]  # it connects through leased fiber
     # forbidding leases: no separate link uses another operator's fiber, and VinaPhone, which
     # has none of its own, is reported
     res = runner.invoke(cli, [*args, "--overwrite", "--no-lease", "--no-shapley"])
@@ -248,3 +248,71 @@ def test_ring_protection_in_the_stage(backbone_plan, tmp_path):
             H = G.copy()
             H.remove_edge(*e)
             assert nx.has_path(H, road_point, "root"), (sid, e)
+
+
+def test_site_without_a_road_path_is_reported_not_fatal(backbone_plan, tmp_path, towers5):
+    """A tower beside a road piece that joins nothing: left out of the plans and listed."""
+    far = gpd.GeoDataFrame(
+        {"road_id": ["island"], "road_class": ["track"], "name": ["E"]},
+        geometry=[LineString([(X0 + 100, Y0 + 900), (X0 + 300, Y0 + 900)])],
+        crs=UTM49,
+    )
+    roads = gpd.read_file(tmp_path / "inputs" / "roads.gpkg")
+    write_vector(tmp_path / "inputs" / "roads.gpkg", pd.concat([roads, far]), overwrite=True)
+    lonely = towers5.iloc[[0]].copy()
+    lonely.index = ["VT-9"]
+    lonely["site_id"] = ["VT-9"]
+    lonely.geometry = [Point(X0 + 200, Y0 + 920)]
+    towers = pd.concat([towers5, lonely], ignore_index=True)
+    write_vector(tmp_path / "inputs" / "towers.gpkg", towers, overwrite=True)
+    bb = run_plan(read_plan(backbone_plan), tmp_path / "out")["backbone"]
+    assert bb["unreachable_sites"] == ["VT-9"]
+    assert bb["sites"] == 5
+    assert bb["cost_joint"] <= bb["cost_separate"]
+
+
+def test_backbone_plan_checks(backbone_plan, tmp_path):
+    doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
+    doc["stages"]["backbone"] = {"cost_per_m": {"primery": 45, "residential": float("inf")}}
+    del doc["layers"]["fiber"]
+    backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(PlanError) as err:
+        read_plan(backbone_plan)
+    msg = str(err.value)
+    assert "'primery'" in msg
+    assert "did you mean 'primary'" in msg
+    assert "cost_per_m.residential must be a finite" in msg
+    assert "layers.fiber" in msg
+    # without a backbone block and without fiber, the stage is simply not run
+    del doc["stages"]["backbone"]
+    backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    summary = run_plan(read_plan(backbone_plan), tmp_path / "nofiber")
+    assert "backbone" not in summary
+
+
+def test_fiber_far_from_every_road_is_a_clear_error(backbone_plan, tmp_path, fiber1):
+    away = fiber1.copy()
+    away.geometry = [  # 250 m and more off every road
+        LineString([(X0 + 200, Y0 + 300), (X0 + 400, Y0 + 300)]),
+        LineString([(X0 + 700, Y0 + 700), (X0 + 800, Y0 + 700)]),
+    ]
+    write_vector(tmp_path / "inputs" / "fiber.gpkg", away, overwrite=True)
+    out = tmp_path / "out"
+    with pytest.raises(PlanError, match="no fiber runs along the roads"):
+        run_plan(read_plan(backbone_plan), out)
+    assert not (out / "summary.json").exists()
+
+
+def test_physical_sites_cluster_by_distance(towers5):
+    """Towers 2 cm apart across a 1 m grid line are one site; 1.5 m apart are two."""
+    from telcoplan.stages import physical_sites
+
+    t = towers5.iloc[:3].copy()
+    t.geometry = [Point(X0 + 100.49, Y0), Point(X0 + 100.51, Y0), Point(X0 + 102.0, Y0)]
+    sites, ops = physical_sites(t.set_index("site_id"))
+    assert list(sites.index) == ["VT-1", "VNP-1"]
+    assert ops == {"VT-1": ["Viettel"], "VNP-1": ["VinaPhone"]}
+    t.geometry = [Point(X0 + 100.49, Y0), Point(X0 + 100.51, Y0), Point(X0 + 101.2, Y0)]
+    sites, ops = physical_sites(t.set_index("site_id"))
+    assert list(sites.index) == ["VT-1"]
+    assert ops == {"VT-1": ["Viettel", "VinaPhone"]}
