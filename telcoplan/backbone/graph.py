@@ -141,26 +141,33 @@ def _noded_pieces(roads: gpd.GeoDataFrame) -> list[tuple[LineString, int]]:
 def _split_at_fiber_ends(
     pieces: list[tuple[LineString, int]], fiber: gpd.GeoDataFrame | None, tol: float
 ) -> list[tuple[LineString, int]]:
-    """Split road pieces where a fiber cable ends along them, so that the part the cable
-    covers becomes an edge of its own (a cable along half a street serves that half)."""
+    """Split road pieces where a fiber cable joins or leaves them (its ends along the road, or
+    where it turns off the road), so that the part the cable covers becomes an edge of its own:
+    a cable along half a street serves that half."""
     if fiber is None or len(fiber) == 0 or not pieces:
         return pieces
-    parts = shapely.get_parts(fiber.geometry.to_numpy())
-    ends = np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
-    ends = ends[~shapely.is_missing(ends)]
+    cables = shapely.get_parts(fiber.geometry.to_numpy())
+    zones = shapely.buffer(cables, tol, cap_style="flat")
     geoms = np.array([g for g, _ in pieces], dtype=object)
-    ip, ie = shapely.STRtree(ends).query(geoms, predicate="dwithin", distance=tol)
+    ip, iz = shapely.STRtree(zones).query(geoms, predicate="intersects")
     cuts: dict[int, list[float]] = {}
-    for p, e in zip(ip.tolist(), ie.tolist(), strict=True):
-        pos = float(geoms[p].project(ends[e]))
-        if tol < pos < geoms[p].length - tol:
-            cuts.setdefault(p, []).append(pos)
+    for p, z in zip(ip.tolist(), iz.tolist(), strict=True):
+        piece = geoms[p]
+        along = piece.intersection(zones[z])  # the stretch of road the cable runs beside
+        for part in shapely.get_parts(along):
+            # a crossing cable covers ~2·tol of road: only stretches it runs along count
+            if part.geom_type != "LineString" or part.length <= 4 * tol:
+                continue
+            for end in (part.coords[0], part.coords[-1]):
+                pos = float(piece.project(Point(end)))
+                if tol < pos < piece.length - tol:
+                    cuts.setdefault(p, []).append(pos)
     out: list[tuple[LineString, int]] = []
     for i, (geom, road_pos) in enumerate(pieces):
         if i not in cuts:
             out.append((geom, road_pos))
             continue
-        stops = [0.0, *sorted(set(cuts[i])), geom.length]
+        stops = [0.0, *sorted(set(np.round(cuts[i], 3).tolist())), geom.length]
         out.extend(
             (shapely.ops.substring(geom, a, b), road_pos)
             for a, b in itertools.pairwise(stops)

@@ -144,3 +144,20 @@ def test_fiber_along_part_of_a_road_marks_that_part():
     assert by_fiber[True] == pytest.approx(700, abs=0.01)
     assert by_fiber[False] == pytest.approx(1300, abs=0.01)
     assert sum(d["length_m"] for _, _, d in G.edges(data=True)) == pytest.approx(2000)
+
+
+def test_fiber_turning_off_the_road_marks_only_the_shared_stretch():
+    """Fiber along a 6 km road from 2.5 km to 4 km, then off across the fields: the road is
+    split at both points where the cable meets and leaves it."""
+    roads = gpd.GeoDataFrame(
+        {"road_class": ["primary"]}, geometry=[LineString([(X0, Y0), (X0 + 6000, Y0)])], crs=UTM49
+    )
+    fiber = gpd.GeoDataFrame(
+        {"operator": ["Viettel"]},
+        geometry=[LineString([(X0 + 2500, Y0 + 1), (X0 + 4000, Y0 + 1), (X0 + 4000, Y0 + 900)])],
+        crs=UTM49,
+    )
+    G = build_graph(roads, fiber=fiber)
+    carried = sorted(d["length_m"] for _, _, d in G.edges(data=True) if d["fiber"])
+    assert carried == [pytest.approx(1500, abs=5.1)]
+    assert sum(d["length_m"] for _, _, d in G.edges(data=True)) == pytest.approx(6000)
