@@ -157,7 +157,7 @@ def read_plan_layers(
     if "areas" not in vectors:
         raise InputFileError(
             f"{out}: no coverage.gpkg with an 'areas' layer; run the coverage stage first "
-            "or pass the plan's areas layer"
+            "or pass the plan's layers (telcoplan map|report OUT_DIR --plan PLAN.yml)"
         )
     if summary is None:
         path = out / "summary.json"
