@@ -1,14 +1,21 @@
-"""Viewshed: telcoplan ``line_of_sight`` against GDAL's viewshed on the same DEM, in one run.
+"""Viewshed: telcoplan ``line_of_sight`` (exact and sweep) against GDAL's viewshed, in one run.
 
 Default case: a synthetic 1,000 x 1,000 DEM of 30 m cells (UTM 49N, smooth random hills of
 200 m relief), 5 sites with a 30 m mast, 1.5 m receivers, radius 15 km, Earth curvature with
-k = 4/3. Prints each side's time per site, the ratio and the agreement (% of in-range cells with
-the same visibility).
+k = 4/3. For each site, our two methods (``method="exact"``: one ray per cell;
+``method="sweep"``: one ray per cell of the radius's bounding square, approximate) and the peer
+each run ``--repeat`` times back to back (best kept); prints each one's time per site, the
+ratios and the agreements (% of in-range cells with the same visibility) of sweep vs exact,
+peer vs exact and sweep vs peer.
 
 The peer is, in order: GDAL's Python bindings (``osgeo.gdal.ViewshedGenerate``), the
 ``gdal_viewshed`` command-line tool (Debian package ``gdal-bin``), or — when neither exists, or
 with ``--peer numpy`` — a plain numpy ray-by-ray reference evaluated on a random sample of cells
-(its time is extrapolated to all cells).
+(its time is extrapolated to all cells). The bindings are imported from the environment, or else
+from Debian's ``python3-gdal`` (``apt-get install python3-gdal gdal-bin``): its
+``/usr/lib/python3/dist-packages`` is then appended to ``sys.path`` — after the virtualenv's
+own packages, so numpy & co. still come from the virtualenv (the bindings are built for the
+system's Python 3.11, the same minor version as the project's).
 
 Like with like: GDAL lowers each cell by ``cc · d² / D`` with D the SRS's sphere diameter
 (2 × 6,378,137 m for UTM/WGS 84) and a default cc = 0.85714 (1 − 1/7 refraction). Our bulge is
@@ -16,16 +23,18 @@ d² / (2 k R_e) with R_e = 6,371,000 m, so we pass ``-cc`` = 6,378,137 / (k · 6
 GDAL puts the observer in the cell ``round`` of its fractional pixel coordinate, so it is given a
 point a quarter cell inside the site's cell; ours stands on the cell centre. GDAL's algorithm
 (Wang et al. 2000, "reference planes") interpolates the horizon from the previous row instead of
-casting a ray per cell, so a few % of cells near visibility edges differ from the exact
-ray-per-cell answer.
+casting a ray per cell, so a fraction of a % of cells near visibility edges differ from the
+exact ray-per-cell answer; our sweep (Franklin & Ray's "R2") follows rays that pass within half a
+cell of each cell, and differs from the exact answer near visibility edges too.
 
     .venv/bin/python benchmarks/bench_terrain.py [--size 1000] [--res 30] [--radius 15]
-        [--sites 5] [--relief 200] [--peer auto|gdal-python|gdal-cli|numpy]
+        [--sites 5] [--relief 200] [--repeat 5] [--peer auto|gdal-python|gdal-cli|numpy]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import resource
 import shutil
@@ -44,6 +53,8 @@ from telcoplan.gis.grid import GridSpec
 
 WGS84_A = 6_378_137.0
 GDAL_CC = WGS84_A / (K_FACTOR * EARTH_RADIUS_M)
+METHODS = ("exact", "sweep")
+AGREEMENTS = (("sweep", "exact"), ("peer", "exact"), ("sweep", "peer"))
 
 
 def synthetic_dem(grid: GridSpec, relief: float, seed: int = 0) -> np.ndarray:
@@ -71,6 +82,15 @@ def sites(grid: GridSpec, n: int, seed: int = 1) -> list[tuple[int, int]]:
 def in_range(grid: GridSpec, x: float, y: float, radius: float) -> np.ndarray:
     xs, ys = grid.cell_centres()
     return (xs - x) ** 2 + (ys - y) ** 2 <= radius * radius
+
+
+def settle() -> None:
+    """Let our thread pool go idle before the peer is timed.
+
+    numba's OpenMP workers spin for a moment after a parallel loop; without a pause, that spin
+    would be counted in the CPU time of the peer (this process's CPU time).
+    """
+    time.sleep(0.05)
 
 
 class Timer:
@@ -244,15 +264,33 @@ class NumpyReference:
         return (timer.wall * scale, timer.cpu * scale), out
 
 
+DEBIAN_DIST_PACKAGES = "/usr/lib/python3/dist-packages"  # Debian's python3-gdal
+
+
+def gdal_importable() -> bool:
+    """Whether ``osgeo.gdal`` imports, from the environment or else from Debian's packages."""
+    try:
+        importlib.import_module("osgeo.gdal")
+        return True
+    except ImportError:
+        pass
+    if not Path(DEBIAN_DIST_PACKAGES, "osgeo").is_dir():
+        return False
+    sys.path.append(DEBIAN_DIST_PACKAGES)  # last: the virtualenv's packages keep precedence
+    try:
+        importlib.import_module("osgeo.gdal")
+        return True
+    except ImportError:
+        sys.path.remove(DEBIAN_DIST_PACKAGES)
+        return False
+
+
 def pick_peer(choice: str):
     if choice in ("auto", "gdal-python"):
-        try:
-            from osgeo import gdal  # noqa: F401
-
+        if gdal_importable():
             return GdalPython
-        except ImportError:
-            if choice == "gdal-python":
-                print("peer: osgeo.gdal is not importable")
+        if choice == "gdal-python":
+            print("peer: osgeo.gdal is not importable (apt-get install python3-gdal)")
     if choice in ("auto", "gdal-cli"):
         if shutil.which("gdal_viewshed"):
             return GdalCli
@@ -286,7 +324,8 @@ def main() -> None:
         f"radius {args.radius:g} km, mast {args.mast:g} m, receivers {h_rx:g} m, k = 4/3 "
         f"(GDAL -cc {GDAL_CC:.5f})"
     )
-    line_of_sight(dem, grid, x0 + side / 2, y0 + side / 2, 10.0, radius_m=500.0)  # JIT warm-up
+    for method in METHODS:  # JIT warm-up (or cache load)
+        line_of_sight(dem, grid, x0 + side / 2, y0 + side / 2, 10.0, radius_m=500.0, method=method)
 
     with tempfile.TemporaryDirectory() as tmp:
         peer_cls = pick_peer(args.peer)
@@ -297,47 +336,64 @@ def main() -> None:
             print(
                 f"      fixed cost per call (1-cell viewshed): {w * 1000:.0f} ms wall, {c * 1000:.0f} ms CPU"
             )
+        print("times: best of the repeats, wall / CPU ms; agreement: % of the cells in range")
         print(
-            f"{'site (row, col)':>16} {'cells':>8} {'visible':>8} {'ours wall/CPU ms':>17} "
-            f"{'peer wall/CPU ms':>17} {'agree %':>8}"
+            f"{'site (row, col)':>16} {'cells':>7} {'visible':>7} {'exact':>13} {'sweep':>11} "
+            f"{'peer':>11} {'sweep=exact':>11} {'peer=exact':>10} {'sweep=peer':>10}"
         )
-        ours_t, peer_t, agree_all = [], [], []
+        times = {name: [] for name in (*METHODS, "peer")}
+        agree = {pair: [] for pair in AGREEMENTS}
         for row, col in sites(grid, args.sites):
             tx, ty = grid.x_centres()[col], grid.y_centres()[row]
-            best = (math.inf, math.inf)
-            for _ in range(args.repeat):
-                with Timer() as t:
-                    ours = line_of_sight(dem, grid, tx, ty, args.mast, h_rx_m=h_rx, radius_m=radius)
-                best = (min(best[0], t.wall), min(best[1], t.cpu))
-            theirs_t = (math.inf, math.inf)
+            best = dict.fromkeys(times, (math.inf, math.inf))
+            views = {}
+            for method in METHODS:  # each side's runs back to back, as in a loop over sites
+                for _ in range(args.repeat):
+                    with Timer() as t:
+                        views[method] = line_of_sight(
+                            dem, grid, tx, ty, args.mast, h_rx_m=h_rx, radius_m=radius,
+                            method=method,
+                        )  # fmt: skip
+                    best[method] = (min(best[method][0], t.wall), min(best[method][1], t.cpu))
+            settle()
             for _ in range(1 if isinstance(peer, NumpyReference) else args.repeat):
-                times, theirs = peer.run(row, col, args.mast, h_rx, radius)
-                theirs_t = (min(theirs_t[0], times[0]), min(theirs_t[1], times[1]))
+                pt, views["peer"] = peer.run(row, col, args.mast, h_rx, radius)
+                best["peer"] = (min(best["peer"][0], pt[0]), min(best["peer"][1], pt[1]))
             mask = in_range(grid, tx, ty, radius)
             if isinstance(peer, NumpyReference):
                 mask &= peer.mask
-            agree = float(np.mean(ours[mask] == theirs[mask])) * 100
-            ours_t.append(best)
-            peer_t.append(theirs_t)
-            agree_all.append(agree)
-            ours_s = f"{best[0] * 1000:.1f} / {best[1] * 1000:.1f}"
-            peer_s = f"{theirs_t[0] * 1000:.1f} / {theirs_t[1] * 1000:.1f}"
+            for a, b in AGREEMENTS:
+                agree[a, b].append(float(np.mean(views[a][mask] == views[b][mask])) * 100)
+            for name in times:
+                times[name].append(best[name])
+            cells = [f"{best[n][0] * 1000:.1f}/{best[n][1] * 1000:.1f}" for n in times]
+            visible = int(views["exact"][mask].sum())
             print(
-                f"{f'({row}, {col})':>16} {int(mask.sum()):>8} {int(ours[mask].sum()):>8} "
-                f"{ours_s:>17} {peer_s:>17} {agree:>8.2f}"
+                f"{f'({row}, {col})':>16} {int(mask.sum()):>7} {visible:>7} "
+                f"{cells[0]:>13} {cells[1]:>11} {cells[2]:>11} "
+                + " ".join(
+                    f"{agree[p][-1]:>{w}.2f}" for p, w in zip(AGREEMENTS, (11, 10, 10), strict=True)
+                )
             )
-        ow, oc = np.mean(ours_t, axis=0)
-        pw, pc = np.mean(peer_t, axis=0)
-        print(
-            f"mean per site: ours {ow * 1000:.1f} ms wall ({oc * 1000:.1f} ms CPU), "
-            f"peer {pw * 1000:.1f} ms wall ({pc * 1000:.1f} ms CPU); "
-            f"peer/ours {pw / ow:.2f}x wall, {pc / oc:.2f}x CPU; agreement {np.mean(agree_all):.2f} %"
-        )
+        mean = {name: np.mean(v, axis=0) for name, v in times.items()}
+        print("mean per site (wall / CPU ms): " + ", ".join(
+            f"{name} {m[0] * 1000:.1f} / {m[1] * 1000:.1f}" for name, m in mean.items()
+        ))  # fmt: skip
+        for a, b in (("exact", "sweep"), ("peer", "sweep"), ("peer", "exact")):
+            print(
+                f"{a}/{b}: {mean[a][0] / mean[b][0]:.2f}x wall, {mean[a][1] / mean[b][1]:.2f}x CPU"
+                f"  ({b} is {'faster' if mean[a][0] > mean[b][0] else 'slower'} in wall time)"
+            )
+        print("agreement (mean %): " + ", ".join(
+            f"{a} vs {b} {np.mean(v):.2f} (min {np.min(v):.2f})" for (a, b), v in agree.items()
+        ))  # fmt: skip
         if isinstance(peer, GdalCli):
+            pw, pc = mean["peer"]
             nw, nc = pw - peer.overhead[0], pc - peer.overhead[1]
             print(
                 f"peer minus its fixed per-call cost: {nw * 1000:.1f} ms wall "
-                f"({nc * 1000:.1f} ms CPU); peer/ours {nw / ow:.2f}x wall, {nc / oc:.2f}x CPU"
+                f"({nc * 1000:.1f} ms CPU); that/sweep {nw / mean['sweep'][0]:.2f}x wall, "
+                f"{nc / mean['sweep'][1]:.2f}x CPU"
             )
 
 

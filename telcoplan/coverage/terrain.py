@@ -7,7 +7,8 @@ Two layers:
   caller-owned profile buffer and allocates nothing).
 - **numpy-friendly wrappers** on a :class:`~telcoplan.gis.grid.GridSpec`:
   :func:`knife_edge_loss`, :func:`terrain_profile_loss` (broadcasting over paths) and
-  :func:`line_of_sight` (viewshed of one antenna).
+  :func:`line_of_sight` (viewshed of one antenna: exact ray per cell, or an approximate
+  and faster radial sweep).
 
 Conventions shared by all functions
 -----------------------------------
@@ -38,6 +39,9 @@ import math
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from telcoplan.gis.grid import GridSpec
 
@@ -45,6 +49,7 @@ __all__ = [
     "DIFFRACTION_METHODS",
     "EARTH_RADIUS_M",
     "K_FACTOR",
+    "VIEWSHED_METHODS",
     "knife_edge_loss",
     "line_of_sight",
     "path_terrain_loss",
@@ -57,6 +62,8 @@ K_FACTOR = 4.0 / 3.0  #: effective Earth-radius factor of the standard atmospher
 EARTH_RADIUS_M = 6_371_000.0  #: mean Earth radius (m)
 #: Diffraction methods by name → the integer code taken by the numba functions.
 DIFFRACTION_METHODS = {"deygout": 0, "bullington": 1, "epstein-peterson": 2}
+#: Viewshed methods of :func:`line_of_sight`: exact ray per cell, or approximate radial sweep.
+VIEWSHED_METHODS = ("exact", "sweep")
 
 _SPEED_OF_LIGHT = 299_792_458.0  # m/s
 _CURV = 1.0 / (2.0 * K_FACTOR * EARTH_RADIUS_M)  # bulge = d1 d2 * _CURV (1/m)
@@ -641,6 +648,286 @@ def _viewshed_rows(dem, src, padded, bmax, part, x0, y0, res, tx, ty, ha, h_rx, 
 
 
 # --------------------------------------------------------------------------------------------
+# approximate viewshed: one ray per cell of a square's perimeter ("R2", method="sweep")
+# --------------------------------------------------------------------------------------------
+
+#: The four cones of the sweep as (a_u, a_v, b_u, b_v): the cell ``u`` cells along a cone's
+#: axis and ``v`` across it is at column offset a_u·u + a_v·v and row offset b_u·u + b_v·v from
+#: the antenna's cell. The cones are the 90° rotations of {x > 0, −x < y ≤ x} (x, y measured
+#: from the antenna itself), so they partition the plane around it.
+_CONES = np.array([[1, 0, 0, 1], [0, -1, 1, 0], [-1, 0, 0, -1], [0, 1, -1, 0]], dtype=np.int64)
+#: Each cone's rays are cut into four tasks of consecutive slopes (quarters of −1 … 1), taken
+#: in this order: the quarters next to the axis, whose rays are longest, first.
+_SWEEP_SPLITS = np.array([1, 2, 0, 3], dtype=np.int64)
+
+
+@intrinsic
+def _fetch_increment(typingctx, counter):
+    """``counter[0] += 1`` as one atomic operation; returns the value before (int64 array)."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+    sig = types.int64(counter)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [zero] * aryty.ndim)
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", ptr, one, "monotonic")
+
+    return sig, codegen
+
+
+@nb.njit(cache=True, inline="always")
+def _cell_z(dem, r, c, nodata):
+    """Elevation (m) of cell (r, c); NaN and the grid's nodata value count as 0 m."""
+    z = dem[r, c]
+    if z != z or z == nodata:
+        return 0.0
+    return z
+
+
+@nb.njit(cache=True)
+def _bilinear_nodata(dem, fr, fc, nodata):
+    """:func:`_bilinear` with cells equal to ``nodata`` also counted as 0 m."""
+    nrows, ncols = dem.shape
+    if not (-0.5 <= fc <= ncols - 0.5 and -0.5 <= fr <= nrows - 0.5):
+        return 0.0
+    c0 = math.floor(fc)
+    r0 = math.floor(fr)
+    wc = fc - c0
+    wr = fr - r0
+    c1 = min(c0 + 1, ncols - 1)
+    r1 = min(r0 + 1, nrows - 1)
+    c0 = max(c0, 0)
+    r0 = max(r0, 0)
+    z00 = _cell_z(dem, r0, c0, nodata)
+    z01 = _cell_z(dem, r0, c1, nodata)
+    z10 = _cell_z(dem, r1, c0, nodata)
+    z11 = _cell_z(dem, r1, c1, nodata)
+    return (1.0 - wr) * ((1.0 - wc) * z00 + wc * z01) + wr * ((1.0 - wc) * z10 + wc * z11)
+
+
+@nb.njit(cache=True, inline="always")
+def _owner(v, av, k_scale):
+    """Offset from the axis (−n_per … n_per) of the ray nearest to cell ``v`` of a column.
+
+    ``k_scale`` = n_per / x for the column at distance x (cells) along the axis; ``av`` is the
+    antenna's offset across the axis. One expression, evaluated once per cell.
+    """
+    return math.floor((v - av) * k_scale + 0.5)
+
+
+@nb.njit(cache=True, inline="always")
+def _first_owned(k, av, k_scale):
+    """The first cell of a column whose nearest ray (:func:`_owner`) is ``k`` or beyond."""
+    v = math.floor(av + k / k_scale)
+    while _owner(v, av, k_scale) >= k:
+        v -= 1
+    while _owner(v, av, k_scale) < k:
+        v += 1
+    return v
+
+
+@nb.njit(cache=True, inline="always")
+def _edge_sample(flat, nodata, best, j, g, mb, istride, n_minor, ha, ix, inv_lres, xlc):
+    """Update ray ``j``'s horizon with a sample within a cell of the grid's side (or beyond).
+
+    The general form of the sweep's sampling: edge values in the outer half cell, 0 m outside.
+    """
+    z = 0.0
+    if -0.5 <= g <= n_minor - 0.5:
+        i = math.floor(g)
+        w = g - i
+        i0 = min(max(i, 0), n_minor - 1)
+        i1 = min(max(i + 1, 0), n_minor - 1)
+        za = flat[mb + i0 * istride]
+        zb = flat[mb + i1 * istride]
+        za = 0.0 if (za != za) | (za == nodata) else za
+        zb = 0.0 if (zb != zb) | (zb == nodata) else zb
+        z = (1.0 - w) * za + w * zb
+    sig = ((z - ha) * ix * inv_lres - xlc) / inv_lres  # scaled as ``best``
+    if sig > best[j]:
+        best[j] = sig
+
+
+@nb.njit(cache=True)
+def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radius, n_per, out):
+    """One task of :func:`_viewshed_sweep`: the rays k_lo … k_hi of cone ``q`` and their cells.
+
+    The cone's rays have slopes k / n_per (k = −n_per … n_per) from the antenna: the rays to
+    the cells of the perimeter of a square of half-side ``n_per`` cells. Column by column
+    along the axis (u = distance in cells from the antenna's cell), first every cell of the
+    column whose nearest ray (:func:`_owner`) is one of this task's takes that ray's
+    visibility (the largest σ of its samples on the previous columns against the cell's own
+    σ), then every active ray takes its sample on this column (bilinear DEM on the line of
+    cell centres: linear between the two cells across) into its running maximum of
+    σ = (z − h_a)/s − s/(2 k R_e) (kept multiplied by the ray's metres per column, which saves
+    work per sample). A ray stops one cell beyond ``radius``.
+    """
+    nrows, ncols = dem.shape
+    flat = dem.reshape(-1)
+    oflat = out.reshape(-1)
+    fc_t = (tx - x0) / res - 0.5  # the antenna in fractional (row, col), cell centres at integers
+    fr_t = (y0 - ty) / res - 0.5
+    c_a = math.floor(fc_t + 0.5)  # the antenna's cell
+    r_a = math.floor(fr_t + 0.5)
+    a_u, a_v, b_u, b_v = _CONES[q, 0], _CONES[q, 1], _CONES[q, 2], _CONES[q, 3]
+    au = a_u * (fc_t - c_a) + b_u * (fr_t - r_a)  # the antenna in the cone's frame (cells)
+    av = a_v * (fc_t - c_a) + b_v * (fr_t - r_a)
+    if a_u != 0:  # the axis runs along a row: samples on columns of cell centres
+        m0, step_m, g0, sgn, n_major, n_minor, mstride, istride = (
+            c_a, a_u, r_a, b_v, ncols, nrows, 1, ncols
+        )  # fmt: skip
+    else:
+        m0, step_m, g0, sgn, n_major, n_minor, mstride, istride = (
+            r_a, b_u, c_a, a_v, nrows, ncols, ncols, 1
+        )  # fmt: skip
+    reach = radius / res + 1.0  # cells; a sample farther away decides no cell in range
+    r2 = radius * radius
+    near2 = (res * (1.0 + 1e-9)) ** 2  # d ≤ res: no interior profile point, always visible
+    n_rays = k_hi - k_lo + 1  # this task's rays, j = k − k_lo
+    slope = np.empty(n_rays)
+    inv_lres = np.empty(n_rays)  # 1 / (metres along the ray per cell along the axis)
+    lc = np.empty(n_rays)  # bulge term of σ per cell along the axis
+    u_last = np.empty(n_rays, dtype=np.int64)
+    # each ray's running maximum of σ · (metres along the ray per cell along the axis): with
+    # that scale, a sample's value is z/x − h_a/x − x·res²/(2 k R_e)·(1 + slope²), x = cells
+    # along the axis
+    best = np.full(n_rays, -np.inf)
+    for j in range(n_rays):
+        s = (j + k_lo) / n_per
+        length = math.sqrt(1.0 + s * s)
+        slope[j] = s
+        inv_lres[j] = 1.0 / (length * res)
+        lc[j] = length * res * _CURV
+        u_last[j] = math.floor(au + reach / length) + 1
+    u_first = 0 if au < 0.0 else 1  # the first column ahead of the antenna (x > 0)
+    u_end = u_last.max()
+    cstride = b_v * ncols + a_v  # flat index step between neighbouring cells of a column
+    hi_f = float(n_minor - 1)
+    kres = res * res * _CURV  # bulge (m) of one cell² of distance
+    a_lo, a_hi = 0, n_rays - 1  # the active rays (u_last decreases away from the axis)
+    for u in range(u_first, u_end + 1):
+        while a_lo <= a_hi and u_last[a_lo] < u:
+            a_lo += 1
+        while a_hi >= a_lo and u_last[a_hi] < u:
+            a_hi -= 1
+        if a_lo > a_hi:
+            break
+        j_lo, j_hi = a_lo, a_hi
+        m = m0 + step_m * u  # the column's row or column index
+        if (step_m > 0 and m >= n_major) or (step_m < 0 and m < 0):
+            break  # past the grid along the axis, and moving away
+        x = u - au
+        ix = 1.0 / x
+        if not 0 <= m < n_major:  # before the grid (the antenna is outside it): 0 m
+            for j in range(j_lo, j_hi + 1):
+                sig = (-ha * ix * inv_lres[j] - x * lc[j]) / inv_lres[j]
+                if sig > best[j]:
+                    best[j] = sig
+            continue
+        # 1. the column's cells: in the cone (−x < y ≤ x), on the grid, near the circle, and
+        #    nearest to one of this task's rays
+        v_lo = math.floor(av - x) + 1
+        v_hi = math.floor(av + x)
+        if sgn > 0:
+            v_lo = max(v_lo, -g0)
+            v_hi = min(v_hi, n_minor - 1 - g0)
+        else:
+            v_lo = max(v_lo, g0 - (n_minor - 1))
+            v_hi = min(v_hi, g0)
+        hw = math.sqrt(max(reach * reach - x * x, 0.0))
+        v_lo = max(v_lo, math.floor(av - hw))
+        v_hi = min(v_hi, math.ceil(av + hw))
+        k_scale = n_per * ix
+        v_lo = max(v_lo, _first_owned(k_lo, av, k_scale))
+        v_hi = min(v_hi, _first_owned(k_hi + 1, av, k_scale) - 1)
+        r_u = r_a + b_u * u
+        c_u = c_a + a_u * u
+        base = r_u * ncols + c_u
+        for v in range(v_lo, v_hi + 1):
+            j = _owner(v, av, k_scale) - k_lo
+            r = r_u + b_v * v
+            c = c_u + a_v * v
+            dx = x0 + (c + 0.5) * res - tx  # metres, as the exact method computes them
+            dy = y0 - (r + 0.5) * res - ty
+            d2 = dx * dx + dy * dy
+            idx = base + cstride * v
+            zc = flat[idx]
+            zc = 0.0 if (zc != zc) | (zc == nodata) else zc
+            # visible iff best ≤ (h_b − h_a)/d − d/(2 k R_e), i.e. best·d ≤ h_b − h_a − d²/(2 k R_e)
+            vis = best[j] * inv_lres[j] * math.sqrt(d2) <= (zc + h_rx - ha) - d2 * _CURV
+            oflat[idx] = (d2 <= r2) & (vis | (d2 <= near2))
+        # 2. the active rays' samples on this column: those within a cell of the grid's sides
+        #    peeled off at both ends, the rest without bounds tests
+        gb = g0 + sgn * av
+        gs = sgn * x
+        mb = m * mstride
+        while j_lo <= j_hi and not 0.0 <= gb + gs * slope[j_lo] < hi_f:
+            _edge_sample(flat, nodata, best, j_lo, gb + gs * slope[j_lo], mb, istride, n_minor,
+                         ha, ix, inv_lres[j_lo], x * lc[j_lo])  # fmt: skip
+            j_lo += 1
+        while j_hi >= j_lo and not 0.0 <= gb + gs * slope[j_hi] < hi_f:
+            _edge_sample(flat, nodata, best, j_hi, gb + gs * slope[j_hi], mb, istride, n_minor,
+                         ha, ix, inv_lres[j_hi], x * lc[j_hi])  # fmt: skip
+            j_hi -= 1
+        off = ha * ix + x * kres
+        xk = x * kres
+        for j in range(j_lo, j_hi + 1):
+            s = slope[j]
+            g = gb + gs * s
+            i = int(g)  # g ≥ 0: the floor
+            w = g - i
+            k0 = mb + i * istride
+            za = flat[k0]
+            zb = flat[k0 + istride]
+            if (za != za) | (zb != zb) | (za == nodata) | (zb == nodata):  # rare: test once
+                za = 0.0 if (za != za) | (za == nodata) else za
+                zb = 0.0 if (zb != zb) | (zb == nodata) else zb
+            z = za + w * (zb - za)
+            sig = z * ix - off - xk * (s * s)
+            b = best[j]
+            best[j] = sig if sig > b else b
+
+
+@nb.njit(cache=True, parallel=True)
+def _viewshed_sweep(dem, nodata, x0, y0, res, tx, ty, ha, h_rx, radius, n_per, n_workers, out):
+    """Fill ``out`` for the cells within ``radius`` of the antenna (``n_per`` > radius/res + 1).
+
+    The rays of each cone are cut into ``len(_SWEEP_SPLITS)`` tasks of consecutive slopes;
+    ``n_workers`` threads take the tasks one at a time from a shared counter (so a thread
+    slowed down by other work on its core takes fewer). Each cell within the radius is written
+    by exactly one task, so the result does not depend on the threads.
+    """
+    n_split = _SWEEP_SPLITS.shape[0]
+    bounds = np.empty(n_split + 1, dtype=np.int64)  # k ranges: −n_per … n_per in n_split parts
+    for i in range(n_split + 1):
+        bounds[i] = -n_per + (i * (2 * n_per + 1)) // n_split
+    n_tasks = 4 * n_split
+    counter = np.zeros(1, dtype=np.int64)
+    for _ in nb.prange(n_workers):
+        while True:
+            t = _fetch_increment(counter)
+            if t >= n_tasks:
+                break
+            split = _SWEEP_SPLITS[t // 4]
+            q = (0, 2, 1, 3)[t % 4]
+            _sweep_task(dem, nodata, q, bounds[split], bounds[split + 1] - 1, x0, y0, res, tx,
+                        ty, ha, h_rx, radius, n_per, out)  # fmt: skip
+    # the antenna's own cell, on no cone's axis when the antenna is on its centre
+    nrows, ncols = dem.shape
+    c_a = math.floor((tx - x0) / res)
+    r_a = math.floor((y0 - ty) / res)
+    if 0 <= r_a < nrows and 0 <= c_a < ncols:
+        dx = x0 + (c_a + 0.5) * res - tx
+        dy = y0 - (r_a + 0.5) * res - ty
+        if dx * dx + dy * dy <= radius * radius:
+            out[r_a, c_a] = True
+
+
+# --------------------------------------------------------------------------------------------
 # numpy-friendly wrappers
 # --------------------------------------------------------------------------------------------
 
@@ -671,15 +958,20 @@ def knife_edge_loss(nu: float | np.ndarray) -> float | np.ndarray:
     return float(out) if out.ndim == 0 else out
 
 
-def _dem_array(dem: np.ndarray, grid: GridSpec) -> np.ndarray:
-    """The DEM as C-contiguous float64, the grid's nodata as NaN (the input is never modified)."""
+def _dem_float64(dem: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """The DEM as C-contiguous float64 (no copy if it already is), its shape checked."""
     arr = np.asarray(dem)
     if arr.shape != grid.shape:
         raise ValueError(
             f"the DEM has shape {arr.shape} but the grid is {grid.shape} (rows, cols); "
             "warp it onto the grid first (telcoplan.layers.dem.load_dem)"
         )
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _dem_array(dem: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """The DEM as C-contiguous float64, the grid's nodata as NaN (the input is never modified)."""
+    arr = _dem_float64(dem, grid)
     if np.isfinite(grid.nodata):
         void = arr == grid.nodata
         if void.any():
@@ -778,6 +1070,7 @@ def line_of_sight(
     *,
     h_rx_m: float = 1.5,
     radius_m: float,
+    method: str = "exact",
 ) -> np.ndarray:
     """Viewshed of one antenna: the cells of ``grid`` within ``radius_m`` it sees.
 
@@ -795,6 +1088,11 @@ def line_of_sight(
         Receiver height above ground (m) at each cell centre (default 1.5 m).
     radius_m
         Only cells whose centre is within this horizontal distance (m) are evaluated.
+    method
+        ``"exact"`` (default): one ray per cell, True exactly where :func:`path_terrain_loss`
+        finds a clearance ≤ 0. ``"sweep"``: one ray per cell of the perimeter of the radius's
+        bounding square, several times faster and approximate (see Notes); the names are in
+        :data:`VIEWSHED_METHODS`.
 
     Returns
     -------
@@ -826,7 +1124,36 @@ def line_of_sight(
 
     Rows run in parallel (numba ``prange``). Cells at most one cell away from the antenna are
     always visible (no interior profile point).
+
+    **Sweep** ("R2" of Franklin & Ray 1994, "Higher isn't necessarily better: visibility
+    algorithms and experiments", 6th Int. Symp. on Spatial Data Handling): rays go from the
+    antenna towards every cell of the perimeter of a square of half-side ⌈R/res⌉ + 2 cells, in
+    four 90° cones around the axes. A ray is sampled where it crosses each column (row, in the
+    north and south cones) of cell centres — one cell along the cone's axis, at most √2 cells
+    along the ray — with the same bilinear DEM, the same Earth bulge (apparent elevation
+    σ = (z − h_a)/s − s/(2 k R_e), k = 4/3, R_e = :data:`EARTH_RADIUS_M`) and the same antenna
+    and receiver heights as the exact method, and keeps the running maximum of σ. A cell takes
+    its visibility from the ray whose sample on the cell's column is nearest to its centre:
+    visible iff no sample of that ray between the antenna and the cell has a larger σ than the
+    cell's receiver (and, as in the exact method, always within one cell of the antenna). A
+    clearance ≤ 0 along the cell's own ray is thus replaced by one along a ray passing within
+    half a cell of its centre, and the answers differ only near visibility edges (where the
+    clearance is within a metre or so of 0).
+
+    Measured agreement with ``"exact"`` (% of the cells in range): 99.73–99.82 % on smooth
+    random hills of 1,000² cells of 30 m (200 m relief, R = 15 km, 30 m mast; GDAL's viewshed,
+    Wang et al. 2000, agrees to 99.36–99.54 % there); 99.5–99.8 % on 200² cells with 120 m
+    relief (R = 2.9 km); lower on rough terrain with small radii, where visibility edges are a
+    larger share of the cells (97.7–99.7 % on 64² cells whose relief changes within a few
+    cells, R = 0.4–5 km). There are about 2.3 samples per cell in range. The rays of each cone
+    are cut into four tasks of consecutive slopes, which the threads (numba ``prange``) take one
+    at a time; each cell is written by exactly one task, so the result does not depend on the
+    number of threads.
     """
+    if method not in VIEWSHED_METHODS:
+        raise ValueError(
+            f"unknown viewshed method {method!r}; expected one of {', '.join(VIEWSHED_METHODS)}"
+        )
     if not radius_m > 0:
         raise ValueError(f"radius_m must be positive (metres), got {radius_m!r}")
     if not all(math.isfinite(v) for v in (tx, ty, h_tx_m, h_rx_m)):
@@ -834,6 +1161,8 @@ def line_of_sight(
             f"the antenna position and heights must be finite, got tx={tx!r}, ty={ty!r}, "
             f"h_tx_m={h_tx_m!r}, h_rx_m={h_rx_m!r}"
         )
+    if method == "sweep":
+        return _line_of_sight_sweep(dem, grid, tx, ty, h_tx_m, h_rx_m, radius_m)
     arr = _dem_array(dem, grid)
     t = grid.transform
     x0, y0, res = float(t.c), float(t.f), float(t.a)
@@ -865,4 +1194,25 @@ def line_of_sight(
         src, part = arr, np.empty((0, 0, 0))
     _viewshed_rows(arr, src, inside, bmax, part, x0, y0, res, tx, ty, ha, float(h_rx_m),
                    radius, window, out)  # fmt: skip
+    return out
+
+
+def _line_of_sight_sweep(dem, grid, tx, ty, h_tx_m, h_rx_m, radius_m) -> np.ndarray:
+    """``line_of_sight(..., method="sweep")``; the nodata value is handled inside the kernel."""
+    arr = _dem_float64(dem, grid)
+    t = grid.transform
+    x0, y0, res = float(t.c), float(t.f), float(t.a)
+    tx, ty, radius = float(tx), float(ty), float(radius_m)
+    nodata = float(grid.nodata)
+    out = np.zeros(grid.shape, dtype=np.bool_)
+    fr, fc = (y0 - ty) / res - 0.5, (tx - x0) / res - 0.5
+    reach = radius / res + 1.0
+    if fc + reach < -0.5 or fc - reach > grid.width - 0.5:
+        return out
+    if fr + reach < -0.5 or fr - reach > grid.height - 0.5:
+        return out
+    ha = float(_bilinear_nodata(arr, fr, fc, nodata)) + float(h_tx_m)
+    n_per = math.ceil(radius / res) + 2
+    _viewshed_sweep(arr, nodata, x0, y0, res, tx, ty, ha, float(h_rx_m), radius, n_per,
+                    nb.get_num_threads(), out)  # fmt: skip
     return out
