@@ -731,6 +731,13 @@ def _first_owned(k, av, k_scale):
 
 
 @nb.njit(cache=True, inline="always")
+def _leaving(g, dg, n_minor):
+    """Whether a ray at ``g`` cells across the axis, moving ``dg`` per column, is past a side
+    of the grid (beyond its outer half cell) and not coming back."""
+    return (g > n_minor - 0.5 and dg >= 0.0) or (g < -0.5 and dg <= 0.0)
+
+
+@nb.njit(cache=True, inline="always")
 def _edge_sample(flat, nodata, best, j, g, mb, istride, n_minor, ha, ix, inv_lres, xlc):
     """Update ray ``j``'s horizon with a sample within a cell of the grid's side (or beyond).
 
@@ -822,6 +829,17 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
             break  # past the grid along the axis, and moving away
         x = u - au
         ix = 1.0 / x
+        # rays past a side of the grid and moving away from it are done: they own no cell
+        # from here on (the sample nearest to a cell is within half a cell of it)
+        gb = g0 + sgn * av
+        gs = sgn * x
+        while a_lo <= a_hi and _leaving(gb + gs * slope[a_lo], sgn * slope[a_lo], n_minor):
+            a_lo += 1
+        while a_hi >= a_lo and _leaving(gb + gs * slope[a_hi], sgn * slope[a_hi], n_minor):
+            a_hi -= 1
+        if a_lo > a_hi:
+            break
+        j_lo, j_hi = a_lo, a_hi
         if not 0 <= m < n_major:  # before the grid (the antenna is outside it): 0 m
             for j in range(j_lo, j_hi + 1):
                 sig = (-ha * ix * inv_lres[j] - x * lc[j]) / inv_lres[j]
@@ -862,8 +880,6 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
             oflat[idx] = (d2 <= r2) & (vis | (d2 <= near2))
         # 2. the active rays' samples on this column: those within a cell of the grid's sides
         #    peeled off at both ends, the rest without bounds tests
-        gb = g0 + sgn * av
-        gs = sgn * x
         mb = m * mstride
         while j_lo <= j_hi and not 0.0 <= gb + gs * slope[j_lo] < hi_f:
             _edge_sample(flat, nodata, best, j_lo, gb + gs * slope[j_lo], mb, istride, n_minor,
