@@ -47,6 +47,8 @@ _EXTERNAL_ATTR = re.compile(
     r"\b(?:src|href|data|srcset)\s*=\s*[\"']?\s*((?:https?:)?//[^\"'\s>]+)",
     re.IGNORECASE,
 )
+_STYLE_BLOCK = re.compile(r"<style\b[^>]*>(.*?)</style\s*>", re.IGNORECASE | re.DOTALL)
+_STYLE_ATTR = re.compile(r"<[a-z][^>]*?\bstyle\s*=\s*(\"[^\"]*\"|'[^']*')", re.IGNORECASE)
 _EXTERNAL_CSS = re.compile(r"(?:@import\s+|url\(\s*)[\"']?\s*((?:https?:)?//[^\"')\s]+)", re.I)
 
 
@@ -135,4 +137,7 @@ def external_references(html: str) -> list[str]:
     """URLs the page would fetch by itself: ``src``/``href`` of resource tags and CSS
     ``url()``/``@import`` pointing at ``http(s)://`` or ``//`` (links in ``<a>`` do not count).
     """
-    return sorted({*_EXTERNAL_ATTR.findall(html), *_EXTERNAL_CSS.findall(html)})
+    css = [*_STYLE_BLOCK.findall(html), *_STYLE_ATTR.findall(html)]  # not the page's data
+    return sorted(
+        {*_EXTERNAL_ATTR.findall(html), *(u for c in css for u in _EXTERNAL_CSS.findall(c))}
+    )

@@ -449,7 +449,7 @@ def _add_gaps(b: _Builder, gaps: gpd.GeoDataFrame) -> None:
         {"color": "#7f0000", "weight": 2, "fillColor": GAP_COLOUR, "fillOpacity": 0.55}
     ] * len(web)
     tooltip = [
-        {"Gap": fmt(i), "Population": fmt(p), "Area": fmt(a, "km²")}
+        {"Gap": fmt(i), "Population": _persons(p), "Area": fmt(a, "km²")}
         for i, p, a in zip(
             web.index, _column(web, "population"), _column(web, "area_km2"), strict=True
         )
@@ -715,7 +715,7 @@ def _summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
     gaps = sub(s, "gaps")
     if gaps.get("count") is not None:
         rows.append(
-            ("Coverage gaps", f"{fmt(gaps['count'])} ({fmt(gaps.get('population'))} people)")
+            ("Coverage gaps", f"{fmt(gaps['count'])} ({_persons(gaps.get('population'))} people)")
         )
     pois = sub(gaps, "pois")
     if pois.get("count"):
@@ -726,7 +726,7 @@ def _summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
             (
                 "Backbone joint vs separate",
                 f"{fmt(bb.get('length_km_joint'), 'km')} / {fmt(bb.get('length_km_separate'), 'km')}"
-                f"; saves {fmt(bb.get('savings_pct'), '%')}",
+                f"; cost saving {fmt(bb.get('savings_pct'), '%')}",
             )
         )
     banner = (
@@ -750,7 +750,7 @@ _CSS = """
 .tp-summary table { border-collapse: collapse; } .tp-summary th { text-align: left; padding-right: 8px; font-weight: 600; }
 .tp-title { font-weight: 700; font-size: 14px; margin-bottom: 2px; }
 .tp-synthetic { background: #b30000; color: #fff; font-weight: 700; padding: 2px 6px; margin: 3px 0; border-radius: 3px; }
-.tp-legend { bottom: 24px; left: 10px; max-height: 55vh; overflow-y: auto; }
+.tp-legend { bottom: 48px; left: 10px; max-height: 55vh; overflow-y: auto; }  /* above the scale bar */
 .tp-head { font-weight: 600; margin-top: 4px; }
 .tp-row { white-space: nowrap; }
 .tp-row i, .tp-row .tp-svg { display: inline-block; vertical-align: middle; margin-right: 6px; box-sizing: border-box; }
@@ -1137,3 +1137,11 @@ def map_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[
     params["simplify_m"] = float(params["simplify_m"])
     params["signal_step_db"] = float(step)
     return params
+
+
+def _persons(value: object) -> str:
+    """A head count for display: whole persons (population rasters hold fractions)."""
+    try:
+        return fmt(round(float(value)))
+    except (TypeError, ValueError):
+        return fmt(value)

@@ -217,7 +217,15 @@ def plan_figure(
         [o for ops in (link_users(backbone) if backbone is not None else []) for o in ops],
     )
     handles: list[Any] = []
-    with rc_context({"font.family": "sans-serif", "font.sans-serif": [_FONT], "font.size": 10}):
+    # text.parse_math off: a '$' in a name is a dollar sign, not TeX (which could fail)
+    with rc_context(
+        {
+            "font.family": "sans-serif",
+            "font.sans-serif": [_FONT],
+            "font.size": 10,
+            "text.parse_math": False,
+        }
+    ):
         fig = Figure(figsize=(width_px / dpi, height_px / dpi), dpi=dpi)
         FigureCanvasAgg(fig)
         ax = fig.add_axes((0.01, 0.01, 0.72, 0.92))

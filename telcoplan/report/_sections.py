@@ -230,8 +230,8 @@ _LABELS = {
     "site_id": "Site",
     "gap_id": "Gap",
     "id": "Id",
-    "required_dbm": "Required signal",
-    "best_power_dbm": "Best signal",
+    "required_dbm": "Required level (technology metric: RSRP, RSCP…)",
+    "best_power_dbm": "Best total received power",
     "best_operator": "Best operator",
     "population_added": "Persons added",
     "new_population": "Persons newly covered",
@@ -610,7 +610,7 @@ def gaps_section(
         recs.sort(key=lambda r: -(number(r.get("population")) or 0.0))
     else:
         recs = [dict(r) for r in g.get("largest") or [] if isinstance(r, Mapping)]
-    if recs:
+    if recs and top > 0:
         shown = recs[:top]
         has_fiber = any(number(r.get("dist_fiber_m")) is not None for r in shown)
         header = ["Rank", "Gap", "Population", "Area", "Nearest tower"]
@@ -633,7 +633,7 @@ def gaps_section(
             f"<h3>{what}, by population</h3>"
             + _table(header, rows, numeric=(0, 2, 3, 4, 5))
             + '<p class="note">Distances are edge to edge, from the gap to the nearest existing '
-            "tower and fibre route.</p>"
+            + ("tower and fibre route.</p>" if has_fiber else "tower.</p>")
         )
         if len(recs) > len(shown):
             out.append(f'<p class="note">… and {len(recs) - len(shown):,} smaller gaps.</p>')

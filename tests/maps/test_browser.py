@@ -160,6 +160,22 @@ def test_signal_overlay_draws_a_non_blank_image(open_map, map_file: Path) -> Non
 
     pixels = np.asarray(Image.open(io.BytesIO(after)).convert("RGB")).reshape(-1, 3)
     assert len(np.unique(pixels, axis=0)) > 200  # a colour ramp, not a blank canvas
+    # the decoded overlay itself: almost every cell has a signal in the fixture (a ramp from
+    # -125 dBm in the north row to -45 dBm in the south), so the image is mostly opaque, and
+    # its north and south ends have different colours (a blank or flat image fails here)
+    rgba = page.evaluate(
+        """() => { const i = document.querySelector('.leaflet-tpSignal-pane img');
+        const c = document.createElement('canvas'); c.width = i.naturalWidth; c.height = i.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        return Array.from(g.getImageData(0, 0, c.width, c.height).data); }"""
+    )
+    img_px = np.asarray(rgba, dtype=float).reshape(size[1], size[0], 4)
+    opaque = img_px[..., 3] > 0
+    assert opaque.mean() > 0.8
+    rows = [r for r in range(size[1]) if opaque[r].any()]
+    north = img_px[rows[0]][opaque[rows[0]]][:, :3].mean(axis=0)
+    south = img_px[rows[-1]][opaque[rows[-1]]][:, :3].mean(axis=0)
+    assert np.abs(north - south).max() > 40
     assert rec.problems() == []
 
 

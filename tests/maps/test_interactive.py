@@ -366,7 +366,7 @@ def test_map_from_outputs(layers: dict, tmp_path: Path) -> None:
     seen = json_unescape(page)
     assert f"<title>Đà Nẵng {esc(XSS)}</title>" in page
     assert "SYNTHETIC DATA" in page
-    assert "saves 29 %" in seen
+    assert "cost saving 29 %" in seen
     assert "99.5" in seen or "99.65" in seen  # covered_any / population → %
     assert XSS not in seen
 
@@ -429,3 +429,18 @@ def test_map_parameters() -> None:
         assert word in message
     with pytest.raises(PlanError, match="signal_step_db"):
         map_parameters({"signal_step_db": 0.1, "signal_range_dbm": [-140, 0]})
+
+
+def test_css_like_text_in_the_data_is_not_a_network_reference(layers, tmp_path) -> None:
+    """A tower called 'url(https://…)' is data, not a style sheet: the map is written."""
+    from telcoplan.maps import build_map, save_map
+    from telcoplan.maps._assets import external_references
+
+    towers = layers["towers"].copy()
+    towers["name"] = "Trạm url(https://example.org/logo.png)"
+    path = save_map(build_map(areas=layers["areas"], towers=towers), tmp_path / "m.html")
+    html = path.read_text(encoding="utf-8")
+    assert "example.org" in html
+    assert external_references(html) == []
+    # while a real style-sheet reference is still caught
+    assert external_references('<style>a { background: url("https://x.org/i.png") }</style>')

@@ -147,3 +147,14 @@ def test_many_areas_are_not_labelled_by_default() -> None:
     size = {"width_px": 300, "height_px": 200}
     assert plan_figure(areas=areas, **size) == plan_figure(areas=areas, labels=False, **size)
     assert plan_figure(areas=areas, **size) != plan_figure(areas=areas, labels=True, **size)
+
+
+def test_dollar_signs_in_names_are_text_not_math(layers) -> None:
+    """A '$' pair in a plan or area name is drawn literally (matplotlib would parse TeX and
+    fail on '$a^$')."""
+    from telcoplan.maps import plan_figure
+
+    areas = layers["areas"].copy()
+    areas["name"] = [f"Phường $\\foo{{x$ {i}" for i in range(len(areas))]
+    png = plan_figure(areas=areas, title="Kế hoạch $a^$ 2025")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
