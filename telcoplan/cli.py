@@ -360,13 +360,16 @@ def gaps_cmd(**kw) -> None:
 _IN_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
 
 
-def _plan_layers_for(plan_path: Path | None) -> dict | None:
+def _plan_layers_for(plan_path: Path | None, stage: str) -> tuple[dict | None, dict]:
+    """The plan's input layers and its parameters of ``stage`` (``{}`` without a plan)."""
     if plan_path is None:
-        return None
+        return None, {}
     from telcoplan.plan import load_inputs, read_plan
 
-    inputs = load_inputs(read_plan(plan_path))
-    return {**inputs.vectors, "areas": inputs.areas}
+    plan = read_plan(plan_path)
+    inputs = load_inputs(plan)
+    params = plan.stages.get(stage)
+    return {**inputs.vectors, "areas": inputs.areas}, dict(params or {})
 
 
 @cli.command("map")
@@ -387,21 +390,21 @@ def _plan_layers_for(plan_path: Path | None) -> dict | None:
 )
 @click.option(
     "--tiles",
-    default="none",
-    show_default=True,
-    help="Basemap: none (offline), osm, or a URL template with {z}/{x}/{y}.",
+    default=None,
+    help="Basemap: none (offline; the default), osm, or a URL template with {z}/{x}/{y}.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace the map if it exists.")
 def map_cmd(
-    out_dir: Path, plan_path: Path | None, output: Path | None, tiles: str, overwrite: bool
+    out_dir: Path, plan_path: Path | None, output: Path | None, tiles: str | None, overwrite: bool
 ) -> None:
     """Interactive map (self-contained HTML) of a plan's output folder."""
     from telcoplan.maps.interactive import map_parameters, write_plan_map
 
-    params = map_parameters({"tiles": tiles}, "--tiles")
-    path = write_plan_map(
-        out_dir, _plan_layers_for(plan_path), path=output, overwrite=overwrite, **params
-    )
+    layers, planned = _plan_layers_for(plan_path, "map")
+    if tiles is not None:
+        planned["tiles"] = tiles  # the option wins over the plan's stages.map
+    params = map_parameters(planned, str(plan_path or "--tiles"))
+    path = write_plan_map(out_dir, layers, path=output, overwrite=overwrite, **params)
     click.echo(f"map written to {path} ({path.stat().st_size / 1e6:.1f} MB)", err=True)
 
 
@@ -429,19 +432,28 @@ def report_cmd(
     """HTML report (tables, charts, figure, provenance) of a plan's output folder."""
     from telcoplan.gis._atomic import check_writable
     from telcoplan.report.html import REPORT_NAME, report_from_outputs
+    from telcoplan.stages import report_parameters
 
     target = output if output is not None else out_dir / REPORT_NAME
     check_writable(target, overwrite)
+    layers, planned = _plan_layers_for(plan_path, "report")
+    params = report_parameters(planned, str(plan_path))
     png = None
-    if not no_figure:
+    if not no_figure and params["figure"]:
         from telcoplan.maps.static import figure_from_outputs
 
-        layers = _plan_layers_for(plan_path)
         try:
             png = figure_from_outputs(out_dir, layers)
         except TelcoplanError as exc:
             log.warning("report without the plan figure: %s", exc)
-    path = report_from_outputs(out_dir, target, figure_png=png, overwrite=overwrite)
+    path = report_from_outputs(
+        out_dir,
+        target,
+        figure_png=png,
+        overwrite=overwrite,
+        top_gaps=params["top_gaps"],
+        currency=params["currency"],
+    )
     click.echo(f"report written to {path}", err=True)
 
 

@@ -155,8 +155,12 @@ def test_backbone_command(tmp_path, backbone_plan):
 
 
 def test_map_and_report_commands_on_a_plan_output(backbone_plan, tmp_path):
+    doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
+    doc["stages"]["report"] = {"currency": "VND"}
+    backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
     out = tmp_path / "out"
     run_plan(read_plan(backbone_plan), out)
+    assert "VND" in (out / "report.html").read_text(encoding="utf-8")
     runner = CliRunner()
     # both exist from the plan's own stages: refused without --overwrite, cleanly
     for cmd in ("map", "report"):
@@ -191,6 +195,7 @@ def test_map_and_report_commands_on_a_plan_output(backbone_plan, tmp_path):
     assert res.exit_code == 0, res.output
     text = (tmp_path / "r2.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in text  # the plan figure is embedded
+    assert "VND" in text  # the plan's report settings apply
 
 
 def test_ring_protection_in_the_stage(backbone_plan, tmp_path):
