@@ -12,8 +12,22 @@ of measurements (``site_id``, ``rssi_dbm``, optional ``freq_mhz``; the contract 
 :class:`Calibration`, that round-trips through a JSON-serialisable dict.
 
 Received power follows the coverage convention (:mod:`telcoplan.coverage.bestserver`):
-P_rx = EIRP − L_path(d) + A(φ, θ), with EIRP including the antenna's maximum gain and A the
-3GPP sector-pattern attenuation (≤ 0 dB) of towers that have an azimuth and/or a tilt.
+P_rx = EIRP − L_path(d) [− L_terrain] + A(φ, θ), with EIRP including the antenna's maximum gain
+and A the 3GPP sector-pattern attenuation (≤ 0 dB) of towers that have an azimuth and/or a tilt.
+
+With a DEM (``dem=`` on a :class:`~telcoplan.gis.grid.GridSpec`) the prediction includes
+terrain exactly as the coverage kernel (:mod:`telcoplan.coverage._kernel`) does: the antennas
+stand on the ground of the cell that contains them, the depression angle of the pattern uses
+those absolute heights, and the knife-edge diffraction loss of the tower → measurement profile
+(:func:`telcoplan.coverage.terrain.path_terrain_loss`, Earth curvature k = 4/3) is added when
+the terrain obstructs the direct ray (clearance > 0). The fitted a, b (and c_k) then correct
+the residual of that terrain-aware prediction, and the calibration records that it was fitted
+with terrain (:attr:`Calibration.terrain`, :attr:`Calibration.diffraction`), so that coverage
+runs can check they apply it the same way.
+
+Clutter classes usually come from a categorical land-use raster sampled at each measurement;
+:func:`clutter_labels` turns the sampled codes into class names and reports measurements
+outside the raster or on its nodata cells.
 """
 
 from __future__ import annotations
@@ -32,8 +46,9 @@ from telcoplan.coverage.antenna import azimuth_deg, sector_attenuation
 from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS, path_loss
 from telcoplan.errors import LayerValidationError, PlanError, Problem
 from telcoplan.gis.crs import require_crs, to_projected, utm_crs_for
+from telcoplan.gis.grid import GridSpec
 
-__all__ = ["MIN_MEASUREMENTS", "Calibration", "calibrate", "predict_rssi"]
+__all__ = ["MIN_MEASUREMENTS", "Calibration", "calibrate", "clutter_labels", "predict_rssi"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +58,12 @@ MIN_MEASUREMENTS = 3
 _MIN_DISTANCE_KM = 1e-3
 #: Ids of the towers layer shown in an unknown-site message.
 _SHOW_IDS = 10
+#: Rows shown in a message about measurements outside a raster.
+_SHOW_ROWS = 10
+#: Diffraction methods (the names of :data:`telcoplan.coverage.terrain.DIFFRACTION_METHODS`,
+#: repeated here so that reading a calibration does not import numba).
+_DIFFRACTION = ("bullington", "deygout", "epstein-peterson")
+_SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
 
 # ------------------------------------------------------------------------------ value object
@@ -72,6 +93,15 @@ class Calibration:
         Mean of measured − predicted power (dB); positive = the model is pessimistic.
     validation_rmse_db : float or None
         RMS error (dB) of the calibrated model on an independent validation set, if given.
+    terrain : bool
+        Whether the predictions the parameters correct included terrain (a DEM): antenna heights
+        above the local ground and knife-edge diffraction over obstructed paths. A coverage run
+        should apply the calibration with terrain on exactly when this is true.
+    diffraction : str or None
+        Diffraction method of the terrain-aware fit (``"bullington"``, ``"deygout"`` or
+        ``"epstein-peterson"``); None without terrain.
+    terrain_resolution_m : float or None
+        Cell size (m) of the grid the DEM was sampled on; None without terrain.
     """
 
     model: str
@@ -85,11 +115,19 @@ class Calibration:
     mean_error_db_before: float
     mean_error_db_after: float
     validation_rmse_db: float | None = None
+    terrain: bool = False
+    diffraction: str | None = None
+    terrain_resolution_m: float | None = None
 
     def __post_init__(self) -> None:
         # a private copy, so that the caller's dict cannot change a frozen object
         offsets = {str(k): float(v) for k, v in dict(self.clutter_offsets_db).items()}
         object.__setattr__(self, "clutter_offsets_db", offsets)
+        if self.terrain and self.diffraction not in _DIFFRACTION:
+            raise ValueError(
+                f"a calibration fitted with terrain needs its diffraction method (one of "
+                f"{', '.join(_DIFFRACTION)}), got {self.diffraction!r}"
+            )
 
     # -------------------------------------------------------------------------- applying
     def apply(
@@ -150,6 +188,8 @@ class Calibration:
             value = getattr(self, f.name)
             if isinstance(value, dict):
                 value = dict(value)
+            elif isinstance(value, bool | np.bool_):
+                value = bool(value)
             elif isinstance(value, float | np.floating):
                 value = float(value)
             elif isinstance(value, int | np.integer):
@@ -164,13 +204,20 @@ class Calibration:
         Raises
         ------
         telcoplan.errors.PlanError
-            Keys are missing or unknown, values have the wrong type, or the model or
-            environment is not known.
+            Keys are missing or unknown, values have the wrong type, or the model,
+            environment or diffraction method is not known.
+
+        Notes
+        -----
+        ``validation_rmse_db``, ``terrain``, ``diffraction`` and ``terrain_resolution_m`` are
+        optional: a ``params.json`` written before terrain-aware fits existed reads as fitted
+        without terrain (which it was).
         """
         if not isinstance(data, Mapping):
             raise PlanError(f"a calibration must be a JSON object, got {type(data).__name__}")
         names = [f.name for f in fields(cls)]
-        required = [f.name for f in fields(cls) if f.name != "validation_rmse_db"]
+        optional = ("validation_rmse_db", "terrain", "diffraction", "terrain_resolution_m")
+        required = [f.name for f in fields(cls) if f.name not in optional]
         missing = [k for k in required if k not in data]
         unknown = sorted(set(data) - set(names))
         problems = []
@@ -192,6 +239,18 @@ class Calibration:
                 f"calibration for unknown environment {data['environment']!r}; known: "
                 f"{', '.join(ENVIRONMENTS)}"
             )
+        terrain = data.get("terrain", False)
+        diffraction = data.get("diffraction")
+        resolution = data.get("terrain_resolution_m")
+        if not isinstance(terrain, bool):
+            raise PlanError(
+                f"malformed calibration: terrain must be true or false, got {terrain!r}"
+            )
+        if terrain and diffraction not in _DIFFRACTION:
+            raise PlanError(
+                f"calibration fitted with terrain by unknown diffraction method {diffraction!r}; "
+                f"known: {', '.join(_DIFFRACTION)}"
+            )
         try:
             offsets = data["clutter_offsets_db"]
             if not isinstance(offsets, Mapping):
@@ -209,6 +268,11 @@ class Calibration:
                 mean_error_db_before=float(data["mean_error_db_before"]),
                 mean_error_db_after=float(data["mean_error_db_after"]),
                 validation_rmse_db=None if validation is None else float(validation),
+                terrain=terrain,
+                diffraction=str(diffraction) if terrain else None,
+                terrain_resolution_m=None
+                if not terrain or resolution is None
+                else float(resolution),
             )
         except (TypeError, ValueError) as exc:
             raise PlanError(f"malformed calibration: {exc}") from None
@@ -223,6 +287,12 @@ class _Geometry:
     loss_db: np.ndarray
     pattern_db: np.ndarray
     distance_km: np.ndarray
+    terrain_db: np.ndarray
+
+    @property
+    def predicted_dbm(self) -> np.ndarray:
+        """Uncalibrated received power (dBm)."""
+        return self.eirp_dbm - self.loss_db - self.terrain_db + self.pattern_db
 
 
 def predict_rssi(
@@ -234,7 +304,11 @@ def predict_rssi(
     h_rx_m: float = 1.5,
     calibration: Calibration | None = None,
     clutter: Sequence[Any] | np.ndarray | None = None,
+    dem: np.ndarray | None = None,
+    grid: GridSpec | None = None,
+    diffraction: str = "bullington",
     source: str = "<measurements>",
+    dem_source: str = "<dem>",
 ) -> np.ndarray:
     """Received power (dBm) predicted at each measurement from its serving tower.
 
@@ -256,8 +330,15 @@ def predict_rssi(
         Correction applied to the model's loss; its ``model`` and ``environment`` must match.
     clutter
         Clutter class label per measurement (only with a calibration that has clutter offsets).
-    source
-        Name of the measurements in error messages (e.g. the file path).
+    dem, grid
+        Ground elevation (m above sea level, NaN for voids, as
+        :func:`telcoplan.layers.dem.load_dem` gives) on ``grid``, a projected grid that contains
+        every measurement and every serving tower. Without a DEM: flat earth.
+    diffraction
+        Knife-edge method with a DEM: ``"bullington"`` (default, as the coverage stage),
+        ``"deygout"`` or ``"epstein-peterson"``.
+    source, dem_source
+        Names of the measurements and of the DEM in error messages (e.g. the file paths).
 
     Returns
     -------
@@ -269,12 +350,15 @@ def predict_rssi(
     telcoplan.errors.LayerValidationError
         Measurements refer to sites missing from the towers layer (every bad row listed) or
         have no point geometry.
+        A DEM is given and some measurements or serving towers lie outside its grid or on its
+        voids (how many, and the first rows).
     telcoplan.errors.CRSError
         A layer has no CRS.
 
     Notes
     -----
-    P = EIRP − L(f, d, h_tx, h_rx) [− a − b log10 d − c_k] + A(φ, θ), with f the measurement's
+    P = EIRP − L(f, d, h_tx, h_rx) [− a − b log10 d − c_k] [− L_terrain] + A(φ, θ), with f the
+    measurement's
     ``freq_mhz`` where given (else the tower's ``frequency_mhz``), d the horizontal distance (km)
     in the measurements' CRS if it is projected, else in the local UTM zone of their centre, h_tx the tower's ``height_m`` and A the
     3GPP TR 36.814 sector attenuation (:func:`telcoplan.coverage.antenna.sector_attenuation`)
@@ -293,15 +377,23 @@ def predict_rssi(
         )
     if clutter is not None and calibration is None:
         raise ValueError("clutter classes only apply with a calibration; pass calibration=")
+    if calibration is not None and calibration.terrain != (dem is not None):
+        log.warning(
+            "the calibration was fitted %s terrain but is applied %s a DEM; its offsets "
+            "correct a different prediction",
+            "with" if calibration.terrain else "without",
+            "with" if dem is not None else "without",
+        )
     problems = _check_measurements(towers, measurements, need_rssi=False)
     if problems:
         raise LayerValidationError(source, "measurements", problems)
     labels = None if clutter is None else _clutter_per_row(clutter, len(measurements))
-    geo = _geometry(towers, measurements, model, environment, h_rx_m)
+    terrain = _Terrain.make(dem, grid, diffraction, dem_source)
+    geo = _geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
     loss = geo.loss_db
     if calibration is not None:
         loss = calibration.apply(loss, geo.distance_km, labels)
-    return geo.eirp_dbm - loss + geo.pattern_db
+    return geo.eirp_dbm - loss - geo.terrain_db + geo.pattern_db
 
 
 # ------------------------------------------------------------------------------ calibration
@@ -315,8 +407,12 @@ def calibrate(
     clutter: Sequence[Any] | np.ndarray | None = None,
     validation: gpd.GeoDataFrame | None = None,
     validation_clutter: Sequence[Any] | np.ndarray | None = None,
+    dem: np.ndarray | None = None,
+    grid: GridSpec | None = None,
+    diffraction: str = "bullington",
     source: str = "<measurements>",
     validation_source: str = "<validation>",
+    dem_source: str = "<dem>",
 ) -> Calibration:
     """Fit a model's intercept and distance slope (and clutter offsets) to measurements.
 
@@ -335,9 +431,14 @@ def calibrate(
     validation
         An independent measurements layer on which the calibrated model's RMS error is reported.
     validation_clutter
-        Clutter labels of ``validation``; required when ``clutter`` is given with it.
-    source, validation_source
-        Names of the two layers in error messages (e.g. file paths).
+        Clutter labels of ``validation``; required when ``clutter`` is given with it. Every
+        class must occur in ``clutter`` too.
+    dem, grid, diffraction
+        Terrain (see :func:`predict_rssi`): with a DEM the parameters correct the residual of
+        the terrain-aware prediction, and the result records ``terrain=True`` and the method.
+        ``grid`` must contain the measurements, the validation measurements and their towers.
+    source, validation_source, dem_source
+        Names of the layers and of the DEM in error messages (e.g. file paths).
 
     Returns
     -------
@@ -347,8 +448,10 @@ def calibrate(
     ------
     telcoplan.errors.LayerValidationError
         Unknown ``site_id`` values, missing ``rssi_dbm`` values or geometries (every bad row
-        listed), fewer than :data:`MIN_MEASUREMENTS` measurements, or measurements that cannot
-        determine the parameters (e.g. all at the same distance).
+        listed), fewer than :data:`MIN_MEASUREMENTS` measurements, measurements that cannot
+        determine the parameters (e.g. all at the same distance), validation measurements in
+        clutter classes the fit has not seen, or (with a DEM) measurements or towers outside the
+        DEM's grid or on its voids.
 
     Notes
     -----
@@ -385,11 +488,32 @@ def calibrate(
             "the calibration is fitted with clutter classes: pass validation_clutter= "
             "(one class label per validation measurement) as well"
         )
+    terrain = _Terrain.make(dem, grid, diffraction, dem_source)
+    vlabels = None
+    if validation is not None:
+        # every problem of the validation set is found before the (possibly long) fit
+        vproblems = _check_measurements(towers, validation, need_rssi=True)
+        if vproblems:
+            raise LayerValidationError(validation_source, "measurements", vproblems)
+        if labels is not None:
+            vlabels = _clutter_per_row(validation_clutter, len(validation))
+            unseen = [
+                Problem(
+                    i + 1,
+                    "clutter",
+                    f"clutter class {c!r} does not occur in the calibration measurements "
+                    f"(their classes: {', '.join(map(repr, sorted(set(labels))))}); its offset "
+                    "cannot be fitted",
+                )
+                for i, c in enumerate(vlabels)
+                if c not in set(labels)
+            ]
+            if unseen:
+                raise LayerValidationError(validation_source, "measurements", unseen)
 
-    geo = _geometry(towers, measurements, model, environment, h_rx_m)
+    geo = _geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
     measured = pd.to_numeric(measurements["rssi_dbm"]).to_numpy(dtype=np.float64)
-    predicted = geo.eirp_dbm - geo.loss_db + geo.pattern_db
-    residual = measured - predicted
+    residual = measured - geo.predicted_dbm
 
     # design matrix: the correction a + b log10 d + c_k is added to the loss, so it is
     # subtracted from the power, and r ≈ −(X β)
@@ -440,11 +564,11 @@ def calibrate(
         rmse_db_after=_rms(after),
         mean_error_db_before=float(np.mean(residual)),
         mean_error_db_after=float(np.mean(after)),
+        terrain=terrain is not None,
+        diffraction=None if terrain is None else diffraction,
+        terrain_resolution_m=None if terrain is None else terrain.grid.resolution,
     )
     if validation is not None:
-        vproblems = _check_measurements(towers, validation, need_rssi=True)
-        if vproblems:
-            raise LayerValidationError(validation_source, "measurements", vproblems)
         vpred = predict_rssi(
             towers,
             validation,
@@ -452,16 +576,21 @@ def calibrate(
             environment=environment,
             h_rx_m=h_rx_m,
             calibration=result,
-            clutter=validation_clutter if labels is not None else None,
+            clutter=vlabels,
+            dem=dem,
+            grid=grid,
+            diffraction=diffraction,
             source=validation_source,
+            dem_source=dem_source,
         )
         vrmse = _rms(pd.to_numeric(validation["rssi_dbm"]).to_numpy(dtype=np.float64) - vpred)
         result = replace(result, validation_rmse_db=vrmse)
     log.info(
-        "calibrated %s (%s) on %d measurements: a = %+.2f dB, b = %+.2f dB/decade, "
+        "calibrated %s (%s%s) on %d measurements: a = %+.2f dB, b = %+.2f dB/decade, "
         "RMSE %.2f -> %.2f dB%s",
         model,
         environment,
+        "" if terrain is None else f", terrain with {diffraction} diffraction",
         n,
         result.intercept_offset_db,
         result.slope_offset_db_per_decade,
@@ -472,6 +601,197 @@ def calibrate(
         else f", validation RMSE {result.validation_rmse_db:.2f} dB",
     )
     return result
+
+
+# ------------------------------------------------------------------------------ clutter
+def clutter_labels(
+    codes: Sequence[Any] | np.ndarray,
+    names: Mapping[Any, str] | None = None,
+    *,
+    source: str = "<land use>",
+    layer_source: str = "<measurements>",
+) -> np.ndarray:
+    """Clutter class names of measurements from the land-use codes sampled under them.
+
+    Parameters
+    ----------
+    codes
+        Land-use raster value at each measurement (numbers; NaN where the measurement lies
+        outside the raster or on a nodata cell), in the measurements' row order.
+    names
+        Class name of each code (e.g. from a ``code,name`` CSV). Without it, the code itself
+        names the class, as text (``10``, not ``10.0``, for whole numbers).
+    source, layer_source
+        Names of the land-use raster and of the measurements in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        object (n,): class name per measurement, to pass as ``clutter=`` to :func:`calibrate`.
+
+    Raises
+    ------
+    telcoplan.errors.LayerValidationError
+        Measurements outside the raster or on nodata (how many, and the first rows), or codes
+        that ``names`` does not name (each code, with its first rows). There is no fallback
+        class: an unknown clutter would silently bias the reference class's offset, so those
+        measurements must be dropped or the raster extended.
+    """
+    values = np.asarray(codes, dtype=np.float64).ravel()
+    problems: list[Problem] = []
+    missing = np.flatnonzero(~np.isfinite(values))
+    if len(missing):
+        problems.append(
+            Problem(
+                None,
+                "geometry",
+                f"{len(missing)} of {len(values)} measurements of {layer_source} lie outside the "
+                f"land-use raster or on its nodata cells (rows {_rows(missing)}); extend the "
+                "raster or remove those measurements",
+            )
+        )
+    text = np.array([_code_text(v) for v in values], dtype=object)
+    if names is not None:
+        lookup = {_code_text(float(k)): str(v) for k, v in names.items()}
+        ok = np.isfinite(values)
+        for code in sorted(set(text[ok]) - set(lookup), key=float):
+            rows = np.flatnonzero(ok & (text == code))
+            problems.append(
+                Problem(
+                    None,
+                    "code",
+                    f"land-use code {code} under {len(rows)} measurement(s) of {layer_source} "
+                    f"(rows {_rows(rows)}) has no name in the class table; add a row "
+                    f"'{code},<name>'",
+                )
+            )
+        text = np.array([lookup.get(t, t) for t in text], dtype=object)
+    if problems:
+        raise LayerValidationError(source, "land use", problems)
+    return text
+
+
+def _code_text(value: float) -> str:
+    if not math.isfinite(value):
+        return "nan"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _rows(index: np.ndarray) -> str:
+    """1-based rows of the first positions in ``index``, e.g. ``'3, 8, 12, …'``."""
+    shown = ", ".join(str(int(i) + 1) for i in index[:_SHOW_ROWS])
+    return shown + (", …" if len(index) > _SHOW_ROWS else "")
+
+
+# ------------------------------------------------------------------------------ terrain
+@dataclass(frozen=True)
+class _Terrain:
+    """A checked DEM on its grid, with the diffraction method's code for the numba kernel."""
+
+    dem: np.ndarray  # float64, NaN at voids (for the coverage checks)
+    ground: np.ndarray  # C-contiguous float64, voids at 0 m as in the coverage kernel
+    grid: GridSpec
+    method: int
+    source: str
+
+    @classmethod
+    def make(
+        cls, dem: np.ndarray | None, grid: GridSpec | None, diffraction: str, source: str
+    ) -> _Terrain | None:
+        if dem is None:
+            if grid is not None:
+                raise ValueError("grid= only applies with dem=; pass both or neither")
+            return None
+        if grid is None:
+            raise ValueError("dem= needs the grid it lies on: pass grid=")
+        if diffraction not in _DIFFRACTION:
+            raise ValueError(
+                f"unknown diffraction method {diffraction!r}; choose one of "
+                f"{', '.join(_DIFFRACTION)}"
+            )
+        arr = np.asarray(dem, dtype=np.float64)
+        if arr.shape != grid.shape:
+            raise ValueError(
+                f"the DEM has shape {arr.shape} but the grid is {grid.shape} (rows, cols); warp "
+                "it onto the grid first (telcoplan.layers.dem.load_dem)"
+            )
+        from telcoplan.coverage.terrain import DIFFRACTION_METHODS
+
+        ground = np.ascontiguousarray(np.nan_to_num(arr, nan=0.0), dtype=np.float64)
+        return cls(arr, ground, grid, DIFFRACTION_METHODS[diffraction], source)
+
+    def covered(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(outside the grid, on a void) masks of points in the grid's CRS."""
+        r, c = self.grid.rowcol(x, y)
+        inside = self.grid.contains_rowcol(r, c)
+        void = np.zeros(len(r), dtype=bool)
+        void[inside] = ~np.isfinite(self.dem[r[inside], c[inside]])
+        return ~inside, void
+
+    def ground_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Ground (m) of the cell containing each point, as the coverage kernel takes it."""
+        r, c = self.grid.rowcol(x, y)
+        r = np.clip(r, 0, self.grid.height - 1)
+        c = np.clip(c, 0, self.grid.width - 1)
+        return self.ground[r, c]
+
+    def check(
+        self, px: np.ndarray, py: np.ndarray, sx: np.ndarray, sy: np.ndarray, ids: np.ndarray,
+        used: np.ndarray, source: str,
+    ) -> None:  # fmt: skip
+        """Raise if measurements (px, py) or the used towers (sx, sy) are not on the DEM."""
+        problems: list[Problem] = []
+        out, void = self.covered(px, py)
+        bad = np.flatnonzero(out | void)
+        if len(bad):
+            problems.append(
+                Problem(
+                    None,
+                    None,
+                    f"{len(bad)} of {len(px)} measurements of {source} are not on the DEM "
+                    f"({int(out.sum())} outside its extent, {int(void.sum())} on voids; rows "
+                    f"{_rows(bad)}); give a DEM that covers the drive test and its towers, or "
+                    "leave those rows out",
+                )
+            )
+        out, void = self.covered(sx[used], sy[used])
+        bad = np.flatnonzero(out | void)
+        if len(bad):
+            shown = ", ".join(repr(str(i)) for i in ids[used][bad][:_SHOW_IDS])
+            problems.append(
+                Problem(
+                    None,
+                    None,
+                    f"{len(bad)} serving tower(s) are not on the DEM ({shown}"
+                    f"{', …' if len(bad) > _SHOW_IDS else ''}); give a DEM that covers them",
+                )
+            )
+        if problems:
+            raise LayerValidationError(self.source, "dem", problems)
+
+    def loss(
+        self, sx: np.ndarray, sy: np.ndarray, h_tx_abs: np.ndarray, px: np.ndarray,
+        py: np.ndarray, h_rx_abs: np.ndarray, freq_mhz: np.ndarray,
+    ) -> np.ndarray:  # fmt: skip
+        """Diffraction loss (dB) of each obstructed path, 0 dB in line of sight (as coverage)."""
+        from telcoplan.coverage.terrain import path_terrain_loss
+
+        t = self.grid.transform
+        x0, y0, res = float(t.c), float(t.f), float(t.a)
+        wavelength = _SPEED_OF_LIGHT / (freq_mhz * 1e6)
+        out = np.zeros(len(px))
+        for i in range(len(px)):
+            loss, clearance = path_terrain_loss(
+                self.ground, x0, y0, res,
+                float(sx[i]), float(sy[i]), float(h_tx_abs[i]),
+                float(px[i]), float(py[i]), float(h_rx_abs[i]),
+                float(wavelength[i]), self.method,
+            )  # fmt: skip
+            # only an obstructed line of sight counts: the empirical models already include
+            # the ground near the receiver (the coverage kernel's rule)
+            if clearance > 0.0:
+                out[i] = loss
+        return out
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -579,16 +899,20 @@ def _geometry(
     model: str,
     environment: str,
     h_rx_m: float,
+    terrain: _Terrain | None = None,
+    source: str = "<measurements>",
 ) -> _Geometry:
-    """EIRP, uncorrected path loss, pattern and distance of every measurement (validated)."""
+    """EIRP, uncorrected path loss, pattern, distance and terrain loss of every measurement."""
     n = len(measurements)
     table = _tower_table(towers)
     if n == 0:
         empty = np.empty(0)
-        return _Geometry(empty, empty, empty, empty)
-    # one metric CRS for both layers: the measurements' own if projected (as to_projected
-    # keeps it), else the local UTM zone of their centre
-    if measurements.crs.is_projected:
+        return _Geometry(empty, empty, empty, empty, empty)
+    # one metric CRS for both layers: the DEM grid's with terrain, else the measurements' own
+    # if projected (as to_projected keeps it), else the local UTM zone of their centre
+    if terrain is not None:
+        crs = terrain.grid.crs
+    elif measurements.crs.is_projected:
         crs = measurements.crs
     else:
         xmin, ymin, xmax, ymax = measurements.geometry.to_crs("EPSG:4326").total_bounds
@@ -602,8 +926,15 @@ def _geometry(
             return np.full(n, default)
         return pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64)[pos]
 
-    dx = pts.x.to_numpy() - sites.x.to_numpy()[pos]
-    dy = pts.y.to_numpy() - sites.y.to_numpy()[pos]
+    px, py = pts.x.to_numpy(), pts.y.to_numpy()
+    sx, sy = sites.x.to_numpy()[pos], sites.y.to_numpy()[pos]
+    if terrain is not None:
+        used = np.zeros(len(table), dtype=bool)
+        used[pos] = True
+        terrain.check(
+            px, py, sites.x.to_numpy(), sites.y.to_numpy(), table.index.to_numpy(), used, source
+        )
+    dx, dy = px - sx, py - sy
     d_m = np.hypot(dx, dy)
     freq = col("frequency_mhz")
     if "freq_mhz" in measurements.columns:
@@ -628,6 +959,15 @@ def _geometry(
             environment=str(e),
             check_distance=False,
         )
+    # heights above sea level with terrain (the ground of the cell under each antenna), so the
+    # depression angle and the profile see the terrain; flat earth: relative heights suffice
+    terrain_db = np.zeros(n)
+    dh = h_tx - h_rx_m
+    if terrain is not None:
+        h_tx_abs = terrain.ground_at(sx, sy) + h_tx
+        h_rx_abs = terrain.ground_at(px, py) + h_rx_m
+        dh = h_tx_abs - h_rx_abs
+        terrain_db = terrain.loss(sx, sy, h_tx_abs, px, py, h_rx_abs, freq)
     # antenna pattern, per tower, as the coverage kernel does (omni without azimuth and tilt)
     pattern = np.zeros(n)
     azimuth, beam, tilt = col("azimuth_deg"), col("beamwidth_deg"), col("tilt_deg")
@@ -635,7 +975,7 @@ def _geometry(
     for t in np.unique(pos[sectored]):
         sel = pos == t
         i = int(np.flatnonzero(sel)[0])
-        depression = np.degrees(np.arctan2(h_tx[sel] - h_rx_m, np.maximum(d_m[sel], 1.0)))
+        depression = np.degrees(np.arctan2(dh[sel], np.maximum(d_m[sel], 1.0)))
         pattern[sel] = sector_attenuation(
             azimuth_deg(dx[sel], dy[sel]),
             depression,
@@ -643,4 +983,4 @@ def _geometry(
             beamwidth=float(beam[i]) if np.isfinite(beam[i]) else None,
             tilt=float(tilt[i]),
         )
-    return _Geometry(eirp, loss, pattern, d_m / 1000.0)
+    return _Geometry(eirp, loss, pattern, d_m / 1000.0, terrain_db)
