@@ -541,6 +541,42 @@ def backbone_cmd(**kw) -> None:
     help="Held-out measurements for a validation RMSE.",
 )
 @click.option(
+    "--dem",
+    "dem_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Ground elevation raster (m, any CRS): fit on top of terrain-aware predictions.",
+)
+@click.option(
+    "--diffraction",
+    type=click.Choice(["bullington", "deygout", "epstein-peterson"]),
+    default="bullington",
+    show_default=True,
+    help="Knife-edge method over obstructed paths (with --dem).",
+)
+@click.option(
+    "--resolution",
+    "dem_resolution_m",
+    type=_FiniteRange(min=1.0, max=1000.0),
+    default=30.0,
+    show_default=True,
+    help="Cell size (m) of the grid the DEM is warped onto (with --dem).",
+)
+@click.option(
+    "--land-use",
+    "land_use_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="Categorical land-use raster (any CRS): fit one offset per clutter class.",
+)
+@click.option(
+    "--land-use-classes",
+    "land_use_classes_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="CSV code,name naming the land-use codes (default: the code itself).",
+)
+@click.option(
     "--model",
     type=click.Choice(["fspl", "hata", "cost231", "3gpp-uma", "3gpp-rma"]),
     default="hata",
@@ -568,6 +604,11 @@ def calibrate(
     towers: Path,
     measurements: Path,
     validation: Path | None,
+    dem_path: Path | None,
+    diffraction: str,
+    dem_resolution_m: float,
+    land_use_path: Path | None,
+    land_use_classes_path: Path | None,
     model: str,
     environment: str,
     h_rx_m: float,
@@ -575,11 +616,18 @@ def calibrate(
     output: Path,
     overwrite: bool,
 ) -> None:
-    """Fit a propagation model's intercept and slope to measurements; write params.json."""
+    """Fit a propagation model's intercept and slope to measurements; write params.json.
+
+    With --dem the predictions include terrain as the coverage stage computes it; with
+    --land-use the fit adds one offset per clutter class (measurements outside the raster or
+    on its nodata are an error).
+    """
     import json
 
     from telcoplan.stages import run_calibration
 
+    if land_use_classes_path is not None and land_use_path is None:
+        raise click.UsageError("--land-use-classes needs --land-use")
     cal = run_calibration(
         towers,
         measurements,
@@ -589,6 +637,11 @@ def calibrate(
         h_rx_m=h_rx_m,
         validation_path=validation,
         crs=crs,
+        dem_path=dem_path,
+        diffraction=diffraction,
+        dem_resolution_m=dem_resolution_m,
+        land_use_path=land_use_path,
+        land_use_classes_path=land_use_classes_path,
         overwrite=overwrite,
     )
     keys = (
@@ -599,7 +652,10 @@ def calibrate(
         "validation_rmse_db",
         "intercept_offset_db",
         "slope_offset_db_per_decade",
+        "clutter_offsets_db",
         "n_measurements",
+        "terrain",
+        "diffraction",
     )
     d = cal.to_dict()
     printed = {k: d.get(k) for k in keys} | {"mean_error_db": d.get("mean_error_db_after")}

@@ -190,6 +190,28 @@ def run_coverage(
     base = inputs.plan.path.resolve().parent if inputs.plan.path is not None else None
     params = coverage_parameters(raw_params, str(inputs.plan.path or inputs.plan.name), base)
     fit = params["calibration_fit"]
+    terrain_on = bool(params["terrain"]) and inputs.dem is not None
+    if fit is not None and fit.terrain != terrain_on:
+        log.warning(
+            "%s was fitted %s terrain but this coverage run is %s; its offsets correct a "
+            "different prediction (%s)",
+            params["calibration"],
+            "with" if fit.terrain else "without",
+            "with terrain" if terrain_on else "without terrain",
+            "give the plan its DEM and terrain: true, or calibrate without --dem"
+            if fit.terrain
+            else "calibrate again with --dem, or set terrain: false",
+        )
+    elif fit is not None and terrain_on and fit.diffraction != params["diffraction"]:
+        log.warning(
+            "%s was fitted with %s diffraction but this coverage run uses %s; set "
+            "`diffraction: %s` or calibrate again with --diffraction %s",
+            params["calibration"],
+            fit.diffraction,
+            params["diffraction"],
+            fit.diffraction,
+            params["diffraction"],
+        )
     towers = inputs.vectors.get("towers")
     if towers is None or len(towers) == 0:
         raise PlanError(
@@ -452,32 +474,153 @@ def run_calibration(
     h_rx_m: float = 1.5,
     validation_path: Path | None = None,
     crs: str | None = None,
+    dem_path: Path | None = None,
+    diffraction: str = "bullington",
+    dem_resolution_m: float = 30.0,
+    land_use_path: Path | None = None,
+    land_use_classes_path: Path | None = None,
     overwrite: bool = False,
 ):
     """``telcoplan calibrate``: fit ``model`` to measurements and write ``params.json`` atomically.
 
-    Returns the :class:`telcoplan.coverage.calibration.Calibration`.
+    With ``dem_path`` the DEM is warped (bilinear, :func:`telcoplan.layers.dem.load_dem`) onto a
+    grid of ``dem_resolution_m`` metres in the measurements' projected CRS (else the local UTM
+    zone of their centre) that covers the measurements, the validation measurements and their
+    serving towers, and the fit corrects the terrain-aware prediction (``diffraction`` method),
+    as the coverage stage computes it. With ``land_use_path`` (a categorical raster, any CRS) the
+    raster value under each measurement (nearest cell) is its clutter class, named by
+    ``land_use_classes_path`` (CSV ``code,name``) or by the code itself; measurements outside the
+    raster or on its nodata are an error (no fallback class). Returns the
+    :class:`telcoplan.coverage.calibration.Calibration`.
     """
     import json
 
-    from telcoplan.coverage.calibration import calibrate
+    from telcoplan.coverage.calibration import calibrate, clutter_labels, clutter_names
+    from telcoplan.errors import CRSError, InputFileError
     from telcoplan.gis._atomic import atomic_path, check_writable
     from telcoplan.layers.measurements import load_measurements
     from telcoplan.layers.towers import load_towers
 
     check_writable(output, overwrite)
+    if land_use_classes_path is not None and land_use_path is None:
+        raise PlanError("a land-use class table was given without a land-use raster (--land-use)")
     towers = load_towers(towers_path, crs=crs)
     meas = load_measurements(measurements_path, crs=crs)
     val = None if validation_path is None else load_measurements(validation_path, crs=crs)
+
+    dem = grid = None
+    if dem_path is not None:
+        from telcoplan.gis.crs import to_projected
+        from telcoplan.gis.grid import GridSpec
+        from telcoplan.layers.dem import load_dem
+
+        if not (dem_resolution_m > 0 and np.isfinite(dem_resolution_m)):
+            raise PlanError(
+                f"the DEM grid resolution must be positive (m), got {dem_resolution_m!r}"
+            )
+        layers = [meas, *([] if val is None else [val])]
+        metric = to_projected(meas).crs
+        ids = {str(v) for frame in layers for v in frame["site_id"].dropna()}
+        served = towers[towers.index.map(str).isin(ids)]
+        parts = [f.geometry.to_crs(metric) for f in [*layers, served if len(served) else towers]]
+        xmin = min(g.total_bounds[0] for g in parts if len(g))
+        ymin = min(g.total_bounds[1] for g in parts if len(g))
+        xmax = max(g.total_bounds[2] for g in parts if len(g))
+        ymax = max(g.total_bounds[3] for g in parts if len(g))
+        margin = 2.0 * dem_resolution_m
+        bounds = (xmin - margin, ymin - margin, xmax + margin, ymax + margin)
+        cells = (bounds[2] - bounds[0]) * (bounds[3] - bounds[1]) / dem_resolution_m**2
+        if cells > 50e6:
+            raise PlanError(
+                f"the measurements and their towers span {(bounds[2] - bounds[0]) / 1e3:,.1f} km x "
+                f"{(bounds[3] - bounds[1]) / 1e3:,.1f} km: a DEM grid of {dem_resolution_m:g} m "
+                f"would have {cells / 1e6:,.0f} million cells (at most 50); choose a coarser "
+                "resolution (--resolution) or calibrate one region at a time"
+            )
+        grid = GridSpec.from_bounds(bounds, dem_resolution_m, metric.to_string())
+        dem = load_dem(dem_path, grid)
+
+    def sample(path: Path, points: gpd.GeoDataFrame) -> np.ndarray:
+        """Band 1 of a raster (any CRS) at each point, nearest cell; NaN outside it or on nodata."""
+        import rasterio
+        import rasterio.windows
+
+        try:
+            src = rasterio.open(path)
+        except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as exc:
+            raise InputFileError(f"{path}: not a readable raster ({exc})") from None
+        with src:
+            if src.crs is None:
+                raise CRSError(
+                    f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:4326)"
+                )
+            geoms = points.geometry.to_crs(src.crs)
+            x, y = geoms.x.to_numpy(), geoms.y.to_numpy()
+            inv = ~src.transform
+            col = np.floor(inv.a * x + inv.b * y + inv.c)
+            row = np.floor(inv.d * x + inv.e * y + inv.f)
+            inside = np.isfinite(col) & np.isfinite(row)
+            inside &= (col >= 0) & (col < src.width) & (row >= 0) & (row < src.height)
+            out = np.full(len(x), np.nan)
+            if inside.any():
+                # one window over the points: a drive test covers a small part of a land-use map
+                r0, r1 = int(row[inside].min()), int(row[inside].max()) + 1
+                c0, c1 = int(col[inside].min()), int(col[inside].max()) + 1
+                window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+                try:
+                    data = src.read(1, window=window, masked=True)
+                except rasterio.errors.RasterioIOError as exc:
+                    raise InputFileError(f"{path}: cannot read the raster's data ({exc})") from None
+                values = np.ma.filled(data.astype("float64"), np.nan)
+                out[inside] = values[row[inside].astype(int) - r0, col[inside].astype(int) - c0]
+        return out
+
+    clutter = vclutter = None
+    if land_use_path is not None:
+        names = None
+        if land_use_classes_path is not None:
+            try:
+                table = pd.read_csv(
+                    land_use_classes_path, dtype=str, keep_default_na=False, skipinitialspace=True
+                )
+            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+                raise InputFileError(
+                    f"{land_use_classes_path}: not a readable code,name CSV ({exc})"
+                ) from None
+            names = clutter_names(table, source=str(land_use_classes_path))
+        clutter = clutter_labels(
+            sample(land_use_path, meas),
+            names,
+            source=str(land_use_path),
+            layer_source=str(measurements_path),
+        )
+        if val is not None:
+            vclutter = clutter_labels(
+                sample(land_use_path, val),
+                names,
+                source=str(land_use_path),
+                layer_source=str(validation_path),
+            )
+        log.info(
+            "land use: %s",
+            ", ".join(f"{k} {v}" for k, v in pd.Series(clutter).value_counts().items()),
+        )
+
     cal = calibrate(
         towers,
         meas,
         model=model,
         environment=environment,
         h_rx_m=h_rx_m,
+        clutter=clutter,
         validation=val,
+        validation_clutter=vclutter,
+        dem=dem,
+        grid=grid,
+        diffraction=diffraction,
         source=str(measurements_path),
         validation_source=str(validation_path),
+        dem_source=str(dem_path),
     )
     with atomic_path(output, overwrite=overwrite) as tmp:
         tmp.write_text(

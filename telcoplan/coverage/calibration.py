@@ -48,7 +48,14 @@ from telcoplan.errors import LayerValidationError, PlanError, Problem
 from telcoplan.gis.crs import require_crs, to_projected, utm_crs_for
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["MIN_MEASUREMENTS", "Calibration", "calibrate", "clutter_labels", "predict_rssi"]
+__all__ = [
+    "MIN_MEASUREMENTS",
+    "Calibration",
+    "calibrate",
+    "clutter_labels",
+    "clutter_names",
+    "predict_rssi",
+]
 
 log = logging.getLogger(__name__)
 
@@ -669,6 +676,66 @@ def clutter_labels(
     if problems:
         raise LayerValidationError(source, "land use", problems)
     return text
+
+
+def clutter_names(table: pd.DataFrame, *, source: str = "<land-use classes>") -> dict[float, str]:
+    """The class table of a land-use raster: ``{code: name}`` from columns ``code``, ``name``.
+
+    Parameters
+    ----------
+    table
+        One row per raster code (e.g. a CSV read as text); column names are matched without
+        case and surrounding spaces. Two codes may share a name (they form one class).
+    source
+        Name of the table in error messages (e.g. the file path).
+
+    Returns
+    -------
+    dict of float to str
+        Class name of each code, for :func:`clutter_labels`.
+
+    Raises
+    ------
+    telcoplan.errors.LayerValidationError
+        A column is missing, or codes are not numbers, names are empty, or one code has two
+        names (every problem, with its row).
+    """
+    columns = {str(c).strip().lower(): c for c in table.columns}
+    absent = [c for c in ("code", "name") if c not in columns]
+    if absent:
+        raise LayerValidationError(
+            source,
+            "land-use classes",
+            [
+                Problem(
+                    None,
+                    c,
+                    f"required column {c!r} is missing (columns: "
+                    f"{', '.join(map(str, table.columns))}); the table has the columns code,name",
+                )
+                for c in absent
+            ],
+        )
+    problems: list[Problem] = []
+    out: dict[float, str] = {}
+    codes = table[columns["code"]].astype(str).str.strip()
+    names = table[columns["name"]].fillna("").astype(str).str.strip()
+    for i, (code, name) in enumerate(zip(codes, names, strict=True)):
+        row = i + 1
+        value = float(pd.to_numeric(code, errors="coerce"))
+        if not math.isfinite(value):
+            problems.append(Problem(row, "code", f"code {code!r} is not a number"))
+        elif not name:
+            problems.append(Problem(row, "name", f"code {code} has an empty name"))
+        elif value in out and out[value] != name:
+            problems.append(
+                Problem(row, "code", f"code {code} is named twice ({out[value]!r} and {name!r})")
+            )
+        else:
+            out[value] = name
+    if problems:
+        raise LayerValidationError(source, "land-use classes", problems)
+    return out
 
 
 def _code_text(value: float) -> str:

@@ -19,6 +19,7 @@ from shapely.geometry import Point
 
 from telcoplan.coverage.calibration import Calibration, calibrate, predict_rssi
 from telcoplan.errors import LayerValidationError, PlanError, TelcoplanError
+from telcoplan.gis.grid import GridSpec
 from telcoplan.layers.measurements import load_measurements
 from telcoplan.layers.towers import load_towers
 from tests.conftest import UTM49, assert_unchanged
@@ -367,3 +368,235 @@ def test_files_loaded_by_the_layer_loaders_calibrate(tmp_path):
     # CSV text round trip of the coordinates costs well under a millimetre
     assert cal.intercept_offset_db == pytest.approx(TRUE_A, abs=1e-4)
     assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=1e-4)
+
+
+# ------------------------------------------------------------------------------ terrain
+RIDGE_X = 5_000.0  # x offset of the ridge's crest from the grid's west edge (m)
+RIDGE_H = 80.0  # crest height above the plain (m)
+DEM_RES = 20.0  # DEM cell size (m)
+
+
+def ridge_scenario():
+    """A 10 km x 4 km plain (0 m) with a north-south ridge in the middle, two towers (30, 35 m).
+
+    The ridge is a Gaussian bump in x (σ = 60 m, 80 m high) at ``X0 + RIDGE_X``; T1 stands 3 km
+    west of it, T2 3 km east. Returns the towers (UTM 49N, index site_id), the DEM array and
+    its 20 m grid (origin on a multiple of 20 m, so a grid snapped from other bounds aligns).
+    """
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 10_000.0, Y0 + 4_000.0), DEM_RES, UTM49)
+    xs, _ = grid.cell_centres()
+    dem = RIDGE_H * np.exp(-0.5 * ((xs - X0 - RIDGE_X) / 60.0) ** 2)
+    dem[dem < 0.01] = 0.0
+    towers = gpd.GeoDataFrame(
+        {
+            "operator": ["Viettel", "MobiFone"],
+            "technology": ["4G", "4G"],
+            "frequency_mhz": [900.0, 900.0],
+            "height_m": [30.0, 35.0],
+            "eirp_dbm": [60.0, 58.0],
+        },
+        index=pd.Index(["T1", "T2"], name="site_id"),
+        geometry=[Point(X0 + RIDGE_X - 3000.0, Y0 + 2000.0), Point(X0 + RIDGE_X + 3000, Y0 + 2000)],
+        crs=UTM49,
+    )
+    return towers, dem, grid
+
+
+def ridge_drive_test(towers, dem, grid, n=300, *, seed=0, sigma=2.0, offsets=None):
+    """Measurements on the flat plain (ground 0 m, ≥ 400 m from the crest), with terrain.
+
+    Truth: P = EIRP − Hata(d) − a − b log10 d − L_ridge (+ clutter) + noise, with L_ridge the
+    Bullington loss of the profile where the ridge blocks the ray (0 dB in line of sight). As
+    both ends stand on 0 m ground, the terrain of the truth depends only on the profile.
+    Returns the measurements (EPSG:4326), the terrain losses (dB) and the clutter labels.
+    """
+    from telcoplan.coverage.terrain import terrain_profile_loss
+
+    rng = np.random.default_rng(seed)
+    which = rng.integers(0, len(towers), 4 * n)
+    x = rng.uniform(X0 + 100.0, X0 + 9_900.0, 4 * n)
+    y = rng.uniform(Y0 + 100.0, Y0 + 3_900.0, 4 * n)
+    tx = towers.geometry.x.to_numpy()[which]
+    ty = towers.geometry.y.to_numpy()[which]
+    d_m = np.hypot(x - tx, y - ty)
+    keep = (np.abs(x - X0 - RIDGE_X) > 400.0) & (d_m > 200.0)
+    which, x, y, tx, ty, d_m = (v[keep][:n] for v in (which, x, y, tx, ty, d_m))
+    row = towers.iloc[which]
+    h_b = row["height_m"].to_numpy()
+    loss_t, clearance = terrain_profile_loss(
+        dem, grid, tx, ty, h_b, x, y, 1.5, 900.0, method="bullington"
+    )
+    terrain = np.where(clearance > 0.0, loss_t, 0.0)
+    d_km = d_m / 1000.0
+    loss = hata_urban(900.0, d_km, h_b) + TRUE_A + TRUE_B * np.log10(d_km) + terrain
+    labels = None
+    if offsets is not None:
+        labels = np.where(x < X0 + 2_500.0, "open", "urban")
+        loss = loss + np.array([offsets[c] for c in labels])
+    rssi = row["eirp_dbm"].to_numpy() - loss + rng.normal(0.0, sigma, len(x)) * (sigma > 0)
+    lon, lat = TO_LONLAT.transform(x, y)
+    meas = gpd.GeoDataFrame(
+        {"site_id": towers.index.to_numpy()[which], "rssi_dbm": rssi},
+        geometry=gpd.points_from_xy(lon, lat),
+        crs="EPSG:4326",
+    )
+    return meas, terrain, labels
+
+
+def test_terrain_prediction_matches_the_coverage_engine_at_cell_centres():
+    from telcoplan.coverage.bestserver import best_server
+
+    towers, dem, grid = ridge_scenario()
+    towers = towers.assign(azimuth_deg=[90.0, np.nan], tilt_deg=[4.0, np.nan])
+    rows = np.array([10, 100, 150, 60, 100, 190])
+    cols = np.array([400, 340, 60, 120, 260, 480])
+    xs, ys = grid.x_centres()[cols], grid.y_centres()[rows]
+    meas = gpd.GeoDataFrame(
+        {"site_id": ["T1", "T1", "T2", "T2", "T1", "T2"], "rssi_dbm": -80.0},
+        geometry=gpd.points_from_xy(xs, ys),
+        crs=UTM49,
+    )
+    got = predict_rssi(towers, meas, dem=dem, grid=grid)
+    for site in ("T1", "T2"):
+        res = best_server(
+            towers.loc[[site]], grid, model="hata", dem=dem, max_radius_km=15.0, tile_size=16
+        )
+        sel = (meas["site_id"] == site).to_numpy()
+        np.testing.assert_allclose(got[sel], res.power_dbm[0][rows[sel], cols[sel]], atol=0.01)
+    # the ridge matters on these paths: behind it the loss is a knife edge of tens of dB
+    flat = predict_rssi(towers, meas)
+    assert np.max(flat - got) > 10.0
+    # a flat DEM reproduces the flat-earth prediction exactly
+    zero = predict_rssi(towers, meas, dem=np.zeros(grid.shape), grid=grid)
+    np.testing.assert_allclose(zero, flat, atol=1e-9)
+
+
+def test_ridge_loss_is_close_to_the_textbook_knife_edge():
+    # an independent check of the truth: T1 (30 m) → a receiver 3 km east of the crest, straight
+    # across; edge height over the ray and ν from ITU-R P.526 (Earth bulge included)
+    towers, dem, grid = ridge_scenario()
+    d1, d2 = 3000.0, 3000.0
+    bulge = d1 * d2 / (2 * (4 / 3) * 6_371_000.0)
+    h = RIDGE_H + bulge - (30.0 * d2 + 1.5 * d1) / (d1 + d2)
+    lam = 299_792_458.0 / 900e6
+    nu = h * math.sqrt(2.0 / lam * (1.0 / d1 + 1.0 / d2))
+    j = 6.9 + 20.0 * math.log10(math.sqrt((nu - 0.1) ** 2 + 1.0) + nu - 0.1)
+    tx, ty = towers.geometry.x["T1"], towers.geometry.y["T1"]
+    meas = gpd.GeoDataFrame(
+        {"site_id": ["T1"], "rssi_dbm": [-80.0]},
+        geometry=[Point(tx + d1 + d2, ty)],
+        crs=UTM49,
+    )
+    drop = predict_rssi(towers, meas) - predict_rssi(towers, meas, dem=dem, grid=grid)
+    assert drop[0] == pytest.approx(j, abs=0.3)
+
+
+def test_terrain_fit_recovers_offsets_and_beats_the_flat_fit():
+    towers, dem, grid = ridge_scenario()
+    meas, terrain, _ = ridge_drive_test(towers, dem, grid, seed=3)
+    assert (terrain > 5.0).mean() > 0.2  # a good part of the drive test is behind the ridge
+    cal = calibrate(towers, meas, dem=dem, grid=grid)
+    assert cal.intercept_offset_db == pytest.approx(TRUE_A, abs=0.6)
+    assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=0.8)
+    assert cal.rmse_db_after == pytest.approx(2.0, abs=0.3)
+    assert (cal.terrain, cal.diffraction, cal.terrain_resolution_m) == (True, "bullington", 20.0)
+    flat = calibrate(towers, meas)
+    assert not flat.terrain
+    assert flat.diffraction is None
+    assert flat.rmse_db_after > 2.5 * cal.rmse_db_after
+    back = Calibration.from_dict(json.loads(json.dumps(cal.to_dict())))
+    assert back == cal
+
+
+def test_terrain_fit_with_clutter_and_validation():
+    towers, dem, grid = ridge_scenario()
+    truth = {"open": 0.0, "urban": 7.0}
+    meas, _, labels = ridge_drive_test(towers, dem, grid, seed=4, offsets=truth, sigma=0.0)
+    check, _, vlabels = ridge_drive_test(towers, dem, grid, 60, seed=5, offsets=truth, sigma=0.0)
+    cal = calibrate(
+        towers,
+        meas,
+        clutter=labels,
+        validation=check,
+        validation_clutter=vlabels,
+        dem=dem,
+        grid=grid,
+    )
+    # "urban" (x > 2.5 km) is the most frequent class, hence the reference: a + c_k is the truth
+    assert cal.clutter_offsets_db["urban"] == 0.0
+    for c, off in truth.items():
+        total = cal.intercept_offset_db + cal.clutter_offsets_db[c]
+        assert total == pytest.approx(TRUE_A + off, abs=1e-6)
+    assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=1e-6)
+    assert cal.validation_rmse_db == pytest.approx(0.0, abs=1e-6)
+
+
+def test_measurements_off_the_dem_are_a_clear_error():
+    towers, dem, grid = ridge_scenario()
+    meas, _, _ = ridge_drive_test(towers, dem, grid, 20, sigma=0.0)
+    small = GridSpec.from_bounds((X0, Y0, X0 + 5_000.0, Y0 + 4_000.0), DEM_RES, UTM49)
+    with pytest.raises(LayerValidationError, match=r"of 20 measurements of drive.csv are not on"):
+        calibrate(
+            towers,
+            meas,
+            dem=dem[:, : small.width],
+            grid=small,
+            source="drive.csv",
+            dem_source="dem.tif",
+        )
+    void = dem.copy()
+    void[:, 95:106] = np.nan  # T1 (x = 2 km, column 100) stands on a void
+    with pytest.raises(LayerValidationError, match=r"serving tower\(s\) are not on the DEM \('T1'"):
+        calibrate(towers, meas, dem=void, grid=grid)
+
+
+def test_old_params_json_reads_as_fitted_without_terrain():
+    good = Calibration("hata", "urban", 1.0, 2.0, {}, 3, 4.0, 5.0, 6.0, 7.0).to_dict()
+    old = {
+        k: v for k, v in good.items() if k not in ("terrain", "diffraction", "terrain_resolution_m")
+    }
+    cal = Calibration.from_dict(old)
+    assert (cal.terrain, cal.diffraction) == (False, None)
+    with pytest.raises(PlanError, match="diffraction method 'fresnel'"):
+        Calibration.from_dict(good | {"terrain": True, "diffraction": "fresnel"})
+
+
+# ------------------------------------------------------------------------------ land use
+def test_clutter_labels_name_codes_and_report_missing_ones():
+    from telcoplan.coverage.calibration import clutter_labels, clutter_names
+
+    codes = np.array([10.0, 20.0, 10.0, 30.0])
+    assert clutter_labels(codes).tolist() == ["10", "20", "10", "30"]
+    names = clutter_names(pd.DataFrame({"code": ["10", "20", "30"], "name": ["a", "b", "b"]}))
+    assert clutter_labels(codes, names).tolist() == ["a", "b", "a", "b"]
+    with pytest.raises(LayerValidationError, match=r"2 of 5 measurements .*\(rows 2, 5\)"):
+        clutter_labels(np.array([10.0, np.nan, 10.0, 20.0, np.nan]))
+    with pytest.raises(LayerValidationError, match=r"code 30 under 1 measurement.*rows 4\)"):
+        clutter_labels(codes, {10: "a", 20: "b"})
+    with pytest.raises(LayerValidationError, match="'name' is missing"):
+        clutter_names(pd.DataFrame({"code": ["1"], "label": ["x"]}))
+    with pytest.raises(LayerValidationError) as info:
+        clutter_names(pd.DataFrame({"code": ["1", "x", "1", "2"], "name": ["a", "b", "c", ""]}))
+    assert [(p.row, p.column) for p in info.value.problems] == [
+        (2, "code"),
+        (3, "code"),
+        (4, "name"),
+    ]
+
+
+def test_validation_classes_unseen_in_the_fit_are_reported():
+    towers = five_towers()
+    meas, _, labels = drive_test(
+        towers, 50, sigma=0.0, offsets={"open": 0.0, "urban": 8.0}, p=[0.6, 0.4]
+    )
+    check, _, _ = drive_test(towers, 3, sigma=0.0, seed=5)
+    with pytest.raises(LayerValidationError, match="'water' does not occur") as info:
+        calibrate(
+            towers,
+            meas,
+            clutter=labels,
+            validation=check,
+            validation_clutter=["open", "water", "urban"],
+            validation_source="check.csv",
+        )
+    assert [p.row for p in info.value.problems] == [2]
