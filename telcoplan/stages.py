@@ -295,9 +295,14 @@ def run_coverage(
     table = population_covered(cov, inputs.population, inputs.areas)
     total = float(table["population"].sum())
     cell_km2 = grid.cell_area_m2 / 1e6
+    # coverage polygons and areas within the study area (the grid's box also holds sea and
+    # neighbours; the rasters keep the whole box)
+    from telcoplan.gis.zonal import label_polygons
+
+    inside = label_polygons(inputs.areas, grid) >= 0
     rows, geoms = [], []
     for i, op in enumerate([*cov.operators, "any"]):
-        mask = cov.covered[i] if op != "any" else cov.covered_any
+        mask = (cov.covered[i] if op != "any" else cov.covered_any) & inside
         covered = float(table[f"covered_{op}"].sum())
         rows.append(
             {

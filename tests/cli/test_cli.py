@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import yaml
@@ -233,6 +234,12 @@ def test_demo_end_to_end(runner, tmp_path):
     ):
         assert (out / "inputs" / name).exists(), name
     summary = json.loads((out / "outputs" / "summary.json").read_text(encoding="utf-8"))
+    # coverage polygons stay inside the study area (the grid's box also holds the sea)
+    cov = gpd.read_file(out / "outputs" / "coverage.gpkg", layer="coverage")
+    study = gpd.read_file(out / "inputs" / "areas.gpkg").to_crs(cov.crs).union_all()
+    any_ = cov[cov["operator"] == "any"]
+    assert float(any_["area_km2"].iloc[0]) <= summary["area_km2_total"] + 1.0
+    assert any_.geometry.iloc[0].difference(study.buffer(100)).area < 1.0
     assert summary["synthetic"] is True
     assert abs(summary["population_total"] - 1_134_310) <= 1
     for area in summary["areas"]:
