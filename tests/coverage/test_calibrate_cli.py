@@ -1,0 +1,192 @@
+"""``telcoplan calibrate`` with --dem and --land-use, end to end through click's CliRunner.
+
+The drive tests are the ridge scenario of ``test_calibration.py`` (known offsets, terrain truth
+from the Bullington profile), written as lon/lat CSVs; the DEM and land-use rasters are written
+here (the land use in EPSG:4326, to exercise a raster in another CRS than the DEM's).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from affine import Affine
+from click.testing import CliRunner
+
+from telcoplan.cli import cli
+from telcoplan.gis.raster import write_raster
+from tests.coverage.test_calibration import (
+    TO_LONLAT,
+    TRUE_A,
+    TRUE_B,
+    X0,
+    Y0,
+    ridge_drive_test,
+    ridge_scenario,
+)
+
+#: Longitude of the land-use class boundary: 2.5 km east of the grid's west edge, as in
+#: ridge_drive_test (x < X0 + 2.5 km is "open").
+SPLIT_LON = TO_LONLAT.transform(X0 + 2_500.0, Y0 + 2_000.0)[0]
+
+
+def write_inputs(tmp_path, *, offsets=None, sigma=2.0, seed=3, n=300):
+    towers, dem, grid = ridge_scenario()
+    meas, _, labels = ridge_drive_test(
+        towers, dem, grid, n, seed=seed, offsets=offsets, sigma=sigma
+    )
+    tw = towers.to_crs("EPSG:4326").reset_index()
+    tw.assign(lon=tw.geometry.x, lat=tw.geometry.y).drop(columns="geometry").to_csv(
+        tmp_path / "towers.csv", index=False
+    )
+    pd.DataFrame(
+        {
+            "lon": meas.geometry.x,
+            "lat": meas.geometry.y,
+            "site_id": meas["site_id"],
+            "rssi_dbm": meas["rssi_dbm"],
+        }
+    ).to_csv(tmp_path / "drive.csv", index=False)
+    write_raster(tmp_path / "dem.tif", dem.astype(np.float32), grid)
+    return meas, labels
+
+
+def write_land_use(path, lon_min, lat_min, lon_max, lat_max, *, nodata_box=None):
+    """Codes 1 west of SPLIT_LON, 2 east of it; 0.0001° cells; nodata 0 inside ``nodata_box``."""
+    res = 1e-4
+    width = int(np.ceil((lon_max - lon_min) / res))
+    height = int(np.ceil((lat_max - lat_min) / res))
+    lons = lon_min + (np.arange(width) + 0.5) * res
+    codes = np.where(lons < SPLIT_LON, 1, 2).astype(np.uint8)[None, :].repeat(height, axis=0)
+    if nodata_box is not None:
+        r0, r1, c0, c1 = nodata_box
+        codes[r0:r1, c0:c1] = 0
+    with rasterio.open(
+        path, "w", driver="GTiff", width=width, height=height, count=1, dtype="uint8",
+        crs="EPSG:4326", transform=Affine(res, 0.0, lon_min, 0.0, -res, lat_max), nodata=0,
+    ) as dst:  # fmt: skip
+        dst.write(codes, 1)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["calibrate", *map(str, args)])
+
+
+def test_dem_recovers_offsets_and_beats_the_flat_fit(tmp_path):
+    write_inputs(tmp_path)
+    base = ["--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv"]
+    res = run(*base, "--dem", tmp_path / "dem.tif", "--resolution", 20, "-o", tmp_path / "p.json")
+    assert res.exit_code == 0, res.output
+    params = json.loads((tmp_path / "p.json").read_text())
+    printed = json.loads(res.stdout)
+    assert params["terrain"] is True
+    assert params["diffraction"] == "bullington"
+    assert params["terrain_resolution_m"] == 20.0
+    assert printed["terrain"] is True
+    assert params["intercept_offset_db"] == pytest.approx(TRUE_A, abs=0.6)
+    assert params["slope_offset_db_per_decade"] == pytest.approx(TRUE_B, abs=0.8)
+    assert params["rmse_db_after"] == pytest.approx(2.0, abs=0.3)
+
+    res = run(*base, "-o", tmp_path / "flat.json")
+    assert res.exit_code == 0, res.output
+    flat = json.loads((tmp_path / "flat.json").read_text())
+    assert flat["terrain"] is False
+    assert flat["rmse_db_after"] > 2.5 * params["rmse_db_after"]
+
+
+def test_land_use_offsets_are_recovered_by_class_name(tmp_path):
+    truth = {"open": 0.0, "urban": 7.0}
+    write_inputs(tmp_path, offsets=truth, sigma=1.0, seed=4)
+    lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
+    lon1, lat1 = TO_LONLAT.transform(X0 + 10_500.0, Y0 + 4_500.0)
+    write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
+    (tmp_path / "classes.csv").write_text("code,name\n1,open\n2,urban\n", encoding="utf-8")
+    res = run(
+        "--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv",
+        "--dem", tmp_path / "dem.tif", "--resolution", 20,
+        "--land-use", tmp_path / "lu.tif", "--land-use-classes", tmp_path / "classes.csv",
+        "-o", tmp_path / "p.json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    params = json.loads((tmp_path / "p.json").read_text())
+    offsets = params["clutter_offsets_db"]
+    assert set(offsets) == {"open", "urban"}
+    assert offsets["urban"] - offsets["open"] == pytest.approx(7.0, abs=0.5)
+    assert params["intercept_offset_db"] + offsets["open"] == pytest.approx(TRUE_A, abs=0.8)
+    assert params["rmse_db_after"] == pytest.approx(1.0, abs=0.2)
+    # without the class table the raster codes name the classes
+    res = run(
+        "--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv",
+        "--land-use", tmp_path / "lu.tif", "--validate", tmp_path / "drive.csv",
+        "-o", tmp_path / "codes.json",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    codes = json.loads((tmp_path / "codes.json").read_text())
+    assert set(codes["clutter_offsets_db"]) == {"1", "2"}
+    assert codes["validation_rmse_db"] == pytest.approx(codes["rmse_db_after"], abs=1e-9)
+
+
+def assert_clean_failure(res, *fragments):
+    assert res.exit_code == 1, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert "Traceback" not in res.output
+    for f in fragments:
+        assert f in res.output, res.output
+
+
+def test_error_cases_are_one_clean_message(tmp_path):
+    write_inputs(tmp_path, n=40)
+    base = ["--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv"]
+    out = ["-o", tmp_path / "p.json"]
+
+    # a DEM covering only the western half: measurements east of it are named
+    _, dem, grid = ridge_scenario()
+    half = grid.__class__(grid.crs, grid.transform, grid.width // 2, grid.height)
+    write_raster(tmp_path / "half.tif", dem[:, : half.width].astype(np.float32), half)
+    res = run(*base, "--dem", tmp_path / "half.tif", "--resolution", 20, *out)
+    assert_clean_failure(res, "half.tif", "measurements of", "not on the DEM", "outside its extent")
+
+    # measurements outside the land-use raster (it covers the western 3 km only)
+    lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
+    lon1, lat1 = TO_LONLAT.transform(X0 + 3_000.0, Y0 + 4_500.0)
+    write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
+    res = run(*base, "--land-use", tmp_path / "lu.tif", *out)
+    assert_clean_failure(res, "lu.tif", "lie outside the land-use raster", "rows ")
+
+    # codes missing from the class table; a table without the name column
+    lon1, lat1 = TO_LONLAT.transform(X0 + 10_500.0, Y0 + 4_500.0)
+    write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
+    (tmp_path / "classes.csv").write_text("code,name\n1,open\n", encoding="utf-8")
+    res = run(
+        *base,
+        "--land-use",
+        tmp_path / "lu.tif",
+        "--land-use-classes",
+        tmp_path / "classes.csv",
+        *out,
+    )
+    assert_clean_failure(res, "land-use code 2", "has no name in the class table")
+    (tmp_path / "bad.csv").write_text("value,label\n1,open\n", encoding="utf-8")
+    res = run(
+        *base, "--land-use", tmp_path / "lu.tif", "--land-use-classes", tmp_path / "bad.csv", *out
+    )
+    assert_clean_failure(res, "bad.csv", "'code' is missing")
+
+    # a land-use raster that is not a raster; a measurements CSV without rssi_dbm
+    (tmp_path / "junk.tif").write_text("not a raster", encoding="utf-8")
+    res = run(*base, "--land-use", tmp_path / "junk.tif", *out)
+    assert_clean_failure(res, "junk.tif", "not a readable raster")
+    pd.read_csv(tmp_path / "drive.csv").drop(columns="rssi_dbm").to_csv(
+        tmp_path / "nor.csv", index=False
+    )
+    res = run("--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "nor.csv", *out)
+    assert_clean_failure(res, "rssi_dbm")
+    assert not (tmp_path / "p.json").exists()
+
+    # the class table alone is a usage error
+    res = run(*base, "--land-use-classes", tmp_path / "classes.csv", *out)
+    assert res.exit_code == 2
+    assert "--land-use-classes needs --land-use" in res.output
