@@ -816,7 +816,8 @@ class _Terrain:
                     None,
                     None,
                     f"{len(bad)} of {len(px)} measurements of {source} are not on the DEM "
-                    f"({int(out.sum())} outside its extent, {int(void.sum())} on voids; rows "
+                    f"({int(out.sum())} outside its grid, {int(void.sum())} where it has no elevation "
+                    f"data: beyond the DEM file or on its voids; rows "
                     f"{_rows(bad)}); give a DEM that covers the drive test and its towers, or "
                     "leave those rows out",
                 )

@@ -147,7 +147,7 @@ def test_error_cases_are_one_clean_message(tmp_path):
     half = grid.__class__(grid.crs, grid.transform, grid.width // 2, grid.height)
     write_raster(tmp_path / "half.tif", dem[:, : half.width].astype(np.float32), half)
     res = run(*base, "--dem", tmp_path / "half.tif", "--resolution", 20, *out)
-    assert_clean_failure(res, "half.tif", "measurements of", "not on the DEM", "outside its extent")
+    assert_clean_failure(res, "half.tif", "measurements of", "not on the DEM", "no elevation data")
 
     # measurements outside the land-use raster (it covers the western 3 km only)
     lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
