@@ -913,6 +913,8 @@ def _protect(graph, plan, sites, site_ops, nodes, inputs, protect: str):
     else:
         pois = inputs.vectors.get("pois")
         poi_sites = []
+        if "pois" in protect and pois is None:
+            log.warning("backbone: protect %s, but the plan has no pois layer", protect)
         if "pois" in protect and pois is not None:
             poi_sites = nearest_sites(sites, pois, max_distance_m=POI_SITE_DISTANCE_M)
         chosen = sites_to_protect(site_ops, poi_sites=poi_sites, shared="shared" in protect)
