@@ -202,6 +202,8 @@ class Calibration:
             elif isinstance(value, int | np.integer):
                 value = int(value)
             out[f.name] = value
+        # the name for the fit's mean error (after calibration); from_dict ignores it
+        out["mean_error_db"] = out.get("mean_error_db_after")
         return out
 
     @classmethod
@@ -226,7 +228,7 @@ class Calibration:
         optional = ("validation_rmse_db", "terrain", "diffraction", "terrain_resolution_m")
         required = [f.name for f in fields(cls) if f.name not in optional]
         missing = [k for k in required if k not in data]
-        unknown = sorted(set(data) - set(names))
+        unknown = sorted(set(data) - set(names) - {"mean_error_db"})  # a derived key
         problems = []
         if missing:
             problems.append(f"missing key(s) {', '.join(missing)}")

@@ -266,6 +266,7 @@ def test_dict_round_trip_is_json_serialisable():
     check, _, vlabels = drive_test(towers, 50, offsets={"open": 0.0, "urban": 8.0}, p=[0.6, 0.4])
     cal = calibrate(towers, meas, clutter=labels, validation=check, validation_clutter=vlabels)
     text = json.dumps(cal.to_dict())
+    assert json.loads(text)["mean_error_db"] == cal.mean_error_db_after  # the key
     back = Calibration.from_dict(json.loads(text))
     assert back == cal
     assert isinstance(back.validation_rmse_db, float)

@@ -199,3 +199,13 @@ def test_more_distance_never_lowers_loss(model, env, f, h, d1, step):
         path_loss(model, distance_km=d1 + step, **kw)
         >= path_loss(model, distance_km=d1, **kw) - 1e-9
     )
+
+
+def test_path_loss_is_importable_from_the_package():
+    from telcoplan.coverage import path_loss as exported
+    from telcoplan.coverage.propagation import path_loss as defined
+
+    assert exported is defined
+    assert exported("hata", freq_mhz=900, distance_km=1, h_tx_m=30) == pytest.approx(
+        126.4, abs=0.05
+    )
