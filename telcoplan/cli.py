@@ -446,6 +446,12 @@ def report_cmd(
             png = figure_from_outputs(out_dir, layers)
         except TelcoplanError as exc:
             log.warning("report without the plan figure: %s", exc)
+        else:
+            from telcoplan.maps.static import save_figure
+
+            fig_path = target.with_name("figure.png")
+            if overwrite or not fig_path.exists():
+                save_figure(png, fig_path, overwrite=overwrite)
     path = report_from_outputs(
         out_dir,
         target,

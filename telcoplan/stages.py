@@ -1023,9 +1023,10 @@ def run_report(
         except ImportError:
             log.warning("report: matplotlib is not installed; report.html without the figure")
         else:
-            from telcoplan.maps.static import figure_from_outputs
+            from telcoplan.maps.static import figure_from_outputs, save_figure
 
             png = figure_from_outputs(staging, _plan_layers(inputs), summary=summary)
+            save_figure(png, staging / "figure.png", overwrite=True)  # also on its own
     path = report_from_outputs(
         staging,
         summary=summary,

@@ -161,6 +161,7 @@ def test_map_and_report_commands_on_a_plan_output(backbone_plan, tmp_path):
     out = tmp_path / "out"
     run_plan(read_plan(backbone_plan), out)
     assert "VND" in (out / "report.html").read_text(encoding="utf-8")
+    assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # on its own too
     runner = CliRunner()
     # both exist from the plan's own stages: refused without --overwrite, cleanly
     for cmd in ("map", "report"):
@@ -196,6 +197,7 @@ def test_map_and_report_commands_on_a_plan_output(backbone_plan, tmp_path):
     text = (tmp_path / "r2.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in text  # the plan figure is embedded
     assert "VND" in text  # the plan's report settings apply
+    assert (tmp_path / "figure.png").exists()  # and written beside the report
 
 
 def test_ring_protection_in_the_stage(backbone_plan, tmp_path):
