@@ -140,13 +140,17 @@ def _random_city(seed: int):
     return operator_costs(G, ops), nodes, site_ops
 
 
-@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("seed", range(30))
 def test_plan_invariants_with_the_real_solver(seed):
     """With telcoplan's own Steiner solver: every site reaches the fiber in each plan, the
     joint plan never costs more than building separately, shares sum to the joint cost."""
     G, nodes, site_ops = _random_city(seed)
     plan = plan_backbone(G, nodes, site_ops)
     assert plan.joint.cost <= plan.cost_separate + 1e-6
+    # one shared network is not longer than the separate ones laid side by side (plans minimise
+    # cost, so a longer route on cheaper roads is possible in principle; on these mixed-class
+    # cities it never happens)
+    assert plan.joint.length_m <= plan.length_km_separate * 1000 + 1e-6
     assert sum(plan.share_shapley.values()) == pytest.approx(plan.joint.cost)
     assert sum(plan.share_proportional.values()) == pytest.approx(plan.joint.cost)
     for tree, sites in [(plan.joint, list(site_ops))] + [
