@@ -13,12 +13,16 @@ relabelled or reordered graph gives a tree of the same cost unless equal-cost al
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import operator
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, compress
+from itertools import chain
+from types import SimpleNamespace
 
 import networkx as nx
 import numpy as np
@@ -142,9 +146,9 @@ def steiner_tree(
         return T
 
     net = _Net.from_graph(G, weight)
-    wanted = set(terminals)
-    is_term = np.fromiter(map(wanted.__contains__, net.nodes), bool, count=net.n)
-    tidx = np.flatnonzero(is_term)
+    tidx = _terminal_positions(G, net, terminals)
+    is_term = np.zeros(net.n, dtype=bool)
+    is_term[tidx] = True
     index = {net.nodes[i]: i for i in tidx.tolist()}
 
     tree = _mehlhorn(net, tidx, terminals, index)
@@ -176,14 +180,15 @@ class _Net:
     """``G`` as arrays: nodes ``0 … n−1`` in ``G``'s order, the usable edges (finite weight)
     sorted by (u, v) with u < v, and the symmetric CSR matrix scipy's routines take."""
 
-    nodes: list
+    nodes: np.ndarray  # the labels (object array: the garbage collector does not scan it)
     eu: np.ndarray  # int64, u < v
     ev: np.ndarray
     ew: np.ndarray  # float64 weights
     ekey: np.ndarray  # u * n + v, increasing: the edge id of (u, v) is searchsorted(ekey, ...)
     A: csr_matrix  # n x n, both directions
-    dicts: list  # G's attribute dict of every adjacency entry
+    dicts: np.ndarray  # G's attribute dict of every adjacency entry (object array)
     entry: np.ndarray  # the adjacency entry (index into dicts) of each edge
+    rows: np.ndarray  # G._adj's rows (object array), in node order
 
     @property
     def n(self) -> int:
@@ -206,17 +211,21 @@ class _Net:
         # one object stored under both of its ends, so pairing the adjacency entries by that
         # object's identity finds both ends without hashing node labels (slow for tuples).
         adj = G._adj
-        nodes = list(adj)
-        n = len(nodes)
-        rows_adj = list(adj.values())
+        n = len(adj)
+        # labels and attribute dicts go into object arrays, not lists: the garbage collector
+        # would scan a list of n labels at every collection during the call
+        nodes = np.fromiter(adj, object, count=n)
+        rows = np.fromiter(adj.values(), object, count=n)  # kept: their ids stay valid
+        rows_adj = rows.tolist()
         deg = np.fromiter(map(len, rows_adj), np.int64, count=n)
         nnz = int(deg.sum())
         row = np.repeat(np.arange(n, dtype=np.int64), deg)
         try:
-            dicts = list(chain.from_iterable(map(dict.values, rows_adj)))
+            entries = chain.from_iterable(map(dict.values, rows_adj))
+            dicts = np.fromiter(entries, object, count=nnz)
         except TypeError:  # a graph view: its rows are mappings, not dicts
-            dicts = [d for nbrs in rows_adj for d in nbrs.values()]
-        ids = np.fromiter(map(id, dicts), np.uint64, count=nnz)
+            dicts = np.fromiter((d for nbrs in rows_adj for d in nbrs.values()), object, count=nnz)
+        ids = _object_ids(dicts)
         partner = _partner_by_identity(ids, row, nodes, rows_adj, deg)
         if partner is None:  # attribute dicts are not shared as expected: hash the labels
             idx = dict(zip(nodes, range(n), strict=True))
@@ -247,7 +256,69 @@ class _Net:
         np.cumsum(np.bincount(row, minlength=n), out=indptr[1:])
         itype = np.int32 if len(col) < 2**31 - 1 and n < 2**31 - 1 else np.int64
         A = csr_matrix((entry_w, col.astype(itype), indptr.astype(itype)), shape=(n, n), copy=False)
-        return cls(nodes, u, v, w, key, A, dicts, entry)
+        return cls(nodes, u, v, w, key, A, dicts, entry, rows)
+
+
+def _object_ids(objs: np.ndarray) -> np.ndarray:
+    """``id()`` of every element of an object array, as uint64. In CPython an object array
+    stores the elements' PyObject pointers, which are their ids: reading them back touches none
+    of the objects (calling id() on each would, one cache miss per object on a big graph)."""
+    n = len(objs)
+    if n == 0 or sys.implementation.name != "cpython" or objs.itemsize != 8:
+        return np.fromiter(map(id, objs), np.uint64, count=n)
+    objs = np.ascontiguousarray(objs)
+    buf = (ctypes.c_uint64 * n).from_address(objs.ctypes.data)
+    return np.frombuffer(buf, dtype=np.uint64).copy()
+
+
+def _terminal_positions(G: nx.Graph, net: _Net, terminals: list) -> np.ndarray:
+    """Positions of the terminals in the node order, increasing. Found by the identity of their
+    adjacency rows (``G._adj[t]`` is the row object ``net.rows`` holds), which hashes only the
+    terminals' labels; when that fails (a graph view builds its rows on the fly), every node's
+    label is looked up among the terminals instead."""
+    want = np.fromiter(map(G._adj.__getitem__, terminals), object, count=len(terminals))
+    pos, ok = _kernels().find(_object_ids(net.rows), _object_ids(want))
+    if ok:
+        return np.sort(pos)
+    wanted = set(terminals)
+    return np.flatnonzero(
+        np.fromiter(map(wanted.__contains__, net.nodes.tolist()), bool, count=net.n)
+    )
+
+
+def _find_py(have, want):  # pragma: no cover - compiled by numba
+    """(pos, True) with have[pos[j]] == want[j] for every j, each value of ``want`` occurring
+    exactly once in ``have``; (…, False) otherwise (``want``'s values are distinct)."""
+    k = len(want)
+    bits = 1
+    while (1 << bits) < 2 * k:
+        bits += 1
+    mask = (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    pos = np.full(k, -1, dtype=np.int64)
+    for j in range(k):
+        x = want[j]
+        h = np.int64((np.uint64(x) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits))
+        while table[h] >= 0:
+            if want[table[h]] == x:
+                return pos, False
+            h = (h + 1) & mask
+        table[h] = j
+    for i in range(len(have)):
+        x = have[i]
+        h = np.int64((np.uint64(x) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits))
+        while table[h] >= 0:
+            j = table[h]
+            if want[j] == x:
+                if pos[j] >= 0:
+                    return pos, False
+                pos[j] = i
+                break
+            h = (h + 1) & mask
+    for j in range(k):
+        if pos[j] < 0:
+            return pos, False
+    return pos, True
 
 
 def _partner_by_identity(ids, row, nodes, rows_adj, deg):
@@ -256,23 +327,9 @@ def _partner_by_identity(ids, row, nodes, rows_adj, deg):
     nnz = len(ids)
     if nnz == 0:
         return np.zeros(0, dtype=np.int64)
-    shift = 4 if not np.any(ids & np.uint64(15)) else 0  # CPython objects are 16-byte aligned
-    slot = ((ids - ids.min()) >> np.uint64(shift)).astype(np.int64)
-    span = int(slot.max()) + 1
-    if span <= 4 * nnz + 4096:  # dense enough to scatter into a table: linear time
-        if np.bincount(slot, minlength=span).max() > 2:
-            return None
-        pos = np.arange(nnz, dtype=np.int64)
-        one = np.full(span, -1, dtype=np.int64)
-        one[slot] = pos  # one of the (at most two) entries of each slot
-        other = one.copy()
-        rest = pos[one[slot] != pos]
-        other[slot[rest]] = rest
-        mate = np.where(one[slot] == pos, other[slot], one[slot])
-    else:
-        mate = _mates(slot)
-        if mate is None:
-            return None
+    mate, ok = _kernels().mates(ids.view(np.int64))
+    if not ok:
+        return None
     pos = np.arange(nnz, dtype=np.int64)
     paired = mate != pos
     if np.any(row[mate[paired]] == row[paired]):
@@ -282,6 +339,103 @@ def _partner_by_identity(ids, row, nodes, rows_adj, deg):
         if list(rows_adj[r])[e - int(deg[:r].sum())] != nodes[r]:
             return None
     return mate
+
+
+def _mates_py(key):  # pragma: no cover - compiled by numba
+    """Like :func:`_mates` (linear time, a hash table): (mate, True), or (…, False) if a key
+    occurs more than twice."""
+    n = len(key)
+    bits = 1
+    while (1 << bits) < 2 * n:
+        bits += 1
+    mask = (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    mate = np.arange(n)
+    for i in range(n):
+        k = key[i]
+        h = np.int64((np.uint64(k) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits))
+        while True:
+            j = table[h]
+            if j < 0:
+                table[h] = i
+                break
+            if key[j] == k:
+                if mate[j] != j:
+                    return mate, False
+                mate[i] = j
+                mate[j] = i
+                break
+            h = (h + 1) & mask
+    return mate, True
+
+
+@functools.cache
+def _kernels() -> SimpleNamespace:
+    import numba as nb
+
+    return SimpleNamespace(
+        mates=nb.njit(cache=True)(_mates_py),
+        find=nb.njit(cache=True)(_find_py),
+        first_min=nb.njit(cache=True)(_first_min_py),
+        walk=nb.njit(cache=True)(_walk_py),
+    )
+
+
+def _first_min_py(key, val):  # pragma: no cover - compiled by numba
+    """For each distinct key, in increasing key order, the first position of its least value:
+    the first position of each key in ``np.lexsort((val, key))``, without sorting."""
+    n = len(key)
+    bits = 1
+    while (1 << bits) < 2 * n:
+        bits += 1
+    mask = (1 << bits) - 1
+    table = np.full(1 << bits, -1, dtype=np.int64)
+    best = np.empty(n, dtype=np.int64)
+    groups = 0
+    for i in range(n):
+        k = key[i]
+        h = np.int64((np.uint64(k) * np.uint64(11400714819323198485)) >> np.uint64(64 - bits))
+        while True:
+            g = table[h]
+            if g < 0:
+                table[h] = groups
+                best[groups] = i
+                groups += 1
+                break
+            if key[best[g]] == k:
+                if val[i] < val[best[g]]:
+                    best[g] = i
+                break
+            h = (h + 1) & mask
+    best = best[:groups]
+    return best[np.argsort(key[best])]
+
+
+def _walk_py(pred, starts, no_pred):  # pragma: no cover - compiled by numba
+    """The (node, predecessor) steps of the walks up ``pred`` from each start, each walk
+    stopping at a node an earlier one visited (see :func:`_expand`)."""
+    seen = np.zeros(len(pred), dtype=np.bool_)
+    us = np.empty(max(16, 4 * len(starts)), dtype=np.int64)
+    vs = np.empty_like(us)
+    m = 0
+    for start in starts:
+        node = start
+        while not seen[node]:
+            seen[node] = True
+            p = pred[node]
+            if p == no_pred:
+                break
+            if m == len(us):
+                us2 = np.empty(2 * m, dtype=np.int64)
+                vs2 = np.empty(2 * m, dtype=np.int64)
+                us2[:m] = us
+                vs2[:m] = vs
+                us, vs = us2, vs2
+            us[m] = node
+            vs[m] = p
+            m += 1
+            node = p
+    return us[:m], vs[:m]
 
 
 def _mates(key: np.ndarray) -> np.ndarray | None:
@@ -302,11 +456,11 @@ def _mates(key: np.ndarray) -> np.ndarray | None:
 
 
 def _edge_weights(
-    dicts: list, once: np.ndarray, row: np.ndarray, col: np.ndarray, nodes: list, weight: str
+    dicts: np.ndarray, once: np.ndarray, row: np.ndarray, col: np.ndarray, nodes: list, weight: str
 ) -> np.ndarray:
     """The weight of each edge (the adjacency entries marked ``once``, from row to col);
     raises PlanError naming the edges whose weight is missing, not a number, NaN or negative."""
-    chosen = compress(dicts, once.tolist())
+    chosen = dicts[once]
     try:
         w = np.fromiter(map(operator.itemgetter(weight), chosen), np.float64, count=len(row))
     except (KeyError, TypeError, ValueError):
@@ -315,7 +469,7 @@ def _edge_weights(
         return w
     w = np.empty(len(row))
     problems = []
-    for i, d in enumerate(compress(dicts, once.tolist())):
+    for i, d in enumerate(dicts[once]):
         x = d.get(weight)
         try:
             w[i] = float(x)
@@ -343,21 +497,28 @@ def _listing(items: list, fmt=repr) -> str:
 def _to_nx(G: nx.Graph, net: _Net, tree: np.ndarray, cost: float) -> nx.Graph:
     """The tree as a new nx.Graph with copies of G's node and edge attributes."""
     tree = np.sort(tree)
-    nodes, gnode = net.nodes, G._node
+    gnode = G._node
     T = nx.Graph()
     T.graph.update(G.graph)
     # filled directly (nx.Graph's documented dict-of-dicts layout, one attribute dict shared
     # by both directions): add_edges_from hashes every label several times, slow for tuples
-    present = [nodes[i] for i in np.unique(np.concatenate([net.eu[tree], net.ev[tree]])).tolist()]
+    tu, tv = net.eu[tree], net.ev[tree]
+    ids = np.unique(np.concatenate([tu, tv]))
+    present = net.nodes[ids].tolist()
     T._node.update((x, gnode[x].copy()) for x in present)
-    ta = T._adj
-    ta.update((x, {}) for x in present)
-    for u, v, e in zip(
-        net.eu[tree].tolist(), net.ev[tree].tolist(), net.entry[tree].tolist(), strict=True
+    rows = [{} for _ in present]
+    T._adj.update(zip(present, rows, strict=True))
+    for a, b, x, y, d in zip(
+        np.searchsorted(ids, tu).tolist(),
+        np.searchsorted(ids, tv).tolist(),
+        net.nodes[tu].tolist(),
+        net.nodes[tv].tolist(),
+        net.dicts[net.entry[tree]].tolist(),
+        strict=True,
     ):
-        d = net.dicts[e].copy()
-        ta[nodes[u]][nodes[v]] = d
-        ta[nodes[v]][nodes[u]] = d
+        d = d.copy()
+        rows[a][y] = d
+        rows[b][x] = d
     T.graph["cost"] = cost
     return T
 
@@ -446,9 +607,7 @@ def _mehlhorn(net: _Net, tidx: np.ndarray, terminals: list, index: dict) -> np.n
     c = dist[net.eu[cross]] + net.ew[cross] + dist[net.ev[cross]]
     # the cheapest boundary edge per pair of regions
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    order = np.lexsort((cross, c, lo * k + hi))
-    pk = (lo * k + hi)[order]
-    best = order[np.concatenate([[True], pk[1:] != pk[:-1]])] if len(order) else order
+    best = _kernels().first_min(lo * k + hi, c)
     sel = best[_mst(k, a[best], b[best], c[best])]
     if len(sel) < k - 1:
         _raise_disconnected(k, a[sel], b[sel], tidx, terminals, index)
@@ -480,21 +639,9 @@ def _raise_disconnected(k, a, b, tidx, terminals, index):
 def _expand(net: _Net, pred: np.ndarray, x: np.ndarray, y: np.ndarray, eids: np.ndarray):
     """Edge ids of the paths source(x) → … → x — y → … → source(y) for boundary edges (x, y)
     given by their edge ids, following the shortest-path forest ``pred``."""
-    pl = pred.tolist() if len(pred) < 4 * len(x) + 1000 else pred
-    us: list[int] = []
-    vs: list[int] = []
-    seen: set[int] = set()
-    for start in chain(x.tolist(), y.tolist()):
-        node = start
-        while node not in seen:
-            seen.add(node)
-            p = int(pl[node])
-            if p == _NO_PRED:
-                break
-            us.append(node)
-            vs.append(p)
-            node = p
-    path = net.edge_ids(np.array(us, dtype=np.int64), np.array(vs, dtype=np.int64))
+    starts = np.concatenate([np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64)])
+    us, vs = _kernels().walk(pred, starts, _NO_PRED)
+    path = net.edge_ids(us, vs)
     return np.unique(np.concatenate([path, np.asarray(eids, dtype=np.int64)]))
 
 
@@ -676,9 +823,7 @@ def _candidates(net: _Net, kt: _KeyTree, tree: np.ndarray) -> _Candidates:
     # inner node): candidates with the same positions serve the same moves
     pa, pb = kt.pos[a], kt.pos[b]
     pk = np.minimum(pa, pb) * (2 * kt.V) + np.maximum(pa, pb)
-    order = np.lexsort((c, pk))  # stable: ties keep the edge order
-    spk = pk[order]
-    keep = order[np.concatenate([[True], spk[1:] != spk[:-1]])] if len(order) else order
+    keep = _kernels().first_min(pk, c)  # ties keep the edge order
     keep = keep[np.argsort(c[keep], kind="stable")]
     return _Candidates(
         a[keep],
@@ -801,9 +946,7 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     src = r + slot[P]
     ent = np.flatnonzero(lower)
     key = loc[X[ent]]  # each x belongs to one region
-    order = ent[np.lexsort((val[ent], key))]
-    sk = loc[X[order]]
-    first = order[np.concatenate([[True], sk[1:] != sk[:-1]])] if len(order) else order
+    first = ent[_kernels().first_min(key, val[ent])]
     M = csr_matrix(
         (
             np.concatenate([ew[inside], ew[inside], val[first]]),
@@ -821,18 +964,14 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     entry_y[loc[X[first]]] = Y[first]
     # exits to the upper side: the shortest per x
     ext = np.flatnonzero(~lower)
-    order = ext[np.lexsort((val[ext], loc[X[ext]]))]
-    sk = loc[X[order]]
-    first = order[np.concatenate([[True], sk[1:] != sk[:-1]])] if len(order) else order
+    first = ext[_kernels().first_min(loc[X[ext]], val[ext])]
     exit_val = np.full(r, np.inf)
     exit_val[loc[X[first]]] = val[first]
     exit_y = np.full(r, -1, dtype=np.int64)
     exit_y[loc[X[first]]] = Y[first]
     total = d1[:r] + exit_val
     group = rp[members]
-    order = np.lexsort((total, group))
-    sg = group[order]
-    best = order[np.concatenate([[True], sg[1:] != sg[:-1]])]
+    best = _kernels().first_min(group, total)
     best = best[total[best] < kt.cost[group[best]] - tol]
     if len(best) == 0:
         return []
