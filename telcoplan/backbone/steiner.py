@@ -327,23 +327,20 @@ def _partner_by_identity(ids, row, nodes, rows_adj, deg):
     nnz = len(ids)
     if nnz == 0:
         return np.zeros(0, dtype=np.int64)
-    mate, ok = _kernels().mates(ids.view(np.int64))
+    mate, ok, alone = _kernels().mates(ids.view(np.int64), row)
     if not ok:
         return None
-    pos = np.arange(nnz, dtype=np.int64)
-    paired = mate != pos
-    if np.any(row[mate[paired]] == row[paired]):
-        return None
-    for e in np.flatnonzero(~paired).tolist():  # must be self-loops
+    singles = np.flatnonzero(mate == np.arange(nnz)).tolist() if alone else []
+    for e in singles:  # must be self-loops
         r = int(row[e])
         if list(rows_adj[r])[e - int(deg[:r].sum())] != nodes[r]:
             return None
     return mate
 
 
-def _mates_py(key):  # pragma: no cover - compiled by numba
-    """Like :func:`_mates` (linear time, a hash table): (mate, True), or (…, False) if a key
-    occurs more than twice."""
+def _mates_py(key, row):  # pragma: no cover - compiled by numba
+    """Like :func:`_mates` (linear time, a hash table): (mate, True, number of positions
+    alone), or (…, False, …) if a key occurs more than twice or twice in the same row."""
     n = len(key)
     bits = 1
     while (1 << bits) < 2 * n:
@@ -360,13 +357,16 @@ def _mates_py(key):  # pragma: no cover - compiled by numba
                 table[h] = i
                 break
             if key[j] == k:
-                if mate[j] != j:
-                    return mate, False
+                if mate[j] != j or row[i] == row[j]:
+                    return mate, False, 0
                 mate[i] = j
                 mate[j] = i
                 break
             h = (h + 1) & mask
-    return mate, True
+    alone = 0
+    for i in range(n):
+        alone += mate[i] == i
+    return mate, True, alone
 
 
 @functools.cache
@@ -377,7 +377,7 @@ def _kernels() -> SimpleNamespace:
         mates=nb.njit(cache=True)(_mates_py),
         find=nb.njit(cache=True)(_find_py),
         first_min=nb.njit(cache=True)(_first_min_py),
-        walk=nb.njit(cache=True)(_walk_py),
+        path_edges=nb.njit(cache=True)(_path_edges_py),
     )
 
 
@@ -411,12 +411,12 @@ def _first_min_py(key, val):  # pragma: no cover - compiled by numba
     return best[np.argsort(key[best])]
 
 
-def _walk_py(pred, starts, no_pred):  # pragma: no cover - compiled by numba
-    """The (node, predecessor) steps of the walks up ``pred`` from each start, each walk
-    stopping at a node an earlier one visited (see :func:`_expand`)."""
+def _path_edges_py(pred, starts, no_pred, ekey, n, eids):  # pragma: no cover - compiled by numba
+    """(edge ids, True): the sorted union of ``eids`` and the edges of the walks up ``pred``
+    from each start, each walk stopping at a node an earlier one visited (see
+    :func:`_expand`); (…, False) if a step is not an edge."""
     seen = np.zeros(len(pred), dtype=np.bool_)
-    us = np.empty(max(16, 4 * len(starts)), dtype=np.int64)
-    vs = np.empty_like(us)
+    keys = np.empty(max(16, 4 * len(starts)), dtype=np.int64)
     m = 0
     for start in starts:
         node = start
@@ -425,17 +425,21 @@ def _walk_py(pred, starts, no_pred):  # pragma: no cover - compiled by numba
             p = pred[node]
             if p == no_pred:
                 break
-            if m == len(us):
-                us2 = np.empty(2 * m, dtype=np.int64)
-                vs2 = np.empty(2 * m, dtype=np.int64)
-                us2[:m] = us
-                vs2[:m] = vs
-                us, vs = us2, vs2
-            us[m] = node
-            vs[m] = p
+            if m == len(keys):
+                grown = np.empty(2 * m, dtype=np.int64)
+                grown[:m] = keys
+                keys = grown
+            keys[m] = min(node, p) * n + max(node, p)
             m += 1
             node = p
-    return us[:m], vs[:m]
+    out = np.empty(m + len(eids), dtype=np.int64)
+    pos = np.searchsorted(ekey, keys[:m])
+    for i in range(m):
+        if pos[i] >= len(ekey) or ekey[pos[i]] != keys[i]:
+            return out[:0], False
+        out[i] = pos[i]
+    out[m:] = eids
+    return np.unique(out), True
 
 
 def _mates(key: np.ndarray) -> np.ndarray | None:
@@ -505,7 +509,8 @@ def _to_nx(G: nx.Graph, net: _Net, tree: np.ndarray, cost: float) -> nx.Graph:
     tu, tv = net.eu[tree], net.ev[tree]
     ids = np.unique(np.concatenate([tu, tv]))
     present = net.nodes[ids].tolist()
-    T._node.update((x, gnode[x].copy()) for x in present)
+    copy = operator.methodcaller("copy")
+    T._node.update(zip(present, map(copy, map(gnode.__getitem__, present)), strict=True))
     rows = [{} for _ in present]
     T._adj.update(zip(present, rows, strict=True))
     for a, b, x, y, d in zip(
@@ -513,10 +518,9 @@ def _to_nx(G: nx.Graph, net: _Net, tree: np.ndarray, cost: float) -> nx.Graph:
         np.searchsorted(ids, tv).tolist(),
         net.nodes[tu].tolist(),
         net.nodes[tv].tolist(),
-        net.dicts[net.entry[tree]].tolist(),
+        map(copy, net.dicts[net.entry[tree]].tolist()),
         strict=True,
     ):
-        d = d.copy()
         rows[a][y] = d
         rows[b][x] = d
     T.graph["cost"] = cost
@@ -640,9 +644,12 @@ def _expand(net: _Net, pred: np.ndarray, x: np.ndarray, y: np.ndarray, eids: np.
     """Edge ids of the paths source(x) → … → x — y → … → source(y) for boundary edges (x, y)
     given by their edge ids, following the shortest-path forest ``pred``."""
     starts = np.concatenate([np.asarray(x, dtype=np.int64), np.asarray(y, dtype=np.int64)])
-    us, vs = _kernels().walk(pred, starts, _NO_PRED)
-    path = net.edge_ids(us, vs)
-    return np.unique(np.concatenate([path, np.asarray(eids, dtype=np.int64)]))
+    out, ok = _kernels().path_edges(
+        pred, starts, _NO_PRED, net.ekey, net.n, np.asarray(eids, np.int64)
+    )
+    if not ok:
+        raise AssertionError("steiner_tree: internal error, a path uses a non-edge")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
