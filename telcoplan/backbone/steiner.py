@@ -4,7 +4,9 @@
 edge weight. It copies the graph once into scipy's CSR form (nodes become the integers
 ``0 … n−1`` in ``G``'s node order; labels are never compared or sorted, so any hashable labels,
 tuples of mixed types included, work) and then only runs array code and scipy's C routines:
-multi-source Dijkstra, minimum spanning trees, plus small Python loops over the tree itself.
+multi-source Dijkstra, minimum spanning trees, plus small Python loops over the tree itself and
+a few numba kernels (hash-table pairing and grouping, path walks; compiled on first use and
+cached on disk).
 
 Deterministic: ties are broken by node position in ``G``'s iteration order, never by labels,
 hashes or memory addresses. The same graph built in the same order gives the same tree; a
