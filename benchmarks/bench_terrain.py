@@ -44,6 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -343,6 +344,7 @@ def main() -> None:
         )
         times = {name: [] for name in (*METHODS, "peer")}
         agree = {pair: [] for pair in AGREEMENTS}
+        single = []  # the sweep on one thread: best (wall, CPU) s per site
         for row, col in sites(grid, args.sites):
             tx, ty = grid.x_centres()[col], grid.y_centres()[row]
             best = dict.fromkeys(times, (math.inf, math.inf))
@@ -355,6 +357,16 @@ def main() -> None:
                             method=method,
                         )  # fmt: skip
                     best[method] = (min(best[method][0], t.wall), min(best[method][1], t.cpu))
+            n_threads = numba.get_num_threads()
+            numba.set_num_threads(1)
+            one = (math.inf, math.inf)
+            for _ in range(args.repeat):
+                with Timer() as t:
+                    line_of_sight(dem, grid, tx, ty, args.mast, h_rx_m=h_rx, radius_m=radius,
+                                  method="sweep")  # fmt: skip
+                one = (min(one[0], t.wall), min(one[1], t.cpu))
+            numba.set_num_threads(n_threads)
+            single.append(one)
             settle()
             for _ in range(1 if isinstance(peer, NumpyReference) else args.repeat):
                 pt, views["peer"] = peer.run(row, col, args.mast, h_rx, radius)
@@ -379,6 +391,14 @@ def main() -> None:
         print("mean per site (wall / CPU ms): " + ", ".join(
             f"{name} {m[0] * 1000:.1f} / {m[1] * 1000:.1f}" for name, m in mean.items()
         ))  # fmt: skip
+        one, peer_t = np.array(single) * 1000, np.array(times["peer"]) * 1000
+        print(
+            f"sweep on one thread (numba.set_num_threads(1)), per site: "
+            f"{one[:, 0].min():.1f}–{one[:, 0].max():.1f} ms wall, "
+            f"{one[:, 1].min():.1f}–{one[:, 1].max():.1f} ms CPU; peer "
+            f"{peer_t[:, 0].min():.1f}–{peer_t[:, 0].max():.1f} ms wall, "
+            f"{peer_t[:, 1].min():.1f}–{peer_t[:, 1].max():.1f} ms CPU"
+        )
         for a, b in (("exact", "sweep"), ("peer", "sweep"), ("peer", "exact")):
             print(
                 f"{a}/{b}: {mean[a][0] / mean[b][0]:.2f}x wall, {mean[a][1] / mean[b][1]:.2f}x CPU"

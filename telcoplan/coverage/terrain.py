@@ -812,6 +812,7 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
     near2 = (res * (1.0 + 1e-9)) ** 2  # d ≤ res: no interior profile point, always visible
     n_rays = k_hi - k_lo + 1  # this task's rays, j = k − k_lo
     slope = np.empty(n_rays)
+    slope2 = np.empty(n_rays)
     inv_lres = np.empty(n_rays)  # 1 / (metres along the ray per cell along the axis)
     lc = np.empty(n_rays)  # bulge term of σ per cell along the axis
     u_last = np.empty(n_rays, dtype=np.int64)
@@ -824,9 +825,20 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
         s = (j + k_lo) / n_per
         length = math.sqrt(1.0 + s * s)
         slope[j] = s
+        slope2[j] = s * s
         inv_lres[j] = 1.0 / (length * res)
         lc[j] = length * res * _CURV
         u_last[j] = math.floor(au + reach / length) + 1
+    # squared offsets (m²) from the antenna of the grid's column and row centres, as the exact
+    # method computes them
+    dx2 = np.empty(ncols)
+    for c in range(ncols):
+        dx = x0 + (c + 0.5) * res - tx
+        dx2[c] = dx * dx
+    dy2 = np.empty(nrows)
+    for r in range(nrows):
+        dy = y0 - (r + 0.5) * res - ty
+        dy2[r] = dy * dy
     u_first = 0 if au < 0.0 else 1  # the first column ahead of the antenna (x > 0)
     u_end = u_last.max()
     cstride = b_v * ncols + a_v  # flat index step between neighbouring cells of a column
@@ -884,11 +896,7 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
         base = r_u * ncols + c_u
         for v in range(v_lo, v_hi + 1):
             j = _owner(v, av, k_scale) - k_lo
-            r = r_u + b_v * v
-            c = c_u + a_v * v
-            dx = x0 + (c + 0.5) * res - tx  # metres, as the exact method computes them
-            dy = y0 - (r + 0.5) * res - ty
-            d2 = dx * dx + dy * dy
+            d2 = dx2[c_u + a_v * v] + dy2[r_u + b_v * v]
             idx = base + cstride * v
             zc = flat[idx]
             zc = 0.0 if (zc != zc) | (zc == nodata) else zc
@@ -908,6 +916,8 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
             j_hi -= 1
         off = ha * ix + x * kres
         xk = x * kres
+        if j_lo > j_hi:  # every active ray took an edge sample: no block to read
+            continue
         for b0 in range(j_lo - j_lo % _SWEEP_BLOCK, j_hi + 1, _SWEEP_BLOCK):
             lo = max(b0, j_lo)
             hi = min(b0 + _SWEEP_BLOCK - 1, j_hi)
@@ -922,8 +932,7 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
                 continue
             m_b = np.inf  # the smallest maximum of the block's rays
             for j in range(lo, hi + 1):
-                s = slope[j]
-                g = gb + gs * s
+                g = gb + gs * slope[j]
                 i = int(g)  # g ≥ 0: the floor
                 w = g - i
                 k0 = mb + i * istride
@@ -933,7 +942,7 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
                     za = 0.0 if (za != za) | (za == nodata) else za
                     zb = 0.0 if (zb != zb) | (zb == nodata) else zb
                 z = za + w * (zb - za)
-                sig = z * ix - off - xk * (s * s)
+                sig = z * ix - off - xk * slope2[j]
                 b = best[j]
                 b = sig if sig > b else b
                 best[j] = b
@@ -949,12 +958,14 @@ def _sweep_task(dem, nodata, q, k_lo, k_hi, x0, y0, res, tx, ty, ha, h_rx, radiu
 def _viewshed_sweep(dem, nodata, x0, y0, res, tx, ty, ha, h_rx, radius, n_per, n_workers, out):
     """Fill ``out`` for the cells within ``radius`` of the antenna (``n_per`` > radius/res + 1).
 
-    The rays of each cone are cut into ``len(_SWEEP_SPLITS)`` tasks of consecutive slopes;
+    The rays of each cone are cut into ``len(_SWEEP_SPLITS)`` tasks of consecutive slopes (one
+    task per cone when ``n_workers`` is 1);
     ``n_workers`` threads take the tasks one at a time from a shared counter (so a thread
     slowed down by other work on its core takes fewer). Each cell within the radius is written
     by exactly one task, so the result does not depend on the threads.
     """
-    n_split = _SWEEP_SPLITS.shape[0]
+    # one task per cone for a single thread (fewer passes over the columns); the same result
+    n_split = _SWEEP_SPLITS.shape[0] if n_workers > 1 else 1
     bounds = np.empty(n_split + 1, dtype=np.int64)  # k ranges: −n_per … n_per in n_split parts
     for i in range(n_split + 1):
         bounds[i] = -n_per + (i * (2 * n_per + 1)) // n_split
@@ -965,7 +976,7 @@ def _viewshed_sweep(dem, nodata, x0, y0, res, tx, ty, ha, h_rx, radius, n_per, n
             t = _fetch_increment(counter)
             if t >= n_tasks:
                 break
-            split = _SWEEP_SPLITS[t // 4]
+            split = _SWEEP_SPLITS[t // 4] if n_split > 1 else 0
             q = (0, 2, 1, 3)[t % 4]
             _sweep_task(dem, nodata, q, bounds[split], bounds[split + 1] - 1, x0, y0, res, tx,
                         ty, ha, h_rx, radius, n_per, out)  # fmt: skip
