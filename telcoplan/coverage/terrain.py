@@ -8,7 +8,7 @@ Two layers:
 - **numpy-friendly wrappers** on a :class:`~telcoplan.gis.grid.GridSpec`:
   :func:`knife_edge_loss`, :func:`terrain_profile_loss` (broadcasting over paths) and
   :func:`line_of_sight` (viewshed of one antenna: exact ray per cell, or an approximate
-  and faster radial sweep).
+  and faster radial sweep, or reference planes as in GDAL's viewshed).
 
 Conventions shared by all functions
 -----------------------------------
@@ -63,7 +63,7 @@ EARTH_RADIUS_M = 6_371_000.0  #: mean Earth radius (m)
 #: Diffraction methods by name → the integer code taken by the numba functions.
 DIFFRACTION_METHODS = {"deygout": 0, "bullington": 1, "epstein-peterson": 2}
 #: Viewshed methods of :func:`line_of_sight`: exact ray per cell, or approximate radial sweep.
-VIEWSHED_METHODS = ("exact", "sweep")
+VIEWSHED_METHODS = ("exact", "sweep", "planes")
 
 _SPEED_OF_LIGHT = 299_792_458.0  # m/s
 _CURV = 1.0 / (2.0 * K_FACTOR * EARTH_RADIUS_M)  # bulge = d1 d2 * _CURV (1/m)
@@ -980,8 +980,13 @@ def _viewshed_sweep(dem, nodata, x0, y0, res, tx, ty, ha, h_rx, radius, n_per, n
             q = (0, 2, 1, 3)[t % 4]
             _sweep_task(dem, nodata, q, bounds[split], bounds[split + 1] - 1, x0, y0, res, tx,
                         ty, ha, h_rx, radius, n_per, out)  # fmt: skip
-    # the antenna's own cell, on no cone's axis when the antenna is on its centre
-    nrows, ncols = dem.shape
+    _antenna_cell(dem.shape, x0, y0, res, tx, ty, radius, out)
+
+
+@nb.njit(cache=True)
+def _antenna_cell(shape, x0, y0, res, tx, ty, radius, out):
+    """Mark the antenna's own cell visible (it lies on no cone: the cones start one cell out)."""
+    nrows, ncols = shape
     c_a = math.floor((tx - x0) / res)
     r_a = math.floor((y0 - ty) / res)
     if 0 <= r_a < nrows and 0 <= c_a < ncols:
@@ -989,6 +994,155 @@ def _viewshed_sweep(dem, nodata, x0, y0, res, tx, ty, ha, h_rx, radius, n_per, n
         dy = y0 - (r_a + 0.5) * res - ty
         if dx * dx + dy * dy <= radius * radius:
             out[r_a, c_a] = True
+
+
+#: Horizon height (m) of the line before the first one: below anything, so nothing hides behind
+#: the antenna's own cell (finite, so that interpolating it stays finite).
+_PLANES_LOW = -1e30
+
+
+@nb.njit(cache=True, inline="always")
+def _planes_segment(flat, oflat, nodata, prev, cur, v_lo, v_hi, left, on_grid, write, base,
+                    cstride, av, inv_x, ha, ratio, x2, y2, n_v, h_rx, r2, near2):  # fmt: skip
+    """Cells ``v_lo … v_hi`` of one line of :func:`_planes_cone` (one side of the antenna).
+
+    The ray from the antenna to cell v crosses the previous line at ``|v − av| / x`` cells from
+    v's own position, towards the axis (``left``: v ≤ av, towards v + 1; else towards v − 1):
+    the horizon there is interpolated between those two cells of ``prev``, extended to this
+    line (× ``ratio`` = x / (x − 1) about the antenna's height), and compared with the cell's
+    receiver. ``cur`` gets the larger of that horizon and the cell's ground.
+    """
+    for v in range(v_lo, v_hi + 1):
+        k = v + n_v
+        if left:
+            w = min((av - v) * inv_x, 1.0)
+            h = prev[k] + w * (prev[k + 1] - prev[k])
+        else:
+            w = min((v - av) * inv_x, 1.0)
+            h = prev[k] + w * (prev[k - 1] - prev[k])
+        thr = ha + (h - ha) * ratio  # the horizon's height (m) over this cell
+        idx = base + cstride * v
+        z = 0.0
+        if on_grid:
+            z = flat[idx]
+            z = 0.0 if (z != z) | (z == nodata) else z
+        d2 = x2 + y2[k]
+        zc = z - d2 * _CURV  # the ground, lowered by the Earth's bulge seen from the antenna
+        cur[k] = thr if thr > zc else zc
+        if write:
+            oflat[idx] = (d2 <= r2) & ((thr <= zc + h_rx) | (d2 <= near2))
+
+
+@nb.njit(cache=True, inline="always")
+def _planes_span(flat, oflat, nodata, prev, cur, v_a, v_b, u, s0, on_grid, base, cstride, av,
+                 inv_x, ha, ratio, x2, y2, n_v, h_rx, r2, near2):  # fmt: skip
+    """Cells ``v_a … v_b`` of line ``u``: written when on the grid, except v = −u (the
+    neighbouring cone's), split at ``s0`` (the first cell right of the antenna)."""
+    if v_a > v_b:
+        return
+    if v_a == -u:  # on the cone's edge: the horizon only
+        _planes_segment(flat, oflat, nodata, prev, cur, v_a, v_a, True, on_grid, False, base,
+                        cstride, av, inv_x, ha, ratio, x2, y2, n_v, h_rx, r2, near2)  # fmt: skip
+        v_a += 1
+    _planes_segment(flat, oflat, nodata, prev, cur, v_a, min(v_b, s0 - 1), True, on_grid,
+                    on_grid, base, cstride, av, inv_x, ha, ratio, x2, y2, n_v, h_rx, r2,
+                    near2)  # fmt: skip
+    _planes_segment(flat, oflat, nodata, prev, cur, max(v_a, s0), v_b, False, on_grid, on_grid,
+                    base, cstride, av, inv_x, ha, ratio, x2, y2, n_v, h_rx, r2,
+                    near2)  # fmt: skip
+
+
+@nb.njit(cache=True)
+def _planes_cone(dem, nodata, q, x0, y0, res, tx, ty, ha, h_rx, radius, out):
+    """The cells of cone ``q`` (lines u = 1, 2, … across its axis, −u < v ≤ u) by reference
+    planes (Wang, Robinson & White 2000): each cell's horizon is interpolated from the two
+    cells of the previous line that its ray passes between, so each cell costs O(1).
+
+    Heights are compared in a frame where the Earth is flat: every cell's ground is lowered by
+    its bulge d²/(2 k R_e) (d from the antenna), which makes the apparent elevation angle of
+    the exact method a straight-line slope. The line of cells at ``v = −u`` (the neighbouring
+    cone's edge) is computed for the horizon but not written; lines are clipped to the radius
+    and, when the antenna is on the grid, to the grid plus one cell (0 m there).
+    """
+    nrows, ncols = dem.shape
+    flat = dem.reshape(-1)
+    oflat = out.reshape(-1)
+    fc_t = (tx - x0) / res - 0.5
+    fr_t = (y0 - ty) / res - 0.5
+    c_a = math.floor(fc_t + 0.5)
+    r_a = math.floor(fr_t + 0.5)
+    a_u, a_v, b_u, b_v = _CONES[q, 0], _CONES[q, 1], _CONES[q, 2], _CONES[q, 3]
+    au = a_u * (fc_t - c_a) + b_u * (fr_t - r_a)  # the antenna in the cone's frame (cells)
+    av = a_v * (fc_t - c_a) + b_v * (fr_t - r_a)
+    along_cols = a_u != 0  # line u is grid column c_a + a_u·u (else row r_a + b_u·u)
+    if along_cols:
+        m0, sm, n_major, g0, sg, n_minor = c_a, a_u, ncols, r_a, b_v, nrows
+    else:
+        m0, sm, n_major, g0, sg, n_minor = r_a, b_u, nrows, c_a, a_v, ncols
+    if sg > 0:  # the cells v of a line that are on the grid
+        gv_lo, gv_hi = -g0, n_minor - 1 - g0
+    else:
+        gv_lo, gv_hi = g0 - (n_minor - 1), g0
+    inside = 0 <= r_a < nrows and 0 <= c_a < ncols
+    reach = radius / res + 1.0  # cells
+    u_end = math.floor(reach + au) + 1
+    n_v = u_end + 2
+    # squared offsets (m²) across the axis, as the exact method computes them
+    y2 = np.empty(2 * n_v + 1)
+    for i in range(2 * n_v + 1):
+        v = i - n_v
+        if along_cols:
+            e = y0 - (r_a + b_v * v + 0.5) * res - ty
+        else:
+            e = x0 + (c_a + a_v * v + 0.5) * res - tx
+        y2[i] = e * e
+    prev = np.full(2 * n_v + 1, _PLANES_LOW)
+    cur = np.full(2 * n_v + 1, _PLANES_LOW)
+    r2 = radius * radius
+    near2 = (res * (1.0 + 1e-9)) ** 2
+    cstride = b_v * ncols + a_v
+    s0 = math.floor(av) + 1
+    for u in range(1, u_end + 1):
+        m = m0 + sm * u
+        line_on = 0 <= m < n_major
+        if inside and not line_on:
+            break  # off the grid, and moving away
+        x = u - au
+        hw = math.sqrt(max(reach * reach - x * x, 0.0))
+        lo = max(-u, math.floor(av - hw) - 1)
+        hi = min(u, math.ceil(av + hw) + 1)
+        if inside:
+            lo = max(lo, gv_lo - 1)
+            hi = min(hi, gv_hi + 1)
+        if lo > hi:
+            break
+        e = x0 + (m + 0.5) * res - tx if along_cols else y0 - (m + 0.5) * res - ty
+        x2 = e * e
+        ratio = 1.0 if u == 1 else x / (x - 1.0)
+        inv_x = 1.0 / x
+        base = (r_a + b_u * u) * ncols + c_a + a_u * u
+        og_lo, og_hi = (max(lo, gv_lo), min(hi, gv_hi)) if line_on else (hi + 1, hi)
+        _planes_span(flat, oflat, nodata, prev, cur, lo, min(hi, og_lo - 1), u, s0, False,
+                     base, cstride, av, inv_x, ha, ratio, x2, y2, n_v, h_rx, r2,
+                     near2)  # fmt: skip
+        _planes_span(flat, oflat, nodata, prev, cur, max(lo, og_lo), min(hi, og_hi), u, s0,
+                     True, base, cstride, av, inv_x, ha, ratio, x2, y2, n_v, h_rx, r2,
+                     near2)  # fmt: skip
+        _planes_span(flat, oflat, nodata, prev, cur, max(lo, og_hi + 1), hi, u, s0, False,
+                     base, cstride, av, inv_x, ha, ratio, x2, y2, n_v, h_rx, r2,
+                     near2)  # fmt: skip
+        # the line's ends extended by one cell: the next line may reach one cell further
+        cur[lo - 1 + n_v] = cur[lo + n_v]
+        cur[hi + 1 + n_v] = cur[hi + n_v]
+        prev, cur = cur, prev
+
+
+@nb.njit(cache=True, parallel=True)
+def _viewshed_planes(dem, nodata, x0, y0, res, tx, ty, ha, h_rx, radius, out):
+    """Fill ``out`` for the cells within ``radius`` of the antenna: one cone per task."""
+    for q in nb.prange(4):
+        _planes_cone(dem, nodata, q, x0, y0, res, tx, ty, ha, h_rx, radius, out)
+    _antenna_cell(dem.shape, x0, y0, res, tx, ty, radius, out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1155,8 +1309,9 @@ def line_of_sight(
     method
         ``"exact"`` (default): one ray per cell, True exactly where :func:`path_terrain_loss`
         finds a clearance ≤ 0. ``"sweep"``: one ray per cell of the perimeter of the radius's
-        bounding square, several times faster and approximate (see Notes); the names are in
-        :data:`VIEWSHED_METHODS`.
+        bounding square, about 10× faster and approximate. ``"planes"``: reference planes,
+        the algorithm of GDAL's viewshed, about 30× faster and a little more approximate (see
+        Notes). The names are in :data:`VIEWSHED_METHODS`.
 
     Returns
     -------
@@ -1214,6 +1369,23 @@ def line_of_sight(
     (which does not change the answer). The rays of each cone are cut into four tasks of
     consecutive slopes, which the threads (numba ``prange``) take one at a time; each cell is
     written by exactly one task, so the result does not depend on the number of threads.
+
+    **Planes** (Wang, Robinson & White 2000, "Generating viewsheds without using sightlines",
+    Photogramm. Eng. Remote Sens. 66(1): 87–90; the method of GDAL's ``gdal_viewshed``): in the
+    same four cones, the lines of cells across the axis are visited outwards from the
+    antenna's cell. Every cell's ground is first lowered by its Earth bulge d²/(2 k R_e),
+    which turns the apparent elevation angle above into a straight-line slope. The ray from
+    the antenna to a cell crosses the previous line between two cells; the horizon height there
+    is interpolated linearly between theirs (the nearest end value beyond a line's ends),
+    then extended to the cell along the ray from the antenna's top (× x / (x − 1), x the
+    distance along the axis in cells). The cell is visible iff its receiver is not below that
+    height, and its own horizon is the higher of the two (so every cell costs O(1), with no
+    square root). The cells next to the antenna's cell see it. Lines are clipped to the radius
+    plus one cell and, with the antenna on the grid, to the grid plus one cell (0 m there).
+    Measured on the benchmark's hills: 99.36–99.54 % agreement with ``"exact"``, and the same
+    answer as GDAL's ``ViewshedGenerate`` on all but a handful of cells (≥ 99.99 %). One task
+    per cone (numba ``prange``), each cell written by one task: the result does not depend on
+    the number of threads.
     """
     if method not in VIEWSHED_METHODS:
         raise ValueError(
@@ -1226,8 +1398,8 @@ def line_of_sight(
             f"the antenna position and heights must be finite, got tx={tx!r}, ty={ty!r}, "
             f"h_tx_m={h_tx_m!r}, h_rx_m={h_rx_m!r}"
         )
-    if method == "sweep":
-        return _line_of_sight_sweep(dem, grid, tx, ty, h_tx_m, h_rx_m, radius_m)
+    if method in ("sweep", "planes"):
+        return _line_of_sight_grid(method, dem, grid, tx, ty, h_tx_m, h_rx_m, radius_m)
     arr = _dem_array(dem, grid)
     t = grid.transform
     x0, y0, res = float(t.c), float(t.f), float(t.a)
@@ -1262,8 +1434,9 @@ def line_of_sight(
     return out
 
 
-def _line_of_sight_sweep(dem, grid, tx, ty, h_tx_m, h_rx_m, radius_m) -> np.ndarray:
-    """``line_of_sight(..., method="sweep")``; the nodata value is handled inside the kernel."""
+def _line_of_sight_grid(method, dem, grid, tx, ty, h_tx_m, h_rx_m, radius_m) -> np.ndarray:
+    """``line_of_sight`` by ``"sweep"`` or ``"planes"``; the nodata value is handled inside the
+    kernels."""
     arr = _dem_float64(dem, grid)
     t = grid.transform
     x0, y0, res = float(t.c), float(t.f), float(t.a)
@@ -1277,6 +1450,9 @@ def _line_of_sight_sweep(dem, grid, tx, ty, h_tx_m, h_rx_m, radius_m) -> np.ndar
     if fr + reach < -0.5 or fr - reach > grid.height - 0.5:
         return out
     ha = float(_bilinear_nodata(arr, fr, fc, nodata)) + float(h_tx_m)
+    if method == "planes":
+        _viewshed_planes(arr, nodata, x0, y0, res, tx, ty, ha, float(h_rx_m), radius, out)
+        return out
     n_per = math.ceil(radius / res) + 2
     _viewshed_sweep(arr, nodata, x0, y0, res, tx, ty, ha, float(h_rx_m), radius, n_per,
                     nb.get_num_threads(), out)  # fmt: skip
