@@ -296,6 +296,12 @@ def _layer_options(f):
             "--indoor", is_flag=True, help="Indoor thresholds (10 dB penetration margin)."
         ),
         click.option(
+            "--per-technology",
+            "per_technology",
+            is_flag=True,
+            help="Also write signal_<operator>-<technology>.tif per operator and technology.",
+        ),
+        click.option(
             "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path)
         ),
         click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
@@ -308,7 +314,12 @@ def _layer_options(f):
 def _run_stages(kw: dict, gaps: bool) -> dict:
     from telcoplan.plan import plan_from_layers, run_plan
 
-    coverage = {"model": kw["model"], "environment": kw["environment"], "indoor": kw["indoor"]}
+    coverage = {
+        "model": kw["model"],
+        "environment": kw["environment"],
+        "indoor": kw["indoor"],
+        "per_technology": kw["per_technology"],
+    }
     if kw["max_radius_km"] is not None:
         coverage["max_radius_km"] = kw["max_radius_km"]
     layers = {
@@ -626,7 +637,10 @@ def calibrate(
 
     With --dem the predictions include terrain as the coverage stage computes it; with
     --land-use the fit adds one offset per clutter class (measurements outside the raster or
-    on its nodata are an error).
+    on its nodata are an error). Prints the fit's figures: mean_error_db is the model's bias
+    before calibration (measured − predicted, dB; after the fit the mean error is 0 by
+    construction), validation_rmse_db and validation_mean_error_db the calibrated model's
+    errors on --validate.
     """
     import json
 
@@ -656,6 +670,7 @@ def calibrate(
         "mean_error_db_before",
         "mean_error_db_after",
         "validation_rmse_db",
+        "validation_mean_error_db",
         "intercept_offset_db",
         "slope_offset_db_per_decade",
         "clutter_offsets_db",
@@ -664,7 +679,7 @@ def calibrate(
         "diffraction",
     )
     d = cal.to_dict()
-    printed = {k: d.get(k) for k in keys} | {"mean_error_db": d.get("mean_error_db_after")}
+    printed = {"mean_error_db": d["mean_error_db"]} | {k: d.get(k) for k in keys}
     click.echo(json.dumps(printed, indent=2))
 
 

@@ -97,9 +97,13 @@ class Calibration:
         Root-mean-square of measured − predicted power (dB) with the model as is, and with
         the calibration applied.
     mean_error_db_before, mean_error_db_after : float
-        Mean of measured − predicted power (dB); positive = the model is pessimistic.
-    validation_rmse_db : float or None
-        RMS error (dB) of the calibrated model on an independent validation set, if given.
+        Mean of measured − predicted power (dB); positive = the model is pessimistic. After the
+        fit it is 0 up to rounding (least squares with an intercept removes the mean), so the
+        informative numbers are the bias before and the validation set's mean error.
+        ``to_dict`` also writes ``mean_error_db``: the model's bias before calibration.
+    validation_rmse_db, validation_mean_error_db : float or None
+        RMS and mean (measured − predicted, dB) error of the calibrated model on an independent
+        validation set, if given.
     terrain : bool
         Whether the predictions the parameters correct included terrain (a DEM): antenna heights
         above the local ground and knife-edge diffraction over obstructed paths. A coverage run
@@ -122,6 +126,7 @@ class Calibration:
     mean_error_db_before: float
     mean_error_db_after: float
     validation_rmse_db: float | None = None
+    validation_mean_error_db: float | None = None
     terrain: bool = False
     diffraction: str | None = None
     terrain_resolution_m: float | None = None
@@ -202,8 +207,9 @@ class Calibration:
             elif isinstance(value, int | np.integer):
                 value = int(value)
             out[f.name] = value
-        # the issue's name for the fit's mean error (after calibration); from_dict ignores it
-        out["mean_error_db"] = out.get("mean_error_db_after")
+        # the model's bias, which the calibration removes (after the fit the mean error is 0 by
+        # construction); a derived key, which from_dict ignores
+        out["mean_error_db"] = out.get("mean_error_db_before")
         return out
 
     @classmethod
@@ -218,14 +224,20 @@ class Calibration:
 
         Notes
         -----
-        ``validation_rmse_db``, ``terrain``, ``diffraction`` and ``terrain_resolution_m`` are
-        optional: a ``params.json`` written before terrain-aware fits existed reads as fitted
+        ``validation_rmse_db``, ``validation_mean_error_db``, ``terrain``, ``diffraction`` and
+        ``terrain_resolution_m`` are optional: a ``params.json`` written before terrain-aware fits existed reads as fitted
         without terrain (which it was).
         """
         if not isinstance(data, Mapping):
             raise PlanError(f"a calibration must be a JSON object, got {type(data).__name__}")
         names = [f.name for f in fields(cls)]
-        optional = ("validation_rmse_db", "terrain", "diffraction", "terrain_resolution_m")
+        optional = (
+            "validation_rmse_db",
+            "validation_mean_error_db",
+            "terrain",
+            "diffraction",
+            "terrain_resolution_m",
+        )
         required = [f.name for f in fields(cls) if f.name not in optional]
         missing = [k for k in required if k not in data]
         unknown = sorted(set(data) - set(names) - {"mean_error_db"})  # a derived key
@@ -265,6 +277,7 @@ class Calibration:
             if not isinstance(offsets, Mapping):
                 raise TypeError("clutter_offsets_db must be an object of class -> dB")
             validation = data.get("validation_rmse_db")
+            vmean = data.get("validation_mean_error_db")
             return cls(
                 model=str(data["model"]),
                 environment=str(data["environment"]),
@@ -277,6 +290,7 @@ class Calibration:
                 mean_error_db_before=float(data["mean_error_db_before"]),
                 mean_error_db_after=float(data["mean_error_db_after"]),
                 validation_rmse_db=None if validation is None else float(validation),
+                validation_mean_error_db=None if vmean is None else float(vmean),
                 terrain=terrain,
                 diffraction=str(diffraction) if terrain else None,
                 terrain_resolution_m=None
@@ -592,8 +606,10 @@ def calibrate(
             source=validation_source,
             dem_source=dem_source,
         )
-        vrmse = _rms(pd.to_numeric(validation["rssi_dbm"]).to_numpy(dtype=np.float64) - vpred)
-        result = replace(result, validation_rmse_db=vrmse)
+        verr = pd.to_numeric(validation["rssi_dbm"]).to_numpy(dtype=np.float64) - vpred
+        result = replace(
+            result, validation_rmse_db=_rms(verr), validation_mean_error_db=float(np.mean(verr))
+        )
     log.info(
         "calibrated %s (%s%s) on %d measurements: a = %+.2f dB, b = %+.2f dB/decade, "
         "RMSE %.2f -> %.2f dB%s",

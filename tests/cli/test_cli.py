@@ -290,6 +290,15 @@ def test_coverage_and_gaps_commands(runner, tmp_path, areas4, towers5):
     summary = json.loads((tmp_path / "cov" / "summary.json").read_text())
     assert summary["population_total"] == pytest.approx(10_000.0)
     assert "gaps" not in summary
+    assert not list((tmp_path / "cov").glob("signal_*-*.tif"))  # per technology on request
+    res = runner.invoke(cli, ["coverage", *args, "--per-technology", "--out", str(tmp_path / "t")])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in (tmp_path / "t").glob("signal_*-*.tif")} == {
+        "signal_viettel-4g.tif",
+        "signal_viettel-5g.tif",
+        "signal_vinaphone-4g.tif",
+        "signal_mobifone-3g.tif",
+    }
     res = runner.invoke(cli, ["gaps", *args, "--indoor", "--out", str(tmp_path / "gaps")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "gaps" / "summary.json").read_text())["gaps"]["count"] >= 0
@@ -311,8 +320,10 @@ def test_calibrate_command(runner, tmp_path):
     )
     rng = np.random.default_rng(0)
     lines = ["lon,lat,site_id,rssi_dbm"]
+    bias = []  # measured − Hata's prediction
     for _ in range(60):
         d_km, bearing = rng.uniform(0.3, 6.0), rng.uniform(0, 2 * math.pi)
+        bias.append(-(6.0 - 4.0 * math.log10(d_km)))
         lat = 16.05 + d_km / 110.574 * math.cos(bearing)
         lon = 108.2 + d_km / (111.320 * math.cos(math.radians(16.05))) * math.sin(bearing)
         loss = path_loss("hata", freq_mhz=900, distance_km=d_km, h_tx_m=30, check_distance=False)
@@ -343,6 +354,11 @@ def test_calibrate_command(runner, tmp_path):
     assert params["validation_rmse_db"] < 0.1
     printed = json.loads(res.stdout)
     assert printed["rmse_db_after"] == params["rmse_db_after"]
+    # mean_error_db: the model's bias before the fit; the calibrated model's on --validate
+    assert printed["mean_error_db"] == pytest.approx(np.mean(bias), abs=0.05)
+    assert np.mean(bias) < -2.0
+    assert printed["validation_mean_error_db"] == pytest.approx(0.0, abs=0.05)
+    assert params["mean_error_db"] == printed["mean_error_db"]
     bad = tmp_path / "bad.csv"
     bad.write_text(
         "lon,lat,site_id,rssi_dbm\n108.2,16.06,T9,-80\n108.2,16.07,T1,-85\n108.2,16.08,T1,-88\n"

@@ -220,6 +220,12 @@ def test_validation_rmse_is_reported():
     assert cal.validation_rmse_db == pytest.approx(SIGMA, abs=0.5)
     uncalibrated = predict_rssi(towers, check)
     assert np.sqrt(np.mean((check["rssi_dbm"] - uncalibrated) ** 2)) > cal.validation_rmse_db + 1
+    # the validation mean error is the calibrated model's bias on the validation set: small
+    # (noise only) where the uncalibrated model's is not
+    calibrated = predict_rssi(towers, check, calibration=cal)
+    err = check["rssi_dbm"].to_numpy() - calibrated
+    assert cal.validation_mean_error_db == pytest.approx(float(np.mean(err)), abs=1e-9)
+    assert abs(cal.validation_mean_error_db) < 0.5 < abs(np.mean(check["rssi_dbm"] - uncalibrated))
 
 
 def test_validation_with_clutter_needs_its_labels():
@@ -266,10 +272,11 @@ def test_dict_round_trip_is_json_serialisable():
     check, _, vlabels = drive_test(towers, 50, offsets={"open": 0.0, "urban": 8.0}, p=[0.6, 0.4])
     cal = calibrate(towers, meas, clutter=labels, validation=check, validation_clutter=vlabels)
     text = json.dumps(cal.to_dict())
-    assert json.loads(text)["mean_error_db"] == cal.mean_error_db_after  # the key
+    assert json.loads(text)["mean_error_db"] == cal.mean_error_db_before  # the key
     back = Calibration.from_dict(json.loads(text))
     assert back == cal
     assert isinstance(back.validation_rmse_db, float)
+    assert isinstance(back.validation_mean_error_db, float)
     plain = calibrate(towers, meas)
     assert Calibration.from_dict(json.loads(json.dumps(plain.to_dict()))) == plain
 
