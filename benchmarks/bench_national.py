@@ -37,7 +37,8 @@ def main() -> None:
     k = n // 2
     city = centres[rng.integers(0, 60, k)] + rng.normal(0, 8000, (k, 2))
     rural = rng.uniform(0, side, (n - k, 2))
-    xy = [*np.clip(np.vstack([city, rural]), 0, side - 1), 200000, 1000000]
+    offset = np.array([200_000.0, 1_000_000.0])  # grid origin (easting, northing), m
+    xy = np.clip(np.vstack([city, rural]), 0, side - 1) + offset
     tech = rng.choice(["2G", "3G", "4G", "5G"], n, p=[0.15, 0.2, 0.55, 0.1])
     freq = np.select([tech == "2G", tech == "3G", tech == "4G"], [900.0, 2100.0, 1800.0], 3500.0)
     towers = gpd.GeoDataFrame(
