@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_zonal.py
 	$(PY) benchmarks/bench_bestserver.py
 	$(PY) benchmarks/bench_terrain.py
+	$(PY) benchmarks/bench_coverage_terrain.py
 	$(PY) benchmarks/bench_steiner.py
 	$(PY) benchmarks/bench_rings.py --peer-sites 100   # the full networkx peer takes ~16 min: --peer-sites 2000
 

@@ -220,6 +220,20 @@ class GdalCli:
         return times, paste(self.grid, window, transform)
 
 
+def numpy_bilinear(dem: np.ndarray, grid: GridSpec, x, y) -> np.ndarray:
+    """Bilinear elevation at points inside the grid (cell centres at integer row/col; edge
+    values in the outer half cell); ``dem`` must be free of NaN."""
+    h, w = dem.shape
+    fc = (x - grid.transform.c) / grid.resolution - 0.5
+    fr = (grid.transform.f - y) / grid.resolution - 0.5
+    c0, r0 = np.floor(fc).astype(np.int64), np.floor(fr).astype(np.int64)
+    wc, wr = fc - c0, fr - r0
+    c1, r1 = np.clip(c0 + 1, 0, w - 1), np.clip(r0 + 1, 0, h - 1)
+    c0, r0 = np.clip(c0, 0, w - 1), np.clip(r0, 0, h - 1)
+    top = (1 - wc) * dem[r0, c0] + wc * dem[r0, c1]
+    return (1 - wr) * top + wr * ((1 - wc) * dem[r1, c0] + wc * dem[r1, c1])
+
+
 class NumpyReference:
     name = "plain numpy ray-by-ray reference (sampled cells, time extrapolated)"
 
@@ -227,18 +241,6 @@ class NumpyReference:
         self.dem = np.nan_to_num(dem)
         self.grid = grid
         self.n_cells = n_cells
-
-    def _bilinear(self, x, y):
-        g, z = self.grid, self.dem
-        h, w = z.shape
-        fc = (x - g.transform.c) / g.resolution - 0.5
-        fr = (g.transform.f - y) / g.resolution - 0.5
-        c0, r0 = np.floor(fc).astype(np.int64), np.floor(fr).astype(np.int64)
-        wc, wr = fc - c0, fr - r0
-        c1, r1 = np.clip(c0 + 1, 0, w - 1), np.clip(r0 + 1, 0, h - 1)
-        c0, r0 = np.clip(c0, 0, w - 1), np.clip(r0, 0, h - 1)
-        top = (1 - wc) * z[r0, c0] + wc * z[r0, c1]
-        return (1 - wr) * top + wr * ((1 - wc) * z[r1, c0] + wc * z[r1, c1])
 
     def run(self, row, col, h_tx, h_rx, radius):
         g = self.grid
@@ -259,7 +261,9 @@ class NumpyReference:
             f = np.arange(1, int(n[s].max()))[None, :] / n[s, None]
             ok = f < 1.0 - 1e-12  # interior samples i < n only
             dist = d[s, None] * f
-            z = self._bilinear(tx + (rx[s, None] - tx) * f, ty + (ry[s, None] - ty) * f)
+            z = numpy_bilinear(
+                self.dem, g, tx + (rx[s, None] - tx) * f, ty + (ry[s, None] - ty) * f
+            )
             ray = ha + (hb[s, None] - ha) * f
             clr = z + dist * (d[s, None] - dist) / (2 * K_FACTOR * EARTH_RADIUS_M) - ray
             visible[s] = ~np.any((clr > 0) & ok, axis=1)
