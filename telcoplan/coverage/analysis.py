@@ -195,8 +195,10 @@ def population_covered(
 
     Returns one row per area (index = the areas' index) with columns ``population``,
     ``covered_<operator>``, ``covered_any``, ``uncovered_any``, ``covered_best_single``,
-    ``best_single_operator``, ``covered_2G_plus`` … ``covered_5G_plus``. Every row satisfies
-    ``covered_any + uncovered_any == population`` (population conserved).
+    ``best_single_operator``, ``covered_2G_plus`` … ``covered_5G_plus``. ``covered_any`` and
+    ``uncovered_any`` are separate zonal sums (over the covered and the uncovered cells); every row
+    satisfies ``covered_any + uncovered_any == population`` (population conserved) to float
+    tolerance, else a ``RuntimeError`` is raised (a bug, not a data problem). NaN persons count as 0.
 
     Notes
     -----
@@ -213,8 +215,11 @@ def population_covered(
     for i, op in enumerate(coverage.operators):
         per_op[i] = zonal_sum_labels(np.where(coverage.covered[i], pop, 0.0), labels, n)
         out[f"covered_{op}"] = per_op[i]
-    out["covered_any"] = zonal_sum_labels(np.where(coverage.covered_any, pop, 0.0), labels, n)
-    out["uncovered_any"] = out["population"] - out["covered_any"]
+    any_cov = coverage.covered_any
+    out["covered_any"] = zonal_sum_labels(np.where(any_cov, pop, 0.0), labels, n)
+    # summed over the uncovered cells, not taken as the difference: conservation is checked
+    out["uncovered_any"] = zonal_sum_labels(np.where(any_cov, 0.0, pop), labels, n)
+    _check_conserved(out)
     if len(coverage.operators):
         best = per_op.argmax(axis=0)
         out["covered_best_single"] = per_op.max(axis=0)
@@ -227,3 +232,28 @@ def population_covered(
             np.where(coverage.best_technology >= k, pop, 0.0), labels, n
         )
     return out
+
+
+def _check_conserved(table: pd.DataFrame) -> None:
+    """Raise when ``covered_any + uncovered_any`` differs from ``population`` in some area.
+
+    The three columns are separate zonal sums of the same finite population, so they differ only
+    by float rounding (relative 1e-7, absolute 1e-6 persons); anything more is a bug.
+    """
+    total = table["covered_any"].to_numpy() + table["uncovered_any"].to_numpy()
+    pop = table["population"].to_numpy()
+    bad = ~np.isclose(total, pop, rtol=1e-7, atol=1e-6)
+    if bad.any():
+        lines = [
+            f"  - area {idx!r}: covered {c:.6f} + uncovered {u:.6f} != population {p:.6f}"
+            for idx, c, u, p in zip(
+                table.index[bad],
+                table["covered_any"].to_numpy()[bad],
+                table["uncovered_any"].to_numpy()[bad],
+                pop[bad],
+                strict=True,
+            )
+        ]
+        raise RuntimeError(
+            "population not conserved (a telcoplan bug; please report it):\n" + "\n".join(lines)
+        )

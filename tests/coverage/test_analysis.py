@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from shapely.geometry import Point
+from shapely.geometry import Point, box
 
 from telcoplan.coverage.analysis import compute_coverage, population_covered
 from telcoplan.coverage.propagation import path_loss
@@ -120,6 +120,50 @@ def test_population_conserved_and_sdg_conventions(two_ops):
     assert table["covered_4G_plus"].sum() == pytest.approx(table["covered_A"].sum())
     assert table["covered_2G_plus"].sum() == pytest.approx(table["covered_any"].sum())
     assert table["covered_5G_plus"].sum() == 0
+
+
+def test_population_conserved_against_numpy(two_ops):
+    """Covered, uncovered and total per area against numpy sums straight off the rasters.
+
+    The two areas are cell-aligned boxes over the northern 30 rows (west: columns 0–9, east:
+    10–39), so membership is plain slicing; the southern 10 rows lie outside every area. A few
+    NaN cells count as 0 persons. B's EIRP is lowered to 35 dBm (radius ≈ 1.27 km) so that both
+    areas hold covered and uncovered people.
+    """
+    grid, towers = two_ops
+    towers = towers.assign(eirp_dbm=[50.0, 35.0])
+    cov = compute_coverage(towers, grid, model="hata", max_radius_km=5, validity="ignore")
+    pop = np.random.default_rng(1).uniform(0, 10, grid.shape)
+    pop[[3, 25, 35], [4, 31, 7]] = np.nan
+    areas = gpd.GeoDataFrame(
+        {"name": ["W", "E"]},
+        geometry=[
+            box(X0, Y0 + 500, X0 + 500, Y0 + 2000),
+            box(X0 + 500, Y0 + 500, X0 + 2000, Y0 + 2000),
+        ],
+        crs=UTM49,
+    ).set_index("name")
+    table = population_covered(cov, pop, areas)
+
+    persons = np.nan_to_num(pop, nan=0.0)
+    any_op = cov.covered[0] | cov.covered[1]
+    zones = {"W": np.s_[:30, :10], "E": np.s_[:30, 10:]}
+    for name, zone in zones.items():
+        p, c = persons[zone], any_op[zone]
+        total, covered, uncovered = p.sum(), p[c].sum(), p[~c].sum()
+        assert 0 < covered < total  # a zone with both covered and uncovered people
+        assert table.loc[name, "population"] == pytest.approx(total, rel=1e-12)
+        assert table.loc[name, "covered_any"] == pytest.approx(covered, rel=1e-12)
+        assert table.loc[name, "uncovered_any"] == pytest.approx(uncovered, rel=1e-12)
+        assert table.loc[name, "covered_any"] + table.loc[name, "uncovered_any"] == pytest.approx(
+            total, rel=1e-12
+        )
+        for i, op in enumerate(cov.operators):
+            expected = p[cov.covered[i][zone]].sum()
+            assert table.loc[name, f"covered_{op}"] == pytest.approx(expected, rel=1e-12)
+    outside = persons[30:, :].sum()
+    assert outside > 0
+    assert table["population"].sum() + outside == pytest.approx(np.nansum(pop), rel=1e-12)
 
 
 def test_indoor_shrinks_coverage(two_ops):
