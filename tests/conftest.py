@@ -98,3 +98,16 @@ def assert_unchanged(before: gpd.GeoDataFrame, after: gpd.GeoDataFrame) -> None:
     pd.testing.assert_frame_equal(before, after)
     assert before.crs == after.crs
     assert np.all(before.geometry.geom_equals_exact(after.geometry, 0.0))
+
+
+def gdal_tool_or_skip(name: str) -> str:
+    """Path of a GDAL command-line tool (Debian's gdal-bin), or skip the test.
+
+    GDAL's own tools run in a subprocess: importing GDAL's Python bindings next to rasterio's
+    bundled GDAL would load two GDAL libraries into one process (a crash)."""
+    import shutil
+
+    exe = shutil.which(name)
+    if exe is None:
+        pytest.skip(f"{name} is absent (apt-get install gdal-bin)")
+    return exe

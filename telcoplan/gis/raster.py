@@ -18,7 +18,14 @@ from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis._atomic import atomic_path
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["RasterInfo", "read_raster", "read_raster_on_grid", "write_raster"]
+__all__ = [
+    "RasterInfo",
+    "read_attribute_table",
+    "read_raster",
+    "read_raster_on_grid",
+    "write_attribute_table",
+    "write_raster",
+]
 
 
 def write_raster(
@@ -62,6 +69,77 @@ def write_raster(
         if description:
             dst.set_band_description(1, description)
     return Path(path)
+
+
+#: GDAL raster-attribute-table field types (GFT_*) by numpy kind
+_RAT_TYPES = {"i": 0, "u": 0, "b": 0, "f": 1}
+_RAT_STRING = 2
+_RAT_MINMAX, _RAT_NAME, _RAT_GENERIC = 5, 2, 0  # field usages (GFU_*)
+
+
+def write_attribute_table(
+    raster: str | os.PathLike, values: np.ndarray, columns: dict[str, np.ndarray], *, name: str
+) -> Path:
+    """Write a GDAL raster attribute table for band 1 of ``raster`` (``<raster>.aux.xml``).
+
+    Each integer pixel value in ``values`` gets one row with its ``columns`` (numbers or text);
+    the column ``name`` is marked as the class name. GDAL (``gdalinfo``), QGIS (layer
+    properties → attribute table, identify) and ArcGIS read it from the sidecar file, which is
+    written atomically next to the raster. Text is XML-escaped.
+    """
+    import xml.etree.ElementTree as ET
+
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.integer):
+        raise ValueError(f"attribute-table values must be integers, got {values.dtype}")
+    if name not in columns:
+        raise ValueError(f"name column {name!r} is not one of the columns {list(columns)}")
+    cols = {k: np.asarray(v) for k, v in columns.items()}
+    for k, v in cols.items():
+        if v.shape != values.shape:
+            raise ValueError(f"column {k!r} has {v.shape[0]} rows, values {values.shape[0]}")
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+    kinds = [("value", 0, _RAT_MINMAX)]
+    for k, v in cols.items():
+        kind = _RAT_TYPES.get(v.dtype.kind, _RAT_STRING)
+        kinds.append((k, kind, _RAT_NAME if k == name else _RAT_GENERIC))
+    for i, (field_name, kind, usage) in enumerate(kinds):
+        defn = ET.SubElement(table, "FieldDefn", index=str(i))
+        ET.SubElement(defn, "Name").text = field_name
+        ET.SubElement(defn, "Type").text = str(kind)
+        ET.SubElement(defn, "Usage").text = str(usage)
+    for r, value in enumerate(values.tolist()):
+        row = ET.SubElement(table, "Row", index=str(r))
+        ET.SubElement(row, "F").text = str(int(value))
+        for (_, kind, _), v in zip(kinds[1:], cols.values(), strict=True):
+            cell = v[r]
+            if kind == 1:
+                text = repr(float(cell))
+            elif kind == 0:
+                text = str(int(cell))
+            else:
+                text = "" if cell is None or cell != cell else str(cell)
+            ET.SubElement(row, "F").text = text
+    target = Path(str(raster) + ".aux.xml")
+    with atomic_path(target, overwrite=True) as tmp:
+        ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=False)
+    return target
+
+
+def read_attribute_table(raster: str | os.PathLike) -> dict[int, dict[str, str]]:
+    """The attribute table written by :func:`write_attribute_table`: value → {column: text}."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(str(raster) + ".aux.xml").getroot()
+    table = root.find("PAMRasterBand/GDALRasterAttributeTable")
+    names = [d.findtext("Name") for d in table.findall("FieldDefn")]
+    out = {}
+    for row in table.findall("Row"):
+        cells = [f.text or "" for f in row.findall("F")]
+        out[int(cells[0])] = dict(zip(names[1:], cells[1:], strict=True))
+    return out
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,15 @@ from shapely.geometry import Point, Polygon
 from telcoplan.errors import CRSError, OutputExistsError
 from telcoplan.gis.crs import utm_crs_for
 from telcoplan.gis.grid import GridSpec
-from telcoplan.gis.raster import read_raster, read_raster_on_grid, write_raster
+from telcoplan.gis.raster import (
+    read_attribute_table,
+    read_raster,
+    read_raster_on_grid,
+    write_attribute_table,
+    write_raster,
+)
 from telcoplan.gis.zonal import label_polygons, zonal_sum
-from tests.conftest import UTM49, X0, Y0
+from tests.conftest import UTM49, X0, Y0, gdal_tool_or_skip
 
 
 @pytest.mark.parametrize(
@@ -176,3 +182,40 @@ def test_geographic_raster_reads_and_warps(tmp_path, grid10):
     on_grid = read_raster_on_grid(path, grid10)
     assert on_grid.shape == grid10.shape
     assert np.allclose(on_grid, 42.0)
+
+
+def test_attribute_table_names_the_values_for_gdal(tmp_path):
+    """A thematic RAT in the .aux.xml sidecar: our reader and (when installed) GDAL's own map
+    each pixel value to its row; text from input files is escaped, not interpreted."""
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 300, Y0 + 300), 100.0, UTM49)
+    data = np.array([[0, 1, 2], [2, 7, 1], [0, 0, 7]], dtype=np.int32)
+    path = write_raster(tmp_path / "server.tif", data, grid, nodata=0)
+    ids = np.array(["VT-1", "<script>alert(1)</script> & co", "Trạm Hải Châu"], dtype=object)
+    sidecar = write_attribute_table(
+        path, np.array([1, 2, 7]), {"site_id": ids, "height_m": np.array([30.0, 25.5, 40.0])},
+        name="site_id",
+    )  # fmt: skip
+    assert sidecar == tmp_path / "server.tif.aux.xml"
+    assert "<script>" not in sidecar.read_text(encoding="utf-8")
+    table = read_attribute_table(path)
+    assert table == {
+        1: {"site_id": "VT-1", "height_m": "30.0"},
+        2: {"site_id": "<script>alert(1)</script> & co", "height_m": "25.5"},
+        7: {"site_id": "Trạm Hải Châu", "height_m": "40.0"},
+    }
+    with rasterio.open(path) as src:  # the raster itself is untouched
+        assert np.array_equal(src.read(1), data)
+    with pytest.raises(ValueError, match="integers"):
+        write_attribute_table(path, np.array([1.5]), {"a": np.array(["x"])}, name="a")
+    with pytest.raises(ValueError, match="rows"):
+        write_attribute_table(path, np.array([1, 2]), {"a": np.array(["x"])}, name="a")
+    # GDAL's own reading of the sidecar
+    import json
+    import subprocess
+
+    out = subprocess.run(
+        [gdal_tool_or_skip("gdalinfo"), "-json", str(path)], capture_output=True, check=True
+    )
+    rat = json.loads(out.stdout)["rat"]
+    assert [f["name"] for f in rat["fieldDefn"]] == ["value", "site_id", "height_m"]
+    assert {r["f"][0]: r["f"][1] for r in rat["row"]} == {1: "VT-1", 2: ids[1], 7: ids[2]}
