@@ -363,10 +363,7 @@ def run_coverage(
     if "urban" in inputs.areas.columns and inputs.areas["urban"].notna().all():
         urban = inputs.areas["urban"].astype(bool).to_numpy()
         summary["urban_rural"] = {
-            name: {
-                "population": round(float(table["population"][sel].sum()), 1),
-                "covered_any": round(float(table["covered_any"][sel].sum()), 1),
-            }
+            name: _class_coverage(table, sel, cov.operators)
             for name, sel in (("urban", urban), ("rural", ~urban))
         }
     if cov.limit is not None:
@@ -396,6 +393,38 @@ def run_coverage(
         summary["any"]["population_pct"],
     )
     return summary, cov
+
+
+def _class_coverage(
+    table: pd.DataFrame, sel: np.ndarray, operators: tuple[str, ...]
+) -> dict[str, Any]:
+    """Population covered in the areas ``sel`` (urban or rural): any, best single, per operator.
+
+    ``population`` and ``covered_any`` (persons) as before; ``any``, ``best_single_operator``
+    and ``operators.<operator>`` carry ``population_covered`` (persons) and ``population_pct``
+    (% of the class's population), named as the national figures. The best single operator is
+    chosen as nationally (ITU SDG 9.c.1): the operator covering the most persons *in the whole
+    class* (ties: the first in operator order), not the sum of per-area bests.
+    """
+    pop = float(table["population"][sel].sum())
+
+    def figures(covered: float) -> dict[str, float]:
+        return {
+            "population_covered": round(covered, 1),
+            "population_pct": round(100.0 * covered / pop, 3) if pop else 0.0,
+        }
+
+    per_op = {op: float(table[f"covered_{op}"][sel].sum()) for op in operators}
+    rounded = {op: round(v, 1) for op, v in per_op.items()}
+    best = max(rounded, key=rounded.get) if rounded else None
+    covered_any = float(table["covered_any"][sel].sum())
+    return {
+        "population": round(pop, 1),
+        "covered_any": round(covered_any, 1),
+        "any": figures(covered_any),
+        "best_single_operator": {"operator": best, **figures(per_op[best] if best else 0.0)},
+        "operators": {op: figures(v) for op, v in per_op.items()},
+    }
 
 
 def gaps_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:

@@ -182,6 +182,24 @@ def test_coverage_stage_outputs(small_plan, tmp_path):
             assert src.dtypes[0] == "float32"
     assert cov["any"]["population_covered"] >= cov["best_single_operator"]["population_covered"]
     _assert_population_conserved(summary, out, tmp_path / "inputs")
+    # areas4 carries `urban` (SW, SE urban; NW, NE rural): the split, per class as nationally
+    ur = cov["urban_rural"]
+    by_name = {a["name"]: a for a in cov["areas"]}
+    for cls, names in (("urban", ("SW", "SE")), ("rural", ("NW", "NE"))):
+        c = ur[cls]
+        assert c["population"] == pytest.approx(sum(by_name[n]["population"] for n in names))
+        assert c["covered_any"] == c["any"]["population_covered"]
+        for op in ("Viettel", "VinaPhone", "MobiFone"):
+            expected = sum(by_name[n][f"covered_{op}"] for n in names)
+            assert c["operators"][op]["population_covered"] == pytest.approx(expected, abs=0.1)
+            assert c["operators"][op]["population_pct"] == pytest.approx(
+                100 * expected / c["population"], abs=0.01
+            )
+        best = c["best_single_operator"]
+        top = max(v["population_covered"] for v in c["operators"].values())
+        assert best["population_covered"] == top
+        assert c["operators"][best["operator"]]["population_covered"] == top
+        assert c["any"]["population_covered"] >= top
     layers = read_vector(out / "coverage.gpkg", layer="coverage")
     assert list(layers["operator"]) == ["MobiFone", "Viettel", "VinaPhone", "any"]
     assert not list(out.glob(".staging-*"))
