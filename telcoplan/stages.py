@@ -478,6 +478,10 @@ def run_gaps(
                 "population": round(float(r["population"]), 1),
                 "area_km2": round(float(r["area_km2"]), 3),
                 "dist_tower_m": round(float(r["dist_tower_m"]), 1),
+                # null without a fiber layer
+                "dist_fiber_m": round(float(r["dist_fiber_m"]), 1)
+                if np.isfinite(r["dist_fiber_m"])
+                else None,
             }
             for i, r in gaps.head(10).iterrows()
         ],

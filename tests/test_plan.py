@@ -216,6 +216,10 @@ def test_coverage_population_conserved_with_gaps(small_plan, tmp_path):
     assert covered.any()
     assert not covered.all()
     assert all(a["uncovered_any"] > 0 for a in summary["coverage"]["areas"])
+    # the gaps summary lists the fiber distance too: null, as the plan has no fiber layer
+    largest = summary["gaps"]["largest"]
+    assert largest
+    assert all(g["dist_fiber_m"] is None and g["dist_tower_m"] > 0 for g in largest)
 
 
 def test_coverage_parameters_checked_at_read(small_plan):

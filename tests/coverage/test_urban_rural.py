@@ -1,4 +1,4 @@
-"""Urban/rural split of the coverage summary, against figures worked out by hand.
+"""Urban/rural split of the coverage summary (and the gaps summary), against figures by hand.
 
 The coverage masks are given (``compute_coverage`` is replaced by a stub returning them), so
 every expected number below is a count of cells times persons per cell, done by hand.
@@ -184,3 +184,31 @@ def test_no_split_without_urban_column(town_and_village, tmp_path):
     write_vector(tmp_path / "inputs" / "areas.gpkg", areas, overwrite=True)
     summary = run_plan(read_plan(town_and_village), tmp_path / "out")
     assert "urban_rural" not in summary["coverage"]
+
+
+def test_largest_gaps_list_fiber_distance(town_and_village, tmp_path):
+    """Uncovered populated cells form two gaps; distances are edge to edge, worked out by hand.
+
+    Gap 1: Town rows 5–9, columns 2–4 (x 200–500 m, y 0–500 m): 15 cells x 30 = 450 persons;
+    nearest tower b1 at (150, 250): 50 m; fiber at x = 50: 150 m. Gap 2: Village rows 3–4,
+    columns 7–9 (x 700–1000, y 500–700): 6 cells x 20 = 120; nearest tower c1 at (850, 950):
+    250 m; fiber: 650 m.
+    """
+    summary = run_plan(read_plan(town_and_village), tmp_path / "out")
+    largest = summary["gaps"]["largest"]
+    assert largest == [
+        {
+            "gap_id": 1,
+            "population": 450.0,
+            "area_km2": 0.15,
+            "dist_tower_m": 50.0,
+            "dist_fiber_m": 150.0,
+        },
+        {
+            "gap_id": 2,
+            "population": 120.0,
+            "area_km2": 0.06,
+            "dist_tower_m": 250.0,
+            "dist_fiber_m": 650.0,
+        },
+    ]
