@@ -187,6 +187,7 @@ def best_server(
     calibration: tuple[float, float] | None = None,
     dem: np.ndarray | None = None,
     diffraction: str = "bullington",
+    clutter_db: np.ndarray | None = None,
 ) -> SignalResult:
     """Best received power and serving site per group (operator) on every cell of ``grid``.
 
@@ -221,6 +222,11 @@ def best_server(
     diffraction
         ``"bullington"`` (default: one equivalent edge, ITU-R P.452; safest on smooth hills),
         ``"deygout"`` or ``"epstein-peterson"`` (ITU-R P.526).
+    clutter_db
+        Loss (dB) added to every path that ends in a cell, per cell of ``grid`` (e.g. the
+        clutter offsets of a calibration on a land-use raster,
+        :func:`telcoplan.coverage.calibration.clutter_offset_grid`); NaN = 0. It is the same
+        for every tower at a cell, so it changes the power there, not the serving site.
 
     Returns
     -------
@@ -275,6 +281,14 @@ def best_server(
         else np.full(n, environment, dtype=object)
     )
     dh = h_tx - h_rx_m
+    clutter = None
+    kernel_floor = float(floor_dbm)
+    if clutter_db is not None:
+        clutter = np.nan_to_num(np.asarray(clutter_db, dtype=np.float32), nan=0.0)
+        if clutter.shape != grid.shape:
+            raise ValueError(f"clutter_db shape {clutter.shape} does not match grid {grid.shape}")
+        # a negative offset (a gain) can lift a power that was below the floor above it
+        kernel_floor -= max(0.0, -float(clutter.min(initial=0.0)))
 
     nrows, ncols = grid.shape
     # float32 outputs written by the kernel directly (tiles compute in float64): the peak memory
@@ -321,7 +335,7 @@ def best_server(
                 float(t.c), float(t.f), float(t.a), nrows, ncols,
                 tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
                 kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
-                len(groups), float(floor_dbm),
+                len(groups), kernel_floor,
                 dem_arr, use_dem, h_abs_tx, float(h_rx_m), wavelength, method_code,
                 power, server,
             )  # fmt: skip
@@ -331,6 +345,8 @@ def best_server(
                     "best server: %d%% of %d tiles", 100 * (k + 1) // len(chunks), len(tile_r0)
                 )
     for g in range(len(groups)):  # one group at a time: no full-size temporaries
+        if clutter is not None:
+            power[g] -= clutter
         low = power[g] < floor_dbm
         server[g][low] = -1
         power[g][low] = np.nan

@@ -44,7 +44,7 @@ import pandas as pd
 
 from telcoplan.coverage.antenna import azimuth_deg, sector_attenuation
 from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS, path_loss
-from telcoplan.errors import LayerValidationError, PlanError, Problem
+from telcoplan.errors import InputFileError, LayerValidationError, PlanError, Problem
 from telcoplan.gis.crs import require_crs, to_projected, utm_crs_for
 from telcoplan.gis.grid import GridSpec
 
@@ -54,7 +54,9 @@ __all__ = [
     "calibrate",
     "clutter_labels",
     "clutter_names",
+    "clutter_offset_grid",
     "predict_rssi",
+    "read_clutter_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -754,6 +756,72 @@ def clutter_names(table: pd.DataFrame, *, source: str = "<land-use classes>") ->
     if problems:
         raise LayerValidationError(source, "land-use classes", problems)
     return out
+
+
+def read_clutter_table(path: Any) -> dict[float, str]:
+    """:func:`clutter_names` of a ``code,name`` CSV file (a land-use raster's class table)."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"{path}: not a readable code,name CSV ({exc})") from None
+    return clutter_names(table, source=str(path))
+
+
+@dataclass(frozen=True)
+class ClutterGrid:
+    """A calibration's clutter offsets laid on a land-use raster (see :func:`clutter_offset_grid`).
+
+    ``offset_db`` (float32, the raster's shape) is the loss (dB) added to every path that ends
+    in the cell; ``share_pct`` the % of the raster's cells in each class the calibration knows;
+    ``unknown_pct`` the same for classes it does not know and ``nodata_pct`` for cells without a
+    class: both get 0 dB, the offset of the fit's reference class.
+    """
+
+    offset_db: np.ndarray
+    share_pct: dict[str, float]
+    unknown_pct: dict[str, float]
+    nodata_pct: float
+
+
+def clutter_offset_grid(
+    calibration: Calibration, codes: np.ndarray, names: Mapping[float, str] | None = None
+) -> ClutterGrid:
+    """Per-cell clutter offsets of ``calibration`` from a land-use raster's codes.
+
+    ``codes`` holds the raster's value per cell (NaN = nodata), ``names`` the class table (as
+    for :func:`clutter_labels`: without one, the code itself names the class). A class the
+    calibration was not fitted on, and a cell without a class, get 0 dB — the reference class —
+    and are reported (a land-use map usually has classes, such as water, that no drive test
+    crossed).
+    """
+    if not calibration.clutter_offsets_db:
+        raise ValueError("this calibration has no clutter offsets (calibrate with --land-use)")
+    values = np.asarray(codes, dtype=np.float64)
+    finite = np.isfinite(values)
+    offset = np.zeros(values.shape, dtype=np.float32)
+    lookup = {} if names is None else {_code_text(float(k)): str(v) for k, v in names.items()}
+    n = max(values.size, 1)
+    share: dict[str, float] = {}
+    unknown: dict[str, float] = {}
+    uniq, inverse = np.unique(values[finite], return_inverse=True)
+    counts = np.bincount(inverse, minlength=len(uniq))
+    per_code = np.zeros(len(uniq), dtype=np.float32)
+    for i, (code, count) in enumerate(zip(uniq, counts, strict=True)):
+        text = _code_text(float(code))
+        name = lookup.get(text, text)
+        pct = 100.0 * float(count) / n
+        if name in calibration.clutter_offsets_db:
+            per_code[i] = calibration.clutter_offsets_db[name]
+            share[name] = share.get(name, 0.0) + pct
+        else:
+            unknown[name] = unknown.get(name, 0.0) + pct
+    offset[finite] = per_code[inverse]
+    return ClutterGrid(
+        offset_db=offset,
+        share_pct={k: round(v, 3) for k, v in share.items()},
+        unknown_pct={k: round(v, 3) for k, v in unknown.items()},
+        nodata_pct=round(100.0 * float((~finite).sum()) / n, 3),
+    )
 
 
 def _code_text(value: float) -> str:

@@ -198,3 +198,30 @@ def test_ridge_shadows_only_behind_it(grid10):
         assert clearance > 0
         assert loss > 6.0
         assert flat[r, c] - hilly[r, c] == pytest.approx(loss, abs=1e-3)
+
+
+def test_clutter_offsets_lower_the_power_per_cell_and_keep_the_server(grid_mid):
+    """A per-cell clutter loss is the same for every tower at a cell: the reference's power
+    minus the offset, the same serving tower; a gain lifts cells that were below the floor."""
+    towers = random_towers(30, grid_mid, seed=5, sectors=True)
+    rng = np.random.default_rng(1)
+    clutter = rng.choice([-6.0, 0.0, 4.5, 12.0], size=grid_mid.shape).astype(np.float32)
+    clutter[0, :5] = np.nan  # no class: no offset
+    floor = -110.0
+    res = best_server(
+        towers, grid_mid, max_radius_km=3.0, validity="ignore", clutter_db=clutter,
+        floor_dbm=floor,
+    )  # fmt: skip
+    groups, ref_p, ref_s = reference_best_server(towers, grid_mid, max_radius_km=3.0)
+    assert res.groups == groups
+    want = ref_p - np.nan_to_num(clutter)
+    want[~(want >= floor)] = np.nan  # below the floor (or unreached): no power
+    assert np.array_equal(np.isfinite(want), np.isfinite(res.power_dbm))
+    ok = np.isfinite(want)
+    assert np.max(np.abs(res.power_dbm[ok] - want[ok])) <= 0.01
+    assert ((res.server != ref_s) & ok).mean() < 1e-3
+    # cells raised above the floor by a −6 dB class exist, and are kept
+    lifted = ok & (ref_p < floor)
+    assert lifted.any()
+    with pytest.raises(ValueError, match="clutter_db shape"):
+        best_server(towers, grid_mid, max_radius_km=3.0, clutter_db=clutter[:5])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -17,7 +18,13 @@ import pytest
 from pyproj import Transformer
 from shapely.geometry import Point
 
-from telcoplan.coverage.calibration import Calibration, calibrate, predict_rssi
+from telcoplan.coverage.calibration import (
+    Calibration,
+    calibrate,
+    clutter_offset_grid,
+    predict_rssi,
+    read_clutter_table,
+)
 from telcoplan.errors import LayerValidationError, PlanError, TelcoplanError
 from telcoplan.gis.grid import GridSpec
 from telcoplan.layers.measurements import load_measurements
@@ -608,3 +615,31 @@ def test_validation_classes_unseen_in_the_fit_are_reported():
             validation_source="check.csv",
         )
     assert [p.row for p in info.value.problems] == [2]
+
+
+def test_clutter_offset_grid_maps_codes_through_the_class_table(tmp_path):
+    """Codes → names (table, or the code as text) → the fit's offsets; classes the fit never
+    saw and nodata cells get 0 dB (the reference class) and are reported by share."""
+    cal = Calibration("hata", "urban", 2.0, 3.0, {"open": 0.0, "urban": 7.5, "forest": -2.0},
+                      10, 8.0, 4.0, -3.0, 0.0)  # fmt: skip
+    (tmp_path / "classes.csv").write_text(
+        "code,name\n1,open\n2,urban\n3, urban\n4,forest\n9,water\n"
+    )
+    names = read_clutter_table(tmp_path / "classes.csv")
+    codes = np.array([[1, 2, 3, 4], [9, np.nan, 2, 2]], dtype=float)
+    grid = clutter_offset_grid(cal, codes, names)
+    assert grid.offset_db.dtype == np.float32
+    np.testing.assert_array_equal(grid.offset_db, [[0.0, 7.5, 7.5, -2.0], [0.0, 0.0, 7.5, 7.5]])
+    assert grid.share_pct == {"open": 12.5, "urban": 50.0, "forest": 12.5}
+    assert grid.unknown_pct == {"water": 12.5}
+    assert grid.nodata_pct == 12.5
+    # without a table the code names the class ("2", not "2.0")
+    by_code = Calibration("hata", "urban", 0.0, 0.0, {"1": 0.0, "2": 5.0}, 10, 8.0, 4.0, 0.0, 0.0)
+    np.testing.assert_array_equal(
+        clutter_offset_grid(by_code, np.array([1.0, 2.0, 7.0])).offset_db, [0.0, 5.0, 0.0]
+    )
+    with pytest.raises(ValueError, match="no clutter offsets"):
+        clutter_offset_grid(replace(cal, clutter_offsets_db={}), codes, names)
+    (tmp_path / "bad.csv").write_text("code,name\nx,open\n")
+    with pytest.raises(LayerValidationError, match="not a number"):
+        read_clutter_table(tmp_path / "bad.csv")
