@@ -12,6 +12,7 @@ grid resolution and per-stage parameters::
       population: inputs/population.tif   # raster, or polygons: {path: wards.gpkg, column: pop}
       towers: inputs/towers.gpkg
       dem: inputs/dem.tif
+      land_use: {path: inputs/landcover.tif, classes: inputs/landcover_classes.csv}
       roads: inputs/roads.gpkg
       fiber: inputs/fiber.gpkg
       candidates: inputs/candidates.gpkg
@@ -20,8 +21,9 @@ grid resolution and per-stage parameters::
     stages: {}
 
 A layer entry is a path or a mapping with ``path`` and optional ``crs`` (for CSV ``x``/``y`` or
-files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column)
-and ``weights`` (a raster of dasymetric weights for population polygons).
+files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column),
+``weights`` (a raster of dasymetric weights for population polygons) and ``classes`` (the
+``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ LAYER_NAMES = (
     "population",
     "towers",
     "dem",
+    "land_use",
     "roads",
     "fiber",
     "candidates",
@@ -101,7 +104,7 @@ _TOP_KEYS = (
     "synthetic",
     "description",
 )
-_LAYER_KEYS = ("path", "crs", "layer", "column", "weights")
+_LAYER_KEYS = ("path", "crs", "layer", "column", "weights", "classes")
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
 #: Vector layers with their loaders.
@@ -124,6 +127,7 @@ class LayerRef:
     layer: str | None = None
     column: str | None = None
     weights: Path | None = None
+    classes: Path | None = None
 
     @property
     def is_raster(self) -> bool:
@@ -202,6 +206,15 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             weights = (base / str(entry["weights"])).resolve()
             if not weights.exists():
                 errs.append(f"layers.{name}.weights: file {weights} not found")
+        classes = None
+        if entry.get("classes") is not None:
+            if name != "land_use":
+                errs.append(
+                    f"layers.{name}.classes: only the land_use layer has a class table; remove it"
+                )
+            classes = (base / str(entry["classes"])).resolve()
+            if not classes.exists():
+                errs.append(f"layers.{name}.classes: file {classes} not found")
         if entry.get("crs") is not None and not _valid_crs(entry["crs"]):
             errs.append(
                 f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
@@ -212,6 +225,7 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             layer=entry.get("layer"),
             column=entry.get("column"),
             weights=weights,
+            classes=classes,
         )
     if layers_raw and "areas" not in layers_raw:
         errs.append("layers.areas is required: the areas' union is the study area")
@@ -378,6 +392,9 @@ class PlanInputs:
     dem: np.ndarray | None = None
     #: False when the plan has no population at all (allowed when coverage is off)
     has_population: bool = True
+    #: land-use codes on the grid (NaN = nodata) and their class names (None: the code itself)
+    land_use: np.ndarray | None = None
+    land_use_names: Mapping[float, str] | None = None
 
 
 def load_inputs(plan: Plan) -> PlanInputs:
@@ -425,6 +442,13 @@ def load_inputs(plan: Plan) -> PlanInputs:
         except TelcoplanError as exc:
             failures.append(exc)
 
+    land_use = land_use_names = None
+    if "land_use" in plan.layers:
+        try:
+            land_use, land_use_names = _load_land_use(plan.layers["land_use"], grid)
+        except TelcoplanError as exc:
+            failures.append(exc)
+
     population, has_population = np.zeros(grid.shape), True
     if (
         "population" not in plan.layers
@@ -455,7 +479,29 @@ def load_inputs(plan: Plan) -> PlanInputs:
         vectors=vectors,
         dem=dem,
         has_population=has_population,
+        land_use=land_use,
+        land_use_names=land_use_names,
     )
+
+
+def _load_land_use(ref: LayerRef, grid: GridSpec) -> tuple[np.ndarray, dict[float, str] | None]:
+    """Land-use codes on the grid (nearest cell; NaN = nodata) and the class table, checked."""
+    from telcoplan.coverage.calibration import read_clutter_table
+
+    if not ref.is_raster:
+        raise InputFileError(
+            f"{ref.path}: the land_use layer must be a raster of class codes "
+            f"({', '.join(_RASTER_SUFFIXES)})"
+        )
+    codes = read_raster_on_grid(ref.path, grid, resampling="nearest")
+    if not np.isfinite(codes).any():
+        raise LayerValidationError(
+            str(ref.path),
+            "land_use",
+            [Problem(None, None, "no class code over the study area; check its extent and CRS")],
+        )
+    names = None if ref.classes is None else read_clutter_table(ref.classes)
+    return codes, names
 
 
 def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:

@@ -164,10 +164,6 @@ def _load_calibration(params: dict[str, Any], base: Path, errs: list[str]):
             f"stages.coverage.calibration: {path} was fitted for model {cal.model!r} but the coverage stage "
             f"uses {params['model']!r}; set `model: {cal.model}`"
         )
-    if cal.clutter_offsets_db:
-        log.warning(
-            "%s: clutter offsets are not applied to coverage rasters (no clutter raster yet)", path
-        )
     return cal
 
 
@@ -184,7 +180,7 @@ def run_coverage(
     """
     from telcoplan.coverage.analysis import compute_coverage, population_covered
     from telcoplan.gis.polygonize import polygonize_mask
-    from telcoplan.gis.raster import write_raster
+    from telcoplan.gis.raster import write_attribute_table, write_raster
     from telcoplan.gis.vector import write_vector_layers
 
     base = inputs.plan.path.resolve().parent if inputs.plan.path is not None else None
@@ -217,7 +213,9 @@ def run_coverage(
         raise PlanError(
             "the coverage stage needs a towers layer with at least one site (layers.towers)"
         )
+    _check_output_names(towers, bool(params["per_technology"]))
     grid = inputs.grid
+    clutter = _clutter_grid(inputs, fit, params["calibration"])
     log.info(
         "coverage: %d sites, model %s (%s), %s thresholds",
         len(towers),
@@ -239,6 +237,7 @@ def run_coverage(
         else (fit.intercept_offset_db, fit.slope_offset_db_per_decade),
         dem=inputs.dem if params["terrain"] else None,
         diffraction=params["diffraction"],
+        clutter_db=None if clutter is None else clutter.offset_db,
     )
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
     for i, op in enumerate(cov.operators):
@@ -262,12 +261,20 @@ def run_coverage(
             nodata=0,
             tags={
                 "operator": op,
-                "units": "1-based row of coverage.gpkg layer 'sites'",
+                "units": "1-based row of coverage.gpkg layer 'sites' (site_id: the .aux.xml table)",
                 **synthetic,
             },
             description=f"{op} serving site",
             overwrite=True,
         )
+        # the site behind each value, for GIS tools (QGIS/GDAL read the .aux.xml sidecar)
+        mine = np.flatnonzero(towers["operator"].astype(str).to_numpy() == op)
+        columns = {"site_id": towers.index.to_numpy()[mine].astype(str)}
+        for col in ("name", "technology", "frequency_mhz"):
+            if col in towers.columns:
+                values = towers[col].to_numpy()[mine]
+                columns[col] = values if col == "frequency_mhz" else values.astype(object)
+        write_attribute_table(staging / f"server_{slug(op)}.tif", mine + 1, columns, name="site_id")
     write_raster(
         staging / "operators_count.tif",
         cov.operator_count,
@@ -278,7 +285,7 @@ def run_coverage(
     )
 
     if params["per_technology"]:
-        _write_per_technology(inputs, towers, params, fit, staging, synthetic)
+        _write_per_technology(inputs, towers, params, fit, clutter, staging, synthetic)
     if cov.limit is not None:
         write_raster(
             staging / "coverage_limit.tif",
@@ -336,6 +343,14 @@ def run_coverage(
         | {
             "thresholds": cov.thresholds.to_dict(),
             "calibration_fit": None if fit is None else fit.to_dict(),
+        },
+        "clutter": {"applied": False}
+        if clutter is None
+        else {
+            "applied": True,
+            "share_pct": clutter.share_pct,
+            "unknown_pct": clutter.unknown_pct,
+            "nodata_pct": clutter.nodata_pct,
         },
     }
     for row in rows:
@@ -425,6 +440,60 @@ def _class_coverage(
         "best_single_operator": {"operator": best, **figures(per_op[best] if best else 0.0)},
         "operators": {op: figures(v) for op, v in per_op.items()},
     }
+
+
+def _clutter_grid(inputs: PlanInputs, fit, calibration_path):
+    """The calibration's clutter offsets on the plan's land-use layer, or None (logged why)."""
+    if fit is None or not fit.clutter_offsets_db:
+        return None
+    if inputs.land_use is None:
+        log.warning(
+            "%s has clutter offsets (%s) but the plan has no land-use raster: they are not "
+            "applied; add `layers.land_use: {path: <land-use raster>, classes: <code,name CSV>}`",
+            calibration_path,
+            ", ".join(f"{k} {v:+.1f} dB" for k, v in fit.clutter_offsets_db.items()),
+        )
+        return None
+    from telcoplan.coverage.calibration import clutter_offset_grid
+
+    grid = clutter_offset_grid(fit, inputs.land_use, inputs.land_use_names)
+    log.info(
+        "clutter offsets applied: %s",
+        ", ".join(f"{k} {v:.1f}% of cells" for k, v in grid.share_pct.items()),
+    )
+    if grid.unknown_pct:
+        log.warning(
+            "land-use classes the calibration was not fitted on get 0 dB (its reference "
+            "class): %s; calibrate with drive tests through them to fit their offsets",
+            ", ".join(f"{k} ({v:.1f}% of cells)" for k, v in grid.unknown_pct.items()),
+        )
+    return grid
+
+
+def _check_output_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
+    """Refuse operator names that would write the same output file or GeoPackage field.
+
+    File names use :func:`slug` (``Alpha`` and ``Alpha!`` both give ``signal_alpha.tif``) and
+    GeoPackage field names ignore case (``covered_Alpha``, ``covered_ALPHA``).
+    """
+    ops = sorted(towers["operator"].astype(str).unique())
+    names: dict[str, str] = {}
+    clashes = []
+    for op in ops:
+        files = [f"signal_{slug(op)}.tif", f"field covered_{op.lower()}"]
+        if per_technology:
+            techs = towers.loc[towers["operator"].astype(str) == op, "technology"].astype(str)
+            files += [f"signal_{slug(op)}-{t.lower()}.tif" for t in sorted(set(techs))]
+        for f in files:
+            if f in names and names[f] != op:
+                clashes.append(f"{names[f]!r} and {op!r} (both give {f.removeprefix('field ')})")
+            names.setdefault(f, op)
+    if clashes:
+        raise PlanError(
+            "operator names that the outputs cannot tell apart: "
+            + "; ".join(sorted(set(clashes)))
+            + "; rename one of each pair in the towers layer's `operator` column"
+        )
 
 
 def gaps_parameters(raw: Mapping[str, Any] | None, source: str = "plan") -> dict[str, Any]:
@@ -533,7 +602,7 @@ def run_calibration(
     """
     import json
 
-    from telcoplan.coverage.calibration import calibrate, clutter_labels, clutter_names
+    from telcoplan.coverage.calibration import calibrate, clutter_labels, read_clutter_table
     from telcoplan.errors import CRSError, InputFileError
     from telcoplan.gis._atomic import atomic_path, check_writable
     from telcoplan.layers.measurements import load_measurements
@@ -617,15 +686,7 @@ def run_calibration(
     if land_use_path is not None:
         names = None
         if land_use_classes_path is not None:
-            try:
-                table = pd.read_csv(
-                    land_use_classes_path, dtype=str, keep_default_na=False, skipinitialspace=True
-                )
-            except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-                raise InputFileError(
-                    f"{land_use_classes_path}: not a readable code,name CSV ({exc})"
-                ) from None
-            names = clutter_names(table, source=str(land_use_classes_path))
+            names = read_clutter_table(land_use_classes_path)
         clutter = clutter_labels(
             sample(land_use_path, meas),
             names,
@@ -668,7 +729,7 @@ def run_calibration(
 
 
 def _write_per_technology(
-    inputs: PlanInputs, towers, params, fit, staging: Path, synthetic: dict
+    inputs: PlanInputs, towers, params, fit, clutter, staging: Path, synthetic: dict
 ) -> None:
     """``signal_<operator>-<technology>.tif``: best received power per operator and technology."""
     from telcoplan.coverage.bestserver import best_server
@@ -688,6 +749,7 @@ def _write_per_technology(
         calibration=None
         if fit is None
         else (fit.intercept_offset_db, fit.slope_offset_db_per_decade),
+        clutter_db=None if clutter is None else clutter.offset_db,
     )
     for i, name in enumerate(res.groups):
         op, tech = name.rsplit("/", 1)

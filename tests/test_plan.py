@@ -323,3 +323,30 @@ def test_per_technology_signal_rasters(small_plan, tmp_path):
     ):
         both = np.fmax(a.read(1), b.read(1))
     assert np.isfinite(both).any()
+
+
+@pytest.mark.parametrize(
+    ("names", "per_technology", "clash"),
+    [
+        (["Alpha", "Alpha!"], False, "signal_alpha.tif"),
+        (["Alpha", "ALPHA"], False, "signal_alpha.tif"),
+        (["Alpha", "Alpha 4G"], True, "signal_alpha-4g.tif"),
+    ],
+)
+def test_operator_names_that_would_share_an_output_are_refused(
+    small_plan, tmp_path, towers5, names, per_technology, clash
+):
+    """Two operators must not write one file (or one case-insensitive GeoPackage field): the
+    second would silently replace the first. A clear error, nothing written."""
+    towers = towers5.copy()
+    towers["operator"] = [names[0], names[0], names[1], names[1], names[0]]
+    write_vector(tmp_path / "inputs" / "towers.csv", towers, overwrite=True)
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["stages"] = {"coverage": {"per_technology": per_technology}}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match="cannot tell apart") as info:
+        run_plan(read_plan(small_plan), tmp_path / "out")
+    assert clash in str(info.value)
+    assert repr(names[0]) in str(info.value)
+    assert repr(names[1]) in str(info.value)
+    assert not (tmp_path / "out" / "summary.json").exists()

@@ -94,6 +94,7 @@ def compute_coverage(
     calibration: tuple[float, float] | None = None,
     dem: np.ndarray | None = None,
     diffraction: str = "bullington",
+    clutter_db: np.ndarray | None = None,
 ) -> CoverageResult:
     """Per-operator coverage of ``towers`` on ``grid`` (see the module docstring).
 
@@ -101,7 +102,9 @@ def compute_coverage(
     modified. With a ``dem`` (ground elevation on ``grid``, m) paths whose line of sight the
     terrain obstructs lose their diffraction loss (``diffraction`` method), and
     :attr:`CoverageResult.limit` tells, for every uncovered cell, whether distance or terrain
-    ends the coverage (a second, flat-earth pass).
+    ends the coverage (a second, flat-earth pass). ``clutter_db`` (dB per cell, e.g. a
+    calibration's clutter offsets on a land-use raster) is added to the loss of every path
+    ending in the cell, in both passes.
     """
     thr = thresholds or Thresholds()
     tech = (
@@ -118,6 +121,7 @@ def compute_coverage(
         "calibration": calibration,
         "dem": dem,
         "diffraction": diffraction,
+        "clutter_db": clutter_db,
     }
     power, margin, server, covered, groups, site_ids = _operator_margins(
         towers, grid, thr, tech, validity, kw

@@ -284,6 +284,13 @@ def test_server_raster_points_to_the_best_site(plan_out, reference, op):
     np.testing.assert_array_equal(got_site, ref["site"][ok].astype(str))
     # every site of the operator serves somewhere
     assert {s for s, _, _ in pointed.values()} == set(ref["site"][ok])
+    # the raster attribute table beside it names the site of every value it can hold
+    from telcoplan.gis.raster import read_attribute_table
+
+    table = read_attribute_table(path)
+    mine = {row: sid for row, (sid, operator, _) in sites.items() if operator == op}
+    assert {v: t["site_id"] for v, t in table.items()} == mine
+    assert all(table[row]["technology"] == sites[row][2] for row in mine)
 
 
 def test_operators_count_from_the_signal_rasters(plan_out):
