@@ -316,13 +316,19 @@ def test_per_technology_signal_rasters(small_plan, tmp_path):
         "signal_viettel-5g.tif",
         "signal_vinaphone-4g.tif",
     ]
-    # the operator's raster is the best of its technologies' (auto model, same thresholds skipped)
+    # the operator's raster is its serving carrier's power: at each cell, one of its
+    # technologies' rasters (the one with the best margin over its own threshold, which need
+    # not be the strongest; tests/coverage/test_coverage_rasters.py checks the choice)
     with (
         rasterio.open(out / "signal_viettel-4g.tif") as a,
         rasterio.open(out / "signal_viettel-5g.tif") as b,
+        rasterio.open(out / "signal_viettel.tif") as op,
     ):
-        both = np.fmax(a.read(1), b.read(1))
-    assert np.isfinite(both).any()
+        p4, p5, p = a.read(1), b.read(1), op.read(1)
+    ok = np.isfinite(p)
+    assert ok.sum() > 10
+    assert np.all(np.isclose(p[ok], p4[ok]) | np.isclose(p[ok], p5[ok]))
+    assert np.all(p[ok] <= np.fmax(p4, p5)[ok] + 1e-4)
 
 
 @pytest.mark.parametrize(
