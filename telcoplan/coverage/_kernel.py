@@ -14,6 +14,11 @@ bulge) obstructs also loses the knife-edge diffraction loss of its profile
 (``telcoplan.coverage.terrain``), computed only when the pair could still beat the cell's best
 power; unobstructed paths keep the flat-earth model value, whose empirical fit already includes
 the ground near the receiver. The antenna pattern's depression angle then uses ground elevations.
+Whether a path is obstructed is decided first by the exact viewshed's test
+(``terrain._visible``: the same samples and arithmetic as the profile, but chunks of samples
+that block maxima of the DEM prove below the ray are skipped, and the previous cell's
+obstruction is tried first); only obstructed paths walk their whole profile for the loss. The
+answer is the one of walking every profile.
 
 Memory: the outputs plus a few tile-sized buffers; never cells × towers.
 """
@@ -25,7 +30,12 @@ import math
 import numba as nb
 import numpy as np
 
-from telcoplan.coverage.terrain import path_terrain_loss_with_buffer, profile_buffer_size
+from telcoplan.coverage.terrain import (
+    _BLOCK,
+    _visible,
+    path_terrain_loss_with_buffer,
+    profile_buffer_size,
+)
 
 __all__ = ["best_server_kernel"]
 
@@ -122,7 +132,7 @@ def best_server_kernel(
     tx, ty, eirp, group, radius, dh, azimuth, beam, tilt,
     kind, coef_a, coef_b, table_id, tables, table_step,
     n_groups, floor_dbm,
-    dem, use_dem, h_abs_tx, h_rx, wavelength, method,
+    dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
     out_power, out_server,
 ):  # fmt: skip
     """Fill ``out_power`` (n_groups, H, W; −inf where unreached) and ``out_server`` (−1)."""
@@ -174,6 +184,7 @@ def best_server_kernel(
         buf = np.empty(
             profile_buffer_size(max_radius + 2.0 * tsize * res, res) + 2 if use_dem else 1
         )
+        no_horizon = np.empty((0, 0))  # the LOS test's horizon table: none (no pruning)
         best = np.full((nr, nc), -np.inf)
         for g in range(n_groups):
             best[:, :] = -np.inf
@@ -193,6 +204,7 @@ def best_server_kernel(
                 for i in range(nr):
                     yc = y0 - (r0 + i + 0.5) * res
                     dy = yc - ty[t]
+                    hint = -1.0  # where the previous cell's path was blocked (fraction)
                     for c in range(nc):
                         xc = x0 + (c0 + c + 0.5) * res
                         dx = xc - tx[t]
@@ -216,27 +228,21 @@ def best_server_kernel(
                             dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
                             p += _pattern(phi, dep, azimuth[t], beam[t], tilt[t])
                         if use_dem and p > best[i, c]:
-                            # terrain only adds loss: walk the profile only when it could matter
-                            loss_t, clearance = path_terrain_loss_with_buffer(
-                                dem,
-                                x0,
-                                y0,
-                                res,
-                                tx[t],
-                                ty[t],
-                                h_abs_tx[t],
-                                xc,
-                                yc,
-                                h_abs_rx,
-                                wavelength[t],
-                                method,
-                                buf,
-                            )
-                            # only an obstructed line of sight counts: the empirical models
-                            # already include the ground near the receiver (a flat DEM must
-                            # give the flat-earth result)
-                            if clearance > 0.0:
-                                p -= loss_t
+                            # terrain only adds loss, and only on an obstructed path (the
+                            # empirical models already include the ground near the receiver,
+                            # and a flat DEM must give the flat-earth result): walk the whole
+                            # profile only when the pair could matter and its path is not clear
+                            clear, hint = _visible(
+                                dem, False, bmax, _BLOCK, no_horizon, x0, y0, res, tx[t],
+                                ty[t], h_abs_tx[t], xc, yc, h_abs_rx, hint,
+                            )  # fmt: skip
+                            if not clear:
+                                loss_t, clearance = path_terrain_loss_with_buffer(
+                                    dem, x0, y0, res, tx[t], ty[t], h_abs_tx[t], xc, yc,
+                                    h_abs_rx, wavelength[t], method, buf,
+                                )  # fmt: skip
+                                if clearance > 0.0:  # always, as _visible decided
+                                    p -= loss_t
                         if p > best[i, c]:
                             best[i, c] = p
                             server[i, c] = t

@@ -313,11 +313,15 @@ def best_server(
                 raise ValueError(
                     f"unknown diffraction method {diffraction!r}; choose one of {', '.join(DIFFRACTION_METHODS)}"
                 )
+            from telcoplan.coverage.terrain import _BLOCK, _block_max
+
             dem_arr = np.ascontiguousarray(np.nan_to_num(dem, nan=0.0), dtype=np.float64)
+            bmax = _block_max(dem_arr, _BLOCK)
             h_abs_tx = _ground_at(dem_arr, grid, tx, ty) + h_tx
             method_code = DIFFRACTION_METHODS[diffraction]
         else:
             dem_arr = np.zeros((1, 1))
+            bmax = np.zeros((1, 1))
             h_abs_tx = h_tx.copy()
             method_code = 0
         wavelength = 299_792_458.0 / (freq * 1e6)
@@ -336,7 +340,7 @@ def best_server(
                 tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
                 kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
                 len(groups), kernel_floor,
-                dem_arr, use_dem, h_abs_tx, float(h_rx_m), wavelength, method_code,
+                dem_arr, bmax, use_dem, h_abs_tx, float(h_rx_m), wavelength, method_code,
                 power, server,
             )  # fmt: skip
             evaluated += int(ev.sum())
