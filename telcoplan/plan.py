@@ -647,6 +647,15 @@ def _provenance(plan: Plan) -> dict[str, Any]:
         },
         "inputs": {
             name: {"path": os.path.relpath(ref.path, base), "sha256": file_sha256(ref.path)}
+            | {
+                f"{key}_{part}": value
+                for key, extra in (("weights", ref.weights), ("classes", ref.classes))
+                if extra is not None
+                for part, value in (
+                    ("path", os.path.relpath(extra, base)),
+                    ("sha256", file_sha256(extra)),
+                )
+            }
             for name, ref in plan.layers.items()
         },
     }

@@ -242,7 +242,7 @@ def run_coverage(
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
     for i, op in enumerate(cov.operators):
         write_raster(
-            staging / f"signal_{slug(op)}.tif",
+            staging / _signal_file(op),
             cov.power_dbm[i],
             grid,
             nodata=float("nan"),
@@ -255,7 +255,7 @@ def run_coverage(
             overwrite=True,
         )
         write_raster(
-            staging / f"server_{slug(op)}.tif",
+            staging / _server_file(op),
             (cov.server[i] + 1).astype(np.int32),
             grid,
             nodata=0,
@@ -274,7 +274,7 @@ def run_coverage(
             if col in towers.columns:
                 values = towers[col].to_numpy()[mine]
                 columns[col] = values if col == "frequency_mhz" else values.astype(object)
-        write_attribute_table(staging / f"server_{slug(op)}.tif", mine + 1, columns, name="site_id")
+        write_attribute_table(staging / _server_file(op), mine + 1, columns, name="site_id")
     write_raster(
         staging / "operators_count.tif",
         cov.operator_count,
@@ -445,6 +445,14 @@ def _class_coverage(
 def _clutter_grid(inputs: PlanInputs, fit, calibration_path):
     """The calibration's clutter offsets on the plan's land-use layer, or None (logged why)."""
     if fit is None or not fit.clutter_offsets_db:
+        if inputs.land_use is not None:
+            log.warning(
+                "the plan's land-use layer is not used: %s",
+                "no calibration (stages.coverage.calibration) gives clutter offsets"
+                if fit is None
+                else f"{calibration_path} was fitted without clutter classes "
+                "(calibrate with --land-use)",
+            )
         return None
     if inputs.land_use is None:
         log.warning(
@@ -470,20 +478,40 @@ def _clutter_grid(inputs: PlanInputs, fit, calibration_path):
     return grid
 
 
-def _check_output_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
-    """Refuse operator names that would write the same output file or GeoPackage field.
+def _signal_file(op: str, tech: str | None = None) -> str:
+    """Name of an operator's (or operator and technology's) signal raster."""
+    return f"signal_{slug(op)}.tif" if tech is None else f"signal_{slug(op)}-{tech.lower()}.tif"
 
-    File names use :func:`slug` (``Alpha`` and ``Alpha!`` both give ``signal_alpha.tif``) and
-    GeoPackage field names ignore case (``covered_Alpha``, ``covered_ALPHA``).
+
+def _server_file(op: str) -> str:
+    return f"server_{slug(op)}.tif"
+
+
+def _check_output_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
+    """Refuse operator names that the outputs cannot tell apart or cannot carry.
+
+    File names use :func:`slug` (``Alpha`` and ``Alpha!`` both give ``signal_alpha.tif``),
+    GeoPackage field names ignore case (``covered_Alpha``, ``covered_ALPHA``), and some names
+    are taken by the summary's and the areas layer's own keys (``any``, ``clutter``, ``4G_plus``
+    …: :data:`telcoplan.report.summary.RESERVED_OPERATOR_NAMES`).
     """
+    from telcoplan.report.summary import RESERVED_OPERATOR_NAMES
+
     ops = sorted(towers["operator"].astype(str).unique())
+    reserved = [op for op in ops if op.lower() in RESERVED_OPERATOR_NAMES]
+    if reserved:
+        raise PlanError(
+            f"operator name(s) {', '.join(map(repr, reserved))} are reserved for the outputs' own "
+            f"keys ({', '.join(sorted(RESERVED_OPERATOR_NAMES))}); rename them in the towers "
+            "layer's `operator` column"
+        )
     names: dict[str, str] = {}
     clashes = []
     for op in ops:
-        files = [f"signal_{slug(op)}.tif", f"field covered_{op.lower()}"]
+        files = [_signal_file(op), f"field covered_{op.lower()}"]
         if per_technology:
             techs = towers.loc[towers["operator"].astype(str) == op, "technology"].astype(str)
-            files += [f"signal_{slug(op)}-{t.lower()}.tif" for t in sorted(set(techs))]
+            files += [_signal_file(op, t) for t in sorted(set(techs))]
         for f in files:
             if f in names and names[f] != op:
                 clashes.append(f"{names[f]!r} and {op!r} (both give {f.removeprefix('field ')})")
@@ -754,7 +782,7 @@ def _write_per_technology(
     for i, name in enumerate(res.groups):
         op, tech = name.rsplit("/", 1)
         write_raster(
-            staging / f"signal_{slug(op)}-{tech.lower()}.tif",
+            staging / _signal_file(op, tech),
             res.power_dbm[i],
             inputs.grid,
             nodata=float("nan"),

@@ -51,6 +51,7 @@ from telcoplan.gis.grid import GridSpec
 __all__ = [
     "MIN_MEASUREMENTS",
     "Calibration",
+    "ClutterGrid",
     "calibrate",
     "clutter_labels",
     "clutter_names",
@@ -128,10 +129,10 @@ class Calibration:
     mean_error_db_before: float
     mean_error_db_after: float
     validation_rmse_db: float | None = None
-    validation_mean_error_db: float | None = None
     terrain: bool = False
     diffraction: str | None = None
     terrain_resolution_m: float | None = None
+    validation_mean_error_db: float | None = None
 
     def __post_init__(self) -> None:
         # a private copy, so that the caller's dict cannot change a frozen object
@@ -772,7 +773,8 @@ class ClutterGrid:
     """A calibration's clutter offsets laid on a land-use raster (see :func:`clutter_offset_grid`).
 
     ``offset_db`` (float32, the raster's shape) is the loss (dB) added to every path that ends
-    in the cell; ``share_pct`` the % of the raster's cells in each class the calibration knows;
+    in the cell; ``share_pct`` the % of the raster's cells (the whole plan grid, sea and land
+    outside the areas included) in each class the calibration knows;
     ``unknown_pct`` the same for classes it does not know and ``nodata_pct`` for cells without a
     class: both get 0 dB, the offset of the fit's reference class.
     """

@@ -62,7 +62,8 @@ K_FACTOR = 4.0 / 3.0  #: effective Earth-radius factor of the standard atmospher
 EARTH_RADIUS_M = 6_371_000.0  #: mean Earth radius (m)
 #: Diffraction methods by name → the integer code taken by the numba functions.
 DIFFRACTION_METHODS = {"deygout": 0, "bullington": 1, "epstein-peterson": 2}
-#: Viewshed methods of :func:`line_of_sight`: exact ray per cell, or approximate radial sweep.
+#: Viewshed methods of :func:`line_of_sight`: exact ray per cell, the approximate R2 sweep, or
+#: reference planes (GDAL's viewshed algorithm).
 VIEWSHED_METHODS = ("exact", "sweep", "planes")
 
 _SPEED_OF_LIGHT = 299_792_458.0  # m/s
@@ -1396,8 +1397,8 @@ def line_of_sight(
         raise ValueError(
             f"unknown viewshed method {method!r}; expected one of {', '.join(VIEWSHED_METHODS)}"
         )
-    if not radius_m > 0:
-        raise ValueError(f"radius_m must be positive (metres), got {radius_m!r}")
+    if not (radius_m > 0 and math.isfinite(radius_m)):
+        raise ValueError(f"radius_m must be a positive, finite distance (metres), got {radius_m!r}")
     if not all(math.isfinite(v) for v in (tx, ty, h_tx_m, h_rx_m)):
         raise ValueError(
             f"the antenna position and heights must be finite, got tx={tx!r}, ty={ty!r}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,20 @@ def write_raster(
     return Path(path)
 
 
+#: Characters XML 1.0 cannot carry (not even escaped): replaced by U+FFFD in attribute tables
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _missing(value: object) -> bool:
+    """None, NaN, pandas' NA/NaT: an empty cell."""
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # array-likes: not a missing scalar
+        return False
+
+
 #: GDAL raster-attribute-table field types (GFT_*) by numpy kind
 _RAT_TYPES = {"i": 0, "u": 0, "b": 0, "f": 1}
 _RAT_STRING = 2
@@ -85,7 +100,8 @@ def write_attribute_table(
     Each integer pixel value in ``values`` gets one row with its ``columns`` (numbers or text);
     the column ``name`` is marked as the class name. GDAL (``gdalinfo``), QGIS (layer
     properties → attribute table, identify) and ArcGIS read it from the sidecar file, which is
-    written atomically next to the raster. Text is XML-escaped.
+    written atomically next to the raster. Text is XML-escaped; characters XML cannot hold
+    (control characters) become U+FFFD; missing values (None, NaN, NA) are empty.
     """
     import xml.etree.ElementTree as ET
 
@@ -120,7 +136,7 @@ def write_attribute_table(
             elif kind == 0:
                 text = str(int(cell))
             else:
-                text = "" if cell is None or cell != cell else str(cell)
+                text = "" if _missing(cell) else _XML_INVALID.sub("\ufffd", str(cell))
             ET.SubElement(row, "F").text = text
     target = Path(str(raster) + ".aux.xml")
     with atomic_path(target, overwrite=True) as tmp:

@@ -30,6 +30,7 @@ from telcoplan.report._format import (
     number,
 )
 from telcoplan.report._svg import Series, bar_chart
+from telcoplan.report.summary import COVERAGE_KEYS
 
 __all__ = [
     "Context",
@@ -65,7 +66,7 @@ _SEPARATE_COLOUR = "#d62728"
 _NUM_CLASS = ' class="num"'
 
 #: Keys of ``summary["coverage"]`` that are not operators.
-_COVERAGE_NON_OPERATORS = frozenset({"any", "best_single_operator", "by_technology", "parameters"})
+_COVERAGE_NON_OPERATORS = COVERAGE_KEYS
 
 
 class Context:
@@ -964,6 +965,16 @@ def provenance_section(ctx: Context) -> str:
                     Safe(f"<code>{esc(ref.get('sha256', MISSING))}</code>"),
                 ]
             )
+            for extra in ("weights", "classes"):  # files a layer reads beside its own
+                if f"{extra}_path" in ref:
+                    irows.append(
+                        [
+                            esc(f"{name} ({extra})"),
+                            Safe(f"<code>{esc(ref[f'{extra}_path'])}</code>"),
+                            MISSING,
+                            Safe(f"<code>{esc(ref.get(f'{extra}_sha256', MISSING))}</code>"),
+                        ]
+                    )
         out.append("<h3>Inputs</h3>")
         out.append(_table(("Layer", "File", "Features", "SHA-256"), irows, numeric=(2,)))
     params = [("Plan", prov.get("parameters"))] + [

@@ -11,7 +11,20 @@ from pathlib import Path
 
 from telcoplan.gis._atomic import atomic_path
 
-__all__ = ["file_sha256", "write_summary"]
+__all__ = ["COVERAGE_KEYS", "RESERVED_OPERATOR_NAMES", "file_sha256", "write_summary"]
+
+#: Keys of ``summary.json``'s ``coverage`` block that are not operators (the operators' own
+#: figures sit beside them under their names).
+COVERAGE_KEYS = frozenset(
+    {"any", "areas", "best_single_operator", "by_technology", "clutter", "limit", "parameters",
+     "urban_rural"}
+)  # fmt: skip
+#: Operator names the outputs cannot carry (lower case; compared without case): the coverage
+#: keys above, and the suffixes of the per-area columns ``covered_any``, ``covered_best_single``
+#: and ``covered_<2G…5G>_plus``.
+RESERVED_OPERATOR_NAMES = frozenset(
+    {k.lower() for k in COVERAGE_KEYS} | {"best_single", "2g_plus", "3g_plus", "4g_plus", "5g_plus"}
+)
 
 
 def file_sha256(path: str | os.PathLike) -> str:

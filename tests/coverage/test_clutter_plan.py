@@ -94,8 +94,12 @@ def test_land_use_applies_the_clutter_offsets_per_cell(clutter_plan, tmp_path, c
     assert report["unknown_pct"] == {"water": pytest.approx(10.0)}
     assert report["nodata_pct"] == pytest.approx(1.0)
     assert without["coverage"]["clutter"] == {"applied": False}
-    # 8 dB more loss in the urban half: less covered there
-    assert with_lu["coverage"]["any"]["area_km2"] <= without["coverage"]["any"]["area_km2"]
+    # the class table is an input of the run: its path and SHA-256 are in the provenance
+    from telcoplan.report.summary import file_sha256
+
+    lu = with_lu["provenance"]["inputs"]["land_use"]
+    assert lu["classes_path"] == "inputs/classes.csv"
+    assert lu["classes_sha256"] == file_sha256(tmp_path / "inputs" / "classes.csv")
 
 
 def test_land_use_layer_is_checked_at_read(clutter_plan, tmp_path):
@@ -124,3 +128,14 @@ def test_land_use_outside_the_study_area_is_a_clear_error(clutter_plan, tmp_path
     with pytest.raises(PlanError, match="no class code over the study area"):
         run_plan(read_plan(path), tmp_path / "out")
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_land_use_without_clutter_offsets_says_it_is_unused(clutter_plan, tmp_path, caplog):
+    path, _ = clutter_plan
+    doc = yaml.safe_load(path.read_text())
+    del doc["stages"]["coverage"]["calibration"]
+    path.write_text(yaml.safe_dump(doc))
+    with caplog.at_level(logging.WARNING):
+        summary = run_plan(read_plan(path), tmp_path / "out")
+    assert "land-use layer is not used" in caplog.text
+    assert summary["coverage"]["clutter"] == {"applied": False}

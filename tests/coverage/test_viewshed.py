@@ -344,6 +344,9 @@ def test_unknown_method_is_a_teaching_error():
         line_of_sight(dem, grid, X0 + 150.0, Y0 + 150.0, 10.0, radius_m=200.0, method="radial")
     with pytest.raises(ValueError, match="shape"):
         line_of_sight(dem[:5], grid, X0, Y0, 10.0, radius_m=200.0, method="sweep")
+    for method in VIEWSHED_METHODS:
+        with pytest.raises(ValueError, match="finite"):
+            line_of_sight(dem, grid, X0, Y0, 10.0, radius_m=np.inf, method=method)
 
 
 def test_planes_reproduces_gdal_viewshed(tmp_path):

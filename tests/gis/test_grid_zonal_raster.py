@@ -205,10 +205,23 @@ def test_attribute_table_names_the_values_for_gdal(tmp_path):
     }
     with rasterio.open(path) as src:  # the raster itself is untouched
         assert np.array_equal(src.read(1), data)
+    # characters XML cannot hold, and missing values, do not break the sidecar
+    import pandas as pd
+
+    odd = np.array(["bell\x07 tower", pd.NA, None, float("nan")], dtype=object)
+    write_attribute_table(path, np.array([1, 2, 3, 4]), {"site_id": odd}, name="site_id")
+    assert read_attribute_table(path) == {
+        1: {"site_id": "bell\ufffd tower"}, 2: {"site_id": ""}, 3: {"site_id": ""},
+        4: {"site_id": ""},
+    }  # fmt: skip
     with pytest.raises(ValueError, match="integers"):
         write_attribute_table(path, np.array([1.5]), {"a": np.array(["x"])}, name="a")
     with pytest.raises(ValueError, match="rows"):
         write_attribute_table(path, np.array([1, 2]), {"a": np.array(["x"])}, name="a")
+    write_attribute_table(
+        path, np.array([1, 2, 7]), {"site_id": ids, "height_m": np.array([30.0, 25.5, 40.0])},
+        name="site_id",
+    )  # fmt: skip
     # GDAL's own reading of the sidecar
     import json
     import subprocess
