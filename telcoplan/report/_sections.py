@@ -449,19 +449,36 @@ def coverage_section(ctx: Context) -> str:
         out.append(_table(("Technology", "Population covered", "Share"), trows, numeric=(1, 2)))
     ur = _mapping(cov.get("urban_rural"))
     if ur:
-        urows = [
-            [
-                esc(str(k).capitalize()),
-                fmt_count(_mapping(v).get("population")),
-                fmt_count(_mapping(v).get("covered_any")),
-                fmt_pct(_pct_of(_mapping(v).get("covered_any"), _mapping(v).get("population"))),
-            ]
-            for k, v in ur.items()
+        # per class: any operator, the best single operator (SDG 9.c.1) and each operator
+        ops = [
+            op
+            for op in ctx.operators
+            if any(op in _mapping(_mapping(v).get("operators")) for v in ur.values())
         ]
+        urows = []
+        for k, v in ur.items():
+            v = _mapping(v)
+            best = _mapping(v.get("best_single_operator"))
+            per_op = _mapping(v.get("operators"))
+            urows.append(
+                [
+                    esc(str(k).capitalize()),
+                    fmt_count(v.get("population")),
+                    fmt_count(v.get("covered_any")),
+                    fmt_pct(_pct_of(v.get("covered_any"), v.get("population"))),
+                    Safe(
+                        f"{esc(best.get('operator', MISSING))} "
+                        f"({esc(fmt_pct(best.get('population_pct')))})"
+                    )
+                    if best
+                    else MISSING,
+                    *(fmt_pct(_mapping(per_op.get(op)).get("population_pct")) for op in ops),
+                ]
+            )
         out.append("<h3>Urban and rural areas</h3>")
-        out.append(
-            _table(("", "Population", "Covered (any operator)", "Share"), urows, numeric=(1, 2, 3))
-        )
+        header = ("", "Population", "Covered (any operator)", "Share", "Best single operator")
+        numeric = (1, 2, 3, *range(len(header), len(header) + len(ops)))
+        out.append(_table((*header, *ops), urows, numeric=numeric))
     return "\n".join(out)
 
 

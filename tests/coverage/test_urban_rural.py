@@ -177,6 +177,11 @@ def test_urban_rural_split_by_hand(town_and_village, tmp_path):
     # the report still reads the split
     html = next(out.glob("*.html")).read_text(encoding="utf-8")
     assert "Urban and rural areas" in html
+    table = html.split("Urban and rural areas", 1)[1].split("</table>", 1)[0]
+    assert "Best single operator" in table
+    assert "B (30.0 %)" in table  # urban: B, although A covers more cells
+    assert "C (48.0 %)" in table  # rural: C
+    assert "25.0 %" in table  # A's urban share, per operator
 
 
 def test_no_split_without_urban_column(town_and_village, tmp_path):
