@@ -447,6 +447,29 @@ def coverage_section(ctx: Context) -> str:
         ]
         out.append("<h3>By technology (any operator)</h3>")
         out.append(_table(("Technology", "Population covered", "Share"), trows, numeric=(1, 2)))
+    fit = _mapping(_mapping(cov.get("parameters")).get("calibration_fit"))
+    if fit:
+        clutter = _mapping(cov.get("clutter"))
+        offsets = _mapping(fit.get("clutter_offsets_db"))
+        text = (
+            f"Propagation calibrated on {fmt_count(fit.get('n_measurements'))} measurements: "
+            f"{fmt_num(fit.get('intercept_offset_db'), 1)} dB at 1 km, "
+            f"{fmt_num(fit.get('slope_offset_db_per_decade'), 1)} dB per decade of distance "
+            f"(RMS error {fmt_num(fit.get('rmse_db_before'), 1)} → "
+            f"{fmt_num(fit.get('rmse_db_after'), 1)} dB)"
+        )
+        if offsets:
+            shares = _mapping(clutter.get("share_pct"))
+            listed = ", ".join(
+                f"{k} {fmt_num(v, 1)} dB"
+                + (f" ({fmt_num(shares[k], 1)} % of cells)" if k in shares else "")
+                for k, v in offsets.items()
+            )
+            text += (
+                f"; clutter offsets {'applied' if clutter.get('applied') else 'not applied (no land-use layer)'}: "
+                + listed
+            )
+        out.append(f"<p>{esc(text)}.</p>")
     ur = _mapping(cov.get("urban_rural"))
     if ur:
         # per class: any operator, the best single operator (SDG 9.c.1) and each operator

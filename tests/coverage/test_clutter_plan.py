@@ -139,3 +139,25 @@ def test_land_use_without_clutter_offsets_says_it_is_unused(clutter_plan, tmp_pa
         summary = run_plan(read_plan(path), tmp_path / "out")
     assert "land-use layer is not used" in caplog.text
     assert summary["coverage"]["clutter"] == {"applied": False}
+
+
+def test_report_states_the_calibration_and_its_clutter_offsets_escaped(clutter_plan, tmp_path):
+    """Class names come from input files (params.json, the classes CSV): shown, as text."""
+    path, _ = clutter_plan
+    cal = Calibration(
+        "hata", "urban", 3.0, -1.5, {"open": 0.0, "<i>urban</i>": 8.0}, 50, 9.0, 4.0, 5.0, 0.0
+    )
+    (tmp_path / "params.json").write_text(json.dumps(cal.to_dict()))
+    classes = tmp_path / "inputs" / "classes.csv"
+    classes.write_text("code,name\n1,open\n2,<i>urban</i>\n4,forest\n9,water\n")
+    doc = yaml.safe_load(path.read_text())
+    doc["stages"]["report"] = {}
+    path.write_text(yaml.safe_dump(doc))
+    run_plan(read_plan(path), tmp_path / "out")
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Propagation calibrated on 50 measurements: 3.0 dB at 1 km, -1.5 dB per decade" in html
+    assert "clutter offsets applied: open 0.0 dB" in html
+    assert (
+        "&lt;i&gt;urban&lt;/i&gt; 8.0 dB (44.0 % of cells)" in html
+    )  # 50 cells - 5 water - 1 void
+    assert "<i>urban</i>" not in html
