@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -272,3 +274,34 @@ def test_terrain_kernel_matches_per_path_brute_force(method):
         ok = np.isfinite(want[op])
         assert np.array_equal(ok, np.isfinite(res.power_dbm[g]))
         assert np.max(np.abs(res.power_dbm[g][ok] - want[op][ok])) <= 0.01
+
+
+def test_memory_stays_bounded_whatever_the_towers_times_cells(tmp_path):
+    """3,000 towers that all reach all 62,500 cells: a cells × towers float32 array would be
+    750 MB; the peak resident memory of the call (in a fresh process, after a warm-up) must
+    grow by far less — the outputs plus tile buffers."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from telcoplan.coverage.bestserver import best_server
+        from telcoplan.gis.grid import GridSpec
+        from tests.coverage.test_bestserver import random_towers
+        grid = GridSpec.from_bounds((800_000, 1_750_000, 812_500, 1_762_500), 50.0, "EPSG:32649")
+        towers = random_towers(3000, grid, seed=3, sectors=True)
+        best_server(towers.iloc[:5], grid, max_radius_km=20.0, validity="ignore")  # warm-up
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        res = best_server(towers, grid, max_radius_km=20.0, validity="ignore")
+        after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        assert res.power_dbm.shape == (3, 250, 250)
+        print((after - before) / 1024)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    grown_mb = float(out.stdout.strip().splitlines()[-1])
+    assert grown_mb < 100.0, f"peak memory grew by {grown_mb:.0f} MB"
