@@ -123,15 +123,18 @@ def compute_coverage(
         "diffraction": diffraction,
         "clutter_db": clutter_db,
     }
+    passes = 2 + (dem is not None)
+    log.info("coverage pass 1 of %d: best server per operator", passes)
     power, margin, server, covered, groups, site_ids = _operator_margins(
-        towers, grid, thr, tech, validity, kw
+        towers, grid, thr, tech, validity, kw | {"progress_label": "best server per operator"}
     )
+    log.info("coverage pass 2 of %d: the highest generation covering each cell", passes)
     best_tech = _best_technology(towers, grid, thr, tech, covered=covered, **kw)
     limit = None
     if dem is not None:
-        flat = _operator_margins(towers, grid, thr, tech, "ignore", kw | {"dem": None})[3].any(
-            axis=0
-        )
+        log.info("coverage pass 3 of 3: flat earth, to tell distance from terrain")
+        flat_kw = kw | {"dem": None, "progress_label": "flat-earth pass"}
+        flat = _operator_margins(towers, grid, thr, tech, "ignore", flat_kw)[3].any(axis=0)
         any_cov = covered.any(axis=0)
         limit = np.where(
             any_cov, LIMIT_COVERED, np.where(flat, LIMIT_TERRAIN, LIMIT_DISTANCE)
@@ -184,8 +187,9 @@ def _best_technology(towers, grid, thr, tech, *, covered, **kw) -> np.ndarray:
         sel["eirp_dbm"] = sel["eirp_dbm"].to_numpy(dtype=np.float64) - thr.power_threshold(t)
         sel["_all"] = "all"
         r = best_server(
-            sel, grid, group_by="_all", floor_dbm=MARGIN_FLOOR_DB, validity="ignore", **kw
-        )
+            sel, grid, group_by="_all", floor_dbm=MARGIN_FLOOR_DB, validity="ignore",
+            **kw | {"progress_label": f"{t} coverage"},
+        )  # fmt: skip
         out[(r.power_dbm[0] >= 0)] = technology_rank(t)  # later generations overwrite earlier
     return out
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ DEFAULT_RADIUS_KM: tuple[tuple[float, float], ...] = (
 _LOG_LINEAR = ("hata", "cost231")
 _TABLE_STEP = 1e-3  # decades of distance between path-loss table samples
 _TILES_PER_CHUNK = 512  # tiles per kernel call (bounds the candidate lists' memory)
+_PROGRESS_S = 5.0  # seconds between progress messages of a long run
+_PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 
 
 def default_radius_km(freq_mhz: np.ndarray) -> np.ndarray:
@@ -188,6 +191,7 @@ def best_server(
     dem: np.ndarray | None = None,
     diffraction: str = "bullington",
     clutter_db: np.ndarray | None = None,
+    progress_label: str = "best server",
 ) -> SignalResult:
     """Best received power and serving site per group (operator) on every cell of ``grid``.
 
@@ -227,6 +231,9 @@ def best_server(
         clutter offsets of a calibration on a land-use raster,
         :func:`telcoplan.coverage.calibration.clutter_offset_grid`); NaN = 0. It is the same
         for every tower at a cell, so it changes the power there, not the serving site.
+    progress_label
+        How the progress messages of a long run (every few seconds, with an estimate of the
+        time left) name the computation.
 
     Returns
     -------
@@ -329,10 +336,13 @@ def best_server(
         tree = cKDTree(np.column_stack([tx, ty]))
         t = grid.transform
         # tiles go to the kernel in chunks, so the candidate lists stay small whatever the area
-        chunks = range(0, len(tile_r0), _TILES_PER_CHUNK)
-        for k, start in enumerate(chunks):
-            r0 = tile_r0[start : start + _TILES_PER_CHUNK]
-            c0 = tile_c0[start : start + _TILES_PER_CHUNK]
+        # (and a long run can report its progress: about every _PROGRESS_S seconds)
+        per_chunk = max(1, min(max(len(tile_r0) // 20, 32), _TILES_PER_CHUNK))
+        chunks = range(0, len(tile_r0), per_chunk)
+        started = last = time.perf_counter()
+        for start in chunks:
+            r0 = tile_r0[start : start + per_chunk]
+            c0 = tile_c0[start : start + per_chunk]
             ptr, cand = _tile_candidates(grid, tree, r0, c0, float(radius_m.max()), tile_size)
             ev = best_server_kernel(
                 r0, c0, ptr, cand, tile_size,
@@ -344,9 +354,17 @@ def best_server(
                 power, server,
             )  # fmt: skip
             evaluated += int(ev.sum())
-            if len(chunks) >= 10 and (k + 1) % max(1, len(chunks) // 10) == 0:
+            now = time.perf_counter()
+            done = start + len(r0)
+            eta = (now - started) * (len(tile_r0) - done) / done
+            if now - last >= _PROGRESS_S and eta >= _PROGRESS_MIN_LEFT_S:
+                last = now
                 log.info(
-                    "best server: %d%% of %d tiles", 100 * (k + 1) // len(chunks), len(tile_r0)
+                    "%s: %d%% of %d tiles, about %.0f s left",
+                    progress_label,
+                    100 * done // len(tile_r0),
+                    len(tile_r0),
+                    eta,
                 )
     for g in range(len(groups)):  # one group at a time: no full-size temporaries
         if clutter is not None:

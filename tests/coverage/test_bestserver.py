@@ -305,3 +305,23 @@ def test_memory_stays_bounded_whatever_the_towers_times_cells(tmp_path):
     assert out.returncode == 0, out.stderr
     grown_mb = float(out.stdout.strip().splitlines()[-1])
     assert grown_mb < 100.0, f"peak memory grew by {grown_mb:.0f} MB"
+
+
+def test_long_runs_report_progress(grid_mid, monkeypatch, caplog):
+    """Progress messages name the computation, the share of tiles done and the time left."""
+    import logging
+
+    import telcoplan.coverage.bestserver as bs
+
+    monkeypatch.setattr(bs, "_PROGRESS_S", 0.0)
+    monkeypatch.setattr(bs, "_PROGRESS_MIN_LEFT_S", 0.0)
+    monkeypatch.setattr(bs, "_TILES_PER_CHUNK", 4)  # many chunks on a small grid
+    towers = random_towers(20, grid_mid, seed=1, sectors=False)
+    with caplog.at_level(logging.INFO, logger="telcoplan"):
+        best_server(
+            towers, grid_mid, max_radius_km=2.0, validity="ignore", tile_size=8,
+            progress_label="signal of the test",
+        )  # fmt: skip
+    lines = [r.getMessage() for r in caplog.records if "signal of the test" in r.getMessage()]
+    assert len(lines) == 45  # after every chunk of 4 tiles
+    assert all(" of 180 tiles, about " in line for line in lines)
