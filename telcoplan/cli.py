@@ -584,7 +584,14 @@ def backbone_cmd(**kw) -> None:
     "land_use_path",
     type=click.Path(dir_okay=False, exists=True, path_type=Path),
     default=None,
-    help="Categorical land-use raster (any CRS): fit one offset per clutter class.",
+    help="Land use (any CRS): a raster of class codes, or polygons with their class in "
+    "--land-use-column (e.g. OpenStreetMap landuse); fit one offset per clutter class.",
+)
+@click.option(
+    "--land-use-column",
+    "land_use_column",
+    default=None,
+    help="Column holding the class of land-use polygons (e.g. landuse).",
 )
 @click.option(
     "--land-use-classes",
@@ -626,6 +633,7 @@ def calibrate(
     dem_resolution_m: float,
     land_use_path: Path | None,
     land_use_classes_path: Path | None,
+    land_use_column: str | None,
     model: str,
     environment: str,
     h_rx_m: float,
@@ -648,6 +656,8 @@ def calibrate(
 
     if land_use_classes_path is not None and land_use_path is None:
         raise click.UsageError("--land-use-classes needs --land-use")
+    if land_use_column is not None and land_use_path is None:
+        raise click.UsageError("--land-use-column needs --land-use")
     cal = run_calibration(
         towers,
         measurements,
@@ -662,6 +672,7 @@ def calibrate(
         dem_resolution_m=dem_resolution_m,
         land_use_path=land_use_path,
         land_use_classes_path=land_use_classes_path,
+        land_use_column=land_use_column,
         overwrite=overwrite,
     )
     keys = (

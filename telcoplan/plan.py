@@ -12,7 +12,7 @@ grid resolution and per-stage parameters::
       population: inputs/population.tif   # raster, or polygons: {path: wards.gpkg, column: pop}
       towers: inputs/towers.gpkg
       dem: inputs/dem.tif
-      land_use: {path: inputs/landcover.tif, classes: inputs/landcover_classes.csv}
+      land_use: {path: inputs/landcover.tif, classes: inputs/landcover_classes.csv}  # or polygons
       roads: inputs/roads.gpkg
       fiber: inputs/fiber.gpkg
       candidates: inputs/candidates.gpkg
@@ -485,23 +485,13 @@ def load_inputs(plan: Plan) -> PlanInputs:
 
 
 def _load_land_use(ref: LayerRef, grid: GridSpec) -> tuple[np.ndarray, dict[float, str] | None]:
-    """Land-use codes on the grid (nearest cell; NaN = nodata) and the class table, checked."""
-    from telcoplan.coverage.calibration import read_clutter_table
+    """Land-use class codes on the grid (NaN: no class) and their names, checked
+    (:mod:`telcoplan.layers.land_use`: a raster of codes, or polygons with a class column)."""
+    from telcoplan.layers.land_use import land_use_on_grid
 
-    if not ref.is_raster:
-        raise InputFileError(
-            f"{ref.path}: the land_use layer must be a raster of class codes "
-            f"({', '.join(_RASTER_SUFFIXES)})"
-        )
-    codes = read_raster_on_grid(ref.path, grid, resampling="nearest")
-    if not np.isfinite(codes).any():
-        raise LayerValidationError(
-            str(ref.path),
-            "land_use",
-            [Problem(None, None, "no class code over the study area; check its extent and CRS")],
-        )
-    names = None if ref.classes is None else read_clutter_table(ref.classes)
-    return codes, names
+    return land_use_on_grid(
+        ref.path, grid, column=ref.column, classes=ref.classes, crs=ref.crs, layer=ref.layer
+    )
 
 
 def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:

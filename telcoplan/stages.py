@@ -615,6 +615,7 @@ def run_calibration(
     land_use_path: Path | None = None,
     land_use_classes_path: Path | None = None,
     overwrite: bool = False,
+    land_use_column: str | None = None,
 ):
     """``telcoplan calibrate``: fit ``model`` to measurements and write ``params.json`` atomically.
 
@@ -622,23 +623,25 @@ def run_calibration(
     grid of ``dem_resolution_m`` metres in the measurements' projected CRS (else the local UTM
     zone of their centre) that covers the measurements, the validation measurements and their
     serving towers, and the fit corrects the terrain-aware prediction (``diffraction`` method),
-    as the coverage stage computes it. With ``land_use_path`` (a categorical raster, any CRS) the
-    raster value under each measurement (nearest cell) is its clutter class, named by
-    ``land_use_classes_path`` (CSV ``code,name``) or by the code itself; measurements outside the
-    raster or on its nodata are an error (no fallback class). Returns the
+    as the coverage stage computes it. With ``land_use_path`` (a categorical raster, or polygons
+    with their class in ``land_use_column``; any CRS: :mod:`telcoplan.layers.land_use`) the class
+    under each measurement is its clutter class (a raster's codes named by
+    ``land_use_classes_path``, CSV ``code,name``, or by the code itself); measurements outside the
+    layer or without a class are an error (no fallback class). Returns the
     :class:`telcoplan.coverage.calibration.Calibration`.
     """
     import json
 
-    from telcoplan.coverage.calibration import calibrate, clutter_labels, read_clutter_table
-    from telcoplan.errors import CRSError, InputFileError
+    from telcoplan.coverage.calibration import calibrate, clutter_labels
     from telcoplan.gis._atomic import atomic_path, check_writable
     from telcoplan.layers.measurements import load_measurements
     from telcoplan.layers.towers import load_towers
 
     check_writable(output, overwrite)
     if land_use_classes_path is not None and land_use_path is None:
-        raise PlanError("a land-use class table was given without a land-use raster (--land-use)")
+        raise PlanError("a land-use class table was given without a land-use layer (--land-use)")
+    if land_use_column is not None and land_use_path is None:
+        raise PlanError("a land-use class column was given without a land-use layer (--land-use)")
     towers = load_towers(towers_path, crs=crs)
     meas = load_measurements(measurements_path, crs=crs)
     val = None if validation_path is None else load_measurements(validation_path, crs=crs)
@@ -675,58 +678,19 @@ def run_calibration(
         grid = GridSpec.from_bounds(bounds, dem_resolution_m, metric.to_string())
         dem = load_dem(dem_path, grid)
 
-    def sample(path: Path, points: gpd.GeoDataFrame) -> np.ndarray:
-        """Band 1 of a raster (any CRS) at each point, nearest cell; NaN outside it or on nodata."""
-        import rasterio
-        import rasterio.windows
-
-        try:
-            src = rasterio.open(path)
-        except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as exc:
-            raise InputFileError(f"{path}: not a readable raster ({exc})") from None
-        with src:
-            if src.crs is None:
-                raise CRSError(
-                    f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:4326)"
-                )
-            geoms = points.geometry.to_crs(src.crs)
-            x, y = geoms.x.to_numpy(), geoms.y.to_numpy()
-            inv = ~src.transform
-            col = np.floor(inv.a * x + inv.b * y + inv.c)
-            row = np.floor(inv.d * x + inv.e * y + inv.f)
-            inside = np.isfinite(col) & np.isfinite(row)
-            inside &= (col >= 0) & (col < src.width) & (row >= 0) & (row < src.height)
-            out = np.full(len(x), np.nan)
-            if inside.any():
-                # one window over the points: a drive test covers a small part of a land-use map
-                r0, r1 = int(row[inside].min()), int(row[inside].max()) + 1
-                c0, c1 = int(col[inside].min()), int(col[inside].max()) + 1
-                window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
-                try:
-                    data = src.read(1, window=window, masked=True)
-                except rasterio.errors.RasterioIOError as exc:
-                    raise InputFileError(f"{path}: cannot read the raster's data ({exc})") from None
-                values = np.ma.filled(data.astype("float64"), np.nan)
-                out[inside] = values[row[inside].astype(int) - r0, col[inside].astype(int) - c0]
-        return out
-
     clutter = vclutter = None
     if land_use_path is not None:
-        names = None
-        if land_use_classes_path is not None:
-            names = read_clutter_table(land_use_classes_path)
+        from telcoplan.layers.land_use import land_use_at_points
+
+        lu = {"column": land_use_column, "classes": land_use_classes_path}
+        codes, names = land_use_at_points(land_use_path, meas, **lu)
         clutter = clutter_labels(
-            sample(land_use_path, meas),
-            names,
-            source=str(land_use_path),
-            layer_source=str(measurements_path),
+            codes, names, source=str(land_use_path), layer_source=str(measurements_path)
         )
         if val is not None:
+            codes, names = land_use_at_points(land_use_path, val, **lu)
             vclutter = clutter_labels(
-                sample(land_use_path, val),
-                names,
-                source=str(land_use_path),
-                layer_source=str(validation_path),
+                codes, names, source=str(land_use_path), layer_source=str(validation_path)
             )
         log.info(
             "land use: %s",

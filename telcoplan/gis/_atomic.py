@@ -11,7 +11,7 @@ from pathlib import Path
 
 from telcoplan.errors import OutputExistsError
 
-__all__ = ["atomic_path", "check_writable"]
+__all__ = ["atomic_path", "check_writable", "final_path"]
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
@@ -48,3 +48,10 @@ def atomic_path(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator
                     shutil.rmtree(leftover, ignore_errors=True)
                 else:
                     leftover.unlink()
+
+
+def final_path(path: str | os.PathLike) -> Path:
+    """Where a file written into a run's staging folder (``.staging-*``) will end up: the
+    path to show the user."""
+    p = Path(path)
+    return p.parent.parent / p.name if p.parent.name.startswith(".staging-") else p

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from telcoplan.errors import TelcoplanError
-from telcoplan.gis._atomic import atomic_path, check_writable
+from telcoplan.gis._atomic import atomic_path, check_writable, final_path
 from telcoplan.maps._style import (
     ANY_COLOUR,
     COVERAGE_CLASSES,
@@ -997,7 +997,7 @@ def save_map(m: folium.Map, path: str | os.PathLike, *, overwrite: bool = False)
     page = render_map(m)
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    log.info("map: wrote %s (%.1f MB)", path, Path(path).stat().st_size / 1e6)
+    log.info("map: wrote %s (%.1f MB)", final_path(path), Path(path).stat().st_size / 1e6)
     return Path(path)
 
 

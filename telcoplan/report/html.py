@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from telcoplan.gis._atomic import atomic_path, check_writable
+from telcoplan.gis._atomic import atomic_path, check_writable, final_path
 from telcoplan.report import _sections as sec
 from telcoplan.report._format import esc
 
@@ -216,7 +216,7 @@ def write_report(
     text = render_report(summary, **options)
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(text.encode("utf-8"))
-    log.info("wrote the report %s", path)
+    log.info("wrote the report %s", final_path(path))
     return Path(path)
 
 

@@ -129,6 +129,47 @@ def test_land_use_offsets_are_recovered_by_class_name(tmp_path):
     assert codes["validation_rmse_db"] == pytest.approx(codes["rmse_db_after"], abs=1e-9)
 
 
+def test_land_use_polygons_recover_offsets_by_class_column(tmp_path):
+    """The same drive test with the land use as two polygons (OpenStreetMap style, a class
+    column): the same offsets, named by the column's values."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    from telcoplan.gis.vector import write_vector
+
+    truth = {"open": 0.0, "urban": 7.0}
+    write_inputs(tmp_path, offsets=truth, sigma=1.0, seed=4)
+    lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
+    lon1, lat1 = TO_LONLAT.transform(X0 + 10_500.0, Y0 + 4_500.0)
+    write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
+    polys = gpd.GeoDataFrame(
+        {"landuse": ["open", "residential-urban", None]},
+        geometry=[box(lon0, lat0, SPLIT_LON, lat1), box(SPLIT_LON, lat0, lon1, lat1),
+                  box(lon0, lat0, lon1, lat1)],  # a polygon without class: left out
+        crs="EPSG:4326",
+    )  # fmt: skip
+    write_vector(tmp_path / "lu.gpkg", polys)
+    base = ["--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv",
+            "--dem", tmp_path / "dem.tif", "--resolution", 20]  # fmt: skip
+    res = run(*base, "--land-use", tmp_path / "lu.gpkg", "--land-use-column", "landuse",
+              "-o", tmp_path / "poly.json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    poly = json.loads((tmp_path / "poly.json").read_text())
+    (tmp_path / "classes.csv").write_text("code,name\n1,open\n2,residential-urban\n")
+    res = run(*base, "--land-use", tmp_path / "lu.tif", "--land-use-classes",
+              tmp_path / "classes.csv", "-o", tmp_path / "raster.json")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    raster = json.loads((tmp_path / "raster.json").read_text())
+    assert set(poly["clutter_offsets_db"]) == {"open", "residential-urban"}
+    gap = poly["clutter_offsets_db"]["residential-urban"] - poly["clutter_offsets_db"]["open"]
+    assert gap == pytest.approx(7.0, abs=0.5)
+    # the raster and the polygons class every measurement alike: the same fit
+    for key in ("intercept_offset_db", "slope_offset_db_per_decade", "rmse_db_after"):
+        assert poly[key] == pytest.approx(raster[key], abs=1e-9)
+    res = run(*base, "--land-use", tmp_path / "lu.gpkg", "-o", tmp_path / "x.json")
+    assert_clean_failure(res, "--land-use-column")
+
+
 def assert_clean_failure(res, *fragments):
     assert res.exit_code == 1, res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)

@@ -125,7 +125,7 @@ def test_land_use_outside_the_study_area_is_a_clear_error(clutter_plan, tmp_path
         grid10.crs,
     )
     write_raster(tmp_path / "inputs" / "landuse.tif", codes, far, nodata=0, overwrite=True)
-    with pytest.raises(PlanError, match="no class code over the study area"):
+    with pytest.raises(PlanError, match="no class over the study area"):
         run_plan(read_plan(path), tmp_path / "out")
     assert not (tmp_path / "out" / "summary.json").exists()
 
@@ -161,3 +161,47 @@ def test_report_states_the_calibration_and_its_clutter_offsets_escaped(clutter_p
         "&lt;i&gt;urban&lt;/i&gt; 8.0 dB (44.0 % of cells)" in html
     )  # 50 cells - 5 water - 1 void
     assert "<i>urban</i>" not in html
+
+
+def test_land_use_polygons_give_the_same_rasters_as_the_codes(clutter_plan, tmp_path, grid10):
+    """OpenStreetMap-style land use: polygons with a class column, one per cell here, classed
+    as the raster's codes are named; the cell without a class gets no polygon."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    path, codes = clutter_plan
+    run_plan(read_plan(path), tmp_path / "raster")
+    name = {1: "open", 2: "urban", 4: "forest", 9: "water"}
+    x0, _, _, y1 = grid10.bounds
+    cells = [(r, c) for r in range(10) for c in range(10) if codes[r, c] in name]
+    polys = gpd.GeoDataFrame(
+        {"landuse": [name[int(codes[r, c])] for r, c in cells], "natural": None},
+        geometry=[box(x0 + c * 100, y1 - (r + 1) * 100, x0 + (c + 1) * 100, y1 - r * 100)
+                  for r, c in cells],
+        crs=grid10.crs,
+    ).to_crs("EPSG:4326")  # fmt: skip
+    write_vector(tmp_path / "inputs" / "landuse.geojson", polys)
+    doc = yaml.safe_load(path.read_text())
+    doc["layers"]["land_use"] = {"path": "inputs/landuse.geojson", "column": "landuse"}
+    path.write_text(yaml.safe_dump(doc))
+    summary = run_plan(read_plan(path), tmp_path / "polygons")
+    for op in ("viettel", "vinaphone", "mobifone"):
+        a = _rasters(tmp_path / "raster", f"signal_{op}.tif")
+        b = _rasters(tmp_path / "polygons", f"signal_{op}.tif")
+        np.testing.assert_array_equal(a, b)
+    assert summary["coverage"]["clutter"]["unknown_pct"] == {"water": pytest.approx(10.0)}
+    # polygons need their class column; a class table is for rasters
+    doc["layers"]["land_use"] = {"path": "inputs/landuse.geojson"}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match="column"):
+        run_plan(read_plan(path), tmp_path / "bad1")
+    doc["layers"]["land_use"] = {"path": "inputs/landuse.geojson", "column": "landcover"}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match="'landcover' is missing; the layer has landuse, natural"):
+        run_plan(read_plan(path), tmp_path / "bad2")
+    doc["layers"]["land_use"] = {
+        "path": "inputs/landuse.geojson", "column": "landuse", "classes": "inputs/classes.csv"
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match="class table only names a raster"):
+        run_plan(read_plan(path), tmp_path / "bad3")

@@ -1,0 +1,204 @@
+"""The land-use (clutter) layer: a class per place, from a raster of codes or from polygons.
+
+Contract:
+
+- **raster**: one band of class codes (numbers), any CRS, nodata where there is no class. A
+  ``code,name`` CSV (:func:`telcoplan.coverage.calibration.read_clutter_table`) may name the
+  codes; without one the code itself names the class (``10``, not ``10.0``).
+- **polygons** (GeoPackage, GeoJSON, … — e.g. OpenStreetMap ``landuse``): a text column holds
+  each polygon's class name (``residential``, ``forest``); polygons whose class is empty are
+  left out. Where polygons overlap, the later one wins, as for every polygon layer on the grid.
+
+Both give the same thing: per cell (or per point) a code, NaN where there is no class, and the
+class name of each code. The coverage stage and ``telcoplan calibrate`` name classes alike, so a
+calibration's clutter offsets apply to the plan's land-use layer by name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+
+from telcoplan.errors import InputFileError, LayerValidationError, Problem
+from telcoplan.gis.grid import GridSpec
+
+__all__ = ["RASTER_SUFFIXES", "is_raster", "land_use_at_points", "land_use_on_grid"]
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
+
+
+def is_raster(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in RASTER_SUFFIXES
+
+
+def _polygons(
+    path: Path, column: str | None, *, crs: str | None = None, layer: str | None = None
+) -> tuple[gpd.GeoDataFrame, dict[float, str]]:
+    """The classed polygons (column ``code``, 1-based in class-name order) and code → name."""
+    from telcoplan.gis.vector import read_vector
+
+    if not column:
+        raise LayerValidationError(
+            str(path),
+            "land_use",
+            [
+                Problem(
+                    None,
+                    None,
+                    "land-use polygons need the column that holds their class: give "
+                    "`column:` in the plan (e.g. landuse) or --land-use-column",
+                )
+            ],
+        )
+    gdf = read_vector(path, crs=crs, layer=layer)
+    if column not in gdf.columns:
+        raise LayerValidationError(
+            str(path),
+            "land_use",
+            [
+                Problem(
+                    None,
+                    column,
+                    f"column {column!r} is missing; the layer has "
+                    f"{', '.join(map(str, gdf.columns.drop(gdf.geometry.name)))}",
+                )
+            ],
+        )
+    kinds = set(gdf.geometry.geom_type.dropna())
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise LayerValidationError(
+            str(path),
+            "land_use",
+            [
+                Problem(
+                    None,
+                    "geometry",
+                    f"land-use features must be polygons, found {', '.join(sorted(kinds))}",
+                )
+            ],
+        )
+    text = gdf[column].astype("string").str.strip()
+    keep = text.notna() & (text != "") & gdf.geometry.notna() & ~gdf.geometry.is_empty
+    gdf = gdf.loc[keep, [gdf.geometry.name]].assign(name=text[keep].astype(str).to_numpy())
+    names = sorted(set(gdf["name"]))
+    code = {name: float(i + 1) for i, name in enumerate(names)}
+    gdf["code"] = gdf["name"].map(code).astype(np.float64)
+    return gdf.reset_index(drop=True), {v: k for k, v in code.items()}
+
+
+def land_use_on_grid(
+    path: str | os.PathLike,
+    grid: GridSpec,
+    *,
+    column: str | None = None,
+    classes: str | os.PathLike | None = None,
+    crs: str | None = None,
+    layer: str | None = None,
+) -> tuple[np.ndarray, dict[float, str] | None]:
+    """Class code per cell of ``grid`` (NaN: no class) and the names of the codes.
+
+    A raster is read by nearest cell; polygons give each cell the class of the polygon that
+    contains its centre. Raises a clean error when no cell of the grid has a class.
+    """
+    from telcoplan.coverage.calibration import read_clutter_table
+
+    p = Path(path)
+    if is_raster(p):
+        from telcoplan.gis.raster import read_raster_on_grid
+
+        codes = read_raster_on_grid(p, grid, resampling="nearest")
+        names = None if classes is None else read_clutter_table(classes)
+    else:
+        from telcoplan.gis.zonal import label_polygons
+
+        if classes is not None:
+            raise InputFileError(
+                f"{classes}: a class table only names a raster's codes; polygons carry their "
+                "class names in a column (`column:`)"
+            )
+        gdf, names = _polygons(p, column, crs=crs, layer=layer)
+        labels = label_polygons(gdf.to_crs(grid.crs), grid)
+        codes = np.where(labels >= 0, gdf["code"].to_numpy()[np.maximum(labels, 0)], np.nan)
+    if not np.isfinite(codes).any():
+        raise LayerValidationError(
+            str(p),
+            "land_use",
+            [Problem(None, None, "no class over the study area; check its extent and CRS")],
+        )
+    return codes, names
+
+
+def land_use_at_points(
+    path: str | os.PathLike,
+    points: gpd.GeoDataFrame,
+    *,
+    column: str | None = None,
+    classes: str | os.PathLike | None = None,
+) -> tuple[np.ndarray, dict[float, str] | None]:
+    """Class code at each point (NaN: outside the layer or no class) and the names of the codes.
+
+    A raster is read at the cell containing each point; with polygons, a point takes the class of
+    the (last) polygon containing it.
+    """
+    from telcoplan.coverage.calibration import read_clutter_table
+
+    p = Path(path)
+    if is_raster(p):
+        names = None if classes is None else read_clutter_table(classes)
+        return _sample_raster(p, points), names
+    if classes is not None:
+        raise InputFileError(
+            f"{classes}: a class table only names a raster's codes; polygons carry their "
+            "class names in a column (--land-use-column)"
+        )
+    gdf, names = _polygons(p, column)
+    pts = points.geometry.to_crs(gdf.crs).reset_index(drop=True)
+    hit = gpd.sjoin(
+        gpd.GeoDataFrame(geometry=pts), gdf[["code", gdf.geometry.name]], predicate="within"
+    )
+    out = np.full(len(pts), np.nan)
+    if len(hit):
+        last = hit.reset_index().sort_values("index_right").groupby("index")["code"].last()
+        out[last.index.to_numpy()] = last.to_numpy()
+    return out, names
+
+
+def _sample_raster(path: Path, points: gpd.GeoDataFrame) -> np.ndarray:
+    """Band 1 of a raster (any CRS) at each point, nearest cell; NaN outside it or on nodata."""
+    import rasterio
+    import rasterio.windows
+
+    from telcoplan.errors import CRSError
+
+    try:
+        src = rasterio.open(path)
+    except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as exc:
+        raise InputFileError(f"{path}: not a readable raster ({exc})") from None
+    with src:
+        if src.crs is None:
+            raise CRSError(
+                f"{path}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:4326)"
+            )
+        geoms = points.geometry.to_crs(src.crs)
+        x, y = geoms.x.to_numpy(), geoms.y.to_numpy()
+        inv = ~src.transform
+        col = np.floor(inv.a * x + inv.b * y + inv.c)
+        row = np.floor(inv.d * x + inv.e * y + inv.f)
+        inside = np.isfinite(col) & np.isfinite(row)
+        inside &= (col >= 0) & (col < src.width) & (row >= 0) & (row < src.height)
+        out = np.full(len(x), np.nan)
+        if inside.any():
+            # one window over the points: a drive test covers a small part of a land-use map
+            r0, r1 = int(row[inside].min()), int(row[inside].max()) + 1
+            c0, c1 = int(col[inside].min()), int(col[inside].max()) + 1
+            window = rasterio.windows.Window(c0, r0, c1 - c0, r1 - r0)
+            try:
+                data = src.read(1, window=window, masked=True)
+            except rasterio.errors.RasterioIOError as exc:
+                raise InputFileError(f"{path}: cannot read the raster's data ({exc})") from None
+            values = np.ma.filled(data.astype("float64"), np.nan)
+            out[inside] = values[row[inside].astype(int) - r0, col[inside].astype(int) - c0]
+    return out
