@@ -22,8 +22,10 @@ grid resolution and per-stage parameters::
 
 A layer entry is a path or a mapping with ``path`` and optional ``crs`` (for CSV ``x``/``y`` or
 files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column),
-``weights`` (a raster of dasymetric weights for population polygons) and ``classes`` (the
-``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name).
+``weights`` (a raster of dasymetric weights for population polygons), ``classes`` (the
+``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name)
+and ``clip`` (``true``: features wholly outside the study area are left out, with a warning,
+instead of being reported — for national road or tower files).
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ _TOP_KEYS = (
     "synthetic",
     "description",
 )
-_LAYER_KEYS = ("path", "crs", "layer", "column", "weights", "classes")
+_LAYER_KEYS = ("path", "crs", "layer", "column", "weights", "classes", "clip")
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
 #: Vector layers with their loaders.
@@ -128,6 +130,7 @@ class LayerRef:
     column: str | None = None
     weights: Path | None = None
     classes: Path | None = None
+    clip: bool = False
 
     @property
     def is_raster(self) -> bool:
@@ -215,6 +218,15 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             classes = (base / str(entry["classes"])).resolve()
             if not classes.exists():
                 errs.append(f"layers.{name}.classes: file {classes} not found")
+        clip = entry.get("clip", False)
+        if not isinstance(clip, bool):
+            errs.append(f"layers.{name}.clip must be true or false, got {clip!r}")
+            clip = False
+        elif clip and name not in _VECTOR_LOADERS:
+            errs.append(
+                f"layers.{name}.clip: only the layers {', '.join(_VECTOR_LOADERS)} can leave out "
+                "features outside the study area; remove it"
+            )
         if entry.get("crs") is not None and not _valid_crs(entry["crs"]):
             errs.append(
                 f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
@@ -226,6 +238,7 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             column=entry.get("column"),
             weights=weights,
             classes=classes,
+            clip=clip,
         )
     if layers_raw and "areas" not in layers_raw:
         errs.append("layers.areas is required: the areas' union is the study area")
@@ -428,9 +441,9 @@ def load_inputs(plan: Plan) -> PlanInputs:
         if ref is None:
             continue
         try:
-            vectors[name] = loader(ref.path, crs=ref.crs, layer=ref.layer, study_area=study).to_crs(
-                crs
-            )
+            vectors[name] = loader(
+                ref.path, crs=ref.crs, layer=ref.layer, study_area=study, clip=ref.clip
+            ).to_crs(crs)
             log.info("%s: %d features from %s", name, len(vectors[name]), ref.path.name)
         except (LayerValidationError, InputFileError) as exc:
             failures.append(exc)

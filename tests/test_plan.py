@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import yaml
@@ -11,7 +12,8 @@ import yaml
 from telcoplan.errors import InputFileError, OutputExistsError, PlanError
 from telcoplan.gis.raster import write_raster
 from telcoplan.gis.vector import write_vector
-from telcoplan.plan import read_plan, run_plan
+from telcoplan.plan import load_inputs, read_plan, run_plan
+from tests.conftest import X0, Y0
 
 
 @pytest.fixture
@@ -362,3 +364,53 @@ def test_operator_names_that_would_share_an_output_are_refused(
     else:
         assert named == names
     assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_clip_leaves_out_features_outside_the_study_area(small_plan, tmp_path, roads3, caplog):
+    """A national road file: with `clip: true` the roads outside the study area are left out
+    (counted in a warning) and one crossing its edge is kept whole; without, each is reported.
+    Problems of left-out rows are not reported; the others keep their file row numbers."""
+    import logging
+
+    from shapely.geometry import LineString
+
+    far = [
+        LineString([(X0 + 20_000 + 100 * k, Y0), (X0 + 20_000 + 100 * k, Y0 + 900)])
+        for k in range(4)
+    ]
+    crossing = LineString([(X0 + 500, Y0 + 500), (X0 + 5_000, Y0 + 500)])
+    roads = gpd.GeoDataFrame(
+        {"road_id": [*roads3["road_id"], "far0", "far1", "far2", "far3", "cross"],
+         "road_class": [*roads3["road_class"], "primary", "bogus", "primary", "primary",
+                        "tertiary"]},
+        geometry=[*roads3.geometry, *far, crossing], crs=roads3.crs,
+    )  # fmt: skip
+    write_vector(tmp_path / "inputs" / "roads.geojson", roads, overwrite=True)
+    with pytest.raises(PlanError) as info:
+        load_inputs(read_plan(small_plan))
+    msg = str(info.value)
+    assert msg.count("outside the study area") == 4
+    assert "'bogus'" in msg  # without clip, row 5's bad class is reported too
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["layers"]["roads"] = {"path": "inputs/roads.geojson", "clip": True}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with caplog.at_level(logging.WARNING):
+        inputs = load_inputs(read_plan(small_plan))
+    assert list(inputs.vectors["roads"].index) == ["r1", "r2", "r3", "cross"]
+    assert inputs.vectors["roads"].loc["cross"].geometry.length == pytest.approx(4500.0)
+    assert "4 of 8 roads features lie outside the study area and are left out" in caplog.text
+    # a problem on a kept row is still reported, with its row number in the file
+    roads.loc[7, "road_class"] = "unknown-class"
+    write_vector(tmp_path / "inputs" / "roads.geojson", roads, overwrite=True)
+    with pytest.raises(PlanError, match=r"row 8, id 'cross', column 'road_class'") as info:
+        load_inputs(read_plan(small_plan))
+    assert "bogus" not in str(info.value)
+    # every feature outside: nothing is left out, each is reported (a CRS mistake, likely)
+    write_vector(tmp_path / "inputs" / "roads.geojson", roads.iloc[3:7], overwrite=True)
+    with pytest.raises(PlanError) as info:
+        load_inputs(read_plan(small_plan))
+    assert str(info.value).count("outside the study area") == 4
+    doc["layers"]["areas"] = {"path": "inputs/areas.gpkg", "clip": True}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match=r"layers.areas.clip: only the layers"):
+        read_plan(small_plan)

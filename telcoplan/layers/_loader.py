@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from telcoplan.errors import LayerValidationError
 from telcoplan.gis.vector import read_vector
 from telcoplan.layers._schema import LayerSchema
+
+log = logging.getLogger(__name__)
 
 __all__ = ["coerce", "load_layer"]
 
@@ -60,8 +64,15 @@ def load_layer(
     layer: str | None = None,
     study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
     set_index: bool = True,
+    clip: bool = False,
 ) -> gpd.GeoDataFrame:
     """Read ``path``, validate it against ``schema`` (every problem at once), coerce types.
+
+    With ``clip`` (and a ``study_area``), features lying wholly outside the study area are left
+    out — with a warning saying how many — instead of being reported; features crossing its
+    edge are kept whole (a road network stays connected). When *every* feature lies outside,
+    nothing is left out and each is reported: the CRS or the coordinates are the likelier fault.
+    Row numbers in messages stay those of the file.
 
     Raises
     ------
@@ -71,8 +82,26 @@ def load_layer(
         The layer breaks its contract; the message lists every problem with row ids.
     """
     gdf = read_vector(path, layer=layer, crs=crs)
-    schema.validate(gdf, source=str(path), study_area=study_area)
-    return coerce(schema, gdf, set_index=set_index)
+    if not clip or study_area is None:
+        schema.validate(gdf, source=str(path), study_area=study_area)
+        return coerce(schema, gdf, set_index=set_index)
+    drop = schema.outside(gdf, study_area)
+    if drop.all():
+        drop[:] = False  # nothing would be left: report every feature (likely a CRS mistake)
+    found = [
+        p for p in schema.problems(gdf, study_area=study_area) if not (p.row and drop[p.row - 1])
+    ]
+    if found:
+        raise LayerValidationError(str(path), schema.name, found)
+    if drop.any():
+        log.warning(
+            "%s: %d of %d %s features lie outside the study area and are left out (clip)",
+            path,
+            int(drop.sum()),
+            len(gdf),
+            schema.name,
+        )
+    return coerce(schema, gdf.loc[~drop], set_index=set_index)
 
 
 _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, CSV).
@@ -87,6 +116,9 @@ _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, 
         Layer name inside a multi-layer GeoPackage.
     study_area
         Polygons of the study area; features outside it are reported.
+    clip
+        Leave out the features lying wholly outside ``study_area`` (with a warning) instead of
+        reporting them, unless every feature does.
 
     Returns
     -------
@@ -116,10 +148,12 @@ def layer_api(schema: LayerSchema, *, set_index: bool = True):
         crs: str | None = None,
         layer: str | None = None,
         study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
+        clip: bool = False,
     ) -> gpd.GeoDataFrame:
         return load_layer(
-            schema, path, crs=crs, layer=layer, study_area=study_area, set_index=set_index
-        )
+            schema, path, crs=crs, layer=layer, study_area=study_area, set_index=set_index,
+            clip=clip,
+        )  # fmt: skip
 
     def validate(
         gdf: gpd.GeoDataFrame,

@@ -228,6 +228,26 @@ class LayerSchema:
         if found:
             raise LayerValidationError(source, self.name, found)
 
+    def outside(
+        self, gdf: gpd.GeoDataFrame, study_area: gpd.GeoSeries | gpd.GeoDataFrame
+    ) -> np.ndarray:
+        """Rows whose (valid, finite) geometry lies wholly outside the study area — and would
+        not fall inside with x and y swapped, which :meth:`problems` reports as a coordinate
+        error instead. False for every row when the layer or the study area has no CRS."""
+        mask = np.zeros(len(gdf), dtype=bool)
+        if gdf.crs is None or study_area.crs is None or not len(study_area) or not len(gdf):
+            return mask
+        geoms = gdf.geometry.to_numpy()
+        ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms) & shapely.is_valid(geoms)
+        ok[ok] = [bool(np.all(np.isfinite(shapely.get_coordinates(g)))) for g in geoms[ok]]
+        if not ok.any():
+            return mask
+        area = shapely.union_all(study_area.to_crs(gdf.crs).geometry.to_numpy())
+        inside = shapely.intersects(area, geoms[ok])
+        swapped = shapely.intersects(_swap_xy(area), geoms[ok])
+        mask[ok] = ~inside & ~swapped
+        return mask
+
     # ----------------------------------------------------------------- helpers
     def apply_aliases(self, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         """Rename alias columns (and Shapefile's 10-character truncations) to the schema's names."""
