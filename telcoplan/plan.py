@@ -21,7 +21,8 @@ grid resolution and per-stage parameters::
     stages: {}
 
 A layer entry is a path or a mapping with ``path`` and optional ``crs`` (for CSV ``x``/``y`` or
-files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column),
+files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column,
+or the class column of land-use polygons),
 ``weights`` (a raster of dasymetric weights for population polygons), ``classes`` (the
 ``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name)
 and ``clip`` (``true``: features wholly outside the study area are left out, with a warning,

@@ -456,8 +456,9 @@ def _clutter_grid(inputs: PlanInputs, fit, calibration_path):
         return None
     if inputs.land_use is None:
         log.warning(
-            "%s has clutter offsets (%s) but the plan has no land-use raster: they are not "
-            "applied; add `layers.land_use: {path: <land-use raster>, classes: <code,name CSV>}`",
+            "%s has clutter offsets (%s) but the plan has no land-use layer: they are not "
+            "applied; add `layers.land_use: {path: <raster>, classes: <code,name CSV>}` or "
+            "`{path: <polygons>, column: <class column>}`",
             calibration_path,
             ", ".join(f"{k} {v:+.1f} dB" for k, v in fit.clutter_offsets_db.items()),
         )

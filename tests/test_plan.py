@@ -6,6 +6,7 @@ import json
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -414,3 +415,41 @@ def test_clip_leaves_out_features_outside_the_study_area(small_plan, tmp_path, r
     small_plan.write_text(yaml.safe_dump(doc))
     with pytest.raises(PlanError, match=r"layers.areas.clip: only the layers"):
         read_plan(small_plan)
+
+
+def test_clip_never_hides_a_coordinate_mistake(small_plan, tmp_path, towers5):
+    """Left out are only sound features outside the study area: an impossible latitude, a
+    point inside the area once its x and y are swapped, or a wrong geometry type are still
+    reported; an id used by a left-out tower does not clash with a kept one."""
+    from shapely.geometry import LineString, Point
+
+    towers = towers5.to_crs("EPSG:4326")
+    lon, lat = towers.geometry.iloc[0].x, towers.geometry.iloc[0].y
+    extra = gpd.GeoDataFrame(
+        {"site_id": ["VT-1", "BAD-LAT", "SWAPPED", "LINE"], "operator": "Viettel",
+         "technology": "4G", "frequency_mhz": 1800.0, "height_m": 30.0, "eirp_dbm": 60.0},
+        geometry=[Point(lon + 1.0, lat), Point(lon, 160.5), Point(lat, lon),
+                  LineString([(lon + 1, lat), (lon + 1.1, lat)])],
+        crs="EPSG:4326",
+    )  # fmt: skip
+    both = gpd.GeoDataFrame(
+        pd.concat([extra.iloc[:1], towers.reset_index()], ignore_index=True), crs="EPSG:4326"
+    )
+    write_vector(tmp_path / "inputs" / "towers.gpkg", both)
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["layers"]["towers"] = {"path": "inputs/towers.gpkg", "clip": True}
+    small_plan.write_text(yaml.safe_dump(doc))
+    inputs = load_inputs(read_plan(small_plan))  # VT-1 far away is left out: no duplicate
+    assert list(inputs.vectors["towers"].index) == list(towers5["site_id"])
+    bad = gpd.GeoDataFrame(
+        pd.concat([extra.iloc[1:], towers.reset_index()], ignore_index=True), crs="EPSG:4326"
+    )
+    write_vector(tmp_path / "inputs" / "towers.gpkg", bad, overwrite=True)
+    with pytest.raises(PlanError) as info:
+        load_inputs(read_plan(small_plan))
+    msg = str(info.value)
+    assert "row 1, id 'BAD-LAT'" in msg
+    assert "row 2, id 'SWAPPED'" in msg
+    assert "swapped" in msg
+    assert "row 3, id 'LINE'" in msg
+    assert "LineString" in msg

@@ -335,8 +335,9 @@ def best_server(
         tile_r0, tile_c0 = _tile_origins(grid, tile_size)
         tree = cKDTree(np.column_stack([tx, ty]))
         t = grid.transform
-        # tiles go to the kernel in chunks, so the candidate lists stay small whatever the area
-        # (and a long run can report its progress: about every _PROGRESS_S seconds)
+        # tiles go to the kernel in chunks of at most _TILES_PER_CHUNK, so the candidate lists
+        # stay small whatever the area, and of about a 20th of the tiles (at least 32), so that
+        # a long run can report its progress about every _PROGRESS_S seconds
         per_chunk = max(1, min(max(len(tile_r0) // 20, 32), _TILES_PER_CHUNK))
         chunks = range(0, len(tile_r0), per_chunk)
         started = last = time.perf_counter()

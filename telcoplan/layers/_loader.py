@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -86,13 +87,10 @@ def load_layer(
         schema.validate(gdf, source=str(path), study_area=study_area)
         return coerce(schema, gdf, set_index=set_index)
     drop = schema.outside(gdf, study_area)
-    if drop.all():
+    geoms = gdf.geometry
+    usable = (geoms.notna() & ~geoms.is_empty).to_numpy()
+    if drop.sum() == usable.sum():
         drop[:] = False  # nothing would be left: report every feature (likely a CRS mistake)
-    found = [
-        p for p in schema.problems(gdf, study_area=study_area) if not (p.row and drop[p.row - 1])
-    ]
-    if found:
-        raise LayerValidationError(str(path), schema.name, found)
     if drop.any():
         log.warning(
             "%s: %d of %d %s features lie outside the study area and are left out (clip)",
@@ -101,7 +99,17 @@ def load_layer(
             len(gdf),
             schema.name,
         )
-    return coerce(schema, gdf.loc[~drop], set_index=set_index)
+    # the kept rows are checked on their own (duplicates among them, every problem at once),
+    # then their problems are numbered as in the file
+    rows = np.flatnonzero(~drop)
+    kept = gdf.iloc[rows]
+    found = [
+        replace(p, row=None if p.row is None else int(rows[p.row - 1]) + 1)
+        for p in schema.problems(kept, study_area=study_area)
+    ]
+    if found:
+        raise LayerValidationError(str(path), schema.name, found)
+    return coerce(schema, kept, set_index=set_index)
 
 
 _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, CSV).

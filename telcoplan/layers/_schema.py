@@ -231,15 +231,30 @@ class LayerSchema:
     def outside(
         self, gdf: gpd.GeoDataFrame, study_area: gpd.GeoSeries | gpd.GeoDataFrame
     ) -> np.ndarray:
-        """Rows whose (valid, finite) geometry lies wholly outside the study area — and would
-        not fall inside with x and y swapped, which :meth:`problems` reports as a coordinate
-        error instead. False for every row when the layer or the study area has no CRS."""
+        """Rows whose geometry lies wholly outside the study area and has nothing else wrong:
+        valid, of the layer's geometry type, with finite (and, in a geographic CRS, in-range)
+        coordinates, and not inside the area with x and y swapped (which :meth:`problems`
+        reports as a coordinate error). False everywhere when the layer or the study area has
+        no CRS."""
         mask = np.zeros(len(gdf), dtype=bool)
         if gdf.crs is None or study_area.crs is None or not len(study_area) or not len(gdf):
             return mask
         geoms = gdf.geometry.to_numpy()
         ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms) & shapely.is_valid(geoms)
-        ok[ok] = [bool(np.all(np.isfinite(shapely.get_coordinates(g)))) for g in geoms[ok]]
+        ok &= np.isin(
+            shapely.get_type_id(geoms), [_TYPE_IDS[k] for k in _GEOM_FAMILIES[self.geometry]]
+        )
+        geographic = CRS.from_user_input(gdf.crs).is_geographic
+
+        def plausible(g) -> bool:  # finite, and within ±180° / ±90° in a geographic CRS
+            xy = shapely.get_coordinates(g)
+            if not np.all(np.isfinite(xy)):
+                return False
+            return not geographic or bool(
+                np.all(np.abs(xy[:, 0]) <= 180.0) and np.all(np.abs(xy[:, 1]) <= 90.0)
+            )
+
+        ok[ok] = [plausible(g) for g in geoms[ok]]
         if not ok.any():
             return mask
         area = shapely.union_all(study_area.to_crs(gdf.crs).geometry.to_numpy())
@@ -413,6 +428,13 @@ def _show(value: object) -> str:
     if hasattr(value, "item"):
         value = value.item()
     return repr(value) if not isinstance(value, float) else f"{value:g}"
+
+
+#: shapely's type ids of the geometry type names
+_TYPE_IDS = {
+    "Point": 0, "LineString": 1, "LinearRing": 2, "Polygon": 3, "MultiPoint": 4,
+    "MultiLineString": 5, "MultiPolygon": 6, "GeometryCollection": 7,
+}  # fmt: skip
 
 
 def _swap_xy(geom: shapely.Geometry) -> shapely.Geometry:

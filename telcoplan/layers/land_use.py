@@ -5,9 +5,10 @@ Contract:
 - **raster**: one band of class codes (numbers), any CRS, nodata where there is no class. A
   ``code,name`` CSV (:func:`telcoplan.coverage.calibration.read_clutter_table`) may name the
   codes; without one the code itself names the class (``10``, not ``10.0``).
-- **polygons** (GeoPackage, GeoJSON, … — e.g. OpenStreetMap ``landuse``): a text column holds
-  each polygon's class name (``residential``, ``forest``); polygons whose class is empty are
-  left out. Where polygons overlap, the later one wins, as for every polygon layer on the grid.
+- **polygons** (GeoPackage, GeoJSON, … — e.g. OpenStreetMap ``landuse``): a column holds
+  each polygon's class name (``residential``, ``forest``; numbers name their class as a
+  raster's codes do: ``10``); polygons whose class is empty are left out. Where polygons
+  overlap (land-use polygons nest), the smallest wins, whatever the file's order.
 
 Both give the same thing: per cell (or per point) a code, NaN where there is no class, and the
 class name of each code. The coverage stage and ``telcoplan calibrate`` name classes alike, so a
@@ -21,7 +22,9 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
+from telcoplan.coverage.calibration import _code_text
 from telcoplan.errors import InputFileError, LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
 
@@ -34,59 +37,73 @@ def is_raster(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in RASTER_SUFFIXES
 
 
+def _problem(path: Path, column: str | None, message: str) -> LayerValidationError:
+    return LayerValidationError(str(path), "land_use", [Problem(None, column, message)])
+
+
 def _polygons(
     path: Path, column: str | None, *, crs: str | None = None, layer: str | None = None
 ) -> tuple[gpd.GeoDataFrame, dict[float, str]]:
-    """The classed polygons (column ``code``, 1-based in class-name order) and code → name."""
+    """The classed polygons (column ``code``, 1-based in class-name order) and code → name.
+
+    Polygons without a class are left out. The rest are ordered largest first, so that where
+    polygons overlap — land-use polygons nest, e.g. a park inside a residential area — the
+    smaller, more specific one is the later and wins, whatever the file's order.
+    """
+    from telcoplan.errors import CRSError
     from telcoplan.gis.vector import read_vector
 
     if not column:
-        raise LayerValidationError(
-            str(path),
-            "land_use",
-            [
-                Problem(
-                    None,
-                    None,
-                    "land-use polygons need the column that holds their class: give "
-                    "`column:` in the plan (e.g. landuse) or --land-use-column",
-                )
-            ],
+        raise _problem(
+            path,
+            None,
+            "land-use polygons need the column that holds their class: give `column:` in "
+            "the plan (e.g. landuse) or --land-use-column",
         )
     gdf = read_vector(path, crs=crs, layer=layer)
-    if column not in gdf.columns:
-        raise LayerValidationError(
-            str(path),
-            "land_use",
-            [
-                Problem(
-                    None,
-                    column,
-                    f"column {column!r} is missing; the layer has "
-                    f"{', '.join(map(str, gdf.columns.drop(gdf.geometry.name)))}",
-                )
-            ],
+    if gdf.crs is None:
+        raise CRSError(
+            f"{path}: the land-use polygons have no CRS; save the file with one (e.g. EPSG:4326)"
+            " or give it in the plan (`crs:`)"
         )
-    kinds = set(gdf.geometry.geom_type.dropna())
-    if not kinds <= {"Polygon", "MultiPolygon"}:
-        raise LayerValidationError(
-            str(path),
-            "land_use",
-            [
-                Problem(
-                    None,
-                    "geometry",
-                    f"land-use features must be polygons, found {', '.join(sorted(kinds))}",
-                )
-            ],
+    if column not in gdf.columns or column == gdf.geometry.name:
+        raise _problem(
+            path,
+            column,
+            f"class column {column!r} is missing; the layer has "
+            f"{', '.join(map(str, gdf.columns.drop(gdf.geometry.name)))}",
         )
-    text = gdf[column].astype("string").str.strip()
-    keep = text.notna() & (text != "") & gdf.geometry.notna() & ~gdf.geometry.is_empty
+    values = gdf[column]
+    if pd.api.types.is_numeric_dtype(values):  # codes name their class as a raster's do: "10"
+        text = values.map(lambda v: None if pd.isna(v) else _code_text(float(v)))
+    else:
+        text = values.astype("string").str.strip()
+    text = text.astype("string")
+    keep = (text.notna() & (text != "")).to_numpy(dtype=bool)
+    keep &= (gdf.geometry.notna() & ~gdf.geometry.is_empty).to_numpy()
     gdf = gdf.loc[keep, [gdf.geometry.name]].assign(name=text[keep].astype(str).to_numpy())
+    kinds = set(gdf.geometry.geom_type)
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise _problem(
+            path,
+            "geometry",
+            f"land-use features with a class must be polygons, found {', '.join(sorted(kinds))}",
+        )
+    if len(gdf):
+        local = gdf.to_crs(gdf.estimate_utm_crs()) if gdf.crs.is_geographic else gdf
+        gdf = gdf.iloc[np.argsort(-local.area.to_numpy(), kind="stable")]
     names = sorted(set(gdf["name"]))
     code = {name: float(i + 1) for i, name in enumerate(names)}
-    gdf["code"] = gdf["name"].map(code).astype(np.float64)
+    gdf = gdf.assign(code=gdf["name"].map(code).astype(np.float64))
     return gdf.reset_index(drop=True), {v: k for k, v in code.items()}
+
+
+def _no_column_for_rasters(path: Path, column: str | None) -> None:
+    if column is not None:
+        raise InputFileError(
+            f"{path}: a class column only applies to land-use polygons; a raster's codes are "
+            "named by a code,name table (`classes:`, --land-use-classes)"
+        )
 
 
 def land_use_on_grid(
@@ -100,8 +117,8 @@ def land_use_on_grid(
 ) -> tuple[np.ndarray, dict[float, str] | None]:
     """Class code per cell of ``grid`` (NaN: no class) and the names of the codes.
 
-    A raster is read by nearest cell; polygons give each cell the class of the polygon that
-    contains its centre. Raises a clean error when no cell of the grid has a class.
+    A raster is read by nearest cell; polygons give each cell the class of the smallest polygon
+    that contains its centre. Raises a clean error when no cell of the grid has a class.
     """
     from telcoplan.coverage.calibration import read_clutter_table
 
@@ -109,6 +126,7 @@ def land_use_on_grid(
     if is_raster(p):
         from telcoplan.gis.raster import read_raster_on_grid
 
+        _no_column_for_rasters(p, column)
         codes = read_raster_on_grid(p, grid, resampling="nearest")
         names = None if classes is None else read_clutter_table(classes)
     else:
@@ -120,8 +138,11 @@ def land_use_on_grid(
                 "class names in a column (`column:`)"
             )
         gdf, names = _polygons(p, column, crs=crs, layer=layer)
-        labels = label_polygons(gdf.to_crs(grid.crs), grid)
-        codes = np.where(labels >= 0, gdf["code"].to_numpy()[np.maximum(labels, 0)], np.nan)
+        codes = np.full(grid.shape, np.nan)
+        if len(gdf):
+            labels = label_polygons(gdf.to_crs(grid.crs), grid)
+            inside = labels >= 0
+            codes[inside] = gdf["code"].to_numpy()[labels[inside]]
     if not np.isfinite(codes).any():
         raise LayerValidationError(
             str(p),
@@ -141,12 +162,13 @@ def land_use_at_points(
     """Class code at each point (NaN: outside the layer or no class) and the names of the codes.
 
     A raster is read at the cell containing each point; with polygons, a point takes the class of
-    the (last) polygon containing it.
+    the smallest polygon containing it (or touching it, on an edge).
     """
     from telcoplan.coverage.calibration import read_clutter_table
 
     p = Path(path)
     if is_raster(p):
+        _no_column_for_rasters(p, column)
         names = None if classes is None else read_clutter_table(classes)
         return _sample_raster(p, points), names
     if classes is not None:
@@ -156,10 +178,14 @@ def land_use_at_points(
         )
     gdf, names = _polygons(p, column)
     pts = points.geometry.to_crs(gdf.crs).reset_index(drop=True)
-    hit = gpd.sjoin(
-        gpd.GeoDataFrame(geometry=pts), gdf[["code", gdf.geometry.name]], predicate="within"
-    )
     out = np.full(len(pts), np.nan)
+    if not len(gdf):
+        return out, names
+    # a point on an edge belongs to the polygons it touches (as a cell centre does when the
+    # grid is rasterized); the later (smaller) polygon wins, as on the grid
+    hit = gpd.sjoin(
+        gpd.GeoDataFrame(geometry=pts), gdf[["code", gdf.geometry.name]], predicate="intersects"
+    )
     if len(hit):
         last = hit.reset_index().sort_values("index_right").groupby("index")["code"].last()
         out[last.index.to_numpy()] = last.to_numpy()

@@ -997,7 +997,7 @@ def save_map(m: folium.Map, path: str | os.PathLike, *, overwrite: bool = False)
     page = render_map(m)
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    log.info("map: wrote %s (%.1f MB)", final_path(path), Path(path).stat().st_size / 1e6)
+    log.info("map: %s (%.1f MB)", final_path(path), Path(path).stat().st_size / 1e6)
     return Path(path)
 
 

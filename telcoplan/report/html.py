@@ -216,7 +216,7 @@ def write_report(
     text = render_report(summary, **options)
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_bytes(text.encode("utf-8"))
-    log.info("wrote the report %s", final_path(path))
+    log.info("report: %s", final_path(path))
     return Path(path)
 
 
