@@ -227,7 +227,8 @@ def best_server_kernel(
                                 phi = _wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
                             dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
                             p += _pattern(phi, dep, azimuth[t], beam[t], tilt[t])
-                        if use_dem and p > best[i, c]:
+                        # below the floor the pair is dropped anyway (terrain only lowers it)
+                        if use_dem and p > best[i, c] and p >= floor_dbm:
                             # terrain only adds loss, and only on an obstructed path (the
                             # empirical models already include the ground near the receiver,
                             # and a flat DEM must give the flat-earth result): walk the whole

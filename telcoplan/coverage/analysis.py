@@ -186,8 +186,10 @@ def _best_technology(towers, grid, thr, tech, *, covered, **kw) -> np.ndarray:
         sel = towers[tech == t].copy()
         sel["eirp_dbm"] = sel["eirp_dbm"].to_numpy(dtype=np.float64) - thr.power_threshold(t)
         sel["_all"] = "all"
+        # only "margin ≥ 0" matters here: a floor of 0 dB lets the kernel skip every tower
+        # (and terrain profile) that cannot reach it
         r = best_server(
-            sel, grid, group_by="_all", floor_dbm=MARGIN_FLOOR_DB, validity="ignore",
+            sel, grid, group_by="_all", floor_dbm=0.0, validity="ignore",
             **kw | {"progress_label": f"{t} coverage"},
         )  # fmt: skip
         out[(r.power_dbm[0] >= 0)] = technology_rank(t)  # later generations overwrite earlier
