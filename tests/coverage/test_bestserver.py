@@ -229,8 +229,12 @@ def test_clutter_offsets_lower_the_power_per_cell_and_keep_the_server(grid_mid):
         best_server(towers, grid_mid, max_radius_km=3.0, clutter_db=clutter[:5])
 
 
-@pytest.mark.parametrize("method", ["bullington", "deygout", "epstein-peterson"])
-def test_terrain_kernel_matches_per_path_brute_force(method):
+@pytest.mark.parametrize(
+    ("method", "floor"),
+    [("bullington", -150.0), ("deygout", -150.0), ("epstein-peterson", -150.0),
+     ("bullington", -70.0)],  # a floor inside the range: pairs below it skip their profile
+)  # fmt: skip
+def test_terrain_kernel_matches_per_path_brute_force(method, floor):
     """Random hills: the kernel (branch and bound, a line-of-sight test that skips clear
     chunks, the profile walked only for obstructed paths) = every tower's Hata power minus the
     terrain module's own diffraction loss on every obstructed path, maximised per operator."""
@@ -253,8 +257,9 @@ def test_terrain_kernel_matches_per_path_brute_force(method):
     )  # fmt: skip
     radius = 900.0
     res = best_server(
-        towers, grid, max_radius_km=radius / 1000, validity="ignore", dem=dem, diffraction=method
-    )
+        towers, grid, max_radius_km=radius / 1000, validity="ignore", dem=dem,
+        diffraction=method, floor_dbm=floor,
+    )  # fmt: skip
     want = {op: np.full(grid.shape, -np.inf) for op in ("A", "B")}
     obstructed = 0
     for _, t in towers.iterrows():
@@ -271,6 +276,9 @@ def test_terrain_kernel_matches_per_path_brute_force(method):
         want[t.operator] = np.maximum(want[t.operator], p)
     assert obstructed > 500  # a real mix of clear and obstructed paths
     for g, op in enumerate(res.groups):
+        want[op][want[op] < floor] = np.nan  # below the floor: no power
+        if floor > -150.0:
+            assert 0.1 < np.isnan(want[op]).mean() < 0.9  # the floor cuts through the area
         ok = np.isfinite(want[op])
         assert np.array_equal(ok, np.isfinite(res.power_dbm[g]))
         assert np.max(np.abs(res.power_dbm[g][ok] - want[op][ok])) <= 0.01
