@@ -721,6 +721,22 @@ def calibrate(
 @click.option(
     "--height", "height_m", type=float, default=None, help="Antenna height for every site (m)."
 )
+@click.option(
+    "--band",
+    "bands",
+    multiple=True,
+    metavar="TECH=MHZ",
+    help="Carrier frequency of a technology, e.g. --band 4G=2600 (repeatable; defaults: "
+    "2G 900, 3G 2100, 4G 1800, 5G 3500 MHz).",
+)
+@click.option(
+    "--eirp",
+    "eirps",
+    multiple=True,
+    metavar="TECH=DBM",
+    help="EIRP of a technology, antenna gain included, e.g. --eirp 4G=62 (repeatable; "
+    "defaults: 2G 58, 3G 58, 4G 60, 5G 62 dBm).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 def import_cells(
     csv_path: Path,
@@ -728,9 +744,15 @@ def import_cells(
     operators_csv: Path | None,
     site_radius_m: float | None,
     height_m: float | None,
+    bands: tuple[str, ...],
+    eirps: tuple[str, ...],
     overwrite: bool,
 ) -> None:
-    """Turn an OpenCelliD CSV into a towers layer (cells grouped into sites)."""
+    """Turn an OpenCelliD CSV into a towers layer (cells grouped into sites).
+
+    OpenCelliD does not know the radio parameters: band, antenna height and EIRP are documented
+    defaults per technology, which --band, --height and --eirp replace.
+    """
     from telcoplan.gis._atomic import check_writable
     from telcoplan.gis.vector import check_vector_suffix, write_vector
     from telcoplan.layers.opencellid import import_cells as do_import
@@ -739,10 +761,32 @@ def import_cells(
     check_writable(output, overwrite)
 
     towers = do_import(
-        csv_path, operators_csv=operators_csv, site_radius_m=site_radius_m, height_m=height_m
+        csv_path,
+        operators_csv=operators_csv,
+        site_radius_m=site_radius_m,
+        height_m=height_m,
+        frequency_mhz=_tech_values(bands, "--band", "TECH=MHZ"),
+        eirp_dbm=_tech_values(eirps, "--eirp", "TECH=DBM"),
     )
     write_vector(output, towers, overwrite=overwrite)
     click.echo(f"{len(towers)} sites written to {output}", err=True)
+
+
+def _tech_values(items: tuple[str, ...], option: str, form: str) -> dict[str, float]:
+    """``("4G=2600", "5g=3700")`` → ``{"4G": 2600.0, "5G": 3700.0}``; a usage error otherwise
+    (the technology names and value ranges are checked by the importer)."""
+    out: dict[str, float] = {}
+    for item in items:
+        tech, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            out[tech.strip().upper()] = float(value)
+        except ValueError:
+            raise click.UsageError(
+                f"{option} {item!r}: give {form}, e.g. {option} 4G=1800"
+            ) from None
+    return out
 
 
 def main() -> None:

@@ -1007,11 +1007,14 @@ def import_cells(
     site_radius_m: float | None = None,
     height_m: float | None = None,
     technology: str = "best",
+    frequency_mhz: Mapping[str, float] | None = None,
+    eirp_dbm: Mapping[str, float] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read an OpenCelliD CSV and group its cells into a towers layer (``telcoplan import-cells``).
 
     ``operators_csv`` (``mcc,mnc,operator``) extends / overrides the packaged MCC/MNC table;
-    ``site_radius_m`` and ``height_m`` override the defaults of :class:`ImportDefaults`.
+    ``site_radius_m``, ``height_m``, ``frequency_mhz`` and ``eirp_dbm`` (per technology, e.g.
+    ``{"4G": 2600.0}``) override the defaults of :class:`ImportDefaults`.
     Bad option values raise :class:`telcoplan.errors.PlanError` (a clean CLI message).
     """
     from telcoplan.errors import PlanError
@@ -1021,6 +1024,10 @@ def import_cells(
         overrides["site_radius_m"] = site_radius_m
     if height_m is not None:
         overrides["height_m"] = height_m
+    if frequency_mhz:
+        overrides["frequency_mhz"] = dict(frequency_mhz)
+    if eirp_dbm:
+        overrides["eirp_dbm"] = dict(eirp_dbm)
     try:
         defaults = ImportDefaults(**overrides)
     except ValueError as exc:

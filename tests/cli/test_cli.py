@@ -182,6 +182,28 @@ def test_import_cells(runner, tmp_path):
     towers = load_towers(out)
     assert sorted(towers["operator"]) == ["MobiFone", "Viettel"]
     assert set(towers["technology"]) == {"2G", "4G"}
+    assert set(towers["frequency_mhz"]) == {900.0, 1800.0}  # the documented defaults
+    # band and EIRP per technology from the command line
+    res = runner.invoke(
+        cli,
+        ["import-cells", str(src), "-o", str(tmp_path / "bands.gpkg"), "--band", "4G=2600",
+         "--band", "2g=1800", "--eirp", "4G=63.5"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    bands = load_towers(tmp_path / "bands.gpkg")
+    by_tech = bands.groupby("technology")
+    assert by_tech["frequency_mhz"].unique().to_dict() == {"2G": [1800.0], "4G": [2600.0]}
+    assert set(bands.loc[bands["technology"] == "4G", "eirp_dbm"]) == {63.5}
+    assert set(bands.loc[bands["technology"] == "2G", "eirp_dbm"]) == {58.0}
+    for args, fragment in (
+        (["--band", "4G:2600"], "give TECH=MHZ"),
+        (["--band", "6G=2600"], "unknown technologies"),
+        (["--eirp", "4G=120"], "out of range"),
+    ):
+        res = runner.invoke(cli, ["import-cells", str(src), "-o", str(tmp_path / "x.gpkg"), *args])
+        assert res.exit_code in (1, 2), res.output
+        assert fragment in res.output
+        assert "Traceback" not in res.output
     res = runner.invoke(cli, ["import-cells", str(src), "-o", str(out)])
     assert res.exit_code == 1
     assert "--overwrite" in res.output
