@@ -25,8 +25,9 @@ files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population 
 or the class column of land-use polygons),
 ``weights`` (a raster of dasymetric weights for population polygons), ``classes`` (the
 ``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name)
-and ``clip`` (``true``: features wholly outside the study area are left out, with a warning,
-instead of being reported — for national road or tower files).
+``clip`` (``true``: features wholly outside the study area are left out, with a warning,
+instead of being reported — for national road or tower files) and ``columns`` (the file's
+names of the layer's columns, e.g. ``{site_id: CellID, height_m: AntennaHeight}``).
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ _TOP_KEYS = (
     "synthetic",
     "description",
 )
-_LAYER_KEYS = ("path", "crs", "layer", "column", "weights", "classes", "clip")
+_LAYER_KEYS = ("path", "crs", "layer", "column", "weights", "classes", "clip", "columns")
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
 #: Vector layers with their loaders.
@@ -132,6 +133,8 @@ class LayerRef:
     weights: Path | None = None
     classes: Path | None = None
     clip: bool = False
+    #: the file's name of schema columns, e.g. {"site_id": "CellID"} (vector layers)
+    columns: Mapping[str, str] | None = None
 
     @property
     def is_raster(self) -> bool:
@@ -228,6 +231,23 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
                 f"layers.{name}.clip: only the layers {', '.join(_VECTOR_LOADERS)} can leave out "
                 "features outside the study area; remove it"
             )
+        columns = entry.get("columns")
+        if columns is not None:
+            if not (
+                isinstance(columns, dict)
+                and all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())
+            ):
+                errs.append(
+                    f"layers.{name}.columns must map the layer's column names to the file's, "
+                    "e.g. {site_id: CellID}"
+                )
+                columns = None
+            elif name not in _VECTOR_LOADERS:
+                errs.append(
+                    f"layers.{name}.columns: only the layers {', '.join(_VECTOR_LOADERS)} take a "
+                    "column mapping; remove it"
+                )
+                columns = None
         if entry.get("crs") is not None and not _valid_crs(entry["crs"]):
             errs.append(
                 f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
@@ -240,6 +260,7 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             weights=weights,
             classes=classes,
             clip=clip,
+            columns=columns,
         )
     if layers_raw and "areas" not in layers_raw:
         errs.append("layers.areas is required: the areas' union is the study area")
@@ -443,8 +464,9 @@ def load_inputs(plan: Plan) -> PlanInputs:
             continue
         try:
             vectors[name] = loader(
-                ref.path, crs=ref.crs, layer=ref.layer, study_area=study, clip=ref.clip
-            ).to_crs(crs)
+                ref.path, crs=ref.crs, layer=ref.layer, study_area=study, clip=ref.clip,
+                columns=ref.columns,
+            ).to_crs(crs)  # fmt: skip
             log.info("%s: %d features from %s", name, len(vectors[name]), ref.path.name)
         except (LayerValidationError, InputFileError) as exc:
             failures.append(exc)

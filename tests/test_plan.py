@@ -453,3 +453,32 @@ def test_clip_never_hides_a_coordinate_mistake(small_plan, tmp_path, towers5):
     assert "swapped" in msg
     assert "row 3, id 'LINE'" in msg
     assert "LineString" in msg
+
+
+def test_columns_maps_the_files_names_to_the_layers(small_plan, tmp_path, towers5):
+    """An operator's export names its columns its own way: `columns:` maps them, and wrong
+    names are all reported at once."""
+    theirs = towers5.rename(columns={"site_id": "CellID", "height_m": "AntennaHeight"})
+    theirs["operator_code"] = "x"
+    write_vector(tmp_path / "inputs" / "theirs.gpkg", theirs)
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["layers"]["towers"] = {
+        "path": "inputs/theirs.gpkg",
+        "columns": {"site_id": "CellID", "height_m": "AntennaHeight"},
+    }
+    small_plan.write_text(yaml.safe_dump(doc))
+    inputs = load_inputs(read_plan(small_plan))
+    towers = inputs.vectors["towers"]
+    assert list(towers.index) == list(towers5["site_id"])
+    assert list(towers["height_m"]) == list(towers5["height_m"])
+    doc["layers"]["towers"]["columns"] = {"site_ident": "CellID", "height_m": "Height"}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError) as info:
+        load_inputs(read_plan(small_plan))
+    msg = str(info.value)
+    assert "'site_ident' is not a column of the towers layer" in msg
+    assert "column 'Height' (given for 'height_m') is not in the file" in msg
+    doc["layers"]["towers"]["columns"] = ["site_id"]
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match=r"layers\.towers\.columns must map"):
+        read_plan(small_plan)

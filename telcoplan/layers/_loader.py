@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from telcoplan.errors import LayerValidationError
+from telcoplan.errors import LayerValidationError, Problem
 from telcoplan.gis.vector import read_vector
 from telcoplan.layers._schema import LayerSchema
 
@@ -66,8 +67,12 @@ def load_layer(
     study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
     set_index: bool = True,
     clip: bool = False,
+    columns: Mapping[str, str] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read ``path``, validate it against ``schema`` (every problem at once), coerce types.
+
+    ``columns`` maps the schema's column names to the file's (``{"site_id": "CellID"}``): the
+    file's columns are renamed before anything else, so messages use the schema's names.
 
     With ``clip`` (and a ``study_area``), features lying wholly outside the study area are left
     out — with a warning saying how many — instead of being reported; features crossing its
@@ -83,6 +88,8 @@ def load_layer(
         The layer breaks its contract; the message lists every problem with row ids.
     """
     gdf = read_vector(path, layer=layer, crs=crs)
+    if columns:
+        gdf = _rename(schema, gdf, columns, path)
     if not clip or study_area is None:
         schema.validate(gdf, source=str(path), study_area=study_area)
         return coerce(schema, gdf, set_index=set_index)
@@ -112,6 +119,30 @@ def load_layer(
     return coerce(schema, kept, set_index=set_index)
 
 
+def _rename(
+    schema: LayerSchema, gdf: gpd.GeoDataFrame, columns: Mapping[str, str], path
+) -> gpd.GeoDataFrame:
+    """The file's columns renamed to the schema's names given in ``columns``; every unknown
+    schema name and absent file column is reported at once."""
+    names = {c.name for c in schema.columns}
+    problems = [
+        Problem(None, str(k), f"{k!r} is not a column of the {schema.name} layer; choose among "
+                f"{', '.join(c.name for c in schema.columns)}")
+        for k in columns if k not in names
+    ]  # fmt: skip
+    problems += [
+        Problem(None, str(v), f"column {v!r} (given for {k!r}) is not in the file; columns "
+                f"present: {', '.join(map(str, gdf.columns.drop(gdf.geometry.name)))}")
+        for k, v in columns.items() if k in names and v not in gdf.columns
+    ]  # fmt: skip
+    if problems:
+        raise LayerValidationError(str(path), schema.name, problems)
+    # the file's own column of a schema name it maps elsewhere would shadow the mapped one
+    shadowed = [k for k, v in columns.items() if k in gdf.columns and k != v]
+    out = gdf.drop(columns=shadowed)
+    return out.rename(columns={v: k for k, v in columns.items()})
+
+
 _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, CSV).
 
     Parameters
@@ -127,6 +158,8 @@ _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, 
     clip
         Leave out the features lying wholly outside ``study_area`` (with a warning) instead of
         reporting them, unless every feature does.
+    columns
+        The file's name of schema columns, e.g. ``{{"site_id": "CellID"}}`` (renamed on reading).
 
     Returns
     -------
@@ -157,10 +190,11 @@ def layer_api(schema: LayerSchema, *, set_index: bool = True):
         layer: str | None = None,
         study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
         clip: bool = False,
+        columns: Mapping[str, str] | None = None,
     ) -> gpd.GeoDataFrame:
         return load_layer(
             schema, path, crs=crs, layer=layer, study_area=study_area, set_index=set_index,
-            clip=clip,
+            clip=clip, columns=columns,
         )  # fmt: skip
 
     def validate(
