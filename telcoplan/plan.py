@@ -26,8 +26,9 @@ or the class column of land-use polygons),
 ``weights`` (a raster of dasymetric weights for population polygons), ``classes`` (the
 ``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name)
 ``clip`` (``true``: features wholly outside the study area are left out, with a warning,
-instead of being reported — for national road or tower files) and ``columns`` (the file's
-names of the layer's columns, e.g. ``{site_id: CellID, height_m: AntennaHeight}``).
+instead of being reported — for national road or tower files), ``columns`` (the file's
+names of the layer's columns, e.g. ``{site_id: CellID, height_m: AntennaHeight}``) and
+``values`` (translations of a column's values, e.g. ``{road_class: {Quốc Gia: trunk}}``).
 """
 
 from __future__ import annotations
@@ -108,7 +109,9 @@ _TOP_KEYS = (
     "synthetic",
     "description",
 )
-_LAYER_KEYS = ("path", "crs", "layer", "column", "weights", "classes", "clip", "columns")
+_LAYER_KEYS = (
+    "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values"
+)  # fmt: skip
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
 #: Vector layers with their loaders.
@@ -135,6 +138,8 @@ class LayerRef:
     clip: bool = False
     #: the file's name of schema columns, e.g. {"site_id": "CellID"} (vector layers)
     columns: Mapping[str, str] | None = None
+    #: translations of column values, e.g. {"road_class": {"Quốc Gia": "trunk"}}
+    values: Mapping[str, Mapping[str, str]] | None = None
 
     @property
     def is_raster(self) -> bool:
@@ -248,6 +253,20 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
                     "column mapping; remove it"
                 )
                 columns = None
+        values = entry.get("values")
+        if values is not None:
+            if not (
+                isinstance(values, dict)
+                and all(isinstance(k, str) and isinstance(v, dict) for k, v in values.items())
+            ):
+                errs.append(
+                    f"layers.{name}.values must map a column to its translations, e.g. "
+                    "{road_class: {Quốc Gia: trunk}}"
+                )
+                values = None
+            elif name not in _VECTOR_LOADERS:
+                errs.append(f"layers.{name}.values: only vector layers take value translations")
+                values = None
         if entry.get("crs") is not None and not _valid_crs(entry["crs"]):
             errs.append(
                 f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
@@ -261,6 +280,7 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             classes=classes,
             clip=clip,
             columns=columns,
+            values=values,
         )
     if layers_raw and "areas" not in layers_raw:
         errs.append("layers.areas is required: the areas' union is the study area")
@@ -465,7 +485,7 @@ def load_inputs(plan: Plan) -> PlanInputs:
         try:
             vectors[name] = loader(
                 ref.path, crs=ref.crs, layer=ref.layer, study_area=study, clip=ref.clip,
-                columns=ref.columns,
+                columns=ref.columns, values=ref.values,
             ).to_crs(crs)  # fmt: skip
             log.info("%s: %d features from %s", name, len(vectors[name]), ref.path.name)
         except (LayerValidationError, InputFileError) as exc:

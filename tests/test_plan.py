@@ -482,3 +482,27 @@ def test_columns_maps_the_files_names_to_the_layers(small_plan, tmp_path, towers
     small_plan.write_text(yaml.safe_dump(doc))
     with pytest.raises(PlanError, match=r"layers\.towers\.columns must map"):
         read_plan(small_plan)
+
+
+def test_values_translate_a_files_classes(small_plan, tmp_path, roads3):
+    """A national road file in Vietnamese: its ids and classes mapped onto the contract."""
+    theirs = roads3.rename(columns={"road_id": "gid"}).drop(columns="road_class")
+    theirs["cap_duong"] = ["Quốc Gia", " Cấp Tỉnh ", "Cấp Huyện"]
+    write_vector(tmp_path / "inputs" / "vn_roads.gpkg", theirs)
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["layers"]["roads"] = {
+        "path": "inputs/vn_roads.gpkg",
+        "columns": {"road_id": "gid", "road_class": "cap_duong"},
+        "values": {"road_class": {"Quốc Gia": "trunk", "Cấp Tỉnh": "primary"}},
+    }
+    small_plan.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PlanError, match=r"'Cấp Huyện'"):  # not translated, not a road class
+        load_inputs(read_plan(small_plan))
+    doc["layers"]["roads"]["values"]["road_class"]["Cấp Huyện"] = "secondary"
+    small_plan.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    roads = load_inputs(read_plan(small_plan)).vectors["roads"]
+    assert list(roads["road_class"]) == ["trunk", "primary", "secondary"]
+    doc["layers"]["roads"]["values"] = {"lanes": {"2": "two"}}
+    small_plan.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(PlanError, match="values are given for 'lanes'"):
+        load_inputs(read_plan(small_plan))

@@ -68,11 +68,14 @@ def load_layer(
     set_index: bool = True,
     clip: bool = False,
     columns: Mapping[str, str] | None = None,
+    values: Mapping[str, Mapping[str, str]] | None = None,
 ) -> gpd.GeoDataFrame:
     """Read ``path``, validate it against ``schema`` (every problem at once), coerce types.
 
     ``columns`` maps the schema's column names to the file's (``{"site_id": "CellID"}``): the
     file's columns are renamed before anything else, so messages use the schema's names.
+    ``values`` then translates the values of schema columns (``{"road_class": {"Quốc Gia":
+    "trunk"}}``; text compared after trimming spaces; values not listed are kept as they are).
 
     With ``clip`` (and a ``study_area``), features lying wholly outside the study area are left
     out — with a warning saying how many — instead of being reported; features crossing its
@@ -90,6 +93,8 @@ def load_layer(
     gdf = read_vector(path, layer=layer, crs=crs)
     if columns:
         gdf = _rename(schema, gdf, columns, path)
+    if values:
+        gdf = _translate(schema, gdf, values, path)
     if not clip or study_area is None:
         schema.validate(gdf, source=str(path), study_area=study_area)
         return coerce(schema, gdf, set_index=set_index)
@@ -143,6 +148,31 @@ def _rename(
     return out.rename(columns={v: k for k, v in columns.items()})
 
 
+def _translate(
+    schema: LayerSchema, gdf: gpd.GeoDataFrame, values: Mapping[str, Mapping[str, str]], path
+) -> gpd.GeoDataFrame:
+    """``gdf`` with the values of schema columns translated by ``values``."""
+    names = {c.name for c in schema.columns}
+    bad = [k for k in values if k not in names or k not in gdf.columns]
+    if bad:
+        raise LayerValidationError(
+            str(path),
+            schema.name,
+            [
+                Problem(None, str(k), f"values are given for {k!r}, which is not a column of "
+                        f"the {schema.name} layer in this file")
+                for k in bad
+            ],
+        )  # fmt: skip
+    out = gdf.copy()
+    for col, table in values.items():
+        lookup = {str(a).strip(): b for a, b in table.items()}
+        out[col] = out[col].map(
+            lambda v, t=lookup: t.get(str(v).strip(), v) if not pd.isna(v) else v
+        )
+    return out
+
+
 _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, FlatGeobuf, GeoParquet, CSV).
 
     Parameters
@@ -160,6 +190,8 @@ _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, 
         reporting them, unless every feature does.
     columns
         The file's name of schema columns, e.g. ``{{"site_id": "CellID"}}`` (renamed on reading).
+    values
+        Translations of a column's values, e.g. ``{{"road_class": {{"Quốc Gia": "trunk"}}}}``.
 
     Returns
     -------
@@ -191,10 +223,11 @@ def layer_api(schema: LayerSchema, *, set_index: bool = True):
         study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
         clip: bool = False,
         columns: Mapping[str, str] | None = None,
+        values: Mapping[str, Mapping[str, str]] | None = None,
     ) -> gpd.GeoDataFrame:
         return load_layer(
             schema, path, crs=crs, layer=layer, study_area=study_area, set_index=set_index,
-            clip=clip, columns=columns,
+            clip=clip, columns=columns, values=values,
         )  # fmt: skip
 
     def validate(
