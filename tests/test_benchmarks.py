@@ -1,0 +1,57 @@
+"""Every benchmark script still runs, on a tiny case, and prints its comparison.
+
+The benchmarks measure speed (they are not run here at full size); this only keeps them from
+rotting between their runs — an automatic lint fix once broke ``bench_national.py`` unnoticed.
+Where a script checks its answer against its peer (max difference, agreement, same mask), the
+check is asserted here too.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+CASES = {
+    "bench_zonal.py": (["--size", "200", "--areas", "5", "--repeat", "1"], r"raster total"),
+    "bench_bestserver.py": (
+        ["--towers", "30", "--size", "100", "--radius", "2"],
+        r"max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
+    ),
+    "bench_terrain.py": (
+        ["--size", "120", "--radius", "1.5", "--sites", "1", "--repeat", "1", "--peer", "numpy"],
+        r"agreement \(mean %\): sweep vs exact 9\d\.\d+",
+    ),
+    "bench_coverage_terrain.py": (
+        ["--size", "100", "--radius", "1", "--sites", "1", "--sample", "200"],
+        r"largest power difference 0\.00\d\d dB",
+    ),
+    "bench_steiner.py": (
+        ["--side", "20", "--terminals", "10", "--repeat", "1", "--skip-steinlib"],
+        r"speed ratio networkx / ours",
+    ),
+    "bench_rings.py": (
+        ["--side", "20", "--sites", "20", "--roots", "2", "--peer-sites", "10"],
+        r"protected 10, unprotected 0",
+    ),
+    "bench_national.py": (["--sites", "500", "--size", "300"], r"peak resident memory"),
+}
+
+
+def test_every_benchmark_is_covered():
+    assert {p.name for p in BENCH.glob("bench_*.py")} == set(CASES)
+
+
+@pytest.mark.parametrize("script", sorted(CASES))
+def test_benchmark_runs_on_a_tiny_case(script):
+    args, expected = CASES[script]
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert re.search(expected, out.stdout), out.stdout[-2000:]
