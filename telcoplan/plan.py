@@ -634,17 +634,74 @@ def run_plan(
             summary["map"] = run_map(inputs, plan.stages.get("map"), staging, summary)
         if _stage_enabled(plan, "report"):
             summary["report"] = run_report(inputs, plan.stages.get("report"), staging, summary)
+        # the files of this run, listed in the summary: a later run with --overwrite removes
+        # those it does not write again (an operator gone, a stage switched off)
+        summary["outputs"] = [*sorted(p.name for p in staging.iterdir()), "summary.json"]
         write_summary(staging / "summary.json", summary, overwrite=True)
-        names = sorted((p.name for p in staging.iterdir()), key=lambda n: n == "summary.json")
+        names = summary["outputs"]
         clash = [n for n in names if (out / n).exists()]
         if clash and not overwrite:
             raise OutputExistsError(
                 f"{out / clash[0]} already exists; pass --overwrite to replace the outputs in {out}"
             )
-        for name in names:
-            os.replace(staging / name, out / name)
+        _publish(staging, out, names, _previous_outputs(out) - set(names))
     log.info("wrote %d outputs to %s", len(names), out)
     return summary
+
+
+def _previous_outputs(out: Path) -> set[str]:
+    """The files the previous run into ``out`` listed as its outputs (none if unknown)."""
+    import json
+
+    try:
+        listed = json.loads((out / "summary.json").read_text(encoding="utf-8")).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if not isinstance(listed, list):
+        return set()
+    return {n for n in listed if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")}
+
+
+def _publish(staging: Path, out: Path, names: list[str], stale: set[str]) -> None:
+    """Move the staged ``names`` into ``out`` all together, or not at all.
+
+    Files they replace, and the previous run's ``stale`` outputs, are first moved aside into
+    the staging folder (removed with it); if any move fails, every move is undone and the
+    previous outputs are back as they were.
+    """
+    for name in names:
+        if (out / name).is_dir():
+            raise OutputExistsError(
+                f"{out / name} is a folder; the run writes a file {name} there: move the "
+                "folder away (nothing was written)"
+            )
+    aside: list[tuple[Path, Path]] = []  # (where it went, where it was)
+    placed: list[Path] = []
+    removed = 0
+    try:
+        for name in sorted(stale):
+            if (out / name).is_file():
+                os.replace(out / name, staging / f".previous-{name}")
+                aside.append((staging / f".previous-{name}", out / name))
+                removed += 1
+        for name in names:
+            target = out / name
+            if target.exists():
+                os.replace(target, staging / f".previous-{name}")
+                aside.append((staging / f".previous-{name}", target))
+            os.replace(staging / name, target)
+            placed.append(target)
+    except OSError as exc:
+        for target in placed:
+            target.unlink(missing_ok=True)
+        for held, target in reversed(aside):
+            os.replace(held, target)
+        raise OutputExistsError(
+            f"cannot write the outputs into {out} ({exc.strerror or exc}); nothing was "
+            "changed there"
+        ) from None
+    if removed:
+        log.info("removed %d outputs of the previous run that this run did not write", removed)
 
 
 def _stage_enabled(plan: Plan, name: str) -> bool:

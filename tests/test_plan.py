@@ -506,3 +506,56 @@ def test_values_translate_a_files_classes(small_plan, tmp_path, roads3):
     small_plan.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     with pytest.raises(PlanError, match="values are given for 'lanes'"):
         load_inputs(read_plan(small_plan))
+
+
+def test_outputs_are_replaced_all_together_or_not_at_all(small_plan, tmp_path, monkeypatch):
+    """A move that fails half-way is undone: the previous outputs are all back, none mixed."""
+    import os as _os
+
+    import telcoplan.plan as plan_mod
+
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["resolution_m"] = 50  # every raster changes
+    small_plan.write_text(yaml.safe_dump(doc))
+    real = _os.replace
+    calls = {"n": 0}
+
+    def flaky(src, dst):  # moves of new outputs into place (os is one module: count only those)
+        if _os.path.dirname(dst) == str(out) and ".staging-" in str(src):
+            calls["n"] += 1
+            if calls["n"] == 7:  # somewhere in the middle of the outputs
+                raise OSError(28, "No space left on device")
+        return real(src, dst)
+
+    monkeypatch.setattr(plan_mod.os, "replace", flaky)
+    with pytest.raises(OutputExistsError, match=r"No space left on device.*nothing was changed"):
+        run_plan(read_plan(small_plan), out, overwrite=True)
+    monkeypatch.setattr(plan_mod.os, "replace", real)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # a folder where an output goes: refused before anything moves
+    (out / "operators_count.tif").unlink()
+    (out / "operators_count.tif").mkdir()
+    with pytest.raises(OutputExistsError, match="is a folder"):
+        run_plan(read_plan(small_plan), out, overwrite=True)
+    assert (out / "signal_viettel.tif").read_bytes() == before["signal_viettel.tif"]
+
+
+def test_overwrite_removes_the_previous_runs_outputs_it_does_not_write(
+    small_plan, tmp_path, towers5
+):
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    assert (out / "signal_mobifone.tif").exists()
+    (out / "notes.txt").write_text("mine")  # not an output of telcoplan: kept
+    towers = towers5[towers5["operator"] != "MobiFone"]
+    write_vector(tmp_path / "inputs" / "towers.csv", towers, overwrite=True)
+    summary = run_plan(read_plan(small_plan), out, overwrite=True)
+    assert not (out / "signal_mobifone.tif").exists()
+    assert not (out / "server_mobifone.tif.aux.xml").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert sorted(summary["outputs"]) == sorted(
+        p.name for p in out.iterdir() if p.name != "notes.txt"
+    )
