@@ -160,6 +160,27 @@ class Plan:
     path: Path | None = None
 
 
+class _PlanLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (YAML keeps the last
+    silently: `areas:` twice would load the second file as the study area)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the base loader reports it
+                continue
+            if first != line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (lines {first} and {line})",
+                    key_node.start_mark,
+                )  # fmt: skip
+        return super().construct_mapping(node, deep=deep)
+
+
 def _suggest(key: str, choices: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(key, choices, n=1)
     return f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(choices)}"
@@ -171,7 +192,7 @@ def read_plan(path: str | os.PathLike) -> Plan:
     if not p.is_file():
         raise InputFileError(f"{p}: plan file not found")
     try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_PlanLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -559,3 +559,13 @@ def test_overwrite_removes_the_previous_runs_outputs_it_does_not_write(
     assert sorted(summary["outputs"]) == sorted(
         p.name for p in out.iterdir() if p.name != "notes.txt"
     )
+
+
+def test_plan_yaml_duplicate_keys_and_python_tags_are_refused(tmp_path):
+    plan = tmp_path / "plan.yml"
+    plan.write_text("name: x\nlayers:\n  areas: a.gpkg\n  areas: b.gpkg\n", encoding="utf-8")
+    with pytest.raises(PlanError, match=r"key 'areas' is given twice \(lines 3 and 4\)"):
+        read_plan(plan)
+    plan.write_text("name: !!python/object/apply:os.system ['echo pwned']\n", encoding="utf-8")
+    with pytest.raises(PlanError, match="not valid YAML"):
+        read_plan(plan)
