@@ -613,7 +613,12 @@ def backbone_cmd(**kw) -> None:
     show_default=True,
 )
 @click.option(
-    "--h-rx", "h_rx_m", type=float, default=1.5, show_default=True, help="Receiver height (m)."
+    "--h-rx",
+    "h_rx_m",
+    type=click.FloatRange(0.5, 30.0),
+    default=1.5,
+    show_default=True,
+    help="Receiver height (m), 0.5-30 as in plans.",
 )
 @click.option("--crs", default=None, help="CRS of x/y columns in CSV inputs.")
 @click.option(

@@ -227,6 +227,10 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
         for k in entry:
             if k not in _LAYER_KEYS:
                 errs.append(f"layers.{name}: unknown key {k!r}{_suggest(str(k), _LAYER_KEYS)}")
+        for k in ("crs", "layer", "column", "weights", "classes"):
+            if entry.get(k) is not None and not isinstance(entry[k], str | int):
+                errs.append(f"layers.{name}.{k} must be a name, got {entry[k]!r}")
+                entry = {**entry, k: None}
         lp = (
             (base / entry["path"]).resolve()
             if not Path(entry["path"]).is_absolute()

@@ -569,3 +569,14 @@ def test_plan_yaml_duplicate_keys_and_python_tags_are_refused(tmp_path):
     plan.write_text("name: !!python/object/apply:os.system ['echo pwned']\n", encoding="utf-8")
     with pytest.raises(PlanError, match="not valid YAML"):
         read_plan(plan)
+
+
+def test_layer_keys_of_the_wrong_type_are_plan_errors(small_plan):
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["layers"]["population"] = {"path": "inputs/population.tif", "column": ["pop"]}
+    doc["layers"]["towers"] = {"path": "inputs/towers.csv", "layer": {"a": 1}}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError) as info:
+        read_plan(small_plan)
+    assert "layers.population.column must be a name, got ['pop']" in str(info.value)
+    assert "layers.towers.layer must be a name" in str(info.value)
