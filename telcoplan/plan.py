@@ -595,7 +595,8 @@ def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.
     schema.validate(polys, source=str(ref.path))
     weights = None
     if ref.weights is not None:
-        weights = np.nan_to_num(read_raster_on_grid(ref.weights, grid, resampling="average"))
+        warped = read_raster_on_grid(ref.weights, grid, resampling="average")
+        weights = np.where(np.isnan(warped), 0.0, warped)
         if (weights < 0).any() or not np.isfinite(weights).all():
             raise LayerValidationError(
                 str(ref.weights),
@@ -607,6 +608,12 @@ def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.
                         "dasymetric weights must be finite and ≥ 0 (e.g. 1 residential, 0.05 elsewhere)",
                     )
                 ],
+            )
+        if not weights.any():
+            log.warning(
+                "%s: every dasymetric weight over the study area is 0 (or the raster does not "
+                "overlap it): population is spread uniformly; check its extent and CRS",
+                ref.weights,
             )
     return spread_population(to_projected(polys, grid.crs), grid, column=column, weights=weights)
 

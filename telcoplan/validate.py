@@ -102,7 +102,9 @@ def _validate_one(
         from telcoplan.layers.population import validate_population_raster
 
         data, _, _ = read_raster(p)
-        validate_population_raster(np.nan_to_num(data, nan=0.0), source=str(p))  # nodata = nobody
+        validate_population_raster(
+            np.where(np.isnan(data), 0.0, data), source=str(p)
+        )  # nodata = nobody
         return ValidationReport(p, True, "population raster")
     from telcoplan.gis.vector import read_vector
     from telcoplan.layers.schemas import SCHEMAS

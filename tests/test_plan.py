@@ -580,3 +580,26 @@ def test_layer_keys_of_the_wrong_type_are_plan_errors(small_plan):
         read_plan(small_plan)
     assert "layers.population.column must be a name, got ['pop']" in str(info.value)
     assert "layers.towers.layer must be a name" in str(info.value)
+
+
+def test_population_rasters_with_impossible_counts_or_elsewhere_are_errors(
+    small_plan, tmp_path, grid10
+):
+    pop = np.full(grid10.shape, 100.0)
+    pop[3, 4] = np.inf
+    write_raster(tmp_path / "inputs" / "population.tif", pop, grid10, overwrite=True)
+    with pytest.raises(PlanError, match="non-finite"):
+        load_inputs(read_plan(small_plan))
+    pop[3, 4] = 1e12
+    write_raster(tmp_path / "inputs" / "population.tif", pop, grid10, overwrite=True)
+    with pytest.raises(PlanError, match="more than live on Earth"):
+        load_inputs(read_plan(small_plan))
+    from telcoplan.gis.grid import GridSpec
+
+    x0, y0, x1, y1 = grid10.bounds
+    far = GridSpec.from_bounds((x0 + 50_000, y0, x1 + 50_000, y1), 100.0, grid10.crs)
+    write_raster(
+        tmp_path / "inputs" / "population.tif", np.full(far.shape, 5.0), far, overwrite=True
+    )
+    with pytest.raises(PlanError, match="none of its 500 persons lie over the study area"):
+        load_inputs(read_plan(small_plan))

@@ -157,11 +157,13 @@ def load_population_raster(path: str | os.PathLike, grid: GridSpec) -> np.ndarra
     from telcoplan.gis.raster import read_raster, read_raster_on_grid
 
     data, info, _ = read_raster(path)
+    validate_population_raster(np.where(np.isnan(data), 0.0, data), source=str(path))
+    before = float(np.nansum(data))
     if info.same_grid(grid):
-        out = np.where(np.isfinite(data), data, 0.0)
+        out = np.where(np.isnan(data), 0.0, data)
     else:
-        out = np.nan_to_num(read_raster_on_grid(path, grid, resampling="sum"), nan=0.0)
-        before = float(np.nansum(data))
+        warped = read_raster_on_grid(path, grid, resampling="sum")
+        out = np.where(np.isnan(warped), 0.0, warped)
         if abs(float(out.sum()) - before) > 1e-6 * max(before, 1.0):
             log.warning(
                 "%s: %.1f persons on the source raster, %.1f on the plan grid (cells outside the grid are dropped)",
@@ -169,6 +171,19 @@ def load_population_raster(path: str | os.PathLike, grid: GridSpec) -> np.ndarra
                 before,
                 float(out.sum()),
             )
+    if before > 0 and not out.sum() > 0:
+        raise LayerValidationError(
+            str(path),
+            "population",
+            [
+                Problem(
+                    None,
+                    None,
+                    f"none of its {before:,.0f} persons lie over the study area; check the "
+                    "raster's extent and CRS",
+                )
+            ],
+        )
     validate_population_raster(out, source=str(path))
     return out
 
@@ -179,6 +194,15 @@ def validate_population_raster(pop: np.ndarray, *, source: str = "<population>")
     if not np.all(np.isfinite(pop)):
         problems.append(
             Problem(None, None, "population raster has non-finite values; set them as nodata")
+        )
+    elif float(pop.sum()) > 1e10:
+        problems.append(
+            Problem(
+                None,
+                None,
+                f"{float(pop.sum()):.3g} persons in all, more than live on Earth; check the "
+                "raster's units (persons per cell) and its nodata value",
+            )
         )
     neg = np.flatnonzero(pop.ravel() < 0)
     if neg.size:
