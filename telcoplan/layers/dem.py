@@ -56,8 +56,38 @@ def validate_dem(dem: np.ndarray, *, source: str = "<dem>") -> None:
         raise LayerValidationError(source, "dem", problems)
 
 
+#: Band units that say the elevations are not metres (GDAL's unit type, lower case)
+_FEET = ("ft", "foot", "feet", "us-ft", "us survey foot", "ftus", "international foot")
+
+
 def load_dem(path: str | os.PathLike, grid: GridSpec) -> np.ndarray:
-    """Read a DEM warped onto ``grid`` (bilinear), float64 metres, NaN for voids; validated."""
+    """Read a DEM warped onto ``grid`` (bilinear), float64 metres, NaN for voids; validated.
+
+    A band whose unit says feet is refused (the elevations would be 3.28 times too high)."""
+    _check_units(path)
     dem = read_raster_on_grid(path, grid, resampling="bilinear")
     validate_dem(dem, source=str(path))
     return dem
+
+
+def _check_units(path: str | os.PathLike) -> None:
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            unit = (src.units[0] or "").strip().lower() if src.units else ""
+    except rasterio.errors.RasterioError:
+        return  # unreadable: read_raster_on_grid says so
+    if unit in _FEET:
+        raise LayerValidationError(
+            str(path),
+            "dem",
+            [
+                Problem(
+                    None,
+                    "elevation",
+                    f"elevations are in {unit!r}; the DEM must be in metres (e.g. gdal_calc.py "
+                    "-A dem.tif --calc='A*0.3048' --outfile dem_m.tif)",
+                )
+            ],
+        )
