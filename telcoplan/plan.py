@@ -487,6 +487,8 @@ def load_inputs(plan: Plan) -> PlanInputs:
         raise PlanError(
             f"{plan.path or plan.name}: cannot load the areas layer (the study area):\n{exc}"
         ) from None
+    if plan.crs is not None:
+        _check_crs_covers(plan, areas_raw)
     areas = to_projected(areas_raw, plan.crs)
     crs = areas.crs.to_string()
     log.info("study area: %d areas, CRS %s", len(areas), crs_name(crs))
@@ -563,6 +565,30 @@ def load_inputs(plan: Plan) -> PlanInputs:
         land_use=land_use,
         land_use_names=land_use_names,
     )
+
+
+def _check_crs_covers(plan: Plan, areas: gpd.GeoDataFrame) -> None:
+    """Refuse a plan CRS meant for another part of the world (e.g. UTM zone 1 for Đà Nẵng):
+    distances and areas would be distorted, silently. A margin of 3° (half a UTM zone) is
+    allowed around the CRS's area of use."""
+    from pyproj import CRS
+
+    use = CRS.from_user_input(plan.crs).area_of_use
+    if use is None or areas.crs is None or not len(areas):
+        return
+    lon0, lat0, lon1, lat1 = areas.to_crs("EPSG:4326").total_bounds
+    w, s, e, n = use.bounds
+    if w > e:  # an area of use across the antimeridian
+        e += 360.0
+        if lon1 < w - 3.0:
+            lon0, lon1 = lon0 + 360.0, lon1 + 360.0
+    if lon0 < w - 3.0 or lon1 > e + 3.0 or lat0 < s - 3.0 or lat1 > n + 3.0:
+        raise PlanError(
+            f"{plan.path or plan.name}: crs {plan.crs} is meant for {use.name.split('.')[0]} "
+            f"({w:g}…{e:g}°E, {s:g}…{n:g}°N) but the study area lies at {lon0:.2f}…{lon1:.2f}°E, "
+            f"{lat0:.2f}…{lat1:.2f}°N; leave `crs:` out (the local UTM zone is chosen) or "
+            "choose a CRS for the area"
+        )
 
 
 def _load_land_use(ref: LayerRef, grid: GridSpec) -> tuple[np.ndarray, dict[float, str] | None]:

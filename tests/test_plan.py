@@ -603,3 +603,14 @@ def test_population_rasters_with_impossible_counts_or_elsewhere_are_errors(
     )
     with pytest.raises(PlanError, match="none of its 500 persons lie over the study area"):
         load_inputs(read_plan(small_plan))
+
+
+def test_a_plan_crs_for_another_part_of_the_world_is_refused(small_plan, tmp_path):
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["crs"] = "EPSG:32601"  # UTM zone 1 (180°W–174°W); the study area is in zone 49
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match=r"crs EPSG:32601 is meant for .* leave `crs:` out"):
+        load_inputs(read_plan(small_plan))
+    doc["crs"] = "EPSG:32650"  # the neighbouring zone (114–120°E): allowed
+    small_plan.write_text(yaml.safe_dump(doc))
+    assert load_inputs(read_plan(small_plan)).crs == "EPSG:32650"
