@@ -614,3 +614,20 @@ def test_a_plan_crs_for_another_part_of_the_world_is_refused(small_plan, tmp_pat
     doc["crs"] = "EPSG:32650"  # the neighbouring zone (114–120°E): allowed
     small_plan.write_text(yaml.safe_dump(doc))
     assert load_inputs(read_plan(small_plan)).crs == "EPSG:32650"
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", '{"coverage": {}}', "not json"])
+def test_map_and_report_refuse_a_summary_not_written_by_telcoplan(small_plan, tmp_path, content):
+    from click.testing import CliRunner
+
+    from telcoplan.cli import cli
+
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    (out / "summary.json").write_text(content)
+    for command in ("map", "report"):
+        res = CliRunner().invoke(cli, [command, str(out), "-o", str(tmp_path / f"{command}.html")])
+        assert res.exit_code == 1, res.output
+        assert "is not a summary.json written by telcoplan" in res.output
+        assert "Traceback" not in res.output
+        assert not (tmp_path / f"{command}.html").exists()

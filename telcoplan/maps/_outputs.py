@@ -6,7 +6,6 @@ The plan stage and ``telcoplan map`` hand over an output folder; this module is 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -160,11 +159,10 @@ def read_plan_layers(
             "or pass the plan's layers (telcoplan map|report OUT_DIR --plan PLAN.yml)"
         )
     if summary is None:
+        from telcoplan.report.summary import read_summary
+
         path = out / "summary.json"
-        try:
-            summary = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InputFileError(f"{path}: not a telcoplan summary.json ({exc})") from None
+        summary = read_summary(path) if path.exists() else {}
     return PlanLayers(
         vectors=vectors,
         signal=_read_signal(out) if signal else {},

@@ -13,7 +13,6 @@ tower, POI names, ids, parameters) is HTML-escaped.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -290,20 +289,10 @@ def report_from_outputs(
 
 # ============================================================================== loading
 def _read_summary(path: Path) -> dict[str, Any]:
-    """``summary.json`` as a dict; a clear InputFileError when it is missing or malformed."""
-    from telcoplan.errors import InputFileError
+    """``summary.json`` as a dict (:func:`telcoplan.report.summary.read_summary`)."""
+    from telcoplan.report.summary import read_summary
 
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputFileError(
-            f"{path} not found; run the plan first (telcoplan run PLAN.yml --out {path.parent})"
-        ) from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"{path} is not a summary.json written by telcoplan: {exc}") from None
-    if not isinstance(summary, dict):
-        raise InputFileError(f"{path} is not a summary.json written by telcoplan (not an object)")
-    return summary
+    return read_summary(path)
 
 
 def _read_table(path: Path, layer: str, *, fallback_first: bool = False) -> pd.DataFrame | None:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from telcoplan.gis._atomic import atomic_path
 
-__all__ = ["COVERAGE_KEYS", "RESERVED_OPERATOR_NAMES", "file_sha256", "write_summary"]
+__all__ = [
+    "COVERAGE_KEYS",
+    "RESERVED_OPERATOR_NAMES",
+    "file_sha256",
+    "read_summary",
+    "write_summary",
+]
 
 #: Keys of ``summary.json``'s ``coverage`` block that are not operators (the operators' own
 #: figures sit beside them under their names).
@@ -57,3 +63,25 @@ def write_summary(path: str | os.PathLike, summary: Mapping, *, overwrite: bool 
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(text + "\n", encoding="utf-8")
     return Path(path)
+
+
+def read_summary(path: str | os.PathLike) -> dict:
+    """A run's ``summary.json``; a clear :class:`InputFileError` when it is missing, malformed
+    or not written by telcoplan (every run writes ``population_total``)."""
+    from telcoplan.errors import InputFileError
+
+    p = Path(path)
+    try:
+        summary = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(
+            f"{p} not found; run the plan first (telcoplan run PLAN.yml --out {p.parent})"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{p} is not a summary.json written by telcoplan: {exc}") from None
+    if not isinstance(summary, dict) or "population_total" not in summary:
+        raise InputFileError(
+            f"{p} is not a summary.json written by telcoplan (no population_total); run the "
+            "plan again to rewrite it"
+        )
+    return summary
