@@ -145,6 +145,13 @@ def _read_ogr(p: Path, layer: str | None) -> gpd.GeoDataFrame:
 def _read_csv_points(p: Path, crs: str | None) -> gpd.GeoDataFrame:
     # every column as text: ids such as "007" stay ids; the layer schemas convert numbers
     df = pd.read_csv(p, encoding="utf-8-sig", dtype=str, keep_default_na=False, na_values=[""])
+    header = pd.read_csv(p, encoding="utf-8-sig", nrows=1, header=None, dtype=str)
+    names = [str(c).strip() for c in header.iloc[0]] if len(header) else []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputFileError(
+            f"{p}: column(s) {', '.join(map(repr, twice))} appear twice in the header; keep one"
+        )
     cols = {c.lower().strip(): c for c in df.columns}
     if "lon" in cols and "lat" in cols:
         xcol, ycol, point_crs = cols["lon"], cols["lat"], "EPSG:4326"
@@ -156,9 +163,14 @@ def _read_csv_points(p: Path, crs: str | None) -> gpd.GeoDataFrame:
             )
         xcol, ycol, point_crs = cols["x"], cols["y"], crs
     else:
+        hint = ""
+        if len(df.columns) == 1 and any(sep in df.columns[0] for sep in ";\t|"):
+            hint = (
+                "; the file seems to use another separator than commas: save it as comma-separated"
+            )
         raise InputFileError(
             f"{p}: CSV needs point coordinates as 'lon' and 'lat' columns (WGS 84 degrees), "
-            f"or 'x' and 'y' plus a CRS; found columns {list(df.columns)}"
+            f"or 'x' and 'y' plus a CRS; found columns {list(df.columns)}{hint}"
         )
     x = pd.to_numeric(df[xcol], errors="coerce").to_numpy(dtype=float)
     y = pd.to_numeric(df[ycol], errors="coerce").to_numpy(dtype=float)

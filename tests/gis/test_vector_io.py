@@ -194,3 +194,14 @@ def test_shapefile_overwrite_drops_stale_sidecars(tmp_path, towers5):
     write_vector(path, towers5.set_crs(None, allow_override=True), overwrite=True)
     assert not path.with_suffix(".prj").exists()
     assert read_vector(path).crs is None
+
+
+def test_csv_with_a_column_twice_or_another_separator_is_a_clear_error(tmp_path):
+    twice = tmp_path / "twice.csv"
+    twice.write_text("site_id,lon,lat,height_m,height_m\nA,108.2,16.0,30,40\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match="'height_m' appear twice in the header"):
+        read_vector(twice)
+    semi = tmp_path / "semi.csv"
+    semi.write_text("site_id;lon;lat\nA;108.2;16.0\n", encoding="utf-8")
+    with pytest.raises(InputFileError, match="another separator than commas"):
+        read_vector(semi)
