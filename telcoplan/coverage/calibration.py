@@ -64,6 +64,9 @@ log = logging.getLogger(__name__)
 
 #: Fewest measurements :func:`calibrate` accepts (two parameters and one degree of freedom).
 MIN_MEASUREMENTS = 3
+#: Farthest a measurement may lie from its serving site (km): beyond, a site_id or coordinate
+#: mistake is far likelier than a real link (macro cells reach 35 km at most, GSM's timing limit)
+MAX_DISTANCE_KM = 100.0
 #: Distances are clamped to 1 m before taking logarithms, as :func:`path_loss` does (km).
 _MIN_DISTANCE_KM = 1e-3
 #: Ids of the towers layer shown in an unknown-site message.
@@ -538,6 +541,21 @@ def calibrate(
                 raise LayerValidationError(validation_source, "measurements", unseen)
 
     geo = _geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
+    far = np.flatnonzero(geo.distance_km > MAX_DISTANCE_KM)
+    if len(far):
+        raise LayerValidationError(
+            source,
+            "measurements",
+            [
+                Problem(
+                    None,
+                    "geometry",
+                    f"{len(far)} measurement(s) lie more than {MAX_DISTANCE_KM:g} km from their "
+                    f"serving site (rows {_rows(far)}): no cell reaches that far; check their "
+                    "site_id and their coordinates (lon/lat order, CRS)",
+                )
+            ],
+        )
     measured = pd.to_numeric(measurements["rssi_dbm"]).to_numpy(dtype=np.float64)
     residual = measured - geo.predicted_dbm
 

@@ -643,3 +643,18 @@ def test_clutter_offset_grid_maps_codes_through_the_class_table(tmp_path):
     (tmp_path / "bad.csv").write_text("code,name\nx,open\n")
     with pytest.raises(LayerValidationError, match="not a number"):
         read_clutter_table(tmp_path / "bad.csv")
+
+
+def test_measurements_far_from_their_site_are_refused():
+    """A site_id or lon/lat mistake puts a measurement 1,000 km away: the fit would be nonsense
+    (a = +8,000 dB); it is refused with the rows instead."""
+    from shapely.affinity import translate
+
+    towers = five_towers()
+    meas, _, _ = drive_test(towers, 50, seed=3)
+    shift = 10.0 if meas.crs.is_geographic else 1_000_000.0  # 10° of longitude, or 1,000 km
+    meas.loc[[4, 9], "geometry"] = [translate(g, shift) for g in meas.geometry.loc[[4, 9]]]
+    with pytest.raises(
+        LayerValidationError, match=r"2 measurement\(s\) lie more than 100 km.*rows 5, 10"
+    ):
+        calibrate(towers, meas)
