@@ -264,10 +264,10 @@ def _layer_options(f):
         click.option(
             "--resolution",
             "resolution_m",
-            type=float,
+            type=_FiniteRange(1.0, 10_000.0),
             default=100.0,
             show_default=True,
-            help="Grid cell size (m).",
+            help="Grid cell size (m), 1-10000 as in plans.",
         ),
         click.option(
             "--crs", default=None, help="Projected CRS for the work (default: local UTM)."

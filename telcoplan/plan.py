@@ -674,35 +674,41 @@ def run_plan(
             f"{out / 'summary.json'} already exists; pass --overwrite to replace the outputs in {out}"
         )
     inputs = load_inputs(plan)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
-        staging = Path(tmp)
-        summary = population_summary(inputs)
-        if _stage_enabled(plan, "coverage") and "towers" in inputs.vectors:
-            summary["coverage"], coverage = run_coverage(
-                inputs, plan.stages.get("coverage"), staging
-            )
-            if _stage_enabled(plan, "gaps"):
-                summary["gaps"] = run_gaps(inputs, coverage, plan.stages.get("gaps"), staging)
-        if _stage_enabled(plan, "backbone") and set(BACKBONE_LAYERS) <= set(inputs.vectors):
-            summary["backbone"] = run_backbone(inputs, plan.stages.get("backbone"), staging)
-        summary["provenance"] = _provenance(plan)
-        # the map and the report draw on every output above; summary.json is written last
-        if _stage_enabled(plan, "map"):
-            summary["map"] = run_map(inputs, plan.stages.get("map"), staging, summary)
-        if _stage_enabled(plan, "report"):
-            summary["report"] = run_report(inputs, plan.stages.get("report"), staging, summary)
-        # the files of this run, listed in the summary: a later run with --overwrite removes
-        # those it does not write again (an operator gone, a stage switched off)
-        summary["outputs"] = [*sorted(p.name for p in staging.iterdir()), "summary.json"]
-        write_summary(staging / "summary.json", summary, overwrite=True)
-        names = summary["outputs"]
-        clash = [n for n in names if (out / n).exists()]
-        if clash and not overwrite:
-            raise OutputExistsError(
-                f"{out / clash[0]} already exists; pass --overwrite to replace the outputs in {out}"
-            )
-        _publish(staging, out, names, _previous_outputs(out) - set(names))
+    try:
+        with tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
+            staging = Path(tmp)
+            summary = population_summary(inputs)
+            if _stage_enabled(plan, "coverage") and "towers" in inputs.vectors:
+                summary["coverage"], coverage = run_coverage(
+                    inputs, plan.stages.get("coverage"), staging
+                )
+                if _stage_enabled(plan, "gaps"):
+                    summary["gaps"] = run_gaps(inputs, coverage, plan.stages.get("gaps"), staging)
+            if _stage_enabled(plan, "backbone") and set(BACKBONE_LAYERS) <= set(inputs.vectors):
+                summary["backbone"] = run_backbone(inputs, plan.stages.get("backbone"), staging)
+            summary["provenance"] = _provenance(plan)
+            # the map and the report draw on every output above; summary.json is written last
+            if _stage_enabled(plan, "map"):
+                summary["map"] = run_map(inputs, plan.stages.get("map"), staging, summary)
+            if _stage_enabled(plan, "report"):
+                summary["report"] = run_report(inputs, plan.stages.get("report"), staging, summary)
+            # the files of this run, listed in the summary: a later run with --overwrite removes
+            # those it does not write again (an operator gone, a stage switched off)
+            summary["outputs"] = [*sorted(p.name for p in staging.iterdir()), "summary.json"]
+            write_summary(staging / "summary.json", summary, overwrite=True)
+            names = summary["outputs"]
+            clash = [n for n in names if (out / n).exists()]
+            if clash and not overwrite:
+                raise OutputExistsError(
+                    f"{out / clash[0]} already exists; pass --overwrite to replace the outputs in {out}"
+                )
+            _publish(staging, out, names, _previous_outputs(out) - set(names))
+    except BaseException:
+        if created and not any(out.iterdir()):
+            out.rmdir()  # a failed first run leaves no empty folder behind
+        raise
     log.info("wrote %d outputs to %s", len(names), out)
     return summary
 

@@ -123,10 +123,17 @@ def coverage_parameters(
     params["calibration_fit"] = None
     if params["calibration"] is not None:
         params["calibration_fit"] = _load_calibration(params, base or Path.cwd(), errs)
-    try:
-        params["thresholds"] = Thresholds(
-            params["thresholds_dbm"] or {}, indoor=bool(params["indoor"])
+    levels = params["thresholds_dbm"] or {}
+    if not isinstance(levels, dict) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in levels.values()
+    ):
+        errs.append(
+            "stages.coverage.thresholds_dbm must map technologies to levels in dBm, e.g. "
+            f"{{4G: -105, 5G: -110}}; got {levels!r}"
         )
+        levels = {}
+    try:
+        params["thresholds"] = Thresholds(levels, indoor=bool(params["indoor"]))
     except (ValueError, TypeError, AttributeError) as exc:
         errs.append(f"stages.coverage.thresholds_dbm: {exc}")
     if errs:

@@ -406,11 +406,14 @@ def test_clip_leaves_out_features_outside_the_study_area(small_plan, tmp_path, r
     with pytest.raises(PlanError, match=r"row 8, id 'cross', column 'road_class'") as info:
         load_inputs(read_plan(small_plan))
     assert "bogus" not in str(info.value)
-    # every feature outside: nothing is left out, each is reported (a CRS mistake, likely)
+    # every feature outside: one message (a CRS mistake, likely), not one per feature
     write_vector(tmp_path / "inputs" / "roads.geojson", roads.iloc[3:7], overwrite=True)
     with pytest.raises(PlanError) as info:
         load_inputs(read_plan(small_plan))
-    assert str(info.value).count("outside the study area") == 4
+    assert "all 4 features lie outside the study area, so `clip` would leave none" in str(
+        info.value
+    )
+    assert str(info.value).count("outside the study area") == 1
     doc["layers"]["areas"] = {"path": "inputs/areas.gpkg", "clip": True}
     small_plan.write_text(yaml.safe_dump(doc))
     with pytest.raises(PlanError, match=r"layers.areas.clip: only the layers"):
@@ -631,3 +634,24 @@ def test_map_and_report_refuse_a_summary_not_written_by_telcoplan(small_plan, tm
         assert "is not a summary.json written by telcoplan" in res.output
         assert "Traceback" not in res.output
         assert not (tmp_path / f"{command}.html").exists()
+
+
+def test_a_failed_first_run_leaves_no_empty_folder(small_plan, tmp_path, monkeypatch):
+    import telcoplan.stages
+
+    def boom(inputs, params, staging):
+        raise PlanError("a stage fails")
+
+    monkeypatch.setattr(telcoplan.stages, "run_coverage", boom)
+    with pytest.raises(PlanError):
+        run_plan(read_plan(small_plan), tmp_path / "new" / "out")
+    assert not (tmp_path / "new" / "out").exists()
+
+
+@pytest.mark.parametrize("levels", [-100, {"4G": "abc"}, ["4G", -100]])
+def test_thresholds_of_the_wrong_shape_are_plan_errors(small_plan, levels):
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["stages"] = {"coverage": {"thresholds_dbm": levels}}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError, match=r"thresholds_dbm must map technologies to levels in dBm"):
+        read_plan(small_plan)

@@ -80,7 +80,7 @@ def load_layer(
     With ``clip`` (and a ``study_area``), features lying wholly outside the study area are left
     out — with a warning saying how many — instead of being reported; features crossing its
     edge are kept whole (a road network stays connected). When *every* feature lies outside,
-    nothing is left out and each is reported: the CRS or the coordinates are the likelier fault.
+    that is one error: the CRS or the coordinates are the likelier fault.
     Row numbers in messages stay those of the file.
 
     Raises
@@ -101,8 +101,20 @@ def load_layer(
     drop = schema.outside(gdf, study_area)
     geoms = gdf.geometry
     usable = (geoms.notna() & ~geoms.is_empty).to_numpy()
-    if drop.sum() == usable.sum():
-        drop[:] = False  # nothing would be left: report every feature (likely a CRS mistake)
+    if drop.any() and drop.sum() == usable.sum():
+        # nothing would be left: one message, not one per feature (a CRS mistake, likely)
+        raise LayerValidationError(
+            str(path),
+            schema.name,
+            [
+                Problem(
+                    None,
+                    "geometry",
+                    f"all {int(drop.sum())} features lie outside the study area, so `clip` would "
+                    "leave none: check the layer's CRS and coordinates, or the study area",
+                )
+            ],
+        )
     if drop.any():
         log.warning(
             "%s: %d of %d %s features lie outside the study area and are left out (clip)",
@@ -187,7 +199,7 @@ _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, 
         Polygons of the study area; features outside it are reported.
     clip
         Leave out the features lying wholly outside ``study_area`` (with a warning) instead of
-        reporting them, unless every feature does.
+        reporting them (every feature outside is one error: a CRS mistake, likely).
     columns
         The file's name of schema columns, e.g. ``{{"site_id": "CellID"}}`` (renamed on reading).
     values
