@@ -513,22 +513,25 @@ def _check_output_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
             f"keys ({', '.join(sorted(RESERVED_OPERATOR_NAMES))}); rename them in the towers "
             "layer's `operator` column"
         )
-    names: dict[str, str] = {}
-    clashes = []
+    owners: dict[str, list[str]] = {}  # output (file or field) → the operators writing it
     for op in ops:
         files = [_signal_file(op), f"field covered_{op.lower()}"]
         if per_technology:
             techs = towers.loc[towers["operator"].astype(str) == op, "technology"].astype(str)
             files += [_signal_file(op, t) for t in sorted(set(techs))]
         for f in files:
-            if f in names and names[f] != op:
-                clashes.append(f"{names[f]!r} and {op!r} (both give {f.removeprefix('field ')})")
-            names.setdefault(f, op)
+            owners.setdefault(f, []).append(op)
+    clashes: dict[tuple[str, ...], str] = {}  # each group of operators once, with one output
+    for f, who in owners.items():
+        if len(who) > 1:
+            clashes.setdefault(tuple(sorted(set(who))), f.removeprefix("field "))
     if clashes:
         raise PlanError(
             "operator names that the outputs cannot tell apart: "
-            + "; ".join(sorted(set(clashes)))
-            + "; rename one of each pair in the towers layer's `operator` column"
+            + "; ".join(
+                f"{', '.join(map(repr, who))} (all give {f})" for who, f in sorted(clashes.items())
+            )
+            + "; rename them in the towers layer's `operator` column so that each gives its own"
         )
 
 

@@ -300,7 +300,10 @@ def snap_sites(
     ]
     if far:
         raise PlanError(
-            f"{len(far)} sites are more than {max_distance_m:g} m from any road: {', '.join(far[:20])}"
+            f"{len(far)} sites are more than {max_distance_m:g} m from any road: "
+            f"{', '.join(far[:20])}{', …' if len(far) > 20 else ''}; add the roads that reach "
+            "them to the roads layer, or raise stages.backbone.max_snap_m (an access drop of "
+            "that length is then costed)"
         )
     mapping: dict = {}
     split_at: dict[int, list[tuple[float, object]]] = {}
