@@ -296,6 +296,16 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
             errs.append(
                 f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
             )
+        # keys that would be silently ignored for this kind of file
+        raster = lp.suffix.lower() in _RASTER_SUFFIXES
+        if raster:
+            for k in ("column", "weights", "layer"):
+                if entry.get(k) is not None:
+                    errs.append(
+                        f"layers.{name}.{k}: {lp.name} is a raster, which has no {k}; remove it"
+                    )
+        elif lp.suffix.lower() == ".csv" and entry.get("layer") is not None:
+            errs.append(f"layers.{name}.layer: a CSV file has one table; remove it")
         refs[name] = LayerRef(
             path=lp,
             crs=None if entry.get("crs") is None else str(entry["crs"]),

@@ -655,3 +655,17 @@ def test_thresholds_of_the_wrong_shape_are_plan_errors(small_plan, levels):
     small_plan.write_text(yaml.safe_dump(doc))
     with pytest.raises(PlanError, match=r"thresholds_dbm must map technologies to levels in dBm"):
         read_plan(small_plan)
+
+
+def test_keys_that_a_file_cannot_use_are_plan_errors(small_plan):
+    """`column:` on a population raster, `layer:` on a CSV: silently ignored before."""
+    doc = yaml.safe_load(small_plan.read_text())
+    doc["layers"]["population"] = {"path": "inputs/population.tif", "column": "pop"}
+    doc["layers"]["towers"] = {"path": "inputs/towers.csv", "layer": "sites"}
+    small_plan.write_text(yaml.safe_dump(doc))
+    with pytest.raises(PlanError) as info:
+        read_plan(small_plan)
+    assert "layers.population.column: population.tif is a raster, which has no column" in str(
+        info.value
+    )
+    assert "layers.towers.layer: a CSV file has one table" in str(info.value)
