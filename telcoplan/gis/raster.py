@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -18,6 +19,8 @@ from rasterio.windows import Window
 from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis._atomic import atomic_path
 from telcoplan.gis.grid import GridSpec
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "RasterInfo",
@@ -196,6 +199,8 @@ def _open(p: Path):
         raise CRSError(
             f"{p}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649 {p.name})"
         )
+    if src.count > 1:
+        log.warning("%s has %d bands: band 1 is read, the others are ignored", p, src.count)
     return src
 
 

@@ -232,3 +232,18 @@ def test_attribute_table_names_the_values_for_gdal(tmp_path):
     rat = json.loads(out.stdout)["rat"]
     assert [f["name"] for f in rat["fieldDefn"]] == ["value", "site_id", "height_m"]
     assert {r["f"][0]: r["f"][1] for r in rat["row"]} == {1: "VT-1", 2: ids[1], 7: ids[2]}
+
+
+def test_a_raster_with_several_bands_says_which_one_is_read(tmp_path, caplog):
+    import logging
+
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 300, Y0 + 300), 100.0, UTM49)
+    profile = {"driver": "GTiff", "width": 3, "height": 3, "count": 2, "dtype": "float64",
+               "crs": grid.crs, "transform": grid.transform}  # fmt: skip
+    with rasterio.open(tmp_path / "two.tif", "w", **profile) as dst:
+        dst.write(np.ones((3, 3)), 1)
+        dst.write(np.full((3, 3), 7.0), 2)
+    with caplog.at_level(logging.WARNING):
+        got = read_raster_on_grid(tmp_path / "two.tif", grid)
+    assert np.array_equal(got, np.ones((3, 3)))
+    assert "has 2 bands: band 1 is read" in caplog.text
