@@ -441,7 +441,7 @@ def report_cmd(
     out_dir: Path, plan_path: Path | None, output: Path | None, no_figure: bool, overwrite: bool
 ) -> None:
     """HTML report (tables, charts, figure, provenance) of a plan's output folder."""
-    from telcoplan.gis._atomic import check_writable
+    from telcoplan.gis.atomic import check_writable
     from telcoplan.report.html import REPORT_NAME, report_from_outputs
     from telcoplan.stages import report_parameters
 
@@ -758,7 +758,7 @@ def import_cells(
     OpenCelliD does not know the radio parameters: band, antenna height and EIRP are documented
     defaults per technology, which --band, --height and --eirp replace.
     """
-    from telcoplan.gis._atomic import check_writable
+    from telcoplan.gis.atomic import check_writable
     from telcoplan.gis.vector import check_vector_suffix, write_vector
     from telcoplan.layers.opencellid import import_cells as do_import
 

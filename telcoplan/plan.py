@@ -461,7 +461,7 @@ def _valid_crs(crs: object) -> bool:
 
 def write_plan(path: str | os.PathLike, doc: Mapping[str, Any], *, overwrite: bool = False) -> Path:
     """Write a plan document as YAML, atomically."""
-    from telcoplan.gis._atomic import atomic_path
+    from telcoplan.gis.atomic import atomic_path
 
     text = yaml.safe_dump(dict(doc), allow_unicode=True, sort_keys=False)
     with atomic_path(path, overwrite=overwrite) as tmp:

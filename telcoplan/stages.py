@@ -644,7 +644,7 @@ def run_calibration(
     import json
 
     from telcoplan.coverage.calibration import calibrate, clutter_labels
-    from telcoplan.gis._atomic import atomic_path, check_writable
+    from telcoplan.gis.atomic import atomic_path, check_writable
     from telcoplan.layers.measurements import load_measurements
     from telcoplan.layers.towers import load_towers
 

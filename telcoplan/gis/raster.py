@@ -17,7 +17,7 @@ from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from telcoplan.errors import CRSError, InputFileError
-from telcoplan.gis._atomic import atomic_path
+from telcoplan.gis.atomic import atomic_path
 from telcoplan.gis.grid import GridSpec
 
 log = logging.getLogger(__name__)

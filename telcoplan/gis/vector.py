@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from telcoplan.errors import CRSError, InputFileError
-from telcoplan.gis._atomic import atomic_path
+from telcoplan.gis.atomic import atomic_path
 
 __all__ = [
     "VECTOR_FORMATS",
@@ -252,7 +252,7 @@ _SHAPEFILE_PARTS = (".shp", ".shx", ".dbf", ".prj", ".cpg", ".qix", ".sbn", ".sb
 def _write_shapefile(p: Path, gdf: gpd.GeoDataFrame, overwrite: bool) -> Path:
     import tempfile
 
-    from telcoplan.gis._atomic import check_writable
+    from telcoplan.gis.atomic import check_writable
 
     check_writable(p, overwrite)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from telcoplan.errors import TelcoplanError
-from telcoplan.gis._atomic import atomic_path, check_writable, final_path
+from telcoplan.gis.atomic import atomic_path, check_writable, final_path
 from telcoplan.maps._style import (
     ANY_COLOUR,
     COVERAGE_CLASSES,

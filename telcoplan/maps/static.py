@@ -19,7 +19,7 @@ import numpy as np
 from pyproj import CRS
 
 from telcoplan.errors import CRSError, TelcoplanError
-from telcoplan.gis._atomic import atomic_path, check_writable
+from telcoplan.gis.atomic import atomic_path, check_writable
 from telcoplan.maps._style import (
     ANY_COLOUR,
     GAP_COLOUR,

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from telcoplan.gis._atomic import atomic_path, check_writable, final_path
+from telcoplan.gis.atomic import atomic_path, check_writable, final_path
 from telcoplan.report import _sections as sec
 from telcoplan.report._format import esc
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from telcoplan.gis._atomic import atomic_path
+from telcoplan.gis.atomic import atomic_path
 
 __all__ = [
     "COVERAGE_KEYS",

@@ -19,6 +19,7 @@ import pytest
 from pyproj import Transformer
 
 from telcoplan.errors import InputFileError, LayerValidationError
+from telcoplan.layers._cell_sites import single_linkage
 from telcoplan.layers.opencellid import (
     DEFAULT_EIRP_DBM,
     DEFAULT_FREQUENCY_MHZ,
@@ -26,7 +27,6 @@ from telcoplan.layers.opencellid import (
     DEFAULT_SITE_RADIUS_M,
     OPENCELLID_COLUMNS,
     ImportDefaults,
-    _single_linkage,
     cells_to_sites,
     load_operator_table,
     read_opencellid_csv,
@@ -550,7 +550,7 @@ def test_clustering_matches_brute_force_single_linkage() -> None:
     expected = _brute_force_single_linkage(xy, DEFAULT_SITE_RADIUS_M)
     assert 20 < len(expected) < 190  # a mix of singletons and multi-cell sites
 
-    labels = _single_linkage(xy, DEFAULT_SITE_RADIUS_M)
+    labels = single_linkage(xy, DEFAULT_SITE_RADIUS_M)
     got = {frozenset(np.flatnonzero(labels == k).tolist()) for k in np.unique(labels)}
     assert got == set(expected)
 

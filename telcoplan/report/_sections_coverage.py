@@ -1,0 +1,359 @@
+"""Report sections about population and coverage: key figures, coverage, areas."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from telcoplan.report._blocks import Context, as_mapping, frame_rows, html_table, pct_of
+from telcoplan.report._format import (
+    MISSING,
+    Safe,
+    esc,
+    fmt_count,
+    fmt_km2,
+    fmt_num,
+    fmt_pct,
+    is_missing,
+    number,
+)
+from telcoplan.report._svg import Series, bar_chart
+
+__all__ = [
+    "areas_section",
+    "coverage_section",
+    "headline_section",
+]
+
+_ANY_COLOUR = "#08519c"
+
+
+def _card(label: str, value: Safe, detail: str = "") -> str:
+    """One headline card; ``value`` and ``detail`` are HTML built from escaped parts."""
+    d = f'<div class="detail">{detail}</div>' if detail else ""
+    return f'<div class="card"><div class="label">{esc(label)}</div><div class="value">{value}</div>{d}</div>'
+
+
+def headline_section(ctx: Context) -> str:
+    """Cards with the key figures: population, coverage, gaps, POIs, sites, backbone saving."""
+    s = ctx.summary
+    cov, gaps, bb = (
+        as_mapping(s.get("coverage")),
+        as_mapping(s.get("gaps")),
+        as_mapping(s.get("backbone")),
+    )
+    cards = []
+    if number(s.get("population_total")) is not None:
+        areas = s.get("areas") if isinstance(s.get("areas"), list) else []
+        detail = []
+        if areas:
+            detail.append(f"{len(areas):,} areas")
+        if number(s.get("area_km2_total")) is not None:
+            detail.append(fmt_km2(s["area_km2_total"]))
+        cards.append(_card("Population", fmt_count(s["population_total"]), " · ".join(detail)))
+    anyc = as_mapping(cov.get("any"))
+    if number(anyc.get("population_pct")) is not None:
+        cards.append(
+            _card(
+                "Covered by any operator",
+                fmt_pct(anyc["population_pct"]),
+                f"{fmt_count(anyc.get('population_covered'))} persons",
+            )
+        )
+    best = as_mapping(cov.get("best_single_operator"))
+    if number(best.get("population_pct")) is not None:
+        cards.append(
+            _card(
+                "Best single operator",
+                fmt_pct(best["population_pct"]),
+                f"{esc(best.get('operator', MISSING))}: "
+                f"{fmt_count(best.get('population_covered'))} persons",
+            )
+        )
+    if number(gaps.get("count")) is not None:
+        cards.append(
+            _card(
+                "Coverage gaps",
+                fmt_count(gaps["count"]),
+                f"{fmt_count(gaps.get('population'))} persons · {fmt_km2(gaps.get('area_km2'))}",
+            )
+        )
+    pois = as_mapping(gaps.get("pois"))
+    if number(pois.get("count")) is not None:
+        cards.append(
+            _card(
+                "POIs served",
+                Safe(f"{fmt_count(pois.get('served'))} / {fmt_count(pois['count'])}"),
+                "schools, clinics, ward offices … at their required signal level",
+            )
+        )
+    sites = as_mapping(s.get("sites"))
+    for key in ("count", "proposed", "n_sites"):
+        if number(sites.get(key)) is not None:
+            cards.append(_card("Proposed sites", fmt_count(sites[key])))
+            break
+    if number(bb.get("savings_pct")) is not None:
+        cards.append(
+            _card(
+                "Backbone: joint build saves",
+                fmt_pct(bb["savings_pct"]),
+                f"{ctx.money(bb.get('cost_joint'))} joint vs "
+                f"{ctx.money(bb.get('cost_separate'))} separately",
+            )
+        )
+    return f'<div class="cards">{"".join(cards)}</div>' if cards else ""
+
+
+def coverage_section(ctx: Context) -> str:
+    """Population covered per operator, by any operator and by the best single operator; by
+    technology and urban/rural when present; a bar chart of the percentages."""
+    cov = as_mapping(ctx.summary.get("coverage"))
+    if not cov:
+        return ""
+    total = ctx.summary.get("population_total")
+    rows, groups = [], []
+    for op in ctx.operators:
+        r = as_mapping(cov.get(op))
+        rows.append(
+            [
+                esc(op),
+                fmt_count(r.get("population_covered")),
+                fmt_pct(r.get("population_pct")),
+                fmt_km2(r.get("area_km2")),
+            ]
+        )
+        groups.append((op, [r.get("population_pct")]))
+    anyc = as_mapping(cov.get("any"))
+    best = as_mapping(cov.get("best_single_operator"))
+    out = []
+    if anyc:
+        rows.append(
+            [
+                Safe("<strong>Any operator</strong>"),
+                fmt_count(anyc.get("population_covered")),
+                fmt_pct(anyc.get("population_pct")),
+                fmt_km2(anyc.get("area_km2")),
+            ]
+        )
+    if best:
+        rows.append(
+            [
+                Safe(f"Best single operator ({esc(best.get('operator', MISSING))})"),
+                fmt_count(best.get("population_covered")),
+                fmt_pct(best.get("population_pct")),
+                fmt_km2(as_mapping(cov.get(str(best.get("operator")))).get("area_km2")),
+            ]
+        )
+    if not rows:
+        return ""
+    out.append(
+        "<p>Population covered per operator (an operator covers a cell where its serving signal "
+        "meets the technology's threshold)"
+        + (f" out of {fmt_count(total)} persons" if number(total) is not None else "")
+        + ".</p>"
+    )
+    out.append(
+        html_table(
+            ("Operator", "Population covered", "Share", "Area covered"), rows, numeric=(1, 2, 3)
+        )
+    )
+    colours = [ctx.colour(op) for op in ctx.operators]
+    if anyc:
+        groups.append(("Any operator", [anyc.get("population_pct")]))
+        colours.append(_ANY_COLOUR)
+    out.append(
+        bar_chart(
+            groups,
+            [Series("population covered", _ANY_COLOUR)],
+            row_colours=colours,
+            fmt=fmt_pct,
+            max_value=100.0,
+            title="Population covered per operator (%)",
+            chart_id="coverage-operators",
+        )
+    )
+    tech = as_mapping(cov.get("by_technology"))
+    if tech:
+        trows = [
+            [
+                esc(str(k).replace("_plus", "+").replace("_", " ")),
+                fmt_count(as_mapping(v).get("population_covered")),
+                fmt_pct(as_mapping(v).get("population_pct")),
+            ]
+            for k, v in tech.items()
+        ]
+        out.append("<h3>By technology (any operator)</h3>")
+        out.append(html_table(("Technology", "Population covered", "Share"), trows, numeric=(1, 2)))
+    fit = as_mapping(as_mapping(cov.get("parameters")).get("calibration_fit"))
+    if fit:
+        clutter = as_mapping(cov.get("clutter"))
+        offsets = as_mapping(fit.get("clutter_offsets_db"))
+        text = (
+            f"Propagation calibrated on {fmt_count(fit.get('n_measurements'))} measurements: "
+            f"{fmt_num(fit.get('intercept_offset_db'), 1)} dB at 1 km, "
+            f"{fmt_num(fit.get('slope_offset_db_per_decade'), 1)} dB per decade of distance "
+            f"(RMS error {fmt_num(fit.get('rmse_db_before'), 1)} → "
+            f"{fmt_num(fit.get('rmse_db_after'), 1)} dB)"
+        )
+        if offsets:
+            shares = as_mapping(clutter.get("share_pct"))
+            listed = ", ".join(
+                f"{k} {fmt_num(v, 1)} dB"
+                + (f" ({fmt_num(shares[k], 1)} % of cells)" if k in shares else "")
+                for k, v in offsets.items()
+            )
+            text += (
+                f"; clutter offsets {'applied' if clutter.get('applied') else 'not applied (no land-use layer)'}: "
+                + listed
+            )
+        out.append(f"<p>{esc(text)}.</p>")
+    ur = as_mapping(cov.get("urban_rural"))
+    if ur:
+        # per class: any operator, the best single operator (SDG 9.c.1) and each operator
+        ops = [
+            op
+            for op in ctx.operators
+            if any(op in as_mapping(as_mapping(v).get("operators")) for v in ur.values())
+        ]
+        urows = []
+        for k, v in ur.items():
+            v = as_mapping(v)
+            best = as_mapping(v.get("best_single_operator"))
+            per_op = as_mapping(v.get("operators"))
+            urows.append(
+                [
+                    esc(str(k).capitalize()),
+                    fmt_count(v.get("population")),
+                    fmt_count(v.get("covered_any")),
+                    fmt_pct(pct_of(v.get("covered_any"), v.get("population"))),
+                    Safe(
+                        f"{esc(best.get('operator', MISSING))} "
+                        f"({esc(fmt_pct(best.get('population_pct')))})"
+                    )
+                    if best
+                    else MISSING,
+                    *(fmt_pct(as_mapping(per_op.get(op)).get("population_pct")) for op in ops),
+                ]
+            )
+        out.append("<h3>Urban and rural areas</h3>")
+        header = ("", "Population", "Covered (any operator)", "Share", "Best single operator")
+        numeric = (1, 2, 3, *range(len(header), len(header) + len(ops)))
+        out.append(html_table((*header, *ops), urows, numeric=numeric))
+    return "\n".join(out)
+
+
+def _area_records(ctx: Context, areas: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Per-area records from the area table, else from the summary's coverage, else its areas."""
+    s = ctx.summary
+    listed = [a for a in s.get("areas") or [] if isinstance(a, Mapping)]
+    km2 = {str(a.get("name")): a.get("area_km2") for a in listed}
+    if areas is not None and len(areas):
+        recs = frame_rows(areas)
+        for r in recs:
+            if "name" not in r:
+                r["name"] = r.get("id")
+    else:
+        recs = [
+            dict(a)
+            for a in as_mapping(s.get("coverage")).get("areas") or []
+            if isinstance(a, Mapping)
+        ] or [dict(a) for a in listed]
+    for r in recs:
+        if number(r.get("area_km2")) is None:
+            r["area_km2"] = km2.get(str(r.get("name")))
+    return recs
+
+
+def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
+    """Population and coverage per area and operator (% of the area's population), with totals
+    and a grouped bar chart."""
+    recs = _area_records(ctx, areas)
+    if not recs:
+        return ""
+    ops = ctx.operators
+    has_cov = any(number(r.get("covered_any")) is not None for r in recs)
+    has_urban = any("urban" in r and not is_missing(r.get("urban")) for r in recs)
+    has_best = any(not is_missing(r.get("best_single_operator")) for r in recs)
+    header = ["Area"] + (["Type"] if has_urban else []) + ["Population", "Area", "Density"]
+    if has_cov:
+        header += ["Any operator", *ops, "Not covered"]
+    if has_best:
+        header.append("Best single operator")
+    rows = []
+    for r in recs:
+        pop = r.get("population")
+        row: list[object] = [esc(r.get("name"))]
+        if has_urban:
+            u = r.get("urban")
+            row.append(MISSING if is_missing(u) else ("urban" if bool(u) else "rural"))
+        dens = (
+            number(pop) / number(r["area_km2"])
+            if number(r.get("area_km2")) and number(pop) is not None
+            else None
+        )
+        row += [fmt_count(pop), fmt_km2(r.get("area_km2")), fmt_num(dens, 0, "/km²")]
+        if has_cov:
+            uncovered = r.get("uncovered_any")
+            covered = number(r.get("covered_any"))
+            if number(uncovered) is None and number(pop) is not None and covered is not None:
+                uncovered = number(pop) - covered
+            row.append(fmt_pct(pct_of(r.get("covered_any"), pop)))
+            row += [fmt_pct(pct_of(r.get(f"covered_{op}"), pop)) for op in ops]
+            row.append(fmt_count(uncovered))
+        if has_best:
+            row.append(esc(r.get("best_single_operator", MISSING)))
+        rows.append(row)
+    first_num = 2 if has_urban else 1
+    numeric = range(first_num, len(header) - (1 if has_best else 0))
+    total = None
+    pops = [number(r.get("population")) for r in recs]
+    if len(recs) > 1 and all(p is not None for p in pops):
+        tot_pop = sum(pops)
+        tot_km2 = sum(number(r.get("area_km2")) or 0.0 for r in recs)
+        total = ["Total"] + ([""] if has_urban else [])
+        total += [
+            fmt_count(tot_pop),
+            fmt_km2(tot_km2 or None),
+            fmt_num(tot_pop / tot_km2 if tot_km2 else None, 0, "/km²"),
+        ]
+        if has_cov:
+
+            def tot(col: str) -> float:
+                return sum(number(r.get(col)) or 0.0 for r in recs)
+
+            total.append(fmt_pct(pct_of(tot("covered_any"), tot_pop)))
+            total += [fmt_pct(pct_of(tot(f"covered_{op}"), tot_pop)) for op in ops]
+            total.append(fmt_count(tot_pop - tot("covered_any")))
+        if has_best:
+            total.append("")
+    out = [
+        "<p>Population covered per area: by any operator and by each operator, in % of the "
+        "area's population.</p>"
+        if has_cov
+        else "<p>Population per area.</p>",
+        html_table(header, rows, numeric=numeric, total=total),
+    ]
+    if has_cov:
+        series = [Series(op, ctx.colour(op)) for op in ops] + [Series("Any operator", _ANY_COLOUR)]
+        groups = [
+            (
+                str(r.get("name")),
+                [pct_of(r.get(f"covered_{op}"), r.get("population")) for op in ops]
+                + [pct_of(r.get("covered_any"), r.get("population"))],
+            )
+            for r in recs
+        ]
+        out.append(
+            bar_chart(
+                groups,
+                series,
+                fmt=fmt_pct,
+                max_value=100.0,
+                bar_height=12,
+                title="Population covered per area and operator (%)",
+                chart_id="coverage-areas",
+            )
+        )
+    return "\n".join(out)

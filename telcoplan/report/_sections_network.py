@@ -1,0 +1,383 @@
+"""Report sections about what to build: coverage gaps and POIs, proposed sites, backbone."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from telcoplan.report._blocks import (
+    Context,
+    as_mapping,
+    column_label,
+    fmt_value,
+    frame_rows,
+    html_table,
+    key_values,
+    pct_of,
+    records_table,
+)
+from telcoplan.report._format import (
+    MISSING,
+    Safe,
+    esc,
+    fmt_count,
+    fmt_km,
+    fmt_km2,
+    fmt_m,
+    fmt_pct,
+    is_missing,
+    number,
+)
+from telcoplan.report._svg import Series, bar_chart
+
+__all__ = [
+    "backbone_section",
+    "gaps_section",
+    "sites_section",
+]
+
+_JOINT_COLOUR = "#2ca02c"
+_SEPARATE_COLOUR = "#d62728"
+
+
+def gaps_section(
+    ctx: Context,
+    gaps: pd.DataFrame | None,
+    pois: pd.DataFrame | None,
+    top: int,
+    max_rows: int,
+) -> str:
+    """Coverage gaps (the ``top`` largest), persons out of reach, single-operator areas, POIs."""
+    g = as_mapping(ctx.summary.get("gaps"))
+    if not g and gaps is None and pois is None:
+        return ""
+    out = []
+    if number(g.get("count")) is not None:
+        out.append(
+            f"<p>{fmt_count(g['count'])} coverage gaps — populated places no operator covers — "
+            f"with {fmt_count(g.get('population'))} persons over {fmt_km2(g.get('area_km2'))}.</p>"
+        )
+    limit = as_mapping(as_mapping(ctx.summary.get("coverage")).get("limit"))
+    if limit:
+        out.append(
+            "<p>Persons not covered because they are too far from every site: "
+            f"{fmt_count(limit.get('population_not_covered_distance'))}; because terrain blocks "
+            f"the signal: {fmt_count(limit.get('population_not_covered_terrain'))}.</p>"
+        )
+    if gaps is not None:
+        recs = frame_rows(gaps)
+        for r in recs:
+            r.setdefault("gap_id", r.get("id"))
+        recs.sort(key=lambda r: -(number(r.get("population")) or 0.0))
+    else:
+        recs = [dict(r) for r in g.get("largest") or [] if isinstance(r, Mapping)]
+    if recs and top > 0:
+        shown = recs[:top]
+        has_fiber = any(number(r.get("dist_fiber_m")) is not None for r in shown)
+        header = ["Rank", "Gap", "Population", "Area", "Nearest tower"]
+        header += ["Nearest fibre"] if has_fiber else []
+        rows = []
+        for i, r in enumerate(shown, start=1):
+            rank = r.get("rank") if number(r.get("rank")) is not None else i
+            row = [
+                fmt_count(rank),
+                esc(MISSING if is_missing(r.get("gap_id")) else r.get("gap_id")),
+                fmt_count(r.get("population")),
+                fmt_km2(r.get("area_km2")),
+                fmt_m(r.get("dist_tower_m")),
+            ]
+            if has_fiber:
+                row.append(fmt_m(r.get("dist_fiber_m")))
+            rows.append(row)
+        what = f"The {len(shown):,} largest gaps" if len(recs) > len(shown) else "Gaps"
+        out.append(
+            f"<h3>{what}, by population</h3>"
+            + html_table(header, rows, numeric=(0, 2, 3, 4, 5))
+            + '<p class="note">Distances are edge to edge, from the gap to the nearest existing '
+            + ("tower and fibre route.</p>" if has_fiber else "tower.</p>")
+        )
+        if len(recs) > len(shown):
+            out.append(f'<p class="note">… and {len(recs) - len(shown):,} smaller gaps.</p>')
+    single = as_mapping(g.get("single_operator"))
+    if single:
+        out.append("<h3>Covered by one operator only</h3>")
+        out.append(
+            "<p>Persons who have a signal from exactly one operator: no choice and no fallback.</p>"
+        )
+        out.append(
+            html_table(
+                ("Operator", "Persons"),
+                [[esc(op), fmt_count(v)] for op, v in single.items()],
+                numeric=(1,),
+            )
+        )
+    out.append(_pois_part(ctx, g, pois, max_rows))
+    return "\n".join(p for p in out if p)
+
+
+def _pois_part(ctx: Context, g: Mapping[str, Any], pois: pd.DataFrame | None, max_rows: int) -> str:
+    """POIs served at their required level, and a table of the unserved ones."""
+    p = as_mapping(g.get("pois"))
+    unserved: list[dict[str, Any]] = []
+    count = p.get("count")
+    served = p.get("served")
+    if pois is not None:
+        recs = frame_rows(pois)
+        if recs and "served" in recs[0]:
+            unserved = [
+                r for r in recs if not is_missing(r.get("served")) and not bool(r["served"])
+            ]
+            count = len(recs)
+            served = len(recs) - len(unserved)
+    if number(count) is None:
+        return ""
+    out = [
+        "<h3>Points of interest</h3>",
+        f"<p>{fmt_count(served)} of {fmt_count(count)} POIs (schools, clinics, ward offices …) "
+        "get their required signal level from at least one operator.</p>",
+    ]
+    if unserved:
+        cols = [
+            c
+            for c in (
+                "poi_id",
+                "id",
+                "name",
+                "category",
+                "required_dbm",
+                "best_operator",
+                "best_power_dbm",
+            )
+            if c in unserved[0]
+        ]
+        if "poi_id" in cols and "id" in cols:
+            cols.remove("id")
+        out.append("<p>Unserved POIs:</p>")
+        out.append(records_table([{c: r.get(c) for c in cols} for r in unserved], ctx, max_rows))
+    elif p.get("unserved"):
+        ids = [str(i) for i in p["unserved"]]
+        out.append("<p>Unserved POIs: " + ", ".join(esc(i) for i in ids) + ".</p>")
+    return "\n".join(out)
+
+
+def sites_section(ctx: Context, sites: pd.DataFrame | None, max_rows: int) -> str:
+    """Key figures of the sites stage and the proposed sites as a table."""
+    s = as_mapping(ctx.summary.get("sites"))
+    recs = frame_rows(sites) if sites is not None else []
+    if not s and not recs:
+        return ""
+    out = []
+    figures = {k: v for k, v in s.items() if k != "parameters"}
+    if figures:
+        out.append(key_values(figures, ctx))
+        for k, v in figures.items():
+            if isinstance(v, list) and v:
+                out.append(f"<h3>{esc(str(k).replace('_', ' ').capitalize())}</h3>")
+                out.append(records_table(v, ctx, max_rows))
+    if recs:
+        recs = [{k: v for k, v in r.items() if k != "source"} for r in recs]
+        out.append(f"<h3>Proposed sites ({len(recs):,})</h3>")
+        out.append(records_table(recs, ctx, max_rows))
+    return "\n".join(p for p in out if p)
+
+
+def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
+    """Separate vs joint build (km, cost, saving), each operator's share (proportional and
+    Shapley), ring protection, and the links by plan and status."""
+    bb = as_mapping(ctx.summary.get("backbone"))
+    if not bb and links is None:
+        return ""
+    money = ctx.money
+    out = []
+    n_sites, n_shared = bb.get("sites"), bb.get("shared_sites")
+    if number(n_sites) is not None:
+        text = f"<p>Links connecting {fmt_count(n_sites)} physical sites"
+        if number(n_shared) is not None:
+            text += f" ({fmt_count(n_shared)} shared by several operators)"
+        out.append(
+            text + " to the fibre network: each operator building alone, and all operators "
+            "building one shared trench network.</p>"
+        )
+    nofiber = bb.get("operators_without_fiber")
+    if isinstance(nofiber, list) and nofiber:
+        out.append(
+            '<p class="note">Without any fibre to start from: '
+            + ", ".join(esc(o) for o in nofiber)
+            + " (their sites are only joined to each other when building alone).</p>"
+        )
+    km_sep, km_joint = bb.get("length_km_separate"), bb.get("length_km_joint")
+    c_sep, c_joint = bb.get("cost_separate"), bb.get("cost_joint")
+    if any(number(v) is not None for v in (km_sep, km_joint, c_sep, c_joint)):
+        ksep, kjoint, csep, cjoint = map(number, (km_sep, km_joint, c_sep, c_joint))
+        dkm = ksep - kjoint if ksep is not None and kjoint is not None else None
+        dcost = csep - cjoint if csep is not None and cjoint is not None else None
+        saving = bb.get("savings_pct")
+        if number(saving) is None:
+            saving = pct_of(dcost, csep)
+        rows = [
+            ["Each operator builds alone (sum)", fmt_km(ksep), money(csep)],
+            ["Joint build (shared trenches)", fmt_km(kjoint), money(cjoint)],
+        ]
+        total = ["Saving", fmt_km(dkm), Safe(f"{money(dcost)} ({fmt_pct(saving)})")]
+        header = ["", "Length", "Cost"]
+        t_sep, t_joint = number(bb.get("trench_km_separate")), number(bb.get("trench_km_joint"))
+        if t_sep is not None or t_joint is not None:
+            header.insert(2, "New trench")
+            rows[0].insert(2, fmt_km(t_sep))
+            rows[1].insert(2, fmt_km(t_joint))
+            total.insert(
+                2, fmt_km(t_sep - t_joint if t_sep is not None and t_joint is not None else None)
+            )
+        out.append(html_table(header, rows, numeric=range(1, len(header)), total=total))
+        if csep is not None and cjoint is not None:
+            out.append(
+                bar_chart(
+                    [("Separate (sum)", [csep]), ("Joint", [cjoint])],
+                    [Series("cost", _JOINT_COLOUR)],
+                    row_colours=[_SEPARATE_COLOUR, _JOINT_COLOUR],
+                    fmt=money,
+                    title="Backbone cost: separate vs joint build",
+                    chart_id="backbone-cost",
+                )
+            )
+    sep = as_mapping(bb.get("separate"))
+    prop = as_mapping(bb.get("share_proportional"))
+    shap = as_mapping(bb.get("share_shapley"))
+    ops = list(dict.fromkeys([*map(str, sep), *map(str, prop), *map(str, shap)]))
+    if ops:
+        rows = []
+        for op in ops:
+            alone = as_mapping(sep.get(op))
+            share = number(shap.get(op))
+            if share is None:
+                share = number(prop.get(op))
+            cost_alone = number(alone.get("cost"))
+            rows.append(
+                [
+                    esc(op),
+                    fmt_km(alone.get("length_km")),
+                    money(cost_alone),
+                    money(prop.get(op)),
+                    money(shap.get(op)),
+                    fmt_pct(
+                        pct_of(cost_alone - share, cost_alone)
+                        if share is not None and cost_alone is not None
+                        else None
+                    ),
+                ]
+            )
+        out.append("<h3>Each operator's share of the joint cost</h3>")
+        out.append(
+            "<p><em>Proportional</em>: each shared link's cost is split among the operators "
+            "that use it. <em>Shapley</em>: each operator pays its average added cost over "
+            "every order in which the operators could join (a fair split of the saving).</p>"
+        )
+        out.append(
+            html_table(
+                (
+                    "Operator",
+                    "Alone: length",
+                    "Alone: cost",
+                    "Proportional share",
+                    "Shapley share",
+                    "Saving vs alone",
+                ),
+                rows,
+                numeric=(1, 2, 3, 4, 5),
+            )
+        )
+        series = [
+            Series("alone", "#9e9e9e"),
+            Series("proportional share", "#6baed6"),
+            Series("Shapley share", "#08519c"),
+        ]
+        groups = [
+            (op, [as_mapping(sep.get(op)).get("cost"), prop.get(op), shap.get(op)]) for op in ops
+        ]
+        present = [k for k in range(3) if any(number(v[k]) is not None for _, v in groups)]
+        out.append(
+            bar_chart(
+                [(op, [v[k] for k in present]) for op, v in groups],
+                [series[k] for k in present],
+                fmt=money,
+                title="Backbone cost per operator: alone vs share of the joint build",
+                chart_id="backbone-shares",
+            )
+        )
+    for key in ("ring", "rings", "resilience", "protection"):
+        ring = bb.get(key)
+        if isinstance(ring, Mapping) and ring:
+            out.append("<h3>Ring protection</h3>")
+            out.append("<p>Protected sites stay connected after any single link is cut.</p>")
+            out.append(key_values({k: v for k, v in ring.items() if k != "parameters"}, ctx))
+            for k, v in ring.items():
+                if k == "parameters" or not v:
+                    continue
+                if isinstance(v, list):
+                    out.append(f"<h4>{esc(column_label(str(k)))}</h4>")
+                    out.append(records_table(v, ctx, 200))
+                elif isinstance(v, Mapping):
+                    out.append(f"<h4>{esc(column_label(str(k)))}</h4>")
+                    head = ("Site", "Reason") if "unprotected" in str(k) else ("", "Value")
+                    out.append(
+                        html_table(
+                            head, [[esc(a), fmt_value(str(a), b, ctx)] for a, b in v.items()]
+                        )
+                    )
+            break
+    if links is not None and len(links):
+        out.append(_links_part(ctx, links))
+    return "\n".join(p for p in out if p)
+
+
+def _links_part(ctx: Context, links: pd.DataFrame) -> str:
+    """Backbone links by plan and status, and joint trench length by number of users."""
+    df = pd.DataFrame(links).drop(columns=["geometry"], errors="ignore")
+    if "length_m" not in df.columns:
+        return ""
+    keys = [c for c in ("plan", "status") if c in df.columns]
+    if "ring" in df.columns:
+        keys.append("ring")
+    out = ["<h3>Links</h3>"]
+    if keys:
+        agg = df.assign(_n=1, _cost=df["cost"] if "cost" in df.columns else float("nan"))
+        grouped = agg.groupby(keys, sort=True, dropna=False)[["_n", "length_m", "_cost"]].sum(
+            min_count=1
+        )
+        rows = []
+        for idx, r in grouped.iterrows():
+            labels = idx if isinstance(idx, tuple) else (idx,)
+            rows.append(
+                [
+                    *(esc(v) for v in labels),
+                    fmt_count(r["_n"]),
+                    fmt_km(r["length_m"] / 1000.0),
+                    ctx.money(r["_cost"]),
+                ]
+            )
+        out.append(
+            html_table(
+                [k.capitalize() for k in keys] + ["Links", "Length", "Cost"],
+                rows,
+                numeric=range(len(keys), len(keys) + 3),
+            )
+        )
+    if {"plan", "operators"} <= set(df.columns):
+        joint = df[df["plan"].astype(str) == "joint"]
+        if len(joint):
+            users = (
+                joint["operators"]
+                .fillna("")
+                .astype(str)
+                .map(lambda s: len([o for o in s.split(";") if o.strip()]))
+            )
+            by = joint.assign(_users=users).groupby("_users")["length_m"].sum()
+            rows = [
+                [f"{int(n)} operator{'s' if n != 1 else ''}", fmt_km(km / 1000.0)]
+                for n, km in by.items()
+            ]
+            out.append("<p>Joint network: trench length by number of operators using it.</p>")
+            out.append(html_table(("Used by", "Length"), rows, numeric=(1,)))
+    return "\n".join(out)
