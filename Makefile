@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 lint: $(STAMP)
 	$(VENV)/bin/ruff check telcoplan tests benchmarks
 	$(VENV)/bin/ruff format --check telcoplan tests benchmarks
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format telcoplan tests benchmarks

@@ -1,8 +1,8 @@
-"""Packaging: environment.yml lists the same dependencies as pyproject.toml; house layout rules."""
+"""Packaging: environment.yml lists the same dependencies as pyproject.toml; house layout rules
+(the import rules are import-linter contracts: tests/test_imports.py)."""
 
 from __future__ import annotations
 
-import ast
 import re
 import tomllib
 from pathlib import Path
@@ -34,20 +34,6 @@ def test_environment_yml_matches_pyproject():
     missing = wanted - have
     assert not missing, f"environment.yml lacks {sorted(missing)}"
     assert "python" in have
-
-
-def test_library_never_imports_cli():
-    for path in (ROOT / "telcoplan").rglob("*.py"):
-        if path.name == "cli.py":
-            continue
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.ImportFrom)
-                and node.module
-                and node.module.startswith("telcoplan.cli")
-            ):
-                raise AssertionError(f"{path} imports telcoplan.cli")
 
 
 def test_public_modules_declare_all():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
@@ -13,7 +14,7 @@ import yaml
 from telcoplan.errors import InputFileError, OutputExistsError, PlanError
 from telcoplan.gis.raster import write_raster
 from telcoplan.gis.vector import write_vector
-from telcoplan.plan import load_inputs, read_plan, run_plan
+from telcoplan.pipeline import load_inputs, read_plan, run_plan
 from tests.conftest import X0, Y0
 
 
@@ -239,17 +240,17 @@ def test_coverage_parameters_checked_at_read(small_plan):
 
 
 def test_failed_stage_keeps_previous_outputs(small_plan, tmp_path, monkeypatch):
-    import telcoplan.stages
+    from telcoplan.pipeline.stages import STAGES
 
     out = tmp_path / "out"
     run_plan(read_plan(small_plan), out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
 
     def boom(inputs, params, staging):
-        (staging / "signal_viettel.tif").write_bytes(b"half")
+        (staging.folder / "signal_viettel.tif").write_bytes(b"half")
         raise RuntimeError("crash in the middle of a stage")
 
-    monkeypatch.setattr(telcoplan.stages, "run_coverage", boom)
+    monkeypatch.setitem(STAGES, "coverage", replace(STAGES["coverage"], run=boom))
     with pytest.raises(RuntimeError):
         run_plan(read_plan(small_plan), out, overwrite=True)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
@@ -515,7 +516,7 @@ def test_outputs_are_replaced_all_together_or_not_at_all(small_plan, tmp_path, m
     """A move that fails half-way is undone: the previous outputs are all back, none mixed."""
     import os as _os
 
-    import telcoplan.plan as plan_mod
+    import telcoplan.pipeline.run as plan_mod
 
     out = tmp_path / "out"
     run_plan(read_plan(small_plan), out)
@@ -637,12 +638,12 @@ def test_map_and_report_refuse_a_summary_not_written_by_telcoplan(small_plan, tm
 
 
 def test_a_failed_first_run_leaves_no_empty_folder(small_plan, tmp_path, monkeypatch):
-    import telcoplan.stages
+    from telcoplan.pipeline.stages import STAGES
 
     def boom(inputs, params, staging):
         raise PlanError("a stage fails")
 
-    monkeypatch.setattr(telcoplan.stages, "run_coverage", boom)
+    monkeypatch.setitem(STAGES, "coverage", replace(STAGES["coverage"], run=boom))
     with pytest.raises(PlanError):
         run_plan(read_plan(small_plan), tmp_path / "new" / "out")
     assert not (tmp_path / "new" / "out").exists()

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
+from telcoplan.demo.danang import CENSUS_2019
 from telcoplan.gis.vector import read_vector, write_vector
-from telcoplan.layers.danang import CENSUS_2019
-from telcoplan.plan import load_inputs, read_plan, run_plan
+from telcoplan.pipeline import load_inputs, read_plan, run_plan
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "danang-real"
 WARDS = REAL / "population" / "danang_wards_pop2019.geojson"

@@ -118,7 +118,7 @@ def _run_both(tmp: Path) -> dict[str, Any]:
     plan["stages"] = VARIANT_STAGES
     variant = tmp / "demo" / "variant.yml"
     variant.write_text(yaml.safe_dump(plan, allow_unicode=True, sort_keys=False), "utf-8")
-    from telcoplan.plan import read_plan, run_plan
+    from telcoplan import read_plan, run_plan
 
     run_plan(read_plan(variant), tmp / "demo" / "variant-outputs", overwrite=True)
     return {

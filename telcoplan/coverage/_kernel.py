@@ -11,14 +11,14 @@ weakest best power of the tile, it and all remaining towers are skipped. The res
 
 With a DEM, each evaluated (tower, cell) pair whose line of sight the terrain (plus the Earth's
 bulge) obstructs also loses the knife-edge diffraction loss of its profile
-(``telcoplan.coverage.terrain``), computed only when the pair could still beat the cell's best
-power; unobstructed paths keep the flat-earth model value, whose empirical fit already includes
-the ground near the receiver. The antenna pattern's depression angle then uses ground elevations.
-Whether a path is obstructed is decided first by the exact viewshed's test
-(``terrain._visible``: the same samples and arithmetic as the profile, but chunks of samples
-that block maxima of the DEM prove below the ray are skipped, and the previous cell's
-obstruction is tried first); only obstructed paths walk their whole profile for the loss. The
-answer is the one of walking every profile.
+(:mod:`telcoplan.coverage.profile`), computed only when the pair could still beat the cell's
+best power; unobstructed paths keep the flat-earth model value, whose empirical fit already
+includes the ground near the receiver. The antenna pattern's depression angle then uses ground
+elevations. Whether a path is obstructed is decided first by the exact viewshed's test
+(:func:`telcoplan.coverage.visibility.visible`: the same samples and arithmetic as the profile,
+but chunks of samples that block maxima of the DEM prove below the ray are skipped, and the
+previous cell's obstruction is tried first); only obstructed paths walk their whole profile for
+the loss. The answer is the one of walking every profile.
 
 Memory: the outputs plus a few tile-sized buffers; never cells × towers.
 """
@@ -30,12 +30,8 @@ import math
 import numba as nb
 import numpy as np
 
-from telcoplan.coverage.terrain import (
-    _BLOCK,
-    _visible,
-    path_terrain_loss_with_buffer,
-    profile_buffer_size,
-)
+from telcoplan.coverage.profile import path_terrain_loss_with_buffer, profile_buffer_size
+from telcoplan.coverage.visibility import BLOCK, visible
 
 __all__ = ["best_server_kernel"]
 
@@ -233,8 +229,8 @@ def best_server_kernel(
                             # empirical models already include the ground near the receiver,
                             # and a flat DEM must give the flat-earth result): walk the whole
                             # profile only when the pair could matter and its path is not clear
-                            clear, hint = _visible(
-                                dem, False, bmax, _BLOCK, no_horizon, x0, y0, res, tx[t],
+                            clear, hint = visible(
+                                dem, False, bmax, BLOCK, no_horizon, x0, y0, res, tx[t],
                                 ty[t], h_abs_tx[t], xc, yc, h_abs_rx, hint,
                             )  # fmt: skip
                             if not clear:
@@ -242,7 +238,7 @@ def best_server_kernel(
                                     dem, x0, y0, res, tx[t], ty[t], h_abs_tx[t], xc, yc,
                                     h_abs_rx, wavelength[t], method, buf,
                                 )  # fmt: skip
-                                if clearance > 0.0:  # always, as _visible decided
+                                if clearance > 0.0:  # always, as visible decided
                                     p -= loss_t
                         if p > best[i, c]:
                             best[i, c] = p

@@ -312,7 +312,7 @@ def best_server(
 
         use_dem = dem is not None
         if use_dem:
-            from telcoplan.coverage.terrain import DIFFRACTION_METHODS
+            from telcoplan.coverage.profile import DIFFRACTION_METHODS
 
             if dem.shape != grid.shape:
                 raise ValueError(f"dem shape {dem.shape} does not match grid shape {grid.shape}")
@@ -320,10 +320,10 @@ def best_server(
                 raise ValueError(
                     f"unknown diffraction method {diffraction!r}; choose one of {', '.join(DIFFRACTION_METHODS)}"
                 )
-            from telcoplan.coverage.terrain import _BLOCK, _block_max
+            from telcoplan.coverage.visibility import BLOCK, block_max
 
             dem_arr = np.ascontiguousarray(np.nan_to_num(dem, nan=0.0), dtype=np.float64)
-            bmax = _block_max(dem_arr, _BLOCK)
+            bmax = block_max(dem_arr, BLOCK)
             h_abs_tx = _ground_at(dem_arr, grid, tx, ty) + h_tx
             method_code = DIFFRACTION_METHODS[diffraction]
         else:

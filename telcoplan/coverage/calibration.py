@@ -42,10 +42,16 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from telcoplan.coverage.antenna import azimuth_deg, sector_attenuation
-from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS, path_loss
-from telcoplan.errors import InputFileError, LayerValidationError, PlanError, Problem
-from telcoplan.gis.crs import require_crs, to_projected, utm_crs_for
+from telcoplan.coverage.clutter import ClutterGrid, clutter_labels, clutter_offset_grid
+from telcoplan.coverage.drive_test import (
+    DIFFRACTION_NAMES,
+    MeasurementTerrain,
+    check_measurements,
+    format_rows,
+    measurement_geometry,
+)
+from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS
+from telcoplan.errors import LayerValidationError, PlanError, Problem
 from telcoplan.gis.grid import GridSpec
 
 __all__ = [
@@ -54,10 +60,8 @@ __all__ = [
     "ClutterGrid",
     "calibrate",
     "clutter_labels",
-    "clutter_names",
     "clutter_offset_grid",
     "predict_rssi",
-    "read_clutter_table",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,14 +73,6 @@ MIN_MEASUREMENTS = 3
 MAX_DISTANCE_KM = 100.0
 #: Distances are clamped to 1 m before taking logarithms, as :func:`path_loss` does (km).
 _MIN_DISTANCE_KM = 1e-3
-#: Ids of the towers layer shown in an unknown-site message.
-_SHOW_IDS = 10
-#: Rows shown in a message about measurements outside a raster.
-_SHOW_ROWS = 10
-#: Diffraction methods (the names of :data:`telcoplan.coverage.terrain.DIFFRACTION_METHODS`,
-#: repeated here so that reading a calibration does not import numba).
-_DIFFRACTION = ("bullington", "deygout", "epstein-peterson")
-_SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
 
 # ------------------------------------------------------------------------------ value object
@@ -141,10 +137,10 @@ class Calibration:
         # a private copy, so that the caller's dict cannot change a frozen object
         offsets = {str(k): float(v) for k, v in dict(self.clutter_offsets_db).items()}
         object.__setattr__(self, "clutter_offsets_db", offsets)
-        if self.terrain and self.diffraction not in _DIFFRACTION:
+        if self.terrain and self.diffraction not in DIFFRACTION_NAMES:
             raise ValueError(
                 f"a calibration fitted with terrain needs its diffraction method (one of "
-                f"{', '.join(_DIFFRACTION)}), got {self.diffraction!r}"
+                f"{', '.join(DIFFRACTION_NAMES)}), got {self.diffraction!r}"
             )
 
     # -------------------------------------------------------------------------- applying
@@ -273,10 +269,10 @@ class Calibration:
             raise PlanError(
                 f"malformed calibration: terrain must be true or false, got {terrain!r}"
             )
-        if terrain and diffraction not in _DIFFRACTION:
+        if terrain and diffraction not in DIFFRACTION_NAMES:
             raise PlanError(
                 f"calibration fitted with terrain by unknown diffraction method {diffraction!r}; "
-                f"known: {', '.join(_DIFFRACTION)}"
+                f"known: {', '.join(DIFFRACTION_NAMES)}"
             )
         try:
             offsets = data["clutter_offsets_db"]
@@ -308,22 +304,6 @@ class Calibration:
 
 
 # ------------------------------------------------------------------------------ prediction
-@dataclass(frozen=True)
-class _Geometry:
-    """Per-measurement inputs of the prediction (arrays of length n)."""
-
-    eirp_dbm: np.ndarray
-    loss_db: np.ndarray
-    pattern_db: np.ndarray
-    distance_km: np.ndarray
-    terrain_db: np.ndarray
-
-    @property
-    def predicted_dbm(self) -> np.ndarray:
-        """Uncalibrated received power (dBm)."""
-        return self.eirp_dbm - self.loss_db - self.terrain_db + self.pattern_db
-
-
 def predict_rssi(
     towers: gpd.GeoDataFrame,
     measurements: gpd.GeoDataFrame,
@@ -413,12 +393,12 @@ def predict_rssi(
             "with" if calibration.terrain else "without",
             "with" if dem is not None else "without",
         )
-    problems = _check_measurements(towers, measurements, need_rssi=False)
+    problems = check_measurements(towers, measurements, need_rssi=False)
     if problems:
         raise LayerValidationError(source, "measurements", problems)
     labels = None if clutter is None else _clutter_per_row(clutter, len(measurements))
-    terrain = _Terrain.make(dem, grid, diffraction, dem_source)
-    geo = _geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
+    terrain = MeasurementTerrain.make(dem, grid, diffraction, dem_source)
+    geo = measurement_geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
     loss = geo.loss_db
     if calibration is not None:
         loss = calibration.apply(loss, geo.distance_km, labels)
@@ -493,7 +473,7 @@ def calibrate(
     after calibration estimates σ.
     """
     _check_model(model, environment)
-    problems = _check_measurements(towers, measurements, need_rssi=True)
+    problems = check_measurements(towers, measurements, need_rssi=True)
     if problems:
         raise LayerValidationError(source, "measurements", problems)
     n = len(measurements)
@@ -517,11 +497,11 @@ def calibrate(
             "the calibration is fitted with clutter classes: pass validation_clutter= "
             "(one class label per validation measurement) as well"
         )
-    terrain = _Terrain.make(dem, grid, diffraction, dem_source)
+    terrain = MeasurementTerrain.make(dem, grid, diffraction, dem_source)
     vlabels = None
     if validation is not None:
         # every problem of the validation set is found before the (possibly long) fit
-        vproblems = _check_measurements(towers, validation, need_rssi=True)
+        vproblems = check_measurements(towers, validation, need_rssi=True)
         if vproblems:
             raise LayerValidationError(validation_source, "measurements", vproblems)
         if labels is not None:
@@ -540,7 +520,7 @@ def calibrate(
             if unseen:
                 raise LayerValidationError(validation_source, "measurements", unseen)
 
-    geo = _geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
+    geo = measurement_geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
     far = np.flatnonzero(geo.distance_km > MAX_DISTANCE_KM)
     if len(far):
         raise LayerValidationError(
@@ -551,7 +531,7 @@ def calibrate(
                     None,
                     "geometry",
                     f"{len(far)} measurement(s) lie more than {MAX_DISTANCE_KM:g} km from their "
-                    f"serving site (rows {_rows(far)}): no cell reaches that far; check their "
+                    f"serving site (rows {format_rows(far)}): no cell reaches that far; check their "
                     "site_id and their coordinates (lon/lat order, CRS)",
                 )
             ],
@@ -649,325 +629,6 @@ def calibrate(
     return result
 
 
-# ------------------------------------------------------------------------------ clutter
-def clutter_labels(
-    codes: Sequence[Any] | np.ndarray,
-    names: Mapping[Any, str] | None = None,
-    *,
-    source: str = "<land use>",
-    layer_source: str = "<measurements>",
-) -> np.ndarray:
-    """Clutter class names of measurements from the land-use codes sampled under them.
-
-    Parameters
-    ----------
-    codes
-        Land-use raster value at each measurement (numbers; NaN where the measurement lies
-        outside the raster or on a nodata cell), in the measurements' row order.
-    names
-        Class name of each code (e.g. from a ``code,name`` CSV). Without it, the code itself
-        names the class, as text (``10``, not ``10.0``, for whole numbers).
-    source, layer_source
-        Names of the land-use raster and of the measurements in error messages.
-
-    Returns
-    -------
-    numpy.ndarray
-        object (n,): class name per measurement, to pass as ``clutter=`` to :func:`calibrate`.
-
-    Raises
-    ------
-    telcoplan.errors.LayerValidationError
-        Measurements outside the raster or on nodata (how many, and the first rows), or codes
-        that ``names`` does not name (each code, with its first rows). There is no fallback
-        class: an unknown clutter would silently bias the reference class's offset, so those
-        measurements must be dropped or the raster extended.
-    """
-    values = np.asarray(codes, dtype=np.float64).ravel()
-    problems: list[Problem] = []
-    missing = np.flatnonzero(~np.isfinite(values))
-    if len(missing):
-        problems.append(
-            Problem(
-                None,
-                "geometry",
-                f"{len(missing)} of {len(values)} measurements of {layer_source} lie outside the "
-                f"land-use raster or on its nodata cells (rows {_rows(missing)}); extend the "
-                "raster or remove those measurements",
-            )
-        )
-    text = np.array([_code_text(v) for v in values], dtype=object)
-    if names is not None:
-        lookup = {_code_text(float(k)): str(v) for k, v in names.items()}
-        ok = np.isfinite(values)
-        for code in sorted(set(text[ok]) - set(lookup), key=float):
-            rows = np.flatnonzero(ok & (text == code))
-            problems.append(
-                Problem(
-                    None,
-                    "code",
-                    f"land-use code {code} under {len(rows)} measurement(s) of {layer_source} "
-                    f"(rows {_rows(rows)}) has no name in the class table; add a row "
-                    f"'{code},<name>'",
-                )
-            )
-        text = np.array([lookup.get(t, t) for t in text], dtype=object)
-    if problems:
-        raise LayerValidationError(source, "land use", problems)
-    return text
-
-
-def clutter_names(table: pd.DataFrame, *, source: str = "<land-use classes>") -> dict[float, str]:
-    """The class table of a land-use raster: ``{code: name}`` from columns ``code``, ``name``.
-
-    Parameters
-    ----------
-    table
-        One row per raster code (e.g. a CSV read as text); column names are matched without
-        case and surrounding spaces. Two codes may share a name (they form one class).
-    source
-        Name of the table in error messages (e.g. the file path).
-
-    Returns
-    -------
-    dict of float to str
-        Class name of each code, for :func:`clutter_labels`.
-
-    Raises
-    ------
-    telcoplan.errors.LayerValidationError
-        A column is missing, or codes are not numbers, names are empty, or one code has two
-        names (every problem, with its row).
-    """
-    columns = {str(c).strip().lower(): c for c in table.columns}
-    absent = [c for c in ("code", "name") if c not in columns]
-    if absent:
-        raise LayerValidationError(
-            source,
-            "land-use classes",
-            [
-                Problem(
-                    None,
-                    c,
-                    f"required column {c!r} is missing (columns: "
-                    f"{', '.join(map(str, table.columns))}); the table has the columns code,name",
-                )
-                for c in absent
-            ],
-        )
-    problems: list[Problem] = []
-    out: dict[float, str] = {}
-    codes = table[columns["code"]].astype(str).str.strip()
-    names = table[columns["name"]].fillna("").astype(str).str.strip()
-    for i, (code, name) in enumerate(zip(codes, names, strict=True)):
-        row = i + 1
-        value = float(pd.to_numeric(code, errors="coerce"))
-        if not math.isfinite(value):
-            problems.append(Problem(row, "code", f"code {code!r} is not a number"))
-        elif not name:
-            problems.append(Problem(row, "name", f"code {code} has an empty name"))
-        elif value in out and out[value] != name:
-            problems.append(
-                Problem(row, "code", f"code {code} is named twice ({out[value]!r} and {name!r})")
-            )
-        else:
-            out[value] = name
-    if problems:
-        raise LayerValidationError(source, "land-use classes", problems)
-    return out
-
-
-def read_clutter_table(path: Any) -> dict[float, str]:
-    """:func:`clutter_names` of a ``code,name`` CSV file (a land-use raster's class table)."""
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputFileError(f"{path}: not a readable code,name CSV ({exc})") from None
-    return clutter_names(table, source=str(path))
-
-
-@dataclass(frozen=True)
-class ClutterGrid:
-    """A calibration's clutter offsets laid on a land-use raster (see :func:`clutter_offset_grid`).
-
-    ``offset_db`` (float32, the raster's shape) is the loss (dB) added to every path that ends
-    in the cell; ``share_pct`` the % of the raster's cells (the whole plan grid, sea and land
-    outside the areas included) in each class the calibration knows;
-    ``unknown_pct`` the same for classes it does not know and ``nodata_pct`` for cells without a
-    class: both get 0 dB, the offset of the fit's reference class.
-    """
-
-    offset_db: np.ndarray
-    share_pct: dict[str, float]
-    unknown_pct: dict[str, float]
-    nodata_pct: float
-
-
-def clutter_offset_grid(
-    calibration: Calibration, codes: np.ndarray, names: Mapping[float, str] | None = None
-) -> ClutterGrid:
-    """Per-cell clutter offsets of ``calibration`` from a land-use raster's codes.
-
-    ``codes`` holds the raster's value per cell (NaN = nodata), ``names`` the class table (as
-    for :func:`clutter_labels`: without one, the code itself names the class). A class the
-    calibration was not fitted on, and a cell without a class, get 0 dB — the reference class —
-    and are reported (a land-use map usually has classes, such as water, that no drive test
-    crossed).
-    """
-    if not calibration.clutter_offsets_db:
-        raise ValueError("this calibration has no clutter offsets (calibrate with --land-use)")
-    values = np.asarray(codes, dtype=np.float64)
-    finite = np.isfinite(values)
-    offset = np.zeros(values.shape, dtype=np.float32)
-    lookup = {} if names is None else {_code_text(float(k)): str(v) for k, v in names.items()}
-    n = max(values.size, 1)
-    share: dict[str, float] = {}
-    unknown: dict[str, float] = {}
-    uniq, inverse = np.unique(values[finite], return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(uniq))
-    per_code = np.zeros(len(uniq), dtype=np.float32)
-    for i, (code, count) in enumerate(zip(uniq, counts, strict=True)):
-        text = _code_text(float(code))
-        name = lookup.get(text, text)
-        pct = 100.0 * float(count) / n
-        if name in calibration.clutter_offsets_db:
-            per_code[i] = calibration.clutter_offsets_db[name]
-            share[name] = share.get(name, 0.0) + pct
-        else:
-            unknown[name] = unknown.get(name, 0.0) + pct
-    offset[finite] = per_code[inverse]
-    return ClutterGrid(
-        offset_db=offset,
-        share_pct={k: round(v, 3) for k, v in share.items()},
-        unknown_pct={k: round(v, 3) for k, v in unknown.items()},
-        nodata_pct=round(100.0 * float((~finite).sum()) / n, 3),
-    )
-
-
-def _code_text(value: float) -> str:
-    if not math.isfinite(value):
-        return "nan"
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def _rows(index: np.ndarray) -> str:
-    """1-based rows of the first positions in ``index``, e.g. ``'3, 8, 12, …'``."""
-    shown = ", ".join(str(int(i) + 1) for i in index[:_SHOW_ROWS])
-    return shown + (", …" if len(index) > _SHOW_ROWS else "")
-
-
-# ------------------------------------------------------------------------------ terrain
-@dataclass(frozen=True)
-class _Terrain:
-    """A checked DEM on its grid, with the diffraction method's code for the numba kernel."""
-
-    dem: np.ndarray  # float64, NaN at voids (for the coverage checks)
-    ground: np.ndarray  # C-contiguous float64, voids at 0 m as in the coverage kernel
-    grid: GridSpec
-    method: int
-    source: str
-
-    @classmethod
-    def make(
-        cls, dem: np.ndarray | None, grid: GridSpec | None, diffraction: str, source: str
-    ) -> _Terrain | None:
-        if dem is None:
-            if grid is not None:
-                raise ValueError("grid= only applies with dem=; pass both or neither")
-            return None
-        if grid is None:
-            raise ValueError("dem= needs the grid it lies on: pass grid=")
-        if diffraction not in _DIFFRACTION:
-            raise ValueError(
-                f"unknown diffraction method {diffraction!r}; choose one of "
-                f"{', '.join(_DIFFRACTION)}"
-            )
-        arr = np.asarray(dem, dtype=np.float64)
-        if arr.shape != grid.shape:
-            raise ValueError(
-                f"the DEM has shape {arr.shape} but the grid is {grid.shape} (rows, cols); warp "
-                "it onto the grid first (telcoplan.layers.dem.load_dem)"
-            )
-        from telcoplan.coverage.terrain import DIFFRACTION_METHODS
-
-        ground = np.ascontiguousarray(np.nan_to_num(arr, nan=0.0), dtype=np.float64)
-        return cls(arr, ground, grid, DIFFRACTION_METHODS[diffraction], source)
-
-    def covered(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(outside the grid, on a void) masks of points in the grid's CRS."""
-        r, c = self.grid.rowcol(x, y)
-        inside = self.grid.contains_rowcol(r, c)
-        void = np.zeros(len(r), dtype=bool)
-        void[inside] = ~np.isfinite(self.dem[r[inside], c[inside]])
-        return ~inside, void
-
-    def ground_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """Ground (m) of the cell containing each point, as the coverage kernel takes it."""
-        r, c = self.grid.rowcol(x, y)
-        r = np.clip(r, 0, self.grid.height - 1)
-        c = np.clip(c, 0, self.grid.width - 1)
-        return self.ground[r, c]
-
-    def check(
-        self, px: np.ndarray, py: np.ndarray, sx: np.ndarray, sy: np.ndarray, ids: np.ndarray,
-        used: np.ndarray, source: str,
-    ) -> None:  # fmt: skip
-        """Raise if measurements (px, py) or the used towers (sx, sy) are not on the DEM."""
-        problems: list[Problem] = []
-        out, void = self.covered(px, py)
-        bad = np.flatnonzero(out | void)
-        if len(bad):
-            problems.append(
-                Problem(
-                    None,
-                    None,
-                    f"{len(bad)} of {len(px)} measurements of {source} are not on the DEM "
-                    f"({int(out.sum())} outside its grid, {int(void.sum())} where it has no elevation "
-                    f"data: beyond the DEM file or on its voids; rows "
-                    f"{_rows(bad)}); give a DEM that covers the drive test and its towers, or "
-                    "leave those rows out",
-                )
-            )
-        out, void = self.covered(sx[used], sy[used])
-        bad = np.flatnonzero(out | void)
-        if len(bad):
-            shown = ", ".join(repr(str(i)) for i in ids[used][bad][:_SHOW_IDS])
-            problems.append(
-                Problem(
-                    None,
-                    None,
-                    f"{len(bad)} serving tower(s) are not on the DEM ({shown}"
-                    f"{', …' if len(bad) > _SHOW_IDS else ''}); give a DEM that covers them",
-                )
-            )
-        if problems:
-            raise LayerValidationError(self.source, "dem", problems)
-
-    def loss(
-        self, sx: np.ndarray, sy: np.ndarray, h_tx_abs: np.ndarray, px: np.ndarray,
-        py: np.ndarray, h_rx_abs: np.ndarray, freq_mhz: np.ndarray,
-    ) -> np.ndarray:  # fmt: skip
-        """Diffraction loss (dB) of each obstructed path, 0 dB in line of sight (as coverage)."""
-        from telcoplan.coverage.terrain import path_terrain_loss
-
-        t = self.grid.transform
-        x0, y0, res = float(t.c), float(t.f), float(t.a)
-        wavelength = _SPEED_OF_LIGHT / (freq_mhz * 1e6)
-        out = np.zeros(len(px))
-        for i in range(len(px)):
-            loss, clearance = path_terrain_loss(
-                self.ground, x0, y0, res,
-                float(sx[i]), float(sy[i]), float(h_tx_abs[i]),
-                float(px[i]), float(py[i]), float(h_rx_abs[i]),
-                float(wavelength[i]), self.method,
-            )  # fmt: skip
-            # only an obstructed line of sight counts: the empirical models already include
-            # the ground near the receiver (the coverage kernel's rule)
-            if clearance > 0.0:
-                out[i] = loss
-        return out
-
-
 # ------------------------------------------------------------------------------ helpers
 def _rms(x: np.ndarray) -> float:
     return float(math.sqrt(float(np.mean(np.square(x))))) if len(x) else math.nan
@@ -980,72 +641,6 @@ def _check_model(model: str, environment: str) -> None:
         raise ValueError(
             f"unknown environment {environment!r}; choose one of {', '.join(ENVIRONMENTS)}"
         )
-
-
-def _tower_table(towers: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
-    """The towers indexed by ``site_id`` as strings (a view or a new frame; never mutated)."""
-    if towers.index.name != "site_id" and "site_id" in towers.columns:
-        towers = towers.set_index("site_id")
-    if not towers.index.is_unique:
-        dup = sorted(map(str, towers.index[towers.index.duplicated()].unique()))
-        raise LayerValidationError(
-            "<towers>",
-            "towers",
-            [Problem(None, "site_id", f"site_id {d!r} occurs more than once") for d in dup],
-        )
-    out = towers.copy()
-    out.index = out.index.map(str)
-    return out
-
-
-def _site_keys(measurements: gpd.GeoDataFrame) -> np.ndarray:
-    ids = measurements["site_id"].to_numpy(dtype=object)
-    return np.array([None if pd.isna(v) else str(v) for v in ids], dtype=object)
-
-
-def _check_measurements(
-    towers: gpd.GeoDataFrame, measurements: gpd.GeoDataFrame, *, need_rssi: bool
-) -> list[Problem]:
-    """Every problem of the measurements that stops a prediction (or a fit), with rows."""
-    require_crs(measurements, "measurements")
-    require_crs(towers, "towers")
-    problems: list[Problem] = []
-    required = ["site_id", *(["rssi_dbm"] if need_rssi else [])]
-    absent = [c for c in required if c not in measurements.columns]
-    if absent:
-        hint = "columns are lon, lat, site_id, rssi_dbm (dBm) and optionally freq_mhz (MHz)"
-        return [Problem(None, c, f"required column {c!r} is missing; {hint}") for c in absent]
-    known = set(_tower_table(towers).index)
-    shown = ", ".join(sorted(known)[:_SHOW_IDS]) + (", …" if len(known) > _SHOW_IDS else "")
-    keys = _site_keys(measurements)
-    rssi = (
-        pd.to_numeric(measurements["rssi_dbm"], errors="coerce").to_numpy(dtype=np.float64)
-        if need_rssi
-        else None
-    )
-    geoms = measurements.geometry
-    for i, key in enumerate(keys):
-        row = i + 1
-        if key is None:
-            problems.append(Problem(row, "site_id", "site_id is empty; give the serving site"))
-        elif key not in known:
-            problems.append(
-                Problem(
-                    row,
-                    "site_id",
-                    f"site_id {key!r} is not in the towers layer (its ids: {shown}); fix the id "
-                    "or add the tower",
-                    feature_id=key,
-                )
-            )
-        if rssi is not None and not np.isfinite(rssi[i]):
-            problems.append(Problem(row, "rssi_dbm", "rssi_dbm is empty or not a number (dBm)"))
-        g = geoms.iloc[i]
-        if g is None or g.is_empty or g.geom_type != "Point":
-            problems.append(
-                Problem(row, "geometry", "the measurement needs a point position (lon, lat)")
-            )
-    return problems
 
 
 def _labels(values: Sequence[Any] | np.ndarray, name: str) -> np.ndarray:
@@ -1065,96 +660,3 @@ def _clutter_per_row(clutter: Sequence[Any] | np.ndarray, n: int) -> np.ndarray:
             f"clutter must hold one class label per measurement ({n}); got shape {labels.shape}"
         )
     return labels
-
-
-def _geometry(
-    towers: gpd.GeoDataFrame,
-    measurements: gpd.GeoDataFrame,
-    model: str,
-    environment: str,
-    h_rx_m: float,
-    terrain: _Terrain | None = None,
-    source: str = "<measurements>",
-) -> _Geometry:
-    """EIRP, uncorrected path loss, pattern, distance and terrain loss of every measurement."""
-    n = len(measurements)
-    table = _tower_table(towers)
-    if n == 0:
-        empty = np.empty(0)
-        return _Geometry(empty, empty, empty, empty, empty)
-    # one metric CRS for both layers: the DEM grid's with terrain, else the measurements' own
-    # if projected (as to_projected keeps it), else the local UTM zone of their centre
-    if terrain is not None:
-        crs = terrain.grid.crs
-    elif measurements.crs.is_projected:
-        crs = measurements.crs
-    else:
-        xmin, ymin, xmax, ymax = measurements.geometry.to_crs("EPSG:4326").total_bounds
-        crs = utm_crs_for((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
-    pts = to_projected(gpd.GeoDataFrame(geometry=measurements.geometry.copy()), crs).geometry
-    sites = to_projected(gpd.GeoDataFrame(geometry=table.geometry.copy()), crs).geometry
-    pos = table.index.get_indexer(_site_keys(measurements))
-
-    def col(name: str, default: float = math.nan) -> np.ndarray:
-        if name not in table.columns:
-            return np.full(n, default)
-        return pd.to_numeric(table[name], errors="coerce").to_numpy(dtype=np.float64)[pos]
-
-    px, py = pts.x.to_numpy(), pts.y.to_numpy()
-    sx, sy = sites.x.to_numpy()[pos], sites.y.to_numpy()[pos]
-    if terrain is not None:
-        used = np.zeros(len(table), dtype=bool)
-        used[pos] = True
-        terrain.check(
-            px, py, sites.x.to_numpy(), sites.y.to_numpy(), table.index.to_numpy(), used, source
-        )
-    dx, dy = px - sx, py - sy
-    d_m = np.hypot(dx, dy)
-    freq = col("frequency_mhz")
-    if "freq_mhz" in measurements.columns:
-        own = pd.to_numeric(measurements["freq_mhz"], errors="coerce").to_numpy(dtype=np.float64)
-        freq = np.where(np.isfinite(own), own, freq)
-    h_tx = col("height_m")
-    eirp = col("eirp_dbm")
-    env = (
-        table["environment"].fillna(environment).astype(str).to_numpy()[pos]
-        if "environment" in table.columns
-        else np.full(n, environment, dtype=object)
-    )
-    loss = np.empty(n)
-    for e in pd.unique(env):
-        sel = env == e
-        loss[sel] = path_loss(
-            model,
-            freq_mhz=freq[sel],
-            distance_km=d_m[sel] / 1000.0,
-            h_tx_m=h_tx[sel],
-            h_rx_m=h_rx_m,
-            environment=str(e),
-            check_distance=False,
-        )
-    # heights above sea level with terrain (the ground of the cell under each antenna), so the
-    # depression angle and the profile see the terrain; flat earth: relative heights suffice
-    terrain_db = np.zeros(n)
-    dh = h_tx - h_rx_m
-    if terrain is not None:
-        h_tx_abs = terrain.ground_at(sx, sy) + h_tx
-        h_rx_abs = terrain.ground_at(px, py) + h_rx_m
-        dh = h_tx_abs - h_rx_abs
-        terrain_db = terrain.loss(sx, sy, h_tx_abs, px, py, h_rx_abs, freq)
-    # antenna pattern, per tower, as the coverage kernel does (omni without azimuth and tilt)
-    pattern = np.zeros(n)
-    azimuth, beam, tilt = col("azimuth_deg"), col("beamwidth_deg"), col("tilt_deg")
-    sectored = np.isfinite(azimuth) | np.isfinite(tilt)
-    for t in np.unique(pos[sectored]):
-        sel = pos == t
-        i = int(np.flatnonzero(sel)[0])
-        depression = np.degrees(np.arctan2(dh[sel], np.maximum(d_m[sel], 1.0)))
-        pattern[sel] = sector_attenuation(
-            azimuth_deg(dx[sel], dy[sel]),
-            depression,
-            azimuth=float(azimuth[i]),
-            beamwidth=float(beam[i]) if np.isfinite(beam[i]) else None,
-            tilt=float(tilt[i]),
-        )
-    return _Geometry(eirp, loss, pattern, d_m / 1000.0, terrain_db)

@@ -51,11 +51,11 @@ def coerce(
 
 
 def _to_bool(v: object) -> object:
-    from telcoplan.layers._schema import _BOOL_TEXT
+    from telcoplan.layers._schema import BOOL_TEXT
 
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return pd.NA
-    return _BOOL_TEXT.get(str(v).strip().lower(), pd.NA)
+    return BOOL_TEXT.get(str(v).strip().lower(), pd.NA)
 
 
 def load_layer(

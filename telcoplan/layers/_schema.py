@@ -185,7 +185,7 @@ class LayerSchema:
                     _dupes(values, ok, c.name, add)
             elif c.kind == "bool":
                 text = raw.astype(str).str.strip().str.lower()
-                bad = ~missing & ~text.isin(list(_BOOL_TEXT)).to_numpy()
+                bad = ~missing & ~text.isin(list(BOOL_TEXT)).to_numpy()
                 for i in np.flatnonzero(bad):
                     add(
                         int(i),
@@ -405,7 +405,7 @@ class LayerSchema:
 
 
 #: Accepted spellings of booleans (lower case), as in QGIS and CSV exports.
-_BOOL_TEXT = {
+BOOL_TEXT = {
     "true": True,
     "false": False,
     "1": True,

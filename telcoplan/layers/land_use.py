@@ -3,8 +3,8 @@
 Contract:
 
 - **raster**: one band of class codes (numbers), any CRS, nodata where there is no class. A
-  ``code,name`` CSV (:func:`telcoplan.coverage.calibration.read_clutter_table`) may name the
-  codes; without one the code itself names the class (``10``, not ``10.0``).
+  ``code,name`` CSV (:func:`read_clutter_table`) may name the codes; without one the code
+  itself names the class (:func:`code_text`: ``10``, not ``10.0``).
 - **polygons** (GeoPackage, GeoJSON, … — e.g. OpenStreetMap ``landuse``): a column holds
   each polygon's class name (``residential``, ``forest``; numbers name their class as a
   raster's codes do: ``10``); polygons whose class is empty are left out. Where polygons
@@ -17,24 +17,114 @@ calibration's clutter offsets apply to the plan's land-use layer by name.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from telcoplan.coverage.calibration import _code_text
 from telcoplan.errors import InputFileError, LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["RASTER_SUFFIXES", "is_raster", "land_use_at_points", "land_use_on_grid"]
+__all__ = [
+    "RASTER_SUFFIXES",
+    "clutter_names",
+    "code_text",
+    "is_raster",
+    "land_use_at_points",
+    "land_use_on_grid",
+    "read_clutter_table",
+]
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
 
 def is_raster(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() in RASTER_SUFFIXES
+
+
+# ------------------------------------------------------------------------------ class names
+def code_text(value: float) -> str:
+    """The class name a land-use code gets without a class table: ``10`` (not ``10.0``) for a
+    whole number, else the shortest ``%g`` form; ``nan`` for NaN."""
+    if not math.isfinite(value):
+        return "nan"
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def clutter_names(table: pd.DataFrame, *, source: str = "<land-use classes>") -> dict[float, str]:
+    """The class table of a land-use raster: ``{code: name}`` from columns ``code``, ``name``.
+
+    Parameters
+    ----------
+    table
+        One row per raster code (e.g. a CSV read as text); column names are matched without
+        case and surrounding spaces. Two codes may share a name (they form one class).
+    source
+        Name of the table in error messages (e.g. the file path).
+
+    Returns
+    -------
+    dict of float to str
+        Class name of each code (the ``names`` that clutter labels and offsets take).
+
+    Raises
+    ------
+    telcoplan.errors.LayerValidationError
+        A column is missing, or codes are not numbers, names are empty, or one code has two
+        names (every problem, with its row).
+    """
+    columns = {str(c).strip().lower(): c for c in table.columns}
+    absent = [c for c in ("code", "name") if c not in columns]
+    if absent:
+        raise LayerValidationError(
+            source,
+            "land-use classes",
+            [
+                Problem(
+                    None,
+                    c,
+                    f"required column {c!r} is missing (columns: "
+                    f"{', '.join(map(str, table.columns))}); the table has the columns code,name",
+                )
+                for c in absent
+            ],
+        )
+    problems: list[Problem] = []
+    out: dict[float, str] = {}
+    codes = table[columns["code"]].astype(str).str.strip()
+    names = table[columns["name"]].fillna("").astype(str).str.strip()
+    for i, (code, name) in enumerate(zip(codes, names, strict=True)):
+        row = i + 1
+        value = float(pd.to_numeric(code, errors="coerce"))
+        if not math.isfinite(value):
+            problems.append(Problem(row, "code", f"code {code!r} is not a number"))
+        elif not name:
+            problems.append(Problem(row, "name", f"code {code} has an empty name"))
+        elif value in out and out[value] != name:
+            problems.append(
+                Problem(row, "code", f"code {code} is named twice ({out[value]!r} and {name!r})")
+            )
+        else:
+            out[value] = name
+    if problems:
+        raise LayerValidationError(source, "land-use classes", problems)
+    return out
+
+
+def read_clutter_table(path: Any) -> dict[float, str]:
+    """:func:`clutter_names` of a ``code,name`` CSV file (a land-use raster's class table)."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputFileError(f"{path}: not a readable code,name CSV ({exc})") from None
+    return clutter_names(table, source=str(path))
+
+
+# ------------------------------------------------------------------------------ layer
 
 
 def _problem(path: Path, column: str | None, message: str) -> LayerValidationError:
@@ -75,7 +165,7 @@ def _polygons(
         )
     values = gdf[column]
     if pd.api.types.is_numeric_dtype(values):  # codes name their class as a raster's do: "10"
-        text = values.map(lambda v: None if pd.isna(v) else _code_text(float(v)))
+        text = values.map(lambda v: None if pd.isna(v) else code_text(float(v)))
     else:
         text = values.astype("string").str.strip()
     text = text.astype("string")
@@ -120,8 +210,6 @@ def land_use_on_grid(
     A raster is read by nearest cell; polygons give each cell the class of the smallest polygon
     that contains its centre. Raises a clean error when no cell of the grid has a class.
     """
-    from telcoplan.coverage.calibration import read_clutter_table
-
     p = Path(path)
     if is_raster(p):
         from telcoplan.gis.raster import read_raster_on_grid
@@ -164,8 +252,6 @@ def land_use_at_points(
     A raster is read at the cell containing each point; with polygons, a point takes the class of
     the smallest polygon containing it (or touching it, on an edge).
     """
-    from telcoplan.coverage.calibration import read_clutter_table
-
     p = Path(path)
     if is_raster(p):
         _no_column_for_rasters(p, column)

@@ -6,10 +6,43 @@ the loader and ``telcoplan validate`` report every breach at once, with row ids.
 
 from __future__ import annotations
 
+import geopandas as gpd
+import numpy as np
+
 from telcoplan.layers._loader import layer_api
 from telcoplan.layers.schemas import TOWERS
 
-__all__ = ["SCHEMA", "load_towers", "validate_towers"]
+__all__ = ["SCHEMA", "load_towers", "physical_sites", "validate_towers"]
 
 SCHEMA = TOWERS
 load_towers, validate_towers = layer_api(SCHEMA)
+
+
+def physical_sites(
+    towers: gpd.GeoDataFrame, tolerance_m: float = 1.0
+) -> tuple[gpd.GeoDataFrame, dict[str, list[str]]]:
+    """Group co-located towers (chains of towers within ``tolerance_m`` of each other) into
+    physical sites with their operators.
+
+    Returns the sites (index = the group's first tower's ``site_id``, at its position) and
+    ``{site: [operators]}``.
+    """
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    geoms = towers.geometry.to_numpy()
+    n = len(geoms)
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=tolerance_m)
+    _, label = connected_components(
+        coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
+    )
+    ids = towers.index.astype(str).to_numpy()
+    first: dict[int, int] = {}
+    ops: dict[str, set[str]] = {}
+    for i, (lab, op) in enumerate(zip(label.tolist(), towers["operator"].astype(str), strict=True)):
+        site = ids[first.setdefault(lab, i)]
+        ops.setdefault(site, set()).add(op)
+    keep = sorted(first.values())
+    sites = gpd.GeoDataFrame(geometry=geoms[keep], index=ids[keep], crs=towers.crs)
+    return sites, {s: sorted(o) for s, o in ops.items()}

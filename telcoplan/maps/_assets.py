@@ -17,7 +17,7 @@ from typing import Any
 
 from telcoplan.errors import TelcoplanError
 
-__all__ = ["external_references", "inline_assets"]
+__all__ = ["external_references", "inline_assets", "walk"]
 
 #: folium asset name -> (xstatic package, file); inlined, in this order.
 _INLINE: dict[str, tuple[str, str]] = {
@@ -80,10 +80,11 @@ def _read_asset(name: str) -> str:
     return "<script>\n" + text.replace("</script", "<\\/script") + "\n</script>"
 
 
-def _walk(element: Any) -> Iterator[Any]:
+def walk(element: Any) -> Iterator[Any]:
+    """``element`` and every element under it, in tree order (depth first)."""
     yield element
     for child in list(getattr(element, "_children", {}).values()):
-        yield from _walk(child)
+        yield from walk(child)
 
 
 def _raw_element(text: str) -> Any:
@@ -112,7 +113,7 @@ def inline_assets(figure: Any) -> list[str]:
         not ship offline), naming the asset and its URL.
     """
     wanted: dict[str, str] = {}
-    for element in _walk(figure):
+    for element in walk(figure):
         for attr in ("default_js", "default_css"):
             links = getattr(element, attr, None)
             if links:

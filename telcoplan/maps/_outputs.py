@@ -1,7 +1,7 @@
 """Read a plan's output folder (and its input layers) into the layers the map and figure draw.
 
 The plan stage and ``telcoplan map`` hand over an output folder; this module is the one place in
-``telcoplan.maps`` that touches the disk for reading, through the ``gis`` readers.
+``telcoplan.maps`` that reads it, through :mod:`telcoplan.outputs` (the owner of its layout).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
+from telcoplan import outputs
 from telcoplan.errors import InputFileError
 
 __all__ = ["MAP_LAYERS", "PlanLayers", "read_plan_layers"]
@@ -34,16 +35,6 @@ MAP_LAYERS = (
     "sites",
     "backbone",
 )
-#: (file, layer, index column) of each vector output of a plan.
-_OUTPUT_FILES: dict[str, tuple[str, str, str | None]] = {
-    "areas": ("coverage.gpkg", "areas", None),
-    "coverage": ("coverage.gpkg", "coverage", None),
-    "towers": ("coverage.gpkg", "sites", "site_id"),
-    "gaps": ("gaps.gpkg", "gaps", "gap_id"),
-    "pois": ("gaps.gpkg", "pois", "poi_id"),
-    "sites": ("sites.gpkg", "sites", None),
-    "backbone": ("backbone.gpkg", "links", None),
-}
 #: Layers whose plan output carries more than the input (coverage %, service status): the
 #: output wins over an input layer of the same name. For the others the input wins.
 _OUTPUT_WINS = frozenset({"areas", "pois"})
@@ -66,44 +57,6 @@ class PlanLayers:
     vectors: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
     signal: dict[str, tuple[np.ndarray, Any]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def _read_layer(path: Path, layer: str, index: str | None) -> gpd.GeoDataFrame | None:
-    import pyogrio
-
-    from telcoplan.gis.vector import read_vector
-
-    if not path.exists():
-        return None
-    try:
-        names = [str(n) for n, _ in pyogrio.list_layers(path)]
-    except Exception as exc:  # any driver failure is a clean error
-        raise InputFileError(f"{path}: not a readable GeoPackage ({exc})") from None
-    if layer not in names:
-        if len(names) != 1:
-            log.debug("%s has no layer %r (layers: %s)", path, layer, ", ".join(names))
-            return None
-        layer = names[0]
-    gdf = read_vector(path, layer=layer)
-    if "row" in gdf.columns and index == "site_id":
-        gdf = gdf.drop(columns="row")
-    if index is not None and index in gdf.columns and gdf[index].is_unique:
-        gdf = gdf.set_index(index)
-    return gdf
-
-
-def _read_signal(out: Path) -> dict[str, tuple[np.ndarray, Any]]:
-    """``signal_<operator>.tif`` of the coverage stage (per-technology rasters are left out)."""
-    from telcoplan.gis.raster import read_raster
-
-    signal: dict[str, tuple[np.ndarray, Any]] = {}
-    for path in sorted(out.glob("signal_*.tif")):
-        values, info, tags = read_raster(path)
-        if tags.get("technology"):
-            continue
-        operator = tags.get("operator") or path.stem.removeprefix("signal_")
-        signal[operator] = (values, info)
-    return dict(sorted(signal.items()))
 
 
 def read_plan_layers(
@@ -147,24 +100,21 @@ def read_plan_layers(
         if name in given and name not in _OUTPUT_WINS:
             vectors[name] = given[name]
             continue
-        spec = _OUTPUT_FILES.get(name)
-        read = _read_layer(out / spec[0], spec[1], spec[2]) if spec else None
+        read = outputs.read_layer(out, name) if name in outputs.LAYERS else None
         if read is not None:
             vectors[name] = read
         elif name in given:
             vectors[name] = given[name]
     if "areas" not in vectors:
         raise InputFileError(
-            f"{out}: no coverage.gpkg with an 'areas' layer; run the coverage stage first "
+            f"{out}: no {outputs.COVERAGE} with an 'areas' layer; run the coverage stage first "
             "or pass the plan's layers (telcoplan map|report OUT_DIR --plan PLAN.yml)"
         )
     if summary is None:
-        from telcoplan.report.summary import read_summary
-
-        path = out / "summary.json"
-        summary = read_summary(path) if path.exists() else {}
+        path = out / outputs.SUMMARY
+        summary = outputs.read_summary(path) if path.exists() else {}
     return PlanLayers(
         vectors=vectors,
-        signal=_read_signal(out) if signal else {},
+        signal=outputs.read_signal(out) if signal else {},
         summary=dict(summary or {}),
     )

@@ -1,2 +1,2 @@
-"""Reports: ``summary.json`` (:mod:`telcoplan.report.summary`) and ``report.html``
-(:mod:`telcoplan.report.html`)."""
+"""The HTML report of a run (:mod:`telcoplan.report.html`); ``summary.json`` belongs to
+:mod:`telcoplan.outputs`."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from telcoplan.outputs import COVERAGE_KEYS
 from telcoplan.report._format import (
     MISSING,
     Safe,
@@ -24,7 +25,6 @@ from telcoplan.report._format import (
     is_missing,
     number,
 )
-from telcoplan.report.summary import COVERAGE_KEYS
 
 __all__ = [
     "OPERATOR_PALETTE",

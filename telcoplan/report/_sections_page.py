@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from telcoplan import outputs
 from telcoplan.report._blocks import Context, as_mapping, html_table
 from telcoplan.report._format import MISSING, Safe, esc, fmt_count, fmt_num, is_missing, number
 
@@ -58,7 +59,7 @@ def figure_section(png: bytes | None) -> str:
         f'<figure><img src="data:image/png;base64,{data}" '
         'alt="Map of the plan: coverage, gaps, sites and backbone">'
         "<figcaption>The plan at a glance (static figure; the interactive map is "
-        "<code>map.html</code>).</figcaption></figure>"
+        f"<code>{outputs.MAP}</code>).</figcaption></figure>"
     )
 
 

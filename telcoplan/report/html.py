@@ -21,12 +21,12 @@ from typing import Any
 
 import pandas as pd
 
+from telcoplan import outputs
 from telcoplan.gis.atomic import atomic_path, check_writable, final_path
 from telcoplan.report import _sections as sec
 from telcoplan.report._format import esc
 
 __all__ = [
-    "REPORT_NAME",
     "load_outputs",
     "render_report",
     "report_from_outputs",
@@ -36,7 +36,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: File name of the report in a plan's output folder.
-REPORT_NAME = "report.html"
+
 
 _CSS = """
 :root { --ink: #1b1f24; --muted: #5b6470; --rule: #d9dee4; --band: #f4f6f8; --accent: #08519c; }
@@ -235,16 +235,16 @@ def load_outputs(
     """
     out = Path(out_dir)
     if summary is None:
-        summary = _read_summary(out / "summary.json")
+        summary = outputs.read_summary(out / outputs.SUMMARY)
     data: dict[str, Any] = {"summary": summary}
-    for key, file, layer in (
-        ("areas", "coverage.gpkg", "areas"),
-        ("gaps", "gaps.gpkg", "gaps"),
-        ("pois", "gaps.gpkg", "pois"),
-        ("sites", "sites.gpkg", "sites"),
-        ("links", "backbone.gpkg", "links"),
+    for key, name in (
+        ("areas", "areas"),
+        ("gaps", "gaps"),
+        ("pois", "pois"),
+        ("sites", "sites"),
+        ("links", "backbone"),
     ):
-        frame = _read_table(out / file, layer, fallback_first=key == "sites")
+        frame = outputs.read_table(out, name)
         if frame is not None:
             data[key] = frame
     return data
@@ -279,37 +279,9 @@ def report_from_outputs(
         Further options of :func:`render_report` (``title``, ``top_gaps``, ``currency``, …).
     """
     out = Path(out_dir)
-    target = Path(path) if path is not None else out / REPORT_NAME
+    target = Path(path) if path is not None else out / outputs.REPORT
     check_writable(target, overwrite)
     data = load_outputs(out, summary=summary)
     if figure_png is not None and not isinstance(figure_png, bytes | bytearray):
         figure_png = Path(figure_png).read_bytes()
     return write_report(target, overwrite=overwrite, figure_png=figure_png, **data, **options)
-
-
-# ============================================================================== loading
-def _read_summary(path: Path) -> dict[str, Any]:
-    """``summary.json`` as a dict (:func:`telcoplan.report.summary.read_summary`)."""
-    from telcoplan.report.summary import read_summary
-
-    return read_summary(path)
-
-
-def _read_table(path: Path, layer: str, *, fallback_first: bool = False) -> pd.DataFrame | None:
-    """The attribute table of ``layer`` of ``path`` (with ``fallback_first``: else of its first
-    layer); None when the file or layer is absent."""
-    if not path.is_file():
-        return None
-    import pyogrio
-
-    from telcoplan.errors import InputFileError
-
-    try:
-        names = [str(n) for n, _ in pyogrio.list_layers(path)]
-        if layer not in names:
-            if not fallback_first or not names:
-                return None
-            layer = names[0]
-        return pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
-        raise InputFileError(f"{path}: cannot read layer {layer!r}: {exc}") from None

@@ -16,7 +16,7 @@ from telcoplan.cli import cli
 from telcoplan.errors import PlanError
 from telcoplan.gis.vector import write_vector
 from telcoplan.maps._assets import external_references
-from telcoplan.plan import read_plan, run_plan
+from telcoplan.pipeline import read_plan, run_plan
 from tests.conftest import UTM49, X0, Y0
 
 
@@ -312,7 +312,7 @@ def test_fiber_far_from_every_road_is_a_clear_error(backbone_plan, tmp_path, fib
 
 def test_physical_sites_cluster_by_distance(towers5):
     """Towers 2 cm apart across a 1 m grid line are one site; 1.5 m apart are two."""
-    from telcoplan.stages import physical_sites
+    from telcoplan.layers.towers import physical_sites
 
     t = towers5.iloc[:3].copy()
     t.geometry = [Point(X0 + 100.49, Y0), Point(X0 + 100.51, Y0), Point(X0 + 102.0, Y0)]

@@ -229,7 +229,7 @@ def test_import_cells(runner, tmp_path):
 @pytest.mark.slow
 def test_demo_end_to_end(runner, tmp_path):
     """`telcoplan demo` writes inputs/, plan.yml and outputs/summary.json with the census total."""
-    from telcoplan.plan import read_plan
+    from telcoplan.pipeline import read_plan
 
     census_2019 = {  # GSO 2019 census, persons (PRODUCT.md), typed here independently of the code
         "Hải Châu": 201_522,
@@ -404,7 +404,7 @@ def test_calibrate_command(runner, tmp_path):
 
 
 def test_batch_targets_never_collide(tmp_path):
-    from telcoplan.plan import batch_targets
+    from telcoplan.pipeline import batch_targets
 
     plans = [tmp_path / "a" / "plan.yml", tmp_path / "b" / "plan.yml", tmp_path / "a" / "other.yml"]
     targets = batch_targets(plans, tmp_path / "out")

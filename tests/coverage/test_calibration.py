@@ -23,10 +23,10 @@ from telcoplan.coverage.calibration import (
     calibrate,
     clutter_offset_grid,
     predict_rssi,
-    read_clutter_table,
 )
 from telcoplan.errors import LayerValidationError, PlanError, TelcoplanError
 from telcoplan.gis.grid import GridSpec
+from telcoplan.layers.land_use import read_clutter_table
 from telcoplan.layers.measurements import load_measurements
 from telcoplan.layers.towers import load_towers
 from tests.conftest import UTM49, assert_unchanged
@@ -578,7 +578,8 @@ def test_old_params_json_reads_as_fitted_without_terrain():
 
 # ------------------------------------------------------------------------------ land use
 def test_clutter_labels_name_codes_and_report_missing_ones():
-    from telcoplan.coverage.calibration import clutter_labels, clutter_names
+    from telcoplan.coverage.calibration import clutter_labels
+    from telcoplan.layers.land_use import clutter_names
 
     codes = np.array([10.0, 20.0, 10.0, 30.0])
     assert clutter_labels(codes).tolist() == ["10", "20", "10", "30"]

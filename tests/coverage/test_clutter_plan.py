@@ -19,7 +19,7 @@ from telcoplan.coverage.calibration import Calibration
 from telcoplan.errors import PlanError
 from telcoplan.gis.raster import write_raster
 from telcoplan.gis.vector import write_vector
-from telcoplan.plan import read_plan, run_plan
+from telcoplan.pipeline import read_plan, run_plan
 
 OFFSETS = {"open": 0.0, "urban": 8.0, "forest": -3.0}
 
@@ -95,7 +95,7 @@ def test_land_use_applies_the_clutter_offsets_per_cell(clutter_plan, tmp_path, c
     assert report["nodata_pct"] == pytest.approx(1.0)
     assert without["coverage"]["clutter"] == {"applied": False}
     # the class table is an input of the run: its path and SHA-256 are in the provenance
-    from telcoplan.report.summary import file_sha256
+    from telcoplan.outputs import file_sha256
 
     lu = with_lu["provenance"]["inputs"]["land_use"]
     assert lu["classes_path"] == "inputs/classes.csv"

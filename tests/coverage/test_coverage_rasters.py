@@ -26,7 +26,7 @@ from shapely.geometry import Point, box
 from telcoplan.cli import cli
 from telcoplan.coverage import path_loss
 from telcoplan.gis.vector import read_vector, write_vector
-from telcoplan.plan import read_plan, run_plan
+from telcoplan.pipeline import read_plan, run_plan
 
 UTM49 = "EPSG:32649"
 #: Lower-left corner of the study area (a multiple of the resolution: the grid starts there).

@@ -20,7 +20,7 @@ from telcoplan.coverage.thresholds import Thresholds
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.raster import write_raster
 from telcoplan.gis.vector import write_vector
-from telcoplan.plan import read_plan, run_plan
+from telcoplan.pipeline import read_plan, run_plan
 from tests.conftest import UTM49, X0, Y0
 
 OPERATORS = ("A", "B", "C")

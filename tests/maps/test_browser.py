@@ -239,8 +239,8 @@ def test_demo_scenario_map_end_to_end(open_map, tmp_path: Path) -> None:
 
     from telcoplan.coverage.analysis import compute_coverage, population_covered
     from telcoplan.coverage.gaps import find_gaps, poi_service
+    from telcoplan.demo.danang import build_scenario
     from telcoplan.gis.polygonize import polygonize_mask
-    from telcoplan.layers.danang import build_scenario
 
     sc = build_scenario(resolution_m=500.0)
     towers = sc.towers.set_index("site_id")

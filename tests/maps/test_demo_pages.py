@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 def demo_run(tmp_path_factory) -> Path:
     """``telcoplan demo`` at 500 m: the output folder of the plan."""
     from telcoplan.demo import write_demo
-    from telcoplan.plan import read_plan, run_plan
+    from telcoplan.pipeline import read_plan, run_plan
 
     folder = tmp_path_factory.mktemp("demo-pages")
     run_plan(read_plan(write_demo(folder, resolution_m=500.0)), folder / "outputs")

@@ -404,16 +404,15 @@ def test_areas_in_geographic_crs(layers: dict) -> None:
 
 
 def test_map_parameters() -> None:
-    from telcoplan.errors import PlanError
-    from telcoplan.maps.interactive import MAP_PARAMETERS, map_parameters
+    from telcoplan.pipeline.stages import ParameterError
+    from telcoplan.pipeline.stages.map import DEFAULTS, MapParams, parse
 
-    got = map_parameters(None)
-    assert got == {**MAP_PARAMETERS, "signal_range_dbm": (-120.0, -50.0)}
-    assert map_parameters({"tiles": "https://t.example/{z}/{x}/{y}.png"})["tiles"].startswith(
-        "https"
-    )
-    with pytest.raises(PlanError) as info:
-        map_parameters(
+    got = parse(None)
+    assert got == MapParams()
+    assert got.signal_range_dbm == tuple(DEFAULTS["signal_range_dbm"])
+    assert parse({"tiles": "https://t.example/{z}/{x}/{y}.png"}).tiles.startswith("https")
+    with pytest.raises(ParameterError) as info:
+        parse(
             {
                 "tile": "osm",
                 "tiles": "ftp://x/{z}/{x}/{y}",
@@ -421,14 +420,14 @@ def test_map_parameters() -> None:
                 "signal": "yes",
                 "signal_range_dbm": [-50, -120],
             },
-            "plan.yml",
         )
     message = str(info.value)
-    assert message.startswith("plan.yml: 5 problem(s) in the map parameters")
+    assert message.startswith("5 problem(s) in the map parameters")
+    assert len(info.value.problems) == 5
     for word in ("'tile'", "tiles must be", "simplify_m", "signal must be", "signal_range_dbm"):
         assert word in message
-    with pytest.raises(PlanError, match="signal_step_db"):
-        map_parameters({"signal_step_db": 0.1, "signal_range_dbm": [-140, 0]})
+    with pytest.raises(ParameterError, match="signal_step_db"):
+        parse({"signal_step_db": 0.1, "signal_range_dbm": [-140, 0]})
 
 
 def test_css_like_text_in_the_data_is_not_a_network_reference(layers, tmp_path) -> None:

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from telcoplan.errors import InputFileError, OutputExistsError
-from telcoplan.report.html import REPORT_NAME, load_outputs, report_from_outputs
+from telcoplan.outputs import REPORT as REPORT_NAME
+from telcoplan.report.html import load_outputs, report_from_outputs
 from tests.report.conftest import DISTRICTS, make_png
 
 
@@ -15,7 +16,7 @@ from tests.report.conftest import DISTRICTS, make_png
 def demo_outputs(tmp_path_factory):
     """Every stage of the demo plan at 500 m cells (a few seconds): (summary, output folder)."""
     from telcoplan.demo import write_demo
-    from telcoplan.plan import read_plan, run_plan
+    from telcoplan.pipeline import read_plan, run_plan
 
     folder = tmp_path_factory.mktemp("demo")
     plan_path = write_demo(folder, resolution_m=500.0)

@@ -10,10 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from telcoplan.errors import TelcoplanError
+from telcoplan.pipeline.model import RASTER_SUFFIXES
 
-__all__ = ["ValidationReport", "guess_layer", "validate_files"]
+__all__ = ["LAYER_TYPES", "ValidationReport", "guess_layer", "validate_files"]
 
 _VECTOR = ("towers", "fiber", "roads", "areas", "population", "candidates", "pois", "measurements")
+#: Layers ``telcoplan validate`` checks (``--type``): every plan layer.
+LAYER_TYPES = (*_VECTOR, "dem", "land_use")
 
 
 @dataclass(frozen=True)
@@ -28,11 +31,11 @@ class ValidationReport:
 
 def guess_layer(path: Path) -> str | None:
     """Layer type from a file name: ``towers.gpkg``, ``towers_2024.csv``, ``bad-towers.csv`` → towers."""
-    stem = path.stem.lower()
-    for name in (*_VECTOR, "dem"):
+    stem = path.stem.lower().replace("landuse", "land_use")
+    for name in LAYER_TYPES:
         if stem == name or stem.startswith(name) or stem.endswith(name):
             return name
-    for name in (*_VECTOR, "dem"):
+    for name in LAYER_TYPES:
         if name in stem:
             return name
     return None
@@ -74,7 +77,8 @@ def _validate_one(
     p: Path, layer_type: str | None, layer: str | None, study, crs: str | None
 ) -> ValidationReport:
     if p.suffix.lower() in (".yml", ".yaml"):
-        from telcoplan.plan import load_inputs, read_plan
+        from telcoplan.pipeline.inputs import load_inputs
+        from telcoplan.pipeline.parse import read_plan
 
         inputs = load_inputs(read_plan(p))
         parts = [f"{len(inputs.areas)} areas"] + [
@@ -88,7 +92,7 @@ def _validate_one(
             False,
             "",
             f"{p}: cannot tell which layer this is from its name; pass --type "
-            f"({', '.join((*_VECTOR, 'dem'))})",
+            f"({', '.join(LAYER_TYPES)})",
         )
     if name == "dem":
         from telcoplan.gis.raster import read_raster
@@ -97,6 +101,8 @@ def _validate_one(
         data, info, _ = read_raster(p)
         validate_dem(data, source=str(p))
         return ValidationReport(p, True, f"dem {info.width}x{info.height}, {info.crs}")
+    if name == "land_use":
+        return _validate_land_use(p, layer, crs)
     if name == "population" and p.suffix.lower() in (".tif", ".tiff"):
         from telcoplan.gis.raster import read_raster
         from telcoplan.layers.population import validate_population_raster
@@ -112,3 +118,41 @@ def _validate_one(
     gdf = read_vector(p, crs=crs, layer=layer)
     SCHEMAS[name].validate(gdf, source=str(p), study_area=study)
     return ValidationReport(p, True, f"{name}, {len(gdf)} features")
+
+
+def _validate_land_use(p: Path, layer: str | None, crs: str | None) -> ValidationReport:
+    """A land-use raster holds whole class codes (nodata: unclassified); land-use polygons are
+    polygons (their class column is named in the plan: ``{path: …, column: landuse}``)."""
+    from telcoplan.errors import LayerValidationError, Problem
+
+    if p.suffix.lower() in RASTER_SUFFIXES:
+        from telcoplan.gis.raster import read_raster
+
+        data, info, _ = read_raster(p)
+        codes = data[np.isfinite(data)]
+        if codes.size and not np.array_equal(codes, np.round(codes)):
+            raise LayerValidationError(
+                str(p),
+                "land_use",
+                [Problem(None, None, "land-use codes must be whole numbers (one per class)")],
+            )
+        return ValidationReport(
+            p, True, f"land_use raster {info.width}x{info.height}, {len(np.unique(codes))} classes"
+        )
+    from telcoplan.gis.vector import read_vector
+
+    gdf = read_vector(p, crs=crs, layer=layer)
+    kinds = set(gdf.geometry.dropna().geom_type) - {"Polygon", "MultiPolygon"}
+    if kinds:
+        raise LayerValidationError(
+            str(p),
+            "land_use",
+            [
+                Problem(
+                    None,
+                    "geometry",
+                    f"land-use features must be polygons, found {', '.join(sorted(kinds))}",
+                )
+            ],
+        )
+    return ValidationReport(p, True, f"land_use polygons, {len(gdf)} features")

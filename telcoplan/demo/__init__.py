@@ -44,9 +44,9 @@ def write_demo(
     overwrite: bool = False,
 ) -> Path:
     """Write ``out_dir/inputs/*`` and ``out_dir/plan.yml``; return the plan path."""
+    from telcoplan.demo.danang import build_scenario, write_scenario
     from telcoplan.gis.vector import fixed_timestamps
-    from telcoplan.layers.danang import build_scenario, write_scenario
-    from telcoplan.plan import write_plan
+    from telcoplan.pipeline import write_plan
 
     out = Path(out_dir)
     plan_path = out / "plan.yml"
@@ -71,7 +71,7 @@ def run_demo(
 ) -> dict[str, Any]:
     """Write the demo scenario and plan into ``out_dir``, run it into ``out_dir/outputs``."""
     from telcoplan.gis.vector import fixed_timestamps
-    from telcoplan.plan import read_plan, run_plan
+    from telcoplan.pipeline import read_plan, run_plan
 
     plan_path = write_demo(out_dir, seed=seed, resolution_m=resolution_m, overwrite=overwrite)
     with fixed_timestamps():  # the demo's outputs are byte-reproducible too

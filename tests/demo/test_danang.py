@@ -1,4 +1,4 @@
-"""Tests of the synthetic Đà Nẵng demo scenario (telcoplan.layers.danang).
+"""Tests of the synthetic Đà Nẵng demo scenario (telcoplan.demo.danang).
 
 The expected numbers come from public facts (2019 census, market shares, peak heights), written
 out here independently of the module's own constants.
@@ -20,12 +20,13 @@ import rasterio
 import shapely
 from geopandas.testing import assert_geodataframe_equal
 
+from telcoplan.demo import danang
+from telcoplan.demo.danang import CENSUS_2019, DEMO_CRS, Scenario, build_scenario, write_scenario
 from telcoplan.errors import OutputExistsError
 from telcoplan.gis.raster import read_raster
 from telcoplan.gis.vector import read_vector
 from telcoplan.gis.zonal import label_polygons, zonal_sum
-from telcoplan.layers import danang, schemas
-from telcoplan.layers.danang import CENSUS_2019, DEMO_CRS, Scenario, build_scenario, write_scenario
+from telcoplan.layers import schemas
 
 #: 2019 census (persons), from the General Statistics Office of Viet Nam.
 CENSUS = {

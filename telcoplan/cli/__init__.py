@@ -7,34 +7,38 @@ Heavy imports happen inside the commands so that ``telcoplan --help`` starts fas
 from __future__ import annotations
 
 import logging
-import sys
-import warnings
 from pathlib import Path
 
 import click
 
-from telcoplan import __version__
+from telcoplan import __version__, outputs
+from telcoplan.cli.options import (
+    IN_FILE,
+    FiniteRange,
+    crs_option,
+    diffraction_choice,
+    environment_choice,
+    layer_type_choice,
+    model_choice,
+    out_option,
+    overwrite_option,
+    protect_choice,
+    verbosity_params,
+)
 from telcoplan.errors import TelcoplanError
 
 __all__ = ["cli", "main"]
 
 log = logging.getLogger("telcoplan")
 
-_LAYER_CHOICES = (
-    "towers",
-    "fiber",
-    "roads",
-    "areas",
-    "population",
-    "candidates",
-    "pois",
-    "measurements",
-    "dem",
-)
-
 
 class _Group(click.Group):
-    """Turns library errors into one clean message (no traceback) and exit status 1."""
+    """Turns library errors into one clean message (no traceback) and exit status 1; every
+    sub-command also takes ``-v``/``-q`` (``telcoplan run plan.yml -q``)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(verbosity_params())
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -47,60 +51,23 @@ class _Group(click.Group):
             ) from None
 
 
-class _FiniteRange(click.FloatRange):
-    """A float range that also refuses NaN (which compares false with both bounds)."""
-
-    def convert(self, value, param, ctx):
-        out = super().convert(value, param, ctx)
-        if out != out:  # NaN
-            self.fail(f"{value!r} is not a number", param, ctx)
-        return out
-
-
-def _setup_logging(verbose: int, quiet: int) -> None:
-    level = logging.INFO + 10 * (quiet - verbose)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(levelname)s: %(message)s" if verbose else "%(message)s")
-    )
-    root = logging.getLogger("telcoplan")
-    root.handlers[:] = [handler]
-    root.setLevel(max(logging.DEBUG, min(level, logging.CRITICAL)))
-    root.propagate = False
-
-    def show(
-        message, category, filename, lineno, file=None, line=None
-    ):  # one clean line per warning
-        root.warning("warning: %s", message)
-
-    warnings.showwarning = show
-
-
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="telcoplan")
-@click.option("-v", "--verbose", count=True, help="More messages (repeat for debug).")
-@click.option(
-    "-q", "--quiet", count=True, help="Fewer messages (-q warnings only, -qq errors only)."
-)
-def cli(verbose: int, quiet: int) -> None:
+def cli() -> None:
     """Plan shared telecom infrastructure from GIS layers.
 
     \b
     Start with:  telcoplan demo --out demo-output
     Then:        telcoplan run demo-output/plan.yml --out my-run
     """
-    _setup_logging(verbose, quiet)
+
+
+cli.params.extend(verbosity_params())
 
 
 @cli.command()
-@click.option(
-    "--out",
-    "out_dir",
-    required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for inputs/, plan.yml and outputs/.",
-)
-@click.option("--overwrite", is_flag=True, help="Replace existing files in the folder.")
+@out_option("Folder for inputs/, plan.yml and outputs/.")
+@overwrite_option("Replace existing files in the folder.")
 @click.option(
     "--seed",
     type=click.IntRange(0, 2**32 - 1),
@@ -111,7 +78,7 @@ def cli(verbose: int, quiet: int) -> None:
 @click.option(
     "--resolution",
     "resolution_m",
-    type=_FiniteRange(10.0, 1000.0),
+    type=FiniteRange(10.0, 1000.0),
     default=100.0,
     show_default=True,
     help="Grid cell size (m).",
@@ -129,18 +96,15 @@ def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None
 
 @cli.command()
 @click.argument("plans", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Output folder (default: 'outputs' beside the plan file). With several plans, one "
+@out_option(
+    "Output folder (default: 'outputs' beside the plan file). With several plans, one "
     "sub-folder per plan, named after the plan file (prefixed by its folder when names repeat).",
+    required=False,
 )
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@overwrite_option()
 def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
     """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on)."""
-    from telcoplan.plan import batch_targets, read_plan, run_plan
+    from telcoplan.pipeline import batch_targets, read_plan, run_plan
 
     failed: list[tuple[Path, str]] = []
     for plan_path, target in zip(plans, batch_targets(plans, out_dir), strict=True):
@@ -178,7 +142,7 @@ def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
 @click.option(
     "--type",
     "layer_type",
-    type=click.Choice(_LAYER_CHOICES),
+    type=layer_type_choice(),
     default=None,
     help="Layer type of the FILES (default: guessed from each file name, e.g. towers_2024.csv).",
 )
@@ -186,11 +150,11 @@ def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
 @click.option(
     "--area",
     "area_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="Study-area polygons: features outside them are reported.",
 )
-@click.option("--crs", default=None, help="CRS of CSV x/y columns or of files without a CRS.")
+@crs_option("CRS of CSV x/y columns or of files without a CRS.")
 def validate(
     files: tuple[Path, ...],
     layer_type: str | None,
@@ -202,7 +166,7 @@ def validate(
 
     Exit status 0 when everything is valid, 1 otherwise.
     """
-    from telcoplan.validate import validate_files
+    from telcoplan.pipeline.validate import validate_files
 
     reports = validate_files(files, layer_type=layer_type, layer=layer, area=area_path, crs=crs)
     bad = 0
@@ -220,68 +184,64 @@ def validate(
 
 def _layer_options(f):
     """Options shared by the one-stage commands (coverage, gaps)."""
-    from telcoplan.coverage.propagation import MODELS
-
     opts = [
         click.option(
             "--towers",
             "towers",
             required=True,
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            type=IN_FILE,
             help="Towers layer.",
         ),
         click.option(
             "--area",
             "areas",
             required=True,
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            type=IN_FILE,
             help="Areas layer (polygons with a name; their union is the study area).",
         ),
         click.option(
             "--population",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            type=IN_FILE,
             default=None,
             help="Population raster or polygons (default: the areas' population column).",
         ),
         click.option(
             "--dem",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            type=IN_FILE,
             default=None,
             help="Terrain raster (m).",
         ),
         click.option(
             "--fiber",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            type=IN_FILE,
             default=None,
             help="Fiber layer (for gap distances).",
         ),
         click.option(
             "--pois",
-            type=click.Path(dir_okay=False, exists=True, path_type=Path),
+            type=IN_FILE,
             default=None,
             help="POIs to check for service.",
         ),
         click.option(
             "--resolution",
             "resolution_m",
-            type=_FiniteRange(1.0, 10_000.0),
+            type=FiniteRange(1.0, 10_000.0),
             default=100.0,
             show_default=True,
             help="Grid cell size (m), 1-10000 as in plans.",
         ),
-        click.option(
-            "--crs", default=None, help="Projected CRS for the work (default: local UTM)."
-        ),
+        crs_option(),
         click.option(
             "--model",
-            type=click.Choice(["auto", *MODELS]),
+            type=model_choice(),
             default="auto",
             show_default=True,
             help="Propagation model (auto: by band).",
         ),
         click.option(
             "--environment",
-            type=click.Choice(["urban", "metropolitan", "suburban", "rural"]),
+            type=environment_choice(),
             default="urban",
             show_default=True,
         ),
@@ -299,12 +259,10 @@ def _layer_options(f):
             "--per-technology",
             "per_technology",
             is_flag=True,
-            help="Also write signal_<operator>-<technology>.tif per operator and technology.",
+            help="Also write a signal raster per operator and technology.",
         ),
-        click.option(
-            "--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path)
-        ),
-        click.option("--overwrite", is_flag=True, help="Replace existing outputs."),
+        out_option(),
+        overwrite_option(),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -312,7 +270,7 @@ def _layer_options(f):
 
 
 def _run_stages(kw: dict, gaps: bool) -> dict:
-    from telcoplan.plan import plan_from_layers, run_plan
+    from telcoplan.pipeline import plan_from_layers, run_plan
 
     coverage = {
         "model": kw["model"],
@@ -368,19 +326,25 @@ def gaps_cmd(**kw) -> None:
     click.echo(f"{kw['out_dir']}: {g['count']} gaps with {g['population']:,.0f} persons", err=True)
 
 
-_IN_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
-
-
 def _plan_layers_for(plan_path: Path | None, stage: str) -> tuple[dict | None, dict]:
-    """The plan's input layers and its parameters of ``stage`` (``{}`` without a plan)."""
+    """The plan's input layers and its ``stages.<stage>`` mapping (``{}`` without a plan)."""
     if plan_path is None:
         return None, {}
-    from telcoplan.plan import load_inputs, read_plan
+    from telcoplan.pipeline import load_inputs, read_plan
 
     plan = read_plan(plan_path)
-    inputs = load_inputs(plan)
-    params = plan.stages.get(stage)
-    return {**inputs.vectors, "areas": inputs.areas}, dict(params or {})
+    raw = plan.stages.get(stage)
+    return load_inputs(plan).layers(), dict(raw) if isinstance(raw, dict) else {}
+
+
+def _stage_parameters(stage: str, raw: dict, source: str):
+    """``stage``'s checked parameters, the problems naming ``source``."""
+    from telcoplan.pipeline.stages import STAGES, ParameterError
+
+    try:
+        return STAGES[stage].parse(raw)
+    except ParameterError as exc:
+        raise ParameterError(exc.stage, exc.problems, source=source) from None
 
 
 @cli.command("map")
@@ -388,7 +352,7 @@ def _plan_layers_for(plan_path: Path | None, stage: str) -> tuple[dict | None, d
 @click.option(
     "--plan",
     "plan_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="The plan file, to draw its towers, fiber and roads too.",
 )
@@ -397,25 +361,25 @@ def _plan_layers_for(plan_path: Path | None, stage: str) -> tuple[dict | None, d
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Map to write (default OUT_DIR/map.html).",
+    help=f"Map to write (default OUT_DIR/{outputs.MAP}).",
 )
 @click.option(
     "--tiles",
     default=None,
     help="Basemap: none (offline; the default), osm, or a URL template with {z}/{x}/{y}.",
 )
-@click.option("--overwrite", is_flag=True, help="Replace the map if it exists.")
+@overwrite_option("Replace the map if it exists.")
 def map_cmd(
     out_dir: Path, plan_path: Path | None, output: Path | None, tiles: str | None, overwrite: bool
 ) -> None:
     """Interactive map (self-contained HTML) of a plan's output folder."""
-    from telcoplan.maps.interactive import map_parameters, write_plan_map
+    from telcoplan.pipeline.stages import map as map_stage
 
     layers, planned = _plan_layers_for(plan_path, "map")
     if tiles is not None:
         planned["tiles"] = tiles  # the option wins over the plan's stages.map
-    params = map_parameters(planned, str(plan_path or "--tiles"))
-    path = write_plan_map(out_dir, layers, path=output, overwrite=overwrite, **params)
+    params = _stage_parameters("map", planned, str(plan_path or "--tiles"))
+    path = map_stage.render(out_dir, layers, params, path=output, overwrite=overwrite)
     click.echo(f"map written to {path} ({path.stat().st_size / 1e6:.1f} MB)", err=True)
 
 
@@ -424,7 +388,7 @@ def map_cmd(
 @click.option(
     "--plan",
     "plan_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="The plan file, to draw its towers in the figure too.",
 )
@@ -433,55 +397,34 @@ def map_cmd(
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Report to write (default OUT_DIR/report.html).",
+    help=f"Report to write (default OUT_DIR/{outputs.REPORT}).",
 )
 @click.option("--no-figure", is_flag=True, help="Leave out the plan figure.")
-@click.option("--overwrite", is_flag=True, help="Replace the report if it exists.")
+@overwrite_option("Replace the report if it exists.")
 def report_cmd(
     out_dir: Path, plan_path: Path | None, output: Path | None, no_figure: bool, overwrite: bool
 ) -> None:
     """HTML report (tables, charts, figure, provenance) of a plan's output folder."""
-    from telcoplan.gis.atomic import check_writable
-    from telcoplan.report.html import REPORT_NAME, report_from_outputs
-    from telcoplan.stages import report_parameters
+    from dataclasses import replace
 
-    target = output if output is not None else out_dir / REPORT_NAME
-    check_writable(target, overwrite)
+    from telcoplan.pipeline.stages import report as report_stage
+
     layers, planned = _plan_layers_for(plan_path, "report")
-    params = report_parameters(planned, str(plan_path))
-    png = None
-    if not no_figure and params["figure"]:
-        from telcoplan.maps.static import figure_from_outputs
-
-        try:
-            png = figure_from_outputs(out_dir, layers)
-        except TelcoplanError as exc:
-            log.warning("report without the plan figure: %s", exc)
-        else:
-            from telcoplan.maps.static import save_figure
-
-            fig_path = target.with_name("figure.png")
-            if overwrite or not fig_path.exists():
-                save_figure(png, fig_path, overwrite=overwrite)
-    path = report_from_outputs(
-        out_dir,
-        target,
-        figure_png=png,
-        overwrite=overwrite,
-        top_gaps=params["top_gaps"],
-        currency=params["currency"],
-    )
+    params = _stage_parameters("report", planned, str(plan_path))
+    if no_figure:
+        params = replace(params, figure=False)
+    path = report_stage.render(out_dir, layers, params, path=output, overwrite=overwrite)
     click.echo(f"report written to {path}", err=True)
 
 
 @cli.command("backbone")
-@click.option("--towers", required=True, type=_IN_FILE, help="Towers layer (the sites).")
-@click.option("--roads", required=True, type=_IN_FILE, help="Roads layer (where trenches go).")
-@click.option("--area", "areas", required=True, type=_IN_FILE, help="Areas layer (study area).")
-@click.option("--fiber", type=_IN_FILE, default=None, help="Existing fiber per operator.")
+@click.option("--towers", required=True, type=IN_FILE, help="Towers layer (the sites).")
+@click.option("--roads", required=True, type=IN_FILE, help="Roads layer (where trenches go).")
+@click.option("--area", "areas", required=True, type=IN_FILE, help="Areas layer (study area).")
+@click.option("--fiber", type=IN_FILE, default=None, help="Existing fiber per operator.")
 @click.option(
     "--lease-factor",
-    type=_FiniteRange(0, 10),
+    type=FiniteRange(0, 10),
     default=0.3,
     show_default=True,
     help="Cost of leasing another operator's fiber, as a fraction of trenching.",
@@ -489,7 +432,7 @@ def report_cmd(
 @click.option("--no-lease", is_flag=True, help="Forbid using other operators' fiber.")
 @click.option(
     "--own-fiber-factor",
-    type=_FiniteRange(0, 1),
+    type=FiniteRange(0, 1),
     default=0.02,
     show_default=True,
     help="Cost of using one's own fiber, as a fraction of trenching.",
@@ -497,17 +440,17 @@ def report_cmd(
 @click.option("--no-shapley", is_flag=True, help="Skip the exact Shapley cost shares.")
 @click.option(
     "--protect",
-    type=click.Choice(["none", "shared", "pois", "shared+pois", "all"]),
+    type=protect_choice(),
     default="none",
     show_default=True,
     help="Ring protection: of shared sites, of the sites nearest to POIs, both, or all sites.",
 )
-@click.option("--crs", default=None, help="Projected CRS for the work (default: local UTM).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
+@crs_option()
+@out_option()
+@overwrite_option()
 def backbone_cmd(**kw) -> None:
     """Fiber backbone: separate vs joint trenching, cost shares (backbone.gpkg, summary.json)."""
-    from telcoplan.plan import plan_from_layers, run_plan
+    from telcoplan.pipeline import plan_from_layers, run_plan
 
     params = {
         "lease_factor": None if kw["no_lease"] else kw["lease_factor"],
@@ -541,32 +484,30 @@ def backbone_cmd(**kw) -> None:
 
 
 @cli.command()
-@click.option(
-    "--towers", required=True, type=click.Path(dir_okay=False, exists=True, path_type=Path)
-)
+@click.option("--towers", required=True, type=IN_FILE)
 @click.option(
     "--measurements",
     required=True,
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     help="CSV (lon, lat, site_id, rssi_dbm[, freq_mhz]) or any vector format.",
 )
 @click.option(
     "--validate",
     "validation",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="Held-out measurements for a validation RMSE.",
 )
 @click.option(
     "--dem",
     "dem_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="Ground elevation raster (m, any CRS): fit on top of terrain-aware predictions.",
 )
 @click.option(
     "--diffraction",
-    type=click.Choice(["bullington", "deygout", "epstein-peterson"]),
+    type=diffraction_choice(),
     default="bullington",
     show_default=True,
     help="Knife-edge method over obstructed paths (with --dem).",
@@ -574,7 +515,7 @@ def backbone_cmd(**kw) -> None:
 @click.option(
     "--resolution",
     "dem_resolution_m",
-    type=_FiniteRange(min=1.0, max=1000.0),
+    type=FiniteRange(min=1.0, max=1000.0),
     default=30.0,
     show_default=True,
     help="Cell size (m) of the grid the DEM is warped onto (with --dem).",
@@ -582,7 +523,7 @@ def backbone_cmd(**kw) -> None:
 @click.option(
     "--land-use",
     "land_use_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="Land use (any CRS): a raster of class codes, or polygons with their class in "
     "--land-use-column (e.g. OpenStreetMap landuse); fit one offset per clutter class.",
@@ -596,19 +537,19 @@ def backbone_cmd(**kw) -> None:
 @click.option(
     "--land-use-classes",
     "land_use_classes_path",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="CSV code,name naming the land-use codes (default: the code itself).",
 )
 @click.option(
     "--model",
-    type=click.Choice(["fspl", "hata", "cost231", "3gpp-uma", "3gpp-rma"]),
+    type=model_choice(auto=False),
     default="hata",
     show_default=True,
 )
 @click.option(
     "--environment",
-    type=click.Choice(["urban", "metropolitan", "suburban", "rural"]),
+    type=environment_choice(),
     default="urban",
     show_default=True,
 )
@@ -620,7 +561,7 @@ def backbone_cmd(**kw) -> None:
     show_default=True,
     help="Receiver height (m), 0.5-30 as in plans.",
 )
-@click.option("--crs", default=None, help="CRS of x/y columns in CSV inputs.")
+@crs_option("CRS of x/y columns in CSV inputs.")
 @click.option(
     "-o",
     "--output",
@@ -628,7 +569,7 @@ def backbone_cmd(**kw) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="params.json to write.",
 )
-@click.option("--overwrite", is_flag=True)
+@overwrite_option("Replace OUTPUT if it exists.")
 def calibrate(
     towers: Path,
     measurements: Path,
@@ -657,7 +598,7 @@ def calibrate(
     """
     import json
 
-    from telcoplan.stages import run_calibration
+    from telcoplan.pipeline.calibrate import run_calibration
 
     if land_use_classes_path is not None and land_use_path is None:
         raise click.UsageError("--land-use-classes needs --land-use")
@@ -712,7 +653,7 @@ def calibrate(
 @click.option(
     "--operators",
     "operators_csv",
-    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    type=IN_FILE,
     default=None,
     help="CSV mcc,mnc,operator overriding the packaged MCC/MNC table.",
 )
@@ -742,7 +683,7 @@ def calibrate(
     help="EIRP of a technology, antenna gain included, e.g. --eirp 4G=62 (repeatable; "
     "defaults: 2G 58, 3G 58, 4G 60, 5G 62 dBm).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@overwrite_option("Replace OUTPUT if it exists.")
 def import_cells(
     csv_path: Path,
     output: Path,
@@ -797,7 +738,3 @@ def _tech_values(items: tuple[str, ...], option: str, form: str) -> dict[str, fl
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="telcoplan")
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,5 @@
+"""``python -m telcoplan``: the command line."""
+
+from telcoplan.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""``python -m telcoplan.cli``: the command line."""
+
+from telcoplan.cli import main
+
+main()

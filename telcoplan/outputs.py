@@ -1,0 +1,269 @@
+"""The output folder of a run: its file names, ``summary.json``, and reading a finished run.
+
+This module is the one owner of the output folder's layout. The stages write under the names
+defined here, :func:`telcoplan.pipeline.run_plan` publishes them, and the map and the report read
+a finished run (or a run's staging folder) through :func:`read_layer`, :func:`read_table`,
+:func:`read_signal` and :func:`read_summary`. Nobody else spells an output file name.
+
+Files of a run (each optional except ``summary.json``):
+
+=========================  ================================================================
+``summary.json``           key figures and provenance (:func:`write_summary`)
+``coverage.gpkg``          layers ``coverage`` (per operator and ``any``), ``areas``
+                           (population covered per area) and ``sites`` (the towers)
+``signal_<op>.tif``        received power per operator (``signal_<op>-<tech>.tif`` per
+                           technology), :func:`signal_file`
+``server_<op>.tif``        serving site per operator, :func:`server_file`
+``operators_count.tif``    number of operators above threshold
+``coverage_limit.tif``     what ends coverage (distance or terrain)
+``gaps.gpkg``              layers ``gaps``, ``single_operator`` and ``pois``
+``sites.gpkg``             proposed sites (layer ``sites``)
+``backbone.gpkg``          backbone links (layer ``links``)
+``map.html``               the interactive map
+``report.html``            the report, with ``figure.png`` beside it
+=========================  ================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import unicodedata
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from telcoplan.errors import InputFileError
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+    import numpy as np
+    import pandas as pd
+
+__all__ = [
+    "BACKBONE",
+    "COVERAGE",
+    "COVERAGE_KEYS",
+    "COVERAGE_LIMIT",
+    "FIGURE",
+    "GAPS",
+    "LAYERS",
+    "MAP",
+    "OPERATORS_COUNT",
+    "REPORT",
+    "RESERVED_OPERATOR_NAMES",
+    "SITES",
+    "SUMMARY",
+    "file_sha256",
+    "previous_outputs",
+    "read_layer",
+    "read_signal",
+    "read_summary",
+    "read_table",
+    "server_file",
+    "signal_file",
+    "slug",
+    "write_summary",
+]
+
+log = logging.getLogger(__name__)
+
+SUMMARY = "summary.json"
+COVERAGE = "coverage.gpkg"
+GAPS = "gaps.gpkg"
+SITES = "sites.gpkg"
+BACKBONE = "backbone.gpkg"
+OPERATORS_COUNT = "operators_count.tif"
+COVERAGE_LIMIT = "coverage_limit.tif"
+MAP = "map.html"
+REPORT = "report.html"
+FIGURE = "figure.png"
+
+#: Vector outputs by name: (file, GeoPackage layer, id column that becomes the index).
+LAYERS: dict[str, tuple[str, str, str | None]] = {
+    "areas": (COVERAGE, "areas", None),
+    "coverage": (COVERAGE, "coverage", None),
+    "towers": (COVERAGE, "sites", "site_id"),
+    "gaps": (GAPS, "gaps", "gap_id"),
+    "single_operator": (GAPS, "single_operator", None),
+    "pois": (GAPS, "pois", "poi_id"),
+    "sites": (SITES, "sites", None),
+    "backbone": (BACKBONE, "links", None),
+}
+
+#: Keys of ``summary.json``'s ``coverage`` block that are not operators (the operators' own
+#: figures sit beside them under their names).
+COVERAGE_KEYS = frozenset(
+    {"any", "areas", "best_single_operator", "by_technology", "clutter", "limit", "parameters",
+     "urban_rural"}
+)  # fmt: skip
+#: Operator names the outputs cannot carry (lower case; compared without case): the coverage
+#: keys above, and the suffixes of the per-area columns ``covered_any``, ``covered_best_single``
+#: and ``covered_<2G…5G>_plus``.
+RESERVED_OPERATOR_NAMES = frozenset(
+    {k.lower() for k in COVERAGE_KEYS} | {"best_single", "2g_plus", "3g_plus", "4g_plus", "5g_plus"}
+)
+
+
+# ----------------------------------------------------------------------------- file names
+def slug(name: str) -> str:
+    """File-name-safe ASCII form of an operator name: 'Viettel' → 'viettel', 'Đà Nẵng' → 'da-nang'."""
+    text = unicodedata.normalize("NFKD", str(name).replace("Đ", "D").replace("đ", "d"))
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return text or "unnamed"
+
+
+def signal_file(operator: str, technology: str | None = None) -> str:
+    """Name of an operator's (or operator and technology's) signal raster."""
+    if technology is None:
+        return f"signal_{slug(operator)}.tif"
+    return f"signal_{slug(operator)}-{technology.lower()}.tif"
+
+
+def server_file(operator: str) -> str:
+    """Name of an operator's serving-site raster."""
+    return f"server_{slug(operator)}.tif"
+
+
+# ------------------------------------------------------------------------------ summary
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 hex digest of a file (for provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _clean(obj: object) -> object:
+    """Make numpy scalars and non-finite floats JSON-safe (NaN/inf become null)."""
+    if isinstance(obj, Mapping):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_clean(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_summary(path: str | os.PathLike, summary: Mapping, *, overwrite: bool = False) -> Path:
+    """Write ``summary`` as pretty UTF-8 JSON, atomically (keys keep their order)."""
+    from telcoplan.gis.atomic import atomic_path
+
+    text = json.dumps(_clean(summary), ensure_ascii=False, indent=2, allow_nan=False)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text + "\n", encoding="utf-8")
+    return Path(path)
+
+
+def read_summary(path: str | os.PathLike) -> dict:
+    """A run's ``summary.json`` (``path`` is the file or its output folder); a clear
+    :class:`InputFileError` when it is missing, malformed or not written by telcoplan (every run
+    writes ``population_total``)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / SUMMARY
+    try:
+        summary = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputFileError(
+            f"{p} not found; run the plan first (telcoplan run PLAN.yml --out {p.parent})"
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"{p} is not a summary.json written by telcoplan: {exc}") from None
+    if not isinstance(summary, dict) or "population_total" not in summary:
+        raise InputFileError(
+            f"{p} is not a summary.json written by telcoplan (no population_total); run the "
+            "plan again to rewrite it"
+        )
+    return summary
+
+
+def previous_outputs(out: Path) -> set[str]:
+    """The files the previous run into ``out`` listed as its outputs (none if unknown)."""
+    try:
+        listed = json.loads((out / SUMMARY).read_text(encoding="utf-8")).get("outputs")
+    except (OSError, ValueError, AttributeError):
+        return set()
+    if not isinstance(listed, list):
+        return set()
+    return {n for n in listed if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")}
+
+
+# ------------------------------------------------------------------------------ reading
+def _layer_name(path: Path, name: str) -> str | None:
+    """The GeoPackage layer of output ``name`` in ``path``: its own layer, else the file's only
+    layer (or, for proposed sites, its first); None when there is none."""
+    import pyogrio
+
+    layer = LAYERS[name][1]
+    try:
+        names = [str(n) for n, _ in pyogrio.list_layers(path)]
+    except Exception as exc:  # any driver failure is a clean error
+        raise InputFileError(f"{path}: not a readable GeoPackage ({exc})") from None
+    if layer in names:
+        return layer
+    if names and (len(names) == 1 or name == "sites"):
+        return names[0]
+    log.debug("%s has no layer %r (layers: %s)", path, layer, ", ".join(names))
+    return None
+
+
+def read_layer(out_dir: str | os.PathLike, name: str) -> gpd.GeoDataFrame | None:
+    """Output layer ``name`` (a key of :data:`LAYERS`) of the run in ``out_dir``, indexed by its
+    id column when it has a unique one; None when the run did not write it."""
+    from telcoplan.gis.vector import read_vector
+
+    file, _, index = LAYERS[name]
+    path = Path(out_dir) / file
+    if not path.is_file():
+        return None
+    layer = _layer_name(path, name)
+    if layer is None:
+        return None
+    gdf = read_vector(path, layer=layer)
+    if "row" in gdf.columns and index == "site_id":
+        gdf = gdf.drop(columns="row")
+    if index is not None and index in gdf.columns and gdf[index].is_unique:
+        gdf = gdf.set_index(index)
+    return gdf
+
+
+def read_table(out_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
+    """The attribute table (no geometry) of output layer ``name``; None when absent."""
+    import pyogrio
+
+    path = Path(out_dir) / LAYERS[name][0]
+    if not path.is_file():
+        return None
+    layer = _layer_name(path, name)
+    if layer is None:
+        return None
+    try:
+        return pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
+        raise InputFileError(f"{path}: cannot read layer {layer!r}: {exc}") from None
+
+
+def read_signal(out_dir: str | os.PathLike) -> dict[str, tuple[np.ndarray, Any]]:
+    """Operator → (received power in dBm, raster info) from the run's ``signal_<operator>.tif``
+    (per-technology rasters are left out), sorted by operator."""
+    from telcoplan.gis.raster import read_raster
+
+    signal: dict[str, tuple[np.ndarray, Any]] = {}
+    for path in sorted(Path(out_dir).glob("signal_*.tif")):
+        values, info, tags = read_raster(path)
+        if tags.get("technology"):
+            continue
+        operator = tags.get("operator") or path.stem.removeprefix("signal_")
+        signal[operator] = (values, info)
+    return dict(sorted(signal.items()))

@@ -1,0 +1,239 @@
+"""Loading a plan's inputs: every layer read, validated and brought into the plan's CRS and
+grid before anything is written (:func:`load_inputs`)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+import geopandas as gpd
+import numpy as np
+
+from telcoplan.errors import (
+    InputFileError,
+    LayerValidationError,
+    PlanError,
+    Problem,
+    TelcoplanError,
+)
+from telcoplan.gis.crs import crs_name, to_projected
+from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.raster import read_raster_on_grid
+from telcoplan.layers import areas as areas_layer
+from telcoplan.layers import candidates, fiber, measurements, pois, roads, towers
+from telcoplan.layers.dem import load_dem
+from telcoplan.layers.population import load_population_raster, spread_population
+from telcoplan.layers.schemas import POPULATION_POLYGONS
+from telcoplan.pipeline.model import LayerRef, Plan
+
+__all__ = ["MAX_CELLS", "PlanInputs", "load_inputs"]
+
+log = logging.getLogger(__name__)
+
+#: Largest plan grid (cells): one float64 layer of it is 1.6 GB.
+MAX_CELLS = 200_000_000
+
+#: Vector layers with their loaders (the keys are :data:`telcoplan.pipeline.model.VECTOR_LAYERS`).
+_VECTOR_LOADERS = {
+    "towers": towers.load_towers,
+    "roads": roads.load_roads,
+    "fiber": fiber.load_fiber,
+    "candidates": candidates.load_candidates,
+    "pois": pois.load_pois,
+    "measurements": measurements.load_measurements,
+}
+
+
+@dataclass(frozen=True)
+class PlanInputs:
+    """Every input of a plan, loaded, validated and in the plan's projected CRS."""
+
+    plan: Plan
+    crs: str
+    grid: GridSpec
+    areas: gpd.GeoDataFrame
+    population: np.ndarray
+    vectors: Mapping[str, gpd.GeoDataFrame]
+    dem: np.ndarray | None = None
+    #: False when the plan has no population at all (allowed when coverage is off)
+    has_population: bool = True
+    #: land-use codes on the grid (NaN = nodata) and their class names (None: the code itself)
+    land_use: np.ndarray | None = None
+    land_use_names: Mapping[float, str] | None = None
+
+    def layers(self) -> dict[str, gpd.GeoDataFrame]:
+        """The vector layers and the areas, by layer name (for the map and the figure)."""
+        return {**self.vectors, "areas": self.areas}
+
+
+def load_inputs(plan: Plan) -> PlanInputs:
+    """Load and validate every layer of ``plan``; all problems of all layers are raised at once."""
+    failures: list[TelcoplanError] = []
+    aref = plan.layers["areas"]
+    try:
+        areas_raw = areas_layer.load_areas(aref.path, crs=aref.crs, layer=aref.layer)
+    except (LayerValidationError, InputFileError) as exc:
+        raise PlanError(
+            f"{plan.path or plan.name}: cannot load the areas layer (the study area):\n{exc}"
+        ) from None
+    if plan.crs is not None:
+        _check_crs_covers(plan, areas_raw)
+    areas = to_projected(areas_raw, plan.crs)
+    crs = areas.crs.to_string()
+    log.info("study area: %d areas, CRS %s", len(areas), crs_name(crs))
+    study = areas.geometry
+    if plan.study_area_margin_m > 0:
+        study = study.buffer(plan.study_area_margin_m)
+    grid = GridSpec.from_bounds(tuple(areas.total_bounds), plan.resolution_m, crs)
+    if grid.width * grid.height > MAX_CELLS:
+        raise PlanError(
+            f"{plan.path or plan.name}: a {plan.resolution_m:g} m grid over the study area has "
+            f"{grid.width} x {grid.height} = {grid.width * grid.height:,} cells, more than {MAX_CELLS:,}; "
+            "use a coarser resolution_m or split the study area"
+        )
+    log.info("grid: %d x %d cells of %g m", grid.width, grid.height, grid.resolution)
+
+    vectors: dict[str, gpd.GeoDataFrame] = {}
+    for name, loader in _VECTOR_LOADERS.items():
+        ref = plan.layers.get(name)
+        if ref is None:
+            continue
+        try:
+            vectors[name] = loader(
+                ref.path, crs=ref.crs, layer=ref.layer, study_area=study, clip=ref.clip,
+                columns=ref.columns, values=ref.values,
+            ).to_crs(crs)  # fmt: skip
+            log.info("%s: %d features from %s", name, len(vectors[name]), ref.path.name)
+        except (LayerValidationError, InputFileError) as exc:
+            failures.append(exc)
+
+    dem = None
+    if "dem" in plan.layers:
+        try:
+            dem = load_dem(plan.layers["dem"].path, grid)
+        except TelcoplanError as exc:
+            failures.append(exc)
+
+    land_use = land_use_names = None
+    if "land_use" in plan.layers:
+        try:
+            land_use, land_use_names = _load_land_use(plan.layers["land_use"], grid)
+        except TelcoplanError as exc:
+            failures.append(exc)
+
+    population, has_population = np.zeros(grid.shape), True
+    if (
+        "population" not in plan.layers
+        and "population" not in areas.columns
+        and not plan.enabled("coverage")
+    ):
+        # the backbone alone needs no population: say so rather than refuse
+        log.info("no population layer: population figures are left out")
+        has_population = False
+    else:
+        try:
+            population = _load_population(plan, areas, grid)
+        except TelcoplanError as exc:
+            failures.append(exc)
+
+    if failures:
+        n = sum(len(getattr(f, "problems", (0,))) for f in failures)
+        raise PlanError(
+            f"{plan.path or plan.name}: {n} problem{'s' if n != 1 else ''} in the input layers:\n"
+            + "\n".join(str(f) for f in failures)
+        )
+    return PlanInputs(
+        plan=plan,
+        crs=crs,
+        grid=grid,
+        areas=areas,
+        population=population,
+        vectors=vectors,
+        dem=dem,
+        has_population=has_population,
+        land_use=land_use,
+        land_use_names=land_use_names,
+    )
+
+
+def _check_crs_covers(plan: Plan, areas: gpd.GeoDataFrame) -> None:
+    """Refuse a plan CRS meant for another part of the world (e.g. UTM zone 1 for Đà Nẵng):
+    distances and areas would be distorted, silently. A margin of 3° (half a UTM zone) is
+    allowed around the CRS's area of use."""
+    from pyproj import CRS
+
+    use = CRS.from_user_input(plan.crs).area_of_use
+    if use is None or areas.crs is None or not len(areas):
+        return
+    lon0, lat0, lon1, lat1 = areas.to_crs("EPSG:4326").total_bounds
+    w, s, e, n = use.bounds
+    if w > e:  # an area of use across the antimeridian
+        e += 360.0
+        if lon1 < w - 3.0:
+            lon0, lon1 = lon0 + 360.0, lon1 + 360.0
+    if lon0 < w - 3.0 or lon1 > e + 3.0 or lat0 < s - 3.0 or lat1 > n + 3.0:
+        raise PlanError(
+            f"{plan.path or plan.name}: crs {plan.crs} is meant for {use.name.split('.')[0]} "
+            f"({w:g}…{e:g}°E, {s:g}…{n:g}°N) but the study area lies at {lon0:.2f}…{lon1:.2f}°E, "
+            f"{lat0:.2f}…{lat1:.2f}°N; leave `crs:` out (the local UTM zone is chosen) or "
+            "choose a CRS for the area"
+        )
+
+
+def _load_land_use(ref: LayerRef, grid: GridSpec) -> tuple[np.ndarray, dict[float, str] | None]:
+    """Land-use class codes on the grid (NaN: no class) and their names, checked
+    (:mod:`telcoplan.layers.land_use`: a raster of codes, or polygons with a class column)."""
+    from telcoplan.layers.land_use import land_use_on_grid
+
+    return land_use_on_grid(
+        ref.path, grid, column=ref.column, classes=ref.classes, crs=ref.crs, layer=ref.layer
+    )
+
+
+def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
+    ref = plan.layers.get("population")
+    if ref is None:
+        if "population" not in areas.columns or areas["population"].isna().any():
+            raise PlanError(
+                "no population layer, and the areas do not all carry a `population` column; "
+                "add `layers.population:` to the plan"
+            )
+        log.info("population: spreading the areas' `population` column uniformly")
+        return spread_population(areas, grid, column="population")
+    if ref.is_raster:
+        return load_population_raster(ref.path, grid)
+    from telcoplan.gis.vector import read_vector
+
+    column = ref.column or "population"
+    polys = read_vector(ref.path, layer=ref.layer, crs=ref.crs)
+    schema = POPULATION_POLYGONS if column == "population" else _renamed_population_schema(column)
+    schema.validate(polys, source=str(ref.path))
+    weights = None
+    if ref.weights is not None:
+        warped = read_raster_on_grid(ref.weights, grid, resampling="average")
+        weights = np.where(np.isnan(warped), 0.0, warped)
+        if (weights < 0).any() or not np.isfinite(weights).all():
+            raise LayerValidationError(
+                str(ref.weights),
+                "weights",
+                [
+                    Problem(
+                        None,
+                        None,
+                        "dasymetric weights must be finite and ≥ 0 (e.g. 1 residential, 0.05 elsewhere)",
+                    )
+                ],
+            )
+        if not weights.any():
+            log.warning(
+                "%s: every dasymetric weight over the study area is 0 (or the raster does not "
+                "overlap it): population is spread uniformly; check its extent and CRS",
+                ref.weights,
+            )
+    return spread_population(to_projected(polys, grid.crs), grid, column=column, weights=weights)
+
+
+def _renamed_population_schema(column: str):
+    col = replace(POPULATION_POLYGONS.columns[0], name=column)
+    return replace(POPULATION_POLYGONS, columns=(col,))

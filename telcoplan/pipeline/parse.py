@@ -1,0 +1,340 @@
+"""Reading a plan file (YAML) into a checked :class:`~telcoplan.pipeline.model.Plan`.
+
+A plan file names the input layers (paths relative to the plan file), the study-area CRS, the
+grid resolution and per-stage parameters::
+
+    name: Đà Nẵng demo (synthetic)
+    crs: EPSG:32649          # optional; default: the local UTM zone of the areas
+    resolution_m: 100
+    study_area_margin_m: 0   # features this far outside the areas are still accepted
+    layers:
+      areas: inputs/areas.gpkg            # required: the study area and per-area results
+      population: inputs/population.tif   # raster, or polygons: {path: wards.gpkg, column: pop}
+      towers: inputs/towers.gpkg
+      dem: inputs/dem.tif
+      land_use: {path: inputs/landcover.tif, classes: inputs/landcover_classes.csv}  # or polygons
+      roads: inputs/roads.gpkg
+      fiber: inputs/fiber.gpkg
+      candidates: inputs/candidates.gpkg
+      pois: inputs/pois.gpkg
+      measurements: {path: drive_test.csv}
+    stages: {}
+
+A layer entry is a path or a mapping with ``path`` and optional ``crs`` (for CSV ``x``/``y`` or
+files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column,
+or the class column of land-use polygons),
+``weights`` (a raster of dasymetric weights for population polygons), ``classes`` (the
+``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name)
+``clip`` (``true``: features wholly outside the study area are left out, with a warning,
+instead of being reported — for national road or tower files), ``columns`` (the file's
+names of the layer's columns, e.g. ``{site_id: CellID, height_m: AntennaHeight}``) and
+``values`` (translations of a column's values, e.g. ``{road_class: {Quốc Gia: trunk}}``).
+
+Each stage's parameters are checked by its stage module (:data:`telcoplan.pipeline.stages.STAGES`)
+when the plan is read, once; every problem of the file is reported at once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from telcoplan.errors import InputFileError, PlanError
+from telcoplan.pipeline.checks import ParameterError, is_number, suggest
+from telcoplan.pipeline.model import LAYER_NAMES, RASTER_SUFFIXES, VECTOR_LAYERS, LayerRef, Plan
+from telcoplan.pipeline.stages import STAGES
+
+__all__ = ["parse_plan", "plan_from_layers", "read_plan", "write_plan"]
+
+_TOP_KEYS = (
+    "name",
+    "crs",
+    "resolution_m",
+    "study_area_margin_m",
+    "layers",
+    "stages",
+    "synthetic",
+    "description",
+)
+_LAYER_KEYS = (
+    "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values"
+)  # fmt: skip
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """YAML's safe loader that refuses a key given twice in one mapping (YAML keeps the last
+    silently: `areas:` twice would load the second file as the study area)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[object, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.setdefault(key, line)
+            except TypeError:  # an unhashable key: the base loader reports it
+                continue
+            if first != line:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} is given twice (lines {first} and {line})",
+                    key_node.start_mark,
+                )  # fmt: skip
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_plan(path: str | os.PathLike) -> Plan:
+    """Parse and check a plan file; every problem is reported at once in one :class:`PlanError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: plan file not found")
+    try:
+        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_PlanLoader)  # a SafeLoader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PlanError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise PlanError(f"{p}: plan file must be UTF-8 text") from None
+    return parse_plan(raw, base=p.parent, source=str(p))
+
+
+def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRef | None:
+    """The checked reference of layer ``name`` (problems appended to ``errs``)."""
+    if isinstance(entry, str):
+        entry = {"path": entry}
+    if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        errs.append(f"layers.{name}: give a path, or a mapping with `path:`")
+        return None
+    for k in entry:
+        if k not in _LAYER_KEYS:
+            errs.append(f"layers.{name}: unknown key {k!r}{suggest(str(k), _LAYER_KEYS)}")
+    for k in ("crs", "layer", "column", "weights", "classes"):
+        if entry.get(k) is not None and not isinstance(entry[k], str | int):
+            errs.append(f"layers.{name}.{k} must be a name, got {entry[k]!r}")
+            entry = {**entry, k: None}
+    lp = (
+        (base / entry["path"]).resolve()
+        if not Path(entry["path"]).is_absolute()
+        else Path(entry["path"])
+    )
+    if not lp.exists():
+        errs.append(f"layers.{name}: file {lp} not found (paths are relative to the plan file)")
+    weights = None
+    if entry.get("weights") is not None:
+        weights = (base / str(entry["weights"])).resolve()
+        if not weights.exists():
+            errs.append(f"layers.{name}.weights: file {weights} not found")
+    classes = None
+    if entry.get("classes") is not None:
+        if name != "land_use":
+            errs.append(
+                f"layers.{name}.classes: only the land_use layer has a class table; remove it"
+            )
+        classes = (base / str(entry["classes"])).resolve()
+        if not classes.exists():
+            errs.append(f"layers.{name}.classes: file {classes} not found")
+    clip = entry.get("clip", False)
+    if not isinstance(clip, bool):
+        errs.append(f"layers.{name}.clip must be true or false, got {clip!r}")
+        clip = False
+    elif clip and name not in VECTOR_LAYERS:
+        errs.append(
+            f"layers.{name}.clip: only the layers {', '.join(VECTOR_LAYERS)} can leave out "
+            "features outside the study area; remove it"
+        )
+    columns = entry.get("columns")
+    if columns is not None:
+        if not (
+            isinstance(columns, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in columns.items())
+        ):
+            errs.append(
+                f"layers.{name}.columns must map the layer's column names to the file's, "
+                "e.g. {site_id: CellID}"
+            )
+            columns = None
+        elif name not in VECTOR_LAYERS:
+            errs.append(
+                f"layers.{name}.columns: only the layers {', '.join(VECTOR_LAYERS)} take a "
+                "column mapping; remove it"
+            )
+            columns = None
+    values = entry.get("values")
+    if values is not None:
+        if not (
+            isinstance(values, dict)
+            and all(isinstance(k, str) and isinstance(v, dict) for k, v in values.items())
+        ):
+            errs.append(
+                f"layers.{name}.values must map a column to its translations, e.g. "
+                "{road_class: {Quốc Gia: trunk}}"
+            )
+            values = None
+        elif name not in VECTOR_LAYERS:
+            errs.append(f"layers.{name}.values: only vector layers take value translations")
+            values = None
+    if entry.get("crs") is not None and not _valid_crs(entry["crs"]):
+        errs.append(
+            f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
+        )
+    # keys that would be silently ignored for this kind of file
+    if lp.suffix.lower() in RASTER_SUFFIXES:
+        for k in ("column", "weights", "layer"):
+            if entry.get(k) is not None:
+                errs.append(
+                    f"layers.{name}.{k}: {lp.name} is a raster, which has no {k}; remove it"
+                )
+    elif lp.suffix.lower() == ".csv" and entry.get("layer") is not None:
+        errs.append(f"layers.{name}.layer: a CSV file has one table; remove it")
+    return LayerRef(
+        path=lp,
+        crs=None if entry.get("crs") is None else str(entry["crs"]),
+        layer=entry.get("layer"),
+        column=entry.get("column"),
+        weights=weights,
+        classes=classes,
+        clip=clip,
+        columns=columns,
+        values=values,
+    )
+
+
+def _stage_parameters(
+    stages: Mapping[str, Any], layers: Mapping[str, Any], base: Path, errs: list[str]
+) -> dict[str, Any]:
+    """Each enabled stage's checked parameters, in running order (problems appended to ``errs``
+    in the plan file's order)."""
+    parsed: dict[str, Any] = {}
+    for name, raw in stages.items():
+        if name not in STAGES:
+            errs.append(f"stages: unknown stage {name!r}{suggest(str(name), STAGES)}")
+        elif raw is not False and raw is not None and not isinstance(raw, dict):
+            errs.append(f"stages.{name}: give a mapping of parameters, or false to skip the stage")
+        elif isinstance(raw, dict):
+            try:
+                parsed[name] = STAGES[name].parse(raw, base=base)
+            except ParameterError as exc:
+                errs.extend(exc.problems)
+    for name, spec in STAGES.items():
+        raw = stages.get(name)
+        if spec.strict and isinstance(raw, dict):
+            lacking = [k for k in spec.layers if k not in layers]
+            if lacking:
+                errs.append(
+                    f"stages.{name} needs the layers {', '.join(spec.layers)}; add "
+                    + ", ".join(f"layers.{k}" for k in lacking)
+                    + f" (or `{name}: false`)"
+                )
+        if raw is None:  # not configured: the defaults
+            parsed[name] = spec.parse(None, base=base)
+    return {name: parsed[name] for name in STAGES if name in parsed}
+
+
+def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
+    """Build a :class:`Plan` from the YAML document ``raw``; relative paths are taken from ``base``."""
+    errs: list[str] = []
+    if not isinstance(raw, dict):
+        raise PlanError(f"{source}: a plan file must be a YAML mapping with at least `layers:`")
+    for k in raw:
+        if k not in _TOP_KEYS:
+            errs.append(f"unknown key {k!r}{suggest(str(k), _TOP_KEYS)}")
+    layers_raw = raw.get("layers")
+    refs: dict[str, LayerRef] = {}
+    if not isinstance(layers_raw, dict) or not layers_raw:
+        errs.append("`layers:` is missing or empty; name at least `areas:`")
+        layers_raw = {}
+    for name, entry in layers_raw.items():
+        if name not in LAYER_NAMES:
+            errs.append(f"layers: unknown layer {name!r}{suggest(str(name), LAYER_NAMES)}")
+            continue
+        ref = _layer_ref(name, entry, base, errs)
+        if ref is not None:
+            refs[name] = ref
+    if layers_raw and "areas" not in layers_raw:
+        errs.append("layers.areas is required: the areas' union is the study area")
+    res = raw.get("resolution_m", 100.0)
+    if not is_number(res) or not 1.0 <= float(res) <= 10_000.0:
+        errs.append(f"resolution_m must be a number of metres between 1 and 10000, got {res!r}")
+        res = 100.0
+    margin = raw.get("study_area_margin_m", 0.0)
+    if not is_number(margin) or not 0 <= margin <= 100_000:
+        errs.append(f"study_area_margin_m must be a number of metres in 0…100000, got {margin!r}")
+        margin = 0.0
+    crs = raw.get("crs")
+    if crs is not None:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError as ProjCRSError
+
+        try:
+            if not CRS.from_user_input(crs).is_projected:
+                errs.append(
+                    f"crs {crs!r} is not projected; use a metric CRS such as EPSG:32649, or leave it out"
+                )
+        except ProjCRSError:
+            errs.append(f"crs {crs!r} is not a CRS pyproj knows; use e.g. EPSG:32649")
+    stages = raw.get("stages") or {}
+    if not isinstance(stages, dict):
+        errs.append("`stages:` must be a mapping of stage name to parameters")
+        stages = {}
+    parameters = _stage_parameters(stages, layers_raw, base, errs)
+    if errs:
+        raise PlanError(
+            f"{source}: {len(errs)} problem{'s' if len(errs) > 1 else ''} in the plan file:\n"
+            + "\n".join(f"  - {e}" for e in errs)
+        )
+    return Plan(
+        name=str(raw.get("name", Path(source).stem)),
+        layers=refs,
+        crs=None if crs is None else str(crs),
+        resolution_m=float(res),
+        study_area_margin_m=float(margin),
+        stages=stages,
+        synthetic=bool(raw.get("synthetic", False)),
+        path=Path(source) if source != "<plan>" else None,
+        parameters=parameters,
+    )
+
+
+def plan_from_layers(
+    layers: Mapping[str, str | os.PathLike | None],
+    *,
+    name: str = "command line",
+    resolution_m: float = 100.0,
+    crs: str | None = None,
+    stages: Mapping[str, Any] | None = None,
+) -> Plan:
+    """A :class:`Plan` built from layer paths (for the one-stage CLI commands); checked like a file."""
+    doc = {
+        "name": name,
+        "resolution_m": resolution_m,
+        "layers": {k: str(Path(v).resolve()) for k, v in layers.items() if v is not None},
+        "stages": dict(stages or {}),
+    }
+    if crs is not None:
+        doc["crs"] = crs
+    return parse_plan(doc, base=Path.cwd(), source="command line")
+
+
+def _valid_crs(crs: object) -> bool:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError as ProjCRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except (ProjCRSError, TypeError, ValueError):
+        return False
+    return True
+
+
+def write_plan(path: str | os.PathLike, doc: Mapping[str, Any], *, overwrite: bool = False) -> Path:
+    """Write a plan document as YAML, atomically."""
+    from telcoplan.gis.atomic import atomic_path
+
+    text = yaml.safe_dump(dict(doc), allow_unicode=True, sort_keys=False)
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)

@@ -1,0 +1,114 @@
+"""The report stage: ``report.html`` with the plan figure (``figure.png``, also on its own);
+``telcoplan report`` rebuilds it from a finished run with the same code."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from telcoplan import outputs
+from telcoplan.errors import TelcoplanError
+from telcoplan.pipeline.checks import ParameterError, merge_defaults
+from telcoplan.pipeline.stages._base import StageResult, Staging
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from telcoplan.pipeline.inputs import PlanInputs
+
+__all__ = ["DEFAULTS", "ReportParams", "parse", "render", "run"]
+
+log = logging.getLogger(__name__)
+
+#: Parameters of the report stage with their defaults.
+DEFAULTS: dict[str, Any] = {"figure": True, "top_gaps": 20, "currency": "USD"}
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    """Checked report parameters."""
+
+    #: embed the plan figure (and write figure.png beside the report)
+    figure: bool = True
+    #: gaps listed in the report
+    top_gaps: int = 20
+    #: label of costs
+    currency: str = "USD"
+
+
+def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> ReportParams:
+    """Checked report-stage parameters (defaults filled in); all problems raised at once."""
+    params, errs = merge_defaults("report", raw, DEFAULTS)
+    if not isinstance(params["figure"], bool):
+        errs.append("stages.report.figure must be true or false (embed the plan figure)")
+    top = params["top_gaps"]
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 10_000:
+        errs.append(f"stages.report.top_gaps must be a whole number in 0…10000, got {top!r}")
+    if not isinstance(params["currency"], str) or not 1 <= len(params["currency"]) <= 8:
+        errs.append("stages.report.currency must be a short currency label such as USD or VND")
+    if errs:
+        raise ParameterError("report", errs)
+    return ReportParams(**params)
+
+
+def render(
+    out_dir: str | os.PathLike,
+    layers: Mapping[str, gpd.GeoDataFrame | None] | None,
+    params: ReportParams,
+    *,
+    path: str | os.PathLike | None = None,
+    summary: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the report of the run in ``out_dir`` to ``path`` (default ``out_dir/report.html``)
+    and, with ``params.figure``, the plan figure beside it; returns the report's path.
+
+    ``summary`` replaces ``out_dir/summary.json`` (a run's stage passes its own: the file is
+    written last). An existing ``figure.png`` is kept unless ``overwrite``.
+    """
+    from telcoplan.gis.atomic import check_writable
+    from telcoplan.report.html import report_from_outputs
+
+    target = Path(path) if path is not None else Path(out_dir) / outputs.REPORT
+    check_writable(target, overwrite)
+    png = _figure(out_dir, layers, target, summary, overwrite) if params.figure else None
+    return report_from_outputs(
+        out_dir,
+        target,
+        summary=summary,
+        figure_png=png,
+        overwrite=overwrite,
+        top_gaps=params.top_gaps,
+        currency=params.currency,
+    )
+
+
+def _figure(out_dir, layers, target: Path, summary, overwrite: bool) -> bytes | None:
+    """The plan figure as PNG bytes, also saved as ``figure.png`` beside ``target``; None
+    (logged why) without matplotlib or without the layers a figure needs."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.warning("report: matplotlib is not installed; %s without the figure", outputs.REPORT)
+        return None
+    from telcoplan.maps.static import figure_from_outputs, save_figure
+
+    try:
+        png = figure_from_outputs(out_dir, layers, summary=summary)
+    except TelcoplanError as exc:
+        log.warning("report without the plan figure: %s", exc)
+        return None
+    fig_path = target.with_name(outputs.FIGURE)
+    if overwrite or not fig_path.exists():
+        save_figure(png, fig_path, overwrite=overwrite)
+    return png
+
+
+def run(inputs: PlanInputs, params: ReportParams, staging: Staging) -> StageResult:
+    """``report.html`` (and ``figure.png``) of the run."""
+    path = render(staging.folder, inputs.layers(), params, summary=staging.summary, overwrite=True)
+    return StageResult({"file": path.name, "bytes": path.stat().st_size})
