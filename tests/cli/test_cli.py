@@ -435,3 +435,74 @@ def test_plan_with_bad_layer_crs_and_margin(runner, plan_dir):
     assert res.exit_code == 1
     assert "'FOO' is not a CRS" in res.output
     assert "study_area_margin_m" in res.output
+
+
+@pytest.mark.parametrize(
+    ("args", "info_shown"),
+    [
+        (["run", "{plan}", "--out", "{out}"], True),
+        (["run", "{plan}", "--out", "{out}", "-q"], False),  # -q after the sub-command
+        (["-q", "run", "{plan}", "--out", "{out}"], False),
+        (["run", "{plan}", "-v", "--out", "{out}"], True),
+        (["-q", "run", "{plan}", "--out", "{out}", "-v"], True),  # counts add up: -q -v = 0
+    ],
+)
+def test_verbosity_before_and_after_the_sub_command(plan_dir, args, info_shown):
+    """``-v``/``-q`` are accepted on either side of the sub-command and add up."""
+    plan, out = plan_dir / "good.yml", plan_dir / f"out-{len(args)}-{args.index('run')}"
+    argv = [a.format(plan=plan, out=out) for a in args]
+    proc = subprocess.run(
+        [sys.executable, "-m", "telcoplan", *argv, "--overwrite"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ("grid:" in proc.stderr) == info_shown, proc.stderr
+
+
+def test_choices_come_from_the_library_registries(runner):
+    from telcoplan.backbone.rings import PROTECT_CHOICES
+    from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS
+    from telcoplan.coverage.terrain import DIFFRACTION_METHODS
+    from telcoplan.pipeline.model import LAYER_NAMES
+    from telcoplan.pipeline.validate import LAYER_TYPES
+
+    def choices(command: str, option: str) -> tuple[str, ...]:
+        param = next(p for p in cli.commands[command].params if p.name == option)
+        return tuple(param.type.choices)
+
+    assert choices("coverage", "model") == ("auto", *MODELS)
+    assert choices("calibrate", "model") == tuple(MODELS)
+    assert choices("coverage", "environment") == tuple(ENVIRONMENTS)
+    assert choices("calibrate", "diffraction") == tuple(DIFFRACTION_METHODS)
+    assert choices("backbone", "protect") == tuple(PROTECT_CHOICES)
+    assert choices("validate", "layer_type") == LAYER_TYPES
+    assert set(LAYER_TYPES) == set(LAYER_NAMES)  # every plan layer can be validated
+    res = runner.invoke(cli, ["backbone", "--protect", "rings"])
+    assert res.exit_code == 2
+    assert "Invalid value for '--protect'" in res.output
+    assert "shared+pois" in res.output
+
+
+def test_validate_land_use(runner, tmp_path, grid10, areas4):
+    import numpy as np
+
+    from telcoplan.gis.raster import write_raster
+
+    codes = np.ones(grid10.shape, dtype=np.int16)
+    write_raster(tmp_path / "landuse.tif", codes, grid10, nodata=0)
+    res = runner.invoke(cli, ["validate", str(tmp_path / "landuse.tif")])
+    assert res.exit_code == 0, res.output
+    assert "land_use raster 10x10, 1 classes" in res.output
+    write_raster(tmp_path / "cover.tif", codes * 1.5, grid10)
+    res = runner.invoke(cli, ["validate", "--type", "land_use", str(tmp_path / "cover.tif")])
+    assert res.exit_code == 1
+    assert "whole numbers" in res.output
+    write_vector(tmp_path / "lu.gpkg", areas4)
+    res = runner.invoke(cli, ["validate", "--type", "land_use", str(tmp_path / "lu.gpkg")])
+    assert res.exit_code == 0, res.output
+    write_vector(tmp_path / "lu_points.gpkg", areas4.set_geometry(areas4.centroid))
+    res = runner.invoke(cli, ["validate", "--type", "land_use", str(tmp_path / "lu_points.gpkg")])
+    assert res.exit_code == 1
+    assert "must be polygons" in res.output

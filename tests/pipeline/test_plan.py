@@ -18,29 +18,6 @@ from telcoplan.pipeline import load_inputs, read_plan, run_plan
 from tests.conftest import X0, Y0
 
 
-@pytest.fixture
-def small_plan(tmp_path, areas4, towers5, roads3, grid10):
-    """A plan over the four quadrant areas with a population raster of 100 persons per cell."""
-    inputs = tmp_path / "inputs"
-    write_vector(inputs / "areas.gpkg", areas4)
-    write_vector(inputs / "towers.csv", towers5)
-    write_vector(inputs / "roads.geojson", roads3)
-    write_raster(inputs / "population.tif", np.full(grid10.shape, 100.0), grid10)
-    doc = {
-        "name": "quadrants",
-        "resolution_m": 100,
-        "layers": {
-            "areas": "inputs/areas.gpkg",
-            "towers": "inputs/towers.csv",
-            "roads": {"path": "inputs/roads.geojson"},
-            "population": "inputs/population.tif",
-        },
-    }
-    path = tmp_path / "plan.yml"
-    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    return path
-
-
 def test_run_small_plan(small_plan, tmp_path):
     summary = run_plan(read_plan(small_plan), tmp_path / "out")
     assert summary["population_total"] == pytest.approx(10_000.0)
