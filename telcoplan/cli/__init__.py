@@ -326,6 +326,16 @@ def gaps_cmd(**kw) -> None:
     click.echo(f"{kw['out_dir']}: {g['count']} gaps with {g['population']:,.0f} persons", err=True)
 
 
+def _plan_option(help: str):
+    return click.option("--plan", "plan_path", type=IN_FILE, default=None, help=help)
+
+
+def _output_option(help: str):
+    return click.option(
+        "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help=help
+    )
+
+
 def _plan_layers_for(plan_path: Path | None, stage: str) -> tuple[dict | None, dict]:
     """The plan's input layers and its ``stages.<stage>`` mapping (``{}`` without a plan)."""
     if plan_path is None:
@@ -349,20 +359,8 @@ def _stage_parameters(stage: str, raw: dict, source: str):
 
 @cli.command("map")
 @click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--plan",
-    "plan_path",
-    type=IN_FILE,
-    default=None,
-    help="The plan file, to draw its towers, fiber and roads too.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Map to write (default OUT_DIR/{outputs.MAP}).",
-)
+@_plan_option("The plan file, to draw its towers, fiber and roads too.")
+@_output_option(f"Map to write (default OUT_DIR/{outputs.MAP}).")
 @click.option(
     "--tiles",
     default=None,
@@ -385,20 +383,8 @@ def map_cmd(
 
 @cli.command("report")
 @click.argument("out_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-@click.option(
-    "--plan",
-    "plan_path",
-    type=IN_FILE,
-    default=None,
-    help="The plan file, to draw its towers in the figure too.",
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Report to write (default OUT_DIR/{outputs.REPORT}).",
-)
+@_plan_option("The plan file, to draw its towers in the figure too.")
+@_output_option(f"Report to write (default OUT_DIR/{outputs.REPORT}).")
 @click.option("--no-figure", is_flag=True, help="Leave out the plan figure.")
 @overwrite_option("Replace the report if it exists.")
 def report_cmd(
