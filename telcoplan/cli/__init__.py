@@ -269,6 +269,13 @@ def _layer_options(f):
     return f
 
 
+def _only(stages: dict) -> dict:
+    """A plan's ``stages:`` that runs these stages and switches every other registered one off."""
+    from telcoplan.pipeline.stages import STAGES
+
+    return {name: stages.get(name, False) for name in STAGES}
+
+
 def _run_stages(kw: dict, gaps: bool) -> dict:
     from telcoplan.pipeline import plan_from_layers, run_plan
 
@@ -293,13 +300,7 @@ def _run_stages(kw: dict, gaps: bool) -> dict:
         resolution_m=kw["resolution_m"],
         crs=kw["crs"],
         # one stage each (the map and the report: `telcoplan map`, `telcoplan report`)
-        stages={
-            "coverage": coverage,
-            "gaps": {} if gaps else False,
-            "backbone": False,
-            "map": False,
-            "report": False,
-        },
+        stages=_only({"coverage": coverage, **({"gaps": {}} if gaps else {})}),
     )
     return run_plan(plan, kw["out_dir"], overwrite=kw["overwrite"])
 
@@ -452,13 +453,7 @@ def backbone_cmd(**kw) -> None:
         layers,
         resolution_m=1000.0,  # the grid is not used without coverage: keep it small
         crs=kw["crs"],
-        stages={
-            "coverage": False,
-            "gaps": False,
-            "backbone": params,
-            "map": False,
-            "report": False,
-        },
+        stages=_only({"backbone": params}),
     )
     summary = run_plan(plan, kw["out_dir"], overwrite=kw["overwrite"])["backbone"]
     click.echo(

@@ -83,7 +83,11 @@ def _run_stages(inputs: PlanInputs, staging: Staging) -> None:
         if reason is not None:
             log.info("%s: skipped (%s)", name, reason)
             continue
-        result = stage.run(inputs, plan.parameters[name], staging)
+        params = plan.parameters.get(name)
+        if params is None:  # a Plan built by hand, not by the parser: its defaults
+            raw = plan.stages.get(name)
+            params = stage.parse(raw if isinstance(raw, dict) else None, base=plan.base)
+        result = stage.run(inputs, params, staging)
         staging.results[name] = result.value
         staging.summary[name] = result.summary
     staging.summary.setdefault("provenance", _provenance(plan))
