@@ -26,7 +26,7 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 def _lint_imports(cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(pythonpath)}
     return subprocess.run(
-        [str(LINT_IMPORTS), "--config", str(ROOT / "pyproject.toml"), "--no-cache"],
+        [str(LINT_IMPORTS), str(ROOT / "pyproject.toml"), "--no-cache"],
         cwd=cwd,
         env=env,
         capture_output=True,
