@@ -305,10 +305,13 @@ def _run_stages(kw: dict, gaps: bool) -> dict:
     return run_plan(plan, kw["out_dir"], overwrite=kw["overwrite"])
 
 
-@cli.command("coverage")
+@cli.command(
+    "coverage",
+    help="Signal and coverage per operator: signal and serving-site rasters per operator, "
+    f"{outputs.COVERAGE}, {outputs.SUMMARY}.",
+)
 @_layer_options
 def coverage_cmd(**kw) -> None:
-    """Signal and coverage per operator: signal_<operator>.tif, coverage.gpkg, summary.json."""
     summary = _run_stages(kw, gaps=False)
     any_ = summary["coverage"]["any"]
     click.echo(
@@ -318,10 +321,13 @@ def coverage_cmd(**kw) -> None:
     )
 
 
-@cli.command("gaps")
+@cli.command(
+    "gaps",
+    help=f"Coverage gaps ranked by population ({outputs.GAPS}), single-operator areas, POI "
+    "service.",
+)
 @_layer_options
 def gaps_cmd(**kw) -> None:
-    """Coverage gaps ranked by population (gaps.gpkg), single-operator areas, POI service."""
     summary = _run_stages(kw, gaps=True)
     g = summary["gaps"]
     click.echo(f"{kw['out_dir']}: {g['count']} gaps with {g['population']:,.0f} persons", err=True)
@@ -404,7 +410,11 @@ def report_cmd(
     click.echo(f"report written to {path}", err=True)
 
 
-@cli.command("backbone")
+@cli.command(
+    "backbone",
+    help="Fiber backbone: separate vs joint trenching, cost shares "
+    f"({outputs.BACKBONE}, {outputs.SUMMARY}).",
+)
 @click.option("--towers", required=True, type=IN_FILE, help="Towers layer (the sites).")
 @click.option("--roads", required=True, type=IN_FILE, help="Roads layer (where trenches go).")
 @click.option("--area", "areas", required=True, type=IN_FILE, help="Areas layer (study area).")
@@ -436,7 +446,6 @@ def report_cmd(
 @out_option()
 @overwrite_option()
 def backbone_cmd(**kw) -> None:
-    """Fiber backbone: separate vs joint trenching, cost shares (backbone.gpkg, summary.json)."""
     from telcoplan.pipeline import plan_from_layers, run_plan
 
     params = {

@@ -125,7 +125,7 @@ class GridSpec:
         return (row >= 0) & (row < self.height) & (col >= 0) & (col < self.width)
 
     def to_dict(self) -> dict:
-        """JSON-able description (for ``summary.json`` provenance)."""
+        """JSON-able description (for a run summary's provenance)."""
         return {
             "crs": self.crs,
             "transform": list(self.transform)[:6],

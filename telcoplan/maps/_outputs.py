@@ -51,7 +51,7 @@ class PlanLayers:
     signal : dict of str to (ndarray, RasterInfo)
         Operator → received power (dBm, NaN = no signal) and its georeferencing.
     summary : dict
-        ``summary.json`` (empty when there is none).
+        :data:`~telcoplan.outputs.SUMMARY` (empty when there is none).
     """
 
     vectors: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
@@ -71,8 +71,8 @@ def read_plan_layers(
     Parameters
     ----------
     out_dir
-        The plan's output folder (``coverage.gpkg``, ``gaps.gpkg``, ``signal_<op>.tif``,
-        ``sites.gpkg``, ``backbone.gpkg``, ``summary.json``; each optional).
+        The plan's output folder (:data:`~telcoplan.outputs.COVERAGE`, :data:`~telcoplan.outputs.GAPS`, :func:`~telcoplan.outputs.signal_file`,
+        :data:`~telcoplan.outputs.SITES`, :data:`~telcoplan.outputs.BACKBONE`, :data:`~telcoplan.outputs.SUMMARY`; each optional).
     layers
         Input layers by name (``areas``, ``towers``, ``fiber``, ``roads``, ``pois``, … — e.g.
         ``{**inputs.vectors, "areas": inputs.areas}``). The outputs' ``areas`` (with coverage
@@ -81,7 +81,7 @@ def read_plan_layers(
     signal
         Read the signal rasters (they are the largest part of a map).
     summary
-        The plan's summary; default: ``summary.json`` in ``out_dir`` when present.
+        The plan's summary; default: :data:`~telcoplan.outputs.SUMMARY` in ``out_dir`` when present.
 
     Raises
     ------

@@ -191,7 +191,7 @@ def build_map(
         colour), ``status`` (new / reused / leased / ring, see :data:`LINK_STATUS`; or a
         boolean ``ring`` column), ``length_m`` (m), ``cost``.
     summary : dict, optional
-        ``summary.json`` content: key figures and the synthetic-data flag in a summary box.
+        :data:`~telcoplan.outputs.SUMMARY` content: key figures and the synthetic-data flag in a summary box.
     tiles : str
         ``"none"`` (no basemap: fully offline), ``"osm"`` (OpenStreetMap, needs network) or
         a tile URL template (``https://…/{z}/{x}/{y}.png``).
@@ -352,17 +352,17 @@ def map_from_outputs(
     Parameters
     ----------
     out_dir
-        The plan's output folder: ``coverage.gpkg`` (layers ``areas``, ``coverage``,
-        ``sites``), ``gaps.gpkg`` (``gaps``, ``pois``), ``signal_<operator>.tif``,
-        ``sites.gpkg`` (``sites``), ``backbone.gpkg`` (``links``), ``summary.json``; each is
-        optional except an ``areas`` layer (from ``coverage.gpkg`` or ``layers``).
+        The plan's output folder: :data:`~telcoplan.outputs.COVERAGE` (layers ``areas``, ``coverage``,
+        ``sites``), :data:`~telcoplan.outputs.GAPS` (``gaps``, ``pois``), :func:`~telcoplan.outputs.signal_file`,
+        :data:`~telcoplan.outputs.SITES` (``sites``), :data:`~telcoplan.outputs.BACKBONE` (``links``), :data:`~telcoplan.outputs.SUMMARY`; each is
+        optional except an ``areas`` layer (from :data:`~telcoplan.outputs.COVERAGE` or ``layers``).
     layers
         The plan's input layers by name, e.g. ``{**inputs.vectors, "areas": inputs.areas}``:
         ``towers``, ``fiber``, ``roads`` (not in the outputs), ``areas``/``pois`` (used when
         the outputs lack them), ``sites``/``backbone`` (win over the outputs).
     summary
-        The plan's summary (default: ``out_dir/summary.json`` when present); the plan stage
-        passes its in-memory summary because ``summary.json`` is written last.
+        The plan's summary (default: ``out_dir`` / :data:`~telcoplan.outputs.SUMMARY` when present); the plan stage
+        passes its in-memory summary because :data:`~telcoplan.outputs.SUMMARY` is written last.
     signal
         Draw the signal rasters.
     title
@@ -393,7 +393,7 @@ def write_plan_map(
     **options: Any,
 ) -> Path:
     """Build the map of the plan in ``out_dir`` (:func:`map_from_outputs`) and save it as
-    ``path`` (default ``out_dir/map.html``) with :func:`save_map`; returns the path.
+    ``path`` (default ``out_dir`` / :data:`~telcoplan.outputs.MAP`) with :func:`save_map`; returns the path.
 
     Raises
     ------

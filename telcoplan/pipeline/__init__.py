@@ -10,7 +10,7 @@
 ``calibrate``      ``telcoplan calibrate``
 =================  ===================================================================
 
-The output folder's file names and ``summary.json`` belong to :mod:`telcoplan.outputs`.
+The output folder's file names and :data:`~telcoplan.outputs.SUMMARY` belong to :mod:`telcoplan.outputs`.
 """
 
 from __future__ import annotations

@@ -32,8 +32,8 @@ def run_plan(
 
     All inputs are loaded and validated before anything is written. Stages write into a
     staging folder inside ``out_dir``; only when every stage has succeeded are the files moved
-    into place (``summary.json`` last), so a failure leaves the previous outputs as they were.
-    Returns the summary (also written as ``summary.json``).
+    into place (:data:`~telcoplan.outputs.SUMMARY` last), so a failure leaves the previous outputs as they were.
+    Returns the summary (also written as :data:`~telcoplan.outputs.SUMMARY`).
     """
     out = Path(out_dir)
     if not overwrite and (out / outputs.SUMMARY).exists():

@@ -1,2 +1,2 @@
-"""The HTML report of a run (:mod:`telcoplan.report.html`); ``summary.json`` belongs to
+"""The HTML report of a run (:mod:`telcoplan.report.html`); :data:`~telcoplan.outputs.SUMMARY` belongs to
 :mod:`telcoplan.outputs`."""

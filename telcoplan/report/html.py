@@ -1,4 +1,4 @@
-"""``report.html``: the plan as one self-contained HTML page for planners and operators.
+""":data:`~telcoplan.outputs.REPORT`: the plan as one self-contained HTML page for planners and operators.
 
 The page holds headline figures, coverage per operator and per area, coverage gaps, proposed
 sites, the backbone (separate vs joint build, each operator's share), the plan's figure and the
@@ -98,23 +98,23 @@ def render_report(
     Parameters
     ----------
     summary
-        The run's ``summary.json`` content (:func:`telcoplan.plan.run_plan`'s return value).
+        The run's :data:`~telcoplan.outputs.SUMMARY` content (:func:`telcoplan.plan.run_plan`'s return value).
         Sections appear only for the keys present: ``coverage``, ``gaps``, ``sites``,
         ``backbone``, ``provenance``.
     areas
-        Population covered per area and operator (``coverage.gpkg`` layer ``areas``: ``name``,
+        Population covered per area and operator (:data:`~telcoplan.outputs.COVERAGE` layer ``areas``: ``name``,
         ``population``, ``covered_<operator>``, ``covered_any``, optional ``urban``,
         ``best_single_operator``). Default: the per-area figures of ``summary``.
     gaps
-        Ranked coverage gaps (``gaps.gpkg`` layer ``gaps``: ``gap_id`` column or index,
+        Ranked coverage gaps (:data:`~telcoplan.outputs.GAPS` layer ``gaps``: ``gap_id`` column or index,
         ``population``, ``area_km2``, ``dist_tower_m``, ``dist_fiber_m``). Default: the largest
         gaps listed in ``summary``.
     pois
-        POI service check (``gaps.gpkg`` layer ``pois``); the unserved POIs are listed.
+        POI service check (:data:`~telcoplan.outputs.GAPS` layer ``pois``); the unserved POIs are listed.
     sites
-        Proposed sites, any columns (``sites.gpkg``); shown as a table.
+        Proposed sites, any columns (:data:`~telcoplan.outputs.SITES`); shown as a table.
     links
-        Backbone links (``backbone.gpkg`` layer ``links``: ``plan``, ``status``, ``operators``,
+        Backbone links (:data:`~telcoplan.outputs.BACKBONE` layer ``links``: ``plan``, ``status``, ``operators``,
         ``length_m`` in m, ``cost``), summarised by plan and status.
     figure_png
         A PNG image of the plan (e.g. from ``telcoplan.maps``), embedded as a ``data:`` URI.
@@ -224,14 +224,14 @@ def load_outputs(
 ) -> dict[str, Any]:
     """The report's data from a plan's output folder, as keyword arguments of :func:`render_report`.
 
-    Reads ``summary.json`` (unless ``summary`` is given) and, when present, the attribute tables (no geometry) of
-    ``coverage.gpkg`` layer ``areas``, ``gaps.gpkg`` layers ``gaps`` and ``pois``,
-    ``sites.gpkg`` layer ``sites`` (or its first layer) and ``backbone.gpkg`` layer ``links``.
+    Reads :data:`~telcoplan.outputs.SUMMARY` (unless ``summary`` is given) and, when present, the attribute tables (no geometry) of
+    :data:`~telcoplan.outputs.COVERAGE` layer ``areas``, :data:`~telcoplan.outputs.GAPS` layers ``gaps`` and ``pois``,
+    :data:`~telcoplan.outputs.SITES` layer ``sites`` (or its first layer) and :data:`~telcoplan.outputs.BACKBONE` layer ``links``.
 
     Raises
     ------
     telcoplan.errors.InputFileError
-        When ``summary.json`` is missing or not valid JSON.
+        When :data:`~telcoplan.outputs.SUMMARY` is missing or not valid JSON.
     """
     out = Path(out_dir)
     if summary is None:
@@ -264,12 +264,12 @@ def report_from_outputs(
     Parameters
     ----------
     out_dir
-        A plan's output folder (or the plan's staging folder): ``summary.json`` and the
+        A plan's output folder (or the plan's staging folder): :data:`~telcoplan.outputs.SUMMARY` and the
         GeoPackages (see :func:`load_outputs`).
     path
-        Where to write; default ``out_dir/report.html``.
+        Where to write; default ``out_dir`` / :data:`~telcoplan.outputs.REPORT`.
     summary
-        Use this summary instead of reading ``out_dir/summary.json`` (for a plan stage that has
+        Use this summary instead of reading ``out_dir`` / :data:`~telcoplan.outputs.SUMMARY` (for a plan stage that has
         not written it yet).
     figure_png
         The plan's figure: PNG bytes or the path of a PNG file.

@@ -25,7 +25,7 @@ class Staging:
 
 @dataclass(frozen=True)
 class StageResult:
-    """A stage's part of ``summary.json`` (None: no part) and its in-memory result for the
+    """A stage's part of :data:`~telcoplan.outputs.SUMMARY` (None: no part) and its in-memory result for the
     stages after it (the coverage rasters for gaps, …)."""
 
     summary: Mapping[str, Any] | None
@@ -39,7 +39,7 @@ class Stage:
     Attributes
     ----------
     name
-        The key under ``stages:`` in a plan file and in ``summary.json``.
+        The key under ``stages:`` in a plan file and in :data:`~telcoplan.outputs.SUMMARY`.
     parse
         ``parse(mapping, base=folder) -> Params``: the checked parameters (defaults filled
         in); every problem is raised at once as a :class:`ParameterError`.

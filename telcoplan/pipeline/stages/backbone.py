@@ -1,4 +1,4 @@
-"""The backbone stage: ``backbone.gpkg`` (links of the joint and separate plans, rings) and the
+"""The backbone stage: :data:`~telcoplan.outputs.BACKBONE` (links of the joint and separate plans, rings) and the
 key figures of joint vs separate trenching and the cost shares."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class BackboneParams:
     protect: str = "none"
 
     def plan_values(self) -> dict[str, Any]:
-        """The parameters, for ``summary.json``."""
+        """The parameters, for :data:`~telcoplan.outputs.SUMMARY`."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 

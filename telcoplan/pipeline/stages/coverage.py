@@ -1,9 +1,9 @@
 """The coverage stage: signal and serving-site rasters, coverage polygons, population covered.
 
-Writes ``signal_<operator>.tif`` (float32 dBm, total received power of the serving carrier),
-``server_<operator>.tif`` (int32, 1-based row of the serving site in ``coverage.gpkg``'s
-``sites`` layer; 0 = none), ``operators_count.tif`` (uint8), ``coverage_limit.tif`` with a DEM,
-and ``coverage.gpkg`` (layers ``coverage`` — covered area per operator and ``any`` —, ``areas``
+Writes :func:`~telcoplan.outputs.signal_file` (float32 dBm, total received power of the serving carrier),
+:func:`~telcoplan.outputs.server_file` (int32, 1-based row of the serving site in :data:`~telcoplan.outputs.COVERAGE`'s
+``sites`` layer; 0 = none), :data:`~telcoplan.outputs.OPERATORS_COUNT` (uint8), :data:`~telcoplan.outputs.COVERAGE_LIMIT` with a DEM,
+and :data:`~telcoplan.outputs.COVERAGE` (layers ``coverage`` — covered area per operator and ``any`` —, ``areas``
 — population covered per area — and ``sites``).
 """
 
@@ -72,7 +72,7 @@ class CoverageParams:
     thresholds: Thresholds | None = None
 
     def plan_values(self) -> dict[str, Any]:
-        """The plan-file parameters (defaults filled in), for ``summary.json``."""
+        """The plan-file parameters (defaults filled in), for :data:`~telcoplan.outputs.SUMMARY`."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name in DEFAULTS}
 
     def calibration_offsets(self) -> tuple[float, float] | None:
@@ -352,7 +352,7 @@ def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
 
 
 def _summary(inputs, params: CoverageParams, cov, clutter, table, rows, total) -> dict[str, Any]:
-    """The coverage stage's part of ``summary.json``."""
+    """The coverage stage's part of :data:`~telcoplan.outputs.SUMMARY`."""
     fit = params.calibration_fit
     summary: dict[str, Any] = {
         "parameters": params.plan_values()
@@ -532,7 +532,7 @@ def _check_output_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
 def _write_per_technology(
     inputs: PlanInputs, towers, params: CoverageParams, clutter, folder: Path, synthetic: dict
 ) -> None:
-    """``signal_<operator>-<technology>.tif``: best received power per operator and technology."""
+    """:func:`~telcoplan.outputs.signal_file` (operator, technology): best received power per operator and technology."""
     from telcoplan.coverage.bestserver import best_server
     from telcoplan.gis.raster import write_raster
 

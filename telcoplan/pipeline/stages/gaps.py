@@ -1,4 +1,4 @@
-"""The gaps stage: ``gaps.gpkg`` with layers ``gaps`` (ranked), ``single_operator`` and ``pois``."""
+"""The gaps stage: :data:`~telcoplan.outputs.GAPS` with layers ``gaps`` (ranked), ``single_operator`` and ``pois``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The map stage: ``map.html``, the self-contained interactive map of a run (``telcoplan map``
+"""The map stage: :data:`~telcoplan.outputs.MAP`, the self-contained interactive map of a run (``telcoplan map``
 rebuilds it from a finished run with the same code)."""
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def render(
     overwrite: bool = False,
 ) -> Path:
     """Write the map of the run in ``out_dir`` (its outputs, and the plan's input ``layers``
-    when given) to ``path`` (default ``out_dir/map.html``); returns the path."""
+    when given) to ``path`` (default ``out_dir`` / :data:`~telcoplan.outputs.MAP`); returns the path."""
     from telcoplan.maps.interactive import write_plan_map
 
     return write_plan_map(
@@ -110,7 +110,7 @@ def render(
 
 
 def run(inputs: PlanInputs, params: MapParams, staging: Staging) -> StageResult:
-    """``map.html`` of the run (needs folium)."""
+    """:data:`~telcoplan.outputs.MAP` of the run (needs folium)."""
     try:
         import folium  # noqa: F401
     except ImportError:

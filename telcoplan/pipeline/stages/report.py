@@ -1,4 +1,4 @@
-"""The report stage: ``report.html`` with the plan figure (``figure.png``, also on its own);
+"""The report stage: :data:`~telcoplan.outputs.REPORT` with the plan figure (:data:`~telcoplan.outputs.FIGURE`, also on its own);
 ``telcoplan report`` rebuilds it from a finished run with the same code."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {"figure": True, "top_gaps": 20, "currency": "USD"}
 class ReportParams:
     """Checked report parameters."""
 
-    #: embed the plan figure (and write figure.png beside the report)
+    #: embed the plan figure (and write it beside the report)
     figure: bool = True
     #: gaps listed in the report
     top_gaps: int = 20
@@ -64,11 +64,11 @@ def render(
     summary: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write the report of the run in ``out_dir`` to ``path`` (default ``out_dir/report.html``)
+    """Write the report of the run in ``out_dir`` to ``path`` (default ``out_dir`` / :data:`~telcoplan.outputs.REPORT`)
     and, with ``params.figure``, the plan figure beside it; returns the report's path.
 
-    ``summary`` replaces ``out_dir/summary.json`` (a run's stage passes its own: the file is
-    written last). An existing ``figure.png`` is kept unless ``overwrite``.
+    ``summary`` replaces ``out_dir`` / :data:`~telcoplan.outputs.SUMMARY` (a run's stage passes its own: the file is
+    written last). An existing :data:`~telcoplan.outputs.FIGURE` is kept unless ``overwrite``.
     """
     from telcoplan.gis.atomic import check_writable
     from telcoplan.report.html import report_from_outputs
@@ -88,7 +88,7 @@ def render(
 
 
 def _figure(out_dir, layers, target: Path, summary, overwrite: bool) -> bytes | None:
-    """The plan figure as PNG bytes, also saved as ``figure.png`` beside ``target``; None
+    """The plan figure as PNG bytes, also saved as :data:`~telcoplan.outputs.FIGURE` beside ``target``; None
     (logged why) without matplotlib or without the layers a figure needs."""
     try:
         import matplotlib  # noqa: F401
@@ -109,6 +109,6 @@ def _figure(out_dir, layers, target: Path, summary, overwrite: bool) -> bytes | 
 
 
 def run(inputs: PlanInputs, params: ReportParams, staging: Staging) -> StageResult:
-    """``report.html`` (and ``figure.png``) of the run."""
+    """:data:`~telcoplan.outputs.REPORT` (and :data:`~telcoplan.outputs.FIGURE`) of the run."""
     path = render(staging.folder, inputs.layers(), params, summary=staging.summary, overwrite=True)
     return StageResult({"file": path.name, "bytes": path.stat().st_size})
