@@ -6,8 +6,12 @@ Contract
   with a sum-preserving method (``read_population_raster``).
 - **Polygons**: a ``population`` column (or another column named by the caller), persons per
   polygon; :func:`spread_population` spreads each count over the grid cells whose centres lie
-  in the polygon, uniformly or in proportion to a weight raster (dasymetric mapping with a
+  in the polygon, uniformly or in proportion to weights (dasymetric mapping with a
   residential / land-use mask), so that every polygon's total is conserved exactly.
+- **Weights**: a raster, or land-use / building polygons (OpenStreetMap ``landuse``,
+  ``natural``, ``building``) whose classes :func:`weights_from_polygons` turns into a weight per
+  cell (:data:`CLASS_WEIGHTS`: residential 1, forest and water 0, …), area-weighted within
+  each cell.
 """
 
 from __future__ import annotations
@@ -24,9 +28,43 @@ from telcoplan.errors import LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
 
-__all__ = ["load_population_raster", "spread_population", "validate_population_raster"]
+__all__ = [
+    "CLASS_COLUMNS",
+    "CLASS_WEIGHTS",
+    "UNMAPPED_WEIGHT",
+    "load_population_raster",
+    "spread_population",
+    "validate_population_raster",
+    "weights_from_polygons",
+]
 
 log = logging.getLogger(__name__)
+
+#: Relative density of residents by land-use class (OpenStreetMap ``landuse``, ``natural`` and
+#: ``building`` values): where people sleep. Classes not listed, and land no polygon covers,
+#: weigh :data:`UNMAPPED_WEIGHT` (OpenStreetMap's land use never covers everything).
+CLASS_WEIGHTS: dict[str, float] = {
+    # homes
+    "residential": 1.0, "house": 1.0, "apartments": 1.0, "detached": 1.0, "terrace": 1.0,
+    "dormitory": 1.0, "village_green": 0.3, "farmyard": 0.5, "allotments": 0.1,
+    # mixed and work places (some residents above shops)
+    "commercial": 0.3, "retail": 0.3, "yes": 0.5, "education": 0.05, "institutional": 0.05,
+    "industrial": 0.02, "construction": 0.02, "port": 0.0, "railway": 0.0, "military": 0.02,
+    "religious": 0.05, "cemetery": 0.0, "landfill": 0.0, "quarry": 0.0, "brownfield": 0.02,
+    "greenfield": 0.02,
+    # farms and green land
+    "farmland": 0.05, "orchard": 0.05, "plant_nursery": 0.05, "vineyard": 0.05,
+    "meadow": 0.02, "grass": 0.02, "recreation_ground": 0.0, "park": 0.0, "flowerbed": 0.0,
+    # nobody lives here
+    "forest": 0.0, "wood": 0.0, "scrub": 0.0, "heath": 0.0, "grassland": 0.02,
+    "water": 0.0, "wetland": 0.0, "basin": 0.0, "reservoir": 0.0, "salt_pond": 0.0,
+    "aquaculture": 0.0, "bay": 0.0, "beach": 0.0, "sand": 0.0, "bare_rock": 0.0,
+    "scree": 0.0, "cliff": 0.0, "mud": 0.0, "rock": 0.0,
+}  # fmt: skip
+#: Weight of land that no polygon covers, and of classes not in :data:`CLASS_WEIGHTS`.
+UNMAPPED_WEIGHT = 0.1
+#: Columns a polygon's class is read from when none is named: the first one with a value.
+CLASS_COLUMNS = ("landuse", "natural", "building")
 
 
 def spread_population(
@@ -216,3 +254,120 @@ def validate_population_raster(pop: np.ndarray, *, source: str = "<population>")
         )
     if problems:
         raise LayerValidationError(source, "population", problems)
+
+
+def weights_from_polygons(
+    polygons: gpd.GeoDataFrame,
+    grid: GridSpec,
+    *,
+    column: str | None = None,
+    classes: dict[str, float] | None = None,
+    default: float = UNMAPPED_WEIGHT,
+    supersample: int = 5,
+    source: str = "<weights>",
+) -> np.ndarray:
+    """Dasymetric weights on ``grid`` from land-use or building polygons.
+
+    Each polygon weighs its class's weight (:data:`CLASS_WEIGHTS`, updated with ``classes``);
+    a cell's weight is the area-weighted mean over the cell — measured on a sub-grid of
+    ``supersample`` × ``supersample`` points per cell — of the weights of the polygons covering
+    it, land no polygon covers weighing ``default``. Where polygons overlap, the smaller one
+    counts (a residential block inside a forest polygon is residential).
+
+    Parameters
+    ----------
+    polygons
+        Polygons in ``grid.crs``. Their class is ``column``, or else the first of
+        :data:`CLASS_COLUMNS` with a value; polygons without a class are left out.
+    grid
+        The plan grid.
+    classes
+        Weights (≥ 0) that replace or add to :data:`CLASS_WEIGHTS`, e.g. ``{"farmland": 0.2}``.
+    default
+        Weight of unmapped land and of classes without a weight.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 weights ≥ 0, shape ``grid.shape``.
+    """
+    from rasterio.features import rasterize
+
+    table = {**CLASS_WEIGHTS, **{str(k): float(v) for k, v in (classes or {}).items()}}
+    names = _polygon_classes(polygons, column, source)
+    keep = names.notna().to_numpy() & polygons.geometry.notna().to_numpy()
+    geoms = polygons.geometry.to_numpy()[keep]
+    names = names.to_numpy()[keep]
+    kinds = np.isin(shapely.get_type_id(geoms), (3, 6))  # Polygon, MultiPolygon
+    geoms, names = geoms[kinds], names[kinds]
+    unknown = sorted({str(n) for n in names} - set(table))
+    if unknown:
+        log.info(
+            "%s: classes without a dasymetric weight count as unmapped land (%g): %s",
+            source,
+            default,
+            ", ".join(unknown[:20]) + (" …" if len(unknown) > 20 else ""),
+        )
+    weights = np.array([table.get(str(n), default) for n in names], dtype=np.float64)
+    order = np.argsort(-shapely.area(geoms), kind="stable")  # largest first: smaller win
+    shapes = list(zip(geoms[order], weights[order], strict=True))
+    from affine import Affine
+
+    k = int(supersample)
+    t = grid.transform
+    out = np.empty(grid.shape, dtype=np.float64)
+    rows = max(1, 4_000_000 // (grid.width * k * k))  # grid rows per chunk: ~4 M sub-cells
+    for r0 in range(0, grid.height, rows):
+        r1 = min(grid.height, r0 + rows)
+        transform = Affine(t.a / k, 0.0, t.c, 0.0, t.e / k, t.f + t.e * r0)
+        sub = (
+            rasterize(
+                shapes,
+                out_shape=((r1 - r0) * k, grid.width * k),
+                transform=transform,
+                fill=default,
+                dtype="float64",
+            )
+            if shapes
+            else np.full(((r1 - r0) * k, grid.width * k), default)
+        )
+        out[r0:r1] = sub.reshape(r1 - r0, k, grid.width, k).mean(axis=(1, 3))
+    return out
+
+
+def _polygon_classes(polygons: gpd.GeoDataFrame, column: str | None, source: str) -> pd.Series:
+    """The class of each polygon (None where it has none)."""
+    if column is not None:
+        if column not in polygons.columns:
+            raise LayerValidationError(
+                source,
+                "weights",
+                [
+                    Problem(
+                        None,
+                        column,
+                        f"class column {column!r} is missing; the file has "
+                        f"{', '.join(map(str, polygons.columns.drop(polygons.geometry.name)))}",
+                    )
+                ],
+            )
+        values = polygons[column]
+    else:
+        present = [c for c in CLASS_COLUMNS if c in polygons.columns]
+        if not present:
+            raise LayerValidationError(
+                source,
+                "weights",
+                [
+                    Problem(
+                        None,
+                        None,
+                        "no class column: name one (weights: {path: …, column: <class column>}); "
+                        f"without it one of {', '.join(CLASS_COLUMNS)} is read",
+                    )
+                ],
+            )
+        values = polygons[present[0]].astype(object)
+        for c in present[1:]:
+            values = values.where(values.notna(), polygons[c].astype(object))
+    return values.astype(object).where(values.notna() & (values.astype(str) != ""), None)

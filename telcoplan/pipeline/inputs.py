@@ -23,9 +23,13 @@ from telcoplan.gis.raster import read_raster_on_grid
 from telcoplan.layers import areas as areas_layer
 from telcoplan.layers import candidates, fiber, measurements, pois, roads, towers
 from telcoplan.layers.dem import load_dem
-from telcoplan.layers.population import load_population_raster, spread_population
+from telcoplan.layers.population import (
+    load_population_raster,
+    spread_population,
+    weights_from_polygons,
+)
 from telcoplan.layers.schemas import POPULATION_POLYGONS
-from telcoplan.pipeline.model import LayerRef, Plan
+from telcoplan.pipeline.model import RASTER_SUFFIXES, LayerRef, Plan
 
 __all__ = ["MAX_CELLS", "PlanInputs", "load_inputs"]
 
@@ -210,7 +214,18 @@ def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.
     schema = POPULATION_POLYGONS if column == "population" else _renamed_population_schema(column)
     schema.validate(polys, source=str(ref.path))
     weights = None
-    if ref.weights is not None:
+    if ref.weights is not None and ref.weights.suffix.lower() not in RASTER_SUFFIXES:
+        opts = dict(ref.weights_options or {})
+        source = str(ref.weights)
+        land = read_vector(ref.weights, layer=opts.pop("layer", None))
+        weights = weights_from_polygons(to_projected(land, grid.crs), grid, source=source, **opts)
+        log.info(
+            "population: dasymetric weights from %d polygons of %s (mean weight %.2f)",
+            len(land),
+            ref.weights.name,
+            float(weights.mean()),
+        )
+    elif ref.weights is not None:
         warped = read_raster_on_grid(ref.weights, grid, resampling="average")
         weights = np.where(np.isnan(warped), 0.0, warped)
         if (weights < 0).any() or not np.isfinite(weights).all():

@@ -37,6 +37,9 @@ class LayerRef:
     layer: str | None = None
     column: str | None = None
     weights: Path | None = None
+    #: reading dasymetric weight polygons: ``column`` (class), ``classes`` ({class: weight}),
+    #: ``default`` (weight of unmapped land), ``layer``
+    weights_options: Mapping[str, Any] | None = None
     classes: Path | None = None
     clip: bool = False
     #: the file's name of schema columns, e.g. {"site_id": "CellID"} (vector layers)

@@ -23,7 +23,9 @@ grid resolution and per-stage parameters::
 A layer entry is a path or a mapping with ``path`` and optional ``crs`` (for CSV ``x``/``y`` or
 files without a CRS), ``layer`` (GeoPackage layer name), ``column`` (population count column,
 or the class column of land-use polygons),
-``weights`` (a raster of dasymetric weights for population polygons), ``classes`` (the
+``weights`` (dasymetric weights for population polygons: a raster, or land-use / building
+polygons whose classes weigh as :data:`telcoplan.layers.population.CLASS_WEIGHTS` says, with
+``{path, column, classes: {class: weight}, default}`` to change them), ``classes`` (the
 ``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name)
 ``clip`` (``true``: features wholly outside the study area are left out, with a warning,
 instead of being reported — for national road or tower files), ``columns`` (the file's
@@ -36,6 +38,7 @@ when the plan is read, once; every problem of the file is reported at once.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +47,7 @@ from typing import Any
 import yaml
 
 from telcoplan.errors import InputFileError, PlanError
-from telcoplan.pipeline.checks import ParameterError, is_number, suggest
+from telcoplan.pipeline.checks import ParameterError, in_range, is_number, suggest
 from telcoplan.pipeline.model import LAYER_NAMES, RASTER_SUFFIXES, VECTOR_LAYERS, LayerRef, Plan
 from telcoplan.pipeline.stages import STAGES
 
@@ -112,7 +115,7 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
     for k in entry:
         if k not in _LAYER_KEYS:
             errs.append(f"layers.{name}: unknown key {k!r}{suggest(str(k), _LAYER_KEYS)}")
-    for k in ("crs", "layer", "column", "weights", "classes"):
+    for k in ("crs", "layer", "column", "classes"):
         if entry.get(k) is not None and not isinstance(entry[k], str | int):
             errs.append(f"layers.{name}.{k} must be a name, got {entry[k]!r}")
             entry = {**entry, k: None}
@@ -123,11 +126,7 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
     )
     if not lp.exists():
         errs.append(f"layers.{name}: file {lp} not found (paths are relative to the plan file)")
-    weights = None
-    if entry.get("weights") is not None:
-        weights = (base / str(entry["weights"])).resolve()
-        if not weights.exists():
-            errs.append(f"layers.{name}.weights: file {weights} not found")
+    weights, weights_options = _weights(name, entry.get("weights"), base, errs)
     classes = None
     if entry.get("classes") is not None:
         if name != "land_use":
@@ -196,11 +195,68 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
         layer=entry.get("layer"),
         column=entry.get("column"),
         weights=weights,
+        weights_options=weights_options,
         classes=classes,
         clip=clip,
         columns=columns,
         values=values,
     )
+
+
+_WEIGHTS_KEYS = ("path", "column", "classes", "default", "layer")
+
+
+def _weights(
+    name: str, raw: object, base: Path, errs: list[str]
+) -> tuple[Path | None, dict[str, Any] | None]:
+    """The dasymetric weights of a population layer: a raster or polygons path, or a mapping
+    ``{path, column, classes: {class: weight}, default, layer}`` (problems appended to ``errs``)."""
+    if raw is None:
+        return None, None
+    where = f"layers.{name}.weights"
+    spec = {"path": raw} if isinstance(raw, str | int) else raw
+    if not isinstance(spec, dict) or not isinstance(spec.get("path"), str | int):
+        errs.append(
+            f"{where} must be a path (a raster, or land-use / building polygons), or a mapping "
+            "{path: …, column: landuse, classes: {residential: 1, farmland: 0.1}, default: 0.1}"
+        )
+        return None, None
+    for k in spec:
+        if k not in _WEIGHTS_KEYS:
+            errs.append(f"{where}: unknown key {k!r}{suggest(str(k), _WEIGHTS_KEYS)}")
+    path = (base / str(spec["path"])).resolve()
+    if not path.exists():
+        errs.append(f"{where}: file {path} not found")
+    options: dict[str, Any] = {}
+    for k in ("column", "layer"):
+        if spec.get(k) is not None:
+            if isinstance(spec[k], str):
+                options[k] = spec[k]
+            else:
+                errs.append(f"{where}.{k} must be a name, got {spec[k]!r}")
+    classes = spec.get("classes")
+    if classes is not None:
+        if isinstance(classes, dict) and all(
+            in_range(v, 0, math.inf) and math.isfinite(v) for v in classes.values()
+        ):
+            options["classes"] = {str(k): float(v) for k, v in classes.items()}
+        else:
+            errs.append(
+                f"{where}.classes must map classes to weights ≥ 0, e.g. {{residential: 1, "
+                f"farmland: 0.1}}; got {classes!r}"
+            )
+    default = spec.get("default")
+    if default is not None:
+        if in_range(default, 0, math.inf) and math.isfinite(default):
+            options["default"] = float(default)
+        else:
+            errs.append(f"{where}.default must be a weight ≥ 0, got {default!r}")
+    if path.suffix.lower() in RASTER_SUFFIXES and options.keys() - {"layer"}:
+        errs.append(
+            f"{where}: {path.name} is a raster of weights; column, classes and default are for "
+            "polygons: remove them"
+        )
+    return path, options or None
 
 
 def _stage_parameters(
