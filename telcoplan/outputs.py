@@ -58,6 +58,7 @@ __all__ = [
     "RESERVED_OPERATOR_NAMES",
     "SITES",
     "SUMMARY",
+    "derived",
     "file_sha256",
     "previous_outputs",
     "read_layer",
@@ -197,6 +198,16 @@ def previous_outputs(out: Path) -> set[str]:
     if not isinstance(listed, list):
         return set()
     return {n for n in listed if isinstance(n, str) and "/" not in n and n not in ("", ".", "..")}
+
+
+def derived(out_dir: str | os.PathLike, path: str | os.PathLike) -> bool:
+    """Whether ``path`` is the map, report or figure that the run in ``out_dir`` wrote (listed in
+    its ``summary.json``): drawn from the run's data, it may be drawn again without asking. The
+    run's data themselves (rasters, GeoPackages, the summary) are never derived."""
+    p, out = Path(path), Path(out_dir)
+    if p.name not in (MAP, REPORT, FIGURE) or not p.is_file():
+        return False
+    return p.resolve().parent == out.resolve() and p.name in previous_outputs(out)
 
 
 # ------------------------------------------------------------------------------ reading

@@ -328,7 +328,7 @@ def write_scenario(
         if existing:
             raise OutputExistsError(
                 f"{', '.join(existing)} already exist{'s' if len(existing) == 1 else ''}; "
-                "pass --overwrite (overwrite=True) to replace the demo inputs"
+                "pass --overwrite to replace the demo inputs"
             )
     for name in _VECTOR_LAYERS:
         write_vector(paths[name], getattr(scenario, name), layer=name, overwrite=overwrite)

@@ -19,7 +19,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
         raise OutputExistsError(
-            f"{p} already exists; pass --overwrite (overwrite=True) to replace it"
+            f"{p} already exists; pass --overwrite to replace it"
         )
     return p
 

@@ -60,7 +60,7 @@ def _xstatic_dir(package: str) -> Path:
     except ImportError as exc:
         raise TelcoplanError(
             f"the offline map needs the xstatic-{package.replace('_', '-')} package, "
-            "which is missing; install the maps extra: pip install 'telcoplan[maps]'"
+            "which is missing; reinstall telcoplan (pip install telcoplan)"
         ) from exc
     return Path(module.BASE_DIR)
 

@@ -77,9 +77,9 @@ def _import_folium() -> Any:
     try:
         import folium
         import folium.plugins
-    except ImportError as exc:  # pragma: no cover - the maps extra is installed in CI
+    except ImportError as exc:  # pragma: no cover - a dependency
         raise TelcoplanError(
-            "the interactive map needs folium; install the maps extra: pip install 'telcoplan[maps]'"
+            "the interactive map needs folium, a dependency of telcoplan: reinstall it (pip install telcoplan)"
         ) from exc
     return folium
 

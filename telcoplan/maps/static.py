@@ -51,9 +51,9 @@ MAX_AUTO_LABELS = 20
 def _import_matplotlib() -> Any:
     try:
         import matplotlib
-    except ImportError as exc:  # pragma: no cover - the maps extra is installed in CI
+    except ImportError as exc:  # pragma: no cover - a dependency
         raise TelcoplanError(
-            "the plan figure needs matplotlib; install the maps extra: pip install 'telcoplan[maps]'"
+            "the plan figure needs matplotlib, a dependency of telcoplan: reinstall it (pip install telcoplan)"
         ) from exc
     return matplotlib
 

@@ -101,11 +101,15 @@ def render(
     overwrite: bool = False,
 ) -> Path:
     """Write the map of the run in ``out_dir`` (its outputs, and the plan's input ``layers``
-    when given) to ``path`` (default ``out_dir`` / :data:`~telcoplan.outputs.MAP`); returns the path."""
+    when given) to ``path`` (default ``out_dir`` / :data:`~telcoplan.outputs.MAP`); returns the
+    path. The run's own map is replaced without ``overwrite`` (:func:`telcoplan.outputs.derived`).
+    """
     from telcoplan.maps.interactive import write_plan_map
 
+    target = Path(path) if path is not None else Path(out_dir) / outputs.MAP
+    overwrite = overwrite or outputs.derived(out_dir, target)
     return write_plan_map(
-        out_dir, layers, path=path, summary=summary, overwrite=overwrite, **asdict(params)
+        out_dir, layers, path=target, summary=summary, overwrite=overwrite, **asdict(params)
     )
 
 
@@ -115,7 +119,7 @@ def run(inputs: PlanInputs, params: MapParams, staging: Staging) -> StageResult:
         import folium  # noqa: F401
     except ImportError:
         log.warning(
-            "map: folium is not installed (pip install 'telcoplan[maps]'); no %s", outputs.MAP
+            "map: folium is not installed (a dependency of telcoplan: reinstall it, pip install telcoplan); no %s", outputs.MAP
         )
         return StageResult(None)
     path = render(staging.folder, inputs.layers(), params, summary=staging.summary, overwrite=True)

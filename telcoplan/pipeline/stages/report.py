@@ -68,20 +68,22 @@ def render(
     and, with ``params.figure``, the plan figure beside it; returns the report's path.
 
     ``summary`` replaces ``out_dir`` / :data:`~telcoplan.outputs.SUMMARY` (a run's stage passes its own: the file is
-    written last). An existing :data:`~telcoplan.outputs.FIGURE` is kept unless ``overwrite``.
+    written last). The run's own report and figure are replaced without ``overwrite``
+    (:func:`telcoplan.outputs.derived`); an existing figure elsewhere is kept unless ``overwrite``.
     """
     from telcoplan.gis.atomic import check_writable
     from telcoplan.report.html import report_from_outputs
 
     target = Path(path) if path is not None else Path(out_dir) / outputs.REPORT
-    check_writable(target, overwrite)
+    overwrite_report = overwrite or outputs.derived(out_dir, target)
+    check_writable(target, overwrite_report)
     png = _figure(out_dir, layers, target, summary, overwrite) if params.figure else None
     return report_from_outputs(
         out_dir,
         target,
         summary=summary,
         figure_png=png,
-        overwrite=overwrite,
+        overwrite=overwrite_report,
         top_gaps=params.top_gaps,
         currency=params.currency,
     )
@@ -103,6 +105,7 @@ def _figure(out_dir, layers, target: Path, summary, overwrite: bool) -> bytes | 
         log.warning("report without the plan figure: %s", exc)
         return None
     fig_path = target.with_name(outputs.FIGURE)
+    overwrite = overwrite or outputs.derived(out_dir, fig_path)
     if overwrite or not fig_path.exists():
         save_figure(png, fig_path, overwrite=overwrite)
     return png
