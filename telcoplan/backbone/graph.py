@@ -9,6 +9,7 @@ Costs for routing are attribute names passed as ``weight=`` (see :func:`operator
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable, Mapping
 
 import geopandas as gpd
@@ -26,6 +27,7 @@ __all__ = [
     "DEFAULT_TRENCH_COST_PER_M",
     "build_graph",
     "coalition_cost",
+    "far_from_roads",
     "graph_from_gdfs",
     "graph_to_gdfs",
     "has_own_fiber",
@@ -48,6 +50,9 @@ DEFAULT_TRENCH_COST_PER_M: dict[str, float] = {
     "access": 30.0,  # the drop from a site to the road
 }
 _SNAP_DECIMALS = 2  # node coordinates are rounded to 1 cm so touching ends share a node
+#: A road that ends this close to another (m) without touching it joins it: real road files
+#: digitise T-junctions a few millimetres to decimetres short of (or past) the other road.
+JOIN_ENDS_M = 1.0
 
 
 def _key(x: float, y: float) -> tuple[float, float]:
@@ -124,7 +129,7 @@ def build_graph(
 
 def _noded_pieces(roads: gpd.GeoDataFrame) -> list[tuple[LineString, int]]:
     """Split every road at every crossing with another road; each piece keeps its road's row."""
-    geoms = roads.geometry.to_numpy()
+    geoms = _join_dangling_ends(roads.geometry.to_numpy(), JOIN_ENDS_M)
     noded = shapely.get_parts(shapely.node(shapely.union_all(geoms)))  # segments split at crossings
     tree = shapely.STRtree(geoms)
     mids = shapely.line_interpolate_point(noded, 0.5, normalized=True)
@@ -136,6 +141,52 @@ def _noded_pieces(roads: gpd.GeoDataFrame) -> list[tuple[LineString, int]]:
         if owner[p] < 0:
             owner[p] = r
     return [(g, int(o)) for g, o in zip(noded, owner, strict=True) if o >= 0 and not g.is_empty]
+
+
+def _join_dangling_ends(geoms: np.ndarray, tol: float) -> np.ndarray:
+    """The roads, each line that ends within ``tol`` of another line without touching it
+    extended to that line's end, or 1 cm across it (noding then joins them); others unchanged."""
+    lines, owner = shapely.get_parts(geoms, return_index=True)
+    if len(lines) < 2:
+        return geoms
+    ends = np.concatenate([shapely.get_point(lines, 0), shapely.get_point(lines, -1)])
+    line_of = np.concatenate([np.arange(len(lines))] * 2)
+    e, j = shapely.STRtree(lines).query(ends, predicate="dwithin", distance=tol)
+    keep = j != line_of[e]
+    e, j = e[keep], j[keep]
+    touching = set(e[shapely.intersects(lines[j], ends[e])].tolist())
+    best: dict[int, tuple[float, int]] = {}
+    for a, b, d in zip(
+        e.tolist(), j.tolist(), shapely.distance(lines[j], ends[e]).tolist(), strict=True
+    ):
+        if a not in touching and d < best.get(a, (np.inf, -1))[0]:
+            best[a] = (d, b)
+    if not best:
+        return geoms
+    coords = {i: np.asarray(lines[i].coords) for i in {int(line_of[a]) for a in best}}
+    for a, (_, b) in sorted(best.items()):
+        i = int(line_of[a])
+        p = np.asarray(ends[a].coords[0])
+        q = np.asarray(shapely.ops.nearest_points(lines[b], ends[a])[0].coords[0])
+        step = q - p
+        norm = float(np.hypot(*step[:2]))
+        if norm == 0.0:
+            continue
+        other = np.asarray(lines[b].coords)
+        near_end = [c for c in (other[0], other[-1]) if np.hypot(*(c - q)[:2]) < 1e-6]
+        # onto the other line's end exactly; across its inside, by 1 cm (a proper crossing)
+        beyond = (near_end[0] if near_end else q + step / norm * 0.01)[None, :]
+        coords[i] = (
+            np.vstack([beyond, coords[i]]) if a < len(lines) else np.vstack([coords[i], beyond])
+        )
+    lines = lines.copy()
+    for i, c in coords.items():
+        lines[i] = LineString(c)
+    out = geoms.copy()
+    for k in np.unique(owner[list(coords)]):
+        parts = lines[owner == k]
+        out[k] = parts[0] if len(parts) == 1 else shapely.MultiLineString(list(parts))
+    return out
 
 
 def _split_at_fiber_ends(
@@ -271,6 +322,24 @@ def coalition_cost(
         # a lease dearer than a trench is not taken: the builder digs beside the cable
         return d["trench_cost"] * min(lease_factor, 1.0)
     return d["trench_cost"]
+
+
+def far_from_roads(G: nx.Graph, sites: gpd.GeoDataFrame, max_distance_m: float) -> dict[str, float]:
+    """Sites farther than ``max_distance_m`` from every road of ``G``: ``{site_id: distance (m)}``
+    (infinite when the graph has no road)."""
+    edges = [g for _, _, g in G.edges(data="geometry")]
+    if not edges:
+        return {str(s): math.inf for s in sites.index}
+    pts = sites.geometry.to_numpy()
+    (src, _), dist = shapely.STRtree(edges).query_nearest(
+        pts, return_distance=True, all_matches=False
+    )
+    nearest = dict(zip(src.tolist(), dist.tolist(), strict=True))
+    return {
+        str(sites.index[i]): float(nearest.get(i, math.inf))
+        for i in range(len(sites))
+        if nearest.get(i, math.inf) > max_distance_m
+    }
 
 
 def snap_sites(

@@ -7,6 +7,14 @@ operator on its own costs; the *joint* plan is one tree for all sites on the sha
 (one trench, every operator's fiber usable). Each joint link lists the operators whose sites'
 paths to the fiber use it, and the joint cost is shared among operators in proportion to use and
 by Shapley value (exact: one Steiner tree per coalition, 2^n of them).
+
+*Greenfield* (no fiber on the roads at all): every link is a new trench and a build's sites are
+joined to each other — each operator's own sites when it builds alone; jointly, one Steiner tree
+per group of operators linked by shared sites (usually all sites), the trench shared.
+
+The joint and the separate plans serve the same sites: a site that one of them cannot connect
+(no road path to the fiber, or to the other sites of its operator) is left out of all of them
+and listed with the reason (:attr:`BackbonePlan.left_out`).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -52,6 +61,13 @@ class BackbonePlan:
     users: Mapping[tuple, frozenset]  # joint edge -> operators using it
     share_proportional: Mapping[str, float]
     share_shapley: Mapping[str, float] = field(default_factory=dict)
+    left_out: Mapping[str, str] = field(default_factory=dict)  # site id -> why (in no plan)
+    greenfield: bool = False  # no fiber anywhere: every link is a new trench
+
+    @property
+    def mode(self) -> str:
+        """``"greenfield"`` (no existing fiber) or ``"existing fiber"``."""
+        return "greenfield" if self.greenfield else "existing fiber"
 
     @property
     def cost_separate(self) -> float:
@@ -97,7 +113,7 @@ def _tree(
     terminals = list(dict.fromkeys(site_nodes))
     if H.has_node(_ROOT):
         terminals = [_ROOT, *terminals]
-    elif terminals:
+    elif terminals and any(d.get("fiber") for _, _, d in G.edges(data=True)):
         log.warning(
             "%s: no usable fiber to connect to; the sites are only connected to each other", weight
         )
@@ -203,6 +219,17 @@ def plan_backbone(
     if steiner is None:
         from telcoplan.backbone.steiner import steiner_tree as steiner
     ops = sorted({op for lst in site_operators.values() for op in lst})
+    greenfield = not any(d.get("fiber") for _, _, d in G.edges(data=True))
+    # the plans compare the same sites: one that a plan cannot connect is left out of all
+    left_out = left_out_sites(G, site_nodes, site_operators)
+    if left_out:
+        log.warning(
+            "backbone: %d site(s) cannot be connected in every plan and are left out of all of "
+            "them: %s",
+            len(left_out),
+            "; ".join(f"{s} ({r})" for s, r in list(left_out.items())[:10]),
+        )
+    site_operators = {s: o for s, o in site_operators.items() if s not in left_out}
     by_op: dict[str, list[str]] = {op: [] for op in ops}
     for sid, lst in site_operators.items():
         for op in lst:
@@ -218,10 +245,19 @@ def plan_backbone(
             separate[op].cost,
         )
     all_sites = sorted(site_operators)
-    joint = _tree(G, [site_nodes[s] for s in all_sites], "cost_joint", steiner, all_sites)
-    # the separate plans built as one shared network are a joint plan too: a heuristic Steiner
-    # tree must never lose to it, so the joint plan never costs more than building separately
-    union = _union_tree(G, list(separate.values()), [site_nodes[s] for s in all_sites], all_sites)
+    if greenfield:
+        joint, users = _greenfield_plan(
+            G, site_nodes, site_operators, "cost_joint", steiner, list(separate.values())
+        )
+        union = None
+    else:
+        joint = _tree(G, [site_nodes[s] for s in all_sites], "cost_joint", steiner, all_sites)
+        # the separate plans built as one shared network are a joint plan too: a heuristic
+        # Steiner tree must never lose to it, so the joint plan never costs more than building
+        # separately
+        union = _union_tree(
+            G, list(separate.values()), [site_nodes[s] for s in all_sites], all_sites
+        )
     # (a union that never reaches the fiber is no substitute for a joint tree that does)
     if (
         union is not None
@@ -235,7 +271,8 @@ def plan_backbone(
             joint.cost,
         )
         joint = union
-    users = _edge_users(joint, site_nodes, site_operators)
+    if not greenfield:
+        users = _edge_users(joint, site_nodes, site_operators)
     proportional = dict.fromkeys(ops, 0.0)
     for e, who in users.items():
         if who:
@@ -257,6 +294,16 @@ def plan_backbone(
             # coalition's value is the joint plan's cost)
             if coalition == frozenset(ops):
                 return joint.cost
+            if greenfield:  # the coalition's members' sites, each joined to its own
+                members = {
+                    s: [o for o in site_operators[s] if o in coalition]
+                    for s in all_sites
+                    if set(site_operators[s]) & coalition
+                }
+                trees = [separate[o] for o in sorted(coalition)]
+                return _greenfield_plan(G, site_nodes, members, "cost_joint", steiner, trees)[
+                    0
+                ].cost
             H = G.copy()
             for _, _, d in H.edges(data=True):
                 d["cost_coalition"] = coalition_cost(d, coalition, own, lease)
@@ -265,7 +312,146 @@ def plan_backbone(
             return _tree(H, [site_nodes[s] for s in sids], "cost_coalition", steiner, sids).cost
 
         shares = shapley_shares(ops, value)
-    return BackbonePlan(separate, joint, users, proportional, shares)
+    return BackbonePlan(separate, joint, users, proportional, shares, left_out, greenfield)
+
+
+def left_out_sites(
+    G: nx.Graph, site_nodes: Mapping[str, object], site_operators: Mapping[str, Sequence[str]]
+) -> dict[str, str]:
+    """Sites that the joint plan or one of their operators' separate plans cannot connect,
+    with the reason: ``{site_id: reason}`` in site order.
+
+    On the costed road graph ``G`` (from :func:`~telcoplan.backbone.graph.operator_costs`) a
+    build connects its sites to its fiber network (``<weight>_fiber`` edges), so a site on a
+    road piece that no such fiber touches cannot join it. A build without any fiber (an
+    operator with none of its own when leasing is forbidden; every build in a greenfield plan)
+    joins its operator's sites to each other: the sites on the road piece holding most of them
+    (ties: the piece of the first site) can, the others cannot. Leaving these sites out of every
+    plan makes the joint and the separate plans serve the same sites.
+    """
+    label: dict = {}
+    for k, comp in enumerate(nx.connected_components(G)):
+        label.update(dict.fromkeys(comp, k))
+    order = sorted(site_operators)
+    reasons: dict[str, str] = {}
+
+    def on_fiber(weight: str) -> set[int]:
+        return {
+            label[n]
+            for u, v, d in G.edges(data=True)
+            if d.get(f"{weight}_fiber", bool(d.get("fiber"))) and np.isfinite(d.get(weight, np.inf))
+            for n in (u, v)
+        }
+
+    joint = on_fiber("cost_joint")
+    if joint:
+        for s in order:
+            if label[site_nodes[s]] not in joint:
+                reasons[s] = "no road path to the operators' fiber"
+    ops = sorted({op for lst in site_operators.values() for op in lst})
+    for op in ops:
+        sids = [s for s in order if op in site_operators[s]]
+        reach = on_fiber(f"cost_{op}")
+        if reach:
+            own = any(op in d.get("fiber", ()) for _, _, d in G.edges(data=True))
+            why = (
+                f"no road path to {op}'s fiber" if own else f"no road path to fiber {op} can lease"
+            )
+        else:
+            counts = Counter(label[site_nodes[s]] for s in sids)
+            first = {}
+            for s in sids:
+                first.setdefault(label[site_nodes[s]], len(first))
+            reach = {max(counts, key=lambda c: (counts[c], -first[c]))} if counts else set()
+            why = f"no road path to {op}'s other sites"
+        for s in sids:
+            if label[site_nodes[s]] not in reach:
+                reasons.setdefault(s, why)
+    return {s: reasons[s] for s in order if s in reasons}
+
+
+def _greenfield_plan(
+    G: nx.Graph,
+    site_nodes: Mapping[str, object],
+    site_operators: Mapping[str, Sequence[str]],
+    weight: str,
+    steiner: Callable,
+    trees: Sequence[OperatorTree] = (),
+) -> tuple[OperatorTree, dict[tuple, frozenset]]:
+    """A shared trench network joining each operator's sites to each other (no fiber), and
+    each edge's users.
+
+    Operators linked by shared sites must all be joined (one Steiner tree over their sites; one
+    group, every site, in the usual case). Candidates: those trees; one tree over every site
+    when there are several groups; the union of ``trees`` (the separate plans, so that the joint
+    plan never costs more than building separately). Each candidate is reduced to a minimum
+    spanning forest of its edges, then to the edges some operator needs; the cheapest wins.
+    """
+    sites = sorted(site_operators)
+    groups: dict[str, list] = {}
+    for s in sites:
+        for op in site_operators[s]:
+            groups.setdefault(op, []).append(site_nodes[s])
+    joined = nx.utils.UnionFind()  # every site has an operator, so every site is in it
+    for nodes in groups.values():
+        joined.union(*nodes)
+    pos = {site_nodes[s]: i for i, s in enumerate(sites)}
+    clusters = sorted(
+        (sorted(c, key=pos.__getitem__) for c in joined.to_sets()), key=lambda c: pos[c[0]]
+    )
+    usable = [(u, v) for u, v, w in G.edges(data=weight) if w is not None and np.isfinite(w)]
+    H = G.edge_subgraph(usable)
+    candidates = [[e for c in clusters if len(c) > 1 for e in steiner(H, c, weight=weight).edges]]
+    if len([c for c in clusters if len(c) > 1]) > 1:
+        every = sorted(pos, key=pos.__getitem__)
+        if set(every) <= nx.node_connected_component(H, every[0]):
+            candidates.append(list(steiner(H, every, weight=weight).edges))
+    if trees:
+        candidates.append([e for t in trees for e in t.edges])
+    best: tuple[OperatorTree, dict] | None = None
+    for edges in candidates:
+        found = _needed(G, edges, groups, weight)
+        if found is None:
+            continue
+        used, users = found
+        cost = float(sum(G.edges[e][weight] for e in used))
+        if best is None or cost < best[0].cost - 1e-9:
+            length = float(sum(G.edges[e]["length_m"] for e in used))
+            best = (OperatorTree(tuple(used), cost, length, tuple(sites)), users)
+    if best is None:  # cannot happen once left_out_sites has run
+        raise PlanError("the greenfield backbone could not join every operator's sites")
+    return best
+
+
+def _needed(
+    G: nx.Graph, edges: Sequence[tuple], groups: Mapping[str, Sequence], weight: str
+) -> tuple[list[tuple], dict[tuple, frozenset]] | None:
+    """The edges of a minimum spanning forest of ``edges`` that some group needs to join its
+    nodes, sorted, with the groups (operators) using each; None when a group is not joined."""
+    F = nx.Graph()
+    F.add_edges_from((u, v, {weight: G.edges[u, v][weight]}) for u, v in edges)
+    F = nx.minimum_spanning_tree(F, weight=weight)
+    users: dict[frozenset, set] = {}
+    for op, nodes in groups.items():
+        want = set(nodes)
+        if len(want) < 2:
+            continue
+        first = next(iter(want))
+        if first not in F or not want <= nx.node_connected_component(F, first):
+            return None
+        S = F.subgraph(nx.node_connected_component(F, first)).copy()
+        leaves = [n for n in S if S.degree(n) <= 1 and n not in want]
+        while leaves:
+            n = leaves.pop()
+            if n not in S:
+                continue
+            around = list(S.neighbors(n))
+            S.remove_node(n)
+            leaves.extend(m for m in around if S.degree(m) <= 1 and m not in want)
+        for u, v in S.edges:
+            users.setdefault(frozenset((u, v)), set()).add(op)
+    used = sorted((tuple(e) for e in F.edges if frozenset(e) in users), key=repr)
+    return used, {e: frozenset(users[frozenset(e)]) for e in used}
 
 
 def _edge_users(joint: OperatorTree, site_nodes, site_operators) -> dict[tuple, frozenset]:

@@ -18,6 +18,7 @@ from telcoplan.cli.options import (
     crs_option,
     diffraction_choice,
     environment_choice,
+    layer_options,
     layer_type_choice,
     model_choice,
     out_option,
@@ -102,14 +103,27 @@ def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None
     required=False,
 )
 @overwrite_option()
-def run(plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool) -> None:
+@click.option(
+    "--no-memory-check",
+    "no_memory_check",
+    is_flag=True,
+    help="Run even when the estimated peak memory exceeds the memory available.",
+)
+def run(
+    plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool, no_memory_check: bool
+) -> None:
     """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on)."""
     from telcoplan.pipeline import batch_targets, read_plan, run_plan
 
     failed: list[tuple[Path, str]] = []
     for plan_path, target in zip(plans, batch_targets(plans, out_dir), strict=True):
         try:
-            summary = run_plan(read_plan(plan_path), target, overwrite=overwrite)
+            summary = run_plan(
+                read_plan(plan_path),
+                target,
+                overwrite=overwrite,
+                check_memory=not no_memory_check,
+            )
         except TelcoplanError as exc:
             if len(plans) == 1:
                 raise
@@ -182,93 +196,6 @@ def validate(
         )
 
 
-def _layer_options(f):
-    """Options shared by the one-stage commands (coverage, gaps)."""
-    opts = [
-        click.option(
-            "--towers",
-            "towers",
-            required=True,
-            type=IN_FILE,
-            help="Towers layer.",
-        ),
-        click.option(
-            "--area",
-            "areas",
-            required=True,
-            type=IN_FILE,
-            help="Areas layer (polygons with a name; their union is the study area).",
-        ),
-        click.option(
-            "--population",
-            type=IN_FILE,
-            default=None,
-            help="Population raster or polygons (default: the areas' population column).",
-        ),
-        click.option(
-            "--dem",
-            type=IN_FILE,
-            default=None,
-            help="Terrain raster (m).",
-        ),
-        click.option(
-            "--fiber",
-            type=IN_FILE,
-            default=None,
-            help="Fiber layer (for gap distances).",
-        ),
-        click.option(
-            "--pois",
-            type=IN_FILE,
-            default=None,
-            help="POIs to check for service.",
-        ),
-        click.option(
-            "--resolution",
-            "resolution_m",
-            type=FiniteRange(1.0, 10_000.0),
-            default=100.0,
-            show_default=True,
-            help="Grid cell size (m), 1-10000 as in plans.",
-        ),
-        crs_option(),
-        click.option(
-            "--model",
-            type=model_choice(),
-            default="auto",
-            show_default=True,
-            help="Propagation model (auto: by band).",
-        ),
-        click.option(
-            "--environment",
-            type=environment_choice(),
-            default="urban",
-            show_default=True,
-        ),
-        click.option(
-            "--max-radius-km",
-            "max_radius_km",
-            type=float,
-            default=None,
-            help="Maximum tower radius (default by band).",
-        ),
-        click.option(
-            "--indoor", is_flag=True, help="Indoor thresholds (10 dB penetration margin)."
-        ),
-        click.option(
-            "--per-technology",
-            "per_technology",
-            is_flag=True,
-            help="Also write a signal raster per operator and technology.",
-        ),
-        out_option(),
-        overwrite_option(),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
 def _only(stages: dict) -> dict:
     """A plan's ``stages:`` that runs these stages and switches every other registered one off."""
     from telcoplan.pipeline.stages import STAGES
@@ -295,10 +222,20 @@ def _run_stages(kw: dict, gaps: bool) -> dict:
         "fiber": kw["fiber"],
         "pois": kw["pois"],
     }
+    column, area_columns = kw["population_column"], {}
+    if kw["name_column"] is not None:
+        area_columns["name"] = kw["name_column"]
+    if column is not None and kw["population"] is not None:
+        layers["population"] = {"path": kw["population"], "column": column}
+    elif column is not None:  # the areas' own column
+        area_columns["population"] = column
+    if area_columns:
+        layers["areas"] = {"path": kw["areas"], "columns": area_columns}
     plan = plan_from_layers(
         layers,
         resolution_m=kw["resolution_m"],
         crs=kw["crs"],
+        study_area_margin_m=kw["margin_m"],
         # one stage each (the map and the report: `telcoplan map`, `telcoplan report`)
         stages=_only({"coverage": coverage, **({"gaps": {}} if gaps else {})}),
     )
@@ -310,10 +247,17 @@ def _run_stages(kw: dict, gaps: bool) -> dict:
     help="Signal and coverage per operator: signal and serving-site rasters per operator, "
     f"{outputs.COVERAGE}, {outputs.SUMMARY}.",
 )
-@_layer_options
+@layer_options
 def coverage_cmd(**kw) -> None:
     summary = _run_stages(kw, gaps=False)
     any_ = summary["coverage"]["any"]
+    if summary["population_total"] is None:
+        click.echo(
+            f"{kw['out_dir']}: {any_['area_km2']:,.1f} km² covered by at least one operator "
+            "(no population given)",
+            err=True,
+        )
+        return
     click.echo(
         f"{kw['out_dir']}: {any_['population_pct']:.2f}% of {summary['population_total']:,.0f} persons "
         "covered by at least one operator",
@@ -326,7 +270,7 @@ def coverage_cmd(**kw) -> None:
     help=f"Coverage gaps ranked by population ({outputs.GAPS}), single-operator areas, POI "
     "service.",
 )
-@_layer_options
+@layer_options
 def gaps_cmd(**kw) -> None:
     summary = _run_stages(kw, gaps=True)
     g = summary["gaps"]
@@ -551,6 +495,33 @@ def backbone_cmd(**kw) -> None:
     show_default=True,
     help="Receiver height (m), 0.5-30 as in plans.",
 )
+@click.option(
+    "--cv",
+    "cv_folds",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="K",
+    help="Cross-validate every configuration on K folds (e.g. 5); write the best.",
+)
+@click.option(
+    "--cv-mode",
+    type=click.Choice(["random", "spatial", "site"]),
+    default=None,
+    help="Folds of --cv: spatial blocks, random, or by site. [default: spatial]",
+)
+@click.option(
+    "--cv-block",
+    "cv_block_m",
+    type=FiniteRange(min=1.0, min_open=False),
+    default=None,
+    help="Side (m) of the spatial blocks. [default: 1000]",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    help="Seed of the cross-validation folds (with --cv). [default: 0]",
+)
 @crs_option("CRS of x/y columns in CSV inputs.")
 @click.option(
     "-o",
@@ -573,6 +544,10 @@ def calibrate(
     model: str,
     environment: str,
     h_rx_m: float,
+    cv_folds: int | None,
+    cv_mode: str | None,
+    cv_block_m: float | None,
+    seed: int | None,
     crs: str | None,
     output: Path,
     overwrite: bool,
@@ -580,20 +555,27 @@ def calibrate(
     """Fit a propagation model's intercept and slope to measurements; write params.json.
 
     With --dem the predictions include terrain as the coverage stage computes it; with
-    --land-use the fit adds one offset per clutter class (measurements outside the raster or
-    on its nodata are an error). Prints the fit's figures: mean_error_db is the model's bias
+    --land-use the fit adds one offset per clutter class (measurements where the land use has
+    no class are class "unclassified"). With --cv K every configuration is cross-validated on K
+    folds and the one with the lowest CV RMSE is written; its CV RMSE, printed as cv_rmse_db,
+    is the validation error to quote. Prints the fit's figures: mean_error_db is the model's bias
     before calibration (measured − predicted, dB; after the fit the mean error is 0 by
     construction), validation_rmse_db and validation_mean_error_db the calibrated model's
     errors on --validate.
     """
     import json
 
-    from telcoplan.pipeline.calibrate import run_calibration
+    from telcoplan.pipeline.calibrate import calibration_summary, run_calibration
 
     if land_use_classes_path is not None and land_use_path is None:
         raise click.UsageError("--land-use-classes needs --land-use")
     if land_use_column is not None and land_use_path is None:
         raise click.UsageError("--land-use-column needs --land-use")
+    for name, value in (("--cv-mode", cv_mode), ("--cv-block", cv_block_m), ("--seed", seed)):
+        if value is not None and cv_folds is None:
+            raise click.UsageError(f"{name} needs --cv K (e.g. --cv 5)")
+    if cv_block_m is not None and cv_mode not in (None, "spatial"):
+        raise click.UsageError("--cv-block only applies to --cv-mode spatial")
     cal = run_calibration(
         towers,
         measurements,
@@ -610,24 +592,15 @@ def calibrate(
         land_use_classes_path=land_use_classes_path,
         land_use_column=land_use_column,
         overwrite=overwrite,
+        cv_folds=cv_folds,
+        cv_mode=cv_mode or "spatial",
+        cv_block_m=1000.0 if cv_block_m is None else cv_block_m,
+        seed=0 if seed is None else seed,
     )
-    keys = (
-        "rmse_db_before",
-        "rmse_db_after",
-        "mean_error_db_before",
-        "mean_error_db_after",
-        "validation_rmse_db",
-        "validation_mean_error_db",
-        "intercept_offset_db",
-        "slope_offset_db_per_decade",
-        "clutter_offsets_db",
-        "n_measurements",
-        "terrain",
-        "diffraction",
-    )
-    d = cal.to_dict()
-    printed = {"mean_error_db": d["mean_error_db"]} | {k: d.get(k) for k in keys}
-    click.echo(json.dumps(printed, indent=2))
+    printed, quote = calibration_summary(cal)
+    if quote:
+        click.echo(quote, err=True)
+    click.echo(json.dumps(printed, indent=2, ensure_ascii=False))
 
 
 @cli.command("import-cells")

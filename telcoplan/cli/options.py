@@ -20,6 +20,7 @@ __all__ = [
     "crs_option",
     "diffraction_choice",
     "environment_choice",
+    "layer_options",
     "layer_type_choice",
     "model_choice",
     "out_option",
@@ -110,6 +111,117 @@ def overwrite_option(help: str = "Replace existing outputs.") -> Callable:
 def crs_option(help: str = "Projected CRS for the work (default: local UTM).") -> Callable:
     """``--crs``."""
     return click.option("--crs", default=None, help=help)
+
+
+def layer_options(f: Callable) -> Callable:
+    """The options of the one-stage commands (``coverage``, ``gaps``): their layers, the grid,
+    the study-area margin and the coverage parameters."""
+    opts = [
+        click.option(
+            "--towers",
+            "towers",
+            required=True,
+            type=IN_FILE,
+            help="Towers layer.",
+        ),
+        click.option(
+            "--area",
+            "areas",
+            required=True,
+            type=IN_FILE,
+            help="Areas layer (polygons with a name; their union is the study area).",
+        ),
+        click.option(
+            "--population",
+            type=IN_FILE,
+            default=None,
+            help="Population raster or polygons (default: the areas' population column; "
+            "coverage runs without any, its population figures then left out).",
+        ),
+        click.option(
+            "--name-column",
+            "name_column",
+            default=None,
+            help="Column of the area names in the --area file (default: name; e.g. commune_vn).",
+        ),
+        click.option(
+            "--population-column",
+            "population_column",
+            default=None,
+            help="Column of persons in the --population polygons, or in the --area file "
+            "without --population (e.g. pop2019_total).",
+        ),
+        click.option(
+            "--margin",
+            "margin_m",
+            type=FiniteRange(0.0, 100_000.0),
+            default=0.0,
+            show_default=True,
+            help="Study-area margin (m): features up to this far outside the areas are "
+            "accepted, as study_area_margin_m in plans.",
+        ),
+        click.option(
+            "--dem",
+            type=IN_FILE,
+            default=None,
+            help="Terrain raster (m).",
+        ),
+        click.option(
+            "--fiber",
+            type=IN_FILE,
+            default=None,
+            help="Fiber layer (for gap distances).",
+        ),
+        click.option(
+            "--pois",
+            type=IN_FILE,
+            default=None,
+            help="POIs to check for service.",
+        ),
+        click.option(
+            "--resolution",
+            "resolution_m",
+            type=FiniteRange(1.0, 10_000.0),
+            default=100.0,
+            show_default=True,
+            help="Grid cell size (m), 1-10000 as in plans.",
+        ),
+        crs_option(),
+        click.option(
+            "--model",
+            type=model_choice(),
+            default="auto",
+            show_default=True,
+            help="Propagation model (auto: by band).",
+        ),
+        click.option(
+            "--environment",
+            type=environment_choice(),
+            default="urban",
+            show_default=True,
+        ),
+        click.option(
+            "--max-radius-km",
+            "max_radius_km",
+            type=float,
+            default=None,
+            help="Maximum tower radius (default by band).",
+        ),
+        click.option(
+            "--indoor", is_flag=True, help="Indoor thresholds (10 dB penetration margin)."
+        ),
+        click.option(
+            "--per-technology",
+            "per_technology",
+            is_flag=True,
+            help="Also write a signal raster per operator and technology.",
+        ),
+        out_option(),
+        overwrite_option(),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
 
 
 # ------------------------------------------------------------------------------- logging

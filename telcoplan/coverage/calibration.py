@@ -25,13 +25,23 @@ the residual of that terrain-aware prediction, and the calibration records that 
 with terrain (:attr:`Calibration.terrain`, :attr:`Calibration.diffraction`), so that coverage
 runs can check they apply it the same way.
 
-Clutter classes usually come from a categorical land-use raster sampled at each measurement;
-:func:`clutter_labels` turns the sampled codes into class names and reports measurements
-outside the raster or on its nodata cells.
+Clutter classes usually come from a categorical land-use raster (or polygons) sampled at each
+measurement; :func:`clutter_labels` turns the sampled codes into class names, measurements
+where the land use has no class becoming the class ``unclassified``
+(:data:`telcoplan.coverage.clutter.UNCLASSIFIED`), fitted like any other.
+
+Per-site offsets (``site_shrinkage=``) add one intercept offset u_s per serving site, shrunk
+towards the common intercept by a ridge penalty λ (a site with n_s measurements keeps about
+n_s / (n_s + λ) of its mean residual; the offsets sum to 0; see
+:mod:`telcoplan.coverage._offsets`). The coverage stage applies them as a
+shift of each tower's EIRP (:func:`apply_site_offsets`). Which corrections generalise — and the
+error a planner should quote — is decided by cross-validation
+(:mod:`telcoplan.coverage.crossval`), recorded in :attr:`Calibration.cv`.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -42,13 +52,20 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from telcoplan.coverage.clutter import ClutterGrid, clutter_labels, clutter_offset_grid
+from telcoplan.coverage._offsets import correction, make_design, solve
+from telcoplan.coverage.clutter import (
+    UNCLASSIFIED,
+    ClutterGrid,
+    clutter_labels,
+    clutter_offset_grid,
+)
 from telcoplan.coverage.drive_test import (
     DIFFRACTION_NAMES,
     MeasurementTerrain,
     check_measurements,
     format_rows,
     measurement_geometry,
+    site_keys,
 )
 from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS
 from telcoplan.errors import LayerValidationError, PlanError, Problem
@@ -56,8 +73,10 @@ from telcoplan.gis.grid import GridSpec
 
 __all__ = [
     "MIN_MEASUREMENTS",
+    "UNCLASSIFIED",
     "Calibration",
     "ClutterGrid",
+    "apply_site_offsets",
     "calibrate",
     "clutter_labels",
     "clutter_offset_grid",
@@ -115,6 +134,19 @@ class Calibration:
         ``"epstein-peterson"``); None without terrain.
     terrain_resolution_m : float or None
         Cell size (m) of the grid the DEM was sampled on; None without terrain.
+    site_offsets_db : dict of str to float
+        u_s: loss added on the paths of serving site s (dB), relative to the common intercept
+        and shrunk towards it (see ``site_shrinkage``; they sum to 0). Empty when fitted without
+        per-site offsets; sites it does not name get 0 dB (the common fit).
+    site_shrinkage : float or None
+        λ, the ridge penalty of the site offsets (in measurements: a site with n_s measurements
+        keeps about n_s / (n_s + λ) of its mean residual); None without site offsets.
+    cv : dict or None
+        The cross-validation that chose this configuration (:mod:`telcoplan.coverage.crossval`):
+        ``folds``, ``mode``, ``block_m``, ``seed``, ``chosen`` (the configuration),
+        ``cv_rmse_db`` and ``cv_mean_error_db`` (its out-of-fold errors: the validation error
+        to quote) and ``candidates`` (every configuration's CV RMSE and mean error). None when
+        fitted without cross-validation.
     """
 
     model: str
@@ -132,16 +164,28 @@ class Calibration:
     diffraction: str | None = None
     terrain_resolution_m: float | None = None
     validation_mean_error_db: float | None = None
+    site_offsets_db: dict[str, float] = field(default_factory=dict, hash=False)
+    site_shrinkage: float | None = None
+    cv: dict[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
-        # a private copy, so that the caller's dict cannot change a frozen object
+        # private copies, so that the caller's dicts cannot change a frozen object
         offsets = {str(k): float(v) for k, v in dict(self.clutter_offsets_db).items()}
         object.__setattr__(self, "clutter_offsets_db", offsets)
+        sites = {str(k): float(v) for k, v in dict(self.site_offsets_db).items()}
+        object.__setattr__(self, "site_offsets_db", sites)
+        if self.cv is not None:
+            object.__setattr__(self, "cv", copy.deepcopy(dict(self.cv)))
         if self.terrain and self.diffraction not in DIFFRACTION_NAMES:
             raise ValueError(
                 f"a calibration fitted with terrain needs its diffraction method (one of "
                 f"{', '.join(DIFFRACTION_NAMES)}), got {self.diffraction!r}"
             )
+
+    @property
+    def cv_rmse_db(self) -> float | None:
+        """The chosen configuration's cross-validated RMS error (dB), or None without CV."""
+        return None if self.cv is None else float(self.cv["cv_rmse_db"])
 
     # -------------------------------------------------------------------------- applying
     def apply(
@@ -149,6 +193,7 @@ class Calibration:
         loss_db: float | np.ndarray,
         distance_km: float | np.ndarray,
         clutter: Sequence[Any] | np.ndarray | None = None,
+        sites: Sequence[Any] | np.ndarray | None = None,
     ) -> np.ndarray:
         """Calibrated path loss (dB), broadcasting over the arguments.
 
@@ -162,11 +207,14 @@ class Calibration:
             Clutter class label of each value (compared as strings), broadcastable to
             ``loss_db``; only for calibrations fitted with clutter classes. ``None`` applies
             the reference class (offset 0 dB).
+        sites
+            Serving site id of each value (compared as strings), broadcastable to ``loss_db``;
+            adds :attr:`site_offsets_db` (0 dB for sites it does not name). ``None`` adds none.
 
         Returns
         -------
         numpy.ndarray
-            L + a + b log10(d) (+ c_k), float64 (dB).
+            L + a + b log10(d) (+ c_k) (+ u_s), float64 (dB).
 
         Raises
         ------
@@ -177,6 +225,12 @@ class Calibration:
         loss = np.asarray(loss_db, dtype=np.float64)
         d = np.maximum(np.asarray(distance_km, dtype=np.float64), _MIN_DISTANCE_KM)
         out = loss + self.intercept_offset_db + self.slope_offset_db_per_decade * np.log10(d)
+        if sites is not None and self.site_offsets_db:
+            keys = _labels(sites, "sites")
+            lookup_site = np.vectorize(
+                lambda k: self.site_offsets_db.get(k, 0.0), otypes=[np.float64]
+            )
+            out = out + (lookup_site(keys) if keys.size else 0.0)
         if clutter is None:
             return np.asarray(out, dtype=np.float64)
         if not self.clutter_offsets_db:
@@ -201,7 +255,7 @@ class Calibration:
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, dict):
-                value = dict(value)
+                value = copy.deepcopy(value)
             elif isinstance(value, bool | np.bool_):
                 value = bool(value)
             elif isinstance(value, float | np.floating):
@@ -226,9 +280,11 @@ class Calibration:
 
         Notes
         -----
-        ``validation_rmse_db``, ``validation_mean_error_db``, ``terrain``, ``diffraction`` and
-        ``terrain_resolution_m`` are optional: a ``params.json`` written before terrain-aware fits existed reads as fitted
-        without terrain (which it was).
+        ``validation_rmse_db``, ``validation_mean_error_db``, ``terrain``, ``diffraction``,
+        ``terrain_resolution_m``, ``site_offsets_db``, ``site_shrinkage`` and ``cv`` are
+        optional: a ``params.json`` written before terrain-aware fits existed reads as fitted
+        without terrain (which it was), one written before cross-validation as fitted without
+        per-site offsets and without CV.
         """
         if not isinstance(data, Mapping):
             raise PlanError(f"a calibration must be a JSON object, got {type(data).__name__}")
@@ -239,6 +295,9 @@ class Calibration:
             "terrain",
             "diffraction",
             "terrain_resolution_m",
+            "site_offsets_db",
+            "site_shrinkage",
+            "cv",
         )
         required = [f.name for f in fields(cls) if f.name not in optional]
         missing = [k for k in required if k not in data]
@@ -274,10 +333,22 @@ class Calibration:
                 f"calibration fitted with terrain by unknown diffraction method {diffraction!r}; "
                 f"known: {', '.join(DIFFRACTION_NAMES)}"
             )
+        cv = data.get("cv")
+        if cv is not None and not (
+            isinstance(cv, Mapping) and {"folds", "mode", "chosen", "cv_rmse_db"} <= set(cv)
+        ):
+            raise PlanError(
+                "malformed calibration: cv must be an object with folds, mode, chosen and "
+                "cv_rmse_db, as telcoplan calibrate --cv writes it"
+            )
         try:
             offsets = data["clutter_offsets_db"]
             if not isinstance(offsets, Mapping):
                 raise TypeError("clutter_offsets_db must be an object of class -> dB")
+            site_offsets = data.get("site_offsets_db") or {}
+            if not isinstance(site_offsets, Mapping):
+                raise TypeError("site_offsets_db must be an object of site_id -> dB")
+            shrinkage = data.get("site_shrinkage")
             validation = data.get("validation_rmse_db")
             vmean = data.get("validation_mean_error_db")
             return cls(
@@ -298,6 +369,9 @@ class Calibration:
                 terrain_resolution_m=None
                 if not terrain or resolution is None
                 else float(resolution),
+                site_offsets_db={str(k): float(v) for k, v in site_offsets.items()},
+                site_shrinkage=None if shrinkage is None else float(shrinkage),
+                cv=None if cv is None else dict(cv),
             )
         except (TypeError, ValueError) as exc:
             raise PlanError(f"malformed calibration: {exc}") from None
@@ -337,6 +411,7 @@ def predict_rssi(
         Receiver height above ground (m).
     calibration
         Correction applied to the model's loss; its ``model`` and ``environment`` must match.
+        Its per-site offsets apply by the measurements' ``site_id``.
     clutter
         Clutter class label per measurement (only with a calibration that has clutter offsets).
     dem, grid
@@ -401,7 +476,8 @@ def predict_rssi(
     geo = measurement_geometry(towers, measurements, model, environment, h_rx_m, terrain, source)
     loss = geo.loss_db
     if calibration is not None:
-        loss = calibration.apply(loss, geo.distance_km, labels)
+        sites = site_keys(measurements) if calibration.site_offsets_db else None
+        loss = calibration.apply(loss, geo.distance_km, labels, sites)
     return geo.eirp_dbm - loss - geo.terrain_db + geo.pattern_db
 
 
@@ -422,6 +498,7 @@ def calibrate(
     source: str = "<measurements>",
     validation_source: str = "<validation>",
     dem_source: str = "<dem>",
+    site_shrinkage: float | None = None,
 ) -> Calibration:
     """Fit a model's intercept and distance slope (and clutter offsets) to measurements.
 
@@ -437,17 +514,23 @@ def calibrate(
     clutter
         Clutter class label per measurement (any hashable; compared as strings). Fits one
         offset per class, relative to the most frequent class (ties: the first in sort order).
+        The result always has an offset for :data:`UNCLASSIFIED` (places without a land-use
+        class): fitted when measurements have it, else 0 dB (the reference's).
     validation
         An independent measurements layer on which the calibrated model's RMS error is reported.
     validation_clutter
         Clutter labels of ``validation``; required when ``clutter`` is given with it. Every
-        class must occur in ``clutter`` too.
+        class but :data:`UNCLASSIFIED` must occur in ``clutter`` too.
     dem, grid, diffraction
         Terrain (see :func:`predict_rssi`): with a DEM the parameters correct the residual of
         the terrain-aware prediction, and the result records ``terrain=True`` and the method.
         ``grid`` must contain the measurements, the validation measurements and their towers.
     source, validation_source, dem_source
         Names of the layers and of the DEM in error messages (e.g. file paths).
+    site_shrinkage
+        λ > 0: also fit one intercept offset per serving site, shrunk towards the common
+        intercept by the ridge penalty λ (see :mod:`telcoplan.coverage._offsets`); None: no site
+        offsets.
 
     Returns
     -------
@@ -515,7 +598,7 @@ def calibrate(
                     "cannot be fitted",
                 )
                 for i, c in enumerate(vlabels)
-                if c not in set(labels)
+                if c not in set(labels) and c != UNCLASSIFIED
             ]
             if unseen:
                 raise LayerValidationError(validation_source, "measurements", unseen)
@@ -539,25 +622,13 @@ def calibrate(
     measured = pd.to_numeric(measurements["rssi_dbm"]).to_numpy(dtype=np.float64)
     residual = measured - geo.predicted_dbm
 
-    # design matrix: the correction a + b log10 d + c_k is added to the loss, so it is
-    # subtracted from the power, and r ≈ −(X β)
+    # design matrix: the correction a + b log10 d + c_k + u_s is added to the loss, so it is
+    # subtracted from the power, and r ≈ −(X β + Z u)
     log_d = np.log10(np.maximum(geo.distance_km, _MIN_DISTANCE_KM))
-    columns = [np.ones(n), log_d]
-    names = ["intercept", "slope"]
-    classes: list[str] = []
-    reference: str | None = None
-    if labels is not None:
-        counts = pd.Series(labels).value_counts()
-        classes = sorted(counts.index)
-        reference = sorted(c for c in classes if counts[c] == counts.max())[0]
-        for c in classes:
-            if c != reference:
-                columns.append((labels == c).astype(np.float64))
-                names.append(f"clutter {c!r}")
-    x = np.column_stack(columns)
-    # a relative cut-off well above rounding: distances equal but for float noise are degenerate
-    beta, _, rank, _ = np.linalg.lstsq(x, -residual, rcond=1e-9)
-    if rank < x.shape[1]:
+    keys = site_keys(measurements) if site_shrinkage is not None else None
+    design = make_design(log_d, labels, keys)
+    beta, u, full_rank = solve(design, -residual, shrinkage=site_shrinkage)
+    if not full_rank:
         raise LayerValidationError(
             source,
             "measurements",
@@ -565,17 +636,17 @@ def calibrate(
                 Problem(
                     None,
                     None,
-                    f"the {n} measurements cannot determine the {x.shape[1]} parameters "
-                    f"({', '.join(names)}): they need at least two different distances from "
-                    "their towers, spread in every clutter class",
+                    f"the {n} measurements cannot determine the {design.x.shape[1]} parameters "
+                    f"({', '.join(design.names)}): they need at least two different distances "
+                    "from their towers, spread in every clutter class",
                 )
             ],
         )
-    after = residual + x @ beta
+    after = residual + correction(design, beta, u)
     offsets: dict[str, float] = {}
     if labels is not None:
-        offsets = dict.fromkeys(classes, 0.0)
-        fitted = [c for c in classes if c != reference]
+        offsets = dict.fromkeys(sorted({*design.classes, UNCLASSIFIED}), 0.0)
+        fitted = design.fitted_classes
         offsets.update({c: float(v) for c, v in zip(fitted, beta[2:], strict=True)})
     result = Calibration(
         model=model,
@@ -591,6 +662,8 @@ def calibrate(
         terrain=terrain is not None,
         diffraction=None if terrain is None else diffraction,
         terrain_resolution_m=None if terrain is None else terrain.grid.resolution,
+        site_offsets_db={k: float(v) for k, v in zip(design.sites, u, strict=True)},
+        site_shrinkage=site_shrinkage,
     )
     if validation is not None:
         vpred = predict_rssi(
@@ -627,6 +700,46 @@ def calibrate(
         else f", validation RMSE {result.validation_rmse_db:.2f} dB",
     )
     return result
+
+
+# ------------------------------------------------------------------------------ coverage
+def apply_site_offsets(towers: gpd.GeoDataFrame, calibration: Calibration) -> gpd.GeoDataFrame:
+    """The towers with each site's calibration offset taken off its EIRP, for the coverage kernel.
+
+    Parameters
+    ----------
+    towers
+        Towers layer indexed by ``site_id`` (as :func:`telcoplan.layers.towers.load_towers`
+        gives it), with ``eirp_dbm`` (dBm). Not modified.
+    calibration
+        A calibration; its :attr:`~Calibration.site_offsets_db` u_s (dB, added to the loss of
+        site s's paths) become EIRP − u_s. Sites it does not name keep their EIRP (u = 0 dB,
+        the prior mean of the shrunk offsets).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        A copy (same index, CRS and columns); the input itself when there are no site offsets.
+
+    Notes
+    -----
+    A per-site constant on the loss is a per-site constant on the received power, everywhere
+    that site serves, so shifting the EIRP gives the kernel exactly the calibrated powers and
+    keeps the best-server choice consistent with them.
+    """
+    if not calibration.site_offsets_db:
+        return towers
+    keys = towers.index.map(str) if "site_id" not in towers.columns else towers["site_id"]
+    shift = np.array([calibration.site_offsets_db.get(str(k), 0.0) for k in keys], dtype=np.float64)
+    out = towers.copy()
+    out["eirp_dbm"] = pd.to_numeric(out["eirp_dbm"]).to_numpy(dtype=np.float64) - shift
+    matched = int(np.count_nonzero([str(k) in calibration.site_offsets_db for k in keys]))
+    log.info(
+        "per-site calibration offsets applied to %d of %d towers (the others: 0 dB)",
+        matched,
+        len(towers),
+    )
+    return out
 
 
 # ------------------------------------------------------------------------------ helpers

@@ -6,10 +6,16 @@ lays a calibration's per-class offsets on a land-use raster for the coverage sta
 named as :mod:`telcoplan.layers.land_use` names them (its ``code_text`` and
 ``read_clutter_table``), so offsets apply by class name. Both functions are re-exported by
 :mod:`telcoplan.coverage.calibration`.
+
+Land use never covers everything: places no polygon covers, and a raster's nodata, form the
+class :data:`UNCLASSIFIED`. A fit gives it an offset like any other class when measurements lie
+there (0 dB, the reference's, when none do), and the coverage grid gives cells without a class
+that offset, so that fit and prediction agree.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +29,13 @@ from telcoplan.layers.land_use import code_text
 if TYPE_CHECKING:
     from telcoplan.coverage.calibration import Calibration
 
-__all__ = ["ClutterGrid", "clutter_labels", "clutter_offset_grid"]
+__all__ = ["UNCLASSIFIED", "ClutterGrid", "clutter_labels", "clutter_offset_grid"]
+
+log = logging.getLogger(__name__)
+
+#: Clutter class of the places the land-use layer gives no class (outside every polygon, outside
+#: the raster, or on its nodata cells).
+UNCLASSIFIED = "unclassified"
 
 
 def clutter_labels(
@@ -38,8 +50,8 @@ def clutter_labels(
     Parameters
     ----------
     codes
-        Land-use raster value at each measurement (numbers; NaN where the measurement lies
-        outside the raster or on a nodata cell), in the measurements' row order.
+        Land-use code at each measurement (numbers; NaN where the measurement lies outside
+        the raster or every polygon, or on a nodata cell), in the measurements' row order.
     names
         Class name of each code (e.g. from a ``code,name`` CSV). Without it, the code itself
         names the class, as text (``10``, not ``10.0``, for whole numbers).
@@ -49,28 +61,26 @@ def clutter_labels(
     Returns
     -------
     numpy.ndarray
-        object (n,): class name per measurement, to pass as ``clutter=`` to :func:`calibrate`.
+        object (n,): class name per measurement, to pass as ``clutter=`` to :func:`calibrate`;
+        :data:`UNCLASSIFIED` where the code is NaN (no class there).
 
     Raises
     ------
     telcoplan.errors.LayerValidationError
-        Measurements outside the raster or on nodata (how many, and the first rows), or codes
-        that ``names`` does not name (each code, with its first rows). There is no fallback
-        class: an unknown clutter would silently bias the reference class's offset, so those
-        measurements must be dropped or the raster extended.
+        Codes that ``names`` does not name (each code, with its first rows): a class table that
+        does not match its raster is a mistake, not a place without a class.
     """
     values = np.asarray(codes, dtype=np.float64).ravel()
     problems: list[Problem] = []
-    missing = np.flatnonzero(~np.isfinite(values))
-    if len(missing):
-        problems.append(
-            Problem(
-                None,
-                "geometry",
-                f"{len(missing)} of {len(values)} measurements of {layer_source} lie outside the "
-                f"land-use raster or on its nodata cells (rows {format_rows(missing)}); extend the "
-                "raster or remove those measurements",
-            )
+    missing = ~np.isfinite(values)
+    if missing.any():
+        log.info(
+            "%d of %d measurements of %s have no land-use class (outside every polygon or the "
+            "raster, or on its nodata): class %r",
+            int(missing.sum()),
+            len(values),
+            layer_source,
+            UNCLASSIFIED,
         )
     text = np.array([code_text(v) for v in values], dtype=object)
     if names is not None:
@@ -90,6 +100,7 @@ def clutter_labels(
         text = np.array([lookup.get(t, t) for t in text], dtype=object)
     if problems:
         raise LayerValidationError(source, "land use", problems)
+    text[missing] = UNCLASSIFIED
     return text
 
 
@@ -100,8 +111,9 @@ class ClutterGrid:
     ``offset_db`` (float32, the raster's shape) is the loss (dB) added to every path that ends
     in the cell; ``share_pct`` the % of the raster's cells (the whole plan grid, sea and land
     outside the areas included) in each class the calibration knows;
-    ``unknown_pct`` the same for classes it does not know and ``nodata_pct`` for cells without a
-    class: both get 0 dB, the offset of the fit's reference class.
+    ``unknown_pct`` the same for classes it does not know (0 dB, the offset of the fit's reference
+    class) and ``nodata_pct`` for cells without a class (the calibration's
+    :data:`UNCLASSIFIED` offset when it has one, else 0 dB).
     """
 
     offset_db: np.ndarray
@@ -117,9 +129,10 @@ def clutter_offset_grid(
 
     ``codes`` holds the raster's value per cell (NaN = nodata), ``names`` the class table (as
     for :func:`clutter_labels`: without one, the code itself names the class). A class the
-    calibration was not fitted on, and a cell without a class, get 0 dB — the reference class —
-    and are reported (a land-use map usually has classes, such as water, that no drive test
-    crossed).
+    calibration was not fitted on gets 0 dB — the reference class — and is reported (a land-use
+    map usually has classes, such as water, that no drive test crossed). A cell without a class
+    gets the calibration's :data:`UNCLASSIFIED` offset, as the measurements without a class had
+    in the fit; calibrations without that class (written before it existed) give it 0 dB.
     """
     if not calibration.clutter_offsets_db:
         raise ValueError("this calibration has no clutter offsets (calibrate with --land-use)")
@@ -143,6 +156,7 @@ def clutter_offset_grid(
         else:
             unknown[name] = unknown.get(name, 0.0) + pct
     offset[finite] = per_code[inverse]
+    offset[~finite] = calibration.clutter_offsets_db.get(UNCLASSIFIED, 0.0)
     return ClutterGrid(
         offset_db=offset,
         share_pct={k: round(v, 3) for k, v in share.items()},

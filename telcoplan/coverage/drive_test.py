@@ -30,6 +30,7 @@ __all__ = [
     "check_measurements",
     "format_rows",
     "measurement_geometry",
+    "site_keys",
 ]
 
 #: Ids of the towers layer shown in an unknown-site message.
@@ -58,6 +59,7 @@ class MeasurementGeometry:
     pattern_db: np.ndarray
     distance_km: np.ndarray
     terrain_db: np.ndarray
+    freq_mhz: np.ndarray | None = None
 
     @property
     def predicted_dbm(self) -> np.ndarray:
@@ -196,7 +198,8 @@ def _tower_table(towers: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     return out
 
 
-def _site_keys(measurements: gpd.GeoDataFrame) -> np.ndarray:
+def site_keys(measurements: gpd.GeoDataFrame) -> np.ndarray:
+    """Serving site id of each measurement as text (None where empty)."""
     ids = measurements["site_id"].to_numpy(dtype=object)
     return np.array([None if pd.isna(v) else str(v) for v in ids], dtype=object)
 
@@ -215,7 +218,7 @@ def check_measurements(
         return [Problem(None, c, f"required column {c!r} is missing; {hint}") for c in absent]
     known = set(_tower_table(towers).index)
     shown = ", ".join(sorted(known)[:_SHOW_IDS]) + (", …" if len(known) > _SHOW_IDS else "")
-    keys = _site_keys(measurements)
+    keys = site_keys(measurements)
     rssi = (
         pd.to_numeric(measurements["rssi_dbm"], errors="coerce").to_numpy(dtype=np.float64)
         if need_rssi
@@ -254,13 +257,18 @@ def measurement_geometry(
     h_rx_m: float,
     terrain: MeasurementTerrain | None = None,
     source: str = "<measurements>",
+    validity: str = "warn",
 ) -> MeasurementGeometry:
-    """EIRP, uncorrected path loss, pattern, distance and terrain loss of every measurement."""
+    """EIRP, uncorrected path loss, pattern, distance and terrain loss of every measurement.
+
+    ``validity`` is passed to :func:`telcoplan.coverage.propagation.path_loss` (``"ignore"``
+    for the alternative models a cross-validation tries without being asked).
+    """
     n = len(measurements)
     table = _tower_table(towers)
     if n == 0:
         empty = np.empty(0)
-        return MeasurementGeometry(empty, empty, empty, empty, empty)
+        return MeasurementGeometry(empty, empty, empty, empty, empty, empty)
     # one metric CRS for both layers: the DEM grid's with terrain, else the measurements' own
     # if projected (as to_projected keeps it), else the local UTM zone of their centre
     if terrain is not None:
@@ -272,7 +280,7 @@ def measurement_geometry(
         crs = utm_crs_for((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
     pts = to_projected(gpd.GeoDataFrame(geometry=measurements.geometry.copy()), crs).geometry
     sites = to_projected(gpd.GeoDataFrame(geometry=table.geometry.copy()), crs).geometry
-    pos = table.index.get_indexer(_site_keys(measurements))
+    pos = table.index.get_indexer(site_keys(measurements))
 
     def col(name: str, default: float = math.nan) -> np.ndarray:
         if name not in table.columns:
@@ -311,6 +319,7 @@ def measurement_geometry(
             h_rx_m=h_rx_m,
             environment=str(e),
             check_distance=False,
+            validity=validity,  # type: ignore[arg-type]
         )
     # heights above sea level with terrain (the ground of the cell under each antenna), so the
     # depression angle and the profile see the terrain; flat earth: relative heights suffice
@@ -336,4 +345,4 @@ def measurement_geometry(
             beamwidth=float(beam[i]) if np.isfinite(beam[i]) else None,
             tilt=float(tilt[i]),
         )
-    return MeasurementGeometry(eirp, loss, pattern, d_m / 1000.0, terrain_db)
+    return MeasurementGeometry(eirp, loss, pattern, d_m / 1000.0, terrain_db, freq)

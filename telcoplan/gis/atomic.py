@@ -18,9 +18,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     """Raise :class:`OutputExistsError` if ``path`` exists and ``overwrite`` is False."""
     p = Path(path)
     if p.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{p} already exists; pass --overwrite to replace it"
-        )
+        raise OutputExistsError(f"{p} already exists; pass --overwrite to replace it")
     return p
 
 

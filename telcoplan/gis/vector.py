@@ -7,6 +7,7 @@ CRS given by the caller.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -17,6 +18,8 @@ import pandas as pd
 
 from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis.atomic import atomic_path
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "VECTOR_FORMATS",
@@ -86,8 +89,10 @@ def read_vector(
     layer
         Layer name for multi-layer files (GeoPackage).
     crs
-        For CSV with ``x``/``y`` columns: their CRS (required). For files without a CRS: the CRS
-        to assign. Ignored (must agree) when the file has its own CRS.
+        For CSV with ``x``/``y`` columns: their CRS (required; ``lon``/``lat`` columns are WGS
+        84). For other files: the CRS to assign, replacing (with a warning) a different CRS the
+        file states — the fix for a file saved with a wrong CRS. Not a CRS pyproj knows:
+        :class:`~telcoplan.errors.CRSError`.
     """
     p = Path(path)
     if not p.exists():
@@ -108,13 +113,27 @@ def read_vector(
         ) from None
     except Exception as exc:  # any driver error becomes one clean message
         raise InputFileError(f"{p}: cannot read as {VECTOR_FORMATS[suffix][0]} ({exc})") from None
-    if gdf.crs is None and crs is not None:
+    if crs is not None:
+        from pyproj import CRS
+
         try:
-            gdf = gdf.set_crs(crs)
+            given = CRS.from_user_input(crs)
         except Exception:
             raise CRSError(
                 f"{p}: {crs!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
             ) from None
+        if gdf.crs is None:
+            gdf = gdf.set_crs(given)
+        elif suffix != ".csv" and not CRS.from_user_input(gdf.crs).equals(
+            given, ignore_axis_order=True
+        ):
+            # the file's own CRS is wrong (e.g. UTM coordinates saved as WGS 84): the given
+            # one wins (a CSV's lon/lat columns are WGS 84 by definition)
+            log.warning(
+                "%s: the file says its CRS is %s; it is read as %s, the CRS given for it",
+                p, gdf.crs.to_string(), given.to_string(),
+            )  # fmt: skip
+            gdf = gdf.set_crs(given, allow_override=True)
     return gdf.reset_index(drop=True)
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from telcoplan.errors import LayerValidationError, Problem
 from telcoplan.gis.vector import read_vector
@@ -69,6 +70,9 @@ def load_layer(
     clip: bool = False,
     columns: Mapping[str, str] | None = None,
     values: Mapping[str, Mapping[str, str]] | None = None,
+    ids: str = "file",
+    reach_m: float | Callable[[gpd.GeoDataFrame], np.ndarray] | None = None,
+    reach_name: str = "reach",
 ) -> gpd.GeoDataFrame:
     """Read ``path``, validate it against ``schema`` (every problem at once), coerce types.
 
@@ -76,11 +80,21 @@ def load_layer(
     file's columns are renamed before anything else, so messages use the schema's names.
     ``values`` then translates the values of schema columns (``{"road_class": {"Quốc Gia":
     "trunk"}}``; text compared after trimming spaces; values not listed are kept as they are).
+    With ``ids="generate"`` the id column is made from the file's row numbers
+    (``roads-1``, ``roads-2``, …; the file's own id column, if any, is kept as
+    ``file_<id column>``): for layers whose id only labels features.
 
     With ``clip`` (and a ``study_area``), features lying wholly outside the study area are left
-    out — with a warning saying how many — instead of being reported; features crossing its
-    edge are kept whole (a road network stays connected). When *every* feature lies outside,
-    that is one error: the CRS or the coordinates are the likelier fault.
+    out — with a warning saying how many — instead of being reported; lines and polygons
+    crossing its edge are cut at it (points are inside or left out); a feature whose cut part
+    has no length (or area) left, e.g. a line touching the edge, is left out too.
+
+    With ``reach_m`` (and a ``study_area``; without ``clip``), features outside the study area
+    but at most ``reach_m`` metres from it are kept, and farther ones left out, each group
+    counted in a warning (``reach_m``: one distance, or a function of the layer as read giving
+    one per feature; ``reach_name`` names it in the warnings, e.g. "coverage radius").
+
+    When *every* feature would be left out, that is one error naming the likely CRS mistake.
     Row numbers in messages stay those of the file.
 
     Raises
@@ -93,47 +107,143 @@ def load_layer(
     gdf = read_vector(path, layer=layer, crs=crs)
     if columns:
         gdf = _rename(schema, gdf, columns, path)
+    if ids == "generate":
+        gdf = _generate_ids(schema, gdf)
+    elif ids != "file":
+        raise ValueError(f"ids must be 'file' or 'generate', got {ids!r}")
     if values:
         gdf = _translate(schema, gdf, values, path)
-    if not clip or study_area is None:
+    if study_area is None or (not clip and reach_m is None):
         schema.validate(gdf, source=str(path), study_area=study_area)
         return coerce(schema, gdf, set_index=set_index)
     drop = schema.outside(gdf, study_area)
+    near = np.zeros(len(gdf), dtype=bool)
+    dist = np.full(len(gdf), np.nan)
+    if not clip and drop.any():  # reach: the features outside but near enough are kept
+        reach = np.broadcast_to(
+            np.asarray(reach_m(gdf) if callable(reach_m) else reach_m, dtype=float), len(gdf)
+        )
+        dist = schema.distance_m(gdf, study_area)
+        near = drop & (dist <= np.where(np.isfinite(reach), reach, np.inf))
+        drop = drop & ~near
     geoms = gdf.geometry
     usable = (geoms.notna() & ~geoms.is_empty).to_numpy()
     if drop.any() and drop.sum() == usable.sum():
         # nothing would be left: one message, not one per feature (a CRS mistake, likely)
+        what = (
+            "lie outside the study area, so `clip` would leave none"
+            if clip
+            else f"lie farther from the study area than their {reach_name}, so none would be kept"
+        )
         raise LayerValidationError(
             str(path),
             schema.name,
-            [
-                Problem(
-                    None,
-                    "geometry",
-                    f"all {int(drop.sum())} features lie outside the study area, so `clip` would "
-                    "leave none: check the layer's CRS and coordinates, or the study area",
-                )
-            ],
+            [Problem(None, "geometry", schema.placement_message(gdf[drop], study_area, what=what))],
         )
-    if drop.any():
+    n = len(gdf)
+    if near.any():
+        log.warning(
+            "%s: %d of %d %s features lie outside the study area but within their %s of it "
+            "(up to %s away): kept, they serve its edge",
+            path, int(near.sum()), n, schema.name, reach_name, _metres(np.nanmax(dist[near])),
+        )  # fmt: skip
+    if drop.any() and not clip:
+        far = dist[drop]
+        span = (
+            _metres(np.nanmin(far))
+            if np.nanmin(far) == np.nanmax(far)
+            else f"{_metres(np.nanmin(far))} to {_metres(np.nanmax(far))}"
+        )
+        log.warning(
+            "%s: %d of %d %s features lie farther from the study area than their %s "
+            "(%s away) and are left out",
+            path, int(drop.sum()), n, schema.name, reach_name, span,
+        )  # fmt: skip
+    elif drop.any():
         log.warning(
             "%s: %d of %d %s features lie outside the study area and are left out (clip)",
-            path,
-            int(drop.sum()),
-            len(gdf),
-            schema.name,
-        )
+            path, int(drop.sum()), n, schema.name,
+        )  # fmt: skip
     # the kept rows are checked on their own (duplicates among them, every problem at once),
     # then their problems are numbered as in the file
     rows = np.flatnonzero(~drop)
     kept = gdf.iloc[rows]
     found = [
         replace(p, row=None if p.row is None else int(rows[p.row - 1]) + 1)
-        for p in schema.problems(kept, study_area=study_area)
+        for p in schema.problems(kept, study_area=study_area, report_outside=False)
     ]
     if found:
         raise LayerValidationError(str(path), schema.name, found)
+    if clip:
+        kept = _clip(schema, kept, study_area, path)
     return coerce(schema, kept, set_index=set_index)
+
+
+def _metres(d: float) -> str:
+    return f"{d:,.0f} m" if np.isfinite(d) else "an unknown distance"
+
+
+def _generate_ids(schema: LayerSchema, gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """``gdf`` with its id column made from the row numbers (``roads-1`` …); the file's own
+    ids, if any, kept as ``file_<id column>``."""
+    col = schema.id_column
+    if col is None:
+        return gdf
+    out = gdf.rename(columns={col: f"file_{col}"}) if col in gdf.columns else gdf.copy()
+    out[col] = [f"{schema.name}-{i}" for i in range(1, len(out) + 1)]
+    return out
+
+
+def _clip(
+    schema: LayerSchema, gdf: gpd.GeoDataFrame, study_area: gpd.GeoSeries | gpd.GeoDataFrame, path
+) -> gpd.GeoDataFrame:
+    """Lines and polygons of ``gdf`` cut at the study area (features within it kept as they
+    are); features whose cut part is empty are left out, counted in a warning."""
+    if schema.geometry == "Point" or not len(gdf):
+        return gdf
+    dim = 1 if schema.geometry == "LineString" else 2
+    area = shapely.union_all(study_area.to_crs(gdf.crs).geometry.to_numpy())
+    geoms = gdf.geometry.to_numpy()
+    cross = ~shapely.within(geoms, area)
+    if not cross.any():
+        return gdf
+    cut = np.empty(int(cross.sum()), dtype=object)
+    cut[:] = [_parts_of_dimension(g, dim) for g in shapely.intersection(geoms[cross], area)]
+    new = geoms.copy()
+    new[cross] = cut
+    empty = np.zeros(len(gdf), dtype=bool)
+    empty[cross] = shapely.is_missing(cut) | shapely.is_empty(cut)
+    log.warning(
+        "%s: %d %s features crossing the study area's edge are cut at it (clip)",
+        path, int(cross.sum() - empty.sum()), schema.name,
+    )  # fmt: skip
+    if empty.any():
+        log.warning(
+            "%s: %d %s features only touch the study area's edge (nothing left inside once "
+            "cut) and are left out (clip)",
+            path, int(empty.sum()), schema.name,
+        )  # fmt: skip
+    out = gdf.set_geometry(gpd.GeoSeries(new, index=gdf.index, crs=gdf.crs))
+    return out[~empty]
+
+
+def _parts_of_dimension(g: shapely.Geometry, dim: int) -> shapely.Geometry | None:
+    """The parts of ``g`` of dimension ``dim`` (1 lines, 2 polygons) as one (multi-)geometry,
+    or None (a line cut at a polygon may also leave points where it touches its edge)."""
+    parts, todo = [], [g]
+    while todo:
+        h = todo.pop()
+        if h is None or h.is_empty:
+            continue
+        if shapely.get_type_id(h) in (4, 5, 6, 7):  # multi-part or collection
+            todo.extend(reversed(shapely.get_parts(h).tolist()))
+        elif shapely.get_dimensions(h) == dim:
+            parts.append(h)
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    return shapely.MultiLineString(parts) if dim == 1 else shapely.MultiPolygon(parts)
 
 
 def _rename(
@@ -199,11 +309,19 @@ _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, 
         Polygons of the study area; features outside it are reported.
     clip
         Leave out the features lying wholly outside ``study_area`` (with a warning) instead of
-        reporting them (every feature outside is one error: a CRS mistake, likely).
+        reporting them, and cut lines and polygons at its edge (every feature outside is one
+        error: a CRS mistake, likely).
     columns
         The file's name of schema columns, e.g. ``{{"site_id": "CellID"}}`` (renamed on reading).
     values
         Translations of a column's values, e.g. ``{{"road_class": {{"Quốc Gia": "trunk"}}}}``.
+    ids
+        ``"file"`` (the file's ids, unique) or ``"generate"`` (ids from the row numbers, for a
+        file whose ids are missing or repeat; its own kept as ``file_<id column>``).
+    reach_m, reach_name
+        Without ``clip``: features outside ``study_area`` but within ``reach_m`` metres of it
+        (a number, or a function of the layer giving one per feature) are kept, farther ones
+        left out, each with a warning naming ``reach_name``.
 
     Returns
     -------
@@ -236,10 +354,14 @@ def layer_api(schema: LayerSchema, *, set_index: bool = True):
         clip: bool = False,
         columns: Mapping[str, str] | None = None,
         values: Mapping[str, Mapping[str, str]] | None = None,
+        ids: str = "file",
+        reach_m: float | Callable[[gpd.GeoDataFrame], np.ndarray] | None = None,
+        reach_name: str = "reach",
     ) -> gpd.GeoDataFrame:
         return load_layer(
             schema, path, crs=crs, layer=layer, study_area=study_area, set_index=set_index,
-            clip=clip, columns=columns, values=values,
+            clip=clip, columns=columns, values=values, ids=ids, reach_m=reach_m,
+            reach_name=reach_name,
         )  # fmt: skip
 
     def validate(

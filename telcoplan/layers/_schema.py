@@ -8,6 +8,7 @@ GeoDataFrame with its row number and feature id; :meth:`LayerSchema.validate` ra
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -104,11 +105,15 @@ class LayerSchema:
         gdf: gpd.GeoDataFrame,
         *,
         study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
+        report_outside: bool = True,
     ) -> list[Problem]:
         """Every problem of ``gdf`` against this schema (empty list when valid).
 
         Row numbers are 1-based positions in ``gdf`` (its file order when read with
-        :func:`telcoplan.gis.read_vector`).
+        :func:`telcoplan.gis.read_vector`). Features outside ``study_area`` are problems
+        unless ``report_outside`` is false (the study area still reveals swapped x/y). When
+        *every* feature lies in the wrong place (outside the study area, x and y swapped,
+        coordinates out of range), that is one problem naming the likely CRS mistake.
         """
         problems: list[Problem] = []
         gdf = self.apply_aliases(gdf)
@@ -212,7 +217,7 @@ class LayerSchema:
                     _dupes(text.to_numpy(), ~missing, c.name, add)
 
         # --- geometry
-        problems += self._geometry_problems(gdf, ids, study_area)
+        problems += self._geometry_problems(gdf, ids, study_area, report_outside)
         order = {c.name: k for k, c in enumerate(self.columns)} | {"geometry": len(self.columns)}
         return sorted(problems, key=lambda p: (p.row or 0, order.get(p.column or "", -1)))
 
@@ -281,6 +286,7 @@ class LayerSchema:
         gdf: gpd.GeoDataFrame,
         ids: list[str | None],
         study_area: gpd.GeoSeries | gpd.GeoDataFrame | None,
+        report_outside: bool = True,
     ) -> list[Problem]:
         out: list[Problem] = []
         geoms = gdf.geometry.to_numpy()
@@ -337,7 +343,10 @@ class LayerSchema:
         elif study_area is not None and len(study_area):
             area = shapely.union_all(study_area.to_crs(crs).geometry.to_numpy())
             area_swap = _swap_xy(area)
-        swapped_rows: set[int] = set()
+        # problems of where features lie (coordinates out of range, swapped, outside the study
+        # area): when they concern every feature, the layer's CRS is the likely fault, and they
+        # become one message that says so
+        placed: dict[int, Problem] = {}
         for i in np.flatnonzero(usable):
             g = geoms[i]
             xy = shapely.get_coordinates(g)
@@ -347,23 +356,19 @@ class LayerSchema:
                     np.all(np.abs(xy[:, 0]) <= 90.0)
                 )
                 if not looks_swapped and np.any(np.abs(xy[:, 0]) > 180.0):
-                    out.append(
-                        Problem(
-                            i + 1,
-                            "geometry",
-                            f"longitude {xy[np.argmax(np.abs(xy[:, 0])), 0]:g} is outside ±180°; check the coordinates and the CRS",
-                            ids[i],
-                        )
+                    placed[int(i)] = Problem(
+                        i + 1,
+                        "geometry",
+                        f"longitude {xy[np.argmax(np.abs(xy[:, 0])), 0]:g} is outside ±180°; check the coordinates and the CRS",
+                        ids[i],
                     )
                     continue
                 if np.any(np.abs(xy[:, 1]) > 90.0) and not looks_swapped:
-                    out.append(
-                        Problem(
-                            i + 1,
-                            "geometry",
-                            f"latitude {xy[:, 1].max():g} is outside ±90°; check the coordinates and the CRS",
-                            ids[i],
-                        )
+                    placed[int(i)] = Problem(
+                        i + 1,
+                        "geometry",
+                        f"latitude {xy[:, 1].max():g} is outside ±90°; check the coordinates and the CRS",
+                        ids[i],
                     )
                     continue
             if (
@@ -374,34 +379,119 @@ class LayerSchema:
             ):
                 looks_swapped = True
             if looks_swapped:
-                swapped_rows.add(int(i))
-                out.append(
-                    Problem(
-                        i + 1,
-                        "geometry",
-                        f"coordinates ({xy[0, 0]:g}, {xy[0, 1]:g}) look like swapped lat/lon: x must be the longitude "
-                        "(or easting) and y the latitude (or northing); swap the two columns",
-                        ids[i],
-                    )
+                placed[int(i)] = Problem(
+                    i + 1,
+                    "geometry",
+                    f"coordinates ({xy[0, 0]:g}, {xy[0, 1]:g}) look like swapped lat/lon: x must be the longitude "
+                    "(or easting) and y the latitude (or northing); swap the two columns",
+                    ids[i],
                 )
         if area is not None:
-            for i in np.flatnonzero(usable):
-                if int(i) in swapped_rows:
-                    continue
-                g = geoms[i]
-                if not area.intersects(g):
-                    d = area.distance(g)
-                    unit = "m" if crs.is_projected else "°"
-                    out.append(
-                        Problem(
-                            i + 1,
-                            "geometry",
-                            f"feature lies outside the study area ({d:.4g} {unit} away); remove it, fix its "
-                            "coordinates or CRS, or enlarge the study area",
-                            ids[i],
-                        )
+            rest = np.array([i for i in np.flatnonzero(usable) if int(i) not in placed], dtype=int)
+            far = rest[~shapely.intersects(area, geoms[rest])] if len(rest) else rest
+            dist = _distances_m(area, geoms[far], crs, _projected(study_area))
+            for i, d in zip(far.tolist(), dist.tolist(), strict=True):
+                if report_outside:
+                    placed[i] = Problem(
+                        i + 1,
+                        "geometry",
+                        f"feature lies outside the study area ({_metres(d)} away); remove it, fix "
+                        "its coordinates or CRS, or enlarge the study area (study_area_margin_m)",
+                        ids[i],
                     )
+        rows = np.flatnonzero(usable)
+        if len(rows) > 1 and len(placed) == len(rows):
+            out.append(
+                Problem(None, "geometry", self.placement_message(gdf.iloc[rows], study_area))
+            )
+        else:
+            out += placed.values()
         return out
+
+    def distance_m(
+        self, gdf: gpd.GeoDataFrame, study_area: gpd.GeoSeries | gpd.GeoDataFrame
+    ) -> np.ndarray:
+        """Distance (m) of each feature from the study area: 0 inside or across its edge, NaN
+        for a missing, empty or non-finite geometry. In a geographic CRS, distances are taken
+        in the local UTM zone of the study area."""
+        out = np.full(len(gdf), np.nan)
+        if gdf.crs is None or study_area.crs is None or not len(study_area) or not len(gdf):
+            return out
+        crs = CRS.from_user_input(gdf.crs)
+        geoms = gdf.geometry.to_numpy()
+        ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+        ok[ok] = [bool(np.all(np.isfinite(shapely.get_coordinates(g)))) for g in geoms[ok]]
+        area = shapely.union_all(study_area.to_crs(crs).geometry.to_numpy())
+        out[ok] = _distances_m(area, geoms[ok], crs, _projected(study_area))
+        return out
+
+    def placement_message(
+        self,
+        gdf: gpd.GeoDataFrame,
+        study_area: gpd.GeoSeries | gpd.GeoDataFrame | None,
+        *,
+        what: str = "lie outside the study area",
+    ) -> str:
+        """One message for a layer none of whose features lies where it should, naming the
+        likely mistake: projected coordinates read as degrees, degrees read as metres, x and y
+        swapped, or another CRS (tried: the study area's UTM zone, WGS 84, Web Mercator).
+        ``what`` says what the features do (e.g. ``lie outside the study area, so `clip`
+        would leave none``)."""
+        geoms = gdf.geometry.to_numpy()
+        ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
+        geoms = geoms[ok]
+        n = len(geoms)
+        xy = shapely.get_coordinates(geoms)
+        xy = xy[np.all(np.isfinite(xy), axis=1)]
+        crs = CRS.from_user_input(gdf.crs)
+        name = _crs_label(crs)
+        eg = f"({xy[0, 0]:g}, {xy[0, 1]:g})" if len(xy) else "(none)"
+        area = None
+        if study_area is not None and len(study_area) and study_area.crs is not None:
+            area = shapely.union_all(study_area.to_crs(crs).geometry.to_numpy())
+        guess = _guess_crs(geoms, crs, study_area) if area is not None else None
+        read_as = (
+            f"; read as {guess}, they fall on the study area: set `crs: {guess}` for the layer "
+            "in the plan (--crs on the command line), or save the file with its real CRS"
+            if guess
+            else "; give the layer its real CRS (`crs:` in the plan, --crs on the command "
+            "line), or save the file with it"
+        )
+        degrees = bool(len(xy)) and bool(
+            np.all(np.abs(xy[:, 0]) <= 180.0) and np.all(np.abs(xy[:, 1]) <= 90.0)
+        )
+        lat_lon = bool(len(xy)) and bool(
+            np.all(np.abs(xy[:, 0]) <= 90.0) and np.all(np.abs(xy[:, 1]) <= 180.0)
+        )
+        swapped = (crs.is_geographic and not degrees and lat_lon) or (
+            area is not None and n > 0 and bool(shapely.intersects(_swap_xy(area), geoms).all())
+        )
+        if swapped:
+            return (
+                f"all {n} features look like swapped lat/lon, e.g. {eg}: x must be the "
+                "longitude (or easting) and y the latitude (or northing); swap the two columns"
+            )
+        if crs.is_geographic and not degrees:
+            return (
+                f"all {n} features have coordinates such as {eg}, which are not degrees: the "
+                f"file holds projected coordinates (e.g. metres) but is read as {name}" + read_as
+            )
+        if crs.is_projected and degrees:
+            return (
+                f"all {n} features have coordinates such as {eg}, which look like degrees "
+                f"(lon/lat), but the layer's CRS is {name}, in metres" + read_as
+            )
+        if area is None:
+            return f"all {n} features have coordinates such as {eg}; check the layer's CRS ({name})"
+        near = (
+            float(np.nanmin(_distances_m(area, geoms, crs, _projected(study_area))))
+            if n
+            else float("nan")
+        )
+        return (
+            f"all {n} features {what} (the nearest {_metres(near)} away), e.g. {eg} in {name}: "
+            "check the layer's CRS and coordinates, or the study area" + (read_as if guess else "")
+        )
 
 
 #: Accepted spellings of booleans (lower case), as in QGIS and CSV exports.
@@ -439,6 +529,97 @@ _TYPE_IDS = {
 
 def _swap_xy(geom: shapely.Geometry) -> shapely.Geometry:
     return shapely.transform(geom, lambda c: c[:, ::-1])
+
+
+def _metres(d: float) -> str:
+    """A distance for a message: ``850 m``, ``12,345 m``, ``1,234 km``."""
+    if not np.isfinite(d):
+        return "an unknown distance"
+    return f"{d:,.0f} m" if d < 100_000 else f"{d / 1000:,.0f} km"
+
+
+def _crs_label(crs: CRS) -> str:
+    auth = crs.to_authority()
+    return f"{auth[0]}:{auth[1]} ({crs.name})" if auth else crs.name
+
+
+def _projected(study_area: gpd.GeoSeries | gpd.GeoDataFrame | None) -> CRS | None:
+    """The study area's CRS when it is projected (distances are measured in it), else None."""
+    if study_area is None or study_area.crs is None:
+        return None
+    crs = CRS.from_user_input(study_area.crs)
+    return crs if crs.is_projected else None
+
+
+def _metric(crs: CRS, area: shapely.Geometry) -> tuple[CRS, float]:
+    """A metric CRS for distances near ``area`` (given in ``crs``) and the factor to metres:
+    ``crs`` itself when projected, else the UTM zone of the area's centre."""
+    if crs.is_projected:
+        axis = crs.axis_info
+        return crs, axis[0].unit_conversion_factor if axis else 1.0
+    from telcoplan.gis.crs import utm_crs_for
+
+    c = area.centroid
+    lon = float(np.clip(c.x, -180.0, 180.0))
+    lat = float(np.clip(c.y, -80.0, 84.0))
+    return CRS.from_user_input(utm_crs_for(lon, lat)), 1.0
+
+
+def _distances_m(
+    area: shapely.Geometry, geoms: np.ndarray, crs: CRS, metric: CRS | None = None
+) -> np.ndarray:
+    """Distance (m) from ``area`` to each of ``geoms``, all in ``crs``, measured in ``metric``
+    (a projected CRS; default: ``crs`` when projected, else the area's UTM zone)."""
+    if not len(geoms):
+        return np.zeros(0)
+    factor = 1.0
+    if metric is None or metric == crs:
+        metric, factor = _metric(crs, area)
+    else:
+        axis = metric.axis_info
+        factor = axis[0].unit_conversion_factor if axis else 1.0
+    if metric is crs:
+        return shapely.distance(area, geoms) * factor
+    from pyproj import Transformer
+
+    t = Transformer.from_crs(crs, metric, always_xy=True)
+
+    def project(xy: np.ndarray) -> np.ndarray:
+        x, y = t.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    with np.errstate(invalid="ignore"):
+        d = shapely.distance(shapely.transform(area, project), shapely.transform(geoms, project))
+    return np.where(np.isfinite(d), d * factor, np.inf)
+
+
+def _guess_crs(
+    geoms: np.ndarray, crs: CRS, study_area: gpd.GeoSeries | gpd.GeoDataFrame
+) -> str | None:
+    """A CRS in which the coordinates of ``geoms`` (declared in ``crs``) fall on the study
+    area (most of them within 50 km of it): the study area's own projected CRS, its UTM zone,
+    WGS 84 or Web Mercator."""
+    from telcoplan.gis.crs import utm_crs_for
+
+    lon0, lat0, lon1, lat1 = study_area.to_crs("EPSG:4326").total_bounds
+    candidates = ["EPSG:4326", "EPSG:3857"]
+    with contextlib.suppress(ValueError):  # outside the UTM domain
+        candidates.insert(0, utm_crs_for((lon0 + lon1) / 2.0, (lat0 + lat1) / 2.0))
+    own = CRS.from_user_input(study_area.crs)
+    if own.is_projected and own.to_authority():
+        candidates.insert(0, ":".join(own.to_authority()))
+    for cand in candidates:
+        other = CRS.from_user_input(cand)
+        if other == crs:
+            continue
+        try:
+            area = shapely.union_all(study_area.to_crs(other).geometry.to_numpy())
+            d = _distances_m(area, geoms, other)
+        except (ValueError, RuntimeError, shapely.errors.ShapelyError):
+            continue  # coordinates that the CRS cannot take: not it
+        if len(d) and np.mean(d <= 50_000.0) >= 0.5:
+            return cand
+    return None
 
 
 def _dupes(values: Iterable, ok: np.ndarray, col: str, add) -> None:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from telcoplan.errors import PlanError
 
-__all__ = ["run_calibration"]
+__all__ = ["calibration_summary", "run_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ def run_calibration(
     land_use_classes_path: Path | None = None,
     overwrite: bool = False,
     land_use_column: str | None = None,
+    cv_folds: int | None = None,
+    cv_mode: str = "spatial",
+    cv_block_m: float = 1000.0,
+    seed: int = 0,
 ):
     """``telcoplan calibrate``: fit ``model`` to measurements and write ``params.json`` atomically.
 
@@ -43,7 +47,14 @@ def run_calibration(
     with their class in ``land_use_column``; any CRS: :mod:`telcoplan.layers.land_use`) the class
     under each measurement is its clutter class (a raster's codes named by
     ``land_use_classes_path``, CSV ``code,name``, or by the code itself); measurements outside the
-    layer or without a class are an error (no fallback class). Returns the
+    layer or without a class are class ``unclassified``, fitted like the others.
+
+    With ``cv_folds`` (k ≥ 2) every candidate configuration — the model and the others valid at
+    the frequency, terrain off / on with each diffraction method (with a DEM), clutter off / on
+    (with land use), per-site offsets off / on with each shrinkage — is cross-validated on k
+    folds (``cv_mode``: random, spatial blocks of ``cv_block_m`` m, or by serving site; shuffled
+    with ``seed``) and the best is fitted and written, with the table of every candidate
+    (:func:`telcoplan.coverage.crossval.calibrate_cv`). Returns the
     :class:`telcoplan.coverage.calibration.Calibration`.
     """
     import json
@@ -113,24 +124,86 @@ def run_calibration(
             ", ".join(f"{k} {v}" for k, v in pd.Series(clutter).value_counts().items()),
         )
 
-    cal = calibrate(
-        towers,
-        meas,
-        model=model,
-        environment=environment,
-        h_rx_m=h_rx_m,
-        clutter=clutter,
-        validation=val,
-        validation_clutter=vclutter,
-        dem=dem,
-        grid=grid,
-        diffraction=diffraction,
-        source=str(measurements_path),
-        validation_source=str(validation_path),
-        dem_source=str(dem_path),
-    )
+    common = {
+        "model": model,
+        "environment": environment,
+        "h_rx_m": h_rx_m,
+        "clutter": clutter,
+        "validation": val,
+        "validation_clutter": vclutter,
+        "dem": dem,
+        "grid": grid,
+        "diffraction": diffraction,
+        "source": str(measurements_path),
+        "validation_source": str(validation_path),
+        "dem_source": str(dem_path),
+    }
+    if cv_folds is None:
+        cal = calibrate(towers, meas, **common)
+    else:
+        from telcoplan.coverage.crossval import calibrate_cv
+
+        cal = calibrate_cv(
+            towers, meas, folds=cv_folds, mode=cv_mode, block_m=cv_block_m, seed=seed, **common
+        )
     with atomic_path(output, overwrite=overwrite) as tmp:
         tmp.write_text(
             json.dumps(cal.to_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
         )
     return cal
+
+
+#: The fit's figures ``telcoplan calibrate`` prints, after ``mean_error_db``.
+_PRINTED = (
+    "rmse_db_before",
+    "rmse_db_after",
+    "mean_error_db_before",
+    "mean_error_db_after",
+    "validation_rmse_db",
+    "validation_mean_error_db",
+    "intercept_offset_db",
+    "slope_offset_db_per_decade",
+    "clutter_offsets_db",
+    "n_measurements",
+    "terrain",
+    "diffraction",
+)
+
+
+def calibration_summary(cal) -> tuple[dict, str | None]:
+    """What ``telcoplan calibrate`` prints: the fit's figures (JSON-ready) and, with a
+    cross-validation, the line naming the validation error to quote (else None).
+
+    With CV the figures add the chosen ``model``, ``site_offsets_db``, ``site_shrinkage``,
+    ``cv_rmse_db``, ``cv_mean_error_db`` and ``cv`` (folds, mode, block, seed, the chosen
+    configuration and every candidate's CV RMSE and mean error, best first).
+    """
+    d = cal.to_dict()
+    printed = {"mean_error_db": d["mean_error_db"]} | {k: d.get(k) for k in _PRINTED}
+    cv = cal.cv
+    if cv is None:
+        return printed, None
+    ranked = sorted(cv["candidates"], key=lambda c: c["cv_rmse_db"])
+    printed |= {
+        "model": d["model"],
+        "site_offsets_db": d["site_offsets_db"],
+        "site_shrinkage": d["site_shrinkage"],
+        "cv_rmse_db": cv["cv_rmse_db"],
+        "cv_mean_error_db": cv["cv_mean_error_db"],
+        "cv": {k: cv[k] for k in ("folds", "mode", "block_m", "seed", "chosen")}
+        | {
+            "candidates": {
+                c["name"]: {
+                    "cv_rmse_db": c["cv_rmse_db"],
+                    "cv_mean_error_db": c["cv_mean_error_db"],
+                }
+                for c in ranked
+            }
+        },
+    }
+    quote = (
+        f"validation error to quote: {cv['cv_rmse_db']:.2f} dB RMS (mean "
+        f"{cv['cv_mean_error_db']:+.2f} dB), {cv['folds']}-fold {cv['mode']} cross-validation "
+        f"of {cv['chosen']['name']}, the best of {len(cv['candidates'])} configurations"
+    )
+    return printed, quote

@@ -29,9 +29,9 @@ from telcoplan.layers.population import (
     weights_from_polygons,
 )
 from telcoplan.layers.schemas import POPULATION_POLYGONS
-from telcoplan.pipeline.model import RASTER_SUFFIXES, LayerRef, Plan
+from telcoplan.pipeline.model import GENERATED_ID_LAYERS, RASTER_SUFFIXES, LayerRef, Plan
 
-__all__ = ["MAX_CELLS", "PlanInputs", "load_inputs"]
+__all__ = ["MAX_CELLS", "PlanInputs", "load_inputs", "tower_reach"]
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class PlanInputs:
     population: np.ndarray
     vectors: Mapping[str, gpd.GeoDataFrame]
     dem: np.ndarray | None = None
-    #: False when the plan has no population at all (allowed when coverage is off)
+    #: False when the plan has no population at all (allowed unless the gaps stage runs)
     has_population: bool = True
     #: land-use codes on the grid (NaN = nodata) and their class names (None: the code itself)
     land_use: np.ndarray | None = None
@@ -76,7 +76,9 @@ def load_inputs(plan: Plan) -> PlanInputs:
     failures: list[TelcoplanError] = []
     aref = plan.layers["areas"]
     try:
-        areas_raw = areas_layer.load_areas(aref.path, crs=aref.crs, layer=aref.layer)
+        areas_raw = areas_layer.load_areas(
+            aref.path, crs=aref.crs, layer=aref.layer, columns=aref.columns, values=aref.values
+        )
     except (LayerValidationError, InputFileError) as exc:
         raise PlanError(
             f"{plan.path or plan.name}: cannot load the areas layer (the study area):\n{exc}"
@@ -103,13 +105,25 @@ def load_inputs(plan: Plan) -> PlanInputs:
         ref = plan.layers.get(name)
         if ref is None:
             continue
+        options = {"study_area": study, "ids": ref.ids}
+        if name == "towers" and not ref.clip:
+            # sites beyond the boundary serve its edge: kept within their coverage radius
+            options = {
+                "study_area": areas.geometry,
+                "reach_m": tower_reach(
+                    _coverage_radius_km(plan), margin_m=plan.study_area_margin_m
+                ),
+                "reach_name": "coverage radius",
+            }
         try:
             vectors[name] = loader(
-                ref.path, crs=ref.crs, layer=ref.layer, study_area=study, clip=ref.clip,
-                columns=ref.columns, values=ref.values,
+                ref.path, crs=ref.crs, layer=ref.layer, clip=ref.clip, columns=ref.columns,
+                values=ref.values, **options,
             ).to_crs(crs)  # fmt: skip
             log.info("%s: %d features from %s", name, len(vectors[name]), ref.path.name)
-        except (LayerValidationError, InputFileError) as exc:
+        except LayerValidationError as exc:
+            failures.append(_with_ids_hint(exc, name, ref))
+        except InputFileError as exc:
             failures.append(exc)
 
     dem = None
@@ -127,12 +141,18 @@ def load_inputs(plan: Plan) -> PlanInputs:
             failures.append(exc)
 
     population, has_population = np.zeros(grid.shape), True
-    if (
-        "population" not in plan.layers
-        and "population" not in areas.columns
-        and not plan.enabled("coverage")
-    ):
-        # the backbone alone needs no population: say so rather than refuse
+    no_population = "population" not in plan.layers and "population" not in areas.columns
+    if no_population and plan.enabled("gaps") and "towers" in plan.layers:
+        failures.append(
+            PlanError(
+                "the gaps stage needs population (gaps are uncovered populated places): add "
+                "`layers.population:` or a `population` column to the areas (`columns: "
+                "{population: <column>}`; command line: --population or --population-column), "
+                "or switch the stage off with `gaps: false`"
+            )
+        )
+    elif no_population:
+        # the backbone, or coverage alone (signal needs no people): say so rather than refuse
         log.info("no population layer: population figures are left out")
         has_population = False
     else:
@@ -159,6 +179,65 @@ def load_inputs(plan: Plan) -> PlanInputs:
         land_use=land_use,
         land_use_names=land_use_names,
     )
+
+
+def _coverage_radius_km(plan: Plan) -> float | None:
+    """The coverage stage's ``max_radius_km`` (None: by band, or the stage is off)."""
+    params = plan.parameters.get("coverage") if plan.enabled("coverage") else None
+    return getattr(params, "max_radius_km", None)
+
+
+def tower_reach(max_radius_km: float | None = None, *, margin_m: float = 0.0):
+    """A function giving, per tower, the distance (m) from the study area within which the
+    tower is kept (it serves the area's edge): ``max_radius_km`` (the coverage stage's), else
+    the tower's own ``max_radius_km`` column, else the default radius of its band
+    (:func:`telcoplan.coverage.bestserver.default_radius_km`: ≤ 1 GHz 15 km, ≤ 2.2 GHz 10 km,
+    ≤ 3 GHz 8 km, else 5 km; the largest for a frequency that is not a number), and at least
+    ``margin_m`` (the plan's ``study_area_margin_m``)."""
+    import pandas as pd
+
+    from telcoplan.coverage.bestserver import DEFAULT_RADIUS_KM, default_radius_km
+
+    fixed = max_radius_km
+    widest = max(r for _, r in DEFAULT_RADIUS_KM)
+    margin = margin_m
+
+    def reach(towers: gpd.GeoDataFrame) -> np.ndarray:
+        n = len(towers)
+        if fixed is not None:
+            return np.full(n, max(float(fixed) * 1000.0, margin))
+        freq = np.full(n, np.nan)
+        if "frequency_mhz" in towers.columns:
+            freq = pd.to_numeric(towers["frequency_mhz"], errors="coerce").to_numpy(float)
+        ok = np.isfinite(freq)
+        km = np.where(ok, default_radius_km(np.where(ok, freq, 0.0)), widest)
+        if "max_radius_km" in towers.columns:
+            own = pd.to_numeric(towers["max_radius_km"], errors="coerce").to_numpy(float)
+            km = np.where(np.isfinite(own), own, km)
+        return np.maximum(km * 1000.0, margin)
+
+    return reach
+
+
+def _with_ids_hint(exc: LayerValidationError, name: str, ref: LayerRef) -> LayerValidationError:
+    """``exc`` with a hint at ``ids: generate`` on its id problems (duplicate or missing ids)
+    when the layer's ids only label features and the plan keeps the file's."""
+    from telcoplan.layers.schemas import SCHEMAS
+
+    id_column = SCHEMAS[name].id_column
+    if name not in GENERATED_ID_LAYERS or ref.ids != "file" or id_column is None:
+        return exc
+    hint = (
+        f"; or, as {name} ids only label features, set `ids: generate` for layers.{name} in "
+        "the plan (ids then come from the row numbers)"
+    )
+    problems = [
+        replace(p, message=p.message + hint)
+        if p.column == id_column and ("duplicate" in p.message or "missing" in p.message)
+        else p
+        for p in exc.problems
+    ]
+    return LayerValidationError(exc.source, exc.layer, problems)
 
 
 def _check_crs_covers(plan: Plan, areas: gpd.GeoDataFrame) -> None:

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LAYER_NAMES", "RASTER_SUFFIXES", "VECTOR_LAYERS", "LayerRef", "Plan"]
+__all__ = [
+    "GENERATED_ID_LAYERS",
+    "LAYER_NAMES",
+    "RASTER_SUFFIXES",
+    "VECTOR_LAYERS",
+    "LayerRef",
+    "Plan",
+]
 
 #: Layers a plan may name, in loading order.
 LAYER_NAMES = (
@@ -24,6 +31,8 @@ LAYER_NAMES = (
 )
 #: Point and line layers, loaded by their layer module (they take ``clip``, ``columns``, ``values``).
 VECTOR_LAYERS = ("towers", "roads", "fiber", "candidates", "pois", "measurements")
+#: Layers whose id only labels features: they take ``ids: generate`` (ids from row numbers).
+GENERATED_ID_LAYERS = ("roads", "fiber")
 #: File suffixes read as rasters.
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
@@ -46,6 +55,8 @@ class LayerRef:
     columns: Mapping[str, str] | None = None
     #: translations of column values, e.g. {"road_class": {"Quốc Gia": "trunk"}}
     values: Mapping[str, Mapping[str, str]] | None = None
+    #: "file" (the file's ids, unique) or "generate" (from row numbers; GENERATED_ID_LAYERS)
+    ids: str = "file"
 
     @property
     def is_raster(self) -> bool:

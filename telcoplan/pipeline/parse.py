@@ -27,10 +27,13 @@ or the class column of land-use polygons),
 polygons whose classes weigh as :data:`telcoplan.layers.population.CLASS_WEIGHTS` says, with
 ``{path, column, classes: {class: weight}, default}`` to change them), ``classes`` (the
 ``code,name`` CSV of a ``land_use`` raster, whose clutter classes a calibration's offsets name)
-``clip`` (``true``: features wholly outside the study area are left out, with a warning,
-instead of being reported — for national road or tower files), ``columns`` (the file's
-names of the layer's columns, e.g. ``{site_id: CellID, height_m: AntennaHeight}``) and
-``values`` (translations of a column's values, e.g. ``{road_class: {Quốc Gia: trunk}}``).
+``clip`` (``true``: features wholly outside the study area plus its margin are left out,
+with a warning, instead of being reported, and lines and polygons crossing its edge are cut
+there — for national road files), ``columns`` (the file's names of the layer's columns, e.g.
+``{site_id: CellID, height_m: AntennaHeight}``; also for ``areas``: ``{name: commune_vn,
+population: pop2019_total}``), ``values`` (translations of a column's values, e.g.
+``{road_class: {Quốc Gia: trunk}}``) and ``ids`` (``generate``: roads and fiber take their
+ids from the row numbers, for files whose ids are missing or repeat).
 
 Each stage's parameters are checked by its stage module (:data:`telcoplan.pipeline.stages.STAGES`)
 when the plan is read, once; every problem of the file is reported at once.
@@ -48,7 +51,14 @@ import yaml
 
 from telcoplan.errors import InputFileError, PlanError
 from telcoplan.pipeline.checks import ParameterError, in_range, is_number, suggest
-from telcoplan.pipeline.model import LAYER_NAMES, RASTER_SUFFIXES, VECTOR_LAYERS, LayerRef, Plan
+from telcoplan.pipeline.model import (
+    GENERATED_ID_LAYERS,
+    LAYER_NAMES,
+    RASTER_SUFFIXES,
+    VECTOR_LAYERS,
+    LayerRef,
+    Plan,
+)
 from telcoplan.pipeline.stages import STAGES
 
 __all__ = ["parse_plan", "plan_from_layers", "read_plan", "write_plan"]
@@ -64,8 +74,10 @@ _TOP_KEYS = (
     "description",
 )
 _LAYER_KEYS = (
-    "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values"
+    "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values", "ids"
 )  # fmt: skip
+#: Layers that take `columns:` and `values:` (the vector layers and the areas).
+_MAPPED_LAYERS = ("areas", *VECTOR_LAYERS)
 
 
 class _PlanLoader(yaml.SafeLoader):
@@ -156,11 +168,13 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
                 "e.g. {site_id: CellID}"
             )
             columns = None
-        elif name not in VECTOR_LAYERS:
+        elif name not in _MAPPED_LAYERS:
             errs.append(
-                f"layers.{name}.columns: only the layers {', '.join(VECTOR_LAYERS)} take a "
+                f"layers.{name}.columns: only the layers {', '.join(_MAPPED_LAYERS)} take a "
                 "column mapping; remove it"
-            )
+                + (" (population polygons name their count column with `column:`)"
+                   if name == "population" else "")
+            )  # fmt: skip
             columns = None
     values = entry.get("values")
     if values is not None:
@@ -173,9 +187,22 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
                 "{road_class: {Quốc Gia: trunk}}"
             )
             values = None
-        elif name not in VECTOR_LAYERS:
+        elif name not in _MAPPED_LAYERS:
             errs.append(f"layers.{name}.values: only vector layers take value translations")
             values = None
+    ids = entry.get("ids", "file")
+    if ids not in ("file", "generate"):
+        errs.append(
+            f"layers.{name}.ids must be `file` (the file's own, unique ids) or `generate` "
+            f"(ids from the row numbers), got {ids!r}"
+        )
+        ids = "file"
+    elif ids == "generate" and name not in GENERATED_ID_LAYERS:
+        errs.append(
+            f"layers.{name}.ids: only the layers {', '.join(GENERATED_ID_LAYERS)}, whose ids "
+            "only label features, can generate them; give every feature a unique id"
+        )
+        ids = "file"
     if entry.get("crs") is not None and not _valid_crs(entry["crs"]):
         errs.append(
             f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
@@ -200,6 +227,7 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
         clip=clip,
         columns=columns,
         values=values,
+        ids=ids,
     )
 
 
@@ -356,18 +384,27 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
 
 
 def plan_from_layers(
-    layers: Mapping[str, str | os.PathLike | None],
+    layers: Mapping[str, str | os.PathLike | Mapping[str, Any] | None],
     *,
     name: str = "command line",
     resolution_m: float = 100.0,
     crs: str | None = None,
     stages: Mapping[str, Any] | None = None,
+    study_area_margin_m: float = 0.0,
 ) -> Plan:
-    """A :class:`Plan` built from layer paths (for the one-stage CLI commands); checked like a file."""
+    """A :class:`Plan` built from layer paths, or layer entries as in a plan file
+    (``{"path": …, "column": …}``), for the one-stage CLI commands; checked like a file."""
+
+    def entry(v):
+        if isinstance(v, Mapping):
+            return {**v, "path": str(Path(v["path"]).resolve())}
+        return str(Path(v).resolve())
+
     doc = {
         "name": name,
         "resolution_m": resolution_m,
-        "layers": {k: str(Path(v).resolve()) for k, v in layers.items() if v is not None},
+        "study_area_margin_m": study_area_margin_m,
+        "layers": {k: entry(v) for k, v in layers.items() if v is not None},
         "stages": dict(stages or {}),
     }
     if crs is not None:

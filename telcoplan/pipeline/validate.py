@@ -59,6 +59,12 @@ def validate_files(
 
     study = None
     reports = []
+    if crs is not None and not _known_crs(crs):
+        message = (
+            f"--crs {crs!r} is not a CRS pyproj knows; give one such as EPSG:4326 (lon/lat) or "
+            "EPSG:32649 (UTM zone 49N, metres)"
+        )
+        return [ValidationReport(Path(f), False, "", f"{f}: {message}") for f in files]
     if area is not None:
         try:
             study = load_areas(area)
@@ -115,9 +121,31 @@ def _validate_one(
     from telcoplan.gis.vector import read_vector
     from telcoplan.layers.schemas import SCHEMAS
 
+    if name == "towers" and study is not None:
+        # as in a plan: towers beyond the study area serve its edge within their coverage
+        # radius (kept with a warning), farther ones are left out (a warning too)
+        from telcoplan.layers.towers import load_towers
+        from telcoplan.pipeline.inputs import tower_reach
+
+        towers = load_towers(
+            p, crs=crs, layer=layer, study_area=study, reach_m=tower_reach(),
+            reach_name="coverage radius",
+        )  # fmt: skip
+        return ValidationReport(p, True, f"towers, {len(towers)} features kept")
     gdf = read_vector(p, crs=crs, layer=layer)
     SCHEMAS[name].validate(gdf, source=str(p), study_area=study)
     return ValidationReport(p, True, f"{name}, {len(gdf)} features")
+
+
+def _known_crs(crs: str) -> bool:
+    from pyproj import CRS
+    from pyproj.exceptions import CRSError
+
+    try:
+        CRS.from_user_input(crs)
+    except (CRSError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _validate_land_use(p: Path, layer: str | None, crs: str | None) -> ValidationReport:

@@ -192,16 +192,39 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
     money = ctx.money
     out = []
     n_sites, n_shared = bb.get("sites"), bb.get("shared_sites")
+    greenfield = bb.get("mode") == "greenfield"
     if number(n_sites) is not None:
-        text = f"<p>Links connecting {fmt_count(n_sites)} physical sites"
+        text = f"<p>Links {'joining' if greenfield else 'connecting'} {fmt_count(n_sites)} physical sites"
         if number(n_shared) is not None:
             text += f" ({fmt_count(n_shared)} shared by several operators)"
+        if greenfield:
+            out.append(
+                text + ". <strong>Greenfield plan</strong>: no existing fibre was given, so "
+                "every link is a new trench. Building alone, each operator joins its own sites "
+                "to each other; building jointly, the operators dig one shared trench network "
+                "that joins each operator's sites.</p>"
+            )
+        else:
+            out.append(
+                text + " to the fibre network: each operator building alone, and all operators "
+                "building one shared trench network.</p>"
+            )
+    left_out = [r for r in bb.get("left_out") or [] if isinstance(r, Mapping)]
+    if left_out:
         out.append(
-            text + " to the fibre network: each operator building alone, and all operators "
-            "building one shared trench network.</p>"
+            f"<p>{fmt_count(len(left_out))} site{'s' if len(left_out) != 1 else ''} cannot be "
+            "connected in every plan and "
+            f"{'are' if len(left_out) != 1 else 'is'} left out of both the joint and the "
+            "separate plans, so that both serve the same sites:</p>"
+        )
+        out.append(
+            html_table(
+                ("Site", "Reason"),
+                [[esc(r.get("site_id")), esc(r.get("reason"))] for r in left_out],
+            )
         )
     nofiber = bb.get("operators_without_fiber")
-    if isinstance(nofiber, list) and nofiber:
+    if isinstance(nofiber, list) and nofiber and not greenfield:
         out.append(
             '<p class="note">Without any fibre to start from: '
             + ", ".join(esc(o) for o in nofiber)

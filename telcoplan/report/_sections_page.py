@@ -16,6 +16,7 @@ __all__ = [
     "default_title",
     "figure_section",
     "provenance_section",
+    "skipped_stages",
     "subtitle",
 ]
 
@@ -40,7 +41,24 @@ def subtitle(summary: Mapping[str, Any]) -> str:
     res = number(as_mapping(summary.get("grid")).get("resolution_m"))
     if res is not None:
         bits.append(f"grid {fmt_num(res, 0 if res.is_integer() else 1, 'm')}")
-    return f'<p class="sub">{" · ".join(bits)}</p>' if bits else ""
+    line = f'<p class="sub">{" · ".join(bits)}</p>' if bits else ""
+    return line + skipped_stages(summary)
+
+
+def skipped_stages(summary: Mapping[str, Any]) -> str:
+    """A note listing the stages that did not run, each with why (``summary["stages"]``)."""
+    stages = as_mapping(summary.get("stages"))
+    items = [
+        f"<li><strong>{esc(name)}</strong>: {esc(as_mapping(v).get('skipped'))}</li>"
+        for name, v in stages.items()
+        if not is_missing(as_mapping(v).get("skipped"))
+    ]
+    if not items:
+        return ""
+    return (
+        '<div class="note" id="skipped-stages"><p>Skipped stages:</p>'
+        f"<ul>{''.join(items)}</ul></div>"
+    )
 
 
 def figure_section(png: bytes | None) -> str:

@@ -161,3 +161,37 @@ def test_fiber_turning_off_the_road_marks_only_the_shared_stretch():
     carried = sorted(d["length_m"] for _, _, d in G.edges(data=True) if d["fiber"])
     assert carried == [pytest.approx(1500, abs=5.1)]
     assert sum(d["length_m"] for _, _, d in G.edges(data=True)) == pytest.approx(6000)
+
+
+def test_road_ends_a_hair_short_of_another_road_join_it():
+    """Real road files digitise junctions a few mm to dm short: a T-junction 5 mm and 30 cm
+    short, and two roads whose ends miss each other by 5 mm, are joined; a road ending 2 m
+    short is not (the gap may be real). Lengths grow by at most the gap (+1 cm)."""
+    main = LineString([(X0, Y0), (X0 + 1000, Y0)])
+    roads = gpd.GeoDataFrame(
+        {
+            "road_id": ["main", "t5mm", "t30cm", "far", "next"],
+            "road_class": ["primary", "residential", "residential", "residential", "primary"],
+        },
+        geometry=[
+            main,
+            LineString([(X0 + 200, Y0 + 500), (X0 + 200, Y0 + 0.005)]),
+            LineString([(X0 + 500, Y0 - 400), (X0 + 500.1, Y0 - 0.3)]),
+            LineString([(X0 + 800, Y0 + 300), (X0 + 800, Y0 + 2.0)]),
+            LineString([(X0 + 1000.003, Y0 + 0.004), (X0 + 1600, Y0)]),
+        ],
+        crs=UTM49,
+    ).set_index("road_id")
+    G = build_graph(roads)
+    comp = {
+        d["road_id"]: k
+        for k, c in enumerate(nx.connected_components(G))
+        for _, _, d in G.subgraph(c).edges(data=True)
+    }
+    assert comp["t5mm"] == comp["t30cm"] == comp["main"] == comp["next"]
+    assert comp["far"] != comp["main"]
+    total = dict.fromkeys(roads.index, 0.0)
+    for _, _, d in G.edges(data=True):
+        total[d["road_id"]] += d["length_m"]
+    for r, geom in roads.geometry.items():
+        assert geom.length - 1e-6 <= total[r] <= geom.length + 0.32, r

@@ -45,7 +45,7 @@ def backbone_plan(tmp_path, areas4, towers5, roads3, fiber1):
         "name": "backbone",
         "resolution_m": 100,
         "layers": {k: f"inputs/{k}.gpkg" for k in ("areas", "towers", "roads", "fiber")},
-        "stages": {"coverage": False, "backbone": {"lease_factor": 0.5}},
+        "stages": {"coverage": False, "gaps": False, "backbone": {"lease_factor": 0.5}},
     }
     path = tmp_path / "plan.yml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
@@ -163,12 +163,17 @@ def test_map_and_report_commands_on_a_plan_output(backbone_plan, tmp_path):
     assert "VND" in (out / "report.html").read_text(encoding="utf-8")
     assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # on its own too
     runner = CliRunner()
-    # both exist from the plan's own stages: refused without --overwrite, cleanly
+    # both exist from the plan's own stages: drawn again from the run's data (no --overwrite)
     for cmd in ("map", "report"):
-        res = runner.invoke(cli, [cmd, str(out)])
-        assert res.exit_code == 1, res.output
-        assert "--overwrite" in res.output
-        assert "Traceback" not in res.output
+        before = (out / f"{cmd}.html").stat().st_mtime_ns
+        res = runner.invoke(cli, [cmd, str(out), "--plan", str(backbone_plan)])
+        assert res.exit_code == 0, res.output
+        assert (out / f"{cmd}.html").stat().st_mtime_ns > before
+    # without the plan a backbone-only output has no areas for a map: a clean error
+    res = runner.invoke(cli, ["map", str(out)])
+    assert res.exit_code == 1, res.output
+    assert "areas" in res.output
+    assert "Traceback" not in res.output
     res = runner.invoke(
         cli, ["map", str(out), "--plan", str(backbone_plan), "-o", str(tmp_path / "m.html")]
     )
@@ -289,12 +294,21 @@ def test_backbone_plan_checks(backbone_plan, tmp_path):
     assert "'primery'" in msg
     assert "did you mean 'primary'" in msg
     assert "cost_per_m.residential must be a finite" in msg
-    assert "layers.fiber" in msg
-    # without a backbone block and without fiber, the stage is simply not run
+    assert "layers.fiber" not in msg  # without fiber the backbone is planned greenfield
+    # a configured backbone needs roads and towers
+    roads = doc["layers"].pop("roads")
+    backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    with pytest.raises(
+        PlanError, match=r"stages.backbone needs the layers roads, towers; add layers.roads"
+    ):
+        read_plan(backbone_plan)
+    # without fiber, the stage runs greenfield
+    doc["layers"]["roads"] = roads
     del doc["stages"]["backbone"]
     backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
     summary = run_plan(read_plan(backbone_plan), tmp_path / "nofiber")
-    assert "backbone" not in summary
+    assert summary["backbone"]["mode"] == "greenfield"
+    assert summary["backbone"]["trench_km_joint"] == summary["backbone"]["length_km_joint"]
 
 
 def test_fiber_far_from_every_road_is_a_clear_error(backbone_plan, tmp_path, fiber1):
@@ -323,3 +337,66 @@ def test_physical_sites_cluster_by_distance(towers5):
     sites, ops = physical_sites(t.set_index("site_id"))
     assert list(sites.index) == ["VT-1"]
     assert ops == {"VT-1": ["Viettel", "VinaPhone"]}
+
+
+def test_greenfield_backbone_without_fiber(backbone_plan, tmp_path, towers5, caplog):
+    """No fiber layer: the backbone is planned greenfield (every link a new trench), and says so
+    in the log, the summary and the report; a site on a road piece apart from its operator's
+    other sites is left out of both plans, with the reason."""
+    import logging
+
+    far = gpd.GeoDataFrame(
+        {"road_id": ["island"], "road_class": ["track"], "name": ["E"]},
+        geometry=[LineString([(X0 + 100, Y0 + 900), (X0 + 300, Y0 + 900)])],
+        crs=UTM49,
+    )
+    roads = gpd.read_file(tmp_path / "inputs" / "roads.gpkg")
+    write_vector(tmp_path / "inputs" / "roads.gpkg", pd.concat([roads, far]), overwrite=True)
+    lonely = towers5.iloc[[0]].copy()
+    lonely["site_id"] = ["VT-<9>"]
+    lonely.geometry = [Point(X0 + 200, Y0 + 920)]
+    write_vector(
+        tmp_path / "inputs" / "towers.gpkg",
+        pd.concat([towers5, lonely], ignore_index=True),
+        overwrite=True,
+    )
+    doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
+    del doc["layers"]["fiber"]
+    backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO, logger="telcoplan"):
+        run_plan(read_plan(backbone_plan), out)
+    assert "backbone: greenfield plan (no layers.fiber)" in caplog.text
+    bb = json.loads((out / "summary.json").read_text(encoding="utf-8"))["backbone"]
+    assert bb["mode"] == "greenfield"
+    assert bb["sites"] == 5
+    assert bb["left_out"] == [
+        {"site_id": "VT-<9>", "reason": "no road path to Viettel's other sites"}
+    ]
+    assert bb["unreachable_sites"] == ["VT-<9>"]
+    assert bb["trench_km_joint"] == bb["length_km_joint"] > 0  # all new trench
+    assert bb["trench_km_separate"] == bb["length_km_separate"]
+    assert bb["cost_joint"] <= bb["cost_separate"]
+    links = gpd.read_file(out / "backbone.gpkg", layer="links")
+    assert set(links["status"]) == {"new"}
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "<strong>Greenfield plan</strong>: no existing fibre was given" in report
+    assert "left out of both the joint and the separate plans" in report
+    assert "VT-&lt;9&gt;" in report  # escaped
+    assert "VT-<9>" not in report
+    assert "Without any fibre to start from" not in report
+
+
+def test_sites_beyond_max_snap_are_left_out_not_fatal(backbone_plan, tmp_path):
+    """VT-3 lies 250 m from the nearest road: with max_snap_m 200 it is left out of every plan,
+    with its distance, and the others are planned (before: the whole run stopped)."""
+    doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
+    doc["stages"]["backbone"]["max_snap_m"] = 200
+    backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    bb = run_plan(read_plan(backbone_plan), tmp_path / "out")["backbone"]
+    assert bb["sites"] == 4  # VT-2 and VNP-1 share a mast
+    reasons = {s["site_id"]: s["reason"] for s in bb["left_out"]}
+    assert set(reasons) == {"VT-3"}
+    assert "250 m" in reasons["VT-3"]
+    assert "max_snap_m" in reasons["VT-3"]
+    assert bb["cost_joint"] > 0

@@ -506,3 +506,25 @@ def test_validate_land_use(runner, tmp_path, grid10, areas4):
     res = runner.invoke(cli, ["validate", "--type", "land_use", str(tmp_path / "lu_points.gpkg")])
     assert res.exit_code == 1
     assert "must be polygons" in res.output
+
+
+def test_map_and_report_redraw_a_finished_run_without_overwrite(runner, plan_dir):
+    """The run's own map, report and figure are derived: drawn again without --overwrite; the
+    run's data are untouched; a file elsewhere still needs --overwrite."""
+    out = plan_dir / "out"
+    assert runner.invoke(cli, ["run", str(plan_dir / "good.yml"), "--out", str(out)]).exit_code == 0
+    data = {p.name: p.read_bytes() for p in out.iterdir() if p.suffix in (".tif", ".gpkg", ".json")}
+    stamp = {n: (out / n).stat().st_mtime_ns for n in ("map.html", "report.html", "figure.png")}
+    for command in ("map", "report"):
+        res = runner.invoke(cli, [command, str(out), "--plan", str(plan_dir / "good.yml")])
+        assert res.exit_code == 0, res.output
+    assert all((out / n).stat().st_mtime_ns > t for n, t in stamp.items())
+    assert {n: (out / n).read_bytes() for n in data} == data
+    other = plan_dir / "elsewhere.html"
+    other.write_text("mine")
+    for command in ("map", "report"):
+        res = runner.invoke(cli, [command, str(out), "-o", str(other)])
+        assert res.exit_code == 1
+        assert "already exists; pass --overwrite" in res.output
+        assert "overwrite=" not in res.output
+    assert other.read_text() == "mine"

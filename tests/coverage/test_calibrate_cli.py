@@ -113,7 +113,8 @@ def test_land_use_offsets_are_recovered_by_class_name(tmp_path):
     assert res.exit_code == 0, res.output
     params = json.loads((tmp_path / "p.json").read_text())
     offsets = params["clutter_offsets_db"]
-    assert set(offsets) == {"open", "urban"}
+    assert set(offsets) == {"open", "urban", "unclassified"}
+    assert offsets["unclassified"] == 0.0  # no measurement without a class
     assert offsets["urban"] - offsets["open"] == pytest.approx(7.0, abs=0.5)
     assert params["intercept_offset_db"] + offsets["open"] == pytest.approx(TRUE_A, abs=0.8)
     assert params["rmse_db_after"] == pytest.approx(1.0, abs=0.2)
@@ -125,7 +126,7 @@ def test_land_use_offsets_are_recovered_by_class_name(tmp_path):
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     codes = json.loads((tmp_path / "codes.json").read_text())
-    assert set(codes["clutter_offsets_db"]) == {"1", "2"}
+    assert set(codes["clutter_offsets_db"]) == {"1", "2", "unclassified"}
     assert codes["validation_rmse_db"] == pytest.approx(codes["rmse_db_after"], abs=1e-9)
 
 
@@ -160,7 +161,7 @@ def test_land_use_polygons_recover_offsets_by_class_column(tmp_path):
               tmp_path / "classes.csv", "-o", tmp_path / "raster.json")  # fmt: skip
     assert res.exit_code == 0, res.output
     raster = json.loads((tmp_path / "raster.json").read_text())
-    assert set(poly["clutter_offsets_db"]) == {"open", "residential-urban"}
+    assert set(poly["clutter_offsets_db"]) == {"open", "residential-urban", "unclassified"}
     gap = poly["clutter_offsets_db"]["residential-urban"] - poly["clutter_offsets_db"]["open"]
     assert gap == pytest.approx(7.0, abs=0.5)
     # the raster and the polygons class every measurement alike: the same fit
@@ -190,14 +191,8 @@ def test_error_cases_are_one_clean_message(tmp_path):
     res = run(*base, "--dem", tmp_path / "half.tif", "--resolution", 20, *out)
     assert_clean_failure(res, "half.tif", "measurements of", "not on the DEM", "no elevation data")
 
-    # measurements outside the land-use raster (it covers the western 3 km only)
-    lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
-    lon1, lat1 = TO_LONLAT.transform(X0 + 3_000.0, Y0 + 4_500.0)
-    write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
-    res = run(*base, "--land-use", tmp_path / "lu.tif", *out)
-    assert_clean_failure(res, "lu.tif", "lie outside the land-use raster", "rows ")
-
     # codes missing from the class table; a table without the name column
+    lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
     lon1, lat1 = TO_LONLAT.transform(X0 + 10_500.0, Y0 + 4_500.0)
     write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
     (tmp_path / "classes.csv").write_text("code,name\n1,open\n", encoding="utf-8")
@@ -231,3 +226,74 @@ def test_error_cases_are_one_clean_message(tmp_path):
     res = run(*base, "--land-use-classes", tmp_path / "classes.csv", *out)
     assert res.exit_code == 2
     assert "--land-use-classes needs --land-use" in res.output
+
+
+# ------------------------------------------------------------------------------ --cv, unclassified
+def test_land_use_without_a_class_is_unclassified_and_fitted(tmp_path):
+    """The raster covers the western 3 km: the measurements east of it (all in the truth's
+    "urban", +7 dB) are class `unclassified`, with their offset fitted, and no error; on a
+    raster that is all nodata every measurement is `unclassified`."""
+    write_inputs(tmp_path, offsets={"open": 0.0, "urban": 7.0}, n=200, sigma=1.0, seed=4)
+    lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
+    lon1, lat1 = TO_LONLAT.transform(X0 + 3_000.0, Y0 + 4_500.0)
+    write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
+    base = ["--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv",
+            "--dem", tmp_path / "dem.tif", "--resolution", 20]  # fmt: skip
+    res = run(*base, "--land-use", tmp_path / "lu.tif", "-o", tmp_path / "p.json")
+    assert res.exit_code == 0, res.output
+    offsets = json.loads((tmp_path / "p.json").read_text())["clutter_offsets_db"]
+    assert set(offsets) == {"1", "2", "unclassified"}
+    assert offsets["unclassified"] - offsets["1"] == pytest.approx(7.0, abs=0.7)
+    write_land_use(tmp_path / "void.tif", lon0, lat0, lon1, lat1, nodata_box=(0, 10**6, 0, 10**6))
+    res = run(*base, "--land-use", tmp_path / "void.tif", "-o", tmp_path / "q.json")
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "q.json").read_text())["clutter_offsets_db"] == {
+        "unclassified": 0.0
+    }
+
+
+def test_cv_chooses_a_configuration_and_records_it(tmp_path):
+    truth = {"open": 0.0, "urban": 7.0}
+    write_inputs(tmp_path, offsets=truth, sigma=1.0, seed=4, n=200)
+    lon0, lat0 = TO_LONLAT.transform(X0 - 500.0, Y0 - 500.0)
+    lon1, lat1 = TO_LONLAT.transform(X0 + 10_500.0, Y0 + 4_500.0)
+    write_land_use(tmp_path / "lu.tif", lon0, lat0, lon1, lat1)
+    args = ["--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv",
+            "--dem", tmp_path / "dem.tif", "--resolution", 20, "--land-use", tmp_path / "lu.tif",
+            "--cv", 5, "--cv-mode", "random", "--seed", 3]  # fmt: skip
+    res = CliRunner().invoke(cli, ["calibrate", *map(str, [*args, "-o", tmp_path / "p.json"])])
+    assert res.exit_code == 0, res.output
+    params = json.loads((tmp_path / "p.json").read_text())
+    cv = params["cv"]
+    assert (cv["folds"], cv["mode"], cv["seed"], cv["block_m"]) == (5, "random", 3, None)
+    assert cv["chosen"]["clutter"] is True  # the truth has clutter offsets
+    assert cv["cv_rmse_db"] == pytest.approx(1.0, abs=0.3)
+    assert cv["cv_rmse_db"] == min(c["cv_rmse_db"] for c in cv["candidates"])
+    assert "validation error to quote" in res.output  # (stderr is mixed in by CliRunner)
+    printed = json.loads(res.output[res.output.index("{") :])
+    assert printed["cv_rmse_db"] == cv["cv_rmse_db"]
+    # deterministic with --seed
+    res = CliRunner().invoke(cli, ["calibrate", *map(str, [*args, "-o", tmp_path / "q.json"])])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "q.json").read_text() == (tmp_path / "p.json").read_text()
+
+
+def test_cv_usage_errors_are_clean(tmp_path):
+    write_inputs(tmp_path, n=40)
+    base = ["--towers", tmp_path / "towers.csv", "--measurements", tmp_path / "drive.csv",
+            "-o", tmp_path / "p.json"]  # fmt: skip
+    res = run(*base, "--cv", 1)
+    assert res.exit_code == 2
+    assert "--cv" in res.output
+    assert "Traceback" not in res.output
+    res = run(*base, "--cv-mode", "site")
+    assert res.exit_code == 2
+    assert "--cv-mode needs --cv K" in res.output
+    res = run(*base, "--cv", 5, "--cv-mode", "site", "--cv-block", 500)
+    assert res.exit_code == 2
+    assert "--cv-block only applies to --cv-mode spatial" in res.output
+    res = run(*base, "--cv", 41)
+    assert_clean_failure(res, "41 cross-validation folds asked for 40 measurements")
+    res = run(*base, "--cv", 5, "--cv-block", 1e6)
+    assert_clean_failure(res, "fall in 1 block(s) of 1e+06 m", "smaller blocks")
+    assert not (tmp_path / "p.json").exists()

@@ -196,7 +196,8 @@ def test_clutter_offsets_are_recovered_relative_to_the_most_frequent_class():
     cal = calibrate(towers, meas, clutter=labels)
     assert cal.intercept_offset_db == pytest.approx(TRUE_A, abs=1e-9)
     assert cal.slope_offset_db_per_decade == pytest.approx(TRUE_B, abs=1e-9)
-    assert cal.clutter_offsets_db == pytest.approx(truth, abs=1e-9)
+    # no measurement without a class: "unclassified" gets the reference's 0 dB
+    assert cal.clutter_offsets_db == pytest.approx(truth | {"unclassified": 0.0}, abs=1e-9)
     assert cal.rmse_db_after == pytest.approx(0.0, abs=1e-9)
     got = predict_rssi(towers, meas, calibration=cal, clutter=labels)
     np.testing.assert_allclose(got, meas["rssi_dbm"], atol=1e-9)
@@ -215,7 +216,7 @@ def test_noisy_clutter_offsets_are_close():
     truth = {"open": 0.0, "urban": 8.0, "forest": 3.0}
     meas, _, labels = drive_test(towers, seed=7, offsets=truth, p=[0.5, 0.3, 0.2])
     cal = calibrate(towers, meas, clutter=labels)
-    assert cal.clutter_offsets_db == pytest.approx(truth, abs=1.5)
+    assert cal.clutter_offsets_db == pytest.approx(truth | {"unclassified": 0.0}, abs=1.5)
     assert cal.rmse_db_after == pytest.approx(SIGMA, abs=0.5)
 
 
@@ -585,8 +586,10 @@ def test_clutter_labels_name_codes_and_report_missing_ones():
     assert clutter_labels(codes).tolist() == ["10", "20", "10", "30"]
     names = clutter_names(pd.DataFrame({"code": ["10", "20", "30"], "name": ["a", "b", "b"]}))
     assert clutter_labels(codes, names).tolist() == ["a", "b", "a", "b"]
-    with pytest.raises(LayerValidationError, match=r"2 of 5 measurements .*\(rows 2, 5\)"):
-        clutter_labels(np.array([10.0, np.nan, 10.0, 20.0, np.nan]))
+    # no class there (outside every polygon, the raster, or on nodata): "unclassified"
+    assert clutter_labels(np.array([10.0, np.nan, 10.0, 20.0, np.nan]), names).tolist() == [
+        "a", "unclassified", "a", "b", "unclassified",
+    ]  # fmt: skip
     with pytest.raises(LayerValidationError, match=r"code 30 under 1 measurement.*rows 4\)"):
         clutter_labels(codes, {10: "a", 20: "b"})
     with pytest.raises(LayerValidationError, match="'name' is missing"):

@@ -347,7 +347,7 @@ def test_operator_names_that_would_share_an_output_are_refused(
 
 def test_clip_leaves_out_features_outside_the_study_area(small_plan, tmp_path, roads3, caplog):
     """A national road file: with `clip: true` the roads outside the study area are left out
-    (counted in a warning) and one crossing its edge is kept whole; without, each is reported.
+    (counted in a warning) and one crossing its edge is cut at it; without, each is reported.
     Problems of left-out rows are not reported; the others keep their file row numbers."""
     import logging
 
@@ -376,7 +376,7 @@ def test_clip_leaves_out_features_outside_the_study_area(small_plan, tmp_path, r
     with caplog.at_level(logging.WARNING):
         inputs = load_inputs(read_plan(small_plan))
     assert list(inputs.vectors["roads"].index) == ["r1", "r2", "r3", "cross"]
-    assert inputs.vectors["roads"].loc["cross"].geometry.length == pytest.approx(4500.0)
+    assert inputs.vectors["roads"].loc["cross"].geometry.length == pytest.approx(500.0)
     assert "4 of 8 roads features lie outside the study area and are left out" in caplog.text
     # a problem on a kept row is still reported, with its row number in the file
     roads.loc[7, "road_class"] = "unknown-class"

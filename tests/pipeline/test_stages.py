@@ -107,10 +107,13 @@ def test_skipped_stage_is_logged(small_plan, tmp_path, caplog):
     """A stage whose layers are missing is skipped with the reason in the log."""
     import logging
 
+    doc = yaml.safe_load(small_plan.read_text())
+    del doc["layers"]["roads"]
+    small_plan.write_text(yaml.safe_dump(doc))
     with caplog.at_level(logging.INFO, logger="telcoplan"):
         summary = run_plan(read_plan(small_plan), tmp_path / "out")
     assert "backbone" not in summary
-    assert "backbone: skipped (no layers.fiber)" in caplog.text
+    assert "backbone: skipped (no layers.roads)" in caplog.text
 
 
 def test_import_telcoplan_is_light_and_gives_the_api():
@@ -129,3 +132,32 @@ def test_import_telcoplan_is_light_and_gives_the_api():
     ).stdout
     assert "HEAVY []" in out
     assert "has no attribute 'nope'" in out
+
+
+def test_skipped_stages_in_summary_and_report(small_plan, tmp_path):
+    """A stage switched off in the plan and one lacking its layers are listed, with why, in
+    summary.json (``stages.<name>.skipped``) and in report.html; a run skipping none has no
+    ``stages`` key."""
+    doc = yaml.safe_load(small_plan.read_text())
+    roads = doc["layers"].pop("roads")
+    doc["stages"] = {"map": False}
+    small_plan.write_text(yaml.safe_dump(doc))
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out)
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["stages"] == {
+        "backbone": {"skipped": "no layers.roads"},
+        "map": {"skipped": "switched off in the plan (stages.map: false)"},
+    }
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "Skipped stages" in report
+    assert "<strong>backbone</strong>: no layers.roads" in report
+    assert "<strong>map</strong>: switched off in the plan (stages.map: false)" in report
+    # every stage runs: no "stages" in the summary, no note in the report
+    doc["layers"]["roads"] = roads
+    del doc["stages"]
+    small_plan.write_text(yaml.safe_dump(doc))
+    whole = run_plan(read_plan(small_plan), tmp_path / "all")
+    assert "stages" not in whole
+    assert whole["backbone"]["mode"] == "greenfield"  # roads and towers, no fiber
+    assert "Skipped stages" not in (tmp_path / "all" / "report.html").read_text(encoding="utf-8")

@@ -446,3 +446,41 @@ def test_inputs_not_modified(summary):
     for b, a in zip(before[1:], (areas, gaps, links), strict=True):
         assert b.equals(a)
         assert list(b.index) == list(a.index)
+
+
+# ------------------------------------------------------- skipped stages, greenfield backbone
+def test_skipped_stages_are_listed_with_their_reasons_escaped(summary):
+    summary = dict(summary)
+    summary["stages"] = {
+        "backbone": {"skipped": "no layers.roads"},
+        EVIL: {"skipped": EVIL_QUOTE},
+    }
+    out = full_report(summary=summary)
+    assert "<img" not in out
+    assert "<script" not in out
+    assert 'id="skipped-stages"' in out
+    assert "<li><strong>backbone</strong>: no layers.roads</li>" in out
+    assert f"<li><strong>{html.escape(EVIL)}</strong>: {html.escape(EVIL_QUOTE)}</li>" in out
+    del summary["stages"]
+    assert "Skipped stages" not in full_report(summary=summary)
+
+
+def test_greenfield_backbone_and_left_out_sites(summary):
+    summary = dict(summary)
+    bb = dict(summary["backbone"], mode="greenfield")
+    bb["operators_without_fiber"] = ["Viettel", "VinaPhone", "MobiFone"]
+    bb["left_out"] = [{"site_id": EVIL, "reason": "no road path to Viettel's other sites"}]
+    summary["backbone"] = bb
+    out = full_report(summary=summary)
+    text = _Page(out).text("backbone")
+    assert "Greenfield plan : no existing fibre was given, so every link is a new trench" in text
+    assert "1 site cannot be connected in every plan and is left out of both" in text
+    assert f"{EVIL} no road path to Viettel's other sites" in text
+    assert "<img" not in out
+    assert "Without any fibre to start from" not in text  # said once, as greenfield
+    # with existing fibre, the section says the sites are connected to it
+    summary["backbone"] = dict(bb, mode="existing fiber", left_out=[])
+    text = _Page(full_report(summary=summary)).text("backbone")
+    assert "to the fibre network" in text
+    assert "Greenfield" not in text
+    assert "left out" not in text

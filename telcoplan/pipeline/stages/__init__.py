@@ -26,7 +26,7 @@ STAGES: dict[str, Stage] = {
             "backbone",
             backbone.parse,
             backbone.run,
-            layers=("roads", "towers", "fiber"),
+            layers=("roads", "towers"),  # without fiber: a greenfield backbone
             strict=True,
         ),
         Stage("map", map_stage.parse, map_stage.run, presents=True),

@@ -115,10 +115,20 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> Backbon
 
 
 def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageResult:
-    """Plan the joint and separate backbones of the plan's towers on its roads and fiber."""
+    """Plan the joint and separate backbones of the plan's towers on its roads and fiber.
+
+    Without a fiber layer the backbone is planned greenfield: every link is a new trench and
+    each build joins its sites to each other (``mode`` in the summary says which).
+    """
     import pandas as pd
 
-    from telcoplan.backbone.graph import build_graph, has_own_fiber, operator_costs, snap_sites
+    from telcoplan.backbone.graph import (
+        build_graph,
+        far_from_roads,
+        has_own_fiber,
+        operator_costs,
+        snap_sites,
+    )
     from telcoplan.backbone.plans import plan_backbone, plan_links
     from telcoplan.gis.vector import write_vector_layers
     from telcoplan.layers.towers import physical_sites
@@ -128,13 +138,39 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         raise PlanError(
             "the backbone stage needs the roads and towers layers (layers.roads, layers.towers)"
         )
+    fiber = inputs.vectors.get("fiber")
+    greenfield = fiber is None or len(fiber) == 0
+    if greenfield:
+        log.info(
+            "backbone: greenfield plan (%s): every link is a new trench; each operator's sites "
+            "are joined to each other, alone and in one shared trench network",
+            "no layers.fiber" if fiber is None else "layers.fiber has no features",
+        )
+    else:
+        log.info(
+            "backbone: existing fiber (layers.fiber): sites connect to it, where it runs it is reused"
+        )
     graph = build_graph(
         roads,
-        fiber=inputs.vectors.get("fiber"),
+        fiber=fiber,
         cost_per_m=params.cost_per_m,
         fiber_tolerance_m=float(params.fiber_tolerance_m),
     )
     sites, site_ops = physical_sites(towers)
+    # sites beyond max_snap_m of every road (e.g. towers kept outside the study area, whose
+    # roads are clipped) are left out of every plan, said so, rather than stopping the run
+    all_site_ops = site_ops
+    far = far_from_roads(graph, sites, float(params.max_snap_m))
+    if far:
+        log.warning(
+            "backbone: %d sites are more than %g m from any road and left out of every plan: %s; "
+            "add the roads that reach them, or raise stages.backbone.max_snap_m",
+            len(far),
+            params.max_snap_m,
+            ", ".join(f"{s} ({d:,.0f} m)" for s, d in list(far.items())[:10]),
+        )
+        sites = sites.drop(index=list(far))
+        site_ops = {s: o for s, o in site_ops.items() if s not in far}
     graph, nodes = snap_sites(graph, sites, max_distance_m=float(params.max_snap_m))
     operators = sorted({o for ops in site_ops.values() for o in ops})
     graph = operator_costs(
@@ -150,7 +186,7 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         graph.number_of_nodes(),
     )
     no_fiber = [op for op in operators if not has_own_fiber(graph, frozenset({op}))]
-    if no_fiber:
+    if no_fiber and not greenfield:
         log.warning(
             "backbone: %s %s no fiber of its own: %s",
             ", ".join(no_fiber),
@@ -159,11 +195,12 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
             if params.lease_factor is not None
             else "leasing is forbidden, so its sites are only joined to each other",
         )
-    if not any(d["fiber"] for _, _, d in graph.edges(data=True)):
+    if not greenfield and not any(d["fiber"] for _, _, d in graph.edges(data=True)):
         raise PlanError(
             "the backbone stage connects sites to existing fiber, but no fiber runs along the "
             f"roads (none within fiber_tolerance_m = {params.fiber_tolerance_m:g} m of a "
-            "road); check layers.fiber, or skip the stage with `backbone: false`"
+            "road); check layers.fiber, leave it out to plan a greenfield backbone, or skip "
+            "the stage with `backbone: false`"
         )
     shapley = bool(params.shapley)
     if shapley and len(operators) > 10:
@@ -174,12 +211,24 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         )
         shapley = False
     plan = plan_backbone(graph, nodes, site_ops, shapley=shapley)
+    left_out = {
+        s: "no road within stages.backbone.max_snap_m"
+        + ("" if math.isinf(d) else f" ({d:,.0f} m to the nearest)")
+        for s, d in far.items()
+    } | dict(plan.left_out)
     unreachable = sorted(
-        {_site_id(n) for t in (plan.joint, *plan.separate.values()) for n in t.unreachable}
+        {*left_out}
+        | {_site_id(n) for t in (plan.joint, *plan.separate.values()) for n in t.unreachable}
     )
     links = plan_links(graph, plan)
     rings = None
     if params.protect != "none":
+        if greenfield:
+            log.warning(
+                "backbone: rings lead back to existing fiber; in a greenfield plan there is "
+                "none, so no site is protected (protect: %s)",
+                params.protect,
+            )
         rings, ring_gdf = _protect(graph, plan, sites, site_ops, nodes, inputs, params.protect)
         links = links.assign(reuses_fiber=links["status"] != "new", protects="")
         ring_gdf = ring_gdf.assign(operators=";".join(operators))  # a ring serves everyone
@@ -193,8 +242,9 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
     )
     summary = {
         "parameters": params.plan_values(),
-        "sites": len(sites),
-        "shared_sites": sum(1 for o in site_ops.values() if len(o) > 1),
+        "mode": plan.mode,
+        "sites": len(all_site_ops),
+        "shared_sites": sum(1 for o in all_site_ops.values() if len(o) > 1),
         "length_km_joint": round(plan.joint.length_m / 1000.0, 3),
         "length_km_separate": round(plan.length_km_separate, 3),
         # of which new trenches (the rest reuses or leases existing fiber)
@@ -204,6 +254,7 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         "cost_separate": round(plan.cost_separate, 2),
         "savings_pct": round(plan.savings_pct, 2),
         "operators_without_fiber": no_fiber,
+        # sites left out of every plan (joint and separate compare the same sites)
         "unreachable_sites": unreachable,
         "separate": {
             op: {"length_km": round(t.length_m / 1000.0, 3), "cost": round(t.cost, 2)}
@@ -212,14 +263,19 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         "share_proportional": {op: round(v, 2) for op, v in plan.share_proportional.items()},
         "share_shapley": {op: round(v, 2) for op, v in plan.share_shapley.items()},
     }
+    if left_out:
+        summary["left_out"] = [{"site_id": s, "reason": r} for s, r in left_out.items()]
     if rings is not None:
         summary["rings"] = rings
     log.info(
-        "backbone: joint %.1f km / %.0f vs separate %.1f km / %.0f: %.1f%% saved",
+        "backbone (%s): joint %.1f km / %.0f vs separate %.1f km / %.0f on the same %d sites: "
+        "%.1f%% saved",
+        plan.mode,
         summary["length_km_joint"],
         summary["cost_joint"],
         summary["length_km_separate"],
         summary["cost_separate"],
+        len(sites) - len(plan.left_out),  # the far sites are not in `sites` any more
         summary["savings_pct"],
     )
     return StageResult(summary)

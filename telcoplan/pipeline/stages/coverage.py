@@ -180,6 +180,7 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
     import geopandas as gpd
 
     from telcoplan.coverage.analysis import compute_coverage, population_covered
+    from telcoplan.coverage.calibration import apply_site_offsets
     from telcoplan.gis.polygonize import polygonize_mask
     from telcoplan.gis.vector import write_vector_layers
     from telcoplan.gis.zonal import label_polygons
@@ -201,8 +202,11 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
         params.environment,
         "indoor" if params.indoor else "outdoor",
     )
+    # a calibration's per-site offsets act on the kernel's towers only (EIRP shifted); the
+    # outputs keep each site's own EIRP
+    kernel_towers = towers if fit is None else apply_site_offsets(towers, fit)
     cov = compute_coverage(
-        towers,
+        kernel_towers,
         grid,
         thresholds=params.thresholds,
         model=params.model,
@@ -218,7 +222,7 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
     _write_rasters(cov, towers, grid, staging.folder, synthetic)
     if params.per_technology:
-        _write_per_technology(inputs, towers, params, clutter, staging.folder, synthetic)
+        _write_per_technology(inputs, kernel_towers, params, clutter, staging.folder, synthetic)
 
     table = population_covered(cov, inputs.population, inputs.areas)
     total = float(table["population"].sum())
@@ -255,10 +259,11 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
         overwrite=True,
     )
     summary = _summary(inputs, params, cov, clutter, table, rows, total)
-    log.info(
-        "coverage: %.1f%% of the population covered by any operator",
-        summary["any"]["population_pct"],
-    )
+    if inputs.has_population:
+        log.info(
+            "coverage: %.1f%% of the population covered by any operator",
+            summary["any"]["population_pct"],
+        )
     return StageResult(summary, cov)
 
 
@@ -358,7 +363,7 @@ def _summary(inputs, params: CoverageParams, cov, clutter, table, rows, total) -
         "parameters": params.plan_values()
         | {
             "thresholds": cov.thresholds.to_dict(),
-            "calibration_fit": None if fit is None else fit.to_dict(),
+            "calibration_fit": None if fit is None else _fit_summary(fit),
         },
         "clutter": {"applied": False}
         if clutter is None
@@ -419,7 +424,43 @@ def _summary(inputs, params: CoverageParams, cov, clutter, table, rows, total) -
         }
         for idx, r in table.iterrows()
     ]
-    return summary
+    return summary if inputs.has_population else _without_population(summary)
+
+
+def _without_population(summary: dict[str, Any]) -> dict[str, Any]:
+    """The summary of a run without population: every population figure null (not 0: nobody
+    was counted), the areas' covered persons too; areas, operators and km² are kept."""
+    persons = ("population", "population_covered", "population_pct")
+
+    def null(value: object) -> object:
+        if isinstance(value, dict):
+            ranked = "operator" in value and "population_covered" in value  # best single: none
+            return {
+                k: None
+                if k in persons
+                or k.startswith(("covered_", "uncovered_", "population_"))
+                or (ranked and k == "operator")
+                else null(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list):
+            return [null(v) for v in value]
+        return value
+
+    keep = ("parameters", "clutter")
+    return {k: v if k in keep else null(v) for k, v in summary.items()}
+
+
+def _fit_summary(fit: Calibration) -> dict[str, Any]:
+    """The calibration for the summary: its parameters and figures, and of its cross-validation
+    the chosen configuration and its error (the candidates' table stays in params.json)."""
+    d = fit.to_dict()
+    cv = d.get("cv")
+    if isinstance(cv, dict) and isinstance(cv.get("candidates"), list):
+        d["cv"] = {k: v for k, v in cv.items() if k != "candidates"} | {
+            "candidates": len(cv["candidates"])
+        }
+    return d
 
 
 def _class_coverage(

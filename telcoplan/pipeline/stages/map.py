@@ -119,7 +119,8 @@ def run(inputs: PlanInputs, params: MapParams, staging: Staging) -> StageResult:
         import folium  # noqa: F401
     except ImportError:
         log.warning(
-            "map: folium is not installed (a dependency of telcoplan: reinstall it, pip install telcoplan); no %s", outputs.MAP
+            "map: folium is not installed (a dependency of telcoplan: reinstall it, pip install telcoplan); no %s",
+            outputs.MAP,
         )
         return StageResult(None)
     path = render(staging.folder, inputs.layers(), params, summary=staging.summary, overwrite=True)
