@@ -55,3 +55,18 @@ def test_readme_starts_with_the_two_setup_commands():
     head = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()[:6]
     assert any(line.startswith("make demo") for line in head)
     assert any(line.startswith("make test") for line in head)
+
+
+def test_the_map_and_figure_libraries_are_main_dependencies():
+    """``pip install telcoplan`` gives map.html and the figure: no extra needed."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    main = {_name(r) for r in meta["dependencies"]}
+    for name in ("folium", "matplotlib", "xstatic-leaflet", "xstatic-leaflet-markercluster"):
+        assert name in main, name
+    assert "xstatic-jquery" in main  # folium's popups need jQuery
+
+
+def test_readme_says_make_test_installs_chromium():
+    head = (ROOT / "README.md").read_text(encoding="utf-8").split("## ")[0]
+    assert "chromium" in head
+    assert "root" in head

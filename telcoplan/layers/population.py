@@ -53,7 +53,8 @@ CLASS_WEIGHTS: dict[str, float] = {
     "religious": 0.05, "cemetery": 0.0, "landfill": 0.0, "quarry": 0.0, "brownfield": 0.02,
     "greenfield": 0.02,
     # farms and green land
-    "farmland": 0.05, "orchard": 0.05, "plant_nursery": 0.05, "vineyard": 0.05,
+    "farmland": 0.05, "paddy": 0.05, "orchard": 0.05, "plant_nursery": 0.05, "vineyard": 0.05,
+    "greenhouse_horticulture": 0.02, "depot": 0.0, "garages": 0.0,
     "meadow": 0.02, "grass": 0.02, "recreation_ground": 0.0, "park": 0.0, "flowerbed": 0.0,
     # nobody lives here
     "forest": 0.0, "wood": 0.0, "scrub": 0.0, "heath": 0.0, "grassland": 0.02,

@@ -55,8 +55,6 @@ def validate_files(
     name), ``layer`` the layer name inside a multi-layer GeoPackage, ``area`` a study-area file
     (itself validated as an areas layer) outside which features are reported.
     """
-    from telcoplan.layers.areas import load_areas
-
     study = None
     reports = []
     if crs is not None and not _known_crs(crs):
@@ -67,7 +65,7 @@ def validate_files(
         return [ValidationReport(Path(f), False, "", f"{f}: {message}") for f in files]
     if area is not None:
         try:
-            study = load_areas(area)
+            study = _study_area(Path(area))
         except TelcoplanError as exc:
             return [ValidationReport(Path(area), False, "", f"study area (--area): {exc}")]
     for f in files:
@@ -77,6 +75,18 @@ def validate_files(
         except TelcoplanError as exc:
             reports.append(ValidationReport(p, False, "", str(exc)))
     return reports
+
+
+def _study_area(path: Path):
+    """The ``--area`` file as an areas layer; it only needs its shapes, so a file without a
+    ``name`` column (a ward export) is named by row."""
+    from telcoplan.gis.vector import read_vector
+    from telcoplan.layers.areas import validate_areas
+
+    gdf = read_vector(path)
+    if "name" not in gdf.columns:
+        gdf = gdf.assign(name=[f"area {i}" for i in range(1, len(gdf) + 1)])
+    return validate_areas(gdf, source=str(path))
 
 
 def _validate_one(

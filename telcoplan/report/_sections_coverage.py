@@ -208,6 +208,23 @@ def coverage_section(ctx: Context) -> str:
                 f"; clutter offsets {'applied' if clutter.get('applied') else 'not applied (no land-use layer)'}: "
                 + listed
             )
+        sites = as_mapping(fit.get("site_offsets_db"))
+        if sites:
+            text += f"; per-site offsets for {fmt_count(len(sites))} sites"
+        cv = as_mapping(fit.get("cv"))
+        if cv.get("cv_rmse_db") is not None:
+            chosen = as_mapping(cv.get("chosen"))
+            text += (
+                f". Error to quote at a new place: {fmt_num(cv.get('cv_rmse_db'), 1)} dB RMS, "
+                f"cross-validated over {fmt_count(cv.get('folds'))} {cv.get('mode', '')} folds "
+                f"(the best of {fmt_count(cv.get('candidates'))} configurations: "
+                f"{chosen.get('name', MISSING)})"
+            )
+        elif fit.get("validation_rmse_db") is not None:
+            text += (
+                f". Error to quote: {fmt_num(fit.get('validation_rmse_db'), 1)} dB RMS on "
+                "held-out measurements"
+            )
         out.append(f"<p>{esc(text)}.</p>")
     ur = as_mapping(cov.get("urban_rural"))
     if ur:

@@ -98,3 +98,14 @@ def test_validate_towers_outside_the_area(runner, tmp_path, areas4, towers5):
     assert "1 of 5 towers features lie farther" in res.output
     assert "(300,000 m away)" in res.output
     assert "towers, 4 features kept" in res.output
+
+
+def test_validate_area_needs_only_shapes(tmp_path, towers5, areas4):
+    """A ward export without a ``name`` column is a study area as it is (``--area``)."""
+    write_vector(tmp_path / "wards.geojson", areas4.drop(columns="name"))
+    write_vector(tmp_path / "towers.gpkg", towers5)
+    res = CliRunner().invoke(
+        cli, ["validate", str(tmp_path / "towers.gpkg"), "--area", str(tmp_path / "wards.geojson")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "OK" in res.output

@@ -484,3 +484,33 @@ def test_greenfield_backbone_and_left_out_sites(summary):
     assert "to the fibre network" in text
     assert "Greenfield" not in text
     assert "left out" not in text
+
+
+def test_calibration_states_the_error_to_quote(summary):
+    """A cross-validated calibration gives the planner the error to quote (not the fit's)."""
+    fit = {
+        "n_measurements": 1530,
+        "intercept_offset_db": 3.0,
+        "slope_offset_db_per_decade": -1.5,
+        "rmse_db_before": 21.6,
+        "rmse_db_after": 13.2,
+        "site_offsets_db": {"GW1": 2.0, "GW2": -1.0},
+        "cv": {
+            "folds": 5,
+            "mode": "spatial",
+            "cv_rmse_db": 30.7,
+            "candidates": 40,
+            "chosen": {"name": "3gpp-rma+sites(λ=64) <b>"},
+        },
+    }
+    summary["coverage"]["parameters"]["calibration_fit"] = fit
+    text = _Page(render_report(summary)).text("coverage")
+    assert "RMS error 21.6 → 13.2 dB" in text
+    assert "per-site offsets for 2 sites" in text
+    assert "Error to quote at a new place: 30.7 dB RMS, cross-validated over 5 spatial folds" in text
+    assert "(the best of 40 configurations: 3gpp-rma+sites(λ=64) <b>)" in text  # escaped
+    assert "<b>)" not in render_report(summary)
+    del fit["cv"]
+    fit["validation_rmse_db"] = 9.4
+    text = _Page(render_report(summary)).text("coverage")
+    assert "Error to quote: 9.4 dB RMS on held-out measurements" in text

@@ -163,7 +163,7 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
     far = far_from_roads(graph, sites, float(params.max_snap_m))
     if far:
         log.warning(
-            "backbone: %d sites are more than %g m from any road and left out of every plan: %s; "
+            "backbone: %d site(s) more than %g m from any road, left out of every plan: %s; "
             "add the roads that reach them, or raise stages.backbone.max_snap_m",
             len(far),
             params.max_snap_m,
