@@ -507,7 +507,9 @@ def test_calibration_states_the_error_to_quote(summary):
     text = _Page(render_report(summary)).text("coverage")
     assert "RMS error 21.6 → 13.2 dB" in text
     assert "per-site offsets for 2 sites" in text
-    assert "Error to quote at a new place: 30.7 dB RMS, cross-validated over 5 spatial folds" in text
+    assert (
+        "Error to quote at a new place: 30.7 dB RMS, cross-validated over 5 spatial folds" in text
+    )
     assert "(the best of 40 configurations: 3gpp-rma+sites(λ=64) <b>)" in text  # escaped
     assert "<b>)" not in render_report(summary)
     del fit["cv"]
