@@ -135,7 +135,7 @@ def test_output_file_names_are_spelled_in_one_module():
 
 
 #: Modules allowed over ~800 lines: each is one algorithm.
-ONE_ALGORITHM = {"backbone/steiner.py", "backbone/rings.py"}
+ONE_ALGORITHM = {"backbone/steiner.py", "backbone/rings.py", "sites/optimize.py"}
 
 
 def test_modules_stay_small():

@@ -15,6 +15,7 @@ from telcoplan import __version__, outputs
 from telcoplan.cli.options import (
     IN_FILE,
     FiniteRange,
+    Group,
     crs_option,
     diffraction_choice,
     environment_choice,
@@ -26,6 +27,7 @@ from telcoplan.cli.options import (
     protect_choice,
     verbosity_params,
 )
+from telcoplan.cli.sites import sites
 from telcoplan.errors import TelcoplanError
 
 __all__ = ["cli", "main"]
@@ -33,26 +35,7 @@ __all__ = ["cli", "main"]
 log = logging.getLogger("telcoplan")
 
 
-class _Group(click.Group):
-    """Turns library errors into one clean message (no traceback) and exit status 1; every
-    sub-command also takes ``-v``/``-q`` (``telcoplan run plan.yml -q``)."""
-
-    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        cmd.params.extend(verbosity_params())
-        super().add_command(cmd, name)
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except TelcoplanError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:  # disk full, permission denied, …
-            raise click.ClickException(
-                f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
-            ) from None
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="telcoplan")
 def cli() -> None:
     """Plan shared telecom infrastructure from GIS layers.
@@ -696,6 +679,9 @@ def _tech_values(items: tuple[str, ...], option: str, form: str) -> dict[str, fl
                 f"{option} {item!r}: give {form}, e.g. {option} 4G=1800"
             ) from None
     return out
+
+
+cli.add_command(sites)
 
 
 def main() -> None:

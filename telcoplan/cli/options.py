@@ -16,6 +16,7 @@ import click
 __all__ = [
     "IN_FILE",
     "FiniteRange",
+    "Group",
     "RegistryChoice",
     "crs_option",
     "diffraction_choice",
@@ -32,6 +33,27 @@ __all__ = [
 
 #: An input file that must exist.
 IN_FILE = click.Path(dir_okay=False, exists=True, path_type=Path)
+
+
+class Group(click.Group):
+    """Turns library errors into one clean message (no traceback) and exit status 1; every
+    sub-command also takes ``-v``/``-q`` (``telcoplan run plan.yml -q``)."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(verbosity_params())
+        super().add_command(cmd, name)
+
+    def invoke(self, ctx: click.Context):
+        from telcoplan.errors import TelcoplanError
+
+        try:
+            return super().invoke(ctx)
+        except TelcoplanError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # disk full, permission denied, …
+            raise click.ClickException(
+                f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
+            ) from None
 
 
 class FiniteRange(click.FloatRange):

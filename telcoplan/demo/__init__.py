@@ -26,8 +26,12 @@ def demo_plan_document(
         "resolution_m": resolution_m,
         "layers": {name: os.path.relpath(path, base) for name, path in layer_paths.items()},
         "stages": {
-            "coverage": {"terrain": True},
+            # indoor service (a 10 dB building-penetration margin): what ward offices, schools
+            # and homes need; the under-served rural west then has gaps to fill
+            "coverage": {"terrain": True, "indoor": True},
             "gaps": {},
+            # where to build: 2 M USD per operator, new masts shared where operators meet
+            "sites": {"mode": "joint", "budget_usd": 2_000_000},
             # shared masts and the sites serving ward offices, schools and clinics get rings
             "backbone": {"protect": "shared+pois"},
             "map": {"tiles": "none"},

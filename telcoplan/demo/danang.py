@@ -122,6 +122,10 @@ _SHARED = {
     ("VinaPhone", "MobiFone"): 10,
 }
 _SITE_SPACING_M = {"urban": 250.0, "rural": 700.0}
+#: The rural west (the western part of Hòa Vang, towards Bà Nà) is under-served, as in many real
+#: cities: operators build there at this fraction of the density elsewhere, leaving villages
+#: in coverage gaps for the sites stage to fill. West = the western `_WEST_SHARE` of the district.
+_WEST_WEIGHT, _WEST_SHARE = 0.03, 0.9
 #: Technology mix (urban, rural) and carrier frequencies (MHz) with their probabilities.
 _TECH_P = {"urban": (0.05, 0.10, 0.75, 0.10), "rural": (0.15, 0.15, 0.70, 0.0)}
 _TECHS = ("2G", "3G", "4G", "5G")
@@ -459,6 +463,15 @@ def _tower_type(ctx: _Context, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.where(in_core, "A1", np.where(rural, "A2b", "A2a"))
 
 
+def _west_factor(ctx: _Context) -> np.ndarray:
+    """Per cell: ``_WEST_WEIGHT`` in the rural west (see its note), 1 elsewhere."""
+    rural = ctx.areas[ctx.areas["name"].isin(sorted(RURAL))]
+    xmin, _, xmax, _ = rural.total_bounds
+    west = ctx.grid.x_centres()[None, :] < xmin + _WEST_SHARE * (xmax - xmin)
+    in_rural = np.isin(ctx.labels, np.flatnonzero(ctx.areas["name"].isin(sorted(RURAL))))
+    return np.where(west & in_rural, _WEST_WEIGHT, 1.0)
+
+
 def _build_towers(ctx: _Context) -> gpd.GeoDataFrame:
     """Sites of the three operators; counts follow market shares, some structures shared."""
     rng = ctx.rng
@@ -475,7 +488,7 @@ def _build_towers(ctx: _Context) -> gpd.GeoDataFrame:
     spacing = np.array(
         [_SITE_SPACING_M["rural" if n in RURAL else "urban"] for n in ctx.areas["name"]]
     )
-    xy = _sample_points(ctx, ctx.population**0.6, len(combos), spacing)
+    xy = _sample_points(ctx, ctx.population**0.6 * _west_factor(ctx), len(combos), spacing)
     districts = ctx.name_at(xy[:, 0], xy[:, 1])
     ttype = _tower_type(ctx, xy[:, 0], xy[:, 1])
 

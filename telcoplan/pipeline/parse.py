@@ -61,7 +61,7 @@ from telcoplan.pipeline.model import (
 )
 from telcoplan.pipeline.stages import STAGES
 
-__all__ = ["parse_plan", "plan_from_layers", "read_plan", "write_plan"]
+__all__ = ["load_plan_document", "parse_plan", "plan_from_layers", "read_plan", "write_plan"]
 
 _TOP_KEYS = (
     "name",
@@ -104,17 +104,22 @@ class _PlanLoader(yaml.SafeLoader):
 def read_plan(path: str | os.PathLike) -> Plan:
     """Parse and check a plan file; every problem is reported at once in one :class:`PlanError`."""
     p = Path(path)
+    return parse_plan(load_plan_document(p), base=p.parent, source=str(p))
+
+
+def load_plan_document(path: str | os.PathLike) -> Any:
+    """A plan file's YAML document, safely loaded (a key given twice is an error), unchecked."""
+    p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{p}: plan file not found")
     try:
-        raw = yaml.load(p.read_text(encoding="utf-8"), Loader=_PlanLoader)  # a SafeLoader
+        return yaml.load(p.read_text(encoding="utf-8"), Loader=_PlanLoader)  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise PlanError(f"{p}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
     except UnicodeDecodeError:
         raise PlanError(f"{p}: plan file must be UTF-8 text") from None
-    return parse_plan(raw, base=p.parent, source=str(p))
 
 
 def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRef | None:

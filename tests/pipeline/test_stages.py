@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_registry_lists_every_stage_module_once_in_running_order():
-    assert list(STAGES) == ["coverage", "gaps", "backbone", "map", "report"]
+    assert list(STAGES) == ["coverage", "gaps", "sites", "backbone", "map", "report"]
     modules = {p.stem for p in (ROOT / "telcoplan" / "pipeline" / "stages").glob("[!_]*.py")}
     assert modules == set(STAGES)
     for name, stage in STAGES.items():
@@ -69,7 +69,7 @@ def test_a_plan_holds_its_parsed_parameters(tmp_path):
         "stages": {"gaps": {"min_population": 50}, "map": False},
     }
     plan = parse_plan(doc, base=tmp_path)
-    assert set(plan.parameters) == {"coverage", "gaps", "backbone", "report"}
+    assert set(plan.parameters) == {"coverage", "gaps", "sites", "backbone", "report"}
     assert plan.parameters["gaps"].min_population == 50
     assert plan.parameters["coverage"] == STAGES["coverage"].parse(None)
     assert not plan.enabled("map")

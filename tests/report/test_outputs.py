@@ -63,7 +63,9 @@ def test_load_outputs_reads_layers(demo_outputs):
     assert len(data["pois"]) == summary["gaps"]["pois"]["count"]
     assert set(data["links"]["plan"]) >= {"joint", "separate"}
     assert "geometry" not in data["areas"].columns  # attribute tables only
-    assert "sites" not in data  # no sites stage, no sites.gpkg
+    # the sites stage's structures: one row per structure the summary counts
+    assert len(data["sites"]) == summary["sites"]["selected"]
+    assert int(data["sites"]["new_build"].sum()) == summary["sites"]["new_builds"]
 
 
 def test_report_from_staging_with_summary_and_figure_file(demo_outputs, tmp_path):

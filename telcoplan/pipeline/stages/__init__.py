@@ -10,7 +10,7 @@ returns the parameters or raises every problem at once (:class:`ParameterError`)
 from __future__ import annotations
 
 from telcoplan.pipeline.checks import ParameterError
-from telcoplan.pipeline.stages import backbone, coverage, gaps, report
+from telcoplan.pipeline.stages import backbone, coverage, gaps, report, sites
 from telcoplan.pipeline.stages import map as map_stage
 from telcoplan.pipeline.stages._base import Stage, StageResult, Staging
 
@@ -22,6 +22,7 @@ STAGES: dict[str, Stage] = {
     for s in (
         Stage("coverage", coverage.parse, coverage.run, layers=("towers",)),
         Stage("gaps", gaps.parse, gaps.run, layers=("towers",), after=("coverage",)),
+        Stage("sites", sites.parse, sites.run, layers=("towers",), after=("coverage",)),
         Stage(
             "backbone",
             backbone.parse,

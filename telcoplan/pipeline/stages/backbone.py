@@ -156,6 +156,12 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         cost_per_m=params.cost_per_m,
         fiber_tolerance_m=float(params.fiber_tolerance_m),
     )
+    planned = staging.results.get("sites")
+    if planned is not None and len(planned.new_towers):
+        # the sites stage's plan: its new masts and the operators it adds to existing ones
+        added = planned.new_towers.set_index("site_id")[["operator", "geometry"]]
+        towers = pd.concat([towers[["operator", towers.geometry.name]], added.to_crs(towers.crs)])
+        log.info("backbone: %d planned tenancies of the sites stage included", len(added))
     sites, site_ops = physical_sites(towers)
     # sites beyond max_snap_m of every road (e.g. towers kept outside the study area, whose
     # roads are clipped) are left out of every plan, said so, rather than stopping the run

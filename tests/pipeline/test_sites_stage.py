@@ -1,0 +1,190 @@
+"""The sites stage on a small city with a known gap: co-location chosen where it serves, the
+gain equal to a recomputed coverage difference, zoning respected, the backbone connecting the
+planned sites."""
+
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+import yaml
+from shapely.geometry import LineString, Point, box
+
+from telcoplan.errors import PlanError
+from telcoplan.gis.vector import write_vector
+from telcoplan.pipeline import load_inputs, read_plan, run_plan
+from tests.conftest import UTM49, X0, Y0
+
+W, H = 6_000.0, 3_000.0
+
+
+@pytest.fixture
+def gap_plan(tmp_path):
+    """A 6 x 3 km town: Alpha has one site in the west, Beta one in the west and one in the east,
+    so Alpha lacks service in the east, where Beta's mast could host it."""
+    areas = gpd.GeoDataFrame(
+        {"name": ["town"], "population": [180_000.0]},
+        geometry=[box(X0, Y0, X0 + W, Y0 + H)],
+        crs=UTM49,
+    )
+    towers = gpd.GeoDataFrame(
+        {
+            "site_id": ["A1", "B1", "B2"],
+            "operator": ["Alpha", "Beta", "Beta"],
+            "technology": ["4G"] * 3,
+            "frequency_mhz": [1800.0] * 3,
+            "height_m": [30.0] * 3,
+            "eirp_dbm": [60.0] * 3,
+        },
+        geometry=[
+            Point(X0 + 500, Y0 + 1500),
+            Point(X0 + 800, Y0 + 1500),
+            Point(X0 + 5500, Y0 + 1500),
+        ],
+        crs=UTM49,
+    )
+    roads = gpd.GeoDataFrame(
+        {"road_id": ["r"], "road_class": ["primary"]},
+        geometry=[LineString([(X0 + 100, Y0 + 1400), (X0 + W - 100, Y0 + 1400)])],
+        crs=UTM49,
+    )
+    write_vector(tmp_path / "areas.gpkg", areas)
+    write_vector(tmp_path / "towers.gpkg", towers)
+    write_vector(tmp_path / "roads.gpkg", roads)
+    doc = {
+        "name": "gap town",
+        "resolution_m": 100,
+        "layers": {"areas": "areas.gpkg", "towers": "towers.gpkg", "roads": "roads.gpkg"},
+        "stages": {
+            "coverage": {"model": "hata", "validity": "ignore"},
+            "gaps": False,
+            "sites": {"mode": "per_operator", "budget": 1, "sources": ["colocation"]},
+            "backbone": False,
+            "map": False,
+            "report": False,
+        },
+    }
+    (tmp_path / "plan.yml").write_text(yaml.safe_dump(doc))
+    return tmp_path / "plan.yml"
+
+
+def _doc(path):
+    return yaml.safe_load(path.read_text())
+
+
+def _write(path, doc):
+    path.write_text(yaml.safe_dump(doc))
+
+
+def test_colocation_on_the_other_operators_mast_and_its_gain(gap_plan, tmp_path):
+    """Alpha's one site is Beta's eastern mast; its gain equals the coverage difference the
+    coverage engine computes with that tower added (an independent rerun)."""
+    from telcoplan.coverage.analysis import compute_coverage
+
+    summary = run_plan(read_plan(gap_plan), tmp_path / "out")["sites"]
+    sites = gpd.read_file(tmp_path / "out" / "sites.gpkg", layer="sites")
+    alpha = sites[sites["new_operators"].str.contains("Alpha")]
+    assert len(alpha) == 1
+    assert alpha["kind"].item() == "existing_tower"
+    assert alpha.geometry.item().distance(Point(X0 + 5500, Y0 + 1500)) < 1.0
+    # independent: rerun coverage with Alpha on that mast
+    inputs = load_inputs(read_plan(gap_plan))
+    towers = inputs.vectors["towers"]
+    before = compute_coverage(towers, inputs.grid, model="hata", validity="ignore")
+    added = towers.loc[["B2"]].assign(operator="Alpha").rename(index={"B2": "A-new"})
+    after = compute_coverage(
+        gpd.GeoDataFrame(pd.concat([towers, added]), crs=towers.crs),
+        inputs.grid,
+        model="hata",
+        validity="ignore",
+    )
+    k = list(before.operators).index("Alpha")
+    gain = float(inputs.population[after.covered[k] & ~before.covered[k]].sum())
+    assert summary["operators"]["Alpha"]["population_gain"] == pytest.approx(gain, abs=1.0)
+    assert summary["operators"]["Alpha"]["optimality_gap_pct"] == 0.0
+
+
+def test_zoning_exclusion_is_never_violated(gap_plan, tmp_path):
+    exclusion = gpd.GeoDataFrame(
+        geometry=[box(X0 + 3000, Y0, X0 + W, Y0 + H)], crs="EPSG:32649"
+    ).to_crs("EPSG:4326")
+    write_vector(tmp_path / "heritage.geojson", exclusion)
+    doc = _doc(gap_plan)
+    doc["stages"]["sites"] = {
+        "mode": "joint",
+        "budget": 3,
+        "sources": ["gaps"],
+        "gap_candidates": 80,
+        "zoning": {"exclude": "heritage.geojson"},
+    }
+    _write(gap_plan, doc)
+    summary = run_plan(read_plan(gap_plan), tmp_path / "out")["sites"]
+    cands = gpd.read_file(tmp_path / "out" / "sites.gpkg", layer="candidates")
+    inside = cands.geometry.x > X0 + 3000
+    assert inside.any()
+    assert not cands.loc[inside, "allowed"].any()
+    assert cands.loc[inside, "reason"].str.len().gt(0).all()
+    sites = gpd.read_file(tmp_path / "out" / "sites.gpkg", layer="sites")
+    assert summary["new_builds"] > 0
+    assert (sites.geometry.x <= X0 + 3000).all()
+    assert (sites["tenants"] <= 4).all()
+
+
+def test_backbone_connects_the_planned_sites(gap_plan, tmp_path):
+    fiber = gpd.GeoDataFrame(
+        {"fiber_id": ["f"], "operator": ["Beta"]},
+        geometry=[LineString([(X0 + 100, Y0 + 1400), (X0 + 2000, Y0 + 1400)])],
+        crs=UTM49,
+    )
+    write_vector(tmp_path / "fiber.gpkg", fiber)
+    doc = _doc(gap_plan)
+    doc["layers"]["fiber"] = "fiber.gpkg"
+    doc["stages"]["sites"] = {"mode": "joint", "budget": 2, "sources": ["gaps"]}
+    doc["stages"]["backbone"] = {}
+    _write(gap_plan, doc)
+    summary = run_plan(read_plan(gap_plan), tmp_path / "out")
+    new_masts = summary["sites"]["new_builds"]
+    assert new_masts > 0
+    assert summary["backbone"]["sites"] == 3 + new_masts  # A1, B1, B2 and the new masts
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert on_disk["sites"]["towers_avoided"] >= 0
+
+
+def test_sites_parameters_problems_at_once(gap_plan):
+    doc = _doc(gap_plan)
+    doc["stages"]["sites"] = {
+        "mode": "together",
+        "budget": 2,
+        "budget_usd": 5,
+        "sources": ["gaps", "moon"],
+        "max_tenants": 0,
+        "method": "magic",
+    }
+    _write(gap_plan, doc)
+    with pytest.raises(PlanError) as info:
+        read_plan(gap_plan)
+    msg = str(info.value)
+    for needle in ("mode", "not both", "sources", "max_tenants", "method"):
+        assert needle in msg, msg
+
+
+def test_sites_plan_command(gap_plan, tmp_path):
+    from click.testing import CliRunner
+
+    from telcoplan.cli import cli
+
+    res = CliRunner().invoke(
+        cli,
+        ["sites", "plan", str(gap_plan), "--out", str(tmp_path / "o"), "--budget", "1", "-q"],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["sites"]["selected"] >= 1
+    assert summary["stages"]["backbone"]["skipped"].startswith("switched off")
+    res = CliRunner().invoke(
+        cli, ["sites", "plan", str(gap_plan), "--budget", "1", "--budget-usd", "9"]
+    )
+    assert res.exit_code == 2
+    assert "not both" in res.output
