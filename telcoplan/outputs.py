@@ -19,6 +19,9 @@ Files of a run (each optional except ``summary.json``):
 ``gaps.gpkg``              layers ``gaps``, ``single_operator`` and ``pois``
 ``sites.gpkg``             proposed sites (layer ``sites``)
 ``backbone.gpkg``          backbone links (layer ``links``)
+``site_review.gpkg``       ``telcoplan sites review``: layers ``review`` (one point per
+                           proposed site) and ``review_footprint`` (the populated cells each
+                           would newly cover); ``site_review.csv`` the same table
 ``map.html``               the interactive map
 ``report.html``            the report, with ``figure.png`` beside it
 =========================  ================================================================
@@ -56,6 +59,8 @@ __all__ = [
     "OPERATORS_COUNT",
     "REPORT",
     "RESERVED_OPERATOR_NAMES",
+    "REVIEW",
+    "REVIEW_TABLE",
     "SITES",
     "SUMMARY",
     "derived",
@@ -83,6 +88,10 @@ COVERAGE_LIMIT = "coverage_limit.tif"
 MAP = "map.html"
 REPORT = "report.html"
 FIGURE = "figure.png"
+#: Site review (``telcoplan sites review``), written beside a run's outputs: the GeoPackage and
+#: the same table as CSV. Not part of a run (never listed in its summary).
+REVIEW = "site_review.gpkg"
+REVIEW_TABLE = "site_review.csv"
 
 #: Vector outputs by name: (file, GeoPackage layer, id column that becomes the index).
 LAYERS: dict[str, tuple[str, str, str | None]] = {
@@ -94,6 +103,8 @@ LAYERS: dict[str, tuple[str, str, str | None]] = {
     "pois": (GAPS, "pois", "poi_id"),
     "sites": (SITES, "sites", None),
     "backbone": (BACKBONE, "links", None),
+    "review": (REVIEW, "review", "candidate_id"),
+    "review_footprint": (REVIEW, "review_footprint", "candidate_id"),
 }
 
 #: Keys of ``summary.json``'s ``coverage`` block that are not operators (the operators' own
@@ -213,7 +224,8 @@ def derived(out_dir: str | os.PathLike, path: str | os.PathLike) -> bool:
 # ------------------------------------------------------------------------------ reading
 def _layer_name(path: Path, name: str) -> str | None:
     """The GeoPackage layer of output ``name`` in ``path``: its own layer, else the file's only
-    layer (or, for proposed sites, its first); None when there is none."""
+    layer (or, for proposed sites, its first; never for the site review, whose two layers
+    differ); None when there is none."""
     import pyogrio
 
     layer = LAYERS[name][1]
@@ -223,7 +235,7 @@ def _layer_name(path: Path, name: str) -> str | None:
         raise InputFileError(f"{path}: not a readable GeoPackage ({exc})") from None
     if layer in names:
         return layer
-    if names and (len(names) == 1 or name == "sites"):
+    if names and LAYERS[name][0] != REVIEW and (len(names) == 1 or name == "sites"):
         return names[0]
     log.debug("%s has no layer %r (layers: %s)", path, layer, ", ".join(names))
     return None

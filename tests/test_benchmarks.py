@@ -40,6 +40,10 @@ CASES = {
         r"protected 10, unprotected 0",
     ),
     "bench_national.py": (["--sites", "500", "--size", "300"], r"peak resident memory"),
+    "bench_review.py": (
+        ["--small"],
+        r"review / one coverage pass: [\d.]+ .*\n.*\n.*rounding \(0\.05\): True",
+    ),
 }
 
 

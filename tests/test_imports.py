@@ -119,6 +119,8 @@ def test_output_file_names_are_spelled_in_one_module():
         outputs.MAP,
         outputs.REPORT,
         outputs.FIGURE,
+        outputs.REVIEW,
+        outputs.REVIEW_TABLE,
     ]
     rasters = re.compile(r"(signal|server)_(\S*\.tif|$)")  # and f"signal_{…}.tif"'s first part
     found: dict[str, list[str]] = {}

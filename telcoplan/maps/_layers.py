@@ -1,7 +1,7 @@
 """The per-layer drawing functions of the interactive map (:mod:`telcoplan.maps.interactive`).
 
 One function per topic (areas, signal, coverage, gaps, roads, fiber, backbone, points of
-interest, towers, proposed sites): each reprojects its layer, adds one or more named layers to
+interest, towers, proposed sites, the site review): each reprojects its layer, adds one or more named layers to
 the :class:`~telcoplan.maps._builder.Builder` with their styles, popups and tooltips (every text
 from the inputs escaped) and writes its legend rows.
 """
@@ -43,6 +43,7 @@ __all__ = [
     "add_fiber",
     "add_gaps",
     "add_pois",
+    "add_review",
     "add_roads",
     "add_signal",
     "add_sites",
@@ -393,4 +394,67 @@ def add_sites(b: Builder, sites: gpd.GeoDataFrame) -> None:
             kind or "(no kind)",
             shape="dot",
             extra="border:2px solid #000",
+        )
+
+
+_REFUSED_COLOUR = "#d73027"
+
+
+def add_review(
+    b: Builder, review: gpd.GeoDataFrame, footprints: gpd.GeoDataFrame | None = None
+) -> None:
+    """The site review (``telcoplan sites review``): before — the operators' coverage layers —
+    and after: each proposal (ringed in red where zoning refuses it) and the populated cells
+    it would newly cover, in its operator's colour."""
+    if footprints is not None and len(footprints):
+        web = b.web(footprints, "review footprints")
+        ops = [str(o) for o in column(web, "operator", "")]
+        styles = [
+            {"color": b.colour(o), "weight": 1, "fillColor": b.colour(o), "fillOpacity": 0.45}
+            for o in ops
+        ]
+        tooltip = [
+            {"Newly covered": f"{fmt(i)} ({esc(o)}): {persons(p)} persons, {fmt(a, 'km²')}"}
+            for i, o, p, a in zip(
+                web.index, ops, column(web, "population_new"), column(web, "area_new_km2"),
+                strict=True,
+            )
+        ]  # fmt: skip
+        fg = b.group("Site review – newly covered (after)", "review:footprint")
+        b.geojson(fg, web, styles, pane="tpPolygons", tooltip=tooltip)
+    web = b.web(review, "review")
+    ops = [str(o) for o in column(web, "operator", "")]
+    refused = [
+        v is not None and not pd.isna(v) and not truthy(v)
+        for v in column(web, "zoning_allowed", None)
+    ]
+    styles = [
+        {
+            "color": _REFUSED_COLOUR if r else "#000000",
+            "weight": 3 if r else 2,
+            "fillColor": b.colour(o),
+            "radius": 7,
+        }
+        for o, r in zip(ops, refused, strict=True)
+    ]
+    tooltip = [
+        {
+            "Proposed site": " ".join(
+                t for t in (fmt(i), fmt(n) if n != i else "", f"({esc(o)})") if t
+            )
+            + f": {persons(p)} persons newly covered"
+            + (" – refused by zoning" if r else "")
+        }
+        for i, n, o, p, r in zip(
+            web.index, names(web), ops, column(web, "population_new"), refused, strict=True
+        )
+    ]
+    fg = b.group("Site review – proposals", "review")
+    b.geojson(fg, web, styles, pane="tpPoints", popup=attributes(web), tooltip=tooltip, radius=7)
+    b.head("Site review (after: newly covered cells)")
+    for op in sorted(set(ops)):
+        b.swatch(b.colour(op), f"proposal of {op} and what it newly covers", shape="dot")
+    if any(refused):
+        b.swatch(
+            "#ffffff", "refused by zoning", shape="dot", extra=f"border:3px solid {_REFUSED_COLOUR}"
         )

@@ -34,6 +34,8 @@ MAP_LAYERS = (
     "roads",
     "sites",
     "backbone",
+    "review",
+    "review_footprint",
 )
 #: Layers whose plan output carries more than the input (coverage %, service status): the
 #: output wins over an input layer of the same name. For the others the input wins.

@@ -37,6 +37,7 @@ from telcoplan.maps._layers import (
     add_fiber,
     add_gaps,
     add_pois,
+    add_review,
     add_roads,
     add_signal,
     add_sites,
@@ -146,6 +147,8 @@ def build_map(
     signal: Mapping[str, tuple[np.ndarray, Any]] | None = None,
     sites: gpd.GeoDataFrame | None = None,
     backbone: gpd.GeoDataFrame | None = None,
+    review: gpd.GeoDataFrame | None = None,
+    review_footprint: gpd.GeoDataFrame | None = None,
     summary: Mapping[str, Any] | None = None,
     tiles: str = "none",
     title: str = "telcoplan plan",
@@ -190,6 +193,11 @@ def build_map(
         separate plan), ``operators`` (``"A;B"``; joint trench in black, one operator in its
         colour), ``status`` (new / reused / leased / ring, see :data:`LINK_STATUS`; or a
         boolean ``ring`` column), ``length_m`` (m), ``cost``.
+    review, review_footprint : GeoDataFrame, optional
+        A site review (:data:`~telcoplan.outputs.REVIEW`, from ``telcoplan sites review``): the
+        proposals (``operator``, ``population_new``, ``zoning_allowed``, …; every column in the
+        popup, ringed in red where zoning refuses them) and the populated cells each would
+        newly cover, in its operator's colour — the "after" over the coverage layers.
     summary : dict, optional
         :data:`~telcoplan.outputs.SUMMARY` content: key figures and the synthetic-data flag in a summary box.
     tiles : str
@@ -224,7 +232,7 @@ def build_map(
     display CRS (``telcoplan.maps._raster``). Inputs are not modified. ``window.telcoplan``
     in the page holds the Leaflet map, its overlays by layer name and stable layer ids
     (``areas``, ``towers:<operator>``, ``signal:<operator>``, ``coverage:any``, ``gaps``,
-    ``pois``, ``sites``, ``backbone:joint``, …).
+    ``pois``, ``sites``, ``backbone:joint``, ``review``, ``review:footprint``, …).
     """
     folium = _import_folium()
     frames = {
@@ -237,6 +245,8 @@ def build_map(
         "roads": roads,
         "sites": sites,
         "backbone": backbone,
+        "review": review,
+        "review_footprint": review_footprint,
     }
     for what, gdf in frames.items():
         _check_frame(gdf, what)
@@ -245,7 +255,13 @@ def build_map(
     if not (np.isfinite(simplify_m) and simplify_m >= 0):
         raise ValueError(f"simplify_m must be a number of metres >= 0, got {simplify_m!r}")
     colours = operator_colours(
-        _ops(towers), _ops(coverage), _ops(fiber), _ops(backbone), _ops(sites), list(signal or {})
+        _ops(towers),
+        _ops(coverage),
+        _ops(fiber),
+        _ops(backbone),
+        _ops(sites),
+        _ops(review),
+        list(signal or {}),
     )
     # maxZoom on the map itself: without a tile layer Leaflet (and markercluster) lack one
     m = folium.Map(tiles=None, control_scale=True, zoom_start=11, maxZoom=19)
@@ -274,6 +290,8 @@ def build_map(
         add_towers(b, towers)
     if sites is not None:
         add_sites(b, sites)
+    if review is not None:
+        add_review(b, review, review_footprint)
 
     bounds = union_bounds(*b.bounds)
     if bounds is not None:

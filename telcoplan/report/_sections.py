@@ -6,7 +6,7 @@ absent (the section is then left out). Text from the inputs goes through :func:`
 escaped by :func:`~telcoplan.report._blocks.html_table`.
 
 The sections live in ``_sections_coverage`` (key figures, coverage, areas),
-``_sections_network`` (gaps, sites, backbone) and ``_sections_page`` (title, figure,
+``_sections_network`` (gaps, sites, site review, backbone) and ``_sections_page`` (title, figure,
 provenance), the shared building blocks in ``_blocks``; this module gathers them for
 :mod:`telcoplan.report.html`.
 """
@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from telcoplan.report._blocks import Context, operators
 from telcoplan.report._sections_coverage import areas_section, coverage_section, headline_section
-from telcoplan.report._sections_network import backbone_section, gaps_section, sites_section
+from telcoplan.report._sections_network import (
+    backbone_section,
+    gaps_section,
+    review_section,
+    sites_section,
+)
 from telcoplan.report._sections_page import (
     default_title,
     figure_section,
@@ -34,6 +39,7 @@ __all__ = [
     "headline_section",
     "operators",
     "provenance_section",
+    "review_section",
     "sites_section",
     "subtitle",
 ]

@@ -35,6 +35,7 @@ from telcoplan.report._svg import Series, bar_chart
 __all__ = [
     "backbone_section",
     "gaps_section",
+    "review_section",
     "sites_section",
 ]
 
@@ -181,6 +182,86 @@ def sites_section(ctx: Context, sites: pd.DataFrame | None, max_rows: int) -> st
         out.append(f"<h3>Proposed sites ({len(recs):,})</h3>")
         out.append(records_table(recs, ctx, max_rows))
     return "\n".join(p for p in out if p)
+
+
+#: The site review's table in the report: (column, heading); the CSV has every column.
+_REVIEW_COLUMNS = (
+    ("candidate_id", "Proposal"),
+    ("name", "Name"),
+    ("operator", "Operator"),
+    ("population_new", "Persons newly covered"),
+    ("population_own_overlap", "Already covered by its operator"),
+    ("own_overlap_pct", "Own overlap"),
+    ("population_other_overlap", "Covered by other operators"),
+    ("hosts", "Existing towers within the co-location radius"),
+    ("zoning_allowed", "Zoning"),
+    ("dist_road_m", "Nearest road"),
+    ("dist_fiber_m", "Nearest fibre"),
+)
+
+
+def review_section(ctx: Context, review: pd.DataFrame | None, max_rows: int) -> str:
+    """The site review (``telcoplan sites review``) when the run folder has one: what each
+    proposal adds, most persons first."""
+    if review is None or not len(review):
+        return ""
+    recs = frame_rows(review)
+    recs.sort(key=lambda r: -(number(r.get("population_new")) or 0.0))
+    hosts = sum(1 for r in recs if (number(r.get("host_count")) or 0) > 0)
+    zoned = [r.get("zoning_allowed") for r in recs if not is_missing(r.get("zoning_allowed"))]
+    figures: dict[str, Any] = {
+        "proposals": len(recs),
+        "population_newly_covered": sum(number(r.get("population_new")) or 0.0 for r in recs),
+        "population_already_covered_by_the_proposing_operator": sum(
+            number(r.get("population_own_overlap")) or 0.0 for r in recs
+        ),
+        "proposals_an_existing_tower_could_host": hosts,
+    }
+    if zoned:
+        figures["proposals_refused_by_zoning"] = sum(1 for v in zoned if not _truthy(v))
+    out = [
+        '<p class="note">Each proposal judged against the run\'s coverage: persons it would newly '
+        "cover for its operator, persons in its footprint its operator already covers "
+        "(cannibalisation) or other operators cover, and existing towers within the "
+        "co-location radius that could host it instead. Footprints may overlap, so the "
+        "persons newly covered by several proposals are not a sum to build on. Every column "
+        "is in the review's CSV.</p>",
+        key_values(figures, ctx),
+    ]
+    cols = [(c, h) for c, h in _REVIEW_COLUMNS if any(c in r for r in recs)]
+    shown = recs[:max_rows]
+    rows = []
+    for r in shown:
+        cells = []
+        for c, _ in cols:
+            v = r.get(c)
+            if c == "zoning_allowed":
+                reason = r.get("zoning_reason")
+                cells.append(
+                    esc(
+                        MISSING
+                        if is_missing(v)
+                        else "allowed"
+                        if _truthy(v)
+                        else f"refused: {reason}"
+                        if not is_missing(reason) and str(reason)
+                        else "refused"
+                    )
+                )
+            elif c == "hosts":
+                cells.append(esc(v if not is_missing(v) and str(v) else "none"))
+            else:
+                cells.append(fmt_value(c, v, ctx))
+        rows.append(cells)
+    numeric = [i for i, (c, _) in enumerate(cols) if c.startswith(("population_", "own_", "dist_"))]
+    out.append(html_table([h for _, h in cols], rows, numeric=numeric))
+    if len(recs) > len(shown):
+        out.append(f'<p class="note">… and {len(recs) - len(shown):,} more.</p>')
+    return "\n".join(out)
+
+
+def _truthy(value: object) -> bool:
+    return str(value).strip().lower() in ("true", "1", "yes", "1.0")
 
 
 def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:

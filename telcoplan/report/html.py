@@ -87,6 +87,7 @@ def render_report(
     pois: pd.DataFrame | None = None,
     sites: pd.DataFrame | None = None,
     links: pd.DataFrame | None = None,
+    review: pd.DataFrame | None = None,
     figure_png: bytes | None = None,
     title: str | None = None,
     top_gaps: int = 20,
@@ -116,6 +117,9 @@ def render_report(
     links
         Backbone links (:data:`~telcoplan.outputs.BACKBONE` layer ``links``: ``plan``, ``status``, ``operators``,
         ``length_m`` in m, ``cost``), summarised by plan and status.
+    review
+        A site review (:data:`~telcoplan.outputs.REVIEW` layer ``review``, from ``telcoplan
+        sites review``): the "Site review" section, proposals ranked by persons newly covered.
     figure_png
         A PNG image of the plan (e.g. from ``telcoplan.maps``), embedded as a ``data:`` URI.
     title
@@ -148,6 +152,7 @@ def render_report(
         ("areas", "Areas", sec.areas_section(ctx, areas)),
         ("gaps", "Gaps", sec.gaps_section(ctx, gaps, pois, top_gaps, max_rows)),
         ("sites", "Proposed sites", sec.sites_section(ctx, sites, max_rows)),
+        ("review", "Site review", sec.review_section(ctx, review, max_rows)),
         ("backbone", "Backbone", sec.backbone_section(ctx, links)),
         ("provenance", "Provenance", sec.provenance_section(ctx)),
     ]
@@ -226,7 +231,8 @@ def load_outputs(
 
     Reads :data:`~telcoplan.outputs.SUMMARY` (unless ``summary`` is given) and, when present, the attribute tables (no geometry) of
     :data:`~telcoplan.outputs.COVERAGE` layer ``areas``, :data:`~telcoplan.outputs.GAPS` layers ``gaps`` and ``pois``,
-    :data:`~telcoplan.outputs.SITES` layer ``sites`` (or its first layer) and :data:`~telcoplan.outputs.BACKBONE` layer ``links``.
+    :data:`~telcoplan.outputs.SITES` layer ``sites`` (or its first layer), :data:`~telcoplan.outputs.BACKBONE` layer ``links`` and
+    a site review's :data:`~telcoplan.outputs.REVIEW` layer ``review``.
 
     Raises
     ------
@@ -243,6 +249,7 @@ def load_outputs(
         ("pois", "pois"),
         ("sites", "sites"),
         ("links", "backbone"),
+        ("review", "review"),
     ):
         frame = outputs.read_table(out, name)
         if frame is not None:
