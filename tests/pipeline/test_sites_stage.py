@@ -188,3 +188,26 @@ def test_sites_plan_command(gap_plan, tmp_path):
     )
     assert res.exit_code == 2
     assert "not both" in res.output
+
+
+def test_planned_masts_keep_the_zoning_spacing(gap_plan, tmp_path):
+    """New masts of the plan (all operators together) are never closer than their type's
+    minimum spacing: within an operator by the optimiser's conflicts, across operators by
+    sharing one mast."""
+    doc = _doc(gap_plan)
+    doc["stages"]["sites"] = {
+        "mode": "joint",
+        "budget": 4,
+        "sources": ["gaps"],
+        "gap_candidates": 120,
+        "zoning": {"min_spacing_m": {"A2a": 1500, "A2b": 1500, "A1": 1500}},
+    }
+    _write(gap_plan, doc)
+    run_plan(read_plan(gap_plan), tmp_path / "out")
+    sites = gpd.read_file(tmp_path / "out" / "sites.gpkg", layer="sites")
+    masts = sites[sites["new_build"]].geometry.to_numpy()
+    assert len(masts) >= 2
+    for i in range(len(masts)):
+        for j in range(i + 1, len(masts)):
+            assert masts[i].distance(masts[j]) >= 1500 - 1e-6
+    assert (sites["tenants"] <= 4).all()

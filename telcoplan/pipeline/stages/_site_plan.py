@@ -235,7 +235,8 @@ def _zoning(candidates: gpd.GeoDataFrame, params: SitesParams, towers, crs):
 
     from telcoplan.sites.zoning import allowed, spacing_conflicts, tower_type_for
 
-    zoning = replace(params.zoning.to_crs(crs), max_tenants=params.max_tenants)
+    zoning = params.zoning if params.zoning.crs is None else params.zoning.to_crs(crs)
+    zoning = replace(zoning, max_tenants=params.max_tenants)
     candidates["tower_type"] = tower_type_for(candidates, zoning).to_numpy()
     mask, reasons = allowed(candidates, zoning, existing=towers)
     return (
