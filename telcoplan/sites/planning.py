@@ -12,7 +12,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-__all__ = ["COLOCATION_RADIUS_M", "Consolidation", "consolidate"]
+__all__ = ["COLOCATION_RADIUS_M", "Consolidation", "colocation_radius", "consolidate"]
 
 #: Default co-location radius (m) by setting.
 COLOCATION_RADIUS_M = {"urban": 100.0, "rural": 500.0}
@@ -102,3 +102,28 @@ def consolidate(
         crs=sites.crs,
     )
     return Consolidation(structure, structures)
+
+
+def colocation_radius(
+    points: gpd.GeoSeries,
+    population: np.ndarray,
+    grid,
+    *,
+    radius_m: dict[str, float] | None = None,
+    urban_density_per_km2: float = 1_000.0,
+) -> np.ndarray:
+    """Co-location radius (m) at each point: ``radius_m["urban"]`` where the population density
+    around it — its cell and the 8 neighbours, persons per km² — reaches
+    ``urban_density_per_km2``, else ``radius_m["rural"]`` (default :data:`COLOCATION_RADIUS_M`).
+    ``population`` is persons per cell of ``grid`` (flat or in its shape)."""
+    from scipy.ndimage import uniform_filter
+
+    radius = {**COLOCATION_RADIUS_M, **(radius_m or {})}
+    density = uniform_filter(
+        np.asarray(population, dtype=np.float64).reshape(grid.shape), size=3, mode="constant"
+    ) / (grid.cell_area_m2 / 1e6)
+    r, c = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
+    ok = grid.contains_rowcol(r, c)
+    d = np.zeros(len(points))
+    d[ok] = density[r[ok], c[ok]]
+    return np.where(d >= urban_density_per_km2, radius["urban"], radius["rural"])

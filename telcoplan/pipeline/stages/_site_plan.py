@@ -57,7 +57,6 @@ def plan_sites(
     from telcoplan.gis.zonal import label_polygons
     from telcoplan.sites import candidates as cand
     from telcoplan.sites.optimize import maximize_coverage
-    from telcoplan.sites.planning import consolidate
 
     grid = inputs.grid
     towers = inputs.vectors["towers"]
@@ -220,7 +219,7 @@ def plan_sites(
 
     alone = plan(shared=False)
     joint = plan(shared=True) if params.mode == "joint" else alone
-    return _assemble(inputs, params, candidates, joint, alone, consolidate, costs_by_kind, pop)
+    return _assemble(inputs, params, candidates, joint, alone, costs_by_kind, pop)
 
 
 def _zoning(candidates: gpd.GeoDataFrame, params: SitesParams, towers, crs):
@@ -272,27 +271,11 @@ def _marginal_gains(cover, weights: np.ndarray) -> np.ndarray:
     return out
 
 
-def _setting_radius(
-    points: gpd.GeoSeries, params: SitesParams, pop: np.ndarray, grid
-) -> np.ndarray:
-    """Co-location radius at each point: urban where the population density around it (the
-    cell and its 8 neighbours) reaches ``urban_density_per_km2``, else rural."""
-    from scipy.ndimage import uniform_filter
-
-    density = uniform_filter(pop.reshape(grid.shape), size=3, mode="constant") / (
-        grid.cell_area_m2 / 1e6
-    )
-    r, c = grid.rowcol(points.x.to_numpy(), points.y.to_numpy())
-    ok = grid.contains_rowcol(r, c)
-    d = np.zeros(len(points))
-    d[ok] = density[r[ok], c[ok]]
-    urban = d >= params.urban_density_per_km2
-    return np.where(urban, params.colocation_radius_m["urban"], params.colocation_radius_m["rural"])
-
-
-def _assemble(inputs, params, candidates, plan, alone, consolidate, costs_by_kind, pop):
+def _assemble(inputs, params, candidates, plan, alone, costs_by_kind, pop):
     """The plan's structures, the backbone's new towers and the summary (the plan compared
     with every operator building alone)."""
+    from telcoplan.sites.planning import colocation_radius, consolidate
+
     picks, per_op = plan
     crs = inputs.grid.crs
     ids = candidates.index.astype(str).to_numpy()
@@ -310,7 +293,13 @@ def _assemble(inputs, params, candidates, plan, alone, consolidate, costs_by_kin
     )
     joint = params.mode == "joint" and len(new_gdf)
     if joint:
-        radius = _setting_radius(new_gdf.geometry, params, pop, inputs.grid)
+        radius = colocation_radius(
+            new_gdf.geometry,
+            pop,
+            inputs.grid,
+            radius_m=dict(params.colocation_radius_m),
+            urban_density_per_km2=params.urban_density_per_km2,
+        )
         if params.zoning is not None:  # masts closer than their type's spacing must share
             types = candidates["tower_type"].to_numpy()[new["candidate"].to_numpy()]
             spacing = np.array(
