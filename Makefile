@@ -41,6 +41,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_coverage_terrain.py
 	$(PY) benchmarks/bench_steiner.py
 	$(PY) benchmarks/bench_rings.py --peer-sites 100   # the full networkx peer takes ~16 min: --peer-sites 2000
+	$(PY) benchmarks/bench_sites.py --milp-limit 300   # ~11 min, mostly the HiGHS reference runs
+	$(PY) benchmarks/bench_review.py
 
 # 100k sites, 33 M cells: minutes and ~2 GB
 bench-national: $(STAMP)

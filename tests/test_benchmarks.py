@@ -40,6 +40,7 @@ CASES = {
         r"protected 10, unprotected 0",
     ),
     "bench_national.py": (["--sites", "500", "--size", "300"], r"peak resident memory"),
+    "bench_sites.py": (["--small", "--repeat", "1"], r"identical selections: True"),
     "bench_review.py": (
         ["--small"],
         r"review / one coverage pass: [\d.]+ .*\n.*\n.*rounding \(0\.05\): True",

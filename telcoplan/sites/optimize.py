@@ -120,8 +120,9 @@ def maximize_coverage(
         (within ``time_limit_s``, 60 s by default) when the reduced instance is small or the
         greedy's proven gap exceeds 1 %; the better selection and the tighter bound are kept.
     time_limit_s
-        Wall-clock limit in seconds for ``"milp"`` and ``"auto"`` (the greedy is not
-        interrupted); when the MILP is stopped by it, the best selection found so far is
+        Wall-clock limit in seconds for the whole call with ``"milp"`` and ``"auto"`` (the
+        greedy is not interrupted; HiGHS checks the clock between its steps, so it may overrun
+        by a little); when the MILP is stopped by it, the best selection found so far is
         returned with HiGHS's dual bound as ``upper_bound``. Ignored by ``"greedy"``.
     conflicts
         Optional integer array of shape (m, 2): pairs of candidates that may not both be
@@ -208,11 +209,11 @@ def maximize_coverage(
     )
     if method == "greedy" or greedy.gap == 0:
         return greedy
-    limit = time_limit_s
-    if method == "auto":
-        limit = (_AUTO_TIME_LIMIT_S if time_limit_s is None else time_limit_s) - t_greedy
-        if limit <= 0:
-            return greedy
+    if method == "auto" and time_limit_s is None:
+        time_limit_s = _AUTO_TIME_LIMIT_S
+    deadline = None if time_limit_s is None else t0 + time_limit_s
+    if deadline is not None and time.perf_counter() >= deadline:
+        return greedy
     reduced = _reduce(p)
     if method == "auto" and reduced.nnz > _AUTO_MILP_NNZ and greedy.gap <= _AUTO_GAP:
         log.info(
@@ -222,7 +223,7 @@ def maximize_coverage(
             reduced.nnz,
         )
         return greedy
-    return _milp(p, reduced, greedy, limit)
+    return _milp(p, reduced, greedy, deadline)
 
 
 # --------------------------------------------------------------------------------------------
@@ -690,7 +691,7 @@ def _solver_class():
 
 
 def _milp(
-    p: _Problem, r: _Reduced, greedy: CoverageSolution, time_limit_s: float | None
+    p: _Problem, r: _Reduced, greedy: CoverageSolution, deadline: float | None
 ) -> CoverageSolution:
     solver_class, highspy = _solver_class()
     n, m = r.cover.shape
@@ -733,8 +734,6 @@ def _milp(
     h.setOptionValue("output_flag", False)
     h.setOptionValue("mip_rel_gap", _MIP_REL_GAP)
     h.setOptionValue("random_seed", int(p.seed) % 2**31)
-    if time_limit_s is not None:
-        h.setOptionValue("time_limit", float(time_limit_s))
     h.passModel(lp)
 
     # the greedy selection as the starting incumbent
@@ -745,6 +744,8 @@ def _milp(
     h.setSolution(n + m, np.arange(n + m, dtype=np.int32), start)
 
     t0 = time.perf_counter()
+    if deadline is not None:  # the time left of the call's limit (HiGHS wants > 0)
+        h.setOptionValue("time_limit", max(1e-3, deadline - t0))
     h.run()
     elapsed = time.perf_counter() - t0
     status = h.getModelStatus()
