@@ -21,7 +21,8 @@ CASES = {
     "bench_zonal.py": (["--size", "200", "--areas", "5", "--repeat", "1"], r"raster total"),
     "bench_bestserver.py": (
         ["--towers", "30", "--size", "100", "--radius", "2"],
-        r"max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
+        r"omni max \|diff\| 0\.00\d\d dB\s+same coverage mask: True"
+        r"[\s\S]*sectorised max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
     ),
     "bench_terrain.py": (
         ["--size", "120", "--radius", "1.5", "--sites", "1", "--repeat", "1", "--peer", "numpy"],
