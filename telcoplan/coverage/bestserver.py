@@ -257,14 +257,7 @@ def best_server(
             f"towers are in {crs_name(towers.crs)} but the grid is in {crs_name(grid.crs)}; "
             "reproject them with .to_crs(grid.crs) first"
         )
-    cols = [group_by] if isinstance(group_by, str) else list(group_by)
-    labels = (
-        towers[cols].astype(str).agg("/".join, axis=1).to_numpy()
-        if len(towers)
-        else np.array([], dtype=object)
-    )
-    groups = tuple(sorted(set(labels)))
-    group = np.array([groups.index(g) for g in labels], dtype=np.int64)
+    groups, group = _group_labels(towers, group_by)
     n = len(towers)
     tx = towers.geometry.x.to_numpy(dtype=np.float64)
     ty = towers.geometry.y.to_numpy(dtype=np.float64)
@@ -374,6 +367,40 @@ def best_server(
         server[g][low] = -1
         power[g][low] = np.nan
     return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
+
+
+def _group_labels(
+    towers: pd.DataFrame, group_by: str | Sequence[str]
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Sorted group names and each tower's group index (int64) from the ``group_by`` column(s).
+
+    A tower's name is its values as strings joined by ``/`` (``"Viettel/4G"``). Each column is
+    factorised once and the names are built only for the distinct combinations of values, so the
+    cost is a few vectorised passes rather than one Python join per tower (it was 40 % of a
+    national run). A missing value raises a TypeError, as joining it would.
+    """
+    if not len(towers):
+        return (), np.zeros(0, dtype=np.int64)
+    sub = towers[[group_by] if isinstance(group_by, str) else list(group_by)]
+    key = np.zeros(len(sub), dtype=np.int64)  # combination of values seen so far, 0 .. m-1
+    values = []
+    for j in range(sub.shape[1]):
+        text = sub.iloc[:, j].astype(str)
+        if text.isna().any():  # pandas ≥ 3 keeps missing values missing through astype(str)
+            row = sub.index[text.isna().to_numpy()][0]
+            raise TypeError(
+                f"group_by column {sub.columns[j]!r} has a missing value (tower {row!r}); "
+                "every tower needs a value to be given a group"
+            )
+        codes, uniques = pd.factorize(text)
+        key, _ = pd.factorize(key * len(uniques) + codes)  # stays < n: no overflow
+        values.append(text.to_numpy())
+    _, first = np.unique(key, return_index=True)  # a tower of each combination, by key
+    names = ["/".join(parts) for parts in zip(*(v[first] for v in values), strict=True)]
+    groups = tuple(sorted(set(names)))
+    position = {g: i for i, g in enumerate(groups)}
+    of_key = np.array([position[name] for name in names], dtype=np.int64)
+    return groups, of_key[key]
 
 
 def _ground_at(dem: np.ndarray, grid: GridSpec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
