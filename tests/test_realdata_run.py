@@ -152,7 +152,7 @@ def real_run(tmp_path_factory):
 
 def test_every_stage_runs_and_the_backbone_is_greenfield(real_run):
     _, _, summary, log = real_run[True]
-    for stage in ("coverage", "gaps", "backbone", "map", "report"):
+    for stage in ("coverage", "gaps", "sites", "backbone", "map", "report"):
         assert summary.get(stage), stage
     assert "stages" not in summary or not summary["stages"], summary.get("stages")
     backbone = summary["backbone"]
