@@ -46,9 +46,34 @@ def zonal_sum_labels(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarr
     if values.shape != labels.shape:
         raise ValueError(f"values shape {values.shape} != labels shape {labels.shape}")
     v = np.asarray(values, dtype=np.float64).ravel()
-    lab = labels.ravel()
-    keep = (lab >= 0) & np.isfinite(v)
-    return np.bincount(lab[keep], weights=v[keep], minlength=n)[:n]
+    lab = np.asarray(labels).ravel()
+    if lab.dtype != np.int32:
+        lab = lab.astype(np.int32)
+    # one pass, no masked copies; the sums are added in cell order, as numpy.bincount adds
+    # them, so the results are the same to the last bit
+    return _sum_by_label()(v, lab, int(n))
+
+
+def _sum_by_label():
+    """The compiled one-pass kernel (numba is imported on first use)."""
+    global _KERNEL
+    if _KERNEL is None:
+        import numba as nb
+
+        @nb.njit(cache=True, nogil=True)
+        def kernel(v, lab, n):
+            out = np.zeros(n, dtype=np.float64)
+            for i in range(v.size):
+                k = lab[i]
+                if k >= 0 and k < n and np.isfinite(v[i]):
+                    out[k] += v[i]
+            return out
+
+        _KERNEL = kernel
+    return _KERNEL
+
+
+_KERNEL = None
 
 
 def zonal_sum(

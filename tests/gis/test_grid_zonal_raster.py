@@ -247,3 +247,18 @@ def test_a_raster_with_several_bands_says_which_one_is_read(tmp_path, caplog):
         got = read_raster_on_grid(tmp_path / "two.tif", grid)
     assert np.array_equal(got, np.ones((3, 3)))
     assert "has 2 bands: band 1 is read" in caplog.text
+
+
+def test_zonal_sum_labels_equals_bincount_to_the_bit():
+    """The one-pass kernel adds in cell order, as numpy.bincount does: identical sums (NaN cells
+    and label -1 left out)."""
+    from telcoplan.gis.zonal import zonal_sum_labels
+
+    rng = np.random.default_rng(7)
+    v = rng.random((300, 200)) * 1e3
+    v[rng.random(v.shape) < 0.05] = np.nan
+    lab = rng.integers(-1, 12, v.shape).astype(np.int32)
+    keep = (lab >= 0) & np.isfinite(v)
+    expected = np.bincount(lab[keep], weights=v[keep], minlength=12)[:12]
+    assert np.array_equal(zonal_sum_labels(v, lab, 12), expected)
+    assert np.array_equal(zonal_sum_labels(v, lab.astype(np.int64), 12), expected)
