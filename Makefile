@@ -23,6 +23,11 @@ $(VENV)/bin/python:
 $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e ".[test,maps,bench]"
+	@# compile (and cache) the numba kernels once, on a coarse demo, so that a user's first plan
+	@# does not wait ~30 s for them (the cache lives beside the sources)
+	rm -rf $(VENV)/warm-up
+	$(VENV)/bin/telcoplan demo --out $(VENV)/warm-up --resolution 1000 -qq
+	rm -rf $(VENV)/warm-up
 	touch $(STAMP)
 
 lint: $(STAMP)
