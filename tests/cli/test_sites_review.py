@@ -12,7 +12,8 @@ from shapely.geometry import Point
 from telcoplan.cli import cli
 from telcoplan.pipeline import read_plan, run_plan
 from tests.conftest import UTM49, X0, Y0
-from tests.pipeline.test_review import town_plan, write_proposals
+from tests.pipeline.test_review import write_proposals
+from tests.pipeline.town import town_plan
 
 EVIL = "<script>alert(1)</script>"
 

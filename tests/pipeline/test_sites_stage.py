@@ -10,64 +10,23 @@ import geopandas as gpd
 import pandas as pd
 import pytest
 import yaml
-from shapely.geometry import LineString, Point, box
+from shapely.geometry import Point, box
 
 from telcoplan.errors import PlanError
 from telcoplan.gis.vector import write_vector
 from telcoplan.pipeline import load_inputs, read_plan, run_plan
-from tests.conftest import UTM49, X0, Y0
-
-W, H = 6_000.0, 3_000.0
+from tests.conftest import X0, Y0
+from tests.pipeline.town import H, W, town_plan
 
 
 @pytest.fixture
 def gap_plan(tmp_path):
-    """A 6 x 3 km town: Alpha has one site in the west, Beta one in the west and one in the east,
-    so Alpha lacks service in the east, where Beta's mast could host it."""
-    areas = gpd.GeoDataFrame(
-        {"name": ["town"], "population": [180_000.0]},
-        geometry=[box(X0, Y0, X0 + W, Y0 + H)],
-        crs=UTM49,
+    """The test town (:mod:`tests.pipeline.town`): Alpha lacks service in the east, where Beta's
+    mast B2 could host it; the sites stage co-locating one site per operator."""
+    return town_plan(
+        tmp_path,
+        stages={"sites": {"mode": "per_operator", "budget": 1, "sources": ["colocation"]}},
     )
-    towers = gpd.GeoDataFrame(
-        {
-            "site_id": ["A1", "B1", "B2"],
-            "operator": ["Alpha", "Beta", "Beta"],
-            "technology": ["4G"] * 3,
-            "frequency_mhz": [1800.0] * 3,
-            "height_m": [30.0] * 3,
-            "eirp_dbm": [60.0] * 3,
-        },
-        geometry=[
-            Point(X0 + 500, Y0 + 1500),
-            Point(X0 + 800, Y0 + 1500),
-            Point(X0 + 5500, Y0 + 1500),
-        ],
-        crs=UTM49,
-    )
-    roads = gpd.GeoDataFrame(
-        {"road_id": ["r"], "road_class": ["primary"]},
-        geometry=[LineString([(X0 + 100, Y0 + 1400), (X0 + W - 100, Y0 + 1400)])],
-        crs=UTM49,
-    )
-    write_vector(tmp_path / "areas.gpkg", areas)
-    write_vector(tmp_path / "towers.gpkg", towers)
-    write_vector(tmp_path / "roads.gpkg", roads)
-    doc = {
-        "name": "gap town",
-        "resolution_m": 100,
-        "layers": {"areas": "areas.gpkg", "towers": "towers.gpkg", "roads": "roads.gpkg"},
-        "stages": {
-            "coverage": {"model": "hata", "validity": "ignore"},
-            "gaps": False,
-            "sites": {"mode": "per_operator", "budget": 1, "sources": ["colocation"]},
-            "backbone": False,
-            "map": False,
-            "report": False,
-        },
-    }
-    (tmp_path / "plan.yml").write_text(yaml.safe_dump(doc))
-    return tmp_path / "plan.yml"
 
 
 def _doc(path):
@@ -133,14 +92,7 @@ def test_zoning_exclusion_is_never_violated(gap_plan, tmp_path):
 
 
 def test_backbone_connects_the_planned_sites(gap_plan, tmp_path):
-    fiber = gpd.GeoDataFrame(
-        {"fiber_id": ["f"], "operator": ["Beta"]},
-        geometry=[LineString([(X0 + 100, Y0 + 1400), (X0 + 2000, Y0 + 1400)])],
-        crs=UTM49,
-    )
-    write_vector(tmp_path / "fiber.gpkg", fiber)
     doc = _doc(gap_plan)
-    doc["layers"]["fiber"] = "fiber.gpkg"
     doc["stages"]["sites"] = {"mode": "joint", "budget": 2, "sources": ["gaps"]}
     doc["stages"]["backbone"] = {}
     _write(gap_plan, doc)
@@ -211,3 +163,12 @@ def test_planned_masts_keep_the_zoning_spacing(gap_plan, tmp_path):
         for j in range(i + 1, len(masts)):
             assert masts[i].distance(masts[j]) >= 1500 - 1e-6
     assert (sites["tenants"] <= 4).all()
+
+
+def test_summary_records_the_zoning_rules(gap_plan, tmp_path):
+    doc = _doc(gap_plan)
+    rules = {"min_spacing_m": {"A2a": 900}, "max_tenants": 3}
+    doc["stages"]["sites"] = {"budget": 1, "sources": ["gaps"], "zoning": rules}
+    _write(gap_plan, doc)
+    summary = run_plan(read_plan(gap_plan), tmp_path / "out")["sites"]
+    assert summary["parameters"]["zoning"] == rules

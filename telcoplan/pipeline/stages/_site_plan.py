@@ -101,11 +101,12 @@ def plan_sites(
     threshold = cov.thresholds.power_threshold(params.technology)
     cp = cov_params
     clutter_db = None
-    if cp is not None and cp.calibration_fit is not None:
-        from telcoplan.pipeline.stages.coverage import clutter_grid
+    fit = None if cp is None else cp.calibration_fit
+    if fit is not None and fit.clutter_offsets_db and inputs.land_use is not None:
+        # the offsets the coverage stage applied (it logged how): the same per-cell losses
+        from telcoplan.coverage.calibration import clutter_offset_grid
 
-        grid_offsets = clutter_grid(inputs, cp.calibration_fit, cp.calibration)
-        clutter_db = None if grid_offsets is None else grid_offsets.offset_db
+        clutter_db = clutter_offset_grid(fit, inputs.land_use, inputs.land_use_names).offset_db
     cover = candidate_coverage(
         candidates.iloc[usable],
         grid,

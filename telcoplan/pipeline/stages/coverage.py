@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from telcoplan.coverage.thresholds import Thresholds
     from telcoplan.pipeline.inputs import PlanInputs
 
-__all__ = ["DEFAULTS", "CoverageParams", "clutter_grid", "mark_synthetic", "parse", "run"]
+__all__ = ["DEFAULTS", "CoverageParams", "mark_synthetic", "parse", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,7 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
         )
     _check_output_names(towers, params.per_technology)
     grid = inputs.grid
-    clutter = clutter_grid(inputs, fit, params.calibration)
+    clutter = _clutter_grid(inputs, fit, params.calibration)
     log.info(
         "coverage: %d sites, model %s (%s), %s thresholds",
         len(towers),
@@ -495,7 +495,7 @@ def _class_coverage(
     }
 
 
-def clutter_grid(inputs: PlanInputs, fit, calibration_path):
+def _clutter_grid(inputs: PlanInputs, fit, calibration_path):
     """The calibration's clutter offsets on the plan's land-use layer, or None (logged why)."""
     if fit is None or not fit.clutter_offsets_db:
         if inputs.land_use is not None:

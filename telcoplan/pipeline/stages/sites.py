@@ -94,6 +94,8 @@ class SitesParams:
     urban_density_per_km2: float = 1_000.0
     max_tenants: int = 4
     zoning: Any = None
+    #: the plan's ``zoning:`` mapping as written (for summary.json)
+    zoning_spec: Any = None
     method: str = "auto"
     time_limit_s: float | None = 60.0
     seed: int = 0
@@ -106,12 +108,8 @@ class SitesParams:
         """The parameters, for ``summary.json`` (zoning by its files)."""
         out = {k: getattr(self, k) for k in DEFAULTS if k != "zoning"}
         out["sources"] = list(self.sources)
-        out["zoning"] = None if self.zoning is None else self.zoning_source
+        out["zoning"] = self.zoning_spec
         return out
-
-    @property
-    def zoning_source(self) -> Any:
-        return getattr(self.zoning, "source", None)
 
 
 def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> SitesParams:
@@ -199,6 +197,7 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> SitesPa
             "cost_usd": dict(costs),
             "colocation_radius_m": {**DEFAULTS["colocation_radius_m"], **radius},
             "zoning": zoning,
+            "zoning_spec": params["zoning"],
         }
     )
 
