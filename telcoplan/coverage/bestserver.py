@@ -301,7 +301,7 @@ def best_server(
         kind, coef_a, coef_b, table_id, tables = _model_parameters(
             models, freq, h_tx, h_rx_m, env, radius_m, validity, calibration
         )
-        from telcoplan.coverage._kernel import best_server_kernel
+        from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel as best_server_kernel
 
         use_dem = dem is not None
         if use_dem:

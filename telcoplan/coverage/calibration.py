@@ -16,7 +16,7 @@ P_rx = EIRP − L_path(d) [− L_terrain] + A(φ, θ), with EIRP including the a
 and A the 3GPP sector-pattern attenuation (≤ 0 dB) of towers that have an azimuth and/or a tilt.
 
 With a DEM (``dem=`` on a :class:`~telcoplan.gis.grid.GridSpec`) the prediction includes
-terrain exactly as the coverage kernel (:mod:`telcoplan.coverage._kernel`) does: the antennas
+terrain exactly as the coverage kernel (:mod:`telcoplan.coverage._kernel_terrain`) does: the antennas
 stand on the ground of the cell that contains them, the depression angle of the pattern uses
 those absolute heights, and the knife-edge diffraction loss of the tower → measurement profile
 (:func:`telcoplan.coverage.terrain.path_terrain_loss`, Earth curvature k = 4/3) is added when

@@ -4,7 +4,7 @@
 :func:`telcoplan.coverage.profile.path_terrain_loss` computes it (the same samples and the same
 arithmetic), but skips the samples that conservative bounds prove below the ray: a horizon table
 per antenna (sector × distance ring) and the DEM maxima of :data:`BLOCK` × :data:`BLOCK`-cell
-blocks (:func:`block_max`). The coverage kernel (:mod:`telcoplan.coverage._kernel`) uses it to
+blocks (:func:`block_max`). The coverage kernel (:mod:`telcoplan.coverage._kernel_terrain`) uses it to
 find obstructed paths; :func:`exact_viewshed` runs it for every cell in range of one antenna
 (``line_of_sight(..., method="exact")`` of :mod:`telcoplan.coverage.terrain`, whose notes
 describe the pruning).

@@ -30,99 +30,20 @@ import math
 import numba as nb
 import numpy as np
 
+from telcoplan.coverage._kernel_common import (
+    path_loss_at,
+    pattern,
+    tile_upper_bounds,
+    wrap,
+)
 from telcoplan.coverage.profile import path_terrain_loss_with_buffer, profile_buffer_size
 from telcoplan.coverage.visibility import BLOCK, visible
 
-__all__ = ["best_server_kernel"]
-
-_A_M = 30.0
-_SLA_V = 20.0
-_THETA_3DB = 10.0
-_PHI_3DB = 65.0
-
-
-@nb.njit(cache=True, inline="always")
-def _path_loss(t, d_m, kind, coef_a, coef_b, table_id, tables, table_step):
-    """Path loss (dB) of tower t at horizontal distance d_m (m)."""
-    if d_m < 1.0:
-        d_m = 1.0
-    u = math.log10(d_m)
-    if kind[t] == 0:  # log-linear (Hata family): A + B log10(d_km)
-        return coef_a[t] + coef_b[t] * (u - 3.0)
-    row = table_id[t]
-    pos = u / table_step
-    i = int(pos)
-    n = tables.shape[1]
-    if i >= n - 1:
-        return tables[row, n - 1]
-    frac = pos - i
-    return tables[row, i] * (1.0 - frac) + tables[row, i + 1] * frac
-
-
-@nb.njit(cache=True, inline="always")
-def _pattern(phi_deg, dep_deg, azimuth, beam, tilt):
-    """3GPP sector attenuation (dB ≤ 0); NaN azimuth = omni, NaN tilt = no vertical pattern."""
-    a_h = 0.0
-    if not math.isnan(azimuth):
-        x = phi_deg / beam
-        a_h = -min(12.0 * x * x, _A_M)
-    a_v = 0.0
-    if not math.isnan(tilt):
-        y = (dep_deg - tilt) / _THETA_3DB
-        a_v = -min(12.0 * y * y, _SLA_V)
-    return -min(-(a_h + a_v), _A_M)
-
-
-@nb.njit(cache=True, inline="always")
-def _wrap(a):
-    """Wrap an angle to [-180, 180)."""
-    return (a + 180.0) % 360.0 - 180.0
-
-
-@nb.njit(cache=True)
-def _best_horizontal(tx, ty, azimuth, beam, xs, ys):
-    """Best (largest) horizontal attenuation over a rectangle of points seen from (tx, ty)."""
-    if math.isnan(azimuth):
-        return 0.0
-    xmin, xmax, ymin, ymax = xs[0], xs[1], ys[0], ys[1]
-    if xmin <= tx <= xmax and ymin <= ty <= ymax:
-        return 0.0
-    cx, cy = 0.5 * (xmin + xmax), 0.5 * (ymin + ymax)
-    bc = math.degrees(math.atan2(cx - tx, cy - ty))
-    lo, hi = 1e9, -1e9
-    for k in range(4):
-        px = xmin if k < 2 else xmax
-        py = ymin if k % 2 == 0 else ymax
-        b = math.degrees(math.atan2(px - tx, py - ty))
-        dlt = _wrap(b - bc)
-        lo = min(lo, dlt)
-        hi = max(hi, dlt)
-    phic = _wrap(bc - azimuth)
-    lo += phic
-    hi += phic
-    best = 180.0
-    for shift in (-360.0, 0.0, 360.0):
-        a, b = lo + shift, hi + shift
-        if a <= 0.0 <= b:
-            return 0.0
-        best = min(best, abs(a), abs(b))
-    x = best / beam
-    return -min(12.0 * x * x, _A_M)
-
-
-@nb.njit(cache=True)
-def _best_vertical(tilt, dep_lo, dep_hi):
-    if math.isnan(tilt):
-        return 0.0
-    if dep_lo <= tilt <= dep_hi:
-        return 0.0
-    off = dep_lo - tilt if tilt < dep_lo else tilt - dep_hi
-    y = off / _THETA_3DB
-    return -min(12.0 * y * y, _SLA_V)
+__all__ = ["best_server_terrain_kernel"]
 
 
 @nb.njit(cache=True, parallel=True)
-def best_server_kernel(
+def best_server_terrain_kernel(
     tile_r0, tile_c0, tile_ptr, tile_cand, tsize,
     x0, y0, res, height, width,
     tx, ty, eirp, group, radius, dh, azimuth, beam, tilt,
@@ -148,34 +69,11 @@ def best_server_kernel(
         ys[0] = y0 - (r1 - 0.5) * res
         ys[1] = y0 - (r0 + 0.5) * res
         cands = tile_cand[tile_ptr[k] : tile_ptr[k + 1]]
+        ub = tile_upper_bounds(
+            cands, xs, ys, tx, ty, eirp, radius, dh, azimuth, beam, tilt,
+            kind, coef_a, coef_b, table_id, tables, table_step, use_dem,
+        )  # fmt: skip
         m = cands.shape[0]
-        ub = np.empty(m)
-        for j in range(m):
-            t = cands[j]
-            ddx = max(xs[0] - tx[t], 0.0, tx[t] - xs[1])
-            ddy = max(ys[0] - ty[t], 0.0, ty[t] - ys[1])
-            dmin = math.sqrt(ddx * ddx + ddy * ddy)
-            if dmin > radius[t]:
-                ub[j] = -np.inf
-                continue
-            fx = max(abs(xs[0] - tx[t]), abs(xs[1] - tx[t]))
-            fy = max(abs(ys[0] - ty[t]), abs(ys[1] - ty[t]))
-            dmax = math.sqrt(fx * fx + fy * fy)
-            dep_hi = math.degrees(math.atan2(dh[t], max(dmin, 1.0)))
-            dep_lo = math.degrees(math.atan2(dh[t], max(dmax, 1.0)))
-            a_h = _best_horizontal(tx[t], ty[t], azimuth[t], beam[t], xs, ys)
-            # with terrain the depression angle depends on each cell's ground: no vertical bound
-            a_v = (
-                0.0
-                if use_dem
-                else _best_vertical(tilt[t], min(dep_lo, dep_hi), max(dep_lo, dep_hi))
-            )
-            pattern = -min(-(a_h + a_v), _A_M)
-            ub[j] = (
-                eirp[t]
-                - _path_loss(t, dmin, kind, coef_a, coef_b, table_id, tables, table_step)
-                + pattern
-            )
         order = np.argsort(-ub, kind="mergesort")
         buf = np.empty(
             profile_buffer_size(max_radius + 2.0 * tsize * res, res) + 2 if use_dem else 1
@@ -208,7 +106,7 @@ def best_server_kernel(
                         if d2 > r2:
                             continue
                         d = math.sqrt(d2)
-                        p = eirp[t] - _path_loss(
+                        p = eirp[t] - path_loss_at(
                             t, d, kind, coef_a, coef_b, table_id, tables, table_step
                         )
                         dh_c = dh[t]
@@ -220,9 +118,9 @@ def best_server_kernel(
                         if not (math.isnan(azimuth[t]) and math.isnan(tilt[t])):
                             phi = 0.0
                             if not math.isnan(azimuth[t]):
-                                phi = _wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
+                                phi = wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
                             dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
-                            p += _pattern(phi, dep, azimuth[t], beam[t], tilt[t])
+                            p += pattern(phi, dep, azimuth[t], beam[t], tilt[t])
                         # below the floor the pair is dropped anyway (terrain only lowers it)
                         if use_dem and p > best[i, c] and p >= floor_dbm:
                             # terrain only adds loss, and only on an obstructed path (the
