@@ -19,6 +19,7 @@ __all__ = [
     "best_vertical",
     "path_loss_at",
     "pattern",
+    "pattern_upper_bound",
     "tile_upper_bounds",
     "wrap",
 ]
@@ -109,6 +110,25 @@ def best_vertical(tilt, dep_lo, dep_hi):
 
 
 @nb.njit(cache=True)
+def pattern_upper_bound(tx, ty, dh, azimuth, beam, tilt, xs, ys, dmin, dmax, use_dem):
+    """The best (largest, ≤ 0 dB) sector attenuation a tower can have anywhere in a tile.
+
+    ``xs``/``ys``: the tile's first and last cell centres; ``dmin``/``dmax``: the nearest and
+    farthest distance from the tower to them. With terrain (``use_dem``) the depression angle
+    depends on each cell's ground: no vertical bound.
+    """
+    if math.isnan(azimuth) and math.isnan(tilt):
+        return 0.0
+    a_h = best_horizontal(tx, ty, azimuth, beam, xs, ys)
+    a_v = 0.0
+    if not use_dem and not math.isnan(tilt):
+        dep_hi = math.degrees(math.atan2(dh, max(dmin, 1.0)))
+        dep_lo = math.degrees(math.atan2(dh, max(dmax, 1.0)))
+        a_v = best_vertical(tilt, min(dep_lo, dep_hi), max(dep_lo, dep_hi))
+    return -min(-(a_h + a_v), A_M)
+
+
+@nb.njit(cache=True)
 def tile_upper_bounds(
     cands, xs, ys, tx, ty, eirp, radius, dh, azimuth, beam, tilt,
     kind, coef_a, coef_b, table_id, tables, table_step, use_dem,
@@ -118,8 +138,7 @@ def tile_upper_bounds(
     ``xs``/``ys``: the tile's first and last cell centres (x ascending, y ascending). −inf for a
     tower whose radius does not reach the tile. Path loss never decreases with distance and the
     pattern's best attenuation over the tile's bearings (and, without terrain, depressions) is
-    taken, so no cell of the tile can receive more. With terrain (``use_dem``) the depression
-    angle depends on each cell's ground: no vertical bound.
+    taken (:func:`pattern_upper_bound`), so no cell of the tile can receive more.
     """
     m = cands.shape[0]
     ub = np.empty(m)
@@ -134,12 +153,9 @@ def tile_upper_bounds(
         fx = max(abs(xs[0] - tx[t]), abs(xs[1] - tx[t]))
         fy = max(abs(ys[0] - ty[t]), abs(ys[1] - ty[t]))
         dmax = math.sqrt(fx * fx + fy * fy)
-        dep_hi = math.degrees(math.atan2(dh[t], max(dmin, 1.0)))
-        dep_lo = math.degrees(math.atan2(dh[t], max(dmax, 1.0)))
-        a_h = best_horizontal(tx[t], ty[t], azimuth[t], beam[t], xs, ys)
-        # with terrain the depression angle depends on each cell's ground: no vertical bound
-        a_v = 0.0 if use_dem else best_vertical(tilt[t], min(dep_lo, dep_hi), max(dep_lo, dep_hi))
-        pattern = -min(-(a_h + a_v), A_M)
+        pattern = pattern_upper_bound(
+            tx[t], ty[t], dh[t], azimuth[t], beam[t], tilt[t], xs, ys, dmin, dmax, use_dem
+        )
         ub[j] = (
             eirp[t]
             - path_loss_at(t, dmin, kind, coef_a, coef_b, table_id, tables, table_step)

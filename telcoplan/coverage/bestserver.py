@@ -291,19 +291,24 @@ def best_server(
         kernel_floor -= max(0.0, -float(clutter.min(initial=0.0)))
 
     nrows, ncols = grid.shape
-    # float32 outputs written by the kernel directly (tiles compute in float64): the peak memory
-    # is the outputs plus a few tiles, 8 bytes per cell and group
-    power = np.full((len(groups), nrows, ncols), -np.inf, dtype=np.float32)
-    server = np.full((len(groups), nrows, ncols), -1, dtype=np.int32)
+    use_dem = dem is not None
+    # float32 outputs written by the kernels directly: the peak memory is the outputs plus a few
+    # tiles, 8 bytes per cell and group (the flat kernel writes every cell: no initial fill)
+    shape = (len(groups), nrows, ncols)
+    if n and not use_dem:
+        power = np.empty(shape, dtype=np.float32)
+        server = np.empty(shape, dtype=np.int32)
+    else:
+        power = np.full(shape, np.nan, dtype=np.float32)
+        server = np.full(shape, -1, dtype=np.int32)
     evaluated = 0
     if n:
         models = auto_models(freq, env) if model == "auto" else np.full(n, model, dtype=object)
         kind, coef_a, coef_b, table_id, tables = _model_parameters(
             models, freq, h_tx, h_rx_m, env, radius_m, validity, calibration
         )
-        from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel as best_server_kernel
-
-        use_dem = dem is not None
+        t = grid.transform
+        tile_r0, tile_c0 = _tile_origins(grid, tile_size)
         if use_dem:
             from telcoplan.coverage.profile import DIFFRACTION_METHODS
 
@@ -316,57 +321,143 @@ def best_server(
             from telcoplan.coverage.visibility import BLOCK, block_max
 
             dem_arr = np.ascontiguousarray(np.nan_to_num(dem, nan=0.0), dtype=np.float64)
+            # float32 when that is exact (any DEM read from an integer or float32 raster): half
+            # the kernel's memory traffic, the same float64 arithmetic and results
+            dem32 = dem_arr.astype(np.float32)
+            dem_arr = dem32 if np.array_equal(dem32, dem_arr) else dem_arr
             bmax = block_max(dem_arr, BLOCK)
             h_abs_tx = _ground_at(dem_arr, grid, tx, ty) + h_tx
             method_code = DIFFRACTION_METHODS[diffraction]
+            from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel
+
+            wavelength = 299_792_458.0 / (freq * 1e6)
+            tree = cKDTree(np.column_stack([tx, ty]))
+
+            def run_tiles(r0, c0):
+                ptr, cand = _tile_candidates(grid, tree, r0, c0, float(radius_m.max()), tile_size)
+                return best_server_terrain_kernel(
+                    r0, c0, ptr, cand, tile_size,
+                    float(t.c), float(t.f), float(t.a), nrows, ncols,
+                    tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
+                    kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
+                    len(groups), kernel_floor,
+                    dem_arr, bmax, True, h_abs_tx, float(h_rx_m), wavelength, method_code,
+                    power, server,
+                )  # fmt: skip
+
         else:
-            dem_arr = np.zeros((1, 1))
-            bmax = np.zeros((1, 1))
-            h_abs_tx = h_tx.copy()
-            method_code = 0
-        wavelength = 299_792_458.0 / (freq * 1e6)
-        tile_r0, tile_c0 = _tile_origins(grid, tile_size)
-        tree = cKDTree(np.column_stack([tx, ty]))
-        t = grid.transform
-        # tiles go to the kernel in chunks of at most _TILES_PER_CHUNK, so the candidate lists
-        # stay small whatever the area, and of about a 20th of the tiles (at least 32), so that
-        # a long run can report its progress about every _PROGRESS_S seconds
-        per_chunk = max(1, min(max(len(tile_r0) // 20, 32), _TILES_PER_CHUNK))
-        chunks = range(0, len(tile_r0), per_chunk)
-        started = last = time.perf_counter()
-        for start in chunks:
-            r0 = tile_r0[start : start + per_chunk]
-            c0 = tile_c0[start : start + per_chunk]
-            ptr, cand = _tile_candidates(grid, tree, r0, c0, float(radius_m.max()), tile_size)
-            ev = best_server_kernel(
-                r0, c0, ptr, cand, tile_size,
-                float(t.c), float(t.f), float(t.a), nrows, ncols,
-                tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
-                kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
-                len(groups), kernel_floor,
-                dem_arr, bmax, use_dem, h_abs_tx, float(h_rx_m), wavelength, method_code,
-                power, server,
-            )  # fmt: skip
-            evaluated += int(ev.sum())
-            now = time.perf_counter()
-            done = start + len(r0)
-            eta = (now - started) * (len(tile_r0) - done) / done
-            if now - last >= _PROGRESS_S and eta >= _PROGRESS_MIN_LEFT_S:
-                last = now
+            from telcoplan.coverage._kernel import best_server_flat_kernel, tower_buckets
+
+            # towers in square buckets of the largest radius (at least a tile): a tile's
+            # candidates are read from the buckets within that radius of it
+            bsize = max(float(radius_m.max()), tile_size * grid.resolution)
+            xmin, ymin = float(tx.min()), float(ty.min())
+            nbx = int((float(tx.max()) - xmin) // bsize) + 1
+            nby = int((float(ty.max()) - ymin) // bsize) + 1
+            b_ptr, b_ids = tower_buckets(tx, ty, xmin, ymin, bsize, nbx, nby)
+            use_clutter = clutter is not None
+            clutter_arr = clutter if use_clutter else np.zeros((1, 1), dtype=np.float32)
+
+            def run_all(done):
+                best_server_flat_kernel(
+                    tile_r0, tile_c0, tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
+                    tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
+                    kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
+                    b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
+                    len(groups), kernel_floor, float(floor_dbm), clutter_arr, use_clutter,
+                    power, server, done,
+                )  # fmt: skip
+
+        if use_dem:
+            evaluated = _run_tiles(tile_r0, tile_c0, run_tiles, progress_label)
+        else:
+            evaluated = _run_watched(len(tile_r0), run_all, progress_label)
+    if use_dem or not n:  # the flat kernel applied the clutter and the floor itself
+        for g in range(len(groups)):  # one group at a time: no full-size temporaries
+            if clutter is not None:
+                power[g] -= clutter
+            low = ~(power[g] >= floor_dbm)
+            server[g][low] = -1
+            power[g][low] = np.nan
+    return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
+
+
+def _run_watched(n_tiles: int, run, progress_label: str) -> int:
+    """Run ``run(done)`` (a kernel over all tiles, without the GIL) while reporting progress.
+
+    ``done`` (int64 per tile, −1 until the kernel finishes the tile, then its tower
+    evaluations) is read by a watcher thread every _PROGRESS_S seconds, which logs the share
+    done and an estimate of the time left. One parallel call for all tiles: numba hands them to
+    the threads one at a time (dynamic scheduling: tiles differ in cost), and no thread waits at
+    a barrier between chunks (on a machine busy with other work, a descheduled thread makes
+    every such barrier cost a time slice).
+    """
+    import threading
+
+    import numba
+
+    done = np.full(n_tiles, -1, dtype=np.int64)
+    finished = threading.Event()
+    started = time.perf_counter()
+
+    def watch():
+        while not finished.wait(_PROGRESS_S):
+            k = int(np.count_nonzero(done >= 0))
+            if not k:
+                continue
+            eta = (time.perf_counter() - started) * (n_tiles - k) / k
+            if eta >= _PROGRESS_MIN_LEFT_S:
                 log.info(
                     "%s: %d%% of %d tiles, about %.0f s left",
                     progress_label,
-                    100 * done // len(tile_r0),
-                    len(tile_r0),
+                    100 * k // n_tiles,
+                    n_tiles,
                     eta,
                 )
-    for g in range(len(groups)):  # one group at a time: no full-size temporaries
-        if clutter is not None:
-            power[g] -= clutter
-        low = power[g] < floor_dbm
-        server[g][low] = -1
-        power[g][low] = np.nan
-    return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
+
+    watcher = threading.Thread(target=watch, name="telcoplan-progress", daemon=True)
+    watcher.start()
+    try:
+        with numba.parallel_chunksize(1):
+            run(done)
+    finally:
+        finished.set()
+        watcher.join()
+    return int(done.sum())
+
+
+def _run_tiles(tile_r0, tile_c0, run, progress_label: str) -> int:
+    """Run ``run(r0, c0)`` (a kernel) over the tiles in chunks; the evaluations it counted.
+
+    Chunks of about a 20th of the tiles (at least 32, at most _TILES_PER_CHUNK: the candidate
+    lists stay small whatever the area), so that a long run reports its progress about every
+    _PROGRESS_S seconds with an estimate of the time left (the terrain kernel: it holds the GIL).
+    Within a chunk, numba hands tiles to the threads one at a time (dynamic scheduling).
+    """
+    import numba
+
+    n_tiles = len(tile_r0)
+    per_chunk = max(1, min(max(n_tiles // 20, 32), _TILES_PER_CHUNK))
+    evaluated = 0
+    started = last = time.perf_counter()
+    for start in range(0, n_tiles, per_chunk):
+        r0 = tile_r0[start : start + per_chunk]
+        c0 = tile_c0[start : start + per_chunk]
+        with numba.parallel_chunksize(1):
+            evaluated += int(run(r0, c0).sum())
+        now = time.perf_counter()
+        done = start + len(r0)
+        eta = (now - started) * (n_tiles - done) / done
+        if now - last >= _PROGRESS_S and eta >= _PROGRESS_MIN_LEFT_S:
+            last = now
+            log.info(
+                "%s: %d%% of %d tiles, about %.0f s left",
+                progress_label,
+                100 * done // n_tiles,
+                n_tiles,
+                eta,
+            )
+    return evaluated
 
 
 def _group_labels(
