@@ -42,15 +42,17 @@ from telcoplan.coverage._kernel_common import (
     A_M,
     SLA_V,
     THETA_3DB,
-    path_loss_at,
     pattern_upper_bound,
 )
 
-__all__ = ["best_server_flat_kernel", "tower_buckets"]
+__all__ = ["best_server_flat_kernel", "serving_power", "tower_buckets"]
 
 _F32 = np.float32
+# fast-math without "no NaN / no inf": −inf marks cells no tower has reached yet
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 _LOG10_2 = math.log10(2.0)
 _LOG2_E = 1.0 / math.log(2.0)
+_BOUND_SLACK_DB = 1e-3  # taken off a fast loss to keep it a lower bound
 _SCANS = 24  # towers of a group taken by a linear scan of the bounds before sorting the rest
 
 
@@ -79,7 +81,7 @@ def _bits_f32(typingctx, x):
     return types.float32(x), codegen
 
 
-@nb.njit(cache=True, inline="always", fastmath=True)
+@nb.njit(cache=True, inline="always", fastmath=_FAST)
 def _log2(x):
     """log2 of a positive, normal float32: exponent bits + atanh series of the mantissa."""
     b = _f32_bits(x)
@@ -97,7 +99,7 @@ def _log2(x):
     return e + _F32(2.0 * _LOG2_E) * s * series
 
 
-@nb.njit(cache=True, inline="always", fastmath=True)
+@nb.njit(cache=True, inline="always", fastmath=_FAST)
 def _atan_unit(a):
     """atan(a) for 0 ≤ a ≤ 1 (float32; Cephes atanf's reduction and polynomial)."""
     big = a > _F32(0.41421357)  # tan(π/8)
@@ -110,7 +112,7 @@ def _atan_unit(a):
     return r + _F32(math.pi / 4.0) if big else r
 
 
-@nb.njit(cache=True, inline="always", fastmath=True)
+@nb.njit(cache=True, inline="always", fastmath=_FAST)
 def _atan2_pos(y, x):
     """atan2(y, x) for y ≥ 0 (in [0, π]; x of any sign; (0, 0) gives 0)."""
     ax = abs(x)
@@ -137,6 +139,23 @@ def tower_buckets(tx, ty, xmin, ymin, size, nbx, nby):
     for b in range(nbx * nby):
         ptr[b + 1] += ptr[b]
     return ptr, ids.astype(np.int64)
+
+
+@nb.njit(cache=True, inline="always", fastmath=_FAST, error_model="numpy")
+def _loss_below(t, d2, kind, coef_a, coef_b, table_id, tables, table_step):
+    """A lower bound of tower t's path loss at d² = ``d2`` m² (d ≥ 1 m): the loss with the
+    float32 log2 of :func:`_log2` (error < 1e-5 dB here) less _BOUND_SLACK_DB."""
+    u = 0.5 * _LOG10_2 * np.float64(_log2(np.float32(max(d2, 1.0))))  # log10 d
+    if kind[t] == 0:
+        loss = coef_a[t] + coef_b[t] * (u - 3.0)
+    else:
+        row = table_id[t]
+        n = tables.shape[1]
+        pos = u / table_step
+        i = min(int(pos), n - 2)
+        frac = min(pos - i, 1.0)
+        loss = tables[row, i] * (1.0 - frac) + tables[row, i + 1] * frac
+    return loss - _BOUND_SLACK_DB
 
 
 @nb.njit(cache=True)
@@ -171,8 +190,8 @@ def _tile_candidates(
                 d2 = ddx * ddx + ddy * ddy
                 if d2 <= radius[t] * radius[t]:
                     cands[m] = t
-                    bound[m] = eirp[t] - path_loss_at(
-                        t, math.sqrt(d2), kind, coef_a, coef_b, table_id, tables, table_step
+                    bound[m] = eirp[t] - _loss_below(
+                        t, d2, kind, coef_a, coef_b, table_id, tables, table_step
                     )
                     m += 1
     return cands[:m], bound[:m]
@@ -192,7 +211,7 @@ def _take_best(left, lo, hi):
     return q
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FAST, error_model="numpy")
 def _weakest(best, floor):
     """The weakest cell of a tile's best powers, counting cells below ``floor`` as the floor."""
     flat = best.ravel()
@@ -203,16 +222,31 @@ def _weakest(best, floor):
     return w
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
-def _publish_row(best, server, clutter, use_clutter, out_floor, out_power, out_server):
-    """A tile row's result to the outputs: minus the clutter, NaN / −1 below ``out_floor``."""
+@nb.njit(cache=True, fastmath=_FAST, error_model="numpy")
+def _publish(best, server, clutter, use_clutter, out_floor, out_power, out_server, r0, c0):
+    """A tile's result into one group's outputs from (``r0``, ``c0``): minus the clutter
+    (same grid as the outputs), NaN / −1 below ``out_floor``."""
     nan = np.float32(np.nan)
     floor = np.float32(out_floor)
-    for c in range(best.shape[0]):
-        p = best[c] - clutter[c] if use_clutter else best[c]
-        ok = p >= floor
-        out_power[c] = p if ok else nan
-        out_server[c] = server[c] if ok else np.int32(-1)
+    nr, nc = best.shape
+    for i in range(nr):
+        row_p = out_power[r0 + i, c0 : c0 + nc]
+        row_s = out_server[r0 + i, c0 : c0 + nc]
+        b = best[i]
+        s = server[i]
+        if use_clutter:
+            clut = clutter[r0 + i, c0 : c0 + nc]
+            for c in range(nc):
+                p = b[c] - clut[c]
+                ok = p >= floor
+                row_p[c] = p if ok else nan
+                row_s[c] = s[c] if ok else np.int32(-1)
+        else:
+            for c in range(nc):
+                p = b[c]
+                ok = p >= floor
+                row_p[c] = p if ok else nan
+                row_s[c] = s[c] if ok else np.int32(-1)
 
 
 @nb.njit(cache=True, inline="always")
@@ -247,7 +281,7 @@ def _chord(x0, res, c0, nc, tx, dy2, r2):
     return lo, hi
 
 
-@nb.njit(cache=True, inline="always", fastmath=True, error_model="numpy")
+@nb.njit(cache=True, inline="always", fastmath=_FAST, error_model="numpy")
 def _gain(dx, dy, d2, cos_az, sin_az, k_h, k_v, dh, tilt_r):
     """3GPP sector attenuation (dB ≤ 0) at offset (dx, dy): no branch (k_h, k_v = 0: none).
 
@@ -264,7 +298,7 @@ def _gain(dx, dy, d2, cos_az, sin_az, k_h, k_v, dh, tilt_r):
     return max(a, _F32(-A_M))
 
 
-@nb.njit(cache=True, fastmath=True, error_model="numpy")
+@nb.njit(cache=True, fastmath=_FAST, error_model="numpy")
 def _cells(
     best, server, gx, gy, t, ox, oy, c0f, c1f, kind_t, table, inv_step,
     sector, cos_az, sin_az, k_h, k_v, dh, tilt_r, scratch_i, scratch_f, scratch_g,
@@ -461,12 +495,7 @@ def _tile(
                         scratch_i, scratch_f, scratch_g,
                     )  # fmt: skip
             weakest = _weakest(best, floor_dbm)
-        for i in range(nr):
-            _publish_row(
-                best[i], server[i], clutter[r0 + i, c0:c1] if use_clutter else best[i],
-                use_clutter, out_floor, out_power[g, r0 + i, c0:c1],
-                out_server[g, r0 + i, c0:c1],
-            )  # fmt: skip
+        _publish(best, server, clutter, use_clutter, out_floor, out_power[g], out_server[g], r0, c0)
     return evaluated
 
 
@@ -500,3 +529,21 @@ def best_server_flat_kernel(
             n_groups, floor_dbm, out_floor, clutter, use_clutter,
             out_power, out_server,
         )  # fmt: skip
+
+
+@nb.njit(cache=True, parallel=True, nogil=True)
+def serving_power(margin, server, threshold, power, covered):
+    """Per cell of ``margin`` (groups, H, W; NaN = none): the serving tower's power (margin +
+    its ``threshold``; NaN where no tower serves) into ``power``, margin ≥ 0 into ``covered``.
+
+    One pass over the rasters in parallel, instead of a gather and four numpy passes over
+    full-size temporaries (3 s of a national run).
+    """
+    n_g, h, w = margin.shape
+    for r in nb.prange(n_g * h):
+        g, i = r // h, r % h
+        for c in range(w):
+            m = margin[g, i, c]
+            s = server[g, i, c]
+            covered[g, i, c] = m >= 0.0
+            power[g, i, c] = m + threshold[s] if s >= 0 else np.float32(np.nan)

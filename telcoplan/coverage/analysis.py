@@ -163,15 +163,12 @@ def _operator_margins(towers, grid, thr, tech, validity, kw):
     )
     margin = res.power_dbm
     server = res.server
-    # power = margin + the serving tower's threshold; group by group to keep temporaries small
-    thr32 = power_thr.astype(np.float32)
+    # power = margin + the serving tower's threshold, covered = margin ≥ 0 (NaN: False)
+    from telcoplan.coverage._kernel import serving_power
+
     power = np.empty_like(margin)
     covered = np.empty(margin.shape, dtype=bool)
-    for g in range(margin.shape[0]):
-        srv = server[g]
-        np.add(margin[g], thr32[np.maximum(srv, 0)] if len(thr32) else 0.0, out=power[g])
-        power[g][srv < 0] = np.nan
-        np.greater_equal(margin[g], 0.0, out=covered[g])  # NaN margins compare False
+    serving_power(margin, server, power_thr.astype(np.float32), power, covered)
     return power, margin, server, covered, res.groups, res.site_ids
 
 

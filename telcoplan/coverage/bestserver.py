@@ -134,8 +134,8 @@ def _model_parameters(
     n_samples = math.ceil(np.log10(max(float(radius_m.max()), 10.0)) / _TABLE_STEP) + 2
     d_km = 10.0 ** (np.arange(n_samples) * _TABLE_STEP) / 1000.0
     tables: list[np.ndarray] = []
-    for model in np.unique(models):
-        for env in np.unique(envs):
+    for model in sorted(pd.unique(models)):  # hashing, not an object sort of every tower
+        for env in sorted(pd.unique(envs)):
             sel = (models == model) & (envs == env)
             if not sel.any():
                 continue
@@ -159,10 +159,18 @@ def _model_parameters(
             codes, uniques = pd.factorize(keys)
             table_id[sel] = codes + len(tables)
             kw["validity"] = "ignore"
-            tables += [
-                path_loss(model, freq_mhz=f, distance_km=d_km, h_tx_m=h, **kw).astype(np.float32)
-                for f, h in uniques
-            ]
+            f_u = np.array([f for f, _ in uniques], dtype=np.float64)[:, None]
+            h_u = np.array([h for _, h in uniques], dtype=np.float64)[:, None]
+            # one broadcast call for all the distinct towers (a row each), in blocks of rows
+            for i in range(0, len(uniques), 256):
+                block = path_loss(
+                    model,
+                    freq_mhz=f_u[i : i + 256],
+                    distance_km=d_km,
+                    h_tx_m=h_u[i : i + 256],
+                    **kw,
+                )
+                tables += list(block.astype(np.float32))
     stacked = np.vstack(tables) if tables else np.zeros((1, 2), dtype=np.float32)
     if calibration is not None:
         # L_cal = L + a + b log10(d_km); the tables are sampled at log10(d_m) = k * step
@@ -348,9 +356,9 @@ def best_server(
         else:
             from telcoplan.coverage._kernel import best_server_flat_kernel, tower_buckets
 
-            # towers in square buckets of the largest radius (at least a tile): a tile's
-            # candidates are read from the buckets within that radius of it
-            bsize = max(float(radius_m.max()), tile_size * grid.resolution)
+            # towers in square buckets of a quarter of the largest radius (at least a tile): a
+            # tile's candidates are read from the buckets within that radius of it
+            bsize = max(float(radius_m.max()) / 4.0, tile_size * grid.resolution)
             xmin, ymin = float(tx.min()), float(ty.min())
             nbx = int((float(tx.max()) - xmin) // bsize) + 1
             nby = int((float(ty.max()) - ymin) // bsize) + 1
