@@ -44,6 +44,10 @@ CASES = {
         ["--side", "20", "--sites", "20", "--roots", "2", "--peer-sites", "10"],
         r"protected 10, unprotected 0",
     ),
+    "bench_coverage_cli.py": (
+        ["--towers", "30", "--size", "100", "--radius", "2", "--repeat", "1"],
+        r"max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
+    ),
     "bench_national.py": (["--sites", "500", "--size", "300"], r"peak resident memory"),
     "bench_sites.py": (["--small", "--repeat", "1"], r"identical selections: True"),
     "bench_review.py": (

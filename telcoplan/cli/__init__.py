@@ -92,8 +92,19 @@ def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None
     is_flag=True,
     help="Run even when the estimated peak memory exceeds the memory available.",
 )
+@click.option(
+    "--concurrent",
+    is_flag=True,
+    help="Run independent stages (gaps and sites, the map and the report) at the same time "
+    "in threads when there are several cores and memory for it; same outputs. Library "
+    "warnings may then show up in the wrong stage.",
+)
 def run(
-    plans: tuple[Path, ...], out_dir: Path | None, overwrite: bool, no_memory_check: bool
+    plans: tuple[Path, ...],
+    out_dir: Path | None,
+    overwrite: bool,
+    no_memory_check: bool,
+    concurrent: bool,
 ) -> None:
     """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on)."""
     from telcoplan.pipeline import batch_targets, read_plan, run_plan
@@ -106,6 +117,7 @@ def run(
                 target,
                 overwrite=overwrite,
                 check_memory=not no_memory_check,
+                concurrent=concurrent,
             )
         except TelcoplanError as exc:
             if len(plans) == 1:

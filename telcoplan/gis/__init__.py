@@ -1,25 +1,40 @@
-"""GIS plumbing: CRS choice, the plan grid, raster and vector I/O (atomic), zonal sums."""
+"""GIS plumbing: CRS choice, the plan grid, raster and vector I/O (atomic), zonal sums.
 
-from telcoplan.gis.crs import crs_name, require_crs, same_crs, to_projected, utm_crs_for
-from telcoplan.gis.grid import GridSpec
-from telcoplan.gis.raster import read_raster, read_raster_on_grid, write_raster
-from telcoplan.gis.vector import read_vector, write_vector, write_vector_layers
-from telcoplan.gis.zonal import label_polygons, zonal_sum, zonal_sum_labels
+The names below are imported on first use: ``import telcoplan.gis.grid`` loads neither
+geopandas nor rasterio.
+"""
 
-__all__ = [
-    "GridSpec",
-    "crs_name",
-    "label_polygons",
-    "read_raster",
-    "read_raster_on_grid",
-    "read_vector",
-    "require_crs",
-    "same_crs",
-    "to_projected",
-    "utm_crs_for",
-    "write_raster",
-    "write_vector",
-    "write_vector_layers",
-    "zonal_sum",
-    "zonal_sum_labels",
-]
+from importlib import import_module
+
+#: Public name → the module that defines it.
+_API = {
+    "GridSpec": "telcoplan.gis.grid",
+    "crs_name": "telcoplan.gis.crs",
+    "label_polygons": "telcoplan.gis.zonal",
+    "read_raster": "telcoplan.gis.raster",
+    "read_raster_on_grid": "telcoplan.gis.raster",
+    "read_vector": "telcoplan.gis.vector",
+    "require_crs": "telcoplan.gis.crs",
+    "same_crs": "telcoplan.gis.crs",
+    "to_projected": "telcoplan.gis.crs",
+    "utm_crs_for": "telcoplan.gis.crs",
+    "write_raster": "telcoplan.gis.raster",
+    "write_vector": "telcoplan.gis.vector",
+    "write_vector_layers": "telcoplan.gis.vector",
+    "zonal_sum": "telcoplan.gis.zonal",
+    "zonal_sum_labels": "telcoplan.gis.zonal",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'telcoplan.gis' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -22,6 +22,10 @@ from telcoplan.gis.grid import GridSpec
 
 log = logging.getLogger(__name__)
 
+#: GDAL threads for DEFLATE compression, overviews and warping: every core. The output bytes do
+#: not depend on it (blocks are compressed independently and written in order).
+NUM_THREADS = "ALL_CPUS"
+
 __all__ = [
     "RasterInfo",
     "read_attribute_table",
@@ -65,8 +69,14 @@ def write_raster(
         "predictor": 3 if np.issubdtype(data.dtype, np.floating) else 2,
         "blocksize": 256,
         "overview_resampling": "average" if np.issubdtype(data.dtype, np.floating) else "nearest",
+        "num_threads": NUM_THREADS,  # block compression on every core
     }
-    with atomic_path(path, overwrite=overwrite) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+    with (
+        atomic_path(path, overwrite=overwrite) as tmp,
+        # overviews are computed with GDAL_NUM_THREADS (thread-local: other threads unaffected)
+        rasterio.Env(GDAL_NUM_THREADS=NUM_THREADS),
+        rasterio.open(tmp, "w", **profile) as dst,
+    ):
         dst.write(data, 1)
         if tags:
             dst.update_tags(**tags)
@@ -249,8 +259,17 @@ def read_raster_on_grid(
             dst_crs=grid.crs,
             dst_nodata=np.nan,
             resampling=Resampling[resampling],
+            num_threads=_cpu_count(),
         )
     return dst
+
+
+def _cpu_count() -> int:
+    """Cores this process may use (``reproject`` takes a number, not ``ALL_CPUS``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _aligned_offset(src, grid: GridSpec) -> tuple[int, int] | None:

@@ -1,5 +1,10 @@
 """Running a plan: load its inputs, run the registered stages into a staging folder, publish
-the outputs all together (or not at all)."""
+the outputs all together (or not at all).
+
+With ``run_plan(..., concurrent=True)`` (``telcoplan run --concurrent``) stages that do not
+depend on each other (:func:`stage_dependencies`) run at the same time, in threads. Each stage
+sees exactly what a sequential run shows it, so the outputs are the same bytes either way.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,9 @@ import logging
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +24,7 @@ from telcoplan.gis.vector import fixed_timestamps
 from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
 from telcoplan.pipeline.inputs import PlanInputs, load_inputs
 from telcoplan.pipeline.model import Plan
-from telcoplan.pipeline.stages import STAGES, Staging
+from telcoplan.pipeline.stages import STAGES, Stage, StageResult, Staging
 
 __all__ = [
     "available_memory",
@@ -26,6 +33,7 @@ __all__ = [
     "estimate_peak_bytes",
     "population_summary",
     "run_plan",
+    "stage_dependencies",
 ]
 
 #: Memory of the process before the run's arrays: Python, numpy, GDAL, numba (bytes; measured).
@@ -43,8 +51,16 @@ def run_plan(
     *,
     overwrite: bool = False,
     check_memory: bool = True,
+    concurrent: bool = False,
 ) -> dict[str, Any]:
     """Run every stage of ``plan`` and write the outputs into ``out_dir``.
+
+    With ``concurrent``, stages that do not depend on each other run at the same time in
+    threads (when the machine has more than one core and memory for it, see
+    :func:`_concurrent_ok`); the outputs are the same bytes either way. It is off by default:
+    on Python < 3.14 ``warnings.catch_warnings`` is not thread-safe and rasterio, pyogrio and
+    matplotlib use it inside, so a warning one stage silences may surface in the other (an
+    error under ``-W error``), and the gain is small (the map and the report hold the GIL).
 
     With ``check_memory`` the run's peak memory is estimated once the inputs are loaded
     (:func:`estimate_peak_bytes`) and the run is refused, naming the resolution that fits, when
@@ -69,7 +85,7 @@ def run_plan(
         # GeoPackages record a fixed last change: the same plan gives the same bytes
         with fixed_timestamps(), tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
             staging = Staging(Path(tmp), population_summary(inputs))
-            _run_stages(inputs, staging)
+            _run_stages(inputs, staging, concurrent=concurrent and _concurrent_ok(inputs))
             summary = staging.summary
             # the files of this run, listed in the summary: a later run with --overwrite removes
             # those it does not write again (an operator gone, a stage switched off)
@@ -147,33 +163,224 @@ def check_memory_for(inputs: PlanInputs, available: float | None = None) -> None
     )
 
 
-def _run_stages(inputs: PlanInputs, staging: Staging) -> None:
-    """Run the plan's enabled stages in registry order; each adds its part of the summary.
+#: Results a stage uses when the stage that makes them runs, without needing it (``after``
+#: lists the stages it needs): the backbone connects the sites stage's planned masts too.
+OPTIONAL_INPUTS: dict[str, tuple[str, ...]] = {"backbone": ("sites",)}
+
+
+def stage_dependencies(stages: Mapping[str, Stage] | None = None) -> dict[str, tuple[str, ...]]:
+    """The stages each stage of the registry waits for, in registry order: those it needs
+    (``after``), those whose results it uses when they run (:data:`OPTIONAL_INPUTS`) and, for a
+    stage that presents the run (map, report), every stage before it that does not present it.
+
+    Other pairs are independent and may run at the same time: gaps and sites (both after
+    coverage), the backbone and coverage/gaps when the plan has no sites stage, the map and
+    the report.
+    """
+    stages = STAGES if stages is None else stages
+    names = list(stages)
+    deps: dict[str, tuple[str, ...]] = {}
+    for i, (name, stage) in enumerate(stages.items()):
+        wanted = {*stage.after, *OPTIONAL_INPUTS.get(name, ())}
+        if stage.presents:
+            wanted |= {n for n in names[:i] if not stages[n].presents}
+        deps[name] = tuple(n for n in names[:i] if n in wanted)
+    return deps
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a stage ended: skipped (and why), or ran (its result)."""
+
+    skipped: str | None = None
+    result: StageResult | None = None
+
+
+def _concurrent_ok(inputs: PlanInputs) -> bool:
+    """Whether to run independent stages at the same time: with more than one core, and when
+    the run's estimated peak memory leaves room for two stages' arrays at once."""
+    if _cpu_count() < 2:
+        return False
+    available = available_memory()
+    if available is None:
+        return True
+    towers = inputs.vectors.get("towers")
+    operators = 0 if towers is None else towers["operator"].astype(str).nunique()
+    need = estimate_peak_bytes(inputs.grid.width * inputs.grid.height, operators)
+    if need > 0.5 * available:
+        log.debug("stages run one after the other: the run may need half the memory available")
+        return False
+    return True
+
+
+def _cpu_count() -> int:
+    """Cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _run_stages(inputs: PlanInputs, staging: Staging, *, concurrent: bool = False) -> None:
+    """Run the plan's enabled stages; each adds its part of the summary, in registry order.
+
+    A stage starts once the stages it depends on (:func:`stage_dependencies`) have finished
+    or were skipped. With ``concurrent``, independent stages run at the same time in threads;
+    otherwise one after the other in registry order. Either way a stage sees the same
+    :class:`Staging` (:func:`_view`): the results of the stages it depends on, and the summary
+    as it stands before the stage in a sequential run, less the parts of the stages it does
+    not depend on (only the map and the report read the summary; neither reads the other's).
 
     A stage that does not run is listed under ``stages`` in the summary, with why:
     ``{"stages": {name: {"skipped": reason}}}`` (the key is there only when one was skipped).
+    When a stage fails no further stage starts; the run waits for the stages still running
+    (none is left writing into the staging folder) and raises the error of the first failed
+    stage in registry order: the error a sequential run raises.
     """
     plan = inputs.plan
-    for name, stage in STAGES.items():
-        if stage.presents and "provenance" not in staging.summary:
-            # the map and the report draw on every output above, provenance included
-            staging.summary["provenance"] = _provenance(plan)
-        if not plan.enabled(name):
+    stages = dict(STAGES)
+    names = list(stages)
+    deps = stage_dependencies(stages)
+    provenance = _provenance(plan)
+    off = frozenset(n for n in names if not plan.enabled(n))
+    outcomes: dict[str, _Outcome] = {}
+    errors: dict[str, BaseException] = {}
+
+    def job(name: str) -> Callable[[], StageResult] | None:
+        """The call that runs stage ``name``; None (recorded, logged) when it is skipped."""
+        stage = stages[name]
+        seen = {n: o for n, o in outcomes.items() if n in deps[name] or n in off}
+        view = _view(name, stages, deps[name], seen, staging.summary, provenance, staging.folder)
+        if name in off:
             reason = f"switched off in the plan (stages.{name}: false)"
         else:
-            reason = stage.skip_reason(inputs, staging)
+            reason = stage.skip_reason(inputs, view)
         if reason is not None:
             log.info("%s: skipped (%s)", name, reason)
-            staging.summary.setdefault("stages", {})[name] = {"skipped": reason}
-            continue
+            outcomes[name] = _Outcome(skipped=reason)
+            return None
         params = plan.parameters.get(name)
         if params is None:  # a Plan built by hand, not by the parser: its defaults
             raw = plan.stages.get(name)
             params = stage.parse(raw if isinstance(raw, dict) else None, base=plan.base)
-        result = stage.run(inputs, params, staging)
-        staging.results[name] = result.value
-        staging.summary[name] = result.summary
-    staging.summary.setdefault("provenance", _provenance(plan))
+        return lambda: stage.run(inputs, params, view)
+
+    workers = min(len(names), max(2, _cpu_count())) if concurrent else 0
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="telcoplan-stage") if workers else None
+    running: dict[Future, str] = {}
+    pending = list(names)
+
+    def run_here(name: str, call: Callable[[], StageResult]) -> None:
+        try:
+            outcomes[name] = _Outcome(result=call())
+        except BaseException as exc:  # raised below, once the running stages are done
+            errors[name] = exc
+
+    try:
+        while True:
+            ready = _ready(pending, deps, outcomes, job, one=pool is None) if not errors else []
+            if not ready and not running:
+                break
+            if pool is None or (len(ready) == 1 and not running):
+                # nothing else can start until it ends: run it in this thread (profilers and
+                # debuggers see it)
+                for name, call in ready:
+                    run_here(name, call)
+                continue
+            for name, call in ready:
+                running[pool.submit(call)] = name
+            if not running:
+                continue
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                exc = future.exception()
+                if exc is None:
+                    outcomes[name] = _Outcome(result=future.result())
+                else:
+                    errors[name] = exc
+    finally:
+        if pool is not None:
+            # never leave a stage writing into the staging folder as it is removed
+            pool.shutdown(wait=True, cancel_futures=True)
+    if errors:
+        raise errors[min(errors, key=names.index)]
+    _assemble(staging.summary, stages, outcomes, provenance, len(names))
+    staging.summary.setdefault("provenance", provenance)
+    staging.results.update({n: o.result.value for n, o in outcomes.items() if o.result is not None})
+
+
+def _ready(
+    pending: list[str],
+    deps: Mapping[str, tuple[str, ...]],
+    outcomes: Mapping[str, _Outcome],
+    job: Callable[[str], Callable[[], StageResult] | None],
+    *,
+    one: bool,
+) -> list[tuple[str, Callable[[], StageResult]]]:
+    """Take from ``pending`` the stages whose dependencies are done, in registry order, with
+    the calls that run them (``one``: the first only); a skipped stage is done at once, which
+    may make the stages after it ready."""
+    ready: list[tuple[str, Callable[[], StageResult]]] = []
+    look = True
+    while look:
+        look = False
+        for name in list(pending):
+            if not all(d in outcomes for d in deps[name]):
+                continue
+            pending.remove(name)
+            call = job(name)
+            if call is None:
+                look = True
+                break
+            ready.append((name, call))
+            if one:
+                return ready
+    return ready
+
+
+def _assemble(
+    summary: dict[str, Any],
+    stages: Mapping[str, Stage],
+    outcomes: Mapping[str, _Outcome],
+    provenance: dict[str, Any],
+    upto: int,
+) -> None:
+    """Add to ``summary``, in registry order, the parts of the first ``upto`` stages with an
+    outcome in ``outcomes``, and the run's provenance before the first stage that presents
+    the run (the map and the report draw on it) — where a sequential run adds them."""
+    for i, (name, stage) in enumerate(stages.items()):
+        if stage.presents and "provenance" not in summary:
+            summary["provenance"] = provenance
+        if i >= upto:
+            return
+        outcome = outcomes.get(name)
+        if outcome is None:
+            continue
+        if outcome.skipped is not None:
+            summary.setdefault("stages", {})[name] = {"skipped": outcome.skipped}
+        elif outcome.result is not None:
+            summary[name] = outcome.result.summary
+
+
+def _view(
+    name: str,
+    stages: Mapping[str, Stage],
+    deps: tuple[str, ...],
+    seen: Mapping[str, _Outcome],
+    base: Mapping[str, Any],
+    provenance: dict[str, Any],
+    folder: Path,
+) -> Staging:
+    """The :class:`Staging` stage ``name`` runs with: the staging folder, the results of the
+    stages it depends on (``deps``), and the summary before it as a sequential run builds it
+    (from ``base``, the population figures) from the outcomes ``seen``: those of the stages it
+    depends on and of the stages switched off in the plan, never of a stage that may run
+    alongside it."""
+    summary = dict(base)
+    _assemble(summary, stages, seen, provenance, list(stages).index(name))
+    results = {d: seen[d].result.value for d in deps if seen[d].result is not None}
+    return Staging(folder, summary, results)
 
 
 def _publish(staging: Path, out: Path, names: list[str], stale: set[str]) -> None:

@@ -1,0 +1,115 @@
+"""A command loads only what it uses (issue 12): heavy libraries are imported inside the
+commands and stages that need them, not when the CLI or the package is imported.
+
+Each check runs in a fresh interpreter and lists the heavy modules in ``sys.modules`` after the
+command; the lists are what the code achieves today, so a new top-level import fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from telcoplan.gis.vector import write_vector
+
+#: Everything the geo stack, the kernels, the solvers and the outputs load.
+HEAVY = (
+    "numpy",
+    "pandas",
+    "geopandas",
+    "shapely",
+    "pyproj",
+    "pyogrio",
+    "rasterio",
+    "numba",
+    "scipy",
+    "networkx",
+    "highspy",
+    "folium",
+    "matplotlib",
+    "yaml",
+)
+#: What no analysis command needs: the web map, the figures, the solvers, the graphs.
+PRESENTATION_AND_SOLVERS = ("folium", "matplotlib", "highspy", "networkx")
+
+_PROBE = """
+import json, runpy, sys
+sys.argv = ["telcoplan", *{args!r}]
+try:
+    {body}
+except SystemExit as exc:
+    code = exc.code
+else:
+    code = 0
+print("MODULES=" + json.dumps({{"code": code, "loaded": [m for m in {heavy!r} if m in sys.modules]}}))
+"""
+
+
+def _loaded(*args: str, body: str = 'runpy.run_module("telcoplan", run_name="__main__")') -> set:
+    """Heavy modules loaded after running ``telcoplan ARGS`` (or ``body``) in a fresh process."""
+    code = _PROBE.format(args=list(args), body=body, heavy=HEAVY)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("MODULES="))
+    got = json.loads(line.removeprefix("MODULES="))
+    assert got["code"] in (0, None), (args, got)
+    return set(got["loaded"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "import telcoplan; telcoplan.__version__",
+        "import telcoplan.cli",
+        'runpy.run_module("telcoplan", run_name="__main__")',  # telcoplan --help
+    ],
+)
+def test_the_package_and_the_cli_import_nothing_heavy(body):
+    assert _loaded("--help", body=body) == set()
+
+
+@pytest.mark.parametrize(
+    "command", [["run"], ["map"], ["report"], ["demo"], ["import-cells"], ["sites", "review"]]
+)
+def test_help_of_a_command_imports_nothing_heavy(command):
+    assert _loaded(*command, "--help") == set()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["coverage"], ["gaps"], ["validate"], ["backbone"], ["calibrate"], ["sites", "plan"]],
+)
+def test_help_with_registry_choices_loads_no_maps_or_solvers(command):
+    """Their choices come from the library's registries (propagation models, layer types, ring
+    protection, diffraction methods, selection methods), imported to show them."""
+    assert not _loaded(*command, "--help") & {"folium", "matplotlib", "highspy"}
+
+
+def test_the_grid_needs_neither_geopandas_nor_rasterio():
+    got = _loaded(body="import telcoplan.gis.grid")
+    assert not got & {"geopandas", "pandas", "rasterio", "numba", "shapely"}
+
+
+def test_validate_a_layer_loads_no_kernels_solvers_or_maps(tmp_path, towers5):
+    path = tmp_path / "towers.gpkg"
+    write_vector(path, towers5.reset_index(drop=True))
+    got = _loaded("validate", str(path))
+    assert "geopandas" in got  # the probe works: validating needs the geo stack
+    assert not got & {"numba", "scipy", *PRESENTATION_AND_SOLVERS}
+
+
+def test_coverage_loads_no_solvers_graphs_or_maps(tmp_path, towers5, areas4):
+    t_path, a_path = tmp_path / "towers.gpkg", tmp_path / "areas.gpkg"
+    write_vector(t_path, towers5.reset_index(drop=True))
+    write_vector(a_path, areas4)
+    got = _loaded(
+        "coverage", "--towers", str(t_path), "--area", str(a_path), "--resolution", "100",
+        "--out", str(tmp_path / "out"), "-qq",
+    )  # fmt: skip
+    assert {"numba", "rasterio"} <= got  # the probe works: coverage runs the kernel, writes rasters
+    assert not got & set(PRESENTATION_AND_SOLVERS)
+    assert (tmp_path / "out" / "summary.json").exists()
