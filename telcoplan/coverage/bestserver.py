@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-from scipy.spatial import cKDTree
 
 from telcoplan.coverage.antenna import PHI_3DB_DEG
 from telcoplan.coverage.propagation import MODELS, path_loss
@@ -339,6 +338,8 @@ def best_server(
             from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel
 
             wavelength = 299_792_458.0 / (freq * 1e6)
+            from scipy.spatial import cKDTree  # the terrain path's tile candidates only
+
             tree = cKDTree(np.column_stack([tx, ty]))
 
             def run_tiles(r0, c0):
@@ -517,7 +518,7 @@ def _tile_origins(grid: GridSpec, tsize: int) -> tuple[np.ndarray, np.ndarray]:
     return r0s.ravel().astype(np.int64), c0s.ravel().astype(np.int64)
 
 
-def _tile_candidates(grid: GridSpec, tree: cKDTree, r0s, c0s, radius_max: float, tsize: int):
+def _tile_candidates(grid: GridSpec, tree, r0s, c0s, radius_max: float, tsize: int):
     """Per tile, the towers whose radius may reach it, as CSR arrays (ptr, candidates)."""
     nrows, ncols = grid.shape
     res = grid.resolution
