@@ -1,16 +1,18 @@
 """Steiner trees in graphs: Mehlhorn's construction on a CSR graph, then local search.
 
 :func:`steiner_tree` connects a set of terminal nodes of a weighted undirected graph at low total
-edge weight. It copies the graph once into scipy's CSR form (nodes become the integers
-``0 … n−1`` in ``G``'s node order; labels are never compared or sorted, so any hashable labels,
-tuples of mixed types included, work) and then only runs array code and scipy's C routines:
-multi-source Dijkstra, minimum spanning trees, plus small Python loops over the tree itself and
-a few numba kernels (hash-table pairing and grouping, path walks; compiled on first use and
-cached on disk).
+edge weight. It copies the graph once into CSR form (nodes become the integers ``0 … n−1`` in
+``G``'s node order; labels are never compared or sorted, so any hashable labels, tuples of mixed
+types included, work) and then only runs numba kernels (compiled on first use and cached on
+disk: the construction, the local search of small graphs with its restarts, Voronoi searches,
+hash-table pairing and grouping, path walks), array code and scipy's C routines (Dijkstra and
+minimum spanning trees in the local search of large graphs), plus small Python loops over the
+tree itself.
 
-Deterministic: ties are broken by node position in ``G``'s iteration order, never by labels,
-hashes or memory addresses. The same graph built in the same order gives the same tree; a
-relabelled or reordered graph gives a tree of the same cost unless equal-cost alternatives exist.
+Deterministic: ties are broken by node and edge positions in ``G``'s iteration order, never by
+labels, hashes or memory addresses, and the restarts draw from a stream seeded by ``seed``. The
+same graph built in the same order gives the same tree; a relabelled or reordered graph gives a
+tree of the same cost unless equal-cost alternatives exist or lead the heuristic elsewhere.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from types import SimpleNamespace
 import networkx as nx
 import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
-from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
 
 from telcoplan.errors import PlanError
 
@@ -40,7 +42,11 @@ log = logging.getLogger(__name__)
 _NO_PRED = -9999  # scipy.sparse.csgraph's "no predecessor"
 _MAX_LISTED = 5  # problems named in an error message
 _MAX_PASSES = 25  # default cap on local-search passes ...
-_SCAN_BUDGET = 200_000  # ... and on their work, in node and edge scans
+_SCAN_BUDGET = 200_000  # ... and on their work, in node and edge scans (array search)
+_COMPILED_LIMIT = 3_000  # nodes + edges up to which the compiled search runs, with restarts
+_RESTART_WORK = 1_500  # default restarts: this many node and edge scans' worth ...
+_MAX_RESTARTS = 6  # ... and at most this many
+_NOISE = 1.5  # a restart multiplies every weight by a random factor in [1, 1 + _NOISE]
 
 
 @nx.utils.not_implemented_for("directed")
@@ -51,6 +57,8 @@ def steiner_tree(
     *,
     weight: str = "weight",
     max_passes: int | None = None,
+    restarts: int | None = None,
+    seed: int = 0,
 ) -> nx.Graph:
     """A low-cost tree of ``G`` that connects every terminal.
 
@@ -65,11 +73,19 @@ def steiner_tree(
     weight
         Name of the edge attribute holding the cost.
     max_passes
-        Cap on the local-search passes; 0 returns Mehlhorn's tree as it is. A pass scans every
-        node and edge about once; by default (None) the search gets about 200,000 scans,
-        ``200_000 // (n + m)`` passes for n nodes and m edges, at least 1 and at most 25: 25
-        passes up to 8,000 nodes + edges, 10 at 20,000, one above 100,000. The search stops
-        earlier, at the first pass that finds no improving move.
+        Cap on the local-search passes; 0 returns Mehlhorn's tree as it is (and makes no
+        restart). The search stops earlier, at the first pass that finds no improving move. By
+        default (None): 25 on graphs of up to 3,000 nodes + edges (the compiled search, see
+        Notes); above, where a pass scans every node and edge about once, about 200,000 scans:
+        ``200_000 // (n + m)`` passes for n nodes and m edges, at least 1 and at most 25 (10 at
+        20,000 nodes + edges, one above 100,000).
+    restarts
+        Randomised restarts of the compiled search (graphs of up to 3,000 nodes + edges; ignored
+        above). By default (None) about 1,500 node and edge scans' worth, at most 6:
+        ``min(6, 1_500 // (n + m))``, so 6 on graphs of up to 250 nodes + edges and none above
+        1,500. The cheapest tree found is returned, never one costlier than without restarts.
+    seed
+        Seed of the restarts' random numbers; the same seed gives the same tree.
 
     Returns
     -------
@@ -96,25 +112,55 @@ def steiner_tree(
     terminals over those paths is expanded into its paths, replaced by a minimum spanning tree
     of the subgraph of ``G`` induced by its nodes, and non-terminal leaves are removed.
 
-    *Local search* (after Uchoa & Werneck 2010, "Fast local search for Steiner trees in
-    graphs", ALENEX 2010). A pass computes the Voronoi regions of *all* tree nodes (one
-    multi-source Dijkstra): for every edge (u, v) between two regions, the path tree node → … →
-    u — v → … → tree node is a candidate way to join two parts of the tree, of length
-    d(u) + w(u, v) + d(v), through non-tree nodes only. The pass then tries these moves in
-    order and stops at the first that improves the tree:
+    Every move below is accepted only if the tree it gives — replaced by the minimum spanning
+    tree of the subgraph induced by its nodes, non-terminal leaves pruned — weighs less (by more
+    than 1e-9 relative), so the result is never worse than Mehlhorn's and stays within twice
+    the optimum. A *key path* is a path of the tree whose inner nodes are non-terminals of
+    degree 2 and whose ends are terminals or nodes of degree ≥ 3 (the *key nodes*).
 
-    - **key-path exchange**: a key path is a path of the tree whose inner nodes are
-      non-terminals of degree 2 and whose ends are terminals or nodes of degree ≥ 3 (the key
-      nodes). Removing it splits the tree in two; the cheapest path joining the two parts
-      replaces it when cheaper. Each candidate covers the key paths on the tree path between
-      its ends, and one union–find sweep over the candidates sorted by length gives every key
-      path its cheapest cover. Removing a key path also frees the Voronoi regions of its
-      inner nodes, where the best replacement often runs (right beside the old path); Uchoa
-      & Werneck's repair searches them: one more Dijkstra over the union of all those
-      regions, entered from the nodes around them, finds every key path's best route through
-      its own region. Every improving exchange is applied at once, as long as no new path
-      covers a key path removed before it and none ends inside one (the exchange matrix
-      stays triangular, so the result is a tree).
+    *Compiled search with restarts* (graphs of up to 3,000 nodes + edges; numba kernels in
+    :mod:`telcoplan.backbone._steiner_search`), the moves of Uchoa & Werneck (2010) and of the
+    heuristics of the PACE 2018 challenge (track C), each improving move applied at once:
+
+    - **key-path exchange**: remove a key path (its inner nodes become free) and join the two
+      parts by the shortest path through free and non-tree nodes — a Dijkstra search from the
+      lower part's nodes within the key path's length of its lower end (along the tree), then
+      one from the upper part's nodes near its upper end, both stopped at the key path's
+      length;
+    - **key-vertex elimination**: remove a non-terminal key node of degree d ≥ 3 with its key
+      paths and join the d parts by a minimum spanning tree over the shortest paths between
+      them (one Voronoi search from the parts' nodes near the removed node);
+    - **Steiner-vertex insertion**: a non-tree node with two or more tree neighbours joins when
+      the MST of the tree plus its edges, pruned, is cheaper (evaluated on the tree paths
+      between its neighbours, the only tree edges it can displace);
+    - **Steiner-vertex elimination**: a non-terminal node of degree ≥ 3 leaves when the pruned
+      MST of the other tree nodes still connects the terminals and is cheaper.
+
+    A pass runs the exchange, the insertions and the eliminations, and the key-vertex
+    eliminations only when those found nothing. Then ``restarts`` times: the shortest-path
+    heuristic (Takahashi & Matsuyama 1980: from a root terminal, repeatedly join the nearest
+    terminal) from a random root terminal, with every weight multiplied by a random factor in
+    [1, 2.5] (seeded splitmix64 stream), then the same local search on the true weights but
+    without key-vertex elimination, which only a tree that beats the best so far gets; the
+    cheapest tree of all is kept, so a restart never makes the result worse.
+
+    *Array search* (larger graphs, after Uchoa & Werneck 2010). A pass computes the Voronoi
+    regions of *all* tree nodes (one multi-source Dijkstra, stopped at the longest path a move
+    could use): for every edge (u, v) between two regions, the path tree node → … → u — v → … →
+    tree node is a candidate way to join two parts of the tree, of length d(u) + w(u, v) +
+    d(v), through non-tree nodes only. The pass then tries these moves in order and stops at
+    the first that improves the tree:
+
+    - **key-path exchange**: removing a key path splits the tree in two; the cheapest path
+      joining the two parts replaces it when cheaper. Each candidate covers the key paths on
+      the tree path between its ends, and one union–find sweep over the candidates sorted by
+      length gives every key path its cheapest cover. Removing a key path also frees the
+      Voronoi regions of its inner nodes, where the best replacement often runs (right beside
+      the old path); Uchoa & Werneck's repair searches them: one more Dijkstra over the union
+      of all those regions, entered from the nodes around them, finds every key path's best
+      route through its own region. Every improving exchange is applied at once, as long as
+      no new path covers a key path removed before it and none ends inside one (the exchange
+      matrix stays triangular, so the result is a tree).
     - **key-vertex elimination** (Steiner-node removal): a non-terminal key node of degree ≥ 3
       is removed with its key paths and the d ≥ 3 parts are joined by a minimum spanning tree
       over the candidates, when that is cheaper (a batch of non-adjacent ones, else the best
@@ -123,15 +169,16 @@ def steiner_tree(
       offered at once: a minimum spanning tree of the subgraph induced by the tree's nodes and
       those nodes, with non-terminal leaves pruned, replaces the tree when cheaper.
 
-    After a move the tree is replaced by a minimum spanning tree of the subgraph induced by its
-    nodes, with non-terminal leaves pruned, and kept only if its total weight decreased (by
-    more than 1e-9 relative), so the result is never worse than Mehlhorn's and stays within
-    twice the optimum. A pass costs a Dijkstra over ``G``, one over the removable regions, and
-    work proportional to the tree.
+    A pass costs a Dijkstra over ``G``, one over the removable regions, and work proportional
+    to the tree.
 
     References: K. Mehlhorn, "A faster approximation algorithm for the Steiner problem in
     graphs", Information Processing Letters 27(3), 125–128 (1988); E. Uchoa and R. F. Werneck,
-    "Fast local search for Steiner trees in graphs", Proc. ALENEX 2010, 1–10 (SIAM).
+    "Fast local search for Steiner trees in graphs", Proc. ALENEX 2010, 1–10 (SIAM);
+    H. Takahashi and A. Matsuyama, "An approximate solution for the Steiner problem in graphs",
+    Math. Japonica 24(6), 573–577 (1980); E. Bonnet and F. Sikora, "The PACE 2018 Parameterized
+    Algorithms and Computational Experiments Challenge: the third iteration", IPEC 2018,
+    LIPIcs 115, 26:1–26:15.
     """
     terminals = list(dict.fromkeys(terminals))
     missing = [t for t in terminals if t not in G]
@@ -151,23 +198,41 @@ def steiner_tree(
     tidx = _terminal_positions(G, net, terminals)
     is_term = np.zeros(net.n, dtype=bool)
     is_term[tidx] = True
-    index = {net.nodes[i]: i for i in tidx.tolist()}
-
-    tree = _mehlhorn(net, tidx, terminals, index)
-    tree = _normalize(net, is_term, tree)
-    cost0 = float(net.ew[tree].sum())
-    if max_passes is None:  # about _SCAN_BUDGET node and edge scans
-        max_passes = min(_MAX_PASSES, max(1, _SCAN_BUDGET // (net.n + len(net.ew))))
+    arrays = net.arrays()
+    search = _search_kernels()
+    size = net.n + len(net.ew)
+    compiled = size <= _COMPILED_LIMIT
+    if compiled:  # no call overhead
+        voronoi = search.voronoi(arrays, tidx, np.inf)
+    else:  # scipy's is a little faster on large graphs
+        voronoi = dijkstra(
+            net.A, directed=True, indices=tidx, min_only=True, return_predecessors=True
+        )
+        voronoi = (voronoi[0], voronoi[1].astype(np.int64), voronoi[2].astype(np.int64))
+    tree, cost0, ok = search.mehlhorn(arrays, is_term, tidx, *voronoi)
+    if not ok:
+        _raise_disconnected(net, tidx, terminals)
+    if max_passes is None:
+        max_passes = _MAX_PASSES if compiled else min(_MAX_PASSES, max(1, _SCAN_BUDGET // size))
+    if restarts is None:
+        restarts = min(_MAX_RESTARTS, _RESTART_WORK // size) if compiled else 0
     passes = 0
-    if max_passes > 0:
+    if max_passes > 0 and compiled:
+        tree, _, passes = search.improve(
+            tree, arrays, is_term, tidx, max_passes, restarts, int(seed) % 2**63, _NOISE
+        )
+    elif max_passes > 0:
         tree, passes = _local_search(net, is_term, tree, max_passes)
     cost = float(net.ew[tree].sum())
     log.debug(
-        "steiner_tree: %d nodes, %d terminals: Mehlhorn %.6g, after %d local-search pass(es) %.6g",
+        "steiner_tree: %d nodes, %d terminals: Mehlhorn %.6g, %s local search (%d pass(es), "
+        "%d restart(s)) %.6g",
         net.n,
         len(tidx),
         cost0,
+        "compiled" if compiled else "array",
         passes,
+        restarts if compiled and max_passes > 0 else 0,
         cost,
     )
     return _to_nx(G, net, tree, cost)
@@ -180,17 +245,21 @@ def steiner_tree(
 @dataclass(frozen=True)
 class _Net:
     """``G`` as arrays: nodes ``0 … n−1`` in ``G``'s order, the usable edges (finite weight)
-    sorted by (u, v) with u < v, and the symmetric CSR matrix scipy's routines take."""
+    sorted by (u, v) with u < v, and the adjacency in CSR form (also as the symmetric matrix
+    scipy's routines take, built on first use)."""
 
     nodes: np.ndarray  # the labels (object array: the garbage collector does not scan it)
     eu: np.ndarray  # int64, u < v
     ev: np.ndarray
     ew: np.ndarray  # float64 weights
     ekey: np.ndarray  # u * n + v, increasing: the edge id of (u, v) is searchsorted(ekey, ...)
-    A: csr_matrix  # n x n, both directions
     dicts: np.ndarray  # G's attribute dict of every adjacency entry (object array)
     entry: np.ndarray  # the adjacency entry (index into dicts) of each edge
     rows: np.ndarray  # G._adj's rows (object array), in node order
+    indptr: np.ndarray  # the adjacency in CSR form, both directions, int64: row pointers,
+    col: np.ndarray  # the neighbour,
+    eid: np.ndarray  # edge id
+    wq: np.ndarray  # and weight of every entry
 
     @property
     def n(self) -> int:
@@ -205,6 +274,21 @@ class _Net:
         if len(pos) and (pos.max() >= len(self.ekey) or np.any(self.ekey[pos] != key)):
             raise AssertionError("steiner_tree: internal error, a path uses a non-edge")
         return pos
+
+    def arrays(self) -> tuple:
+        """The graph as the compiled kernels take it: (n, indptr, neighbour and edge id of each
+        adjacency entry, eu, ev, ew, weight of each adjacency entry), int64 but the weights."""
+        return (self.n, self.indptr, self.col, self.eid, self.eu, self.ev, self.ew, self.wq)
+
+    @functools.cached_property
+    def A(self) -> csr_matrix:  # noqa: N802 - the matrix A, as in scipy's documentation
+        """n x n CSR matrix, both directions (scipy's routines take it)."""
+        n = self.n
+        big = len(self.col) >= 2**31 - 1 or n >= 2**31 - 1
+        itype = np.int64 if big else np.int32
+        return csr_matrix(
+            (self.wq, self.col.astype(itype), self.indptr.astype(itype)), shape=(n, n), copy=False
+        )
 
     @classmethod
     def from_graph(cls, G: nx.Graph, weight: str) -> _Net:
@@ -251,14 +335,15 @@ class _Net:
         entry_w = np.full(nnz, np.inf)
         entry_w[entry] = w
         entry_w[partner[entry]] = w
+        entry_e = np.full(nnz, -1, dtype=np.int64)
+        entry_e[entry] = np.arange(len(entry))
+        entry_e[partner[entry]] = np.arange(len(entry))
         ok = np.isfinite(entry_w)  # drops self-loops and edges of infinite weight
         if not ok.all():
-            entry_w, col, row = entry_w[ok], col[ok], row[ok]
+            entry_w, col, row, entry_e = entry_w[ok], col[ok], row[ok], entry_e[ok]
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(row, minlength=n), out=indptr[1:])
-        itype = np.int32 if len(col) < 2**31 - 1 and n < 2**31 - 1 else np.int64
-        A = csr_matrix((entry_w, col.astype(itype), indptr.astype(itype)), shape=(n, n), copy=False)
-        return cls(nodes, u, v, w, key, A, dicts, entry, rows)
+        return cls(nodes, u, v, w, key, dicts, entry, rows, indptr, col, entry_e, entry_w)
 
 
 def _object_ids(objs: np.ndarray) -> np.ndarray:
@@ -599,42 +684,24 @@ def _prune(net: _Net, is_term: np.ndarray, eids: np.ndarray) -> np.ndarray:
 # construction
 
 
-def _mehlhorn(net: _Net, tidx: np.ndarray, terminals: list, index: dict) -> np.ndarray:
-    """Edge ids of the union of the shortest paths chosen by Mehlhorn's distance network."""
-    dist, pred, src = dijkstra(
-        net.A, directed=True, indices=tidx, min_only=True, return_predecessors=True
+@functools.cache
+def _search_kernels() -> SimpleNamespace:
+    """The compiled construction, Voronoi search and local search (numba, imported on first
+    use: numba is a heavy import)."""
+    from telcoplan.backbone import _steiner_kernels, _steiner_search
+
+    return SimpleNamespace(
+        mehlhorn=_steiner_kernels.mehlhorn,
+        voronoi=_steiner_kernels.voronoi,
+        improve=_steiner_search.improve,
     )
-    k = len(tidx)
-    su, sv = src[net.eu], src[net.ev]
-    cross = np.flatnonzero((su != sv) & (su >= 0) & (sv >= 0))
-    tpos = np.full(net.n, -1, dtype=np.int64)
-    tpos[tidx] = np.arange(k)
-    a, b = tpos[su[cross]], tpos[sv[cross]]
-    c = dist[net.eu[cross]] + net.ew[cross] + dist[net.ev[cross]]
-    # the cheapest boundary edge per pair of regions
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    best = _kernels().first_min(lo * k + hi, c)
-    sel = best[_mst(k, a[best], b[best], c[best])]
-    if len(sel) < k - 1:
-        _raise_disconnected(k, a[sel], b[sel], tidx, terminals, index)
-    return _expand(net, pred, net.eu[cross[sel]], net.ev[cross[sel]], cross[sel])
 
 
-def _raise_disconnected(k, a, b, tidx, terminals, index):
-    parent = list(range(k))
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for x, y in zip(a.tolist(), b.tolist(), strict=True):
-        parent[find(x)] = find(y)
-    pos = {int(t): i for i, t in enumerate(tidx.tolist())}
+def _raise_disconnected(net: _Net, tidx: np.ndarray, terminals: list):
+    _, label = connected_components(net.A, directed=False)
     ref = terminals[0]
-    root = find(pos[index[ref]])
-    lost = [t for t in terminals if find(pos[index[t]]) != root]
+    lab = dict(zip(net.nodes[tidx].tolist(), label[tidx].tolist(), strict=True))
+    lost = [t for t in terminals if lab[t] != lab[ref]]
     raise PlanError(
         f"steiner_tree: terminal {lost[0]!r} cannot be reached from terminal {ref!r}: they lie "
         f"in different connected components of the graph ({len(lost)} terminal(s) unreachable "
@@ -819,8 +886,14 @@ def _candidates(net: _Net, kt: _KeyTree, tree: np.ndarray) -> _Candidates:
     """Voronoi regions of the tree's nodes (one multi-source Dijkstra) and, for every pair of
     key-tree positions, the shortest path between them through one boundary edge."""
     tnodes = np.unique(np.concatenate([net.eu[tree], net.ev[tree]]))
+    # no move can use a path as long as kt.bound: nodes that far from the tree are not reached
     dist, pred, base = dijkstra(
-        net.A, directed=True, indices=tnodes, min_only=True, return_predecessors=True
+        net.A,
+        directed=True,
+        indices=tnodes,
+        min_only=True,
+        return_predecessors=True,
+        limit=kt.bound,
     )
     bu, bv = base[net.eu], base[net.ev]
     cross = np.flatnonzero((bu != bv) & (bu >= 0) & (bv >= 0))
