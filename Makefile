@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	rm -rf $(VENV)/warm-up
 	$(VENV)/bin/telcoplan demo --out $(VENV)/warm-up --resolution 1000 -qq
 	rm -rf $(VENV)/warm-up
+	@# the Steiner local search used on small graphs (the demo's road graph is larger)
+	$(VENV)/bin/python -c "import networkx as nx; from telcoplan.backbone.steiner import steiner_tree; g = nx.grid_2d_graph(6, 6); nx.set_edge_attributes(g, 1.0, 'weight'); steiner_tree(g, [(0, 0), (5, 5), (0, 5)])"
 	touch $(STAMP)
 
 lint: $(STAMP)
