@@ -1,26 +1,36 @@
-"""Coverage with terrain, per site: ``best_server(dem=...)`` against a plain numpy reference.
+"""Coverage with terrain: ``best_server(dem=...)`` against a plain numpy reference, and on 1 vs 2 threads.
 
-What one site costs the coverage engine when it walks the terrain profile of every cell in
-range (Okumura-Hata + Bullington's knife edge over the terrain and the Earth's bulge, the
-stage's defaults), next to an independent numpy implementation of the same physics: per cell,
-the profile of ``ceil(d / res)`` steps (bilinear DEM + bulge d1·d2/(2 k R_e)), Bullington's
+What one site costs the coverage engine when it prices the terrain of every cell in range
+(Okumura-Hata + Bullington's knife edge over the terrain and the Earth's bulge, the stage's
+defaults), next to an independent numpy implementation of the same physics: per cell, the
+profile of ``ceil(d / res)`` steps (bilinear DEM + bulge d1·d2/(2 k R_e)), Bullington's
 equivalent edge (ITU-R P.526-15 §4.5) and J(ν) (§4.1), the loss applied where the terrain rises
 above the direct ray. The reference runs on a random sample of the cells in range (its time is
-extrapolated to all of them) and checks our power there (largest difference, dB). For context
-the site's viewshed by ``line_of_sight(method="planes")`` (GDAL's algorithm; see
-``bench_terrain.py``) is timed too: a viewshed answers "visible or not", the coverage engine
-also prices every obstructed path.
+extrapolated to all of them) and checks our power there (largest difference, dB). The two are
+timed alternately, ``--repeat`` times each (min and median reported). For context the site's
+viewshed by ``line_of_sight(method="planes")`` (GDAL's algorithm; see ``bench_terrain.py``) is
+timed too: a viewshed answers "visible or not", the coverage engine also prices every
+obstructed path.
 
-Default: the hills of ``bench_terrain.py`` (200 m relief) on 500 x 500 cells of 30 m, 3 sites
-with a 30 m mast at 900 MHz, EIRP 60 dBm, receivers at 1.5 m, radius 7 km.
+Then a network of ``--towers`` sites (one ``best_server`` call, as the coverage stage makes it)
+is timed on 1 and on 2 numba threads, alternately, ``--repeat`` times each. Other processes on
+the machine take cores too: a pure-compute numba loop is timed the same way beside it, so that
+the kernel's scaling can be read against what the machine gave at that moment.
+
+Default: the hills of ``bench_terrain.py`` (200 m relief) on 500 x 500 cells of 30 m, rounded to
+float32 as a DEM read from a GeoTIFF is (``--dem-dtype float64`` keeps all digits; the kernel
+then reads float64), 3 sites with a 30 m mast at 900 MHz, EIRP 60 dBm, receivers at 1.5 m,
+radius 7 km; the network has 12 such sites.
 
     .venv/bin/python benchmarks/bench_coverage_terrain.py [--size 500] [--res 30]
-        [--radius 7] [--sites 3] [--sample 4000]
+        [--radius 7] [--sites 3] [--sample 4000] [--repeat 3] [--towers 12]
+        [--dem-dtype float32]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -90,6 +100,29 @@ def reference_power(dem, grid, tx, ty, ha, rows, cols, lam):
     return EIRP_DBM - hata - loss
 
 
+def stats(times: list[float]) -> str:
+    """``min / median`` of a list of seconds, in ms."""
+    return f"{min(times) * 1000:.0f} / {np.median(times) * 1000:.0f}"
+
+
+def spin_loop():
+    """A pure-compute parallel numba loop: how much a second thread can give at this moment."""
+    import numba as nb
+
+    @nb.njit(parallel=True, cache=False)
+    def spin(n):
+        out = np.zeros(64)
+        for k in nb.prange(64):
+            x = 0.0
+            for i in range(n):
+                x += math.sqrt(i + k)
+            out[k] = x
+        return out.sum()
+
+    spin(10)
+    return spin
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=500, help="cells per side")
@@ -97,68 +130,115 @@ def main() -> None:
     ap.add_argument("--radius", type=float, default=7.0, help="site radius (km)")
     ap.add_argument("--sites", type=int, default=3)
     ap.add_argument("--sample", type=int, default=4000, help="cells the reference evaluates")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs of each side (min/median)")
+    ap.add_argument("--towers", type=int, default=12, help="sites of the thread-scaling network")
+    ap.add_argument("--dem-dtype", choices=("float32", "float64"), default="float32")
     args = ap.parse_args()
+    import numba
+
     side = args.size * args.res
     x0 = round(800_000 / args.res) * args.res
     y0 = round(1_750_000 / args.res) * args.res
     grid = GridSpec.from_bounds((x0, y0, x0 + side, y0 + side), args.res, "EPSG:32649")
-    dem = synthetic_dem(grid, 200.0)
+    dem = synthetic_dem(grid, 200.0).astype(args.dem_dtype).astype(np.float64)
     radius = args.radius * 1000.0
     lam = 299_792_458.0 / (FREQ_MHZ * 1e6)
     rng = np.random.default_rng(3)
     print(
-        f"DEM {grid.width}x{grid.height} cells of {args.res:g} m (200 m relief); Hata "
-        f"{FREQ_MHZ:g} MHz, mast {MAST_M:g} m, receivers {H_RX:g} m, Bullington, R = "
-        f"{args.radius:g} km; reference on {args.sample} random cells in range per site"
+        f"DEM {grid.width}x{grid.height} cells of {args.res:g} m (200 m relief, "
+        f"{args.dem_dtype}); Hata {FREQ_MHZ:g} MHz, mast {MAST_M:g} m, receivers {H_RX:g} m, "
+        f"Bullington, R = {args.radius:g} km; reference on {args.sample} random cells in range "
+        f"per site; {args.repeat} interleaved runs of each side, min / median; "
+        f"{numba.get_num_threads()} numba threads"
     )
 
-    def site(x, y):
+    def site(xs, ys):
+        k = len(xs)
         return gpd.GeoDataFrame(
-            {"site_id": ["S"], "operator": ["A"], "technology": ["2G"],
-             "frequency_mhz": [FREQ_MHZ], "height_m": [MAST_M], "eirp_dbm": [EIRP_DBM]},
-            geometry=[Point(x, y)], crs=grid.crs,
+            {"site_id": [f"S{i}" for i in range(k)], "operator": ["A"] * k,
+             "technology": ["2G"] * k, "frequency_mhz": [FREQ_MHZ] * k, "height_m": [MAST_M] * k,
+             "eirp_dbm": [EIRP_DBM] * k},
+            geometry=[Point(x, y) for x, y in zip(xs, ys, strict=True)], crs=grid.crs,
         )  # fmt: skip
 
     # warm-up (JIT compile or cache load)
-    warm = site(x0 + side / 2, y0 + side / 2)
+    warm = site([x0 + side / 2], [y0 + side / 2])
     best_server(warm, grid, dem=dem, max_radius_km=0.5, validity="ignore")
     line_of_sight(dem, grid, x0 + side / 2, y0 + side / 2, MAST_M, radius_m=500.0, method="planes")
     print(
-        f"{'site (row, col)':>16} {'cells':>7} {'hidden':>10} {'ours ms':>9} "
-        f"{'numpy ms':>10} {'ratio':>7} {'max |dB|':>9} {'viewshed ms':>12}"
+        f"{'site (row, col)':>16} {'cells':>7} {'hidden':>7} {'ours ms':>13} {'numpy ms':>13} "
+        f"{'ratio':>6} {'max |dB|':>9} {'viewshed ms':>12}"
     )
     ratios, diffs = [], []
+    xs, ys = grid.cell_centres()
     for k in range(args.sites):
         row = args.size // 2 if k == 0 else int(rng.integers(args.size // 4, 3 * args.size // 4))
         col = args.size // 2 if k == 0 else int(rng.integers(args.size // 4, 3 * args.size // 4))
         tx, ty = float(grid.x_centres()[col]), float(grid.y_centres()[row])
-        t0 = time.perf_counter()
-        sig = best_server(site(tx, ty), grid, dem=dem, max_radius_km=args.radius, validity="ignore")
-        ours = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        visible = line_of_sight(dem, grid, tx, ty, MAST_M, radius_m=radius, method="planes")
-        view = time.perf_counter() - t0
-        power = sig.power_dbm[0]
-        xs, ys = grid.cell_centres()
         inside = (xs - tx) ** 2 + (ys - ty) ** 2 <= radius * radius
-        rows, cols = np.nonzero(inside & np.isfinite(power))
-        pick = rng.choice(len(rows), min(args.sample, len(rows)), replace=False)
         ha = float(dem[row, col]) + MAST_M  # the kernel's antenna: ground of its cell + mast
-        t0 = time.perf_counter()
-        ref = reference_power(dem, grid, tx, ty, ha, rows[pick], cols[pick], lam)
-        numpy_time = (time.perf_counter() - t0) * len(rows) / len(pick)
-        diff = float(np.max(np.abs(power[rows[pick], cols[pick]] - ref)))
-        ratios.append(numpy_time / ours)
-        diffs.append(diff)
+        ours, numpy_times, view = [], [], []
+        for _ in range(args.repeat):  # interleaved: ours, the reference, the viewshed
+            t0 = time.perf_counter()
+            sig = best_server(
+                site([tx], [ty]), grid, dem=dem, max_radius_km=args.radius, validity="ignore"
+            )
+            ours.append(time.perf_counter() - t0)
+            power = sig.power_dbm[0]
+            rows, cols = np.nonzero(inside & np.isfinite(power))
+            pick = rng.choice(len(rows), min(args.sample, len(rows)), replace=False)
+            t0 = time.perf_counter()
+            ref = reference_power(dem, grid, tx, ty, ha, rows[pick], cols[pick], lam)
+            numpy_times.append((time.perf_counter() - t0) * len(rows) / len(pick))
+            diffs.append(float(np.max(np.abs(power[rows[pick], cols[pick]] - ref))))
+            t0 = time.perf_counter()
+            visible = line_of_sight(dem, grid, tx, ty, MAST_M, radius_m=radius, method="planes")
+            view.append(time.perf_counter() - t0)
+        ratio = float(np.median(numpy_times) / np.median(ours))
+        ratios.append(ratio)
         print(
             f"{f'({row}, {col})':>16} {int(inside.sum()):>7} "
-            f"{int((inside & ~visible).sum()):>10} {ours * 1000:>9.0f} {numpy_time * 1000:>10.0f} "
-            f"{numpy_time / ours:>6.1f}x {diff:>9.4f} {view * 1000:>12.1f}"
+            f"{int((inside & ~visible).sum()):>7} {stats(ours):>13} {stats(numpy_times):>13} "
+            f"{ratio:>5.1f}x {max(diffs[-args.repeat :]):>9.4f} {stats(view):>12}"
         )
     print(
-        f"numpy reference / ours: {min(ratios):.1f}–{max(ratios):.1f}x; largest power difference "
-        f"{max(diffs):.4f} dB (float32 output: ≤ 0.01 dB expected)"
+        f"numpy reference / ours (medians): {min(ratios):.1f}–{max(ratios):.1f}x; largest power "
+        f"difference {max(diffs):.4f} dB (float32 output: ≤ 0.01 dB expected)"
     )
+
+    # thread scaling: one network, 1 vs 2 threads, alternately; the machine's own scaling beside
+    lo, hi = args.size // 8, args.size - args.size // 8
+    cells = rng.integers(lo, max(hi, lo + 1), size=(args.towers, 2))
+    net = site(grid.x_centres()[cells[:, 1]], grid.y_centres()[cells[:, 0]])
+    threads = [t for t in (1, 2) if t <= numba.config.NUMBA_NUM_THREADS]
+    spin = spin_loop()
+    times = {t: [] for t in threads}
+    spins = {t: [] for t in threads}
+    before = numba.get_num_threads()
+    try:
+        for _ in range(args.repeat):
+            for t in threads:
+                numba.set_num_threads(t)
+                t0 = time.perf_counter()
+                best_server(net, grid, dem=dem, max_radius_km=args.radius, validity="ignore")
+                times[t].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                spin(200_000 * max(1, args.size // 50))
+                spins[t].append(time.perf_counter() - t0)
+    finally:
+        numba.set_num_threads(before)
+    print(
+        f"network of {args.towers} sites (one best_server call), ms min / median: "
+        + ", ".join(f"{t} thread{'s' * (t > 1)} {stats(times[t])}" for t in threads)
+    )
+    if len(threads) == 2:
+        print(
+            f"thread scaling (median 1 thread / median 2 threads): kernel "
+            f"{np.median(times[1]) / np.median(times[2]):.2f}x, pure-compute loop at the same "
+            f"time {np.median(spins[1]) / np.median(spins[2]):.2f}x"
+        )
+    else:
+        print("thread scaling: numba has a single thread on this machine")
 
 
 if __name__ == "__main__":

@@ -7,14 +7,16 @@ The path-loss half of :mod:`telcoplan.coverage.terrain` (which re-exports the pu
   caller-owned profile buffer and allocates nothing), and the sampling primitives that the
   line-of-sight test of :mod:`telcoplan.coverage.visibility` shares with them
   (:func:`distance`, :func:`n_steps`, :func:`ray`, :func:`bilinear`, :func:`bilinear_padded`,
-  :func:`elevation`, :func:`chord`, :data:`CURV`).
+  :func:`elevation`, :func:`chord`, :data:`CURV`), and the pieces of the losses that the
+  kernel's pruned walks reuse: :func:`knife_edge_db` (J(ν)), its inverse :func:`knife_edge_nu`
+  and :func:`bullington_edge_loss` (Bullington's edge from its two horizon slopes).
 - **numpy-friendly wrappers** on a :class:`~telcoplan.gis.grid.GridSpec`:
   :func:`knife_edge_loss` and :func:`terrain_profile_loss` (broadcasting over paths), and the
   DEM checks :func:`dem_float64` and :func:`dem_array`.
 
 Conventions shared by all functions
 -----------------------------------
-- **DEM**: 2-D float64 array of ground elevation (m above sea level) on a north-up grid; row 0
+- **DEM**: 2-D float64 (or float32: read as float64) array of ground elevation (m above sea level) on a north-up grid; row 0
   is the northern edge, ``x0, y0`` the upper-left corner of the grid (m, projected CRS), ``res``
   the square cell size (m). ``dem[r, c]`` is the elevation at the *centre* of its cell.
 - **Sampling**: the path from the transmitter (tx) to the receiver (rx), of horizontal length
@@ -53,12 +55,15 @@ __all__ = [
     "K_FACTOR",
     "bilinear",
     "bilinear_padded",
+    "bullington_edge_loss",
     "chord",
     "dem_array",
     "dem_float64",
     "distance",
     "elevation",
+    "knife_edge_db",
     "knife_edge_loss",
+    "knife_edge_nu",
     "n_steps",
     "path_terrain_loss",
     "path_terrain_loss_with_buffer",
@@ -84,12 +89,23 @@ _NU_MIN = -0.78  # J(ν) = 0 at and below this ν (ITU-R P.526-15 §4.1)
 
 
 @nb.njit(cache=True, inline="always")
-def _knife_edge(nu):
-    """J(ν) (dB) of ITU-R P.526-15 §4.1; 0 for ν ≤ −0.78."""
+def knife_edge_db(nu):
+    """J(ν) (dB) of ITU-R P.526-15 §4.1 for one ν (numba); 0 for ν ≤ −0.78."""
     if not nu > _NU_MIN:
         return 0.0
     v = nu - 0.1
     return 6.9 + 20.0 * math.log10(math.sqrt(v * v + 1.0) + v)
+
+
+@nb.njit(cache=True, inline="always")
+def knife_edge_nu(loss_db):
+    """The ν at which J(ν) = ``loss_db`` (dB), the inverse of :func:`knife_edge_db`.
+
+    With y = 10^((J − 6.9)/20), √((ν − 0.1)² + 1) + ν − 0.1 = y gives ν = 0.1 + (y² − 1)/(2y).
+    Below J(−0.78) (≈ 0.003 dB) it returns −0.78: every ν above that has J(ν) > ``loss_db``.
+    """
+    y = 10.0 ** ((loss_db - 6.9) / 20.0)
+    return max(0.1 + (y * y - 1.0) / (2.0 * y), _NU_MIN)
 
 
 @nb.njit(cache=True, inline="always")
@@ -225,12 +241,12 @@ def _fill_profile(dem, x0, y0, res, tx, ty, rx, ry, d, n, g):
 @nb.njit(cache=True)
 def _deygout(g, n, ha, hb, step, lam):
     p, nu_p, clearance = _main_edge(g, 0, n, ha, hb, step, lam)
-    loss = _knife_edge(nu_p)
+    loss = knife_edge_db(nu_p)
     if nu_p > _NU_MIN:
         _, nu_t, _ = _main_edge(g, 0, p, ha, g[p], step, lam)
         _, nu_r, _ = _main_edge(g, p, n, g[p], hb, step, lam)
         weight = 1.0 - math.exp(-loss / 6.0)
-        loss += weight * (_knife_edge(nu_t) + _knife_edge(nu_r))
+        loss += weight * (knife_edge_db(nu_t) + knife_edge_db(nu_r))
     return loss, clearance
 
 
@@ -244,14 +260,14 @@ def _epstein_peterson(g, n, ha, hb, step, lam):
     loss = 0.0
     a, h_a = 0, ha  # the main edge is seen from the previous edge (or tx) ...
     if nu_t > 0.0:
-        loss += _knife_edge(nu_t)
+        loss += knife_edge_db(nu_t)
         a, h_a = t, g[t]
     b, h_b = n, hb  # ... towards the next edge (or rx)
     if nu_r > 0.0:
-        loss += _knife_edge(nu_r)
+        loss += knife_edge_db(nu_r)
         b, h_b = r, g[r]
     h = g[p] - chord(h_a, h_b, a, b, p, 1.0 / (b - a))
-    return loss + _knife_edge(_nu(h, a, b, p, step, lam)), clearance
+    return loss + knife_edge_db(_nu(h, a, b, p, step, lam)), clearance
 
 
 @nb.njit(cache=True)
@@ -265,11 +281,24 @@ def _bullington(g, n, ha, hb, step, lam):
         s_rim = max(s_rim, (g[i] - hb) / ((n - i) * step))
     _, nu_max, clearance = _main_edge(g, 0, n, ha, hb, step, lam)
     if s_tim < s_tr or not s_tim + s_rim > 0.0:
-        return _knife_edge(nu_max), clearance  # line of sight: the edge of largest ν
+        return knife_edge_db(nu_max), clearance  # line of sight: the edge of largest ν
+    return bullington_edge_loss(ha, hb, d, s_tim, s_rim, lam), clearance
+
+
+@nb.njit(cache=True, inline="always")
+def bullington_edge_loss(ha, hb, d, s_tim, s_rim, lam):
+    """J(ν_b) (dB) of Bullington's equivalent edge on an obstructed path.
+
+    ``ha``, ``hb``: antenna heights (m, sea level); ``d``: path length (m, ``n · step``);
+    ``s_tim``, ``s_rim``: the largest slopes from tx and from rx to the profile points (the
+    steepest horizon rays, m/m); ``lam``: wavelength (m). The edge is the intersection of the
+    two rays, at d_bp = (h_rx − h_tx + S_rim d)/(S_tim + S_rim) from tx. Valid when the path is
+    obstructed (S_tim ≥ S_tr and S_tim + S_rim > 0; see :func:`path_terrain_loss`).
+    """
     d_bp = (hb - ha + s_rim * d) / (s_tim + s_rim)
     h_bp = ha + s_tim * d_bp - (ha * (d - d_bp) + hb * d_bp) / d
     nu_b = h_bp * math.sqrt(2.0 * d / (lam * d_bp * (d - d_bp)))
-    return _knife_edge(nu_b), clearance
+    return knife_edge_db(nu_b)
 
 
 @nb.njit(cache=True)

@@ -1,4 +1,5 @@
-"""The exact line-of-sight test of a path over a DEM, and the exact viewshed built on it.
+"""The exact line-of-sight test of a path over a DEM, the exact viewshed built on it, and
+Bullington's loss of an obstructed path from only the samples that matter.
 
 :func:`visible` decides whether the terrain clearance of a path is ≤ 0 exactly as
 :func:`telcoplan.coverage.profile.path_terrain_loss` computes it (the same samples and the same
@@ -7,7 +8,10 @@ per antenna (sector × distance ring) and the DEM maxima of :data:`BLOCK` × :da
 blocks (:func:`block_max`). The coverage kernel (:mod:`telcoplan.coverage._kernel_terrain`) uses it to
 find obstructed paths; :func:`exact_viewshed` runs it for every cell in range of one antenna
 (``line_of_sight(..., method="exact")`` of :mod:`telcoplan.coverage.terrain`, whose notes
-describe the pruning).
+describe the pruning). On an obstructed path, :func:`sample_nu` gives the ν of the blocking
+sample (a lower bound of the Deygout and Bullington losses), and :func:`bullington_obstructed`
+Bullington's loss, bit for bit, with the same block maxima skipping the samples that cannot
+change its slopes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from telcoplan.coverage.profile import (
     CURV,
     bilinear,
     bilinear_padded,
+    bullington_edge_loss,
     chord,
     distance,
     elevation,
@@ -29,12 +34,27 @@ from telcoplan.coverage.profile import (
 )
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["BLOCK", "block_max", "exact_viewshed", "visible"]
+__all__ = [
+    "BLOCK",
+    "EXACT",
+    "FULL_WALK",
+    "LOSS_ABOVE",
+    "block_max",
+    "bullington_obstructed",
+    "exact_viewshed",
+    "sample_nu",
+    "visible",
+]
 
 _CHUNK = 12  # samples per bounding chunk of the viewshed (see visible)
 #: Side (cells) of the blocks of :func:`block_max`'s table, which bounds a chunk of samples.
 BLOCK = 16
 _RING = 4  # width (cells) of the rings of the viewshed's horizon table
+_SLOPE_CHUNK = 12  # samples per bounding chunk of bullington_obstructed
+_MARGIN_M = 1e-6  # slack (m) added to the block maxima: bilinear rounding stays far below
+#: :func:`bullington_obstructed` outcomes: the exact loss; a loss proven above the caller's
+#: threshold (not computed); Bullington's line-of-sight branch (walk the whole profile).
+EXACT, LOSS_ABOVE, FULL_WALK = 0, 1, 2
 
 
 @nb.njit(cache=True)
@@ -250,6 +270,158 @@ def visible(src, padded, bmax, block, horizon, x0, y0, res, tx, ty, ha, rx, ry, 
             if z + s * (d - s) * CURV - chord(ha, hb, 0, n, i, inv_n) > 0.0:
                 return False, i / n
     return True, -1.0
+
+
+@nb.njit(cache=True)
+def sample_nu(src, padded, x0, y0, res, tx, ty, ha, rx, ry, hb, lam, frac):
+    """Fresnel-Kirchhoff ν of the profile sample at ``frac`` of the path (as :func:`visible` returns it).
+
+    ν = h √(2 d / (λ s (d − s))) with h the sample's height (terrain + Earth bulge) above the
+    direct ray, the same samples as :func:`~telcoplan.coverage.profile.path_terrain_loss`.
+    Deygout's main edge has the largest ν of all samples and Bullington's equivalent edge a ν at
+    least as large as any sample's (see :func:`bullington_obstructed`), so J(ν) of one sample is
+    a lower bound of their diffraction loss. −inf for a path without interior samples.
+    """
+    d = distance(rx - tx, ry - ty)
+    n = n_steps(d, res)
+    i = int(frac * n + 0.5)
+    if n < 2 or i < 1 or i > n - 1:
+        return -np.inf
+    fr0, fc0, dfr, dfc = ray(x0, y0, res, tx, ty, rx, ry, n)
+    step = d / n
+    fr = fr0 + dfr * i
+    fc = fc0 + dfc * i
+    z = bilinear_padded(src, fr, fc) if padded else bilinear(src, fr, fc)
+    s = step * i
+    h = z + s * (d - s) * CURV - chord(ha, hb, 0, n, i, 1.0 / n)
+    return h * math.sqrt(2.0 * d / (lam * s * (d - s)))
+
+
+@nb.njit(cache=True, inline="always")
+def _slopes(src, padded, fr0, fc0, dfr, dfc, step, d0, n, ha, hb, lo, hi, s_tim, s_rim, i_tim,
+            i_rim):  # fmt: skip
+    """Raise Bullington's slope maxima (and their sample indices) with samples ``lo``…``hi``.
+
+    Each quotient is computed, with the profile's arithmetic, only when its numerator does not
+    prove it below the current maximum (with a relative margin far above rounding).
+    """
+    for i in range(lo, hi + 1):
+        fr = fr0 + dfr * i
+        fc = fc0 + dfc * i
+        z = bilinear_padded(src, fr, fc) if padded else bilinear(src, fr, fc)
+        s = step * i
+        g = z + s * (d0 - s) * CURV
+        den = i * step
+        lim = s_tim * den
+        if g - ha >= lim - abs(lim) * 1e-12:
+            v = (g - ha) / den
+            if v > s_tim:
+                s_tim, i_tim = v, i
+        den = (n - i) * step
+        lim = s_rim * den
+        if g - hb >= lim - abs(lim) * 1e-12:
+            v = (g - hb) / den
+            if v > s_rim:
+                s_rim, i_rim = v, i
+    return s_tim, s_rim, i_tim, i_rim
+
+
+@nb.njit(cache=True)
+def bullington_obstructed(
+    src, padded, bmax, block, x0, y0, res, tx, ty, ha, rx, ry, hb, lam, frac, nu_stop, seeds
+):
+    """Bullington's loss of an obstructed path, walking only the samples that can matter.
+
+    ``frac`` is the fraction of the path at a blocking sample (as :func:`visible` returns it);
+    the other arguments are those of :func:`visible` plus the wavelength ``lam`` (m) and
+    ``seeds``, a float64 array of 2: the distances (m) from tx of the previous path's steepest
+    tx sample and from rx of its steepest rx sample (−1: none), tried first and updated.
+
+    Returns ``(loss_db, outcome)``:
+
+    - :data:`EXACT`: ``loss_db`` is bit for bit the loss of
+      ``path_terrain_loss(..., method=1)`` (Bullington);
+    - :data:`LOSS_ABOVE`: the equivalent edge's ν is proven larger than ``nu_stop`` (so the
+      loss exceeds J(``nu_stop``)); ``loss_db`` is a lower bound, the walk stopped early;
+    - :data:`FULL_WALK`: the slopes say line of sight (possible only through rounding on a
+      grazing path): Bullington then takes the edge of largest ν, which needs the whole profile.
+
+    Notes
+    -----
+    Bullington's edge only depends on the two largest slopes, S_tim = max (g_i − h_tx)/s_i and
+    S_rim = max (g_i − h_rx)/(d − s_i), over the profile g (terrain + bulge). They are the maxima
+    of the same values as in :func:`~telcoplan.coverage.profile.path_terrain_loss`, but chunks of
+    samples are skipped when the block maxima of ``bmax`` prove both slopes of every sample of
+    the chunk below the largest ones found so far, which leaves the maxima unchanged. The
+    samples most likely to hold the maxima come first: the blocking one, and those at the
+    distances of the previous path's maxima (a neighbouring cell sees the same horizons).
+
+    With a = S_tim − S_tr and b = S_rim + S_tr (S_tr the tx–rx slope, both > 0 on an obstructed
+    path), the edge stands h_b = a·b·d/(a + b) above the direct ray at d1 = b·d/(a + b), so
+    ν_b = √(2 a b d / λ): it grows with either slope. Any sample lies below both horizon rays,
+    hence ν_b is at least the ν of every sample, and a partial maximum of the slopes already
+    bounds it from below: the walk stops as soon as that bound exceeds ``nu_stop``.
+    """
+    nrows = src.shape[0] - 2 if padded else src.shape[0]
+    ncols = src.shape[1] - 2 if padded else src.shape[1]
+    d0 = distance(rx - tx, ry - ty)
+    n = n_steps(d0, res)
+    fr0, fc0, dfr, dfc = ray(x0, y0, res, tx, ty, rx, ry, n)
+    step = d0 / n
+    d = n * step  # the path length of Bullington's construction
+    s_tr = (hb - ha) / d
+    # stop once 2 a b d / λ > ν_stop² (ν_stop > 0), with a small margin for rounding
+    ab_stop = np.inf if nu_stop < 0.0 else (nu_stop + 1e-6) ** 2 * lam / (2.0 * d) * (1.0 + 1e-9)
+    s_tim = -np.inf
+    s_rim = -np.inf
+    i_tim = i_rim = 1
+    half = 0.5 * d0
+    a = 1
+    phase = 0
+    while True:
+        if phase < 3:  # the likely maxima: the blocking sample, the previous path's maxima
+            if phase == 0:
+                i = int(frac * n + 0.5)
+            elif phase == 1:
+                i = -1 if seeds[0] < 0.0 else int(seeds[0] / step + 0.5)
+            else:
+                i = -1 if seeds[1] < 0.0 else n - int(seeds[1] / step + 0.5)
+            phase += 1
+            lo, hi = max(i - 1, 1), min(i + 1, n - 1)
+            if i < 0 or lo > hi:
+                continue
+        else:  # the next chunk whose bound may raise a slope
+            lo = -1
+            while a <= n - 1:
+                b = min(a + _SLOPE_CHUNK - 1, n - 1)
+                ca, a = a, b + 1
+                zmax = _chunk_bound(bmax, nrows, ncols, block, fr0 + dfr * ca, fc0 + dfc * ca,
+                                    fr0 + dfr * b, fc0 + dfc * b)  # fmt: skip
+                sm = min(max(half, step * ca), step * b)  # the bulge s (d − s) peaks at d/2
+                gmax = zmax + sm * (d0 - sm) * CURV + _MARGIN_M
+                up = gmax - ha
+                ub_tim = up / (ca * step) if up >= 0.0 else up / (b * step)
+                ur = gmax - hb
+                ub_rim = ur / ((n - b) * step) if ur >= 0.0 else ur / ((n - ca) * step)
+                if ub_tim >= s_tim or ub_rim >= s_rim:
+                    lo, hi = ca, b
+                    break
+            if lo < 0:
+                break
+        s_tim, s_rim, i_tim, i_rim = _slopes(src, padded, fr0, fc0, dfr, dfc, step, d0, n, ha, hb,
+                                             lo, hi, s_tim, s_rim, i_tim, i_rim)  # fmt: skip
+        if nu_stop >= 0.0:
+            ta = s_tim - s_tr
+            tb = s_rim + s_tr
+            if ta > 0.0 and tb > 0.0 and ta * tb > ab_stop:
+                seeds[0] = i_tim * step
+                seeds[1] = (n - i_rim) * step
+                return bullington_edge_loss(ha, hb, d, s_tim, s_rim, lam), LOSS_ABOVE
+    seeds[0] = i_tim * step
+    seeds[1] = (n - i_rim) * step
+    if s_tim < s_tr or not s_tim + s_rim > 0.0:
+        return 0.0, FULL_WALK
+    return bullington_edge_loss(ha, hb, d, s_tim, s_rim, lam), EXACT
 
 
 @nb.njit(cache=True)
