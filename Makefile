@@ -6,7 +6,7 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install lint format bench bench-national clean browser-deps
+.PHONY: demo test install lint format bench bench-national clean browser-deps clean-kernels
 
 demo: $(STAMP)
 	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(PIP) install --quiet -e ".[test,maps,bench]"
 	@# compile (and cache) the numba kernels once, on a coarse demo, so that a user's first plan
 	@# does not wait ~30 s for them (the cache lives beside the sources)
+	$(MAKE) --no-print-directory clean-kernels
 	rm -rf $(VENV)/warm-up
 	$(VENV)/bin/telcoplan demo --out $(VENV)/warm-up --resolution 1000 -qq
 	rm -rf $(VENV)/warm-up
@@ -69,3 +70,8 @@ browser-deps:
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache build *.egg-info
+
+# numba checks a cached kernel against its own file only: after editing a module whose functions a
+# kernel inlines (coverage/visibility.py, profile.py, _kernel_common.py …), drop the caches
+clean-kernels:
+	find telcoplan -name '*.nbi' -delete -o -name '*.nbc' -delete
