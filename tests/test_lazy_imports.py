@@ -113,3 +113,16 @@ def test_coverage_loads_no_solvers_graphs_or_maps(tmp_path, towers5, areas4):
     assert {"numba", "rasterio"} <= got  # the probe works: coverage runs the kernel, writes rasters
     assert not got & set(PRESENTATION_AND_SOLVERS)
     assert (tmp_path / "out" / "summary.json").exists()
+
+
+def test_validate_a_whole_plan_loads_no_kernels_graphs_or_solvers(tmp_path):
+    """Checking a plan parses every stage's parameters (diffraction method, ring protection,
+    selection method…): their choices come from small modules, not from the modules that use
+    them (networkx, HiGHS). numba (and the scipy it imports) is loaded: the inputs are loaded to
+    be checked, and the areas' population is spread over the grid by the scanline polygon fill."""
+    from tests.pipeline.town import town_plan
+
+    plan = town_plan(tmp_path, dem=True, stages={"sites": {}, "backbone": {}, "gaps": {}})
+    got = _loaded("validate", str(plan))
+    assert "geopandas" in got  # the probe works: validating needs the geo stack
+    assert not got & set(PRESENTATION_AND_SOLVERS)

@@ -28,6 +28,7 @@ import shapely
 from scipy.sparse.csgraph import connected_components, dijkstra
 from shapely.geometry import LineString
 
+from telcoplan.backbone.choices import PROTECT_CHOICES
 from telcoplan.errors import CRSError, PlanError
 from telcoplan.gis.crs import crs_name, same_crs
 
@@ -43,9 +44,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Which sites to protect with rings: none, shared sites (several operators), the sites
-#: nearest to POIs, both, or every site (:func:`sites_to_protect`).
-PROTECT_CHOICES = ("none", "shared", "pois", "shared+pois", "all")
 #: Road class of a site's drop to its road point (see :func:`telcoplan.backbone.graph.snap_sites`).
 ACCESS_CLASS = "access"
 

@@ -46,6 +46,7 @@ import math
 import numba as nb
 import numpy as np
 
+from telcoplan.coverage.choices import DIFFRACTION_METHODS
 from telcoplan.gis.grid import GridSpec
 
 __all__ = [
@@ -74,8 +75,6 @@ __all__ = [
 
 K_FACTOR = 4.0 / 3.0  #: effective Earth-radius factor of the standard atmosphere
 EARTH_RADIUS_M = 6_371_000.0  #: mean Earth radius (m)
-#: Diffraction methods by name → the integer code taken by the numba functions.
-DIFFRACTION_METHODS = {"deygout": 0, "bullington": 1, "epstein-peterson": 2}
 #: Earth-bulge factor (1/m): a profile point d1 and d2 m from the ends is raised by d1·d2·CURV.
 CURV = 1.0 / (2.0 * K_FACTOR * EARTH_RADIUS_M)
 

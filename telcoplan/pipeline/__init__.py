@@ -11,28 +11,39 @@
 =================  ===================================================================
 
 The output folder's file names and :data:`~telcoplan.outputs.SUMMARY` belong to :mod:`telcoplan.outputs`.
+The names below load on first use, so that a command imports only the modules it needs.
 """
 
 from __future__ import annotations
 
-from telcoplan.pipeline.inputs import PlanInputs, load_inputs
-from telcoplan.pipeline.model import LAYER_NAMES, LayerRef, Plan
-from telcoplan.pipeline.parse import parse_plan, plan_from_layers, read_plan, write_plan
-from telcoplan.pipeline.run import batch_targets, population_summary, run_plan
-from telcoplan.pipeline.stages import STAGES
+_API = {
+    "PlanInputs": "telcoplan.pipeline.inputs",
+    "load_inputs": "telcoplan.pipeline.inputs",
+    "LAYER_NAMES": "telcoplan.pipeline.model",
+    "LayerRef": "telcoplan.pipeline.model",
+    "Plan": "telcoplan.pipeline.model",
+    "parse_plan": "telcoplan.pipeline.parse",
+    "plan_from_layers": "telcoplan.pipeline.parse",
+    "read_plan": "telcoplan.pipeline.parse",
+    "write_plan": "telcoplan.pipeline.parse",
+    "batch_targets": "telcoplan.pipeline.run",
+    "population_summary": "telcoplan.pipeline.run",
+    "run_plan": "telcoplan.pipeline.run",
+    "STAGES": "telcoplan.pipeline.stages",
+}
 
-__all__ = [
-    "LAYER_NAMES",
-    "STAGES",
-    "LayerRef",
-    "Plan",
-    "PlanInputs",
-    "batch_targets",
-    "load_inputs",
-    "parse_plan",
-    "plan_from_layers",
-    "population_summary",
-    "read_plan",
-    "run_plan",
-    "write_plan",
-]
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from importlib import import_module
+
+        value = getattr(import_module(_API[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -25,13 +25,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from telcoplan.errors import PlanError
+from telcoplan.sites.choices import METHODS
 
 __all__ = ["METHODS", "CoverageSolution", "maximize_coverage"]
 
 log = logging.getLogger(__name__)
-
-#: The algorithms :func:`maximize_coverage` knows, by name (also the CLI's choices).
-METHODS = ("auto", "greedy", "milp")
 
 #: ``method="auto"`` solves the MILP outright when the reduced instance (after dropping empty
 #: demand and merging identical demand columns) has at most this many cover nonzeros; above it

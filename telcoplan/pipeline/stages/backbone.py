@@ -58,7 +58,7 @@ class BackboneParams:
 
 def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> BackboneParams:
     """Checked backbone-stage parameters (defaults filled in); all problems raised at once."""
-    from telcoplan.backbone.rings import PROTECT_CHOICES
+    from telcoplan.backbone.choices import PROTECT_CHOICES
     from telcoplan.layers.schemas import ROAD_CLASSES
 
     params, errs = merge_defaults("backbone", raw, DEFAULTS)

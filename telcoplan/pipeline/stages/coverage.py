@@ -87,8 +87,8 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> Coverag
     ``calibration`` names a ``params.json`` written by ``telcoplan calibrate`` (relative to
     ``base``, the plan file's folder); it is loaded into ``calibration_fit``.
     """
+    from telcoplan.coverage.choices import DIFFRACTION_METHODS
     from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS
-    from telcoplan.coverage.terrain import DIFFRACTION_METHODS
     from telcoplan.coverage.thresholds import Thresholds
 
     params, errs = merge_defaults("coverage", raw, DEFAULTS)

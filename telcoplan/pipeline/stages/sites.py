@@ -115,7 +115,7 @@ class SitesParams:
 def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> SitesParams:
     """Checked sites-stage parameters (defaults filled in); all problems raised at once."""
     from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
-    from telcoplan.sites.optimize import METHODS
+    from telcoplan.sites.choices import METHODS
 
     params, errs = merge_defaults("sites", raw, DEFAULTS)
     if params["mode"] not in MODES:
