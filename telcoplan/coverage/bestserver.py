@@ -300,9 +300,9 @@ def best_server(
     nrows, ncols = grid.shape
     use_dem = dem is not None
     # float32 outputs written by the kernels directly: the peak memory is the outputs plus a few
-    # tiles, 8 bytes per cell and group (the flat kernel writes every cell: no initial fill)
+    # tiles, 8 bytes per cell and group (both kernels write every cell: no initial fill)
     shape = (len(groups), nrows, ncols)
-    if n and not use_dem:
+    if n:
         power = np.empty(shape, dtype=np.float32)
         server = np.empty(shape, dtype=np.int32)
     else:
