@@ -1,17 +1,19 @@
 """Numba kernel of the flat-earth best-server computation: tile by tile, branch and bound, SIMD.
 
 For each tile of ``T x T`` cells the candidate towers (those whose radius reaches the tile) are
-found from a bucket grid of the towers and, per group (operator), sorted by an *upper bound* of
-the power they can deliver anywhere in the tile (:func:`telcoplan.coverage._kernel_common.
-tile_upper_bounds`: EIRP − L(d_min) + the best antenna attenuation over the tile's bearing and
-depression intervals; path loss never decreases with distance). Towers are evaluated in that
-order; as soon as a tower's bound falls below the weakest best power of the tile, it and all
-remaining towers of the group are skipped. The result is the maximum over every tower.
+found from a bucket grid of the towers, each with a first *upper bound* of the power it can
+deliver anywhere in the tile: EIRP − L(d_min) (path loss never decreases with distance; the
+pattern only lowers the power). Per group (operator), towers are taken by decreasing bound; a
+sector's bound is then tightened by its pattern's best over the tile's bearings and depressions
+(:func:`telcoplan.coverage._kernel_common.pattern_upper_bound`) and the tower skipped if that
+cannot beat the tile's weakest best power; as soon as a first bound cannot, it and all remaining
+towers of the group are skipped. The result is the maximum over every tower.
 
-A tower is evaluated on a tile row by row: the row's *chord* — the columns whose centre lies
-within the tower's radius — is found once per row in float64 (the same test as evaluating every
-cell, d² ≤ R²), and the cells of the chord are computed without a branch, in float32, so that
-the compiler turns the loop into SIMD instructions:
+A tower is evaluated on the whole tile in one run when the tile lies within its radius, else row
+by row: the row's *chord* — the columns whose centre lies within the radius — is found once per
+row in float64 (the same test as evaluating every cell, d² ≤ R²). The cells of a run are
+computed without a branch, in float32, so that the compiler turns the loop into SIMD
+instructions:
 
 - distance term: the log-linear models (Hata family) are ``P = c0 − c1 · log2(d²)`` with ``c0``,
   ``c1`` precomputed per tower; ``log2`` comes from the float's exponent bits and a short
@@ -22,10 +24,12 @@ the compiler turns the loop into SIMD instructions:
   (Cephes ``atanf``, error < 2e-7 rad), then the 3GPP TR 36.814 pattern.
 
 Powers agree with the float64 reference to about 1e-4 dB (float32 rounding of ~200 dB sums).
-Tiles are scheduled dynamically across threads (the caller sets numba's parallel chunk size):
-land tiles with many strong towers cost more than sea tiles.
+All tiles go in one parallel call, handed to the threads one at a time (the caller sets numba's
+parallel chunk size to 1): land tiles with many strong towers cost more than sea tiles, and no
+thread waits at a barrier between chunks. The kernel releases the GIL, so the caller can report
+progress from another thread.
 
-Memory: the outputs plus a few tile-sized buffers per thread; never cells × towers.
+Memory: the outputs plus a few tile-sized buffers per tile being computed; never cells × towers.
 """
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ import math
 
 import geopandas as gpd
 import numpy as np
+from affine import Affine
 from scipy import sparse
 
-from telcoplan.coverage.bestserver import auto_models, best_server
+from telcoplan.coverage.bestserver import auto_models, best_server, default_radius_km
 from telcoplan.coverage.propagation import MODELS, path_loss
 from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
 from telcoplan.gis.grid import GridSpec
@@ -26,6 +27,7 @@ __all__ = ["candidate_coverage"]
 log = logging.getLogger(__name__)
 
 _GROUP = "_candidate"
+_TILE = 32  # best_server's tile size here (cells): windows start on multiples of it
 
 
 def candidate_coverage(
@@ -154,56 +156,121 @@ def candidate_coverage(
     )
     _check_validity(model, environment, float(frequency_mhz), height, h_rx_m, validity)
     rows, cols = np.divmod(demand, grid.width)
-    cov_parts: list[sparse.coo_matrix] = []
-    pow_parts: list[sparse.coo_matrix] = []
+    radius_m = 1000.0 * float(
+        max_radius_km
+        if max_radius_km is not None
+        else default_radius_km(np.array([float(frequency_mhz)]))[0]
+    )
+    # chunks of nearby candidates (in Z order of blocks of a radius), each computed on a
+    # window of the grid: the chunk's extent plus the radius, plus a tile of margin (the
+    # terrain profiles' bilinear samples near a computed cell read its neighbours)
+    xy = np.column_stack([candidates.geometry.x.to_numpy(), candidates.geometry.y.to_numpy()])
+    perm = np.argsort(_z_order(xy, max(radius_m, grid.resolution)), kind="stable")
+    cov_r, cov_c, pow_r, pow_c, pow_v = [], [], [], [], []
     n_chunks = math.ceil(n / chunk)
     for k, start in enumerate(range(0, n, chunk)):
-        part = towers.iloc[start : start + chunk]
+        idx = perm[start : start + chunk]
+        r0, c0, sub = _window(grid, xy[idx], radius_m)
         res = best_server(
-            part,
-            grid,
+            towers.iloc[idx],
+            sub,
             model=model,
             environment=environment,
             h_rx_m=h_rx_m,
             max_radius_km=max_radius_km,
             group_by=_GROUP,
             floor_dbm=floor,
+            tile_size=_TILE,
             validity="ignore",  # checked once for every candidate above
             calibration=calibration,
-            dem=dem,
+            dem=None if dem is None else dem[r0 : r0 + sub.height, c0 : c0 + sub.width],
             diffraction=diffraction,
-            clutter_db=clutter_db,
+            clutter_db=(
+                None
+                if clutter_db is None
+                else clutter_db[r0 : r0 + sub.height, c0 : c0 + sub.width]
+            ),
             progress_label=f"candidate coverage, chunk {k + 1} of {n_chunks}",
         )
-        # groups are sorted labels: the zero-padded positions keep the candidates' order
-        order = np.array([int(g) for g in res.groups], dtype=np.int64) - start
-        power = np.full((len(part), len(demand)), np.nan, dtype=np.float32)
-        power[order] = res.power_dbm[:, rows, cols]
+        # the demand cells in the window (the others are beyond every candidate's radius)
+        inside = np.flatnonzero(
+            (rows >= r0) & (rows < r0 + sub.height) & (cols >= c0) & (cols < c0 + sub.width)
+        )
+        # groups are the candidates' zero-padded positions: the matrix rows
+        position = np.array([int(g) for g in res.groups], dtype=np.int64)
+        power = res.power_dbm[:, rows[inside] - r0, cols[inside] - c0]
         del res
         with np.errstate(invalid="ignore"):
-            covered = power >= threshold_power_dbm
-        cov_parts.append(sparse.coo_matrix(covered))
-        if return_power:
-            with np.errstate(invalid="ignore"):
-                r, c = np.nonzero(power >= record)
-            pow_parts.append(
-                sparse.coo_matrix((power[r, c], (r, c)), shape=power.shape, dtype=np.float32)
-            )
+            i, j = np.nonzero(power >= threshold_power_dbm)
+            cov_r.append(position[i])
+            cov_c.append(inside[j])
+            if return_power:
+                i, j = np.nonzero(power >= record)
+                pow_r.append(position[i])
+                pow_c.append(inside[j])
+                pow_v.append(power[i, j])
         log.debug("candidate coverage: chunk %d of %d done", k + 1, n_chunks)
     shape = (n, len(demand))
-    cov = (
-        sparse.vstack(cov_parts, format="csr", dtype=bool)
-        if cov_parts
-        else sparse.csr_matrix(shape, dtype=bool)
-    )
+    cov = _csr(cov_r, cov_c, None, shape, bool)
     if not return_power:
         return cov
-    pw = (
-        sparse.vstack(pow_parts, format="csr", dtype=np.float32)
-        if pow_parts
-        else sparse.csr_matrix(shape, dtype=np.float32)
+    return cov, _csr(pow_r, pow_c, pow_v, shape, np.float32)
+
+
+def _z_order(xy: np.ndarray, block: float) -> np.ndarray:
+    """Z-order (Morton) key of each point's block of ``block`` m: points near each other in
+    space get keys near each other."""
+    if not len(xy):
+        return np.zeros(0, dtype=np.uint64)
+    b = np.floor((xy - xy.min(axis=0)) / block).astype(np.uint64)
+    b = np.minimum(b, np.uint64(2**31 - 1))
+    key = np.zeros(len(xy), dtype=np.uint64)
+    for bit in range(31):
+        one = np.uint64(1)
+        key |= ((b[:, 0] >> np.uint64(bit)) & one) << np.uint64(2 * bit)
+        key |= ((b[:, 1] >> np.uint64(bit)) & one) << np.uint64(2 * bit + 1)
+    return key
+
+
+def _window(grid: GridSpec, xy: np.ndarray, radius_m: float) -> tuple[int, int, GridSpec]:
+    """(first row, first column, grid) of the part of ``grid`` within ``radius_m`` of the points
+    plus a tile of margin, its first row and column multiples of the kernels' tile size: the
+    window's tiles are the grid's, and every cell is computed as on the whole grid."""
+    t = grid.transform
+    res = grid.resolution
+    pad = radius_m + _TILE * res
+    c_lo = math.floor((xy[:, 0].min() - pad - t.c) / res)
+    c_hi = math.ceil((xy[:, 0].max() + pad - t.c) / res)
+    r_lo = math.floor((t.f - xy[:, 1].max() - pad) / res)
+    r_hi = math.ceil((t.f - xy[:, 1].min() + pad) / res)
+    c0 = max(0, c_lo - c_lo % _TILE)
+    r0 = max(0, r_lo - r_lo % _TILE)
+    c1 = min(grid.width, max(c_hi, c0 + 1))
+    r1 = min(grid.height, max(r_hi, r0 + 1))
+    if c0 >= c1 or r0 >= r1:  # every point far off the grid: one cell, reached by none
+        c0, r0, c1, r1 = 0, 0, 1, 1
+    sub = GridSpec(
+        crs=grid.crs,
+        transform=Affine(t.a, 0.0, t.c + c0 * t.a, 0.0, t.e, t.f + r0 * t.e),
+        width=c1 - c0,
+        height=r1 - r0,
+        nodata=grid.nodata,
     )
-    return cov, pw
+    return r0, c0, sub
+
+
+def _csr(rows: list, cols: list, values: list | None, shape, dtype) -> sparse.csr_matrix:
+    """A CSR matrix from COO pieces (True where ``values`` is None)."""
+    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
+    v = (
+        np.ones(len(r), dtype=bool)
+        if values is None
+        else (np.concatenate(values) if values else np.zeros(0, dtype=dtype))
+    )
+    m = sparse.csr_matrix((v.astype(dtype), (r, c)), shape=shape, dtype=dtype)
+    m.sort_indices()
+    return m
 
 
 def _check_validity(

@@ -241,3 +241,50 @@ def test_validity_warned_once(grid, demand):
         candidate_coverage(
             _candidates(2), grid, demand, threshold_power_dbm=THRESHOLD, model="okumura"
         )
+
+
+@pytest.mark.parametrize("terrain", [False, True])
+def test_chunks_computed_on_windows_of_the_grid_give_the_whole_grids_powers(terrain, monkeypatch):
+    """Candidates far apart with a short radius: each chunk runs on a window of the grid (its
+    candidates' extent plus the radius, on the grid's tiles), and every power equals the one
+    computed on the whole grid, to the bit — terrain profiles included."""
+    big = GridSpec.from_bounds((X0, Y0, X0 + 20_000, Y0 + 15_000), 50.0, UTM49)
+    rng = np.random.default_rng(8)
+    n = 12
+    cands = gpd.GeoDataFrame(
+        {"candidate_id": [f"c{k}" for k in range(n)], "max_height_m": np.nan},
+        geometry=[
+            Point(X0 + x, Y0 + y)
+            for x, y in zip(rng.uniform(0, 20_000, n), rng.uniform(0, 15_000, n), strict=True)
+        ],
+        crs=UTM49,
+    ).set_index("candidate_id")
+    xc, yc = big.cell_centres()
+    dem = 150.0 * np.sin(xc / 700.0) ** 2 * np.cos(yc / 900.0) ** 2 if terrain else None
+    demand = np.flatnonzero(rng.random(big.width * big.height) < 0.5)
+    kw = {"dem": dem, "max_radius_km": 1.2, "diffraction": "bullington"}
+    shapes: list[tuple[int, int]] = []
+
+    def spy(towers, grid, *args, **kwargs):
+        shapes.append(grid.shape)
+        return best_server(towers, grid, *args, **kwargs)
+
+    monkeypatch.setattr(cc, "best_server", spy)
+    cov, power = candidate_coverage(
+        cands, big, demand, threshold_power_dbm=THRESHOLD, **QUIET, chunk=2,
+        return_power=True, power_floor_dbm=-140.0, **kw,
+    )  # fmt: skip
+    # windows, not the grid: on average less than a third of it
+    assert sum(h * w for h, w in shapes) < len(shapes) * big.width * big.height / 3
+    towers = cands.assign(operator=cands.index, frequency_mhz=1800.0, height_m=30.0, eirp_dbm=60.0)
+    res = best_server(towers, big, model="auto", floor_dbm=-140.0, validity="ignore", **kw)
+    rows, cols = np.divmod(demand, big.width)
+    for k, cid in enumerate(cands.index):
+        p = res.group(cid)[0][rows, cols]
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(cov[k].toarray().ravel(), p >= THRESHOLD)
+        ok = np.isfinite(p)
+        assert ok.any()
+        got = power[k].toarray().ravel()
+        np.testing.assert_array_equal(got[ok], p[ok])
+        assert power[k].nnz == ok.sum()
