@@ -93,7 +93,7 @@ def _fetch_add(typingctx, counter, value):
     return sig, codegen
 
 
-@nb.njit(cache=True, parallel=True)
+@nb.njit(cache=True, parallel=True, nogil=True)
 def best_server_terrain_kernel(
     tile_r0, tile_c0, tile_ptr, tile_cand, tsize,
     x0, y0, res, height, width,
@@ -101,9 +101,12 @@ def best_server_terrain_kernel(
     kind, coef_a, coef_b, table_id, tables, table_step,
     n_groups, floor_dbm,
     dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
-    out_power, out_server,
+    out_power, out_server, out_done,
 ):  # fmt: skip
     """Fill ``out_power`` (n_groups, H, W; −inf where unreached) and ``out_server`` (−1).
+
+    ``out_done`` gets each tile's tower evaluations when the tile is done (the caller fills it
+    with −1 and may watch it from another thread: the kernel releases the GIL).
 
     ``dem`` is float64, or float32 (half the memory traffic; the caller passes it only when
     every elevation is exactly a float32, so the arithmetic, done in float64, is unchanged).
@@ -111,7 +114,6 @@ def best_server_terrain_kernel(
     drew flat tiles takes more of them than one that drew hills.
     """
     n_tiles = tile_r0.shape[0]
-    evaluated = np.zeros(n_tiles, dtype=np.int64)
     max_radius = 0.0
     for t in range(radius.shape[0]):
         max_radius = max(max_radius, radius[t])
@@ -134,7 +136,7 @@ def best_server_terrain_kernel(
             k = _fetch_add(counter, 1)
             if k >= n_tiles:
                 break
-            evaluated[k] = _tile(
+            out_done[k] = _tile(
                 k, tile_r0, tile_c0, tile_ptr, tile_cand, tsize,
                 x0, y0, res, height, width,
                 tx, ty, eirp, group, radius, dh, azimuth, beam, tilt,
@@ -143,7 +145,6 @@ def best_server_terrain_kernel(
                 dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
                 out_power, out_server, buf, best, server, xs, ys, no_horizon, seeds,
             )  # fmt: skip
-    return evaluated
 
 
 @nb.njit(cache=True)

@@ -37,7 +37,7 @@ DEFAULT_RADIUS_KM: tuple[tuple[float, float], ...] = (
 )
 _LOG_LINEAR = ("hata", "cost231")
 _TABLE_STEP = 1e-3  # decades of distance between path-loss table samples
-_TILES_PER_CHUNK = 512  # tiles per kernel call (bounds the candidate lists' memory)
+_TILES_PER_CALL = 8192  # tiles per terrain-kernel call (bounds its candidate lists' memory)
 _PROGRESS_S = 5.0  # seconds between progress messages of a long run
 _PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 
@@ -342,16 +342,16 @@ def best_server(
 
             tree = cKDTree(np.column_stack([tx, ty]))
 
-            def run_tiles(r0, c0):
+            def run_tiles(r0, c0, done):
                 ptr, cand = _tile_candidates(grid, tree, r0, c0, float(radius_m.max()), tile_size)
-                return best_server_terrain_kernel(
+                best_server_terrain_kernel(
                     r0, c0, ptr, cand, tile_size,
                     float(t.c), float(t.f), float(t.a), nrows, ncols,
                     tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
                     kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
                     len(groups), kernel_floor,
                     dem_arr, bmax, True, h_abs_tx, float(h_rx_m), wavelength, method_code,
-                    power, server,
+                    power, server, done,
                 )  # fmt: skip
 
         else:
@@ -367,9 +367,9 @@ def best_server(
             use_clutter = clutter is not None
             clutter_arr = clutter if use_clutter else np.zeros((1, 1), dtype=np.float32)
 
-            def run_all(done):
+            def run_tiles(r0, c0, done):
                 best_server_flat_kernel(
-                    tile_r0, tile_c0, tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
+                    r0, c0, tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
                     tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
                     kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
                     b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
@@ -377,10 +377,10 @@ def best_server(
                     power, server, done,
                 )  # fmt: skip
 
-        if use_dem:
-            evaluated = _run_tiles(tile_r0, tile_c0, run_tiles, progress_label)
-        else:
-            evaluated = _run_watched(len(tile_r0), run_all, progress_label)
+        # the terrain path's candidate lists are made per call: calls of a bounded number of
+        # tiles keep them small whatever the area (the flat kernel finds its own)
+        per_call = _TILES_PER_CALL if use_dem else len(tile_r0)
+        evaluated = _run_watched(tile_r0, tile_c0, run_tiles, progress_label, per_call)
     if use_dem or not n:  # the flat kernel applied the clutter and the floor itself
         for g in range(len(groups)):  # one group at a time: no full-size temporaries
             if clutter is not None:
@@ -391,20 +391,22 @@ def best_server(
     return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
 
 
-def _run_watched(n_tiles: int, run, progress_label: str) -> int:
-    """Run ``run(done)`` (a kernel over all tiles, without the GIL) while reporting progress.
+def _run_watched(tile_r0, tile_c0, run, progress_label: str, per_call: int) -> int:
+    """Run ``run(r0, c0, done)`` (a kernel, without the GIL) on the tiles, ``per_call`` tiles a
+    call, while reporting progress; the tower evaluations the kernel counted.
 
     ``done`` (int64 per tile, −1 until the kernel finishes the tile, then its tower
     evaluations) is read by a watcher thread every _PROGRESS_S seconds, which logs the share
-    done and an estimate of the time left. One parallel call for all tiles: numba hands them to
-    the threads one at a time (dynamic scheduling: tiles differ in cost), and no thread waits at
-    a barrier between chunks (on a machine busy with other work, a descheduled thread makes
-    every such barrier cost a time slice).
+    done and an estimate of the time left. Within a call numba hands the tiles to the threads
+    one at a time (dynamic scheduling: tiles differ in cost), and no thread waits at a barrier
+    until the call ends (on a machine busy with other work, a descheduled thread makes every
+    barrier cost a time slice): the calls are as few as memory allows.
     """
     import threading
 
     import numba
 
+    n_tiles = len(tile_r0)
     done = np.full(n_tiles, -1, dtype=np.int64)
     finished = threading.Event()
     started = time.perf_counter()
@@ -428,45 +430,13 @@ def _run_watched(n_tiles: int, run, progress_label: str) -> int:
     watcher.start()
     try:
         with numba.parallel_chunksize(1):
-            run(done)
+            for start in range(0, n_tiles, max(1, per_call)):
+                stop = start + max(1, per_call)
+                run(tile_r0[start:stop], tile_c0[start:stop], done[start:stop])
     finally:
         finished.set()
         watcher.join()
     return int(done.sum())
-
-
-def _run_tiles(tile_r0, tile_c0, run, progress_label: str) -> int:
-    """Run ``run(r0, c0)`` (a kernel) over the tiles in chunks; the evaluations it counted.
-
-    Chunks of about a 20th of the tiles (at least 32, at most _TILES_PER_CHUNK: the candidate
-    lists stay small whatever the area), so that a long run reports its progress about every
-    _PROGRESS_S seconds with an estimate of the time left (the terrain kernel: it holds the GIL).
-    Within a chunk, numba hands tiles to the threads one at a time (dynamic scheduling).
-    """
-    import numba
-
-    n_tiles = len(tile_r0)
-    per_chunk = max(1, min(max(n_tiles // 20, 32), _TILES_PER_CHUNK))
-    evaluated = 0
-    started = last = time.perf_counter()
-    for start in range(0, n_tiles, per_chunk):
-        r0 = tile_r0[start : start + per_chunk]
-        c0 = tile_c0[start : start + per_chunk]
-        with numba.parallel_chunksize(1):
-            evaluated += int(run(r0, c0).sum())
-        now = time.perf_counter()
-        done = start + len(r0)
-        eta = (now - started) * (n_tiles - done) / done
-        if now - last >= _PROGRESS_S and eta >= _PROGRESS_MIN_LEFT_S:
-            last = now
-            log.info(
-                "%s: %d%% of %d tiles, about %.0f s left",
-                progress_label,
-                100 * done // n_tiles,
-                n_tiles,
-                eta,
-            )
-    return evaluated
 
 
 def _group_labels(

@@ -356,30 +356,28 @@ def test_memory_stays_bounded_whatever_the_towers_times_cells(tmp_path):
     assert grown_mb < 100.0, f"peak memory grew by {grown_mb:.0f} MB"
 
 
-def test_long_terrain_runs_report_progress_after_every_chunk(grid_mid, monkeypatch, caplog):
-    """Progress messages name the computation, the share of tiles done and the time left; the
-    terrain kernel runs in chunks of tiles and reports after each."""
-    import logging
-
+def test_terrain_calls_of_a_few_tiles_give_the_same_rasters(grid_mid, monkeypatch):
+    """The terrain kernel runs on calls of at most _TILES_PER_CALL tiles (their candidate lists
+    are made per call): any call size gives the same rasters to the bit."""
     import telcoplan.coverage.bestserver as bs
 
-    monkeypatch.setattr(bs, "_PROGRESS_S", 0.0)
-    monkeypatch.setattr(bs, "_PROGRESS_MIN_LEFT_S", 0.0)
-    monkeypatch.setattr(bs, "_TILES_PER_CHUNK", 4)  # many chunks on a small grid
-    towers = random_towers(20, grid_mid, seed=1, sectors=False)
-    with caplog.at_level(logging.INFO, logger="telcoplan"):
-        best_server(
-            towers, grid_mid, max_radius_km=2.0, validity="ignore", tile_size=8,
-            dem=np.zeros(grid_mid.shape), progress_label="signal of the test",
-        )  # fmt: skip
-    lines = [r.getMessage() for r in caplog.records if "signal of the test" in r.getMessage()]
-    assert len(lines) == 45  # after every chunk of 4 tiles
-    assert all(" of 180 tiles, about " in line for line in lines)
+    towers = random_towers(25, grid_mid, seed=4, sectors=True)
+    xc, yc = grid_mid.cell_centres()
+    dem = 80.0 * np.sin((xc - X0) / 600.0) ** 2 + 40.0 * np.cos((yc - Y0) / 450.0) ** 2
+    kw = {"max_radius_km": 2.5, "validity": "ignore", "tile_size": 8, "dem": dem}
+    whole = best_server(towers, grid_mid, **kw)
+    monkeypatch.setattr(bs, "_TILES_PER_CALL", 7)
+    parts = best_server(towers, grid_mid, **kw)
+    np.testing.assert_array_equal(parts.power_dbm, whole.power_dbm)
+    np.testing.assert_array_equal(parts.server, whole.server)
+    assert parts.towers_evaluated == whole.towers_evaluated
 
 
-def test_long_flat_runs_report_progress_while_the_kernel_runs(monkeypatch, caplog):
-    """The flat kernel runs all tiles in one call without the GIL; a watcher thread reports the
-    share of tiles done while it runs, in order, and stops with it."""
+@pytest.mark.parametrize("terrain", [False, True])
+def test_long_runs_report_progress_while_the_kernel_runs(terrain, monkeypatch, caplog):
+    """The kernels run their tiles without the GIL (the flat one in one call, the terrain one in
+    calls of many tiles); a watcher thread reports the share of tiles done and the time left
+    while they run, in order, and stops with them."""
     import logging
     import re
     import threading
@@ -389,12 +387,16 @@ def test_long_flat_runs_report_progress_while_the_kernel_runs(monkeypatch, caplo
     monkeypatch.setattr(bs, "_PROGRESS_S", 0.002)
     monkeypatch.setattr(bs, "_PROGRESS_MIN_LEFT_S", 0.0)
     grid = GridSpec.from_bounds((X0, Y0, X0 + 40_000, Y0 + 40_000), 50.0, UTM49)
-    towers = random_towers(600, grid, seed=2, sectors=True)
+    towers = random_towers(600 if not terrain else 60, grid, seed=2, sectors=True)
+    dem = None
+    if terrain:
+        xc, _ = grid.cell_centres()
+        dem = 60.0 * np.sin((xc - X0) / 900.0) ** 2
     threads = threading.active_count()
     with caplog.at_level(logging.INFO, logger="telcoplan"):
         best_server(
-            towers, grid, max_radius_km=10.0, validity="ignore", tile_size=8,
-            progress_label="signal of the test",
+            towers, grid, max_radius_km=10.0 if not terrain else 2.0, validity="ignore",
+            tile_size=8, dem=dem, progress_label="signal of the test",
         )  # fmt: skip
     assert threading.active_count() == threads  # the watcher is gone
     lines = [r.getMessage() for r in caplog.records if "signal of the test" in r.getMessage()]
