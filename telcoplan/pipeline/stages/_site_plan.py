@@ -150,9 +150,13 @@ def plan_sites(
     budget = params.budget if params.budget is not None else params.budget_usd
     lacking = {op: ~covered[k][demand] for k, op in enumerate(ops)}
 
+    solved: dict[str, Any] = {}  # each operator's solution alone
+
     def plan(shared: bool) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
         """Every operator's plan: alone, or (``shared``) in turn — most people lacking its
-        service first — each offered the new masts planned before it at a tenancy's cost."""
+        service first — each offered the new masts planned before it at a tenancy's cost. The
+        first operator in turn has nothing planned before it: its problem is the one it solved
+        alone, whose solution is taken again."""
         picks: list[dict[str, Any]] = []
         per_op: dict[str, dict[str, Any]] = {}
         planned: dict[int, set[str]] = {}  # new-build candidate -> operators planned on it
@@ -168,16 +172,21 @@ def plan_sites(
             )
             rows = np.flatnonzero(ok)
             op_cost = np.where(on_planned, np.minimum(cost, costs_by_kind["colocation"]), cost)
-            sol = maximize_coverage(
-                cover[rows][:, cols],
-                weights_all[cols],
-                budget,
-                costs=None if params.budget is not None else op_cost[rows],
-                method=params.method,
-                time_limit_s=params.time_limit_s,
-                conflicts=_remap(conflicts, usable[rows], len(candidates)),
-                seed=params.seed,
-            )
+            if shared and not planned and op in solved:
+                sol = solved[op]
+            else:
+                sol = maximize_coverage(
+                    cover[rows][:, cols],
+                    weights_all[cols],
+                    budget,
+                    costs=None if params.budget is not None else op_cost[rows],
+                    method=params.method,
+                    time_limit_s=params.time_limit_s,
+                    conflicts=_remap(conflicts, usable[rows], len(candidates)),
+                    seed=params.seed,
+                )
+            if not shared:
+                solved[op] = sol
             chosen = rows[sol.selected]
             gains = _marginal_gains(cover[chosen][:, cols], weights_all[cols])
             for i, g in zip(chosen, gains, strict=True):
