@@ -197,9 +197,13 @@ class _Outcome:
 
 
 def _concurrent_ok(inputs: PlanInputs) -> bool:
-    """Whether to run independent stages at the same time: with more than one core, and when
-    the run's estimated peak memory leaves room for two stages' arrays at once."""
+    """Whether to run independent stages at the same time: with more than one core, when
+    numba's kernels may be launched from several threads at once, and when the run's estimated
+    peak memory leaves room for two stages' arrays at once."""
     if _cpu_count() < 2:
+        return False
+    if not _thread_safe_kernels():
+        log.debug("stages run one after the other: numba's threading layer is not thread-safe")
         return False
     available = available_memory()
     if available is None:
@@ -211,6 +215,26 @@ def _concurrent_ok(inputs: PlanInputs) -> bool:
         log.debug("stages run one after the other: the run may need half the memory available")
         return False
     return True
+
+
+def _thread_safe_kernels() -> bool:
+    """Whether numba's threading layer lets several threads run parallel kernels at once: TBB
+    and OpenMP do; the fallback "workqueue" layer (no TBB or OpenMP runtime, or chosen with
+    NUMBA_THREADING_LAYER) aborts the process when two threads launch kernels together — the
+    kernels release the GIL, so concurrent stages would."""
+    import importlib
+
+    import numba
+
+    if numba.config.THREADING_LAYER == "workqueue":
+        return False
+    for layer in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
+        try:
+            importlib.import_module(layer)
+        except ImportError:
+            continue
+        return True
+    return False
 
 
 def _cpu_count() -> int:

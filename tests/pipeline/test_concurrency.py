@@ -132,3 +132,27 @@ def test_the_first_failed_stage_in_registry_order_is_raised(
     with pytest.raises(PlanError, match="map fails"):
         run_plan(read_plan(small_plan), out, overwrite=True, concurrent=concurrent)
     assert _files(out) == before
+
+
+def test_without_a_thread_safe_numba_layer_stages_run_one_after_the_other(
+    small_plan, tmp_path, monkeypatch
+):
+    """numba's "workqueue" layer aborts the process when two threads launch kernels at once
+    (the kernels release the GIL): with it, --concurrent runs the stages in turn."""
+    import telcoplan.pipeline.run as run_module
+
+    monkeypatch.setattr(run_module, "_thread_safe_kernels", lambda: False)
+    seen: list = []
+    _spy(monkeypatch, ("map", "report"), seen)
+    run_plan(read_plan(small_plan), tmp_path / "out", concurrent=True)
+    assert [s[0] for s in seen] == ["map", "report"]
+    assert {s[1] for s in seen} == {"MainThread"}
+
+
+def test_the_threading_layer_named_workqueue_is_not_thread_safe(monkeypatch):
+    import numba
+
+    import telcoplan.pipeline.run as run_module
+
+    monkeypatch.setattr(numba.config, "THREADING_LAYER", "workqueue")
+    assert not run_module._thread_safe_kernels()
