@@ -358,12 +358,20 @@ def best_server(
             from telcoplan.coverage._kernel import best_server_flat_kernel, tower_buckets
 
             # towers in square buckets of a quarter of the largest radius (at least a tile): a
-            # tile's candidates are read from the buckets within that radius of it
-            bsize = max(float(radius_m.max()) / 4.0, tile_size * grid.resolution)
-            xmin, ymin = float(tx.min()), float(ty.min())
-            nbx = int((float(tx.max()) - xmin) // bsize) + 1
-            nby = int((float(ty.max()) - ymin) // bsize) + 1
-            b_ptr, b_ids = tower_buckets(tx, ty, xmin, ymin, bsize, nbx, nby)
+            # tile's candidates are read from the buckets within that radius of it. Only the
+            # towers that may reach the grid are put in buckets, over the grid's extent plus
+            # that radius: the buckets stay about as many as the tiles, whatever the towers
+            r_max = float(radius_m.max())
+            bsize = max(r_max / 4.0, tile_size * grid.resolution)
+            gx0, gy0, gx1, gy1 = grid.bounds
+            xmin, ymin = gx0 - r_max, gy0 - r_max
+            nbx = int((gx1 + r_max - xmin) // bsize) + 1
+            nby = int((gy1 + r_max - ymin) // bsize) + 1
+            near = np.flatnonzero(
+                (tx >= xmin) & (tx <= gx1 + r_max) & (ty >= ymin) & (ty <= gy1 + r_max)
+            )
+            b_ptr, b_sub = tower_buckets(tx[near], ty[near], xmin, ymin, bsize, nbx, nby)
+            b_ids = near[b_sub]
             use_clutter = clutter is not None
             clutter_arr = clutter if use_clutter else np.zeros((1, 1), dtype=np.float32)
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 from shapely.geometry import Point
 
@@ -403,3 +404,46 @@ def test_long_runs_report_progress_while_the_kernel_runs(terrain, monkeypatch, c
     assert lines, "no progress message in a run of 10,000 tiles"
     shares = [int(re.search(r": (\d+)% of 10000 tiles, about \d+ s left", x)[1]) for x in lines]
     assert shares == sorted(shares)
+
+
+def test_towers_far_beyond_the_grid_change_nothing(monkeypatch):
+    """A national towers file and a small fine grid: the towers that cannot reach it are left
+    out of the kernel's buckets (which span the grid plus the radius, not the towers' extent)
+    and the rasters are those of the near towers alone."""
+    import telcoplan.coverage._kernel as kernel
+    from telcoplan.coverage._kernel import tower_buckets
+
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 1_000, Y0 + 800), 10.0, UTM49)
+    near = random_towers(6, grid, seed=3, sectors=True)
+    rng = np.random.default_rng(9)
+    far = random_towers(300, grid, seed=4, sectors=True)
+    far = far.set_geometry(
+        gpd.points_from_xy(
+            X0 + rng.uniform(-1.5e6, 1.5e6, len(far)), Y0 + rng.uniform(5e3, 1.5e6, len(far))
+        )
+    ).set_crs(UTM49, allow_override=True)
+    far.index = [f"F{i}" for i in range(len(far))]
+    both = pd.concat([near, far])
+    kw = {"max_radius_km": 0.6, "validity": "ignore"}
+    buckets: list[int] = []
+
+    def spy(tx, ty, xmin, ymin, size, nbx, nby):
+        buckets.append(nbx * nby)
+        return tower_buckets(tx, ty, xmin, ymin, size, nbx, nby)
+
+    monkeypatch.setattr(kernel, "tower_buckets", spy)
+    got = best_server(both, grid, **kw)
+    want = best_server(near, grid, **kw)
+    # buckets over the grid plus the radius (7 x 7 here), not over the towers' 3,000 km
+    assert max(buckets) <= 100
+    for g in got.groups:
+        p, srv = got.group(g)
+        if g not in want.groups:  # an operator with far towers only: no signal here
+            assert np.isnan(p).all()
+            assert (srv == -1).all()
+            continue
+        wp, ws = want.group(g)
+        np.testing.assert_array_equal(p, wp)
+        on = srv >= 0
+        np.testing.assert_array_equal(on, ws >= 0)
+        np.testing.assert_array_equal(got.site_ids[srv[on]], want.site_ids[ws[on]])
