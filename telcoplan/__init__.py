@@ -10,8 +10,9 @@ The names a notebook needs, imported on first use (``import telcoplan`` stays li
     tp.path_loss("hata", freq_mhz=900, distance_km=10, h_tx_m=30)
 """
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+
+from telcoplan._lazy import lazy_names
 
 try:
     __version__ = version("telcoplan")
@@ -40,14 +41,4 @@ _API = {
 
 __all__ = ["__version__", *_API]
 
-
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'telcoplan' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, __all__)

@@ -6,20 +6,10 @@ on first use (networkx and the numba kernels are heavy to import).
 
 from __future__ import annotations
 
+from telcoplan._lazy import lazy_names
+
 _API = {"steiner_tree": "telcoplan.backbone.steiner"}
 
 __all__ = ["steiner_tree"]
 
-
-def __getattr__(name: str):
-    if name in _API:
-        from importlib import import_module
-
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, __all__)

@@ -4,7 +4,7 @@ The names below are imported on first use: ``import telcoplan.gis.grid`` loads n
 geopandas nor rasterio.
 """
 
-from importlib import import_module
+from telcoplan._lazy import lazy_names
 
 #: Public name → the module that defines it.
 _API = {
@@ -27,14 +27,4 @@ _API = {
 
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str):
-    if name in _API:
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module 'telcoplan.gis' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, __all__)

@@ -16,6 +16,8 @@ The names below load on first use, so that a command imports only the modules it
 
 from __future__ import annotations
 
+from telcoplan._lazy import lazy_names
+
 _API = {
     "PlanInputs": "telcoplan.pipeline.inputs",
     "load_inputs": "telcoplan.pipeline.inputs",
@@ -34,16 +36,4 @@ _API = {
 
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str):
-    if name in _API:
-        from importlib import import_module
-
-        value = getattr(import_module(_API[name]), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_names(__name__, _API, __all__)
