@@ -45,6 +45,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_zonal.py
 	$(PY) benchmarks/bench_bestserver.py
+	$(PY) benchmarks/bench_coverage_cli.py
 	$(PY) benchmarks/bench_terrain.py
 	$(PY) benchmarks/bench_coverage_terrain.py
 	$(PY) benchmarks/bench_steiner.py
