@@ -46,7 +46,9 @@ from telcoplan.coverage._kernel_common import (
     A_M,
     SLA_V,
     THETA_3DB,
+    path_loss_log,
     pattern_upper_bound,
+    tile_distances,
 )
 
 __all__ = ["best_server_flat_kernel", "serving_power", "tower_buckets"]
@@ -150,15 +152,7 @@ def _loss_below(t, d2, kind, coef_a, coef_b, table_id, tables, table_step):
     """A lower bound of tower t's path loss at d² = ``d2`` m² (d ≥ 1 m): the loss with the
     float32 log2 of :func:`_log2` (error < 1e-5 dB here) less _BOUND_SLACK_DB."""
     u = 0.5 * _LOG10_2 * np.float64(_log2(np.float32(max(d2, 1.0))))  # log10 d
-    if kind[t] == 0:
-        loss = coef_a[t] + coef_b[t] * (u - 3.0)
-    else:
-        row = table_id[t]
-        n = tables.shape[1]
-        pos = u / table_step
-        i = min(int(pos), n - 2)
-        frac = min(pos - i, 1.0)
-        loss = tables[row, i] * (1.0 - frac) + tables[row, i + 1] * frac
+    loss = path_loss_log(t, u, kind, coef_a, coef_b, table_id, tables, table_step)
     return loss - _BOUND_SLACK_DB
 
 
@@ -189,9 +183,7 @@ def _tile_candidates(
             b = by * nbx + bx
             for q in range(b_ptr[b], b_ptr[b + 1]):
                 t = b_ids[q]
-                ddx = max(xs[0] - tx[t], 0.0, tx[t] - xs[1])
-                ddy = max(ys[0] - ty[t], 0.0, ty[t] - ys[1])
-                d2 = ddx * ddx + ddy * ddy
+                d2, _ = tile_distances(tx[t], ty[t], xs, ys)
                 if d2 <= radius[t] * radius[t]:
                     cands[m] = t
                     bound[m] = eirp[t] - _loss_below(
@@ -445,15 +437,12 @@ def _tile(
             # floor), no later tower of this group can either
             if bound[j] < floor_dbm or bound[j] <= weakest:
                 break
+            dmin2, dmax2 = tile_distances(tx[t], ty[t], xs, ys)
             if not (math.isnan(azimuth[t]) and math.isnan(tilt[t])):
                 # a sector: its pattern's best over the tile may rule it out here
-                fx = max(abs(xs[0] - tx[t]), abs(xs[1] - tx[t]))
-                fy = max(abs(ys[0] - ty[t]), abs(ys[1] - ty[t]))
-                ddx = max(xs[0] - tx[t], 0.0, tx[t] - xs[1])
-                ddy = max(ys[0] - ty[t], 0.0, ty[t] - ys[1])
                 ub = bound[j] + pattern_upper_bound(
                     tx[t], ty[t], dh[t], azimuth[t], beam[t], tilt[t], xs, ys,
-                    math.sqrt(ddx * ddx + ddy * ddy), math.sqrt(fx * fx + fy * fy), False,
+                    math.sqrt(dmin2), math.sqrt(dmax2), False,
                 )  # fmt: skip
                 if ub < floor_dbm or ub <= weakest:
                     continue
@@ -478,9 +467,7 @@ def _tile(
             cos_az, sin_az = np.float32(math.cos(az)), np.float32(math.sin(az))
             inv_step = np.float32(1.0 / table_step)
             table = tables[table_id[t]]
-            fx = max(abs(xs[0] - tx[t]), abs(xs[1] - tx[t]))
-            fy = max(abs(ys[0] - ty[t]), abs(ys[1] - ty[t]))
-            if fx * fx + fy * fy <= r2:  # the whole tile within the radius: one run
+            if dmax2 <= r2:  # the whole tile within the radius: one run
                 _cells(
                     bestf, serverf, gxf, gyf, t, ox, oy, c0f, c1f, kind[t], table, inv_step,
                     sector, cos_az, sin_az, np.float32(k_h), np.float32(k_v), dh32[t],

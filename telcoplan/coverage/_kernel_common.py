@@ -18,8 +18,10 @@ __all__ = [
     "best_horizontal",
     "best_vertical",
     "path_loss_at",
+    "path_loss_log",
     "pattern",
     "pattern_upper_bound",
+    "tile_distances",
     "tile_upper_bounds",
     "wrap",
 ]
@@ -34,7 +36,12 @@ def path_loss_at(t, d_m, kind, coef_a, coef_b, table_id, tables, table_step):
     """Path loss (dB) of tower t at horizontal distance d_m (m)."""
     if d_m < 1.0:
         d_m = 1.0
-    u = math.log10(d_m)
+    return path_loss_log(t, math.log10(d_m), kind, coef_a, coef_b, table_id, tables, table_step)
+
+
+@nb.njit(cache=True, inline="always")
+def path_loss_log(t, u, kind, coef_a, coef_b, table_id, tables, table_step):
+    """Path loss (dB) of tower t at log10 of the horizontal distance (m) ``u`` ≥ 0."""
     if kind[t] == 0:  # log-linear (Hata family): A + B log10(d_km)
         return coef_a[t] + coef_b[t] * (u - 3.0)
     row = table_id[t]
@@ -109,6 +116,17 @@ def best_vertical(tilt, dep_lo, dep_hi):
     return -min(12.0 * y * y, SLA_V)
 
 
+@nb.njit(cache=True, inline="always")
+def tile_distances(tx, ty, xs, ys):
+    """Squared distances from (tx, ty) to the nearest and farthest points of the rectangle of
+    cell centres ``xs`` (first, last x), ``ys`` (first, last y)."""
+    ddx = max(xs[0] - tx, 0.0, tx - xs[1])
+    ddy = max(ys[0] - ty, 0.0, ty - ys[1])
+    fx = max(abs(xs[0] - tx), abs(xs[1] - tx))
+    fy = max(abs(ys[0] - ty), abs(ys[1] - ty))
+    return ddx * ddx + ddy * ddy, fx * fx + fy * fy
+
+
 @nb.njit(cache=True)
 def pattern_upper_bound(tx, ty, dh, azimuth, beam, tilt, xs, ys, dmin, dmax, use_dem):
     """The best (largest, ≤ 0 dB) sector attenuation a tower can have anywhere in a tile.
@@ -144,15 +162,12 @@ def tile_upper_bounds(
     ub = np.empty(m)
     for j in range(m):
         t = cands[j]
-        ddx = max(xs[0] - tx[t], 0.0, tx[t] - xs[1])
-        ddy = max(ys[0] - ty[t], 0.0, ty[t] - ys[1])
-        dmin = math.sqrt(ddx * ddx + ddy * ddy)
+        dmin2, dmax2 = tile_distances(tx[t], ty[t], xs, ys)
+        dmin = math.sqrt(dmin2)
         if dmin > radius[t]:
             ub[j] = -np.inf
             continue
-        fx = max(abs(xs[0] - tx[t]), abs(xs[1] - tx[t]))
-        fy = max(abs(ys[0] - ty[t]), abs(ys[1] - ty[t]))
-        dmax = math.sqrt(fx * fx + fy * fy)
+        dmax = math.sqrt(dmax2)
         pattern = pattern_upper_bound(
             tx[t], ty[t], dh[t], azimuth[t], beam[t], tilt[t], xs, ys, dmin, dmax, use_dem
         )
