@@ -24,6 +24,9 @@ Files of a run (each optional except ``summary.json``):
                            would newly cover); ``site_review.csv`` the same table
 ``map.html``               the interactive map
 ``report.html``            the report, with ``figure.png`` beside it
+``project.qgs``            a QGIS project of the outputs; every raster has its QGIS style
+                           (``<name>.qml``) beside it, every GeoPackage layer its default
+                           style in the file's ``layer_styles`` table
 =========================  ================================================================
 """
 
@@ -57,6 +60,7 @@ __all__ = [
     "LAYERS",
     "MAP",
     "OPERATORS_COUNT",
+    "PROJECT",
     "REPORT",
     "RESERVED_OPERATOR_NAMES",
     "REVIEW",
@@ -88,6 +92,7 @@ COVERAGE_LIMIT = "coverage_limit.tif"
 MAP = "map.html"
 REPORT = "report.html"
 FIGURE = "figure.png"
+PROJECT = "project.qgs"
 #: Site review (``telcoplan sites review``), written beside a run's outputs: the GeoPackage and
 #: the same table as CSV. Not part of a run (never listed in its summary).
 REVIEW = "site_review.gpkg"

@@ -79,15 +79,18 @@ def _geopackage(path: Path) -> dict[str, Any]:
     layers = {}
     for name, _ in pyogrio.list_layers(path):
         gdf = pyogrio.read_dataframe(path, layer=name)
-        attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+        geometry = getattr(gdf, "geometry", None)  # None: an attribute table (layer_styles)
+        attrs = pd.DataFrame(gdf if geometry is None else gdf.drop(columns=geometry.name))
         layers[str(name)] = {
             "rows": len(gdf),
-            "crs": gdf.crs.to_string() if gdf.crs else None,
+            "crs": gdf.crs.to_string() if getattr(gdf, "crs", None) else None,
             "columns": {c: str(t) for c, t in attrs.dtypes.items()},
             "values": _sha(pd.util.hash_pandas_object(attrs, index=False).to_numpy().tobytes())
             if len(attrs.columns)
             else None,
-            "geometry": _sha(b"".join(shapely.to_wkb(gdf.geometry.to_numpy(), hex=False))),
+            "geometry": None
+            if geometry is None
+            else _sha(b"".join(shapely.to_wkb(geometry.to_numpy(), hex=False))),
         }
     return layers
 

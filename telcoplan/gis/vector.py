@@ -26,6 +26,7 @@ __all__ = [
     "check_vector_suffix",
     "fixed_timestamps",
     "read_vector",
+    "write_layer_styles",
     "write_vector",
     "write_vector_layers",
 ]
@@ -262,6 +263,41 @@ def write_vector_layers(
     with atomic_path(p, overwrite=overwrite) as tmp:
         for name, gdf in layers.items():
             _to_writable(gdf).to_file(tmp, driver="GPKG", layer=name, engine="pyogrio")
+    return p
+
+
+#: Columns of the ``layer_styles`` table QGIS reads a GeoPackage layer's default style from.
+_LAYER_STYLES = (
+    "f_table_catalog", "f_table_schema", "f_table_name", "f_geometry_column", "styleName",
+    "styleQML", "styleSLD", "useAsDefault", "description", "owner", "ui", "update_time",
+)  # fmt: skip
+
+
+def write_layer_styles(
+    path: str | os.PathLike, styles: Mapping[str, str], *, date: str = "2019-04-01T00:00:00"
+) -> Path:
+    """Give layers of the GeoPackage ``path`` a default QGIS style: ``{layer: QML document}``.
+
+    Writes (or replaces) the file's ``layer_styles`` table, which QGIS reads when it opens a
+    layer; ``date`` is the styles' ``update_time`` (fixed: byte-reproducible files). The
+    GeoPackage is changed in place: meant for a run's files before they are published.
+    """
+    import pyogrio
+
+    p = Path(path)
+    layers = dict(pyogrio.list_layers(p))
+    missing = sorted(set(styles) - set(layers))
+    if missing:
+        raise ValueError(f"{p}: no layer {', '.join(map(repr, missing))} to style")
+    rows = []
+    for layer, qml in styles.items():
+        geom = pyogrio.read_info(p, layer=layer).get("geometry_name") or "geom"
+        rows.append(("", "", layer, geom, layer, qml, "", True, "telcoplan", "", None, date))
+    table = pd.DataFrame(rows, columns=list(_LAYER_STYLES))
+    table["update_time"] = pd.to_datetime(table["update_time"], utc=True)
+    pyogrio.write_dataframe(
+        table, p, layer="layer_styles", driver="GPKG", layer_options={"OVERWRITE": "YES"}
+    )
     return p
 
 

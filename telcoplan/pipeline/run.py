@@ -87,6 +87,7 @@ def run_plan(
             staging = Staging(Path(tmp), population_summary(inputs))
             _run_stages(inputs, staging, concurrent=concurrent and _concurrent_ok(inputs))
             summary = staging.summary
+            _write_styles(inputs, staging)
             # the files of this run, listed in the summary: a later run with --overwrite removes
             # those it does not write again (an operator gone, a stage switched off)
             summary["outputs"] = [
@@ -405,6 +406,20 @@ def _view(
     _assemble(summary, stages, seen, provenance, list(stages).index(name))
     results = {d: seen[d].result.value for d in deps if seen[d].result is not None}
     return Staging(folder, summary, results)
+
+
+def _write_styles(inputs: PlanInputs, staging: Staging) -> None:
+    """QGIS styles of the run's outputs (GeoPackage default styles, a ``.qml`` beside each
+    raster, ``project.qgs``), the signal ramp over the map stage's range."""
+    from telcoplan.maps.styles import run_styles, write_run_styles
+    from telcoplan.pipeline.stages import STAGES
+
+    raw = inputs.plan.stages.get("map")
+    params = STAGES["map"].parse(dict(raw) if isinstance(raw, dict) else {})
+    styles = run_styles(
+        staging.folder, summary=staging.summary, signal_range_dbm=params.signal_range_dbm
+    )
+    write_run_styles(staging.folder, styles)
 
 
 def _publish(staging: Path, out: Path, names: list[str], stale: set[str]) -> None:
