@@ -266,38 +266,65 @@ def write_vector_layers(
     return p
 
 
-#: Columns of the ``layer_styles`` table QGIS reads a GeoPackage layer's default style from.
-_LAYER_STYLES = (
-    "f_table_catalog", "f_table_schema", "f_table_name", "f_geometry_column", "styleName",
-    "styleQML", "styleSLD", "useAsDefault", "description", "owner", "ui", "update_time",
-)  # fmt: skip
+#: The ``layer_styles`` table QGIS reads a GeoPackage layer's default style from, as QGIS (through
+#: GDAL) creates it.
+_LAYER_STYLES_TABLE = """CREATE TABLE IF NOT EXISTS "layer_styles" (
+    "fid" INTEGER PRIMARY KEY AUTOINCREMENT NOT NULL, "f_table_catalog" TEXT,
+    "f_table_schema" TEXT, "f_table_name" TEXT, "f_geometry_column" TEXT, "styleName" TEXT,
+    "styleQML" TEXT, "styleSLD" TEXT, "useAsDefault" BOOLEAN, "description" TEXT, "owner" TEXT,
+    "ui" TEXT, "update_time" DATETIME)"""
 
 
 def write_layer_styles(
-    path: str | os.PathLike, styles: Mapping[str, str], *, date: str = "2019-04-01T00:00:00"
+    path: str | os.PathLike, styles: Mapping[str, str], *, date: str = "2019-04-01T00:00:00.000Z"
 ) -> Path:
     """Give layers of the GeoPackage ``path`` a default QGIS style: ``{layer: QML document}``.
 
-    Writes (or replaces) the file's ``layer_styles`` table, which QGIS reads when it opens a
-    layer; ``date`` is the styles' ``update_time`` (fixed: byte-reproducible files). The
-    GeoPackage is changed in place: meant for a run's files before they are published.
+    Writes the file's ``layer_styles`` table (registered as an attribute table, like QGIS
+    does), replacing earlier styles of these layers; QGIS applies a layer's default style when
+    it opens the layer. ``date`` is the styles' ``update_time`` (fixed: byte-reproducible
+    files). The GeoPackage is changed in place, in one transaction: meant for a run's files
+    before they are published.
     """
-    import pyogrio
+    import sqlite3
 
     p = Path(path)
-    layers = dict(pyogrio.list_layers(p))
-    missing = sorted(set(styles) - set(layers))
-    if missing:
-        raise ValueError(f"{p}: no layer {', '.join(map(repr, missing))} to style")
-    rows = []
-    for layer, qml in styles.items():
-        geom = pyogrio.read_info(p, layer=layer).get("geometry_name") or "geom"
-        rows.append(("", "", layer, geom, layer, qml, "", True, "telcoplan", "", None, date))
-    table = pd.DataFrame(rows, columns=list(_LAYER_STYLES))
-    table["update_time"] = pd.to_datetime(table["update_time"], utc=True)
-    pyogrio.write_dataframe(
-        table, p, layer="layer_styles", driver="GPKG", layer_options={"OVERWRITE": "YES"}
-    )
+    con = sqlite3.connect(p)
+    try:
+        with con:  # one transaction
+            geometry = dict(
+                con.execute("SELECT table_name, column_name FROM gpkg_geometry_columns")
+            )
+            missing = sorted(set(styles) - set(geometry))
+            if missing:
+                raise ValueError(f"{p}: no vector layer {', '.join(map(repr, missing))} to style")
+            con.execute(_LAYER_STYLES_TABLE)
+            con.execute(
+                "INSERT OR REPLACE INTO gpkg_contents (table_name, data_type, identifier, "
+                "description, last_change) VALUES ('layer_styles', 'attributes', "
+                "'layer_styles', '', ?)",
+                (date,),
+            )
+            con.executemany(
+                "DELETE FROM layer_styles WHERE f_table_name = ?", [(k,) for k in styles]
+            )
+            con.executemany(
+                "INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, "
+                "f_geometry_column, styleName, styleQML, styleSLD, useAsDefault, description, "
+                "owner, ui, update_time) VALUES ('', '', ?, ?, ?, ?, '', 1, 'telcoplan', '', "
+                "NULL, ?)",
+                [(layer, geometry[layer], layer, qml, date) for layer, qml in styles.items()],
+            )
+            has_counts = con.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'gpkg_ogr_contents'"
+            ).fetchone()
+            if has_counts:  # GDAL's feature counts
+                con.execute(
+                    "INSERT OR REPLACE INTO gpkg_ogr_contents (table_name, feature_count) "
+                    "SELECT 'layer_styles', count(*) FROM layer_styles"
+                )
+    finally:
+        con.close()
     return p
 
 

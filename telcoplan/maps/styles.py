@@ -17,6 +17,7 @@ tiles).
 from __future__ import annotations
 
 import os
+import shutil
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -420,7 +421,7 @@ def run_styles(
         else {}
     )
     for path in sorted(folder.glob("server_*.tif")):
-        ops = {o for o in tower_op.values() if outputs.server_file(o) == path.name}
+        ops = {o for o in set(tower_op.values()) if outputs.server_file(o) == path.name}
         own = sorted(r for r, o in tower_op.items() if o in ops)
         colour = colours.get(next(iter(ops), ""), ANY_COLOUR)
         if len(own) > _MAX_PALETTE_ENTRIES:  # one colour (a palette would be megabytes)
@@ -597,7 +598,7 @@ def project_file(styles: RunStyles) -> str:
 def write_run_styles(out_dir: str | os.PathLike, styles: RunStyles | None = None) -> list[str]:
     """Write the styles of the run in ``out_dir`` into it: each GeoPackage layer's default
     style, a ``.qml`` beside each raster, and ``project.qgs``. Returns the files written or
-    changed (names)."""
+    changed (names); each is written under a temporary name and renamed into place."""
     from telcoplan.gis.atomic import atomic_path
     from telcoplan.gis.vector import write_layer_styles
 
@@ -605,7 +606,11 @@ def write_run_styles(out_dir: str | os.PathLike, styles: RunStyles | None = None
     styles = styles or run_styles(folder)
     written = []
     for file, layers in styles.gpkg_styles().items():
-        write_layer_styles(folder / file, layers)
+        # styled in a copy renamed over the file: a file linked elsewhere (a kept result of an
+        # earlier run) is never changed
+        with atomic_path(folder / file, overwrite=True) as tmp:
+            shutil.copyfile(folder / file, tmp)
+            write_layer_styles(tmp, layers)
         written.append(file)
     texts = {f"{Path(f).stem}.qml": qml for f, qml in styles.raster_styles().items()}
     texts[outputs.PROJECT] = project_file(styles)
