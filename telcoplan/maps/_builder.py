@@ -22,10 +22,12 @@ from telcoplan.maps._web import LatLonBounds, esc, feature_collection, fmt, to_w
 
 __all__ = [
     "CSS",
+    "PANELS_JS",
     "Builder",
     "attributes",
     "column",
     "element_classes",
+    "legend_box",
     "names",
     "persons",
     "summary_box",
@@ -84,10 +86,169 @@ def _line_svg(colour: str, weight: float, dash: str | None) -> str:
     )
 
 
+#: The map's panels at run time, a JS function of (map, layer control, tile layer or null, study
+#: area bounds or null, basemap text). The layer control gets a title button and a basemap
+#: note (red when tiles fail to load); the summary, the legend and the layer control open and
+#: close by their title; a button fits the study area again. At start the legend and the layer
+#: list are closed on windows smaller than 1500 × 850 px; on larger ones each stays open
+#: unless the study area, fitted beside it, would lose more than half a zoom level. Below
+#: 700 × 500 px the summary starts closed too (its title and synthetic-data banner stay). The
+#: study area is then fitted in the largest free rectangle between the panels and Leaflet's
+#: own controls.
+#: ``window.telcoplan`` gets ``studyBounds``, ``panels`` and ``fitStudyArea()``.
+PANELS_JS = """function (map, control, tiles, bounds, tilesText) {
+  const T = window.telcoplan || (window.telcoplan = {});
+  const MARGIN = 10, SLACK = 0.5, SMALL_W = 1500, SMALL_H = 850, TINY_W = 700, TINY_H = 500;
+  const box = control.getContainer();
+  const list = box.querySelector('.leaflet-control-layers-list');
+  const head = document.createElement('button');
+  head.type = 'button';
+  head.className = 'tp-toggle';
+  head.textContent = 'Layers';
+  box.insertBefore(head, box.firstChild);
+  box.classList.add('tp-panel');
+  box.id = 'tp-layers';
+  const note = document.createElement('div');
+  note.className = 'tp-basemap';
+  note.textContent = tilesText;
+  list.insertBefore(note, list.firstChild);
+  if (tiles) {
+    tiles.on('tileerror', function () {
+      note.textContent = 'Basemap: the tiles could not be loaded (offline?). The plan layers '
+        + 'work without them; choose "No basemap" to clear the empty background.';
+      note.classList.add('tp-warn');
+    });
+  }
+  const panels = {};
+  function fitLegend() {  // the open legend scrolls rather than run under the summary
+    const legend = document.getElementById('tp-legend');
+    const summary = document.getElementById('tp-summary');
+    if (!legend) { return; }
+    const top = summary ? summary.getBoundingClientRect().bottom + 8 : 10;
+    const room = legend.getBoundingClientRect().bottom - top;
+    legend.style.maxHeight = Math.max(120, Math.floor(room)) + 'px';
+  }
+  function wire(el, button) {
+    const set = function (open) {
+      el.classList.toggle('tp-closed', !open);
+      button.setAttribute('aria-expanded', open ? 'true' : 'false');
+      fitLegend();
+    };
+    button.addEventListener('click', function (e) {
+      e.preventDefault();
+      set(el.classList.contains('tp-closed'));
+    });
+    L.DomEvent.disableClickPropagation(el);
+    L.DomEvent.disableScrollPropagation(el);
+    return {el: el, set: set, isOpen: function () { return !el.classList.contains('tp-closed'); }};
+  }
+  panels.layers = wire(box, head);
+  ['legend', 'summary'].forEach(function (name) {
+    const el = document.getElementById('tp-' + name);
+    const button = el && el.querySelector('.tp-toggle');
+    if (button) { panels[name] = wire(el, button); }
+  });
+  const study = bounds ? L.latLngBounds(bounds) : null;
+  const OBSTACLES = '.tp-panel, .tp-box, .leaflet-control-zoom, .tp-fit, '
+    + '.leaflet-control-scale, .leaflet-control-attribution';
+  function obstacles() {
+    const c = map.getContainer().getBoundingClientRect();
+    const out = [];
+    document.querySelectorAll(OBSTACLES).forEach(function (e) {
+      const r = e.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0) {
+        out.push({l: r.left - c.left, t: r.top - c.top, r: r.right - c.left, b: r.bottom - c.top});
+      }
+    });
+    return out;
+  }
+  function freeRect() {
+    const size = map.getSize(), W = size.x, H = size.y, obs = obstacles();
+    const xs = [0].concat(obs.map(function (o) { return o.r; }));
+    const xe = [W].concat(obs.map(function (o) { return o.l; }));
+    const ys = [0].concat(obs.map(function (o) { return o.b; }));
+    const ye = [H].concat(obs.map(function (o) { return o.t; }));
+    let top = null;
+    xs.forEach(function (l) { xe.forEach(function (r) { ys.forEach(function (t) { ye.forEach(function (b) {
+      if (r - l < 2 * MARGIN + 40 || b - t < 2 * MARGIN + 40) { return; }
+      if (obs.some(function (o) { return o.l < r && o.r > l && o.t < b && o.b > t; })) { return; }
+      const pad = L.point(W - (r - l) + 2 * MARGIN, H - (b - t) + 2 * MARGIN);
+      const z = map.getBoundsZoom(study, false, pad), area = (r - l) * (b - t);
+      if (!top || z > top.z || (z === top.z && area > top.area)) {
+        top = {l: l, t: t, r: r, b: b, z: z, area: area};
+      }
+    }); }); }); });
+    return top;
+  }
+  function fit() {
+    if (!study) { return; }
+    const rect = freeRect(), size = map.getSize();
+    if (!rect) { map.fitBounds(study, {animate: false}); return; }
+    map.fitBounds(study, {
+      paddingTopLeft: [rect.l + MARGIN, rect.t + MARGIN],
+      paddingBottomRight: [size.x - rect.r + MARGIN, size.y - rect.b + MARGIN],
+      animate: false
+    });
+  }
+  if (study) {
+    const Fit = L.Control.extend({
+      options: {position: 'topleft'},
+      onAdd: function () {
+        const bar = L.DomUtil.create('div', 'leaflet-bar tp-fit');
+        const a = L.DomUtil.create('a', '', bar);
+        a.href = '#';
+        a.setAttribute('role', 'button');
+        a.title = 'Show the whole study area';
+        a.setAttribute('aria-label', a.title);
+        a.textContent = '\\u2922';
+        L.DomEvent.on(a, 'click', function (e) { L.DomEvent.stop(e); fit(); });
+        return bar;
+      }
+    });
+    new Fit().addTo(map);
+  }
+  function start() {
+    if (!study) { return; }
+    const names = ['legend', 'layers'].filter(function (k) { return panels[k]; });
+    const w = window.innerWidth, h = window.innerHeight;
+    if (w < TINY_W || h < TINY_H) {
+      Object.keys(panels).forEach(function (k) { panels[k].set(false); });
+    } else if (w < SMALL_W || h < SMALL_H) {
+      names.forEach(function (k) { panels[k].set(false); });
+    } else {
+      let options = [];
+      for (let mask = 0; mask < (1 << names.length); mask++) {
+        names.forEach(function (k, i) { panels[k].set(Boolean(mask & (1 << i))); });
+        const rect = freeRect();
+        const open = names.filter(function (k, i) { return mask & (1 << i); }).length;
+        options.push({mask: mask, z: rect ? rect.z : -Infinity, open: open});
+      }
+      const zmax = Math.max.apply(null, options.map(function (o) { return o.z; }));
+      options = options.filter(function (o) { return o.z >= zmax - SLACK - 1e-9; });
+      options.sort(function (a, b) { return b.open - a.open || b.z - a.z || b.mask - a.mask; });
+      names.forEach(function (k, i) { panels[k].set(Boolean(options[0].mask & (1 << i))); });
+    }
+    fit();
+  }
+  T.studyBounds = study;
+  T.panels = panels;
+  T.fitStudyArea = fit;
+  start();
+  let touched = false;
+  ['pointerdown', 'wheel', 'keydown'].forEach(function (type) {
+    map.getContainer().addEventListener(type, function () { touched = true; }, {passive: true});
+  });
+  window.addEventListener('resize', function () {
+    fitLegend();
+    if (!touched) { map.invalidateSize(); fit(); }
+  });
+}"""
+
+
 @cache
-def element_classes() -> tuple[type, type, type]:
-    """Small folium elements: raw HTML/CSS text, the ``window.telcoplan`` registry, and
-    per-feature popups for clustered markers."""
+def element_classes() -> tuple[type, type, type, type]:
+    """Small folium elements: raw HTML/CSS text, the ``window.telcoplan`` registry,
+    per-feature popups for clustered markers, and the panels' behaviour (:data:`PANELS_JS`)."""
     from branca.element import MacroElement
     from folium.template import Template
 
@@ -144,7 +305,28 @@ def element_classes() -> tuple[type, type, type]:
             super().__init__()
             self._name = "TelcoplanPerFeature"
 
-    return Html, Registry, PerFeature
+    class Panels(MacroElement):
+        """Collapsible panels, the basemap note and the study area fitted beside the panels
+        (:data:`PANELS_JS`); added after the layer control and the registry."""
+
+        _template = Template(
+            "{% macro script(this, kwargs) %}"
+            "(" + PANELS_JS + ")({{ this._parent.get_name() }}, {{ this.control }}, "
+            "{{ this.tiles }}, {{ this.bounds|tojson }}, {{ this.tiles_text|tojson }});"
+            "{% endmacro %}"
+        )
+
+        def __init__(
+            self, control: str, tiles: str | None, bounds: LatLonBounds | None, tiles_text: str
+        ) -> None:
+            super().__init__()
+            self._name = "TelcoplanPanels"
+            self.control = control
+            self.tiles = tiles or "null"
+            self.bounds = bounds
+            self.tiles_text = tiles_text
+
+    return Html, Registry, PerFeature, Panels
 
 
 class Builder:
@@ -159,6 +341,8 @@ class Builder:
         self.groups: list[Any] = []
         self.keys: dict[str, str] = {}
         self.bounds: list[LatLonBounds | None] = []
+        #: the areas' bounds: what the map fits at start
+        self.study_bounds: LatLonBounds | None = None
         self.legend: list[str] = []
         self.css: list[str] = []
 
@@ -268,7 +452,29 @@ class Builder:
         )
 
 
+def _not_covered(s: Mapping[str, Any]) -> tuple[float, float, object] | None:
+    """(persons not covered, of them in ranked gaps, gap count) from the summary."""
+    gaps = s.get("gaps") if isinstance(s.get("gaps"), Mapping) else {}
+    nc = gaps.get("not_covered") if isinstance(gaps.get("not_covered"), Mapping) else {}
+    in_gaps = nc.get("in_gaps") if isinstance(nc.get("in_gaps"), Mapping) else {}
+    try:
+        total = float(nc["population"])
+    except (KeyError, TypeError, ValueError):
+        try:
+            cov = s["coverage"]["any"]["population_covered"]
+            total = float(s["population_total"]) - float(cov)
+        except (KeyError, TypeError, ValueError):
+            return None
+    try:
+        ranked = float(in_gaps.get("population", gaps.get("population")))
+    except (TypeError, ValueError):
+        return None
+    return total, ranked, in_gaps.get("count", gaps.get("count"))
+
+
 def summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
+    """The summary panel: title and synthetic-data banner (always shown), key figures (hidden
+    when the panel is closed), each with its unit and basis."""
     rows: list[tuple[str, str]] = []
     s = dict(summary or {})
 
@@ -280,9 +486,14 @@ def summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
     if s.get("plan") and str(s["plan"]) != title:
         rows.append(("Plan", fmt(s["plan"])))
     if s.get("population_total") is not None:
-        rows.append(("Population", fmt(s["population_total"])))
+        rows.append(("Population", f"{persons(s['population_total'])} persons"))
     if sub(cov, "any"):
-        rows.append(("Covered (any operator)", fmt(sub(cov, "any").get("population_pct"), "%")))
+        rows.append(
+            (
+                "Covered (any operator)",
+                f"{fmt(sub(cov, 'any').get('population_pct'), '%')} of the study area's population",
+            )
+        )
     best = sub(cov, "best_single_operator")
     if best.get("operator"):
         rows.append(
@@ -292,9 +503,20 @@ def summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
             )
         )
     gaps = sub(s, "gaps")
-    if gaps.get("count") is not None:
+    nc = _not_covered(s)
+    if nc is not None:
+        total, ranked = round(nc[0]), round(nc[1])
+        count = f"{fmt(nc[2])} " if nc[2] is not None else ""
         rows.append(
-            ("Coverage gaps", f"{fmt(gaps['count'])} ({persons(gaps.get('population'))} people)")
+            (
+                "Not covered",
+                f"{fmt(total)} persons = {fmt(ranked)} in {count}gaps + "
+                f"{fmt(total - ranked)} scattered",
+            )
+        )
+    elif gaps.get("count") is not None:
+        rows.append(
+            ("Coverage gaps", f"{fmt(gaps['count'])} ({persons(gaps.get('population'))} persons)")
         )
     pois = sub(gaps, "pois")
     if pois.get("count"):
@@ -305,7 +527,7 @@ def summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
             (
                 "Backbone joint vs separate",
                 f"{fmt(bb.get('length_km_joint'), 'km')} / {fmt(bb.get('length_km_separate'), 'km')}"
-                f"; cost saving {fmt(bb.get('savings_pct'), '%')}",
+                f" of links; cost saving {fmt(bb.get('savings_pct'), '%')} of the separate cost",
             )
         )
     banner = (
@@ -314,10 +536,26 @@ def summary_box(title: str, summary: Mapping[str, Any] | None) -> str:
         else ""
     )
     table = "".join(f"<tr><th>{esc(k)}</th><td>{v}</td></tr>" for k, v in rows)
+    head = (
+        f'<button type="button" class="tp-toggle tp-title" aria-expanded="true">{esc(title)}</button>'
+        if table
+        else f'<div class="tp-title">{esc(title)}</div>'
+    )
     return (
-        f'<div class="tp-box tp-summary"><div class="tp-title">{esc(title)}</div>{banner}'
-        + (f"<table>{table}</table>" if table else "")
+        f'<div class="tp-box tp-summary tp-panel" id="tp-summary">{head}{banner}'
+        + (f'<div class="tp-body"><table>{table}</table></div>' if table else "")
         + "</div>"
+    )
+
+
+def legend_box(rows: list[str]) -> str:
+    """The legend panel: a title button that opens and closes it, then the rows."""
+    if not rows:
+        return ""
+    return (
+        '<div class="tp-box tp-legend tp-panel" id="tp-legend">'
+        '<button type="button" class="tp-toggle" aria-expanded="true">Legend</button>'
+        f'<div class="tp-body">{"".join(rows)}</div></div>'
     )
 
 
@@ -329,7 +567,19 @@ CSS = """
 .tp-summary table { border-collapse: collapse; } .tp-summary th { text-align: left; padding-right: 8px; font-weight: 600; }
 .tp-title { font-weight: 700; font-size: 14px; margin-bottom: 2px; }
 .tp-synthetic { background: #b30000; color: #fff; font-weight: 700; padding: 2px 6px; margin: 3px 0; border-radius: 3px; }
-.tp-legend { bottom: 48px; left: 10px; max-height: 55vh; overflow-y: auto; }  /* above the scale bar */
+.tp-legend { bottom: 48px; left: 10px; max-height: calc(100vh - 180px); overflow-y: auto; box-sizing: border-box; }  /* above the scale bar */
+.tp-toggle { display: block; width: 100%; margin: 0; padding: 0; border: 0; background: none; cursor: pointer;
+  text-align: left; font: inherit; font-weight: 700; color: #1b1f24; white-space: nowrap; }
+.tp-toggle::before { content: "▾ "; color: #555; }
+.tp-closed .tp-toggle::before { content: "▸ "; }
+.tp-toggle:focus-visible { outline: 2px solid #08519c; outline-offset: 2px; }
+.tp-summary .tp-toggle.tp-title { font-size: 14px; white-space: normal; }
+.tp-closed > .tp-body { display: none; }
+.leaflet-control-layers .tp-toggle { padding: 4px 8px 2px; font-size: 13px; }
+.leaflet-control-layers.tp-closed .leaflet-control-layers-list { display: none; }
+.tp-basemap { font-size: 12px; color: #333; padding: 2px 0 4px; border-bottom: 1px solid #ddd; margin-bottom: 4px; max-width: 260px; white-space: normal; }
+.tp-basemap.tp-warn { color: #b30000; font-weight: 600; }
+.tp-fit a { font-size: 16px; font-weight: 700; }
 .tp-head { font-weight: 600; margin-top: 4px; }
 .tp-row { white-space: nowrap; }
 .tp-row i, .tp-row .tp-svg { display: inline-block; vertical-align: middle; margin-right: 6px; box-sizing: border-box; }

@@ -23,6 +23,7 @@ from telcoplan.maps._style import (
     LINK_STATUS,
     NO_DATA_COLOUR,
     OTHER_STATUS,
+    SITE_KIND_LABELS,
     SITE_KINDS,
     class_colour,
     coverage_class_labels,
@@ -30,7 +31,7 @@ from telcoplan.maps._style import (
     link_users,
     operators_at_location,
     pct_any,
-    site_kind,
+    site_classes,
     split_ops,
     truthy,
 )
@@ -57,6 +58,7 @@ _ROAD_WEIGHT = {"motorway": 3.5, "trunk": 3.0, "primary": 2.5, "secondary": 2.0}
 
 def add_areas(b: Builder, areas: gpd.GeoDataFrame) -> None:
     web = b.web(areas, "areas")
+    b.study_bounds = b.bounds[-1]
     pct = pct_any(web)
     styles = [
         {"color": "#444444", "weight": 1.5, "fillColor": class_colour(p), "fillOpacity": 0.45}
@@ -109,7 +111,7 @@ def add_signal(
             className="tp-signal",
         ).add_to(fg)
     gradient = ", ".join(SIGNAL_COLOURS)
-    b.head("Signal (received power, per operator)")
+    b.head("Signal: total received power (dBm), per operator")
     b.legend.append(
         f'<div class="tp-ramp" style="background:linear-gradient(to right, {gradient})"></div>'
         f'<div class="tp-ramp-labels"><span>{fmt(vmin)}</span><span>{fmt((vmin + vmax) / 2)}'
@@ -302,9 +304,15 @@ def add_pois(b: Builder, pois: gpd.GeoDataFrame) -> None:
         for s in served
     ]
     text = {True: "served", False: "NOT served", None: "service unknown"}
+    levels = [_poi_level(r) for r in web.itertuples(index=False)]
     tooltip = [
-        {"POI": f"{fmt(n)} ({fmt(c)}) – {text[s]}" if not pd.isna(c) else f"{fmt(n)} – {text[s]}"}
-        for n, c, s in zip(names(web), column(web, "category"), served, strict=True)
+        {
+            "POI": (
+                f"{fmt(n)} ({fmt(c)}) – {text[s]}" if not pd.isna(c) else f"{fmt(n)} – {text[s]}"
+            )
+            + (f": {lv}" if lv else "")
+        }
+        for n, c, s, lv in zip(names(web), column(web, "category"), served, levels, strict=True)
     ]
     fg = b.group("Points of interest", "pois")
     b.geojson(fg, web, styles, pane="tpPoints", popup=attributes(web), tooltip=tooltip, radius=5)
@@ -312,6 +320,29 @@ def add_pois(b: Builder, pois: gpd.GeoDataFrame) -> None:
     for s in (True, False, None):
         if s in served:
             b.swatch(colour[s], f"POI {text[s]}", shape="dot")
+
+
+def _poi_level(row: Any) -> str:
+    """``RSRP -97.2 dBm, required -95 dBm (margin -2.2 dB; Viettel 4G)``, escaped; '' when the
+    POI layer has no levels (they come from the gaps stage) or the POI no signal."""
+    level = getattr(row, "level_dbm", None)
+    try:
+        level = float(level)
+    except (TypeError, ValueError):
+        return ""
+    if not np.isfinite(level):
+        return "no signal" if hasattr(row, "margin_db") else ""
+    metric = getattr(row, "level_metric", None)
+    metric = "" if metric is None or pd.isna(metric) else f"{metric} "
+    who = " ".join(
+        str(v)
+        for v in (getattr(row, "level_operator", None), getattr(row, "level_technology", None))
+        if v is not None and not pd.isna(v)
+    )
+    return esc(
+        f"{metric}{level:.1f} dBm, required {float(row.required_level_dbm):.1f} dBm "
+        f"(margin {float(row.margin_db):+.1f} dB; {who})"
+    )
 
 
 def add_towers(b: Builder, towers: gpd.GeoDataFrame) -> None:
@@ -375,7 +406,7 @@ def add_towers(b: Builder, towers: gpd.GeoDataFrame) -> None:
 
 def add_sites(b: Builder, sites: gpd.GeoDataFrame) -> None:
     web = b.web(sites, "sites")
-    kinds = [site_kind(v) for v in column(web, "kind")]
+    kinds = site_classes(web)
     styles = [
         {"color": "#000000", "weight": 2, "fillColor": SITE_KINDS.get(k, "#ffffff"), "radius": 8}
         for k in kinds
@@ -391,7 +422,7 @@ def add_sites(b: Builder, sites: gpd.GeoDataFrame) -> None:
     for kind in sorted(set(kinds), key=lambda k: (k not in SITE_KINDS, k)):
         b.swatch(
             SITE_KINDS.get(kind, "#ffffff"),
-            kind or "(no kind)",
+            SITE_KIND_LABELS.get(kind, kind or "(no kind)"),
             shape="dot",
             extra="border:2px solid #000",
         )

@@ -17,12 +17,14 @@ __all__ = [
     "LINK_STATUS",
     "NO_DATA_COLOUR",
     "SITE_KINDS",
+    "SITE_KIND_LABELS",
     "class_colour",
     "coverage_class_labels",
     "link_status",
     "link_users",
     "operators_at_location",
     "pct_any",
+    "site_classes",
     "site_kind",
     "split_ops",
 ]
@@ -38,6 +40,12 @@ COVERAGE_CLASSES: tuple[tuple[float, str], ...] = (
 )
 #: Proposed-site kinds and their marker colours.
 SITE_KINDS: dict[str, str] = {"co-located": "#00bcd4", "shared": "#ffd700", "new": "#ff00ff"}
+#: Legend text of the kinds.
+SITE_KIND_LABELS: dict[str, str] = {
+    "co-located": "co-located on an existing tower",
+    "shared": "new build shared by 2+ operators",
+    "new": "new build, one operator",
+}
 #: Backbone link status → (line weight in px, SVG dash pattern or None, legend text).
 LINK_STATUS: dict[str, tuple[float, str | None, str]] = {
     "new": (4.0, None, "new trench (planned)"),
@@ -132,6 +140,35 @@ def site_kind(value: object) -> str:
         return ""
     k = str(value).strip().lower()
     return _SITE_ALIASES.get(k, k)
+
+
+def site_classes(sites: gpd.GeoDataFrame) -> list[str]:
+    """The :data:`SITE_KINDS` class of each proposed site.
+
+    ``kind`` when it is one of them (``co_located`` … normalised); else, as the sites stage
+    writes them (``kind`` = where: existing_tower, rooftop, greenfield, …), from ``new_build``
+    and ``tenants``: not a new build → co-located, a new build with 2+ tenants → shared, else
+    new. Other kinds are kept as they are.
+    """
+    kinds = [
+        site_kind(v) for v in (sites["kind"] if "kind" in sites.columns else [None] * len(sites))
+    ]
+    if "new_build" not in sites.columns:
+        return kinds
+    tenants = (
+        pd.to_numeric(sites["tenants"], errors="coerce").fillna(1).to_numpy()
+        if "tenants" in sites.columns
+        else np.ones(len(sites))
+    )
+    out = []
+    for kind, new, n in zip(kinds, sites["new_build"], tenants, strict=True):
+        if kind in SITE_KINDS or _missing(new):
+            out.append(kind)
+        elif not truthy(new):
+            out.append("co-located")
+        else:
+            out.append("shared" if n > 1 else "new")
+    return out
 
 
 def operators_at_location(towers: gpd.GeoDataFrame, tolerance_m: float = 1.0) -> pd.Series:

@@ -29,7 +29,7 @@ import numpy as np
 from telcoplan import outputs
 from telcoplan.errors import TelcoplanError
 from telcoplan.gis.atomic import atomic_path, check_writable, final_path
-from telcoplan.maps._builder import CSS, Builder, element_classes, summary_box
+from telcoplan.maps._builder import CSS, Builder, element_classes, legend_box, summary_box
 from telcoplan.maps._layers import (
     add_areas,
     add_backbone,
@@ -117,19 +117,38 @@ def tiles_problem(tiles: object) -> str | None:
     )
 
 
-def _tile_layer(folium: Any, m: Any, tiles: str) -> None:
+#: The basemap note at the top of the layer list.
+_TILES_OFF = "Basemap: off. This map is offline: it draws no background tiles."
+_TILES_ON = (
+    "Basemap: {name}, loaded from the internet (the plan layers work without it). "
+    "Offline, choose No basemap."
+)
+
+
+def _tile_layer(folium: Any, m: Any, tiles: str) -> tuple[Any, str]:
+    """The basemap as a choice in the layer control (the tiles, or none); returns the tile
+    layer (None when ``tiles`` is 'none') and the basemap note of the layer list."""
     problem = tiles_problem(tiles)
     if problem:
         raise ValueError(problem)
     if tiles == "none":
-        return
+        return None, _TILES_OFF
     if tiles == "osm":
-        folium.TileLayer("OpenStreetMap", name="OpenStreetMap", control=False).add_to(m)
-        return
-    host = re.sub(r"^https?://([^/]+).*$", r"\1", tiles)
-    folium.TileLayer(tiles=tiles, attr=esc(f"tiles: {host}"), name="basemap", control=False).add_to(
-        m
-    )
+        name = "OpenStreetMap (online)"
+        layer = folium.TileLayer("OpenStreetMap", name=name, overlay=False, control=True)
+        note = _TILES_ON.format(name="OpenStreetMap")
+    else:
+        host = re.sub(r"^https?://([^/]+).*$", r"\1", tiles)
+        name = f"{host} (online)"
+        layer = folium.TileLayer(
+            tiles=tiles, attr=esc(f"tiles: {host}"), name=esc(name), overlay=False, control=True
+        )
+        note = _TILES_ON.format(name=host)
+    layer.add_to(m)
+    folium.FeatureGroup(
+        name="No basemap (offline)", overlay=False, control=True, show=False
+    ).add_to(m)
+    return layer, note
 
 
 # --------------------------------------------------------------------------- public API
@@ -185,8 +204,10 @@ def build_map(
         :class:`~telcoplan.gis.grid.GridSpec` or :class:`~telcoplan.gis.raster.RasterInfo`)
         → one image overlay per operator, hidden at start.
     sites : GeoDataFrame, optional
-        Proposed sites with ``kind`` (co-located / new / shared, see :data:`SITE_KINDS`) and
-        optional ``operators`` (``"A;B"``).
+        Proposed sites with ``kind`` (co-located / new / shared, see :data:`SITE_KINDS`; or,
+        as the sites stage writes them, where the site stands — existing_tower, rooftop, … —
+        with ``new_build`` and ``tenants``, from which the class is derived) and optional
+        ``operators`` (``"A;B"``).
     backbone : GeoDataFrame, optional
         Backbone links (as from :func:`telcoplan.backbone.plans.plan_links`): ``plan``
         (joint / separate → one layer for the joint plan, one hidden layer per operator's
@@ -199,7 +220,8 @@ def build_map(
         popup, ringed in red where zoning refuses them) and the populated cells each would
         newly cover, in its operator's colour — the "after" over the coverage layers.
     summary : dict, optional
-        :data:`~telcoplan.outputs.SUMMARY` content: key figures and the synthetic-data flag in a summary box.
+        :data:`~telcoplan.outputs.SUMMARY` content: key figures (persons not covered = in gaps +
+        scattered) and the synthetic-data flag in a summary panel.
     tiles : str
         ``"none"`` (no basemap: fully offline), ``"osm"`` (OpenStreetMap, needs network) or
         a tile URL template (``https://…/{z}/{x}/{y}.png``).
@@ -227,12 +249,21 @@ def build_map(
 
     Notes
     -----
+    The page shows the study area (the areas' bounds) in the part of the window that the
+    summary, legend and layer-control panels leave free; the panels open and close by their
+    titles and the legend and layer list start closed on small windows
+    (``telcoplan.maps._builder.PANELS_JS``). The layer list states the basemap: off (offline)
+    with ``tiles="none"``, else a choice between the tiles and none, with a warning when they
+    fail to load.
+
     Layers may be in any CRS; each is reprojected to EPSG:4326 by one helper
     (``telcoplan.maps._web.to_web``); signal rasters are warped to Web Mercator, Leaflet's
     display CRS (``telcoplan.maps._raster``). Inputs are not modified. ``window.telcoplan``
     in the page holds the Leaflet map, its overlays by layer name and stable layer ids
     (``areas``, ``towers:<operator>``, ``signal:<operator>``, ``coverage:any``, ``gaps``,
-    ``pois``, ``sites``, ``backbone:joint``, ``review``, ``review:footprint``, …).
+    ``pois``, ``sites``, ``backbone:joint``, ``review``, ``review:footprint``, …), the study
+    area's bounds (``studyBounds``), the panels (``panels.legend``, ``.layers``, ``.summary``:
+    ``set(open)``, ``isOpen()``) and ``fitStudyArea()``.
     """
     folium = _import_folium()
     frames = {
@@ -264,8 +295,11 @@ def build_map(
         list(signal or {}),
     )
     # maxZoom on the map itself: without a tile layer Leaflet (and markercluster) lack one
-    m = folium.Map(tiles=None, control_scale=True, zoom_start=11, maxZoom=19)
-    _tile_layer(folium, m, tiles)
+    # quarter zoom steps, so that the study area fills the free part of the window
+    m = folium.Map(
+        tiles=None, control_scale=True, zoom_start=11, maxZoom=19, zoomSnap=0.25, zoomDelta=0.5
+    )
+    tile_layer, tiles_text = _tile_layer(folium, m, tiles)
     for pane, z in _PANES.items():
         folium.map.CustomPane(pane, z_index=z, pointer_events=True).add_to(m)
     m.get_root().title = esc(title)
@@ -293,16 +327,24 @@ def build_map(
     if review is not None:
         add_review(b, review, review_footprint)
 
-    bounds = union_bounds(*b.bounds)
+    # the study area (the areas) is what the map shows at start; the panels' script fits it
+    # beside the panels, this fit is the fallback
+    bounds = b.study_bounds or union_bounds(*b.bounds)
     if bounds is not None:
         m.location = [(bounds[0][0] + bounds[1][0]) / 2, (bounds[0][1] + bounds[1][1]) / 2]
         m.fit_bounds(bounds)
-    folium.LayerControl(collapsed=False).add_to(m)
-    html_cls, registry_cls, _ = element_classes()
-    legend = '<div class="tp-box tp-legend">' + "".join(b.legend) + "</div>" if b.legend else ""
+    control = folium.LayerControl(collapsed=False)
+    control.add_to(m)
+    html_cls, registry_cls, _, panels_cls = element_classes()
     style = "<style>" + CSS + "\n".join(b.css) + "</style>"
-    html_cls(summary_box(title, summary) + legend, style).add_to(m)
+    html_cls(summary_box(title, summary) + legend_box(b.legend), style).add_to(m)
     registry_cls([(fg.layer_name, fg.get_name()) for fg in b.groups], b.keys).add_to(m)
+    panels_cls(
+        control.get_name(),
+        tile_layer.get_name() if tile_layer is not None else None,
+        bounds,
+        tiles_text,
+    ).add_to(m)
     return m
 
 

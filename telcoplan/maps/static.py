@@ -27,6 +27,7 @@ from telcoplan.maps._style import (
     LINK_STATUS,
     NO_DATA_COLOUR,
     OTHER_STATUS,
+    SITE_KIND_LABELS,
     SITE_KINDS,
     class_colour,
     coverage_class_labels,
@@ -34,7 +35,7 @@ from telcoplan.maps._style import (
     link_users,
     operators_at_location,
     pct_any,
-    site_kind,
+    site_classes,
 )
 from telcoplan.maps._web import operator_colours
 
@@ -361,9 +362,7 @@ def plan_figure(
 
         if sites is not None and len(sites):
             st = _projected(sites, crs, "sites")
-            kinds = [
-                site_kind(v) for v in (st["kind"] if "kind" in st.columns else [None] * len(st))
-            ]
+            kinds = site_classes(st)
             for kind in sorted(set(kinds)):
                 sel = np.array([k == kind for k in kinds])
                 ax.scatter(
@@ -385,7 +384,7 @@ def plan_figure(
                         color=SITE_KINDS.get(kind, "#ffffff"),
                         mec="#000000",
                         ms=10,
-                        label=f"proposed: {kind or 'site'}",
+                        label=f"proposed: {SITE_KIND_LABELS.get(kind, kind or 'site')}",
                     )
                 )
 

@@ -61,10 +61,22 @@ _COVERAGE_NON_OPERATORS = COVERAGE_KEYS
 class Context:
     """What the section builders share."""
 
-    def __init__(self, summary: Mapping[str, Any], currency: str, operators: list[str]):
+    def __init__(
+        self,
+        summary: Mapping[str, Any],
+        currency: str,
+        operators: list[str],
+        *,
+        population_source: str = "",
+        site_costs: Mapping[str, float] | None = None,
+    ):
         self.summary = summary
         self.currency = currency
         self.operators = operators
+        #: where the persons come from (plain text, escaped by the sections)
+        self.population_source = population_source
+        #: the sites stage's cost table (USD by kind of site), when the report stage knows it
+        self.site_costs = dict(site_costs or {})
         palette = {
             op: OPERATOR_PALETTE[i % len(OPERATOR_PALETTE)]
             for i, op in enumerate(sorted(set(operators)))
@@ -78,6 +90,12 @@ class Context:
 
     def money(self, value: object) -> Safe:
         return fmt_money(value, self.currency)
+
+    def persons_basis(self) -> Safe:
+        """``persons; <source>`` for inside the parentheses of a population figure's caption."""
+        if not self.population_source:
+            return esc("persons")
+        return esc(f"persons; {self.population_source}")
 
 
 def as_mapping(value: object) -> Mapping[str, Any]:
@@ -174,6 +192,8 @@ def fmt_value(column: str, value: object, ctx: Context) -> Safe:
         return fmt_num(v, 1, "dBm")
     if col.endswith(("_pct", "_percent")):
         return fmt_pct(v)
+    if col.endswith("_usd"):
+        return fmt_money(v, "USD")
     if "cost" in col:
         return ctx.money(v)
     if "population" in col or col.startswith(("covered", "persons")):
@@ -199,10 +219,19 @@ _LABELS = {
     "site_id": "Site",
     "gap_id": "Gap",
     "id": "Id",
-    "required_dbm": "Required level (technology metric: RSRP, RSCP…)",
-    "best_power_dbm": "Best total received power",
-    "best_operator": "Best operator",
+    "required_dbm": "Required level (dBm, in the serving technology's metric)",
+    "best_power_dbm": "Best total received power (not the requirement's metric)",
+    "best_operator": "Strongest operator (total power)",
     "population_added": "Persons added",
+    "population_gain": "Persons newly covered",
+    "cost_usd": "Cost (USD)",
+    "cost_saved": "Saved by sharing (USD)",
+    "budget_usd": "Budget (USD)",
+    "optimality_gap": "Optimality gap (%)",
+    "colocated": "Co-location tenancies",
+    "selected": "Structures selected",
+    "length_km": "Route length",
+    "ring_route_length_km": "Route length",
     "new_population": "Persons newly covered",
     "tower_type": "Tower type",
     "dist_tower_m": "Nearest tower",

@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from telcoplan.report._basis import not_covered, threshold_basis
 from telcoplan.report._blocks import Context, as_mapping, frame_rows, html_table, pct_of
 from telcoplan.report._format import (
     MISSING,
@@ -14,6 +15,7 @@ from telcoplan.report._format import (
     esc,
     fmt_count,
     fmt_km2,
+    fmt_money,
     fmt_num,
     fmt_pct,
     is_missing,
@@ -37,17 +39,19 @@ def _card(label: str, value: Safe, detail: str = "") -> str:
 
 
 def headline_section(ctx: Context) -> str:
-    """Cards with the key figures: population, coverage, gaps, POIs, sites, backbone saving."""
+    """Cards with the key figures: population, coverage, gaps, POIs, sites, backbone saving;
+    each with its unit and basis, then a line saying where the persons come from."""
     s = ctx.summary
     cov, gaps, bb = (
         as_mapping(s.get("coverage")),
         as_mapping(s.get("gaps")),
         as_mapping(s.get("backbone")),
     )
+    study = "of the study area's population"
     cards = []
     if number(s.get("population_total")) is not None:
         areas = s.get("areas") if isinstance(s.get("areas"), list) else []
-        detail = []
+        detail = ["persons"]
         if areas:
             detail.append(f"{len(areas):,} areas")
         if number(s.get("area_km2_total")) is not None:
@@ -59,7 +63,7 @@ def headline_section(ctx: Context) -> str:
             _card(
                 "Covered by any operator",
                 fmt_pct(anyc["population_pct"]),
-                f"{fmt_count(anyc.get('population_covered'))} persons",
+                f"{study}: {fmt_count(anyc.get('population_covered'))} persons",
             )
         )
     best = as_mapping(cov.get("best_single_operator"))
@@ -68,11 +72,25 @@ def headline_section(ctx: Context) -> str:
             _card(
                 "Best single operator",
                 fmt_pct(best["population_pct"]),
-                f"{esc(best.get('operator', MISSING))}: "
+                f"{study}: {esc(best.get('operator', MISSING))}, "
                 f"{fmt_count(best.get('population_covered'))} persons",
             )
         )
-    if number(gaps.get("count")) is not None:
+    nc = not_covered(s)
+    if nc is not None:
+        gaps_text = (
+            f"{fmt_count(nc.gap_count)} ranked gaps" if nc.gap_count is not None else "ranked gaps"
+        )
+        cards.append(
+            _card(
+                "Not covered by any operator",
+                Safe(f"{fmt_count(nc.total)} <small>persons</small>"),
+                f"= {fmt_count(nc.in_gaps)} in {gaps_text}"
+                + (f" ({fmt_km2(gaps.get('area_km2'))})" if number(gaps.get("area_km2")) else "")
+                + f" + {fmt_count(nc.scattered)} scattered",
+            )
+        )
+    elif number(gaps.get("count")) is not None:
         cards.append(
             _card(
                 "Coverage gaps",
@@ -86,24 +104,44 @@ def headline_section(ctx: Context) -> str:
             _card(
                 "POIs served",
                 Safe(f"{fmt_count(pois.get('served'))} / {fmt_count(pois['count'])}"),
-                "schools, clinics, ward offices … at their required signal level",
+                "schools, clinics, ward offices … at their required level, in the serving "
+                "technology's metric",
             )
         )
     sites = as_mapping(s.get("sites"))
-    for key in ("count", "proposed", "n_sites"):
+    for key in ("count", "proposed", "n_sites", "selected"):
         if number(sites.get(key)) is not None:
-            cards.append(_card("Proposed sites", fmt_count(sites[key])))
+            detail = ""
+            new = number(sites.get("new_builds"))
+            if new is not None:
+                # structures: new masts + existing towers that take new tenants
+                detail = (
+                    f"= {fmt_count(new)} new masts + "
+                    f"{fmt_count(number(sites[key]) - new)} existing towers shared"
+                )
+                if number(sites.get("cost_usd")) is not None:
+                    detail += f"; {fmt_money(sites['cost_usd'], 'USD')}"
+            cards.append(_card("Proposed sites", fmt_count(sites[key]), detail))
             break
     if number(bb.get("savings_pct")) is not None:
         cards.append(
             _card(
                 "Backbone: joint build saves",
                 fmt_pct(bb["savings_pct"]),
-                f"{ctx.money(bb.get('cost_joint'))} joint vs "
-                f"{ctx.money(bb.get('cost_separate'))} separately",
+                f"of the separate-build cost: {ctx.money(bb.get('cost_joint'))} joint vs "
+                f"{ctx.money(bb.get('cost_separate'))} separately (trench cost table, see "
+                '<a href="#backbone">Backbone</a>)',
             )
         )
-    return f'<div class="cards">{"".join(cards)}</div>' if cards else ""
+    if not cards:
+        return ""
+    out = [f'<div class="cards">{"".join(cards)}</div>']
+    basis = []
+    if ctx.population_source:
+        basis.append(f"Persons: {esc(ctx.population_source)}.")
+    basis.append("Percentages are of the study area's population unless a row says otherwise.")
+    out.append(f'<p class="note" id="basis">{" ".join(basis)}</p>')
+    return "\n".join(out)
 
 
 def coverage_section(ctx: Context) -> str:
@@ -148,15 +186,34 @@ def coverage_section(ctx: Context) -> str:
         )
     if not rows:
         return ""
+    thresholds = threshold_basis(ctx.summary)
+    rule = "where its serving signal meets its technology's threshold"
+    if thresholds:
+        rule += (
+            ": "
+            + ", ".join(f"{name} ≥ {fmt_num(v, 0, 'dBm')} ({tech})" for tech, name, v in thresholds)
+            + (
+                " — indoor levels, building penetration margin included"
+                if as_mapping(as_mapping(cov.get("parameters")).get("thresholds")).get("indoor")
+                else ""
+            )
+        )
     out.append(
-        "<p>Population covered per operator (an operator covers a cell where its serving signal "
-        "meets the technology's threshold)"
-        + (f" out of {fmt_count(total)} persons" if number(total) is not None else "")
+        f"<p>Population covered per operator ({ctx.persons_basis()}): an operator covers a "
+        f"cell {rule}"
+        + (f". Study area: {fmt_count(total)} persons" if number(total) is not None else "")
         + ".</p>"
     )
     out.append(
         html_table(
-            ("Operator", "Population covered", "Share", "Area covered"), rows, numeric=(1, 2, 3)
+            (
+                "Operator",
+                "Population covered (persons)",
+                "% of the study area's population",
+                "Area covered",
+            ),
+            rows,
+            numeric=(1, 2, 3),
         )
     )
     colours = [ctx.colour(op) for op in ctx.operators]
@@ -185,7 +242,17 @@ def coverage_section(ctx: Context) -> str:
             for k, v in tech.items()
         ]
         out.append("<h3>By technology (any operator)</h3>")
-        out.append(html_table(("Technology", "Population covered", "Share"), trows, numeric=(1, 2)))
+        out.append(
+            html_table(
+                (
+                    "Technology",
+                    "Population covered (persons)",
+                    "% of the study area's population",
+                ),
+                trows,
+                numeric=(1, 2),
+            )
+        )
     fit = as_mapping(as_mapping(cov.get("parameters")).get("calibration_fit"))
     if fit:
         clutter = as_mapping(cov.get("clutter"))
@@ -255,7 +322,17 @@ def coverage_section(ctx: Context) -> str:
                 ]
             )
         out.append("<h3>Urban and rural areas</h3>")
-        header = ("", "Population", "Covered (any operator)", "Share", "Best single operator")
+        out.append(
+            '<p class="note">Persons; every percentage is of the population of the row\'s '
+            "class (urban or rural), per operator in the last columns.</p>"
+        )
+        header = (
+            "",
+            "Population (persons)",
+            "Covered by any operator (persons)",
+            "% of the class's population",
+            "Best single operator",
+        )
         numeric = (1, 2, 3, *range(len(header), len(header) + len(ops)))
         out.append(html_table((*header, *ops), urows, numeric=numeric))
     return "\n".join(out)
@@ -293,9 +370,13 @@ def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
     has_cov = any(number(r.get("covered_any")) is not None for r in recs)
     has_urban = any("urban" in r and not is_missing(r.get("urban")) for r in recs)
     has_best = any(not is_missing(r.get("best_single_operator")) for r in recs)
-    header = ["Area"] + (["Type"] if has_urban else []) + ["Population", "Area", "Density"]
+    header = (
+        ["Area"]
+        + (["Type"] if has_urban else [])
+        + ["Population (persons)", "Area", "Density (persons/km²)"]
+    )
     if has_cov:
-        header += ["Any operator", *ops, "Not covered"]
+        header += ["Any operator", *ops, "Not covered (persons)"]
     if has_best:
         header.append("Best single operator")
     rows = []
@@ -310,7 +391,7 @@ def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
             if number(r.get("area_km2")) and number(pop) is not None
             else None
         )
-        row += [fmt_count(pop), fmt_km2(r.get("area_km2")), fmt_num(dens, 0, "/km²")]
+        row += [fmt_count(pop), fmt_km2(r.get("area_km2")), fmt_num(dens, 0)]
         if has_cov:
             uncovered = r.get("uncovered_any")
             covered = number(r.get("covered_any"))
@@ -333,7 +414,7 @@ def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
         total += [
             fmt_count(tot_pop),
             fmt_km2(tot_km2 or None),
-            fmt_num(tot_pop / tot_km2 if tot_km2 else None, 0, "/km²"),
+            fmt_num(tot_pop / tot_km2 if tot_km2 else None, 0),
         ]
         if has_cov:
 
@@ -346,12 +427,27 @@ def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
         if has_best:
             total.append("")
     out = [
-        "<p>Population covered per area: by any operator and by each operator, in % of the "
-        "area's population.</p>"
+        f"<p>Population covered per area ({ctx.persons_basis()}): by any operator and by "
+        "each operator, in % of the area's population (not of the study area's).</p>"
         if has_cov
-        else "<p>Population per area.</p>",
+        else f"<p>Population per area ({ctx.persons_basis()}).</p>",
         html_table(header, rows, numeric=numeric, total=total),
     ]
+    nc = not_covered(ctx.summary) if has_cov else None
+    if nc is not None:
+        shown = number(tot_pop - tot("covered_any")) if total is not None else None
+        text = (
+            f"Not covered: {fmt_count(nc.total)} persons = {fmt_count(nc.in_gaps)} in "
+            + (f"{fmt_count(nc.gap_count)} " if nc.gap_count is not None else "")
+            + f"ranked coverage gaps + {fmt_count(nc.scattered)} scattered (see "
+            '<a href="#gaps">Gaps</a>).'
+        )
+        if shown is not None and abs(round(shown) - nc.total) >= 1:
+            text += (
+                f" The areas' total above, {fmt_count(shown)}, counts only persons inside the "
+                "areas."
+            )
+        out.append(f'<p class="note" id="areas-not-covered">{text}</p>')
     if has_cov:
         series = [Series(op, ctx.colour(op)) for op in ops] + [Series("Any operator", _ANY_COLOUR)]
         groups = [

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
+from telcoplan.report._basis import metric_name, not_covered, trench_cost_basis
 from telcoplan.report._blocks import (
     Context,
     as_mapping,
@@ -26,6 +28,8 @@ from telcoplan.report._format import (
     fmt_km,
     fmt_km2,
     fmt_m,
+    fmt_money,
+    fmt_num,
     fmt_pct,
     is_missing,
     number,
@@ -55,18 +59,32 @@ def gaps_section(
     if not g and gaps is None and pois is None:
         return ""
     out = []
+    nc = not_covered(ctx.summary)
     if number(g.get("count")) is not None:
         out.append(
-            f"<p>{fmt_count(g['count'])} coverage gaps — populated places no operator covers — "
-            f"with {fmt_count(g.get('population'))} persons over {fmt_km2(g.get('area_km2'))}.</p>"
+            f"<p>{fmt_count(g['count'])} ranked coverage gaps — populated places no operator "
+            f"covers — with {fmt_count(g.get('population'))} persons over "
+            f"{fmt_km2(g.get('area_km2'))}.</p>"
         )
+    if nc is not None:
+        out.append(_reconciliation(nc, g))
     limit = as_mapping(as_mapping(ctx.summary.get("coverage")).get("limit"))
     if limit:
-        out.append(
-            "<p>Persons not covered because they are too far from every site: "
-            f"{fmt_count(limit.get('population_not_covered_distance'))}; because terrain blocks "
-            f"the signal: {fmt_count(limit.get('population_not_covered_terrain'))}.</p>"
-        )
+        far = number(limit.get("population_not_covered_distance"))
+        terrain = number(limit.get("population_not_covered_terrain"))
+        if nc is not None and far is not None and terrain is not None:
+            # whole persons that add up to the total shown above
+            far_shown = nc.total - round(terrain)
+            out.append(
+                f"<p>Why they are not covered: {fmt_count(far_shown)} persons are too far "
+                f"from every site, {fmt_count(round(terrain))} are behind terrain that blocks "
+                f"the signal (together the {fmt_count(nc.total)} not covered).</p>"
+            )
+        else:
+            out.append(
+                "<p>Persons not covered because they are too far from every site: "
+                f"{fmt_count(far)}; because terrain blocks the signal: {fmt_count(terrain)}.</p>"
+            )
     if gaps is not None:
         recs = frame_rows(gaps)
         for r in recs:
@@ -77,7 +95,7 @@ def gaps_section(
     if recs and top > 0:
         shown = recs[:top]
         has_fiber = any(number(r.get("dist_fiber_m")) is not None for r in shown)
-        header = ["Rank", "Gap", "Population", "Area", "Nearest tower"]
+        header = ["Rank", "Gap", "Population (persons)", "Area", "Nearest tower"]
         header += ["Nearest fibre"] if has_fiber else []
         rows = []
         for i, r in enumerate(shown, start=1):
@@ -92,7 +110,7 @@ def gaps_section(
             if has_fiber:
                 row.append(fmt_m(r.get("dist_fiber_m")))
             rows.append(row)
-        what = f"The {len(shown):,} largest gaps" if len(recs) > len(shown) else "Gaps"
+        what = f"The {len(shown):,} largest gaps" if len(recs) > len(shown) else "Ranked gaps"
         out.append(
             f"<h3>{what}, by population</h3>"
             + html_table(header, rows, numeric=(0, 2, 3, 4, 5))
@@ -109,7 +127,7 @@ def gaps_section(
         )
         out.append(
             html_table(
-                ("Operator", "Persons"),
+                ("Operator", "Persons covered by this operator only"),
                 [[esc(op), fmt_count(v)] for op, v in single.items()],
                 numeric=(1,),
             )
@@ -118,8 +136,65 @@ def gaps_section(
     return "\n".join(p for p in out if p)
 
 
+def _reconciliation(nc: Any, g: Mapping[str, Any]) -> str:
+    """The table that reconciles the persons not covered: in ranked gaps + scattered."""
+    nco = as_mapping(g.get("not_covered"))
+    rows: list[list[object]] = [
+        [
+            "In ranked coverage gaps (listed below)",
+            Safe(f"{fmt_count(nc.gap_count)} gap{'' if nc.gap_count == 1 else 's'}")
+            if nc.gap_count is not None
+            else MISSING,
+            fmt_count(nc.in_gaps),
+        ]
+    ]
+    if nc.small is not None:
+        below = fmt_num(nc.small_below, 0 if float(nc.small_below or 0).is_integer() else 1)
+        dens = fmt_num(nc.sparse_below, 0 if float(nc.sparse_below or 0).is_integer() else 1)
+        rows.append(
+            [
+                Safe(f"Scattered: uncovered pockets of fewer than {below} persons"),
+                Safe(f"{fmt_count(nc.small_count)} pocket{'' if nc.small_count == 1 else 's'}"),
+                fmt_count(nc.small),
+            ]
+        )
+        rows.append(
+            [
+                Safe(
+                    f"Scattered: uncovered cells sparser than {dens} persons/km²"
+                    + (f" ({fmt_km2(nc.sparse_km2)})" if nc.sparse_km2 is not None else "")
+                ),
+                Safe(f"{fmt_count(nc.sparse_cells)} cell{'' if nc.sparse_cells == 1 else 's'}"),
+                fmt_count(nc.sparse),
+            ]
+        )
+    else:
+        rows.append(
+            [
+                "Scattered: pockets below the gaps' minimum size or density",
+                MISSING,
+                fmt_count(nc.scattered),
+            ]
+        )
+    total = ["Not covered by any operator", "", fmt_count(nc.total)]
+    note = (
+        "Not covered = in ranked gaps + scattered. A gap is ranked when it holds at least "
+        "<code>min_population</code> persons in cells of at least "
+        "<code>min_density_per_km2</code> (gaps stage parameters)"
+    )
+    if nco:
+        note += "; the rest is scattered"
+    return (
+        '<div id="not-covered"><h3>Persons not covered, reconciled</h3>'
+        + html_table(("", "Count", "Persons"), rows, numeric=(1, 2), total=total)
+        + f'<p class="note">{note}.</p></div>'
+    )
+
+
 def _pois_part(ctx: Context, g: Mapping[str, Any], pois: pd.DataFrame | None, max_rows: int) -> str:
-    """POIs served at their required level, and a table of the unserved ones."""
+    """POIs served at their required level, and a table of the unserved ones: the best level
+    in the serving technology's metric beside the requirement in the same metric, the margin,
+    the operator and technology; total received power only as a last, secondary column."""
     p = as_mapping(g.get("pois"))
     unserved: list[dict[str, Any]] = []
     count = p.get("count")
@@ -139,7 +214,17 @@ def _pois_part(ctx: Context, g: Mapping[str, Any], pois: pd.DataFrame | None, ma
         f"<p>{fmt_count(served)} of {fmt_count(count)} POIs (schools, clinics, ward offices …) "
         "get their required signal level from at least one operator.</p>",
     ]
-    if unserved:
+    if unserved and "margin_db" in unserved[0]:
+        unserved.sort(key=lambda r: number(r.get("margin_db")) or -math.inf)
+        out.append(
+            "<p>Unserved POIs. Levels are in the serving technology's own metric — RxLev (2G), "
+            "RSCP (3G), RSRP (4G), SS-RSRP (5G) — and the requirement is in the same metric "
+            "(the POI's <code>required_dbm</code>, else the coverage threshold). Margin = best "
+            "level − required: negative is the shortfall. Total received power (all "
+            "carriers, not comparable with the requirement) is given for reference.</p>"
+        )
+        out.append(_unserved_table(unserved, max_rows))
+    elif unserved:
         cols = [
             c
             for c in (
@@ -155,12 +240,76 @@ def _pois_part(ctx: Context, g: Mapping[str, Any], pois: pd.DataFrame | None, ma
         ]
         if "poi_id" in cols and "id" in cols:
             cols.remove("id")
-        out.append("<p>Unserved POIs:</p>")
+        out.append(
+            '<p>Unserved POIs. <span class="note">This run\'s POI table predates the levels '
+            "in the technology's metric (rerun the gaps stage): total received power is not "
+            "comparable with the requirement.</span></p>"
+        )
         out.append(records_table([{c: r.get(c) for c in cols} for r in unserved], ctx, max_rows))
     elif p.get("unserved"):
         ids = [str(i) for i in p["unserved"]]
         out.append("<p>Unserved POIs: " + ", ".join(esc(i) for i in ids) + ".</p>")
     return "\n".join(out)
+
+
+def _level(value: object, metric: object) -> Safe:
+    """``-97.2 dBm RSRP`` (the metric named in the cell, so it reads right when copied)."""
+    if number(value) is None:
+        return Safe(MISSING)
+    unit = "dBm" if is_missing(metric) or not str(metric) else f"dBm {metric}"
+    return fmt_num(value, 1, unit)
+
+
+def _unserved_table(unserved: list[dict[str, Any]], max_rows: int) -> str:
+    shown = unserved[:max_rows]
+    rows = []
+    for r in shown:
+        pid = r.get("poi_id", r.get("id"))
+        metric = r.get("level_metric")
+        if is_missing(metric) or not str(metric):
+            metric = metric_name(r.get("level_technology"))
+        has_signal = number(r.get("level_dbm")) is not None
+        op, tech = r.get("level_operator"), r.get("level_technology")
+        serving = (
+            esc(f"{op} ({tech})" if not is_missing(tech) and str(tech) else op)
+            if has_signal and not is_missing(op)
+            else Safe("no signal")
+        )
+        margin = number(r.get("margin_db"))
+        rows.append(
+            [
+                esc(MISSING if is_missing(pid) else pid),
+                esc(MISSING if is_missing(r.get("name")) else r.get("name")),
+                esc(MISSING if is_missing(r.get("category")) else r.get("category")),
+                serving,
+                Safe(f'<span class="level">{_level(r.get("level_dbm"), metric)}</span>'),
+                Safe(
+                    f'<span class="required">'
+                    f"{_level(r.get('required_level_dbm'), metric if has_signal else None)}"
+                    "</span>"
+                ),
+                fmt_num(margin, 1, "dB") if margin is not None else Safe(MISSING),
+                fmt_num(r.get("best_power_dbm"), 1, "dBm"),
+            ]
+        )
+    html_ = html_table(
+        (
+            "POI",
+            "Name",
+            "Category",
+            "Serving operator (technology)",
+            "Best level",
+            "Required (same metric)",
+            "Margin (best − required)",
+            "Total received power",
+        ),
+        rows,
+        numeric=(4, 5, 6, 7),
+        cls="unserved-pois",
+    )
+    if len(unserved) > len(shown):
+        html_ += f'<p class="note">… and {len(unserved) - len(shown):,} more.</p>'
+    return html_
 
 
 def sites_section(ctx: Context, sites: pd.DataFrame | None, max_rows: int) -> str:
@@ -170,18 +319,50 @@ def sites_section(ctx: Context, sites: pd.DataFrame | None, max_rows: int) -> st
     if not s and not recs:
         return ""
     out = []
+    # the sites stage counts money in USD (cost_usd, budget_usd) whatever the report's currency
+    usd = Context(ctx.summary, "USD", ctx.operators, population_source=ctx.population_source)
+    basis = _site_cost_basis(ctx, as_mapping(s.get("parameters")))
+    if basis:
+        out.append(f'<p class="note" id="site-costs">{basis}</p>')
     figures = {k: v for k, v in s.items() if k != "parameters"}
     if figures:
-        out.append(key_values(figures, ctx))
+        out.append(key_values(figures, usd))
         for k, v in figures.items():
             if isinstance(v, list) and v:
                 out.append(f"<h3>{esc(str(k).replace('_', ' ').capitalize())}</h3>")
-                out.append(records_table(v, ctx, max_rows))
+                out.append(records_table(v, usd, max_rows))
     if recs:
         recs = [{k: v for k, v in r.items() if k != "source"} for r in recs]
         out.append(f"<h3>Proposed sites ({len(recs):,})</h3>")
-        out.append(records_table(recs, ctx, max_rows))
+        out.append(records_table(recs, usd, max_rows))
     return "\n".join(p for p in out if p)
+
+
+def _site_cost_basis(ctx: Context, params: Mapping[str, Any]) -> str:
+    """Which costs the sites stage used: the candidates' own, else its table by kind (USD)."""
+    overrides = as_mapping(params.get("cost_usd"))
+    table = {**ctx.site_costs, **{str(k): v for k, v in overrides.items()}}
+    text = (
+        f"Persons newly covered: {ctx.persons_basis()}. Costs in USD: a candidate's own "
+        "<code>cost</code> where its file gives one, else the sites stage's cost table per site"
+    )
+    if table:
+        text += (
+            " ("
+            + ", ".join(
+                f"{'tenancy on an existing mast' if k == 'colocation' else esc(str(k).replace('_', ' '))}"
+                f" {fmt_money(v, 'USD')}"
+                for k, v in table.items()
+                if number(v) is not None
+            )
+            + (
+                "; plan overrides: " + ", ".join(esc(k) for k in overrides)
+                if overrides
+                else "; telcoplan's defaults"
+            )
+            + ")"
+        )
+    return text + "; a shared new build costs its mast plus a tenancy per further operator."
 
 
 #: The site review's table in the report: (column, heading); the CSV has every column.
@@ -324,17 +505,22 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
             ["Each operator builds alone (sum)", fmt_km(ksep), money(csep)],
             ["Joint build (shared trenches)", fmt_km(kjoint), money(cjoint)],
         ]
-        total = ["Saving", fmt_km(dkm), Safe(f"{money(dcost)} ({fmt_pct(saving)})")]
-        header = ["", "Length", "Cost"]
+        total = [
+            "Saving",
+            fmt_km(dkm),
+            Safe(f"{money(dcost)} ({fmt_pct(saving)} of the separate-build cost)"),
+        ]
+        header = ["", "Route length (links)", f"Cost ({esc(ctx.currency)})"]
         t_sep, t_joint = number(bb.get("trench_km_separate")), number(bb.get("trench_km_joint"))
         if t_sep is not None or t_joint is not None:
-            header.insert(2, "New trench")
+            header.insert(2, "New trench to dig")
             rows[0].insert(2, fmt_km(t_sep))
             rows[1].insert(2, fmt_km(t_joint))
             total.insert(
                 2, fmt_km(t_sep - t_joint if t_sep is not None and t_joint is not None else None)
             )
         out.append(html_table(header, rows, numeric=range(1, len(header)), total=total))
+        out.append(f'<p class="note" id="backbone-basis">{_backbone_basis(ctx)}</p>')
         if csep is not None and cjoint is not None:
             out.append(
                 bar_chart(
@@ -382,7 +568,7 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
             html_table(
                 (
                     "Operator",
-                    "Alone: length",
+                    "Alone: route length",
                     "Alone: cost",
                     "Proportional share",
                     "Shapley share",
@@ -415,7 +601,16 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
         if isinstance(ring, Mapping) and ring:
             out.append("<h3>Ring protection</h3>")
             out.append("<p>Protected sites stay connected after any single link is cut.</p>")
-            out.append(key_values({k: v for k, v in ring.items() if k != "parameters"}, ctx))
+            out.append(
+                key_values(
+                    {
+                        ("ring_route_length_km" if k == "length_km" else k): v
+                        for k, v in ring.items()
+                        if k != "parameters"
+                    },
+                    ctx,
+                )
+            )
             for k, v in ring.items():
                 if k == "parameters" or not v:
                     continue
@@ -463,7 +658,8 @@ def _links_part(ctx: Context, links: pd.DataFrame) -> str:
             )
         out.append(
             html_table(
-                [k.capitalize() for k in keys] + ["Links", "Length", "Cost"],
+                [k.capitalize() for k in keys]
+                + ["Links", "Route length", f"Cost ({esc(ctx.currency)})"],
                 rows,
                 numeric=range(len(keys), len(keys) + 3),
             )
@@ -482,6 +678,36 @@ def _links_part(ctx: Context, links: pd.DataFrame) -> str:
                 [f"{int(n)} operator{'s' if n != 1 else ''}", fmt_km(km / 1000.0)]
                 for n, km in by.items()
             ]
-            out.append("<p>Joint network: trench length by number of operators using it.</p>")
-            out.append(html_table(("Used by", "Length"), rows, numeric=(1,)))
+            out.append(
+                "<p>Joint network: route length of its links by number of operators using them.</p>"
+            )
+            out.append(html_table(("Used by", "Route length"), rows, numeric=(1,)))
     return "\n".join(out)
+
+
+def _backbone_basis(ctx: Context) -> str:
+    """What the backbone's km and costs mean, and the cost table behind them."""
+    table, overrides = trench_cost_basis(ctx.summary)
+    params = as_mapping(as_mapping(ctx.summary.get("backbone")).get("parameters"))
+    cur = esc(ctx.currency)
+    text = (
+        "Route length: the length of the links, over new trenches and over existing fibre "
+        "reused or leased; new trench: the part that must be dug. Costs in "
+        f"{cur}: trench cost per metre by road class ("
+        + ", ".join(f"{esc(k)} {fmt_num(v, 0)}" for k, v in table.items())
+        + f" {cur}/m; "
+        + (
+            "plan overrides: " + ", ".join(esc(k) for k in overrides)
+            if overrides
+            else "telcoplan's default table, in USD"
+        )
+        + ")"
+    )
+    own, lease = number(params.get("own_fiber_factor")), number(params.get("lease_factor"))
+    if own is not None:
+        text += f"; an operator's own fibre reused at {fmt_pct(100 * own, 0)} of the trench cost"
+    if lease is not None:
+        text += f", other operators' fibre leased at {fmt_pct(100 * lease, 0)} of it"
+    elif "lease_factor" in params:
+        text += ", no leasing (every operator digs where it has no fibre)"
+    return text + "."

@@ -53,7 +53,17 @@ def _overlay_labels(page) -> list[str]:
     ]
 
 
+def _open_panel(page, name: str) -> None:
+    """Open the ``legend``, ``layers`` or ``summary`` panel by its title (they start closed on
+    small windows)."""
+    panel = page.locator(f"#tp-{name}")
+    if "tp-closed" in (panel.get_attribute("class") or "").split():
+        panel.locator(".tp-toggle").first.click()
+    assert "tp-closed" not in (panel.get_attribute("class") or "").split()
+
+
 def _checkbox(page, name: str):
+    _open_panel(page, "layers")
     return (
         page.locator(".leaflet-control-layers-overlays label")
         .filter(has_text=name)
@@ -78,6 +88,7 @@ def test_layer_control_lists_the_layers(open_map, map_file: Path) -> None:
     assert _overlay_labels(rec.page) == EXPECTED_LAYERS  # escaped names display as written
     keys = rec.page.evaluate("() => window.telcoplan.keys")
     assert keys["towers:Viettel"] == "Towers – Viettel".replace("–", "\u2013")
+    _open_panel(rec.page, "legend")
     legend = rec.page.locator(".tp-legend").inner_text()
     assert ODD_OP in legend
     assert rec.page.locator(".tp-legend b").count() == 0  # the <b> of the name is text
@@ -139,6 +150,7 @@ def test_toggling_a_layer_hides_its_features(open_map, map_file: Path) -> None:
 def test_signal_overlay_draws_a_non_blank_image(open_map, map_file: Path) -> None:
     rec = open_map(map_file)
     page = rec.page
+    _open_panel(page, "layers")
     before = page.screenshot()
     _checkbox(page, "Signal – Viettel (dBm)").check()
     img = page.locator(".leaflet-tpSignal-pane img")

@@ -96,3 +96,189 @@ def test_demo_report_opens_offline(browser, demo_run: Path) -> None:
         assert blocked == []
     finally:
         context.close()
+
+
+# ---------------------------------------------------------------- issue 15: read at a glance
+#: JS: a [[south, west], [north, east]] box in page pixels, placed by Leaflet.
+SCREEN_BOX_JS = """(b) => {
+  const m = window.telcoplan.map, c = m.getContainer().getBoundingClientRect();
+  const nw = m.latLngToContainerPoint([b[1][0], b[0][1]]);
+  const se = m.latLngToContainerPoint([b[0][0], b[1][1]]);
+  return {left: c.left + nw.x, top: c.top + nw.y, right: c.left + se.x, bottom: c.top + se.y};
+}"""
+#: JS: the boxes of the panels (summary, legend, layer control) and of Leaflet's own controls.
+PANEL_BOXES_JS = """() => Array.from(document.querySelectorAll(
+    '#tp-summary, #tp-legend, .leaflet-control-layers, .leaflet-control-zoom, .tp-fit, '
+    + '.leaflet-control-scale, .leaflet-control-attribution'))
+  .map(e => { const r = e.getBoundingClientRect();
+    return {name: e.id || e.className, left: r.left, top: r.top, right: r.right, bottom: r.bottom}; })
+  .filter(r => r.right > r.left && r.bottom > r.top)"""
+#: The map's background where nothing is drawn (CSS of the page).
+BACKGROUND = (0xF2, 0xF1, 0xEC)
+
+
+def _study_area(demo_run: Path) -> list[list[float]]:
+    """The areas' bounds in degrees, from the coverage layer on disk (not from the page)."""
+    west, south, east, north = (
+        gpd.read_file(demo_run / "coverage.gpkg", layer="areas").to_crs("EPSG:4326").total_bounds
+    )
+    return [[float(south), float(west)], [float(north), float(east)]]
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]  # fmt: skip
+
+
+def _assert_clear(page, box: dict, width: int, height: int) -> list[dict]:
+    """The study area's box lies inside the window and under no panel; returns the panels."""
+    assert 0 <= box["left"] < box["right"] <= width, box
+    assert 0 <= box["top"] < box["bottom"] <= height, box
+    panels = page.evaluate(PANEL_BOXES_JS)
+    names = " ".join(p["name"] for p in panels)
+    for needed in ("tp-summary", "tp-legend", "tp-layers", "leaflet-control-zoom"):
+        assert needed in names, names
+    covered = [p for p in panels if _overlap(box, p)]
+    assert covered == [], (box, covered)
+    return panels
+
+
+def _closed(page, name: str) -> bool:
+    return "tp-closed" in (page.locator(f"#tp-{name}").get_attribute("class") or "").split()
+
+
+def _shot(page, tmp_path: Path, name: str) -> Path:
+    """A screenshot, also copied to $TELCOPLAN_SCREENSHOTS when set (to look at)."""
+    import os
+    import shutil
+
+    path = tmp_path / name
+    page.screenshot(path=str(path))
+    if os.environ.get("TELCOPLAN_SCREENSHOTS"):
+        target = Path(os.environ["TELCOPLAN_SCREENSHOTS"])
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target / name)
+    return path
+
+
+def test_demo_map_at_1400x900_shows_the_whole_study_area_clear_of_panels(
+    open_map, demo_run: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rec = open_map(demo_run / "map.html", width=1400, height=900)
+    page = rec.page
+    # a small window: legend and layer list start closed, their titles stay
+    assert _closed(page, "legend")
+    assert _closed(page, "layers")
+    assert page.locator("#tp-legend .tp-toggle").inner_text() == "Legend"
+    assert page.locator("#tp-layers .tp-toggle").inner_text() == "Layers"
+    box = page.evaluate(SCREEN_BOX_JS, _study_area(demo_run))
+    _assert_clear(page, box, 1400, 900)
+    # the study area fills the free part of the window: at least half its width or height
+    assert box["right"] - box["left"] > 700 or box["bottom"] - box["top"] > 450
+    shot = _shot(page, tmp_path, "demo-map-1400x900.png")
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    assert pixels.shape == (900, 1400, 3)
+    inside = pixels[int(box["top"]) : int(box["bottom"]), int(box["left"]) : int(box["right"])]
+    drawn = np.abs(inside.astype(int) - BACKGROUND).sum(axis=2) > 30
+    assert drawn.mean() > 0.4  # the city is drawn there, not the empty background
+    # the legend opens and closes by its title; open, it shows the classes
+    page.locator("#tp-legend .tp-toggle").click()
+    assert not _closed(page, "legend")
+    assert "Areas: population covered (any operator)" in page.locator("#tp-legend").inner_text()
+    legend = page.locator("#tp-legend").bounding_box()
+    summary = page.locator("#tp-summary").bounding_box()
+    assert legend["y"] >= summary["y"] + summary["height"]  # it scrolls, under the summary
+    page.locator("#tp-legend .tp-toggle").click()
+    assert _closed(page, "legend")
+    # the layer list says plainly that the basemap is off (offline)
+    page.locator("#tp-layers .tp-toggle").click()
+    note = page.locator("#tp-layers .tp-basemap")
+    assert note.is_visible()
+    assert note.inner_text() == "Basemap: off. This map is offline: it draws no background tiles."
+    page.locator("#tp-layers .tp-toggle").click()
+    # after zooming in, the fit button brings the whole study area back, clear of the panels
+    page.evaluate("() => window.telcoplan.map.setView(window.telcoplan.map.getCenter(), 15)")
+    page.locator(".tp-fit a").click()
+    _assert_clear(page, page.evaluate(SCREEN_BOX_JS, _study_area(demo_run)), 1400, 900)
+    assert rec.problems() == []
+    assert rec.blocked == []
+
+
+def test_demo_map_on_a_large_window_keeps_the_panels_open_beside_the_area(
+    open_map, demo_run: Path, tmp_path: Path
+) -> None:
+    rec = open_map(demo_run / "map.html", width=1920, height=1080)
+    page = rec.page
+    assert not _closed(page, "legend")
+    assert not _closed(page, "layers")
+    _assert_clear(page, page.evaluate(SCREEN_BOX_JS, _study_area(demo_run)), 1920, 1080)
+    _shot(page, tmp_path, "demo-map-1920x1080.png")
+    assert rec.problems() == []
+
+
+def _unserved_rows(page) -> list[dict[str, str]]:
+    return page.evaluate(
+        """() => { const t = document.querySelector('table.unserved-pois');
+        if (!t) return [];
+        const head = Array.from(t.querySelectorAll('thead th')).map(c => c.innerText.trim());
+        return Array.from(t.querySelectorAll('tbody tr')).map(r => Object.fromEntries(
+          Array.from(r.cells).map((c, i) => [head[i], c.innerText.trim()]))); }"""
+    )
+
+
+def _check_like_with_like(rows: list[dict[str, str]]) -> int:
+    """Each row's best level and requirement are in one metric, the margin their difference;
+    returns the number of rows with a signal."""
+    import re
+
+    with_signal = 0
+    for row in rows:
+        level = re.fullmatch(r"(-?[\d,.]+) dBm (RxLev|RSCP|RSRP|SS-RSRP)", row["Best level"])
+        if level is None:
+            assert row["Best level"] == "—"
+            assert row["Serving operator (technology)"] == "no signal"
+            continue
+        with_signal += 1
+        need = re.fullmatch(r"(-?[\d,.]+) dBm (\S+)", row["Required (same metric)"])
+        assert need.group(2) == level.group(2), row
+        margin = float(row["Margin (best − required)"].removesuffix(" dB"))
+        assert margin == pytest.approx(float(level.group(1)) - float(need.group(1)), abs=0.051)
+        assert margin < 0  # unserved
+        tech = re.search(r"\((\dG)\)$", row["Serving operator (technology)"]).group(1)
+        assert {"2G": "RxLev", "3G": "RSCP", "4G": "RSRP", "5G": "SS-RSRP"}[tech] == level.group(2)
+    return with_signal
+
+
+def test_unserved_pois_read_in_one_metric_in_chromium(browser, demo_run: Path, tmp_path) -> None:
+    from telcoplan.report.html import render_report
+    from tests.report.conftest import build_summary
+    from tests.report.test_glance import _pois
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto((demo_run / "report.html").resolve().as_uri())
+        rows = _unserved_rows(page)
+        pois = gpd.read_file(demo_run / "gaps.gpkg", layer="pois")
+        assert len(rows) == int((~pois["served"]).sum()) > 0
+        assert _check_like_with_like(rows) > 0
+        # a 4G POI whose total power (-78.9 dBm) is above its requirement (-90 dBm) reads as
+        # what it is: RSRP -109.7 dBm, 19.7 dB short
+        hand = tmp_path / "report.html"
+        hand.write_text(render_report(build_summary(), pois=_pois()), encoding="utf-8")
+        page.goto(hand.resolve().as_uri())
+        rows = _unserved_rows(page)
+        assert _check_like_with_like(rows) == 2
+        p2 = next(r for r in rows if r["POI"] == "P-2")
+        assert (p2["Best level"], p2["Required (same metric)"], p2["Margin (best − required)"]) == ("-109.7 dBm RSRP", "-90.0 dBm RSRP", "-19.7 dB")  # fmt: skip
+        assert p2["Total received power"] == "-78.9 dBm"
+        # the table fits the page: no cell of it spills past the body's width
+        spill = page.evaluate(
+            "() => document.querySelector('table.unserved-pois').getBoundingClientRect().right"
+            " <= document.documentElement.clientWidth"
+        )
+        assert spill
+    finally:
+        context.close()

@@ -61,7 +61,7 @@ def test_popup_and_tooltip_values_are_escaped(page: str) -> None:
 
 
 def test_legend_and_layer_names_are_escaped(page: str) -> None:
-    start = page.index('<div class="tp-box tp-legend">')
+    start = page.index('<div class="tp-box tp-legend tp-panel"')
     legend_html = page[start : page.index("<script", start)]
     assert f"{esc(ODD_OP)}</div>" in legend_html  # the towers swatch
     assert f"covered by {esc(ODD_OP)}</div>" in legend_html

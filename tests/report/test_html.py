@@ -111,7 +111,7 @@ def test_full_report_has_every_section_and_formatted_numbers(summary):
     assert "Urban" in cov
     assert "Rural" in cov
     gaps = page.text("gaps")
-    assert "3 coverage gaps" in gaps
+    assert "3 ranked coverage gaps" in gaps
     assert "1,234 persons" in gaps
     assert "12.5 km²" in gaps
     assert "1,500 m" in gaps
@@ -125,7 +125,7 @@ def test_full_report_has_every_section_and_formatted_numbers(summary):
     assert "40.1 km" in bb
     assert "USD 3,000,000" in bb
     assert "USD 2,100,000" in bb
-    assert "USD 900,000 (30.0 %)" in bb
+    assert "USD 900,000 (30.0 % of the separate-build cost)" in bb
     assert "USD 1,050,000" in bb
     assert "USD 650,000" in bb
     assert "Ring protection" in bb
@@ -151,7 +151,8 @@ def test_area_table_from_layer_with_percentages_and_types(summary):
     assert "90.0 %" in text
     assert "Total" in text
     assert "1,134,310" in text
-    assert "9,461 /km²" in text  # Hải Châu: 201,522 persons / 21.3 km²
+    assert "Density (persons/km²)" in text
+    assert "9,461" in text  # Hải Châu: 201,522 persons / 21.3 km²
 
 
 def test_area_table_falls_back_to_summary(summary):
@@ -334,7 +335,7 @@ def test_every_input_text_is_escaped():
         "html", "head", "meta", "title", "style", "body", "header", "h1", "p", "strong",
         "nav", "ul", "li", "a", "section", "h2", "h3", "h4", "div", "table", "thead", "tbody",
         "tr", "th", "td", "svg", "rect", "text", "em", "code", "details", "summary", "pre",
-        "footer",
+        "footer", "span", "small",
     }  # fmt: skip
 
 

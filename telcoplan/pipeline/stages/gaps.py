@@ -1,4 +1,12 @@
-"""The gaps stage: :data:`~telcoplan.outputs.GAPS` with layers ``gaps`` (ranked), ``single_operator`` and ``pois``."""
+"""The gaps stage: :data:`~telcoplan.outputs.GAPS` with layers ``gaps`` (ranked), ``single_operator`` and ``pois``.
+
+Besides the ranked gaps, the stage accounts for every person no operator covers
+(``summary["gaps"]["not_covered"]``): not covered = in the ranked gaps + scattered, where the
+scattered persons live in uncovered pockets smaller than ``min_population`` or in cells sparser
+than ``min_density_per_km2``, so the report's totals reconcile. The POI layer gets each POI's
+best level in its serving technology's own metric (RSRP for 4G, …) beside its requirement in
+the same metric, and the margin between them.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +26,14 @@ from telcoplan.pipeline.stages.coverage import mark_synthetic
 if TYPE_CHECKING:
     from telcoplan.pipeline.inputs import PlanInputs
 
-__all__ = ["DEFAULTS", "GapsParams", "parse", "run"]
+__all__ = ["DEFAULTS", "METRIC_NAMES", "GapsParams", "parse", "run"]
 
 log = logging.getLogger(__name__)
 
 #: Parameters of the gaps stage with their defaults.
 DEFAULTS: dict[str, Any] = {"min_population": 10.0, "min_density_per_km2": 10.0}
+#: The metric each technology's level is stated in (see :mod:`telcoplan.coverage.thresholds`).
+METRIC_NAMES: dict[str, str] = {"2G": "RxLev", "3G": "RSCP", "4G": "RSRP", "5G": "SS-RSRP"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,12 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> GapsPar
     if not is_number(v) or v < 0:
         errs.append(
             f"stages.gaps.min_population must be a non-negative number of persons, got {v!r}"
+        )
+    d = params["min_density_per_km2"]
+    if not is_number(d) or d < 0:
+        errs.append(
+            f"stages.gaps.min_density_per_km2 must be a non-negative number of persons per km², "
+            f"got {d!r}"
         )
     if errs:
         raise ParameterError("gaps", errs)
@@ -86,9 +102,10 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         "single_operator": {
             r["operator"]: round(float(r["population"]), 1) for _, r in single.iterrows()
         },
+        "not_covered": _not_covered(cov, inputs.population, gaps, params),
     }
     if "pois" in inputs.vectors:
-        service = poi_service(cov, inputs.vectors["pois"], towers)
+        service = _poi_levels(cov, poi_service(cov, inputs.vectors["pois"], towers), towers)
         layers["pois"] = service
         summary["pois"] = {
             "count": len(service),
@@ -100,3 +117,114 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
     )
     log.info("gaps: %d gaps with %.0f persons", summary["count"], summary["population"])
     return StageResult(summary)
+
+
+def _not_covered(cov, population: np.ndarray, gaps, params: GapsParams) -> dict[str, Any]:
+    """Every person no operator covers, split as the report states it: in the ranked gaps,
+    and scattered — in uncovered pockets under ``min_population`` persons, or in cells
+    sparser than ``min_density_per_km2`` (the two rules of :func:`find_gaps`).
+
+    Persons are those of the plan's population grid (the same the areas' figures sum).
+    """
+    from telcoplan.gis.polygonize import label_regions
+
+    grid = cov.grid
+    pop = np.where(np.isfinite(population), population, 0.0)
+    uncovered = ~cov.covered_any & (pop > 0)
+    min_cell = max(float(params.min_density_per_km2) * grid.cell_area_m2 / 1e6, 0.0)
+    sparse = uncovered & (pop < min_cell)
+    dense = uncovered & ~sparse
+    labels, n = label_regions(dense, diagonal=True)
+    persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
+    small = persons < float(params.min_population)
+    km2 = grid.cell_area_m2 / 1e6
+    return {
+        "population": round(float(pop[uncovered].sum()), 1),
+        "in_gaps": {
+            "count": len(gaps),
+            "population": round(float(gaps["population"].sum()), 1),
+        },
+        "small_pockets": {
+            "count": int(small.sum()),
+            "population": round(float(persons[small].sum()), 1),
+            "below_persons": float(params.min_population),
+        },
+        "sparse_cells": {
+            "count": int(sparse.sum()),
+            "population": round(float(pop[sparse].sum()), 1),
+            "area_km2": round(float(sparse.sum()) * km2, 3),
+            "below_persons_per_km2": float(params.min_density_per_km2),
+        },
+    }
+
+
+def _poi_levels(cov, service, towers):
+    """``service`` (from :func:`telcoplan.coverage.gaps.poi_service`) with each POI's level in
+    the metric its requirement is stated in.
+
+    Per operator, the serving tower's level is the total received power plus the offset of the
+    tower's technology (:data:`~telcoplan.coverage.thresholds.METRIC_OFFSET_DB`: RSRP for 4G,
+    RSCP for 3G, …), and the requirement is the POI's ``required_dbm`` in that metric, or,
+    without one, the technology's coverage threshold (indoor margin included). The operator
+    with the largest margin (level − requirement, dB) is reported: a POI is served exactly when
+    that margin is ≥ 0.
+
+    Added columns: ``level_operator``, ``level_technology`` (2G…5G), ``level_metric`` (RxLev,
+    RSCP, RSRP, SS-RSRP), ``level_dbm``, ``required_level_dbm`` (both in that metric, dBm) and
+    ``margin_db`` (negative: short by); NaN / empty without any signal.
+    """
+    import pandas as pd
+
+    from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
+
+    out = service.copy()
+    grid = cov.grid
+    xy = out.geometry
+    r, c = grid.rowcol(xy.x.to_numpy(), xy.y.to_numpy())
+    inside = grid.contains_rowcol(r, c)
+    rr, cc = np.where(inside, r, 0), np.where(inside, c, 0)
+    tech_of = pd.Series(towers["technology"].astype(str).str.upper().to_numpy(), index=towers.index)
+    site_tech = tech_of.reindex(cov.site_ids).fillna("").to_numpy(dtype=object)
+    required = (
+        pd.to_numeric(out["required_dbm"], errors="coerce").to_numpy(dtype=float)
+        if "required_dbm" in out.columns
+        else np.full(len(out), np.nan)
+    )
+    n_ops, n = len(cov.operators), len(out)
+    level = np.full((n_ops, n), np.nan)
+    need = np.full((n_ops, n), np.nan)
+    margin = np.full((n_ops, n), np.nan)
+    techs = np.full((n_ops, n), "", dtype=object)
+    for i in range(n_ops):
+        srv = cov.server[i][rr, cc]
+        power = cov.power_dbm[i][rr, cc].astype(float)
+        ok = inside & (srv >= 0) & np.isfinite(power)
+        t = np.where(ok, site_tech[np.maximum(srv, 0)] if len(site_tech) else "", "")
+        ok &= np.isin(t, list(METRIC_OFFSET_DB))
+        offset = np.array([METRIC_OFFSET_DB.get(str(x), np.nan) for x in t], dtype=float)
+        threshold = np.array(
+            [
+                cov.thresholds.metric_threshold(str(x)) if x in METRIC_OFFSET_DB else np.nan
+                for x in t
+            ],
+            dtype=float,
+        )
+        level[i] = np.where(ok, power + offset, np.nan)
+        need[i] = np.where(ok, np.where(np.isfinite(required), required, threshold), np.nan)
+        # without a stated requirement the coverage margin itself (what `covered` is made of)
+        cov_margin = cov.margin_db[i][rr, cc].astype(float)
+        margin[i] = np.where(
+            ok, np.where(np.isfinite(required), level[i] - required, cov_margin), np.nan
+        )
+        techs[i] = t
+    has = np.isfinite(margin).any(axis=0)
+    best = np.where(has, np.argmax(np.where(np.isfinite(margin), margin, -np.inf), axis=0), -1)
+    cols = np.arange(n)
+    pick = np.maximum(best, 0)
+    out["level_operator"] = [cov.operators[b] if b >= 0 else None for b in best]
+    out["level_technology"] = [techs[b, j] if b >= 0 else None for j, b in enumerate(best)]
+    out["level_metric"] = [METRIC_NAMES.get(str(t)) if t else None for t in out["level_technology"]]
+    out["level_dbm"] = np.where(has, level[pick, cols], np.nan)
+    out["required_level_dbm"] = np.where(has, need[pick, cols], required)
+    out["margin_db"] = np.where(has, margin[pick, cols], np.nan)
+    return out

@@ -14,6 +14,7 @@ from telcoplan import outputs
 from telcoplan.errors import TelcoplanError
 from telcoplan.pipeline.checks import ParameterError, merge_defaults
 from telcoplan.pipeline.stages._base import StageResult, Staging
+from telcoplan.pipeline.stages.sites import DEFAULT_COSTS as DEFAULT_SITE_COSTS
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -25,7 +26,12 @@ __all__ = ["DEFAULTS", "ReportParams", "parse", "render", "run"]
 log = logging.getLogger(__name__)
 
 #: Parameters of the report stage with their defaults.
-DEFAULTS: dict[str, Any] = {"figure": True, "top_gaps": 20, "currency": "USD"}
+DEFAULTS: dict[str, Any] = {
+    "figure": True,
+    "top_gaps": 20,
+    "currency": "USD",
+    "population_source": None,
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class ReportParams:
     top_gaps: int = 20
     #: label of costs
     currency: str = "USD"
+    #: what the persons are (e.g. "2019 census"), stated with the population file in the report
+    population_source: str | None = None
 
 
 def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> ReportParams:
@@ -50,6 +58,12 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> ReportP
         errs.append(f"stages.report.top_gaps must be a whole number in 0…10000, got {top!r}")
     if not isinstance(params["currency"], str) or not 1 <= len(params["currency"]) <= 8:
         errs.append("stages.report.currency must be a short currency label such as USD or VND")
+    source = params["population_source"]
+    if source is not None and not (isinstance(source, str) and 0 < len(source.strip()) <= 200):
+        errs.append(
+            "stages.report.population_source must be a short text saying what the persons are "
+            f"(e.g. '2019 census'), got {source!r}"
+        )
     if errs:
         raise ParameterError("report", errs)
     return ReportParams(**params)
@@ -86,6 +100,8 @@ def render(
         overwrite=overwrite_report,
         top_gaps=params.top_gaps,
         currency=params.currency,
+        population_source=params.population_source,
+        site_costs=DEFAULT_SITE_COSTS,
     )
 
 
