@@ -54,9 +54,8 @@ _LIMIT_CLASSES = {
     1: ("#fdae61", "not covered: distance"),
     2: ("#8c510a", "not covered: terrain"),
 }
-#: Colours of proposed-site kinds the map's palette does not name (candidate kinds: existing
-#: tower, rooftop, public land, greenfield, generated …), in order of first use.
-_KIND_COLOURS = ("#00bcd4", "#ffd700", "#ff00ff", "#4daf4a", "#a65628", "#f781bf", "#999999")
+#: Spellings of the proposed-site classes the map accepts in a ``kind`` column.
+_KIND_ALIASES = ("colocated", "co_located", "colocation", "co-located", "shared", "new")
 #: More distinct values than this in a serving-site raster: one colour per operator, no labels.
 _MAX_PALETTE_ENTRIES = 5000
 _OSM_SOURCE = (
@@ -318,9 +317,7 @@ def run_styles(
         ANY_COLOUR,
         COVERAGE_CLASSES,
         GAP_COLOUR,
-        SITE_KINDS,
         coverage_class_labels,
-        site_kind,
         split_ops,
     )
     from telcoplan.maps._web import operator_colours
@@ -359,15 +356,8 @@ def run_styles(
         return categorized(column, cats, fallback=make(str(len(cats)), "#7f7f7f"))
 
     # top of the layer list first
-    present = _values(tables.get("sites"), "kind")
-    extra = iter(_KIND_COLOURS)
-    kinds = [
-        (k, k, marker_symbol(str(i), SITE_KINDS.get(site_kind(k)) or next(extra, "#ffffff"),
-                             size_mm=3.2))
-        for i, k in enumerate(present)
-    ]  # fmt: skip
-    other = marker_symbol(str(len(kinds)), "#ffffff", size_mm=3.2)
-    vector("sites", "Proposed sites", "point", categorized("kind", kinds, fallback=other))
+    if tables.get("sites") is not None:
+        vector("sites", "Proposed sites", "point", _site_rules(tables["sites"]))
     vector("review", "Site review", "point", by_operator("point", "operators", tables["review"]))
     vector("towers", "Towers", "point", by_operator("point", "operator", tables["towers"]))
     if tables.get("pois") is not None:
@@ -456,6 +446,35 @@ def run_styles(
         extent = (c, f + e * grid["height"], c + a * grid["width"], f)
     return RunStyles(tuple(items), crs, str(summary.get("plan") or "telcoplan run"), extent,
                      colours)  # fmt: skip
+
+
+def _site_rules(sites) -> str:
+    """The web map's proposed-site classes (:func:`telcoplan.maps._style.site_classes`) as
+    rules: a ``kind`` that names a class (co-located, shared, new, or an alias) is that class;
+    otherwise not a new build is co-located, a new build with 2+ tenants shared, else new;
+    other kinds (no ``new_build``) in white."""
+    from telcoplan.maps._style import SITE_KIND_LABELS, SITE_KINDS, site_kind
+
+    kind = "lower(trim(coalesce(\"kind\", '')))"
+    aliases = {c: sorted({c} | {k for k in _KIND_ALIASES if site_kind(k) == c}) for c in SITE_KINDS}
+    named = {c: f"{kind} IN ({', '.join(repr(a) for a in names)})" for c, names in aliases.items()}
+    known = " OR ".join(named.values())
+    derived: dict[str, str] = {}
+    if "new_build" in sites.columns:
+        tenants = 'coalesce(to_int("tenants"), 1)' if "tenants" in sites.columns else "1"
+        derived = {
+            "co-located": '"new_build" IS NOT NULL AND NOT "new_build"',
+            "shared": f'"new_build" AND {tenants} > 1',
+            "new": f'"new_build" AND {tenants} <= 1',
+        }
+    rules = []
+    for c, colour in SITE_KINDS.items():
+        expr = named[c] + (f" OR (NOT ({known}) AND {derived[c]})" if c in derived else "")
+        rules.append((expr, SITE_KIND_LABELS.get(c, c),
+                      marker_symbol(str(len(rules)), colour, size_mm=3.2)))  # fmt: skip
+    rest = f"NOT ({known})" + (' AND "new_build" IS NULL' if derived else "")
+    rules.append((rest, "other", marker_symbol(str(len(rules)), "#ffffff", size_mm=3.2)))
+    return rule_based(rules)
 
 
 def _backbone_rules(links, colours: dict[str, str]) -> str:

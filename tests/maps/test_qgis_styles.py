@@ -25,7 +25,7 @@ import pytest
 import rasterio
 
 from telcoplan import outputs
-from telcoplan.maps._style import COVERAGE_CLASSES
+from telcoplan.maps._style import COVERAGE_CLASSES, SITE_KIND_LABELS, site_classes
 from telcoplan.maps._web import operator_colours
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
@@ -212,10 +212,14 @@ QGIS_CHECK = textwrap.dedent(
                 rules = [QgsExpression(x.filterExpression()) for x in r.rootRule().children()]
                 ctx = QgsExpressionContext()
                 ctx.appendScopes(QgsExpressionContextUtils.globalProjectLayerScopes(layer))
-                wrong = 0
+                labels = [x.label() for x in r.rootRule().children()]
+                wrong, matched = 0, []
                 for f in layer.getFeatures():
                     ctx.setFeature(f)
-                    wrong += sum(bool(e.evaluate(ctx)) for e in rules) != 1
+                    hits = [k for k, e in enumerate(rules) if bool(e.evaluate(ctx))]
+                    wrong += len(hits) != 1
+                    matched.append(labels[hits[0]] if hits else None)
+                rec["matched"] = matched
                 rec["hidden_rules"] = sum(not x.active() for x in r.rootRule().children())
             else:  # every feature is drawn by a category or range
                 ctx = QgsRenderContext()
@@ -258,6 +262,8 @@ def _has_qgis() -> bool:
 
 
 def test_qgis_opens_the_project_headless(run: Path, tmp_path: Path) -> None:
+    if os.environ.get("TELCOPLAN_SKIP_QGIS"):
+        pytest.skip("TELCOPLAN_SKIP_QGIS is set")
     if not _has_qgis():
         if os.environ.get("CI"):
             pytest.fail("QGIS's Python bindings are missing in CI: `make qgis-deps` installs them")
@@ -294,6 +300,11 @@ def test_qgis_opens_the_project_headless(run: Path, tmp_path: Path) -> None:
                 "QgsPalettedRasterRenderer",
                 "QgsSingleBandPseudoColorRenderer",
             }, name
+    # proposed sites in the web map's classes
+    sites = pyogrio.read_dataframe(run / outputs.SITES, layer="sites", read_geometry=False)
+    expected = [SITE_KIND_LABELS.get(c, "other") for c in site_classes(sites)]
+    assert layers["Proposed sites"]["matched"] == expected
+    assert len(set(expected)) > 1
     # the backbone's separate plans are listed but unchecked, as on the web map
     assert layers["Backbone links"]["hidden_rules"] > 0
     assert got["bare_vector"] == "QgsCategorizedSymbolRenderer"  # from layer_styles
