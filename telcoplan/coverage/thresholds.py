@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "DEFAULT_THRESHOLDS_DBM",
     "INDOOR_MARGIN_DB",
+    "METRIC_NAMES",
     "METRIC_OFFSET_DB",
     "Thresholds",
 ]
@@ -40,6 +41,8 @@ METRIC_OFFSET_DB: dict[str, float] = {
     "4G": -10.0 * math.log10(12 * 100),
     "5G": -10.0 * math.log10(12 * 273),
 }
+#: The metric each technology's level and threshold are stated in.
+METRIC_NAMES: dict[str, str] = {"2G": "RxLev", "3G": "RSCP", "4G": "RSRP", "5G": "SS-RSRP"}
 DEFAULT_THRESHOLDS_DBM: dict[str, float] = {"2G": -95.0, "3G": -100.0, "4G": -105.0, "5G": -110.0}
 INDOOR_MARGIN_DB = 10.0
 

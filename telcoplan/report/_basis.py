@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from telcoplan.coverage.thresholds import METRIC_NAMES
 from telcoplan.report._format import is_missing, number
 
 __all__ = [
-    "METRIC_NAMES",
     "NotCovered",
     "metric_name",
     "not_covered",
@@ -25,9 +25,6 @@ __all__ = [
     "trench_cost_basis",
 ]
 
-#: The metric each technology's level and threshold are stated in (the offsets from total
-#: received power are :data:`telcoplan.coverage.thresholds.METRIC_OFFSET_DB`).
-METRIC_NAMES: dict[str, str] = {"2G": "RxLev", "3G": "RSCP", "4G": "RSRP", "5G": "SS-RSRP"}
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc", ".nc")
 
 

@@ -26,14 +26,13 @@ from telcoplan.pipeline.stages.coverage import mark_synthetic
 if TYPE_CHECKING:
     from telcoplan.pipeline.inputs import PlanInputs
 
-__all__ = ["DEFAULTS", "METRIC_NAMES", "GapsParams", "parse", "run"]
+__all__ = ["DEFAULTS", "GapsParams", "parse", "run"]
 
 log = logging.getLogger(__name__)
 
 #: Parameters of the gaps stage with their defaults.
 DEFAULTS: dict[str, Any] = {"min_population": 10.0, "min_density_per_km2": 10.0}
 #: The metric each technology's level is stated in (see :mod:`telcoplan.coverage.thresholds`).
-METRIC_NAMES: dict[str, str] = {"2G": "RxLev", "3G": "RSCP", "4G": "RSRP", "5G": "SS-RSRP"}
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ def _poi_levels(cov, service, towers):
     """
     import pandas as pd
 
-    from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
+    from telcoplan.coverage.thresholds import METRIC_NAMES, METRIC_OFFSET_DB
 
     out = service.copy()
     grid = cov.grid
