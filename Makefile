@@ -6,12 +6,12 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install lint format bench bench-national clean browser-deps clean-kernels
+.PHONY: demo test install lint format bench bench-national clean browser-deps postgis-deps qgis-deps clean-kernels
 
 demo: $(STAMP)
 	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps postgis-deps qgis-deps
 	$(PY) -m pytest -q
 
 install: $(STAMP)
@@ -67,6 +67,42 @@ browser-deps:
 	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "chromium is missing: install it (sudo apt-get install chromium) or set TELCOPLAN_SKIP_BROWSER=1"; \
+	  fi; }
+
+# The PostGIS tests start a throw-away cluster of their own (initdb and pg_ctl on a Unix socket
+# in a temporary folder, no service): Debian's PostgreSQL server with PostGIS is installed when
+# no PostgreSQL here has PostGIS and we are root with apt; otherwise say how.
+postgis-deps:
+	@found=""; \
+	for bin in /usr/lib/postgresql/*/bin; do \
+	  v=$$(basename "$$(dirname "$$bin")"); \
+	  if [ -x "$$bin/initdb" ] && [ -f "/usr/share/postgresql/$$v/extension/postgis.control" ] \
+	    && ls "/usr/lib/postgresql/$$v/lib/"postgis-3*.so >/dev/null 2>&1; then found=1; fi; \
+	done; \
+	if [ -z "$$found" ] && command -v pg_config >/dev/null 2>&1 \
+	  && [ -x "$$(pg_config --bindir)/initdb" ] \
+	  && [ -f "$$(pg_config --sharedir)/extension/postgis.control" ] \
+	  && ls "$$(pg_config --pkglibdir)/"postgis-3*.so >/dev/null 2>&1; then found=1; fi; \
+	[ -n "$$found" ] || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	    echo "installing Debian's PostgreSQL server and PostGIS for the PostGIS tests"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql-postgis >/dev/null; \
+	  else \
+	    echo "PostgreSQL with PostGIS is missing: install it (sudo apt-get install postgresql-postgis) or set TELCOPLAN_SKIP_POSTGIS=1"; \
+	  fi; }
+
+# One test opens a run's project.qgs in QGIS itself, headless, through Debian's QGIS Python
+# bindings for the system python3 (~2 min to install: about 280 packages). Installed when missing
+# and we are root with apt; otherwise say how.
+qgis-deps:
+	@/usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 || { \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
+	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
+	    echo "installing Debian's QGIS Python bindings for the QGIS test"; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-qgis qgis-providers >/dev/null; \
+	  else \
+	    echo "QGIS's Python bindings are missing: install them (sudo apt-get install python3-qgis qgis-providers) or set TELCOPLAN_SKIP_QGIS=1"; \
 	  fi; }
 
 clean:

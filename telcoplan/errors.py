@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "CRSError",
+    "DatabaseError",
     "InputFileError",
     "LayerValidationError",
     "OutputExistsError",
@@ -79,6 +80,11 @@ class LayerValidationError(TelcoplanError, ValueError):
 
 class InputFileError(TelcoplanError, OSError):
     """An input file is missing, unreadable or in an unsupported format."""
+
+
+class DatabaseError(TelcoplanError, OSError):
+    """A database (PostGIS) cannot be reached, read or written; the message never holds a
+    password."""
 
 
 class CRSError(TelcoplanError, ValueError):

@@ -28,22 +28,38 @@ Files of a run (each optional except ``summary.json``):
                            (``<name>.qml``) beside it, every GeoPackage layer its default
                            style in the file's ``layer_styles`` table
 =========================  ================================================================
+
+Hidden entries of the folder (never listed in a summary, never outputs):
+
+=========================  ================================================================
+``.staging-*``             a run's working folder (:data:`STAGING`): its stages write there and
+                           its outputs move into place from there; removed at the end of the
+                           run, or by a later run when its process was killed
+``.telcoplan-cache/``      results of earlier runs' stages (:data:`CACHE`), reused by
+                           ``telcoplan run`` when a stage's inputs and parameters are unchanged
+=========================  ================================================================
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
 import math
 import os
+import pickle
+import platform
 import re
+import threading
+import time
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from telcoplan.errors import InputFileError
+from telcoplan.errors import InputFileError, OutputExistsError
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -52,6 +68,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKBONE",
+    "CACHE",
     "COVERAGE",
     "COVERAGE_KEYS",
     "COVERAGE_LIMIT",
@@ -66,14 +83,23 @@ __all__ = [
     "REVIEW",
     "REVIEW_TABLE",
     "SITES",
+    "STAGING",
     "SUMMARY",
+    "BrokenEntryError",
+    "CacheEntry",
+    "FileHashes",
+    "ResultCache",
+    "code_fingerprint",
     "derived",
     "file_sha256",
+    "per_operator_rasters",
     "previous_outputs",
+    "publish",
     "read_layer",
     "read_signal",
     "read_summary",
     "read_table",
+    "remove_abandoned_runs",
     "server_file",
     "signal_file",
     "slug",
@@ -97,6 +123,10 @@ PROJECT = "project.qgs"
 #: the same table as CSV. Not part of a run (never listed in its summary).
 REVIEW = "site_review.gpkg"
 REVIEW_TABLE = "site_review.csv"
+#: Prefix of a run's staging folder in the output folder (hidden; see the module's docstring).
+STAGING = ".staging-"
+#: The output folder's cache of stage results (hidden; see the module's docstring).
+CACHE = ".telcoplan-cache"
 
 #: Vector outputs by name: (file, GeoPackage layer, id column that becomes the index).
 LAYERS: dict[str, tuple[str, str, str | None]] = {
@@ -282,16 +312,379 @@ def read_table(out_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
         raise InputFileError(f"{path}: cannot read layer {layer!r}: {exc}") from None
 
 
+def per_operator_rasters(out_dir: str | os.PathLike, kind: str) -> list[tuple[Path, str]]:
+    """The run's ``signal`` or ``server`` rasters (``signal_<op>[-<tech>].tif``,
+    ``server_<op>.tif``), sorted, each with the part of its name after the prefix."""
+    if kind not in {"signal", "server"}:
+        raise ValueError(f"kind must be 'signal' or 'server', got {kind!r}")
+    return [
+        (path, path.stem.removeprefix(f"{kind}_"))
+        for path in sorted(Path(out_dir).glob(f"{kind}_*.tif"))
+    ]
+
+
 def read_signal(out_dir: str | os.PathLike) -> dict[str, tuple[np.ndarray, Any]]:
     """Operator → (received power in dBm, raster info) from the run's ``signal_<operator>.tif``
     (per-technology rasters are left out), sorted by operator."""
     from telcoplan.gis.raster import read_raster
 
     signal: dict[str, tuple[np.ndarray, Any]] = {}
-    for path in sorted(Path(out_dir).glob("signal_*.tif")):
+    for path, name in per_operator_rasters(out_dir, "signal"):
         values, info, tags = read_raster(path)
         if tags.get("technology"):
             continue
-        operator = tags.get("operator") or path.stem.removeprefix("signal_")
+        operator = tags.get("operator") or name
         signal[operator] = (values, info)
     return dict(sorted(signal.items()))
+
+
+# --------------------------------------------------------------------------- publishing
+def publish(staging: Path, out: Path, names: list[str], *, overwrite: bool) -> None:
+    """Move a run's outputs ``names`` from its ``staging`` folder into ``out``, all together or
+    not at all (:func:`telcoplan.gis.atomic.publish_files`), with ``out``'s lock held.
+
+    First what killed runs left is cleaned up (:func:`remove_abandoned_runs`). The previous
+    run's outputs this run does not write go too. Without ``overwrite``, an output already
+    there is an error; a folder where an output goes always is (nothing moves then).
+    """
+    from telcoplan.gis.atomic import publish_files
+
+    _remove_abandoned(out)
+    clash = [n for n in names if (out / n).exists()]
+    if clash and not overwrite:
+        raise OutputExistsError(
+            f"{out / clash[0]} already exists; pass --overwrite to replace the outputs in {out}"
+        )
+    for name in names:
+        if (out / name).is_dir():
+            raise OutputExistsError(
+                f"{out / name} is a folder; the run writes a file {name} there: move the "
+                "folder away (nothing was written)"
+            )
+    stale = sorted(previous_outputs(out) - set(names))
+    log.debug("publishing %d outputs into %s", len(names), out)
+    try:
+        publish_files(staging, out, names, stale)
+    except OSError as exc:
+        raise OutputExistsError(
+            f"cannot write the outputs into {out} ({exc.strerror or exc}); nothing was "
+            "changed there"
+        ) from None
+    removed = [n for n in stale if (staging / f".previous-{n}").exists()]
+    if removed:
+        log.info("removed %d outputs of the previous run that this run did not write", len(removed))
+
+
+def remove_abandoned_runs(out_dir: str | os.PathLike) -> list[Path]:
+    """Clean up after the runs into ``out_dir`` that were killed: undo the publishing one of
+    them had half done (its previous outputs come back byte for byte) and remove their staging
+    folders (:data:`STAGING`); returns those removed.
+
+    Only staging folders whose run has ended are touched (their owner file is not locked:
+    :func:`telcoplan.gis.atomic.remove_abandoned`); a run going on in the same folder keeps its
+    own. Every run does this first; it is safe at any time.
+    """
+    from telcoplan.gis.atomic import folder_lock
+
+    out = Path(out_dir)
+    if not out.is_dir():
+        return []
+    with folder_lock(out):
+        return _remove_abandoned(out)
+
+
+def _remove_abandoned(out: Path) -> list[Path]:
+    """:func:`remove_abandoned_runs` with the folder's lock held."""
+    from telcoplan.gis.atomic import remove_abandoned, undo_publish
+
+    def undo(folder: Path) -> None:
+        if undo_publish(folder, out):
+            log.warning(
+                "%s: a run died while moving its outputs into place; the previous outputs are back",
+                out,
+            )
+
+    removed = remove_abandoned(out, STAGING, before=undo)
+    if removed:
+        n = len(removed)
+        log.info(
+            "removed %d staging folder%s left in %s by runs that did not finish",
+            n,
+            "s" if n > 1 else "",
+            out,
+        )
+    return removed
+
+
+# -------------------------------------------------------------------------------- cache
+#: Version of the cache's layout: a change leaves every kept result unused.
+CACHE_FORMAT = 1
+#: A cache entry's name: what it keeps (a stage, ``inputs``, ``styles``), a dash, its key.
+_ENTRY = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{64}")
+_MANIFEST = "manifest.json"
+
+
+class BrokenEntryError(Exception):
+    """A cache entry whose files are not what its manifest says (changed since)."""
+
+
+class CacheEntry:
+    """One kept result (see :class:`ResultCache`)."""
+
+    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
+        self.path, self.manifest = path, manifest
+
+    @property
+    def has_value(self) -> bool:
+        return self.manifest["value"] is not None
+
+    @property
+    def value_path(self) -> Path:
+        return self.path / "value.pickle"
+
+    def restore(self, folder: Path) -> list[str]:
+        """Link the entry's files into a new ``folder`` and check them against their SHA-256
+        (:class:`BrokenEntryError` when one changed); the names at its top."""
+        from telcoplan.gis.atomic import link_tree
+
+        files: dict[str, str] = self.manifest["files"]
+        tops = sorted({rel.split("/")[0] for rel in files})
+        folder.mkdir()
+        for top in tops:
+            link_tree(self.path / "files" / top, folder / top)
+        found = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()}
+        if found != set(files):
+            raise BrokenEntryError(f"{self.path.name} holds other files than its manifest lists")
+        for rel, sha in files.items():
+            if file_sha256(folder / rel) != sha:
+                raise BrokenEntryError(f"{rel} changed since it was kept")
+        return tops
+
+    def summary(self) -> Any:
+        """What the entry keeps besides files (a stage's part of the summary)."""
+        data = (self.path / "summary.pickle").read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.manifest["summary"]:
+            raise BrokenEntryError("its summary changed since it was kept")
+        try:
+            return pickle.loads(data)
+        except Exception as exc:  # any unpickling failure: an unusable entry
+            raise BrokenEntryError(f"its summary cannot be read ({exc})") from None
+
+    def load_value(self, path: Path) -> Any:
+        """The kept in-memory result, from ``path`` (a link to the entry's :attr:`value_path`)."""
+        if file_sha256(path) != self.manifest["value"]:
+            raise BrokenEntryError("its result changed since it was kept")
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+
+
+class ResultCache:
+    """Results kept in an output folder (:data:`CACHE`) for the runs after.
+
+    One folder per result, ``<what>-<key>``: ``manifest.json`` (what, the key, each file with
+    its SHA-256), ``files/`` (the files, hard links of the outputs where the file system
+    allows), ``summary.pickle`` and ``value.pickle`` (an in-memory result, if any). An entry
+    is built in the run's staging folder and renamed into place complete; entries are never
+    changed, only replaced or removed. Entries are read as pickles: the cache belongs to
+    whoever may write into the output folder.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.used: set[str] = set()
+        self._lock = threading.Lock()
+
+    def get(self, what: str, key: str) -> CacheEntry | None:
+        """The entry of ``what`` under ``key``; None when there is none (or not a usable one)."""
+        path = self.folder / f"{what}-{key}"
+        try:
+            manifest = json.loads((path / _MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not (
+            isinstance(manifest, dict)
+            and manifest.get("format") == CACHE_FORMAT
+            and manifest.get("what") == what
+            and manifest.get("key") == key
+            and isinstance(manifest.get("files"), dict)
+            and isinstance(manifest.get("summary"), str)
+            and (manifest.get("value") is None or isinstance(manifest.get("value"), str))
+        ):
+            log.debug("%s: not a cache entry of this telcoplan; ignored", path)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)  # in use: not removed by a run that started before (prune)
+        self._use(path.name)
+        return CacheEntry(path, manifest)
+
+    def put(
+        self,
+        what: str,
+        key: str,
+        folder: Path | None,
+        files: Sequence[str],
+        summary: Any,
+        value: Any,
+        work: Path,
+    ) -> None:
+        """Keep ``files`` of ``folder``, ``summary`` and ``value`` under ``key``: built in
+        ``work`` (the run's staging folder), then renamed into place. What cannot be kept (not
+        picklable, disk full) is logged and the run goes on."""
+        from telcoplan.gis.atomic import link_tree, remove_tree
+
+        tmp = work / f".entry-{what}"
+        try:
+            (tmp / "files").mkdir(parents=True)
+            for n in files:
+                link_tree(folder / n, tmp / "files" / n)
+            digests = {
+                p.relative_to(tmp / "files").as_posix(): file_sha256(p)
+                for p in sorted((tmp / "files").rglob("*"))
+                if not p.is_dir()
+            }
+            manifest = {
+                "format": CACHE_FORMAT,
+                "what": what,
+                "key": key,
+                "files": digests,
+                "summary": _write_pickle(tmp / "summary.pickle", summary),
+                "value": None if value is None else _write_pickle(tmp / "value.pickle", value),
+            }
+            (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+            self._install(tmp, self.folder / f"{what}-{key}", work)
+        except _UnpicklableError as exc:
+            log.debug("%s: result not kept for re-runs (%s)", what, exc)
+        except OSError as exc:
+            log.warning("%s: result not kept for re-runs (%s)", what, exc.strerror or exc)
+        finally:
+            remove_tree(tmp)
+
+    def prune(self, started: float, work: Path) -> None:
+        """Remove the entries this run did not use, unless another run may be using them (made
+        or used since ``started``, this run's start); moved into ``work`` (removed with it)."""
+        try:
+            children = list(self.folder.iterdir())
+        except OSError:
+            return
+        for child in children:
+            if child.name in self.used or not _ENTRY.fullmatch(child.name):
+                continue
+            with contextlib.suppress(OSError):
+                if not child.is_symlink() and child.lstat().st_mtime < started:
+                    os.rename(child, work / f".old-{child.name}")
+
+    def _install(self, tmp: Path, dest: Path, work: Path) -> None:
+        """Rename the complete entry ``tmp`` to ``dest``, in place of any entry there (one of
+        --force, a broken one, or another run's of the same key)."""
+        self.folder.mkdir(exist_ok=True)
+        for _ in range(3):
+            try:
+                os.rename(tmp, dest)
+            except OSError:
+                if not dest.exists():
+                    raise
+                with contextlib.suppress(OSError):
+                    os.rename(dest, work / f".old-{dest.name}-{time.monotonic_ns()}")
+                continue
+            self._use(dest.name)
+            return
+
+    def _use(self, name: str) -> None:
+        with self._lock:
+            self.used.add(name)
+
+
+class _UnpicklableError(Exception):
+    """A result that cannot be kept: it cannot be pickled."""
+
+
+def _write_pickle(path: Path, obj: Any) -> str:
+    """Pickle ``obj`` into ``path``; its SHA-256."""
+    try:
+        with open(path, "wb") as fh:
+            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError:
+        raise
+    except Exception as exc:  # any pickling failure
+        raise _UnpicklableError(f"{type(obj).__name__} cannot be pickled: {exc}") from None
+    return file_sha256(path)
+
+
+class FileHashes:
+    """SHA-256 of files, each read once (a run's inputs)."""
+
+    def __init__(self) -> None:
+        self._sha: dict[Path, str] = {}
+        self._lock = threading.Lock()
+
+    def sha(self, path: str | os.PathLike) -> str:
+        path = Path(path).resolve()
+        with self._lock:
+            known = self._sha.get(path)
+        if known is None:
+            known = file_sha256(path)
+            with self._lock:
+                self._sha[path] = known
+        return known
+
+    def files(self, path: str | os.PathLike) -> dict[str, str]:
+        """The SHA-256 of what reading ``path`` may read, by name: the file and its side-car
+        files (those named like it: ``towers.dbf`` beside ``towers.shp``,
+        ``population.tif.aux.xml``), every file of a folder, and the files a GDAL VRT names."""
+        path = Path(path)
+        if path.is_dir():
+            return {
+                p.relative_to(path).as_posix(): self.sha(p)
+                for p in sorted(path.rglob("*"))
+                if p.is_file()
+            }
+        found = {path.name: self.sha(path)}
+        stem = path.name.split(".")[0] + "."
+        for p in sorted(path.parent.iterdir()):
+            if p.name.startswith(stem) and p.is_file():
+                found[p.name] = self.sha(p)
+        if path.suffix.lower() == ".vrt":
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for attrs, name in re.findall(r"<SourceFilename([^>]*)>([^<]+)</SourceFilename>", text):
+                ref = path.parent / name if 'relativeToVRT="1"' in attrs else Path(name)
+                if ref.is_file():
+                    found[f"{name} (in {path.name})"] = self.sha(ref)
+        return found
+
+
+@functools.cache
+def code_fingerprint() -> dict[str, Any]:
+    """What telcoplan's results depend on besides inputs and parameters: its sources (every
+    file of the package, by SHA-256), its version, and those of Python and of its
+    dependencies. Read once per process."""
+    from importlib import metadata
+
+    from telcoplan import __version__
+
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if "__pycache__" in path.parts or path.suffix in (".pyc", ".pyo") or not path.is_file():
+            continue
+        h.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    packages: dict[str, str | None] = {}
+    try:
+        requirements = metadata.requires("telcoplan") or []
+    except metadata.PackageNotFoundError:
+        requirements = []
+    for req in requirements:
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", req)
+        if match is None or 'extra == "test"' in req or 'extra == "bench"' in req:
+            continue
+        try:
+            packages[match.group(0).lower()] = metadata.version(match.group(0))
+        except metadata.PackageNotFoundError:
+            packages[match.group(0).lower()] = None
+    return {
+        "telcoplan": __version__,
+        "sources": h.hexdigest(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "packages": dict(sorted(packages.items())),
+    }

@@ -111,3 +111,34 @@ def gdal_tool_or_skip(name: str) -> str:
     if exe is None:
         pytest.skip(f"{name} is absent (apt-get install gdal-bin)")
     return exe
+
+
+@pytest.fixture(scope="session")
+def postgis(tmp_path_factory):
+    """A throw-away PostgreSQL + PostGIS cluster on a Unix socket, for the whole session
+    (:mod:`tests.gis.postgis_cluster`): ``.url`` (role planner, whose password the server
+    requires), ``.admin_url`` (superuser, no password), ``.password``, ``.execute(sql)``,
+    ``.load_table(name, gdf)``.
+
+    Skipped with TELCOPLAN_SKIP_POSTGIS=1; without PostgreSQL and PostGIS (``make
+    postgis-deps`` installs them) the tests skip, but fail when CI is set."""
+    import contextlib
+    import os
+
+    from tests.gis.postgis_cluster import UnavailableError, running_cluster
+
+    if os.environ.get("TELCOPLAN_SKIP_POSTGIS") == "1":
+        pytest.skip("TELCOPLAN_SKIP_POSTGIS=1")
+    with contextlib.ExitStack() as stack:
+        try:
+            cluster = stack.enter_context(running_cluster(tmp_path_factory.mktemp("postgis")))
+        except UnavailableError as exc:
+            if os.environ.get("CI"):
+                pytest.fail(
+                    f"the PostGIS tests must run in CI but {exc}; run `make postgis-deps` (as "
+                    "root with apt: Debian's postgresql and postgresql-postgis), or set "
+                    "TELCOPLAN_SKIP_POSTGIS=1 to skip them deliberately",
+                    pytrace=False,
+                )
+            pytest.skip(f"{exc} (the PostGIS tests run in CI; make postgis-deps installs it)")
+        yield cluster

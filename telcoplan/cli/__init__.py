@@ -67,10 +67,32 @@ cli.params.extend(verbosity_params())
     show_default=True,
     help="Grid cell size (m).",
 )
-def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None:
-    """Build the synthetic Đà Nẵng scenario in OUT/inputs + OUT/plan.yml, then run it into OUT/outputs."""
-    from telcoplan.demo import run_demo
+@click.option(
+    "--scale",
+    type=click.Choice(["city", "national"]),
+    default="city",
+    show_default=True,
+    help="city: the synthetic Đà Nẵng, written and run. national: a synthetic Vietnam-sized "
+    "country (63 provinces, 100,000 sites, ~35 M cells), written only: its run (telcoplan run "
+    "OUT/plan.yml) takes ~10 minutes and ~5 GB of memory on 2 cores.",
+)
+def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float, scale: str) -> None:
+    """Build the synthetic Đà Nẵng scenario in OUT/inputs + OUT/plan.yml, then run it into OUT/outputs.
 
+    With --scale national: build the synthetic Vietnam-sized country instead, without running it.
+    """
+    from telcoplan.demo import run_demo, write_demo
+
+    if scale == "national":
+        plan = write_demo(
+            out_dir, seed=seed, resolution_m=resolution_m, overwrite=overwrite, scale=scale
+        )
+        click.echo(
+            f"national demo written to {out_dir} (synthetic data); run it with: "
+            f"telcoplan run {plan}",
+            err=True,
+        )
+        return
     summary = run_demo(out_dir, seed=seed, resolution_m=resolution_m, overwrite=overwrite)
     click.echo(
         f"demo written to {out_dir} (synthetic data): population_total = {summary['population_total']:,.0f}",
@@ -99,16 +121,48 @@ def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float) -> None
     "in threads when there are several cores and memory for it; same outputs. Library "
     "warnings may then show up in the wrong stage.",
 )
+@click.option(
+    "--publish",
+    metavar="postgresql://USER@HOST/DB",
+    default=None,
+    help="Also write the vector outputs as PostGIS tables (and a row of the `runs` table) in "
+    "one transaction. The password comes from PGPASSWORD or ~/.pgpass, never the URL.",
+)
+@click.option(
+    "--schema",
+    default=None,
+    help="Schema to publish into (default: telcoplan; with several plans, one per plan: "
+    "<schema>_<output folder>).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Compute every stage again instead of reusing the results of an earlier run into "
+    f"the same folder (kept in OUT/{outputs.CACHE}).",
+)
 def run(
     plans: tuple[Path, ...],
     out_dir: Path | None,
     overwrite: bool,
     no_memory_check: bool,
     concurrent: bool,
+    publish: str | None,
+    schema: str | None,
+    force: bool,
 ) -> None:
-    """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on)."""
+    """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on).
+
+    A stage whose inputs and parameters are unchanged since a run into the same folder is not
+    computed again: its results are reused (the log says which); --force computes them all.
+    A run that is killed leaves the previous outputs as they were; the next run removes what
+    it left behind.
+    """
     from telcoplan.pipeline import batch_targets, read_plan, run_plan
 
+    if publish is not None or schema is not None:  # checked before any run
+        from telcoplan.pipeline.publish import publication, publish_run
+
+        database = publication(publish, schema)
     failed: list[tuple[Path, str]] = []
     for plan_path, target in zip(plans, batch_targets(plans, out_dir), strict=True):
         try:
@@ -118,7 +172,11 @@ def run(
                 overwrite=overwrite,
                 check_memory=not no_memory_check,
                 concurrent=concurrent,
+                cache=True,
+                force=force,
             )
+            if publish is not None:
+                publish_run(target, database, batch=len(plans) > 1)
         except TelcoplanError as exc:
             if len(plans) == 1:
                 raise

@@ -13,6 +13,7 @@ import pandas as pd
 import shapely
 
 from telcoplan.errors import LayerValidationError, Problem
+from telcoplan.gis.postgis import is_database_url
 from telcoplan.gis.vector import read_vector
 from telcoplan.layers._schema import LayerSchema
 
@@ -73,8 +74,16 @@ def load_layer(
     ids: str = "file",
     reach_m: float | Callable[[gpd.GeoDataFrame], np.ndarray] | None = None,
     reach_name: str = "reach",
+    sql: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read ``path``, validate it against ``schema`` (every problem at once), coerce types.
+
+    ``path`` may also be a PostGIS database, ``postgresql://user@host/dbname`` (the password
+    from ``PGPASSWORD`` or ``~/.pgpass``, never in the URL), with ``layer`` its table
+    (``schema.table``) or ``sql`` a query (``SELECT …``), read by
+    :func:`telcoplan.gis.postgis.read_postgis`: problems then name rows by the table's primary
+    key (``gid=17``), and the layer's ``attrs["postgis"]`` records the source and a SHA-256
+    of its rows.
 
     ``columns`` maps the schema's column names to the file's (``{"site_id": "CellID"}``): the
     file's columns are renamed before anything else, so messages use the schema's names.
@@ -103,8 +112,56 @@ def load_layer(
         The file is missing or unreadable.
     telcoplan.errors.LayerValidationError
         The layer breaks its contract; the message lists every problem with row ids.
+    telcoplan.errors.DatabaseError
+        The database cannot be reached or read.
     """
-    gdf = read_vector(path, layer=layer, crs=crs)
+    record = keys = None
+    if is_database_url(path):
+        from telcoplan.gis.postgis import read_postgis, row_keys
+
+        if (layer is None) == (sql is None):
+            raise ValueError("a postgresql:// source needs either layer= (its table) or sql=")
+        gdf = read_postgis(str(path), table=layer, sql=sql, crs=crs)
+        record = dict(gdf.attrs["postgis"])
+        source = record["source"]
+        keys = row_keys(gdf)
+    elif sql is not None:
+        raise ValueError("sql= reads from a database: give a postgresql:// URL as path")
+    else:
+        gdf = read_vector(path, layer=layer, crs=crs)
+        source = str(path)
+    try:
+        out = _checked(
+            schema, gdf, source, study_area=study_area, set_index=set_index, clip=clip,
+            columns=columns, values=values, ids=ids, reach_m=reach_m, reach_name=reach_name,
+        )  # fmt: skip
+    except LayerValidationError as exc:
+        if record is None:
+            raise
+        raise LayerValidationError(
+            exc.source, exc.layer, schema.keyed(exc.problems, keys)
+        ) from None
+    if record is not None:
+        out.attrs["postgis"] = record
+    return out
+
+
+def _checked(
+    schema: LayerSchema,
+    gdf: gpd.GeoDataFrame,
+    path: str,
+    *,
+    study_area: gpd.GeoSeries | gpd.GeoDataFrame | None,
+    set_index: bool,
+    clip: bool,
+    columns: Mapping[str, str] | None,
+    values: Mapping[str, Mapping[str, str]] | None,
+    ids: str,
+    reach_m: float | Callable[[gpd.GeoDataFrame], np.ndarray] | None,
+    reach_name: str,
+) -> gpd.GeoDataFrame:
+    """The layer ``gdf`` read from ``path`` (a file, or a database's label) mapped,
+    validated, left out or clipped as :func:`load_layer` says, and coerced."""
     if columns:
         gdf = _rename(schema, gdf, columns, path)
     if ids == "generate":
@@ -301,10 +358,14 @@ _LOAD_DOC = """Read and validate a {name} file (GeoPackage, GeoJSON, Shapefile, 
     ----------
     path
         The file. CSV needs ``lon``/``lat`` columns (WGS 84), or ``x``/``y`` plus ``crs``.
+        Or a PostGIS database, ``postgresql://user@host/dbname`` (the password from
+        ``PGPASSWORD`` or ``~/.pgpass``, never in the URL), with ``layer`` or ``sql``.
     crs
         CRS of CSV ``x``/``y`` columns, or the CRS to assign to a file that has none.
     layer
-        Layer name inside a multi-layer GeoPackage.
+        Layer name inside a multi-layer GeoPackage; a database's table (``schema.table``).
+    sql
+        With a database: a query (``SELECT …``) whose rows are the layer.
     study_area
         Polygons of the study area; features outside it are reported.
     clip
@@ -357,11 +418,12 @@ def layer_api(schema: LayerSchema, *, set_index: bool = True):
         ids: str = "file",
         reach_m: float | Callable[[gpd.GeoDataFrame], np.ndarray] | None = None,
         reach_name: str = "reach",
+        sql: str | None = None,
     ) -> gpd.GeoDataFrame:
         return load_layer(
             schema, path, crs=crs, layer=layer, study_area=study_area, set_index=set_index,
             clip=clip, columns=columns, values=values, ids=ids, reach_m=reach_m,
-            reach_name=reach_name,
+            reach_name=reach_name, sql=sql,
         )  # fmt: skip
 
     def validate(

@@ -9,7 +9,7 @@ GeoDataFrame with its row number and feature id; :meth:`LayerSchema.validate` ra
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -21,7 +21,7 @@ from pyproj import CRS
 
 from telcoplan.errors import LayerValidationError, Problem
 
-__all__ = ["Column", "LayerSchema"]
+__all__ = ["Column", "KeyedProblem", "LayerSchema"]
 
 Kind = Literal["str", "float", "int", "bool"]
 
@@ -60,6 +60,24 @@ class Column:
         lo = "" if self.min is None else f"{'>' if self.min_exclusive else '≥'} {self.min:g}"
         hi = "" if self.max is None else f"≤ {self.max:g}"
         return " and ".join(s for s in (lo, hi) if s)
+
+
+@dataclass(frozen=True)
+class KeyedProblem(Problem):
+    """A problem of a database row, named by the row's primary key (``key``: ``gid=17``)
+    rather than by a number: a table's rows have no order a number could name."""
+
+    key: str | None = None
+
+    def format(self) -> str:
+        if self.key is None:
+            return super().format()
+        where = [f"primary key {self.key}"]
+        if self.feature_id is not None:
+            where.append(f"id {self.feature_id!r}")
+        if self.column is not None:
+            where.append(f"column {self.column!r}")
+        return f"{', '.join(where)}: {self.message}"
 
 
 @dataclass(frozen=True)
@@ -227,11 +245,33 @@ class LayerSchema:
         *,
         source: str = "<data>",
         study_area: gpd.GeoSeries | gpd.GeoDataFrame | None = None,
+        keys: Sequence[str] | None = None,
     ) -> None:
-        """Raise :class:`LayerValidationError` listing every problem, if there is any."""
+        """Raise :class:`LayerValidationError` listing every problem, if there is any.
+
+        ``keys`` names each row in the messages instead of its number: a database table's
+        primary key (:func:`telcoplan.gis.postgis.row_keys`)."""
         found = self.problems(gdf, study_area=study_area)
         if found:
-            raise LayerValidationError(source, self.name, found)
+            raise LayerValidationError(source, self.name, self.keyed(found, keys))
+
+    def keyed(self, problems: Iterable[Problem], keys: Sequence[str] | None) -> list[Problem]:
+        """``problems`` with their rows named by ``keys`` (each row's primary key, e.g.
+        ``gid=17``; None: the numbers stay); a feature id that the key already shows (the id
+        column is the key) is left out."""
+        problems = list(problems)
+        if keys is None:
+            return problems
+        out: list[Problem] = []
+        for p in problems:
+            if p.row is None or not 1 <= p.row <= len(keys):
+                out.append(p)
+                continue
+            key = keys[p.row - 1]
+            shown = self.id_column is not None and key.startswith(f"{self.id_column}=")
+            fid = None if shown and "," not in key else p.feature_id
+            out.append(KeyedProblem(p.row, p.column, p.message, fid, key))
+        return out
 
     def outside(
         self, gdf: gpd.GeoDataFrame, study_area: gpd.GeoSeries | gpd.GeoDataFrame

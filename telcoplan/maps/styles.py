@@ -393,8 +393,8 @@ def run_styles(
     names = {outputs.signal_file(op): op for op in colours} | {
         outputs.server_file(op): op for op in colours
     }
-    for path in sorted(folder.glob("signal_*.tif")):
-        what = names.get(path.name, path.stem.removeprefix("signal_"))
+    for path, stem in outputs.per_operator_rasters(folder, "signal"):
+        what = names.get(path.name, stem)
         items.append(StyledLayer(
             path.name, None, f"Signal {what} (dBm)", "raster",
             pseudocolor_raster(SIGNAL_COLOURS, vmin, vmax, unit="dBm"), visible=False,
@@ -410,7 +410,7 @@ def run_styles(
         if towers is not None and {"row", "operator"} <= set(towers.columns)
         else {}
     )
-    for path in sorted(folder.glob("server_*.tif")):
+    for path, stem in outputs.per_operator_rasters(folder, "server"):
         ops = {o for o in set(tower_op.values()) if outputs.server_file(o) == path.name}
         own = sorted(r for r, o in tower_op.items() if o in ops)
         colour = colours.get(next(iter(ops), ""), ANY_COLOUR)
@@ -420,7 +420,7 @@ def run_styles(
             qml = paletted_raster(
                 (r, _shade(colour, k), rows.get(r, str(r))) for k, r in enumerate(own)
             )
-        title = f"Serving site {names.get(path.name, path.stem.removeprefix('server_'))}"
+        title = f"Serving site {names.get(path.name, stem)}"
         items.append(StyledLayer(path.name, None, title, "raster", qml, visible=False))
     if (folder / outputs.OPERATORS_COUNT).is_file():
         n = max(len(colours), 1)

@@ -4,13 +4,17 @@ grid before anything is written (:func:`load_inputs`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 
 from telcoplan.errors import (
+    DatabaseError,
     InputFileError,
     LayerValidationError,
     PlanError,
@@ -19,6 +23,7 @@ from telcoplan.errors import (
 )
 from telcoplan.gis.crs import crs_name, to_projected
 from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.postgis import redact
 from telcoplan.gis.raster import read_raster_on_grid
 from telcoplan.layers import areas as areas_layer
 from telcoplan.layers import candidates, fiber, measurements, pois, roads, towers
@@ -31,7 +36,14 @@ from telcoplan.layers.population import (
 from telcoplan.layers.schemas import POPULATION_POLYGONS
 from telcoplan.pipeline.model import GENERATED_ID_LAYERS, RASTER_SUFFIXES, LayerRef, Plan
 
-__all__ = ["MAX_CELLS", "PlanInputs", "load_inputs", "tower_reach"]
+__all__ = [
+    "MAX_CELLS",
+    "PlanInputs",
+    "load_inputs",
+    "source_name",
+    "source_provenance",
+    "tower_reach",
+]
 
 log = logging.getLogger(__name__)
 
@@ -72,14 +84,20 @@ class PlanInputs:
 
 
 def load_inputs(plan: Plan) -> PlanInputs:
-    """Load and validate every layer of ``plan``; all problems of all layers are raised at once."""
+    """Load and validate every layer of ``plan``; all problems of all layers are raised at once.
+
+    The returned inputs' ``plan`` is ``plan`` with the SHA-256 of the rows of each layer read
+    from a database (:attr:`LayerRef.rows_sha256`), for the run's provenance."""
     failures: list[TelcoplanError] = []
+    digests: dict[str, str] = {}
     aref = plan.layers["areas"]
     try:
         areas_raw = areas_layer.load_areas(
-            aref.path, crs=aref.crs, layer=aref.layer, columns=aref.columns, values=aref.values
-        )
-    except (LayerValidationError, InputFileError) as exc:
+            aref.path, crs=aref.crs, layer=aref.layer, columns=aref.columns, values=aref.values,
+            sql=aref.sql,
+        )  # fmt: skip
+        _note_digest(digests, "areas", aref, areas_raw)
+    except (LayerValidationError, InputFileError, DatabaseError) as exc:
         raise PlanError(
             f"{plan.path or plan.name}: cannot load the areas layer (the study area):\n{exc}"
         ) from None
@@ -116,14 +134,16 @@ def load_inputs(plan: Plan) -> PlanInputs:
                 "reach_name": "coverage radius",
             }
         try:
-            vectors[name] = loader(
+            layer = loader(
                 ref.path, crs=ref.crs, layer=ref.layer, clip=ref.clip, columns=ref.columns,
-                values=ref.values, **options,
-            ).to_crs(crs)  # fmt: skip
-            log.info("%s: %d features from %s", name, len(vectors[name]), ref.path.name)
+                values=ref.values, sql=ref.sql, **options,
+            )  # fmt: skip
+            _note_digest(digests, name, ref, layer)
+            vectors[name] = layer.to_crs(crs)
+            log.info("%s: %d features from %s", name, len(vectors[name]), source_name(ref))
         except LayerValidationError as exc:
             failures.append(_with_ids_hint(exc, name, ref))
-        except InputFileError as exc:
+        except (InputFileError, DatabaseError) as exc:
             failures.append(exc)
 
     dem = None
@@ -157,7 +177,7 @@ def load_inputs(plan: Plan) -> PlanInputs:
         has_population = False
     else:
         try:
-            population = _load_population(plan, areas, grid)
+            population = _load_population(plan, areas, grid, digests)
         except TelcoplanError as exc:
             failures.append(exc)
 
@@ -167,6 +187,9 @@ def load_inputs(plan: Plan) -> PlanInputs:
             f"{plan.path or plan.name}: {n} problem{'s' if n != 1 else ''} in the input layers:\n"
             + "\n".join(str(f) for f in failures)
         )
+    if digests:
+        layers = {n: replace(r, rows_sha256=digests.get(n)) for n, r in plan.layers.items()}
+        plan = replace(plan, layers=layers)
     return PlanInputs(
         plan=plan,
         crs=crs,
@@ -179,6 +202,52 @@ def load_inputs(plan: Plan) -> PlanInputs:
         land_use=land_use,
         land_use_names=land_use_names,
     )
+
+
+#: The SHA-256 of the rows last read from each database source in this process, by
+#: (connection, table, query): the provenance of a run whose plan was read before its inputs.
+_ROWS_READ: dict[tuple[str, str | None, str | None], str] = {}
+
+
+def _note_digest(
+    digests: dict[str, str], name: str, ref: LayerRef, layer: gpd.GeoDataFrame
+) -> None:
+    """Keep the SHA-256 of a layer's rows when it was read from a database."""
+    record = layer.attrs.get("postgis")
+    if ref.is_database and record and record.get("sha256"):
+        digests[name] = record["sha256"]
+        _ROWS_READ[_source_key(ref)] = record["sha256"]
+
+
+def _source_key(ref: LayerRef) -> tuple[str, str | None, str | None]:
+    return redact(str(ref.path)), ref.layer, ref.sql
+
+
+def source_name(ref: LayerRef) -> str:
+    """A layer's source for messages and logs: its file name, or its database (without
+    password) and table (or ``query``)."""
+    if not ref.is_database:
+        return Path(ref.path).name
+    what = f"table {ref.layer}" if ref.layer is not None else "query"
+    return f"{redact(str(ref.path))} {what}"
+
+
+def source_provenance(
+    ref: LayerRef, base: Path, sha: Callable[[Path], str] | None = None
+) -> dict[str, Any]:
+    """Where a run's input came from, for its provenance: a file's path (relative to
+    ``base``, the plan's folder) and SHA-256 (``sha``: the function giving a file's), or a
+    database's connection (without password), table or query, and the SHA-256 of the rows
+    read (:attr:`LayerRef.rows_sha256`, else those this process last read from it)."""
+    if not ref.is_database:
+        if sha is None:
+            from telcoplan.outputs import file_sha256 as sha
+        return {"path": os.path.relpath(ref.path, base), "sha256": sha(Path(ref.path))}
+    url = redact(str(ref.path))
+    out: dict[str, Any] = {"path": url}
+    out |= {"table": ref.layer} if ref.layer is not None else {"sql": ref.sql}
+    digest = ref.rows_sha256 or _ROWS_READ.get(_source_key(ref))
+    return out | {"sha256": digest}
 
 
 def _coverage_radius_km(plan: Plan) -> float | None:
@@ -274,7 +343,9 @@ def _load_land_use(ref: LayerRef, grid: GridSpec) -> tuple[np.ndarray, dict[floa
     )
 
 
-def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
+def _load_population(
+    plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec, digests: dict[str, str]
+) -> np.ndarray:
     ref = plan.layers.get("population")
     if ref is None:
         if "population" not in areas.columns or areas["population"].isna().any():
@@ -289,9 +360,16 @@ def _load_population(plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec) -> np.
     from telcoplan.gis.vector import read_vector
 
     column = ref.column or "population"
-    polys = read_vector(ref.path, layer=ref.layer, crs=ref.crs)
     schema = POPULATION_POLYGONS if column == "population" else _renamed_population_schema(column)
-    schema.validate(polys, source=str(ref.path))
+    if ref.is_database:
+        from telcoplan.gis.postgis import read_postgis, row_keys
+
+        polys = read_postgis(str(ref.path), table=ref.layer, sql=ref.sql, crs=ref.crs)
+        _note_digest(digests, "population", ref, polys)
+        schema.validate(polys, source=polys.attrs["postgis"]["source"], keys=row_keys(polys))
+    else:
+        polys = read_vector(ref.path, layer=ref.layer, crs=ref.crs)
+        schema.validate(polys, source=str(ref.path))
     weights = None
     if ref.weights is not None and ref.weights.suffix.lower() not in RASTER_SUFFIXES:
         opts = dict(ref.weights_options or {})

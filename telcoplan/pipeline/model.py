@@ -1,8 +1,13 @@
-"""The plan: values only (what a plan file says, parsed and checked by :mod:`.parse`)."""
+"""The plan: values only (what a plan file says, parsed and checked by :mod:`.parse`), and
+the content of such values as a key (:func:`digest`: what a kept result was computed from)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import hashlib
+import json
+import pickle
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +19,10 @@ __all__ = [
     "VECTOR_LAYERS",
     "LayerRef",
     "Plan",
+    "UnkeyableError",
+    "canonical",
+    "digest",
+    "plan_inputs",
 ]
 
 #: Layers a plan may name, in loading order.
@@ -39,9 +48,14 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
 @dataclass(frozen=True)
 class LayerRef:
-    """Where a layer comes from: a path (absolute after parsing) and reading options."""
+    """Where a layer comes from: a path (absolute after parsing) and reading options.
 
-    path: Path
+    A vector layer may also come from a PostGIS database: ``path`` is then its connection URL
+    (``postgresql://user@host/dbname``, never with a password) and ``layer`` its table
+    (``schema.table``) or ``sql`` a query.
+    """
+
+    path: Path | str
     crs: str | None = None
     layer: str | None = None
     column: str | None = None
@@ -57,10 +71,21 @@ class LayerRef:
     values: Mapping[str, Mapping[str, str]] | None = None
     #: "file" (the file's ids, unique) or "generate" (from row numbers; GENERATED_ID_LAYERS)
     ids: str = "file"
+    #: a query giving a database layer's rows (instead of ``layer``, its table)
+    sql: str | None = None
+    #: SHA-256 of a database layer's rows as read (set by ``load_inputs``, for provenance)
+    rows_sha256: str | None = None
+
+    @property
+    def is_database(self) -> bool:
+        """Whether the layer comes from a database (``path`` is a ``postgresql://`` URL)."""
+        from telcoplan.gis.postgis import is_database_url
+
+        return is_database_url(self.path)
 
     @property
     def is_raster(self) -> bool:
-        return self.path.suffix.lower() in RASTER_SUFFIXES
+        return not self.is_database and Path(self.path).suffix.lower() in RASTER_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -95,3 +120,58 @@ class Plan:
     def base(self) -> Path:
         """The folder that relative paths of the plan are taken from."""
         return self.path.resolve().parent if self.path is not None else Path.cwd()
+
+
+def plan_inputs(plan: Plan, files: Callable[[Path], Any]) -> dict[str, Any]:
+    """What a plan's inputs are, as values: its name, CRS and grid, and each layer's reading
+    options, each file given as ``files(path)`` (its content: e.g. the SHA-256 of the file and
+    of its side-car files). :class:`UnkeyableError` for a layer that is not read from files."""
+    layers: dict[str, Any] = {}
+    for name, ref in plan.layers.items():
+        if not isinstance(ref.path, Path):  # a database: its rows are known once read
+            raise UnkeyableError(f"layers.{name} is not a file")
+        layers[name] = {
+            f.name: files(v) if isinstance(v := getattr(ref, f.name), Path) else v
+            for f in dataclasses.fields(ref)
+        }
+    grid = (plan.crs, plan.resolution_m, plan.study_area_margin_m)
+    return {"name": plan.name, "synthetic": plan.synthetic, "grid": grid, "layers": layers}
+
+
+class UnkeyableError(Exception):
+    """A value whose content cannot be told (it cannot be pickled)."""
+
+
+def digest(doc: Any) -> str:
+    """SHA-256 of the content of ``doc`` (:func:`canonical`): equal for equal values."""
+    text = json.dumps(canonical(doc), ensure_ascii=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def canonical(obj: Any) -> Any:
+    """``obj`` as JSON that tells its content: mappings (in their order), sequences, sets,
+    dataclasses field by field (a stage's parameters, with the files they loaded), floats
+    exactly; anything else by the SHA-256 of its pickle (arrays, geometries, frames, CRSs).
+    :class:`UnkeyableError` for what cannot be pickled."""
+    if obj is None or isinstance(obj, bool | int | str):
+        return obj
+    if isinstance(obj, float):
+        return {"float": obj.hex()}
+    if isinstance(obj, Path):
+        return {"path": str(obj)}
+    if isinstance(obj, Mapping):
+        return {"map": [[canonical(k), canonical(v)] for k, v in obj.items()]}
+    if isinstance(obj, list | tuple):
+        return {type(obj).__name__: [canonical(v) for v in obj]}
+    if isinstance(obj, set | frozenset):
+        return {"set": sorted(json.dumps(canonical(v)) for v in obj)}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        return {kind: [[f.name, canonical(getattr(obj, f.name))] for f in dataclasses.fields(obj)]}
+    if type(obj).__module__ == "numpy" and getattr(obj, "shape", None) == ():
+        return {type(obj).__name__: canonical(obj.item())}
+    try:
+        data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # any pickling failure
+        raise UnkeyableError(f"{type(obj).__name__} cannot be told by content ({exc})") from None
+    return {"pickle": type(obj).__qualname__, "sha256": hashlib.sha256(data).hexdigest()}

@@ -35,6 +35,16 @@ population: pop2019_total}``), ``values`` (translations of a column's values, e.
 ``{road_class: {Quốc Gia: trunk}}``) and ``ids`` (``generate``: roads and fiber take their
 ids from the row numbers, for files whose ids are missing or repeat).
 
+A vector layer (areas, population polygons, towers, roads, fiber, candidates, pois,
+measurements) may come from a PostGIS database: ``path`` is its connection URL and ``layer``
+its table, or ``sql`` a query::
+
+      towers: {path: "postgresql://planner@gis.danang.gov.vn/hatang", layer: vt.tram_bts}
+      roads: {path: "postgresql://planner@gis/hatang", sql: "SELECT * FROM gt.duong WHERE cap <= 3"}
+
+The password never goes in the plan (a URL with one is refused): libpq takes it from
+``PGPASSWORD`` or ``~/.pgpass``.
+
 Each stage's parameters are checked by its stage module (:data:`telcoplan.pipeline.stages.STAGES`)
 when the plan is read, once; every problem of the file is reported at once.
 """
@@ -50,6 +60,7 @@ from typing import Any
 import yaml
 
 from telcoplan.errors import InputFileError, PlanError
+from telcoplan.gis.postgis import is_database_url, parse_table_name, url_problem
 from telcoplan.pipeline.checks import ParameterError, in_range, is_number, suggest
 from telcoplan.pipeline.model import (
     GENERATED_ID_LAYERS,
@@ -74,8 +85,16 @@ _TOP_KEYS = (
     "description",
 )
 _LAYER_KEYS = (
-    "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values", "ids"
+    "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values", "ids",
+    "sql",
 )  # fmt: skip
+#: Layers that cannot come from a database, and what to do instead.
+_NOT_FROM_DATABASE = {
+    "dem": "the terrain is a raster, and PostGIS rasters are not read: export it as a GeoTIFF "
+    "(gdal_translate) and give its path",
+    "land_use": "land use is read from a raster or a polygon file: export the polygons to a "
+    "GeoPackage (ogr2ogr -f GPKG landuse.gpkg PG:… table) and give its path",
+}
 #: Layers that take `columns:` and `values:` (the vector layers and the areas).
 _MAPPED_LAYERS = ("areas", *VECTOR_LAYERS)
 
@@ -136,13 +155,24 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
         if entry.get(k) is not None and not isinstance(entry[k], str | int):
             errs.append(f"layers.{name}.{k} must be a name, got {entry[k]!r}")
             entry = {**entry, k: None}
-    lp = (
-        (base / entry["path"]).resolve()
-        if not Path(entry["path"]).is_absolute()
-        else Path(entry["path"])
-    )
-    if not lp.exists():
-        errs.append(f"layers.{name}: file {lp} not found (paths are relative to the plan file)")
+    database = is_database_url(entry["path"])
+    lp: Path | str
+    if database:
+        lp = entry["path"].strip()
+        _database_checks(name, entry, errs)
+    else:
+        lp = (
+            (base / entry["path"]).resolve()
+            if not Path(entry["path"]).is_absolute()
+            else Path(entry["path"])
+        )
+        if not lp.exists():
+            errs.append(f"layers.{name}: file {lp} not found (paths are relative to the plan file)")
+        if entry.get("sql") is not None:
+            errs.append(
+                f"layers.{name}.sql: a query reads from a database; give its connection as the "
+                "path (postgresql://user@host/dbname), or remove `sql:`"
+            )
     weights, weights_options = _weights(name, entry.get("weights"), base, errs)
     classes = None
     if entry.get("classes") is not None:
@@ -213,7 +243,9 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
             f"layers.{name}.crs {entry['crs']!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
         )
     # keys that would be silently ignored for this kind of file
-    if lp.suffix.lower() in RASTER_SUFFIXES:
+    if isinstance(lp, str):
+        pass
+    elif lp.suffix.lower() in RASTER_SUFFIXES:
         for k in ("column", "weights", "layer"):
             if entry.get(k) is not None:
                 errs.append(
@@ -233,7 +265,34 @@ def _layer_ref(name: str, entry: object, base: Path, errs: list[str]) -> LayerRe
         columns=columns,
         values=values,
         ids=ids,
+        sql=entry.get("sql") if database else None,
     )
+
+
+def _database_checks(name: str, entry: Mapping[str, Any], errs: list[str]) -> None:
+    """Problems of a layer read from a database (appended to ``errs``): a password in the
+    URL, a layer that cannot come from one, no table or query (or both)."""
+    problem = url_problem(entry["path"])
+    if problem is not None:
+        errs.append(f"layers.{name}.path: {problem}")
+    if name in _NOT_FROM_DATABASE:
+        errs.append(f"layers.{name}: {_NOT_FROM_DATABASE[name]}")
+        return
+    table, sql = entry.get("layer"), entry.get("sql")
+    if sql is not None and (not isinstance(sql, str) or not sql.strip()):
+        errs.append(f"layers.{name}.sql must be a query (SELECT …), got {sql!r}")
+    elif table is None and sql is None:
+        errs.append(
+            f"layers.{name}: a database layer needs its table (`layer: schema.table`) or a "
+            "query (`sql: SELECT …`)"
+        )
+    elif table is not None and sql is not None:
+        errs.append(f"layers.{name}: give the table (`layer:`) or a query (`sql:`), not both")
+    elif table is not None:
+        try:
+            parse_table_name(str(table))
+        except ValueError as exc:
+            errs.append(f"layers.{name}.layer: {exc}")
 
 
 _WEIGHTS_KEYS = ("path", "column", "classes", "default", "layer")
@@ -257,6 +316,12 @@ def _weights(
     for k in spec:
         if k not in _WEIGHTS_KEYS:
             errs.append(f"{where}: unknown key {k!r}{suggest(str(k), _WEIGHTS_KEYS)}")
+    if is_database_url(spec["path"]):
+        errs.append(
+            f"{where}: dasymetric weights are read from a file (a raster, or polygons); "
+            "export them from the database (ogr2ogr -f GPKG weights.gpkg PG:… table)"
+        )
+        return None, None
     path = (base / str(spec["path"])).resolve()
     if not path.exists():
         errs.append(f"{where}: file {path} not found")
@@ -402,8 +467,8 @@ def plan_from_layers(
 
     def entry(v):
         if isinstance(v, Mapping):
-            return {**v, "path": str(Path(v["path"]).resolve())}
-        return str(Path(v).resolve())
+            return {**v, "path": entry(v["path"])}
+        return v if is_database_url(v) else str(Path(v).resolve())
 
     doc = {
         "name": name,

@@ -329,6 +329,10 @@ def _check_run_matches(plan: Plan, summary: dict[str, Any], run: Path, cp: Cover
         recorded = (inputs.get(name) or {}).get("sha256") if isinstance(inputs, dict) else None
         if ref is None and recorded is None:
             continue
+        if ref is not None and ref.is_database:  # its rows' digest, as just read
+            if ref.rows_sha256 != recorded:
+                changed.append(name)
+            continue
         if (
             ref is None
             or recorded is None
@@ -774,7 +778,7 @@ def review_plan(
         raise PlanError(f"{plan.source}: the site review needs the plan's towers (layers.towers)")
     if run is not None:
         summary = outputs.read_summary(run)
-        _check_run_matches(plan, summary, run, cp)
+        _check_run_matches(inputs.plan, summary, run, cp)
         covered = read_run_coverage(run, inputs.grid, _run_thresholds(summary, cp.thresholds))
     else:
         log.info("site review: no run found; one coverage pass (run the plan first to reuse it)")

@@ -4,26 +4,57 @@ the outputs all together (or not at all).
 With ``run_plan(..., concurrent=True)`` (``telcoplan run --concurrent``) stages that do not
 depend on each other (:func:`stage_dependencies`) run at the same time, in threads. Each stage
 sees exactly what a sequential run shows it, so the outputs are the same bytes either way.
+
+**Re-runs reuse work** (``cache=True``, as ``telcoplan run``): each stage's files, summary
+part and in-memory result are kept in :data:`~telcoplan.outputs.CACHE` under a key of all it
+depends on (:func:`_stage_key`); a stage whose key is kept is not run again (its files linked
+back, checked by SHA-256; its in-memory result read only when a stage that runs needs it), and
+when every stage is kept the inputs are not even loaded. ``force=True`` computes them all.
+
+**Killed runs**: the staging folder is owned by its run
+(:func:`telcoplan.gis.atomic.owned_folder`) and publishing is journaled in it, under a lock on
+the output folder; every run first undoes a dead run's half-done publishing and removes dead
+runs' staging folders (:func:`telcoplan.outputs.remove_abandoned_runs`), never a live one's.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import logging
 import math
 import os
-import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from telcoplan import __version__, outputs
 from telcoplan.errors import OutputExistsError, PlanError
+from telcoplan.gis.atomic import (
+    folder_lock,
+    link,
+    link_files,
+    move_files,
+    new_files,
+    owned_folder,
+    remove_tree,
+)
 from telcoplan.gis.vector import fixed_timestamps
 from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
-from telcoplan.pipeline.inputs import PlanInputs, load_inputs
-from telcoplan.pipeline.model import Plan
+from telcoplan.outputs import (
+    BrokenEntryError,
+    CacheEntry,
+    FileHashes,
+    ResultCache,
+    code_fingerprint,
+)
+from telcoplan.pipeline.inputs import PlanInputs, load_inputs, source_provenance
+from telcoplan.pipeline.model import Plan, UnkeyableError, digest, plan_inputs
 from telcoplan.pipeline.stages import STAGES, Stage, StageResult, Staging
 
 __all__ = [
@@ -41,6 +72,8 @@ BASE_BYTES = 450e6
 #: Bytes per grid cell of a run, and per operator and cell (measured on the demo at 100, 50 and
 #: 30 m with terrain, map and report: 110-122 B/cell with 3 operators), times a 1.25 margin.
 CELL_BYTES, OPERATOR_CELL_BYTES, MARGIN = 60.0, 20.0, 1.25
+#: A stage's own folder in the staging folder: ``.stage-<name>``.
+STAGE_FOLDER = ".stage-"
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +85,8 @@ def run_plan(
     overwrite: bool = False,
     check_memory: bool = True,
     concurrent: bool = False,
+    cache: bool = False,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Run every stage of ``plan`` and write the outputs into ``out_dir``.
 
@@ -62,52 +97,97 @@ def run_plan(
     matplotlib use it inside, so a warning one stage silences may surface in the other (an
     error under ``-W error``), and the gain is small (the map and the report hold the GIL).
 
+    With ``cache`` (as ``telcoplan run`` does) a stage whose inputs and parameters have not
+    changed since a run into the same folder is not run again: its results are taken from
+    the folder's :data:`~telcoplan.outputs.CACHE` (see the module's docstring); the log says
+    which stages were reused. ``force`` computes every stage again (and keeps the results).
+
     With ``check_memory`` the run's peak memory is estimated once the inputs are loaded
     (:func:`estimate_peak_bytes`) and the run is refused, naming the resolution that fits, when
     the estimate exceeds the memory available.
 
-    All inputs are loaded and validated before anything is written. Stages write into a
-    staging folder inside ``out_dir``; only when every stage has succeeded are the files moved
-    into place (:data:`~telcoplan.outputs.SUMMARY` last), so a failure leaves the previous outputs as they were.
-    Returns the summary (also written as :data:`~telcoplan.outputs.SUMMARY`).
+    All inputs are loaded and validated before anything is written (unless every stage's
+    result is kept: then they are not loaded at all). Stages write into a staging folder
+    inside ``out_dir``; only when every stage has succeeded are the files moved into place
+    (:data:`~telcoplan.outputs.SUMMARY` last), so a failure — or a kill — leaves the previous
+    outputs as they were. Returns the summary (also written as :data:`~telcoplan.outputs.SUMMARY`).
     """
     out = Path(out_dir)
     if not overwrite and (out / outputs.SUMMARY).exists():
         raise OutputExistsError(
             f"{out / outputs.SUMMARY} already exists; pass --overwrite to replace the outputs in {out}"
         )
-    inputs = load_inputs(plan)
-    if check_memory:
-        check_memory_for(inputs)
+    started = time.time()
+    hashes = FileHashes()
+    source = _Source(plan, check_memory)
+    store = ResultCache(out / outputs.CACHE) if cache else None
+    inputs_key = _inputs_key(plan, hashes) if store is not None else None
+    facts = None
+    if store is not None and inputs_key is not None and not force:
+        facts = _Facts.kept(store, inputs_key)
+    if facts is None:
+        facts = _Facts.of(source.get())  # every input loaded and checked before anything is written
+    provenance = _provenance(plan, hashes)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
+        outputs.remove_abandoned_runs(out)
         # GeoPackages record a fixed last change: the same plan gives the same bytes
-        with fixed_timestamps(), tempfile.TemporaryDirectory(dir=out, prefix=".staging-") as tmp:
-            staging = Staging(Path(tmp), population_summary(inputs))
-            _run_stages(inputs, staging, concurrent=concurrent and _concurrent_ok(inputs))
+        with fixed_timestamps(), owned_folder(out, outputs.STAGING) as tmp:
+            if store is not None and inputs_key is not None and source.loaded:
+                store.put("inputs", inputs_key, None, (), facts, None, tmp)
+            staging = Staging(tmp, dict(facts.summary))
+            run = _Run(plan, source, facts, provenance, store, inputs_key, force)
+            files = _run_stages(run, staging, concurrent=concurrent and _concurrent_ok(facts))
             summary = staging.summary
-            _write_styles(inputs, staging)
+            files = {*files, *_styles(run, staging)}  # QGIS styles of the outputs
             # the files of this run, listed in the summary: a later run with --overwrite removes
             # those it does not write again (an operator gone, a stage switched off)
-            summary["outputs"] = [
-                *sorted(p.name for p in staging.folder.iterdir()),
-                outputs.SUMMARY,
-            ]
-            outputs.write_summary(staging.folder / outputs.SUMMARY, summary, overwrite=True)
+            summary["outputs"] = [*sorted(files), outputs.SUMMARY]
+            outputs.write_summary(tmp / outputs.SUMMARY, summary, overwrite=True)
             names = summary["outputs"]
-            clash = [n for n in names if (out / n).exists()]
-            if clash and not overwrite:
-                raise OutputExistsError(
-                    f"{out / clash[0]} already exists; pass --overwrite to replace the outputs in {out}"
-                )
-            _publish(staging.folder, out, names, outputs.previous_outputs(out) - set(names))
+            with folder_lock(out):
+                outputs.publish(tmp, out, names, overwrite=overwrite)
+                if store is not None:
+                    store.prune(started, tmp)
     except BaseException:
         if created and not any(out.iterdir()):
             out.rmdir()  # a failed first run leaves no empty folder behind
         raise
     log.info("wrote %d outputs to %s", len(names), out)
     return summary
+
+
+def _write_styles(plan: Plan, staging: Staging) -> list[str]:
+    """QGIS styles of the run's outputs (GeoPackage default styles, a ``.qml`` beside each
+    raster, ``project.qgs``), the signal ramp over the map stage's range; the files written."""
+    from telcoplan.maps.styles import run_styles, write_run_styles
+    from telcoplan.pipeline.stages import STAGES
+
+    raw = plan.stages.get("map")
+    params = STAGES["map"].parse(dict(raw) if isinstance(raw, dict) else {})
+    styles = run_styles(
+        staging.folder, summary=staging.summary, signal_range_dbm=params.signal_range_dbm
+    )
+    return write_run_styles(staging.folder, styles)
+
+
+def _styles(run: _Run, staging: Staging) -> list[str]:
+    """:func:`_write_styles`, or the files it wrote in an earlier run of the same stage results
+    (kept like a stage's)."""
+    key, root = None, staging.folder
+    if run.store is not None and None not in run.keys.values():
+        doc = {"format": outputs.CACHE_FORMAT, "step": "styles", "inputs": run.inputs_key}
+        doc |= {"stages": run.keys, "map": run.plan.stages.get("map"), "summary": staging.summary}
+        with contextlib.suppress(UnkeyableError):
+            key = digest(doc)
+    kept = _restore(run, "styles", key, root / f"{STAGE_FOLDER}styles", root)
+    if kept is not None:
+        return kept[1]
+    files = _write_styles(run.plan, staging)
+    if key is not None:
+        run.store.put("styles", key, root, files, None, None, root)
+    return files
 
 
 def estimate_peak_bytes(cells: int, operators: int, technology_groups: int = 0) -> float:
@@ -191,13 +271,85 @@ def stage_dependencies(stages: Mapping[str, Stage] | None = None) -> dict[str, t
 
 @dataclass(frozen=True)
 class _Outcome:
-    """How a stage ended: skipped (and why), or ran (its result)."""
+    """How a stage ended: skipped (and why), or ran (its result, the files it wrote, the key
+    of its result and whether it was kept from an earlier run)."""
 
     skipped: str | None = None
     result: StageResult | None = None
+    files: tuple[str, ...] = ()
+    key: str | None = None
+    reused: bool = False
 
 
-def _concurrent_ok(inputs: PlanInputs) -> bool:
+@dataclass(frozen=True)
+class _Facts:
+    """What the run needs to know of its inputs before any stage runs: the population figures
+    (the summary's start), the vector layers, the grid's cells and the operators."""
+
+    summary: dict[str, Any]
+    layers: tuple[str, ...]
+    cells: int
+    operators: int
+
+    @staticmethod
+    def kept(store: ResultCache, key: str) -> _Facts | None:
+        """The facts an earlier run kept for inputs of ``key``."""
+        entry = store.get("inputs", key)
+        try:
+            facts = None if entry is None else entry.summary()
+        except (OSError, BrokenEntryError):
+            return None
+        return facts if isinstance(facts, _Facts) else None
+
+    @classmethod
+    def of(cls, inputs: PlanInputs) -> _Facts:
+        towers = inputs.vectors.get("towers")
+        return cls(
+            summary=population_summary(inputs),
+            layers=tuple(inputs.vectors),
+            cells=int(inputs.grid.width * inputs.grid.height),
+            operators=0 if towers is None else int(towers["operator"].astype(str).nunique()),
+        )
+
+
+class _Source:
+    """The plan's inputs, loaded (and the run's memory checked) when first needed, once."""
+
+    def __init__(self, plan: Plan, check_memory: bool) -> None:
+        self.plan, self.check_memory = plan, check_memory
+        self._inputs: PlanInputs | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._inputs is not None
+
+    def get(self) -> PlanInputs:
+        with self._lock:
+            if self._inputs is None:
+                inputs = load_inputs(self.plan)
+                if self.check_memory:
+                    check_memory_for(inputs)
+                self._inputs = inputs
+            return self._inputs
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every stage of a run shares."""
+
+    plan: Plan
+    source: _Source
+    facts: _Facts
+    provenance: dict[str, Any]
+    store: ResultCache | None = None
+    inputs_key: str | None = None
+    force: bool = False
+    #: each stage's key once it ran (None: not kept), or why it was skipped
+    keys: dict[str, Any] = field(default_factory=dict)
+
+
+def _concurrent_ok(facts: _Facts) -> bool:
     """Whether to run independent stages at the same time: with more than one core, when
     numba's kernels may be launched from several threads at once, and when the run's estimated
     peak memory leaves room for two stages' arrays at once."""
@@ -209,9 +361,7 @@ def _concurrent_ok(inputs: PlanInputs) -> bool:
     available = available_memory()
     if available is None:
         return True
-    towers = inputs.vectors.get("towers")
-    operators = 0 if towers is None else towers["operator"].astype(str).nunique()
-    need = estimate_peak_bytes(inputs.grid.width * inputs.grid.height, operators)
+    need = estimate_peak_bytes(facts.cells, facts.operators)
     if need > 0.5 * available:
         log.debug("stages run one after the other: the run may need half the memory available")
         return False
@@ -246,15 +396,17 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _run_stages(inputs: PlanInputs, staging: Staging, *, concurrent: bool = False) -> None:
+def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> list[str]:
     """Run the plan's enabled stages; each adds its part of the summary, in registry order.
+    Returns the names of the files they wrote into ``staging.folder``.
 
     A stage starts once the stages it depends on (:func:`stage_dependencies`) have finished
     or were skipped. With ``concurrent``, independent stages run at the same time in threads;
     otherwise one after the other in registry order. Either way a stage sees the same
-    :class:`Staging` (:func:`_view`): the results of the stages it depends on, and the summary
-    as it stands before the stage in a sequential run, less the parts of the stages it does
-    not depend on (only the map and the report read the summary; neither reads the other's).
+    :class:`Staging` (:func:`_view`): its own folder holding the files of the stages it depends
+    on, their results, and the summary as it stands before the stage in a sequential run, less
+    the parts of the stages it does not depend on (only the map and the report read the
+    summary; neither reads the other's). What it adds to its folder is its output.
 
     A stage that does not run is listed under ``stages`` in the summary, with why:
     ``{"stages": {name: {"skipped": reason}}}`` (the key is there only when one was skipped).
@@ -262,42 +414,48 @@ def _run_stages(inputs: PlanInputs, staging: Staging, *, concurrent: bool = Fals
     (none is left writing into the staging folder) and raises the error of the first failed
     stage in registry order: the error a sequential run raises.
     """
-    plan = inputs.plan
+    plan = run.plan
     stages = dict(STAGES)
     names = list(stages)
     deps = stage_dependencies(stages)
-    provenance = _provenance(plan)
     off = frozenset(n for n in names if not plan.enabled(n))
     outcomes: dict[str, _Outcome] = {}
     errors: dict[str, BaseException] = {}
 
-    def job(name: str) -> Callable[[], StageResult] | None:
+    def job(name: str) -> Callable[[], _Outcome] | None:
         """The call that runs stage ``name``; None (recorded, logged) when it is skipped."""
         stage = stages[name]
         seen = {n: o for n, o in outcomes.items() if n in deps[name] or n in off}
-        view = _view(name, stages, deps[name], seen, staging.summary, provenance, staging.folder)
+        folder = staging.folder / f"{STAGE_FOLDER}{name}"
+        view = _view(name, stages, deps[name], seen, staging.summary, run.provenance, folder)
         if name in off:
             reason = f"switched off in the plan (stages.{name}: false)"
         else:
-            reason = stage.skip_reason(inputs, view)
+            reason = stage.skip_reason_for(run.facts.layers, view.results)
         if reason is not None:
             log.info("%s: skipped (%s)", name, reason)
             outcomes[name] = _Outcome(skipped=reason)
+            run.keys[name] = {"skipped": reason}
             return None
         params = plan.parameters.get(name)
         if params is None:  # a Plan built by hand, not by the parser: its defaults
             raw = plan.stages.get(name)
             params = stage.parse(raw if isinstance(raw, dict) else None, base=plan.base)
-        return lambda: stage.run(inputs, params, view)
+        after = {d: outcomes[d] for d in deps[name]}
+        key = run.keys[name] = _stage_key(run, name, stage, params, after, view)
+        linked = tuple(f for d in deps[name] for f in outcomes[d].files)
+        return functools.partial(
+            _stage, run, name, stage, params, view, key, linked, staging.folder
+        )
 
     workers = min(len(names), max(2, _cpu_count())) if concurrent else 0
     pool = ThreadPoolExecutor(workers, thread_name_prefix="telcoplan-stage") if workers else None
     running: dict[Future, str] = {}
     pending = list(names)
 
-    def run_here(name: str, call: Callable[[], StageResult]) -> None:
+    def run_here(name: str, call: Callable[[], _Outcome]) -> None:
         try:
-            outcomes[name] = _Outcome(result=call())
+            outcomes[name] = call()
         except BaseException as exc:  # raised below, once the running stages are done
             errors[name] = exc
 
@@ -321,7 +479,7 @@ def _run_stages(inputs: PlanInputs, staging: Staging, *, concurrent: bool = Fals
                 name = running.pop(future)
                 exc = future.exception()
                 if exc is None:
-                    outcomes[name] = _Outcome(result=future.result())
+                    outcomes[name] = future.result()
                 else:
                     errors[name] = exc
     finally:
@@ -330,23 +488,114 @@ def _run_stages(inputs: PlanInputs, staging: Staging, *, concurrent: bool = Fals
             pool.shutdown(wait=True, cancel_futures=True)
     if errors:
         raise errors[min(errors, key=names.index)]
-    _assemble(staging.summary, stages, outcomes, provenance, len(names))
-    staging.summary.setdefault("provenance", provenance)
-    staging.results.update({n: o.result.value for n, o in outcomes.items() if o.result is not None})
+    _assemble(staging.summary, stages, outcomes, run.provenance, len(names))
+    staging.summary.setdefault("provenance", run.provenance)
+    if run.store is not None:
+        ran = [n for n in names if outcomes[n].result is not None]
+        reused = [n for n in ran if outcomes[n].reused]
+        computed = [n for n in ran if not outcomes[n].reused]
+        log.info(
+            "reused %d of %d stages%s%s",
+            len(reused),
+            len(ran),
+            f" ({', '.join(reused)}: unchanged since an earlier run)" if reused else "",
+            f"; computed {', '.join(computed)}" if computed else "",
+        )
+    return sorted({f for o in outcomes.values() for f in o.files})
+
+
+def _stage(
+    run: _Run,
+    name: str,
+    stage: Stage,
+    params: Any,
+    view: Staging,
+    key: str | None,
+    linked: tuple[str, ...],
+    root: Path,
+) -> _Outcome:
+    """Run stage ``name`` in its own folder (``view.folder``) — or take its result from the
+    cache when ``key`` is kept there — and move the files it wrote into ``root``."""
+    folder = view.folder
+    kept = _restore(run, name, key, folder, root)
+    if kept is not None:
+        entry, files, summary = kept
+        value = None
+        if entry.has_value:  # read when a stage that runs needs it
+            held = root / f".value-{name}.pickle"
+            with contextlib.suppress(OSError):  # if not, it is computed again when needed
+                link(entry.value_path, held)
+            value = Staging.later(
+                functools.partial(entry.load_value, held),
+                functools.partial(_again, run, name, stage, params, view, linked, root),
+            )
+        log.info("%s: reused (inputs and parameters unchanged since an earlier run)", name)
+        result = StageResult(summary, value)
+        return _Outcome(result=result, files=tuple(files), key=key, reused=True)
+    link_files(root, folder, linked)
+    result = stage.run(run.source.get(), params, view)
+    files = new_files(folder, root, linked)
+    if run.store is not None and key is not None:
+        run.store.put(name, key, folder, files, result.summary, result.value, root)
+    move_files(folder, root, files)
+    return _Outcome(result=result, files=tuple(files), key=key)
+
+
+def _restore(
+    run: _Run, what: str, key: str | None, folder: Path, root: Path
+) -> tuple[CacheEntry, list[str], Any] | None:
+    """The entry kept for ``what`` under ``key``, its files (linked into ``folder``, checked,
+    moved into ``root``) and its summary part; None when none is kept or it is unusable."""
+    entry = None
+    if run.store is not None and key is not None and not run.force:
+        entry = run.store.get(what, key)
+    if entry is None:
+        return None
+    try:
+        files = entry.restore(folder)
+        summary = entry.summary()
+    except (OSError, BrokenEntryError) as exc:
+        log.warning(
+            "%s: the result kept from an earlier run is unusable (%s); computing it", what, exc
+        )
+        remove_tree(folder)
+        return None
+    move_files(folder, root, files)
+    return entry, files, summary
+
+
+def _again(
+    run: _Run,
+    name: str,
+    stage: Stage,
+    params: Any,
+    view: Staging,
+    linked: tuple[str, ...],
+    root: Path,
+) -> Any:
+    """Stage ``name``'s in-memory result computed again (when the kept one cannot be read),
+    in a folder of its own whose files are dropped: they are the ones already in place."""
+    folder = root / f"{STAGE_FOLDER}{name}-again"
+    remove_tree(folder)
+    try:
+        link_files(root, folder, linked)
+        return stage.run(run.source.get(), params, dataclasses.replace(view, folder=folder)).value
+    finally:
+        remove_tree(folder)
 
 
 def _ready(
     pending: list[str],
     deps: Mapping[str, tuple[str, ...]],
     outcomes: Mapping[str, _Outcome],
-    job: Callable[[str], Callable[[], StageResult] | None],
+    job: Callable[[str], Callable[[], _Outcome] | None],
     *,
     one: bool,
-) -> list[tuple[str, Callable[[], StageResult]]]:
+) -> list[tuple[str, Callable[[], _Outcome]]]:
     """Take from ``pending`` the stages whose dependencies are done, in registry order, with
     the calls that run them (``one``: the first only); a skipped stage is done at once, which
     may make the stages after it ready."""
-    ready: list[tuple[str, Callable[[], StageResult]]] = []
+    ready: list[tuple[str, Callable[[], _Outcome]]] = []
     look = True
     while look:
         look = False
@@ -397,7 +646,7 @@ def _view(
     provenance: dict[str, Any],
     folder: Path,
 ) -> Staging:
-    """The :class:`Staging` stage ``name`` runs with: the staging folder, the results of the
+    """The :class:`Staging` stage ``name`` runs with: its own ``folder``, the results of the
     stages it depends on (``deps``), and the summary before it as a sequential run builds it
     (from ``base``, the population figures) from the outcomes ``seen``: those of the stages it
     depends on and of the stages switched off in the plan, never of a stage that may run
@@ -408,60 +657,63 @@ def _view(
     return Staging(folder, summary, results)
 
 
-def _write_styles(inputs: PlanInputs, staging: Staging) -> None:
-    """QGIS styles of the run's outputs (GeoPackage default styles, a ``.qml`` beside each
-    raster, ``project.qgs``), the signal ramp over the map stage's range."""
-    from telcoplan.maps.styles import run_styles, write_run_styles
-    from telcoplan.pipeline.stages import STAGES
+def _stage_key(
+    run: _Run,
+    name: str,
+    stage: Stage,
+    params: Any,
+    after: Mapping[str, _Outcome],
+    view: Staging,
+) -> str | None:
+    """The key of stage ``name``'s result in this run; None when it is not kept.
 
-    raw = inputs.plan.stages.get("map")
-    params = STAGES["map"].parse(dict(raw) if isinstance(raw, dict) else {})
-    styles = run_styles(
-        staging.folder, summary=staging.summary, signal_range_dbm=params.signal_range_dbm
-    )
-    write_run_styles(staging.folder, styles)
-
-
-def _publish(staging: Path, out: Path, names: list[str], stale: set[str]) -> None:
-    """Move the staged ``names`` into ``out`` all together, or not at all.
-
-    Files they replace, and the previous run's ``stale`` outputs, are first moved aside into
-    the staging folder (removed with it); if any move fails, every move is undone and the
-    previous outputs are back as they were.
+    It covers what the result depends on: the stage and its code (telcoplan's sources, its
+    version and those of its dependencies: :func:`_code`), the inputs (:func:`_inputs_key`),
+    the stage's checked parameters (files they name are in them, loaded), the stages it
+    depends on (each one's key, or that and why it was skipped) and, for a stage that
+    presents the run (map, report), the summary it draws. A stage run by code outside
+    telcoplan (a stage swapped in by hand) is not kept: its code cannot be told.
     """
-    for name in names:
-        if (out / name).is_dir():
-            raise OutputExistsError(
-                f"{out / name} is a folder; the run writes a file {name} there: move the "
-                "folder away (nothing was written)"
-            )
-    aside: list[tuple[Path, Path]] = []  # (where it went, where it was)
-    placed: list[Path] = []
-    removed = 0
+    if run.store is None or run.inputs_key is None:
+        return None
+    module = getattr(stage.run, "__module__", None) or ""
+    qualname = getattr(stage.run, "__qualname__", None) or "<locals>"
+    if not module.startswith("telcoplan.") or "<locals>" in qualname:
+        return None
+    deps: dict[str, Any] = {}
+    for d, o in after.items():
+        if o.skipped is not None:
+            deps[d] = {"skipped": o.skipped}
+        elif o.key is None:
+            return None
+        else:
+            deps[d] = o.key
+    doc = {
+        "format": outputs.CACHE_FORMAT,
+        "stage": name,
+        "run": f"{module}:{qualname}",
+        "inputs": run.inputs_key,
+        "parameters": params,
+        "after": deps,
+        "summary": view.summary if stage.presents else None,
+    }
     try:
-        for name in sorted(stale):
-            if (out / name).is_file():
-                os.replace(out / name, staging / f".previous-{name}")
-                aside.append((staging / f".previous-{name}", out / name))
-                removed += 1
-        for name in names:
-            target = out / name
-            if target.exists():
-                os.replace(target, staging / f".previous-{name}")
-                aside.append((staging / f".previous-{name}", target))
-            os.replace(staging / name, target)
-            placed.append(target)
-    except OSError as exc:
-        for target in placed:
-            target.unlink(missing_ok=True)
-        for held, target in reversed(aside):
-            os.replace(held, target)
-        raise OutputExistsError(
-            f"cannot write the outputs into {out} ({exc.strerror or exc}); nothing was "
-            "changed there"
-        ) from None
-    if removed:
-        log.info("removed %d outputs of the previous run that this run did not write", removed)
+        return digest(doc)
+    except UnkeyableError as exc:
+        log.debug("%s: result not kept for re-runs (%s)", name, exc)
+        return None
+
+
+def _inputs_key(plan: Plan, hashes: FileHashes) -> str | None:
+    """The key of the plan's inputs: telcoplan's code (:func:`~telcoplan.outputs.code_fingerprint`)
+    and :func:`~telcoplan.pipeline.model.plan_inputs`, the files by content (side-car files too:
+    :meth:`~telcoplan.outputs.FileHashes.files`), not by path."""
+    try:
+        doc = {"format": outputs.CACHE_FORMAT, "code": code_fingerprint()}
+        return digest(doc | {"plan": plan_inputs(plan, hashes.files)})
+    except (UnkeyableError, OSError) as exc:
+        log.debug("results not kept for re-runs: %s", exc)
+        return None
 
 
 def population_summary(inputs: PlanInputs) -> dict[str, Any]:
@@ -493,9 +745,10 @@ def population_summary(inputs: PlanInputs) -> dict[str, Any]:
     }
 
 
-def _provenance(plan: Plan) -> dict[str, Any]:
+def _provenance(plan: Plan, hashes: FileHashes | None = None) -> dict[str, Any]:
     """Parameters and inputs (paths relative to the plan file, SHA-256) of a run."""
     base = plan.base
+    sha = (hashes or FileHashes()).sha
     return {
         "plan_file": None if plan.path is None else plan.path.name,
         "parameters": {
@@ -505,14 +758,14 @@ def _provenance(plan: Plan) -> dict[str, Any]:
             "stages": dict(plan.stages),
         },
         "inputs": {
-            name: {"path": os.path.relpath(ref.path, base), "sha256": outputs.file_sha256(ref.path)}
+            name: source_provenance(ref, base, sha)
             | {
                 f"{key}_{part}": value
                 for key, extra in (("weights", ref.weights), ("classes", ref.classes))
                 if extra is not None
                 for part, value in (
                     ("path", os.path.relpath(extra, base)),
-                    ("sha256", outputs.file_sha256(extra)),
+                    ("sha256", sha(extra)),
                 )
             }
             for name, ref in plan.layers.items()

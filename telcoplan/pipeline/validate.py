@@ -19,6 +19,14 @@ _VECTOR = ("towers", "fiber", "roads", "areas", "population", "candidates", "poi
 LAYER_TYPES = (*_VECTOR, "dem", "land_use")
 
 
+#: What to do with a database given where a layer file is expected (the URL is not repeated:
+#: it might hold a password).
+_DATABASE_HINT = (
+    "a PostGIS layer is checked through a plan: name it in a plan file (layers.towers: {path: "
+    "postgresql://user@host/dbname, layer: schema.table}) and run telcoplan validate PLAN.yml"
+)
+
+
 @dataclass(frozen=True)
 class ValidationReport:
     """Outcome for one file: ``ok`` and a description, or the error message."""
@@ -70,6 +78,9 @@ def validate_files(
             return [ValidationReport(Path(area), False, "", f"study area (--area): {exc}")]
     for f in files:
         p = Path(f)
+        if str(f).lower().startswith(("postgresql:", "postgres:")):
+            reports.append(ValidationReport(p, False, "", _DATABASE_HINT))
+            continue
         try:
             reports.append(_validate_one(p, layer_type, layer, study, crs))
         except TelcoplanError as exc:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import logging
+import threading
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,15 +14,71 @@ if TYPE_CHECKING:
 
 __all__ = ["Stage", "StageResult", "Staging"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Staging:
-    """Where a run's stages write (``folder``: the staging folder, moved into place at the end)
-    and what the stages before have produced: their part of ``summary`` and their results."""
+    """Where a run's stages write (``folder``: the stage's own folder in the run's staging
+    folder, with the files of the stages it depends on; what the stage adds there is moved into
+    place at the end of the run) and what the stages before have produced: their part of
+    ``summary`` and their ``results`` by stage (a result kept from an earlier run,
+    :meth:`later`, is read when first looked up: a stage that never looks does not pay)."""
 
     folder: Path
     summary: dict[str, Any] = field(default_factory=dict)
-    results: dict[str, Any] = field(default_factory=dict)
+    results: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.results, _Results):
+            self.results = _Results(self.results)
+
+    @staticmethod
+    def later(load: Callable[[], Any], again: Callable[[], Any]) -> Any:
+        """A result to put among ``results`` that is ``load()``-ed when first looked up (once,
+        by one thread), or computed ``again()`` when it cannot be loaded."""
+        return _Later(load, again)
+
+
+class _Later:
+    """See :meth:`Staging.later`."""
+
+    def __init__(self, load: Callable[[], Any], again: Callable[[], Any]) -> None:
+        self._load, self._again = load, again
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: Any = None
+
+    def get(self) -> Any:
+        with self._lock:
+            if not self._done:
+                try:
+                    self._value = self._load()
+                except Exception as exc:
+                    log.warning(
+                        "a result kept from an earlier run cannot be read (%s); computing it again",
+                        exc,
+                    )
+                    self._value = self._again()
+                self._done = True
+            return self._value
+
+
+class _Results(Mapping):
+    """Results by stage, those of :meth:`Staging.later` read when first looked up."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, name: str) -> Any:
+        value = self._values[name]
+        return value.get() if isinstance(value, _Later) else value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 @dataclass(frozen=True)
@@ -66,10 +124,15 @@ class Stage:
 
     def skip_reason(self, inputs: PlanInputs, staging: Staging) -> str | None:
         """Why the stage does not run on these inputs (None: it runs)."""
-        lacking = [k for k in self.layers if k not in inputs.vectors]
+        return self.skip_reason_for(inputs.vectors, staging.results)
+
+    def skip_reason_for(self, layers: Collection[str], done: Collection[str]) -> str | None:
+        """Why the stage does not run when the plan's vector layers are ``layers`` and the
+        stages with a result are ``done`` (None: it runs)."""
+        lacking = [k for k in self.layers if k not in layers]
         if lacking:
             return "no " + ", ".join(f"layers.{k}" for k in lacking)
-        missing = [s for s in self.after if s not in staging.results]
+        missing = [s for s in self.after if s not in done]
         if missing:
             return "needs the " + ", ".join(missing) + " stage"
         return None
