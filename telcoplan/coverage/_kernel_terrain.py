@@ -1,13 +1,24 @@
-"""Numba kernel of the best-server computation (tile by tile, branch and bound).
+"""Numba kernel of the best-server computation with a DEM (tile by tile, branch and bound).
 
-For each tile of ``T x T`` cells and each group (operator), the candidate towers (those whose
-radius reaches the tile) are sorted by an *upper bound* of the power they can deliver anywhere
-in the tile: EIRP − L(d_min) + the best antenna attenuation over the tile's bearing and
-depression intervals. Path loss never decreases with distance (a tested property of every
-model), and terrain only adds loss, so the bound is valid with or without a DEM. Towers are
-evaluated exactly, cell by cell, in that order; as soon as a tower's bound falls below the
-weakest best power of the tile, it and all remaining towers are skipped. The result is exact
-— identical to evaluating every tower — but typically only a few towers per tile are computed.
+For each tile of ``T x T`` cells the candidate towers (those whose radius reaches the tile)
+come from the same bucket grid, with the same first *upper bound* of the power they can
+deliver anywhere in the tile (EIRP − L(d_min)), and are taken per group (operator) by the same
+selection as the flat kernel's (:mod:`telcoplan.coverage._kernel_common`: by decreasing
+bound, a sector's bound tightened by its pattern's best over the tile's bearings when taken —
+no vertical bound here, the depression depends on each cell's ground). Path loss never
+decreases with distance (a tested property of every model), and terrain only adds loss, so
+the bound holds. Towers are evaluated exactly, cell by cell; as soon as a tower's bound falls
+below the weakest best power of the tile, it and all remaining towers of the group are
+skipped. The result is exact — identical to evaluating every tower — but typically only a few
+towers per tile are computed.
+
+The same tile loop gives, from the same candidates, the highest *rank* (technology
+generation) among the towers that reach a coverage level at each cell (a pair that could
+only raise a rank has its diffraction loss priced down to that level), and whether some tower
+reaches it on flat earth, computed with the flat kernel's float32 evaluation
+(:func:`telcoplan.coverage._kernel_common.flat_tower`): the coverage stage's limit raster in
+the same run, to the bit the flat kernel's answer. A tower is skipped only when it can change
+none of the outputs.
 
 With a DEM, each evaluated (tower, cell) pair whose line of sight the terrain (plus the Earth's
 bulge) obstructs also loses the knife-edge diffraction loss of its profile
@@ -52,9 +63,16 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from telcoplan.coverage._kernel_common import (
+    flat_tower,
+    flat_towers,
+    group_candidates,
+    min_rank,
+    next_best,
     path_loss_at,
     pattern,
-    tile_upper_bounds,
+    sector_bound,
+    tile_candidates,
+    weakest,
     wrap,
 )
 from telcoplan.coverage.profile import (
@@ -95,15 +113,30 @@ def _fetch_add(typingctx, counter, value):
 
 @nb.njit(cache=True, parallel=True, nogil=True)
 def best_server_terrain_kernel(
-    tile_r0, tile_c0, tile_ptr, tile_cand, tsize,
-    x0, y0, res, height, width,
-    tx, ty, eirp, group, radius, dh, azimuth, beam, tilt,
-    kind, coef_a, coef_b, table_id, tables, table_step,
+    tile_r0, tile_c0, tsize, x0, y0, res, height, width,
+    tx, ty, eirp, group, tower_rank, radius, dh, azimuth, beam, tilt,
+    kind, coef_a, coef_b, closed, table_id, tables, table_step,
+    b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
     n_groups, floor_dbm,
     dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
-    out_power, out_server, out_done,
+    clutter, use_clutter, do_rank, do_flat, rank_floor, covered_dbm,
+    out_power, out_server, out_rank, out_flat, out_done,
 ):  # fmt: skip
-    """Fill ``out_power`` (n_groups, H, W; −inf where unreached) and ``out_server`` (−1).
+    """Fill ``out_power`` (n_groups, H, W; −inf where unreached) and ``out_server`` (−1); with
+    ``do_rank`` ``out_rank`` (H, W), with ``do_flat`` ``out_flat`` (H, W) too.
+
+    A tile's candidates come from the bucket grid of the towers (``b_ptr``/``b_ids``, as the
+    flat kernel's) with their first bounds, and each group's towers are taken by decreasing
+    bound, a sector's bound tightened by its pattern when taken (the flat kernel's selection,
+    :mod:`telcoplan.coverage._kernel_common`; without a vertical bound: the depression
+    depends on each cell's ground).
+
+    ``out_rank`` gets the highest ``tower_rank`` among the towers whose power (float32) minus
+    ``clutter`` (when ``use_clutter``) is ≥ ``covered_dbm``, −1 where none. ``out_flat`` gets
+    whether some tower reaches that level on flat earth: its power as the flat kernel
+    computes it (float32, no diffraction, antenna depression from the heights above the
+    receiver), the same bits as a run of the flat kernel. ``rank_floor`` is ``covered_dbm``
+    less the largest clutter gain: a tower whose bound is below it covers no cell.
 
     ``out_done`` gets each tile's tower evaluations when the tile is done (the caller fills it
     with −1 and may watch it from another thread: the kernel releases the GIL).
@@ -117,6 +150,9 @@ def best_server_terrain_kernel(
     max_radius = 0.0
     for t in range(radius.shape[0]):
         max_radius = max(max_radius, radius[t])
+    towers = flat_towers(
+        tx, ty, radius, dh, azimuth, beam, tilt, tower_rank, eirp, kind, coef_a, coef_b, closed
+    )
     # each worker takes the next tile from a shared counter until none is left; more workers
     # than threads (the thread count is not known here) only adds workers that find none
     n_workers = min(_WORKERS, n_tiles)
@@ -126,10 +162,6 @@ def best_server_terrain_kernel(
         if counter[0] >= n_tiles:
             continue
         buf = np.empty(n_buf)
-        best = np.empty((tsize, tsize))
-        server = np.empty((tsize, tsize), dtype=np.int32)
-        xs = np.empty(2)
-        ys = np.empty(2)
         no_horizon = np.empty((0, 0))  # the LOS test's horizon table: none (no pruning)
         seeds = np.empty(2)  # where the previous cell's Bullington slopes peaked
         while True:
@@ -137,109 +169,240 @@ def best_server_terrain_kernel(
             if k >= n_tiles:
                 break
             out_done[k] = _tile(
-                k, tile_r0, tile_c0, tile_ptr, tile_cand, tsize,
-                x0, y0, res, height, width,
-                tx, ty, eirp, group, radius, dh, azimuth, beam, tilt,
-                kind, coef_a, coef_b, table_id, tables, table_step,
+                tile_r0[k], tile_c0[k], tsize, x0, y0, res, height, width, max_radius,
+                tx, ty, eirp, group, tower_rank, radius, dh, towers, azimuth, beam, tilt,
+                kind, coef_a, coef_b, closed, table_id, tables, table_step,
+                b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
                 n_groups, floor_dbm,
                 dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
-                out_power, out_server, buf, best, server, xs, ys, no_horizon, seeds,
+                clutter, use_clutter, do_rank, do_flat, rank_floor, covered_dbm,
+                out_power, out_server, out_rank, out_flat, buf, no_horizon, seeds,
             )  # fmt: skip
 
 
 @nb.njit(cache=True)
+def _tower(
+    t, upd_best, upd_rank, r0, c0, nr, nc, x0, y0, res,
+    tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
+    kind, coef_a, coef_b, table_id, tables, table_step, floor_dbm,
+    dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
+    rank_floor, covf, clut, rank, best, server, buf, no_horizon, seeds,
+):  # fmt: skip
+    """Tower ``t`` on a tile's cells within its radius, float64, with the terrain's loss.
+
+    With ``upd_best``: ``best``/``server`` get its power where larger; the diffraction loss is
+    priced only where the pair could still beat the cell's best (and the floor). With
+    ``upd_rank``: ``rank`` gets the tower's rank where its power (float32) less ``clut``
+    reaches ``covf`` and the cell's rank is lower; there the loss is priced down to
+    ``rank_floor``.
+    """
+    r2 = radius[t] * radius[t]
+    rank_t = tower_rank[t]
+    sector = not (math.isnan(azimuth[t]) and math.isnan(tilt[t]))
+    for i in range(nr):
+        yc = y0 - (r0 + i + 0.5) * res
+        dy = yc - ty[t]
+        hint = -1.0  # where the previous cell's path was blocked (fraction)
+        seeds[:] = -1.0
+        for c in range(nc):
+            if not upd_best and rank_t <= rank[i, c]:
+                continue
+            xc = x0 + (c0 + c + 0.5) * res
+            dx = xc - tx[t]
+            d2 = dx * dx + dy * dy
+            if d2 > r2:
+                continue
+            d = math.sqrt(d2)
+            p = eirp[t] - path_loss_at(t, d, kind, coef_a, coef_b, table_id, tables, table_step)
+            dh_c = dh[t]
+            h_abs_rx = 0.0
+            if use_dem:
+                z = dem[r0 + i, c0 + c]
+                h_abs_rx = (0.0 if math.isnan(z) else z) + h_rx
+                dh_c = h_abs_tx[t] - h_abs_rx
+            if sector:
+                phi = 0.0
+                if not math.isnan(azimuth[t]):
+                    phi = wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
+                dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
+                p += pattern(phi, dep, azimuth[t], beam[t], tilt[t])
+            # below the floor the pair is dropped anyway (terrain only lowers it)
+            need_best = upd_best and p > best[i, c] and p >= floor_dbm
+            need_rank = upd_rank and rank_t > rank[i, c] and p >= rank_floor
+            if use_dem and (need_best or need_rank):
+                beat = max(best[i, c], floor_dbm) if need_best else np.inf
+                if need_rank:
+                    beat = min(beat, rank_floor)
+                p = _terrain_power(
+                    p, beat, dem, bmax, x0, y0, res, tx[t], ty[t], h_abs_tx[t], xc, yc,
+                    h_abs_rx, wavelength[t], method, buf, hint, no_horizon, seeds,
+                )  # fmt: skip
+                hint = buf[0]
+            if upd_best and p > best[i, c]:
+                best[i, c] = p
+                server[i, c] = t
+            if need_rank and np.float32(p) - clut[i, c] >= covf:
+                rank[i, c] = rank_t
+
+
+@nb.njit(cache=True)
 def _tile(
-    k, tile_r0, tile_c0, tile_ptr, tile_cand, tsize,
-    x0, y0, res, height, width,
-    tx, ty, eirp, group, radius, dh, azimuth, beam, tilt,
-    kind, coef_a, coef_b, table_id, tables, table_step,
+    r0, c0, tsize, x0, y0, res, height, width, max_radius,
+    tx, ty, eirp, group, tower_rank, radius, dh, towers, azimuth, beam, tilt,
+    kind, coef_a, coef_b, closed, table_id, tables, table_step,
+    b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
     n_groups, floor_dbm,
     dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
-    out_power, out_server, buf, best, server, xs, ys, no_horizon, seeds,
+    clutter, use_clutter, do_rank, do_flat, rank_floor, covered_dbm,
+    out_power, out_server, out_rank, out_flat, buf, no_horizon, seeds,
 ):  # fmt: skip
-    """One tile, every group: returns the number of (tower, tile) evaluations."""
+    """One tile (from row ``r0``, column ``c0``), every group: returns the number of (tower,
+    tile) evaluations."""
     evaluated = 0
-    r0, c0 = tile_r0[k], tile_c0[k]
     r1, c1 = min(r0 + tsize, height), min(c0 + tsize, width)
     nr, nc = r1 - r0, c1 - c0
+    xs = np.empty(2)
+    ys = np.empty(2)
     xs[0] = x0 + (c0 + 0.5) * res
     xs[1] = x0 + (c1 - 0.5) * res
     ys[0] = y0 - (r1 - 0.5) * res
     ys[1] = y0 - (r0 + 0.5) * res
-    cands = tile_cand[tile_ptr[k] : tile_ptr[k + 1]]
-    ub = tile_upper_bounds(
-        cands, xs, ys, tx, ty, eirp, radius, dh, azimuth, beam, tilt,
-        kind, coef_a, coef_b, table_id, tables, table_step, use_dem,
+    # the bounds hold for the tables this kernel reads and for the flat kernel's closed forms
+    cands, bound = tile_candidates(
+        xs, ys, tx, ty, eirp, radius, max_radius, kind, coef_a, coef_b, closed, table_id,
+        tables, table_step, True, b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
     )  # fmt: skip
     m = cands.shape[0]
-    order = np.argsort(-ub, kind="mergesort")
+    gptr, gpos, left = group_candidates(cands, bound, group, n_groups)
+    best = np.empty((nr, nc))
+    server = np.empty((nr, nc), dtype=np.int32)
+    ranked = do_rank or do_flat
+    rank = np.full((nr, nc) if ranked else (1, 1), -1, dtype=np.int32)
+    clut = np.zeros((nr, nc) if ranked else (1, 1), dtype=np.float32)
+    if ranked and use_clutter:
+        clut[:, :] = clutter[r0:r1, c0:c1]
+    covf = np.float32(covered_dbm)
+    low_rank = -1  # the lowest rank of the tile's cells
+    done = np.zeros(m, dtype=np.bool_)  # evaluated on the tile already
     for g in range(n_groups):
-        best[:nr, :nc] = -np.inf
-        server[:nr, :nc] = -1
-        weakest = -np.inf
-        for jj in range(m):
-            j = order[jj]
-            t = cands[j]
-            if group[t] != g:
-                continue
-            # sorted by bound: once a bound cannot beat the tile's weakest cell (or the
-            # floor), no later tower of this group can either
-            if ub[j] < floor_dbm or ub[j] <= weakest:
+        best[:, :] = -np.inf
+        server[:, :] = -1
+        worst = -np.inf
+        taken = 0
+        rest = np.empty(0, dtype=np.int64)
+        while True:  # the group's towers by decreasing bound
+            q, rest = next_best(left, gptr[g], gptr[g + 1], taken, rest)
+            taken += 1
+            if q < 0:
                 break
+            j = gpos[q]
+            t = cands[j]
+            # once a bound cannot beat the tile's weakest cell (or the floor), no later tower
+            # of this group can either; a sector's pattern may rule it alone out
+            if bound[j] < floor_dbm or bound[j] <= worst:
+                break
+            ub, _, _ = sector_bound(t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, True)
+            if ub < floor_dbm or ub <= worst:
+                continue
             evaluated += 1
-            r2 = radius[t] * radius[t]
-            for i in range(nr):
-                yc = y0 - (r0 + i + 0.5) * res
-                dy = yc - ty[t]
-                hint = -1.0  # where the previous cell's path was blocked (fraction)
-                seeds[:] = -1.0
-                for c in range(nc):
-                    xc = x0 + (c0 + c + 0.5) * res
-                    dx = xc - tx[t]
-                    d2 = dx * dx + dy * dy
-                    if d2 > r2:
-                        continue
-                    d = math.sqrt(d2)
-                    p = eirp[t] - path_loss_at(
-                        t, d, kind, coef_a, coef_b, table_id, tables, table_step
-                    )
-                    dh_c = dh[t]
-                    h_abs_rx = 0.0
-                    if use_dem:
-                        z = dem[r0 + i, c0 + c]
-                        h_abs_rx = (0.0 if math.isnan(z) else z) + h_rx
-                        dh_c = h_abs_tx[t] - h_abs_rx
-                    if not (math.isnan(azimuth[t]) and math.isnan(tilt[t])):
-                        phi = 0.0
-                        if not math.isnan(azimuth[t]):
-                            phi = wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
-                        dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
-                        p += pattern(phi, dep, azimuth[t], beam[t], tilt[t])
-                    # below the floor the pair is dropped anyway (terrain only lowers it)
-                    if use_dem and p > best[i, c] and p >= floor_dbm:
-                        p = _terrain_power(
-                            p, max(best[i, c], floor_dbm), dem, bmax, x0, y0, res, tx[t],
-                            ty[t], h_abs_tx[t], xc, yc, h_abs_rx, wavelength[t], method, buf,
-                            hint, no_horizon, seeds,
-                        )  # fmt: skip
-                        hint = buf[0]
-                    if p > best[i, c]:
-                        best[i, c] = p
-                        server[i, c] = t
-            # the weakest cell of the tile, counting cells below the floor as the floor
-            w = np.inf
-            for i in range(nr):
-                for c in range(nc):
-                    v = best[i, c]
-                    if v < floor_dbm:
-                        v = floor_dbm
-                    if v < w:
-                        w = v
-            weakest = w
+            done[j] = True
+            upd_rank = do_rank and tower_rank[t] > low_rank and ub >= rank_floor
+            _tower(
+                t, True, upd_rank, r0, c0, nr, nc, x0, y0, res,
+                tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
+                kind, coef_a, coef_b, table_id, tables, table_step, floor_dbm,
+                dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
+                rank_floor, covf, clut, rank, best, server, buf, no_horizon, seeds,
+            )  # fmt: skip
+            worst = weakest(best.ravel(), floor_dbm)
+            if upd_rank:
+                low_rank = min_rank(rank.ravel())
         for i in range(nr):
             for c in range(nc):
                 out_power[g, r0 + i, c0 + c] = best[i, c]
                 out_server[g, r0 + i, c0 + c] = server[i, c]
+    if do_rank:
+        # the towers no group evaluated, by decreasing bound, while one may raise a rank
+        order = np.argsort(-bound)
+        for jj in range(m):
+            j = order[jj]
+            t = cands[j]
+            if bound[j] < rank_floor:
+                break
+            if done[j] or tower_rank[t] <= low_rank:
+                continue
+            ub, _, _ = sector_bound(t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, True)
+            if ub < rank_floor:
+                continue
+            evaluated += 1
+            _tower(
+                t, False, True, r0, c0, nr, nc, x0, y0, res,
+                tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
+                kind, coef_a, coef_b, table_id, tables, table_step, floor_dbm,
+                dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
+                rank_floor, covf, clut, rank, best, server, buf, no_horizon, seeds,
+            )  # fmt: skip
+            low_rank = min_rank(rank.ravel())
+        for i in range(nr):
+            for c in range(nc):
+                out_rank[r0 + i, c0 + c] = rank[i, c]
+    if do_flat:
+        evaluated += _flat_cover(
+            cands, bound, xs, ys, r0, c0, nr, nc, x0, res, tx, ty, dh, azimuth, beam, tilt,
+            towers, rank_floor, covf, clut, out_flat,
+        )  # fmt: skip
+    return evaluated
+
+
+@nb.njit(cache=True)
+def _flat_cover(
+    cands, bound, xs, ys, r0, c0, nr, nc, x0, res, tx, ty, dh, azimuth, beam, tilt,
+    towers, floor, covf, clut, out_flat,
+):  # fmt: skip
+    """Whether some tower's flat-earth power less the clutter reaches ``covf`` on each cell
+    of a tile, into ``out_flat``: the flat kernel's float32 evaluation
+    (:func:`telcoplan.coverage._kernel_common.flat_tower`) of the tile's candidates by
+    decreasing bound (their patterns' bounds with the vertical pattern: flat earth), until
+    every cell is covered or no bound can beat the weakest cell (or ``floor``). Returns the
+    towers evaluated.
+    """
+    evaluated = 0
+    m = cands.shape[0]
+    order = np.argsort(-bound)
+    n = nr * nc  # the tile's buffers, flat (row-major), as the flat kernel's
+    gx = np.empty(n, dtype=np.float32)
+    gy = np.empty(n, dtype=np.float32)
+    for i in range(nr):
+        for c in range(nc):
+            gx[i * nc + c] = c * res
+            gy[i * nc + c] = (nr - 1 - i) * res
+    best = np.full(n, -np.inf, dtype=np.float32)
+    server = np.empty(n, dtype=np.int32)
+    pw = np.empty(n, dtype=np.float32)
+    flat_clut = clut.ravel()
+    worst = -np.inf
+    for jj in range(m):
+        j = order[jj]
+        t = cands[j]
+        if bound[j] < floor or bound[j] <= worst:
+            break
+        ub, dmin2, dmax2 = sector_bound(t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, False)
+        if ub < floor or ub <= worst:
+            continue
+        evaluated += 1
+        flat_tower(
+            t, False, best, server, server, flat_clut, covf, pw, gx, gy, nr, nc,
+            x0, res, c0, xs[0], ys[0], ys[1], dmin2, dmax2, towers,
+        )  # fmt: skip
+        worst = weakest(best, floor)
+        short = 0  # cells not covered yet
+        for c in range(n):
+            short += best[c] - flat_clut[c] < covf
+        if short == 0:
+            break
+    for i in range(nr):
+        for c in range(nc):
+            out_flat[r0 + i, c0 + c] = best[i * nc + c] - flat_clut[i * nc + c] >= covf
     return evaluated
 
 

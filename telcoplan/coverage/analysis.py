@@ -102,9 +102,13 @@ def compute_coverage(
     modified. With a ``dem`` (ground elevation on ``grid``, m) paths whose line of sight the
     terrain obstructs lose their diffraction loss (``diffraction`` method), and
     :attr:`CoverageResult.limit` tells, for every uncovered cell, whether distance or terrain
-    ends the coverage (a second, flat-earth pass). ``clutter_db`` (dB per cell, e.g. a
-    calibration's clutter offsets on a land-use raster) is added to the loss of every path
-    ending in the cell, in both passes.
+    ends the coverage (whether some tower covers it on flat earth). ``clutter_db`` (dB per
+    cell, e.g. a calibration's clutter offsets on a land-use raster) is added to the loss of
+    every path ending in the cell, with and without terrain.
+
+    One kernel run computes everything, from the same tiles and tower candidates: the best
+    server by margin per operator, the highest generation with a margin ≥ 0 (each tower
+    carries its generation) and, with a DEM, the flat-earth coverage.
     """
     thr = thresholds or Thresholds()
     tech = (
@@ -123,21 +127,16 @@ def compute_coverage(
         "diffraction": diffraction,
         "clutter_db": clutter_db,
     }
-    passes = 2 + (dem is not None)
-    log.info("coverage pass 1 of %d: best server per operator", passes)
-    power, margin, server, covered, groups, site_ids = _operator_margins(
+    log.info(
+        "coverage: best server per operator, generations%s", " and flat earth" * (dem is not None)
+    )
+    power, margin, server, covered, groups, site_ids, best_tech, flat = _operator_margins(
         towers, grid, thr, tech, validity, kw | {"progress_label": "best server per operator"}
     )
-    log.info("coverage pass 2 of %d: the highest generation covering each cell", passes)
-    best_tech = _best_technology(towers, grid, thr, tech, covered=covered, **kw)
     limit = None
     if dem is not None:
-        log.info("coverage pass 3 of 3: flat earth, to tell distance from terrain")
-        flat_kw = kw | {"dem": None, "progress_label": "flat-earth pass"}
-        flat = _operator_margins(towers, grid, thr, tech, "ignore", flat_kw)[3].any(axis=0)
-        any_cov = covered.any(axis=0)
         limit = np.where(
-            any_cov, LIMIT_COVERED, np.where(flat, LIMIT_TERRAIN, LIMIT_DISTANCE)
+            covered.any(axis=0), LIMIT_COVERED, np.where(flat, LIMIT_TERRAIN, LIMIT_DISTANCE)
         ).astype(np.uint8)
     return CoverageResult(
         grid=grid,
@@ -154,12 +153,21 @@ def compute_coverage(
 
 
 def _operator_margins(towers, grid, thr, tech, validity, kw):
-    """Best server by margin over each tower's technology threshold, per operator."""
+    """Best server by margin over each tower's technology threshold, per operator; the highest
+    generation with a margin ≥ 0 per cell; with a DEM, whether some tower has a margin ≥ 0 on
+    flat earth. One kernel run: the three come from the same tiles and candidates."""
     power_thr = np.array([thr.power_threshold(t) for t in tech], dtype=np.float64)
     shifted = towers.copy()
     shifted["eirp_dbm"] = towers["eirp_dbm"].to_numpy(dtype=np.float64) - power_thr
     res = best_server(
-        shifted, grid, group_by="operator", floor_dbm=MARGIN_FLOOR_DB, validity=validity, **kw
+        shifted,
+        grid,
+        group_by="operator",
+        floor_dbm=MARGIN_FLOOR_DB,
+        validity=validity,
+        coverage_rank=np.array([technology_rank(t) for t in tech], dtype=np.int64),
+        coverage_dbm=0.0,
+        **kw,
     )
     margin = res.power_dbm
     server = res.server
@@ -169,28 +177,7 @@ def _operator_margins(towers, grid, thr, tech, validity, kw):
     power = np.empty_like(margin)
     covered = np.empty(margin.shape, dtype=bool)
     serving_power(margin, server, power_thr.astype(np.float32), power, covered)
-    return power, margin, server, covered, res.groups, res.site_ids
-
-
-def _best_technology(towers, grid, thr, tech, *, covered, **kw) -> np.ndarray:
-    """Highest generation covering each cell (by any operator): one margin run per generation."""
-    out = np.full(grid.shape, -1, dtype=np.int8)
-    present = [t for t in TECHNOLOGY_ORDER if (tech == t).any()]
-    if len(present) == 1:
-        out[covered.any(axis=0)] = technology_rank(present[0])
-        return out
-    for t in present:
-        sel = towers[tech == t].copy()
-        sel["eirp_dbm"] = sel["eirp_dbm"].to_numpy(dtype=np.float64) - thr.power_threshold(t)
-        sel["_all"] = "all"
-        # only "margin ≥ 0" matters here: a floor of 0 dB lets the kernel skip every tower
-        # (and terrain profile) that cannot reach it
-        r = best_server(
-            sel, grid, group_by="_all", floor_dbm=0.0, validity="ignore",
-            **kw | {"progress_label": f"{t} coverage"},
-        )  # fmt: skip
-        out[(r.power_dbm[0] >= 0)] = technology_rank(t)  # later generations overwrite earlier
-    return out
+    return power, margin, server, covered, res.groups, res.site_ids, res.best_rank, res.flat_covered
 
 
 def population_covered(

@@ -37,7 +37,6 @@ DEFAULT_RADIUS_KM: tuple[tuple[float, float], ...] = (
 )
 _LOG_LINEAR = ("hata", "cost231")
 _TABLE_STEP = 1e-3  # decades of distance between path-loss table samples
-_TILES_PER_CALL = 8192  # tiles per terrain-kernel call (bounds its candidate lists' memory)
 _PROGRESS_S = 5.0  # seconds between progress messages of a long run
 _PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 
@@ -72,6 +71,13 @@ class SignalResult:
         The towers' ids (their index), in the order ``server`` refers to.
     towers_evaluated : int
         Tower-tile evaluations the kernel performed (a measure of the pruning's effect).
+    best_rank : numpy.ndarray or None
+        int8 (H, W), with ``coverage_rank`` only: the highest rank among the towers whose
+        power (less the clutter) reaches ``coverage_dbm`` at the cell, −1 where none does.
+    flat_covered : numpy.ndarray or None
+        bool (H, W), with ``coverage_rank`` and a DEM only: whether some tower's power reaches
+        ``coverage_dbm`` at the cell on flat earth (no diffraction loss; the antenna's
+        depression from the heights above the receiver) — the flat-earth run's answer.
     """
 
     grid: GridSpec
@@ -80,6 +86,8 @@ class SignalResult:
     server: np.ndarray
     site_ids: np.ndarray
     towers_evaluated: int = 0
+    best_rank: np.ndarray | None = None
+    flat_covered: np.ndarray | None = None
 
     def group(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(power_dbm, server) of one group."""
@@ -113,6 +121,88 @@ def auto_models(freq_mhz: np.ndarray, environment: Sequence[str]) -> np.ndarray:
     return np.where(f <= 1500.0, "hata", np.where(f <= 2000.0, "cost231", high)).astype(object)
 
 
+#: Columns of the closed-form coefficients (:func:`_closed_form`), the loss in dB with d3 the 3D
+#: distance (m) and q the squared horizontal distance (m², at least 1):
+#: max(q ≤ BP2 ? A1 + B1 log10 d3 + C1 d3 : A2 + B2 log10 d3, A3 + B3 log10 d3) + KC log10 √q.
+_CLOSED_COLUMNS = ("A1", "B1", "C1", "A2", "B2", "A3", "B3", "DZ2", "BP2", "KC")
+
+
+def _closed_form(
+    model: str, freq: np.ndarray, h_tx: np.ndarray, h_rx: float, calibration
+) -> np.ndarray:
+    """Per-tower coefficients (n, 10; :data:`_CLOSED_COLUMNS`) of ``model``'s loss in closed form.
+
+    The distance term of the 3GPP TR 38.901 models is piecewise linear in log10 d3D (d3D² =
+    d2D² + (h_BS − h_UT)²): the LOS pieces before and after the breakpoint (selected by the
+    horizontal distance, as :func:`telcoplan.coverage.propagation.path_loss` does), and NLOS
+    = max(LOS, a third line); RMa's first piece also has a term linear in d3D. Free space is
+    one line. A calibration (a, b) adds a + b log10(d2D / 1 km) to every piece.
+
+    Notes
+    -----
+    3GPP TR 38.901 v17 Table 7.4.1-1, as in :mod:`telcoplan.coverage.propagation`:
+
+    - UMa (h_E = 1 m): PL1 = 28 + 22 log d3 + 20 log fc; PL2 = 28 + 40 log d3 + 20 log fc
+      − 9 log(d'BP² + Δh²), d'BP = 4 (h_BS − 1)(h_UT − 1) f / c; NLOS 13.54 + 39.08 log d3
+      + 20 log fc − 0.6 (h_UT − 1.5);
+    - RMa (h = 5 m, W = 20 m): PL1 = 20 log(40π d3 fc / 3) + min(0.03 h^1.72, 10) log d3
+      − min(0.044 h^1.72, 14.77) + 0.002 log(h) d3; PL2 = PL1(dBP) + 40 log(d3 / dBP),
+      dBP = 2π h_BS h_UT f / c; NLOS 161.04 − 7.1 log W + 7.5 log h − (24.37 − 3.7 (h/h_BS)²)
+      log h_BS + (43.42 − 3.1 log h_BS)(log d3 − 3) + 20 log fc − (3.2 (log 11.75 h_UT)² − 4.97);
+    - free space (ITU-R P.525): 32.45 + 20 log f(MHz) + 20 log d3(km).
+    """
+    from telcoplan.coverage.propagation import SPEED_OF_LIGHT
+
+    n = len(freq)
+    out = np.zeros((n, len(_CLOSED_COLUMNS)))
+    fc = freq / 1000.0  # GHz
+    dz = h_tx - h_rx
+    out[:, 7] = dz * dz
+    out[:, 5] = -np.inf  # no NLOS line
+    bp = np.full(n, np.inf)  # no breakpoint: the first piece everywhere
+    if model == "fspl":
+        out[:, 0] = 32.45 + 20.0 * np.log10(freq) - 60.0  # d in m
+        out[:, 1] = 20.0
+    elif model == "3gpp-uma":
+        bp = 4.0 * (h_tx - 1.0) * (h_rx - 1.0) * (freq * 1e6) / SPEED_OF_LIGHT
+        out[:, 0] = 28.0 + 20.0 * np.log10(fc)
+        out[:, 1] = 22.0
+        out[:, 3] = out[:, 0] - 9.0 * np.log10(bp * bp + dz * dz)
+        out[:, 4] = 40.0
+        out[:, 5] = 13.54 + 20.0 * np.log10(fc) - 0.6 * (h_rx - 1.5)
+        out[:, 6] = 39.08
+    elif model == "3gpp-rma":
+        h, w = 5.0, 20.0
+        bp = 2.0 * np.pi * h_tx * h_rx * (freq * 1e6) / SPEED_OF_LIGHT
+        k = min(0.03 * h**1.72, 10.0)
+        out[:, 0] = 20.0 * np.log10(40.0 * np.pi * fc / 3.0) - min(0.044 * h**1.72, 14.77)
+        out[:, 1] = 20.0 + k
+        out[:, 2] = 0.002 * np.log10(h)
+        pl1_bp = out[:, 0] + out[:, 1] * np.log10(bp) + out[:, 2] * bp
+        out[:, 3] = pl1_bp - 40.0 * np.log10(bp)
+        out[:, 4] = 40.0
+        b3 = 43.42 - 3.1 * np.log10(h_tx)
+        out[:, 5] = (
+            161.04
+            - 7.1 * np.log10(w)
+            + 7.5 * np.log10(h)
+            - (24.37 - 3.7 * (h / h_tx) ** 2) * np.log10(h_tx)
+            - 3.0 * b3
+            + 20.0 * np.log10(fc)
+            - (3.2 * np.log10(11.75 * h_rx) ** 2 - 4.97)
+        )
+        out[:, 6] = b3
+    else:
+        raise ValueError(f"no closed form for {model!r}")
+    # the first piece up to the breakpoint (horizontal distance ≥ 1 m: none below 1 m)
+    out[:, 8] = np.where(bp >= 1.0, bp * bp, -1.0)
+    if calibration is not None:  # + a + b (log10 d2D − 3), on every piece
+        a, b = calibration
+        out[:, [0, 3, 5]] += a - 3.0 * b
+        out[:, 9] = b
+    return out
+
+
 def _model_parameters(
     models: np.ndarray,
     freq: np.ndarray,
@@ -122,12 +212,16 @@ def _model_parameters(
     radius_m: np.ndarray,
     validity: str,
     calibration: tuple[float, float] | None = None,
+    tabulate: bool = False,
 ):
-    """Per-tower path-loss parameters for the kernel: log-linear coefficients or tables."""
+    """Per-tower path-loss parameters for the kernels: ``kind`` 0 (log-linear, the Hata family:
+    ``coef_a``, ``coef_b``) or 1 (closed form, :func:`_closed_form`; with ``tabulate`` also
+    tables for the terrain kernel, ``table_id`` and ``tables``)."""
     n = len(freq)
     kind = np.zeros(n, dtype=np.int8)
     coef_a = np.zeros(n)
     coef_b = np.zeros(n)
+    closed = np.zeros((n, len(_CLOSED_COLUMNS)))
     table_id = np.zeros(n, dtype=np.int64)
     envs = np.asarray(environment, dtype=object)
     n_samples = math.ceil(np.log10(max(float(radius_m.max()), 10.0)) / _TABLE_STEP) + 2
@@ -150,8 +244,11 @@ def _model_parameters(
                 )
                 continue
             kind[sel] = 1
-            # validity is checked once for the whole group, then each distinct tower is tabulated
+            # validity is checked once for the whole group
             path_loss(model, distance_km=1.0, freq_mhz=freq[sel], h_tx_m=h_tx[sel], **kw)
+            closed[sel] = _closed_form(model, freq[sel], h_tx[sel], h_rx, calibration)
+            if not tabulate:
+                continue
             # one table per distinct (frequency, height to 1 cm): with continuous heights this
             # bounds the table count; 1 cm changes a 3GPP loss by < 0.002 dB
             keys = pd.MultiIndex.from_arrays([freq[sel], np.round(h_tx[sel], 2)])
@@ -179,7 +276,7 @@ def _model_parameters(
         stacked = (stacked + a + b * (np.arange(stacked.shape[1]) * _TABLE_STEP - 3.0)).astype(
             np.float32
         )
-    return kind, coef_a, coef_b, table_id, stacked
+    return kind, coef_a, coef_b, closed, table_id, stacked
 
 
 def best_server(
@@ -199,6 +296,8 @@ def best_server(
     diffraction: str = "bullington",
     clutter_db: np.ndarray | None = None,
     progress_label: str = "best server",
+    coverage_rank: np.ndarray | None = None,
+    coverage_dbm: float = 0.0,
 ) -> SignalResult:
     """Best received power and serving site per group (operator) on every cell of ``grid``.
 
@@ -241,6 +340,17 @@ def best_server(
     progress_label
         How the progress messages of a long run (every few seconds, with an estimate of the
         time left) name the computation.
+    coverage_rank
+        Optional rank per tower (integers 0–127, e.g. the technology generation): the result
+        then also holds :attr:`SignalResult.best_rank`, the highest rank among the towers whose
+        power less the clutter is ≥ ``coverage_dbm`` (dBm) at each cell, and with a ``dem``
+        :attr:`SignalResult.flat_covered`, whether some tower reaches that level on flat
+        earth. They come from the same kernel run and tile candidates as the powers (the
+        kernel skips a tower only when it can change none of the outputs), equal to the
+        outputs of separate runs: ``best_server(towers of rank r, floor_dbm=coverage_dbm)``
+        per rank, and a run without the DEM.
+    coverage_dbm
+        The coverage level (dBm) of ``coverage_rank``.
 
     Returns
     -------
@@ -248,12 +358,15 @@ def best_server(
 
     Notes
     -----
-    The kernel (:mod:`telcoplan.coverage._kernel`) is exact: it returns the same maximum as
-    evaluating every tower at every cell within its radius, but prunes towers per tile with an
-    upper bound on the power they can deliver there. Hata-family losses are evaluated from
-    their exact form A + B log10(d); other models from float32 tables sampled every 0.001 decade
-    of distance, one per distinct frequency and height (to 1 cm), interpolated linearly
-    (error < 0.005 dB).
+    The kernels (:mod:`telcoplan.coverage._kernel` on flat earth,
+    :mod:`telcoplan.coverage._kernel_terrain` with a DEM) are exact: they return the same
+    maximum as evaluating every tower at every cell within its radius, but prune towers per tile
+    with an upper bound on the power they can deliver there. Hata-family losses are evaluated
+    from their exact form A + B log10(d). On flat earth, the 3GPP models and free space are
+    evaluated in closed form (:func:`_closed_form`: pieces linear in log10 d3D, RMa's term
+    linear in d3D, the breakpoint decided per run of cells), in float32 (≈ 1e-4 dB). With a
+    DEM they are read from float32 tables sampled every 0.001 decade of distance, one per
+    distinct frequency and height (to 1 cm), interpolated linearly (error < 0.005 dB).
     """
     if model not in MODELS and model != "auto":
         raise ValueError(
@@ -308,14 +421,48 @@ def best_server(
     else:
         power = np.full(shape, np.nan, dtype=np.float32)
         server = np.full(shape, -1, dtype=np.int32)
+    do_rank = coverage_rank is not None
+    do_flat = do_rank and use_dem
+    rank = np.zeros(n, dtype=np.int32)
+    if do_rank:
+        rank = np.asarray(coverage_rank)
+        if rank.shape != (n,) or (n and (rank.min() < 0 or rank.max() > 127)):
+            raise ValueError("coverage_rank must hold one integer 0–127 per tower")
+        rank = rank.astype(np.int32)
+    # the kernels write every cell of the rasters they are given (dummies otherwise)
+    best_rank = np.full((nrows, ncols) if do_rank else (1, 1), -1, dtype=np.int8)
+    flat_covered = np.zeros((nrows, ncols) if do_flat else (1, 1), dtype=np.bool_)
+    # a tower whose power is below this covers no cell, whatever the clutter's gains
+    rank_floor = float(coverage_dbm)
+    if clutter is not None:
+        rank_floor -= max(0.0, -float(clutter.min(initial=0.0)))
+    use_clutter = clutter is not None
+    clutter_arr = clutter if use_clutter else np.zeros((1, 1), dtype=np.float32)
     evaluated = 0
     if n:
         models = auto_models(freq, env) if model == "auto" else np.full(n, model, dtype=object)
-        kind, coef_a, coef_b, table_id, tables = _model_parameters(
-            models, freq, h_tx, h_rx_m, env, radius_m, validity, calibration
+        kind, coef_a, coef_b, closed, table_id, tables = _model_parameters(
+            models, freq, h_tx, h_rx_m, env, radius_m, validity, calibration, tabulate=use_dem
         )
         t = grid.transform
         tile_r0, tile_c0 = _tile_origins(grid, tile_size)
+        from telcoplan.coverage._kernel_common import tower_buckets
+
+        # towers in square buckets of a quarter of the largest radius (at least a tile): a
+        # tile's candidates are read from the buckets within that radius of it (both kernels).
+        # Only the towers that may reach the grid are put in buckets, over the grid's extent
+        # plus that radius: the buckets stay about as many as the tiles, whatever the towers
+        r_max = float(radius_m.max())
+        bsize = max(r_max / 4.0, tile_size * grid.resolution)
+        gx0, gy0, gx1, gy1 = grid.bounds
+        xmin, ymin = gx0 - r_max, gy0 - r_max
+        nbx = int((gx1 + r_max - xmin) // bsize) + 1
+        nby = int((gy1 + r_max - ymin) // bsize) + 1
+        near = np.flatnonzero(
+            (tx >= xmin) & (tx <= gx1 + r_max) & (ty >= ymin) & (ty <= gy1 + r_max)
+        )
+        b_ptr, b_sub = tower_buckets(tx[near], ty[near], xmin, ymin, bsize, nbx, nby)
+        b_ids = near[b_sub]
         if use_dem:
             from telcoplan.coverage.profile import DIFFRACTION_METHODS
 
@@ -338,57 +485,34 @@ def best_server(
             from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel
 
             wavelength = 299_792_458.0 / (freq * 1e6)
-            from scipy.spatial import cKDTree  # the terrain path's tile candidates only
-
-            tree = cKDTree(np.column_stack([tx, ty]))
 
             def run_tiles(r0, c0, done):
-                ptr, cand = _tile_candidates(grid, tree, r0, c0, float(radius_m.max()), tile_size)
                 best_server_terrain_kernel(
-                    r0, c0, ptr, cand, tile_size,
-                    float(t.c), float(t.f), float(t.a), nrows, ncols,
-                    tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
-                    kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
+                    r0, c0, tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
+                    tx, ty, eirp, group, rank, radius_m, dh, azimuth, beam, tilt,
+                    kind, coef_a, coef_b, closed, table_id, tables, _TABLE_STEP,
+                    b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
                     len(groups), kernel_floor,
                     dem_arr, bmax, True, h_abs_tx, float(h_rx_m), wavelength, method_code,
-                    power, server, done,
+                    clutter_arr, use_clutter, do_rank, do_flat, rank_floor, float(coverage_dbm),
+                    power, server, best_rank, flat_covered, done,
                 )  # fmt: skip
 
         else:
-            from telcoplan.coverage._kernel import best_server_flat_kernel, tower_buckets
-
-            # towers in square buckets of a quarter of the largest radius (at least a tile): a
-            # tile's candidates are read from the buckets within that radius of it. Only the
-            # towers that may reach the grid are put in buckets, over the grid's extent plus
-            # that radius: the buckets stay about as many as the tiles, whatever the towers
-            r_max = float(radius_m.max())
-            bsize = max(r_max / 4.0, tile_size * grid.resolution)
-            gx0, gy0, gx1, gy1 = grid.bounds
-            xmin, ymin = gx0 - r_max, gy0 - r_max
-            nbx = int((gx1 + r_max - xmin) // bsize) + 1
-            nby = int((gy1 + r_max - ymin) // bsize) + 1
-            near = np.flatnonzero(
-                (tx >= xmin) & (tx <= gx1 + r_max) & (ty >= ymin) & (ty <= gy1 + r_max)
-            )
-            b_ptr, b_sub = tower_buckets(tx[near], ty[near], xmin, ymin, bsize, nbx, nby)
-            b_ids = near[b_sub]
-            use_clutter = clutter is not None
-            clutter_arr = clutter if use_clutter else np.zeros((1, 1), dtype=np.float32)
+            from telcoplan.coverage._kernel import best_server_flat_kernel
 
             def run_tiles(r0, c0, done):
                 best_server_flat_kernel(
                     r0, c0, tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
-                    tx, ty, eirp, group, radius_m, dh, azimuth, beam, tilt,
-                    kind, coef_a, coef_b, table_id, tables, _TABLE_STEP,
+                    tx, ty, eirp, group, rank, radius_m, dh, azimuth, beam, tilt,
+                    kind, coef_a, coef_b, closed,
                     b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
                     len(groups), kernel_floor, float(floor_dbm), clutter_arr, use_clutter,
-                    power, server, done,
+                    do_rank, rank_floor, float(coverage_dbm),
+                    power, server, best_rank, done,
                 )  # fmt: skip
 
-        # the terrain path's candidate lists are made per call: calls of a bounded number of
-        # tiles keep them small whatever the area (the flat kernel finds its own)
-        per_call = _TILES_PER_CALL if use_dem else len(tile_r0)
-        evaluated = _run_watched(tile_r0, tile_c0, run_tiles, progress_label, per_call)
+        evaluated = _run_watched(tile_r0, tile_c0, run_tiles, progress_label)
     if use_dem or not n:  # the flat kernel applied the clutter and the floor itself
         for g in range(len(groups)):  # one group at a time: no full-size temporaries
             if clutter is not None:
@@ -396,19 +520,28 @@ def best_server(
             low = ~(power[g] >= floor_dbm)
             server[g][low] = -1
             power[g][low] = np.nan
-    return SignalResult(grid, groups, power, server, towers.index.to_numpy(), evaluated)
+    return SignalResult(
+        grid,
+        groups,
+        power,
+        server,
+        towers.index.to_numpy(),
+        evaluated,
+        best_rank if do_rank else None,
+        flat_covered if do_flat else None,
+    )
 
 
-def _run_watched(tile_r0, tile_c0, run, progress_label: str, per_call: int) -> int:
-    """Run ``run(r0, c0, done)`` (a kernel, without the GIL) on the tiles, ``per_call`` tiles a
-    call, while reporting progress; the tower evaluations the kernel counted.
+def _run_watched(tile_r0, tile_c0, run, progress_label: str) -> int:
+    """Run ``run(r0, c0, done)`` (a kernel, without the GIL) on all the tiles in one call, while
+    reporting progress; the tower evaluations the kernel counted.
 
     ``done`` (int64 per tile, −1 until the kernel finishes the tile, then its tower
     evaluations) is read by a watcher thread every _PROGRESS_S seconds, which logs the share
-    done and an estimate of the time left. Within a call numba hands the tiles to the threads
-    one at a time (dynamic scheduling: tiles differ in cost), and no thread waits at a barrier
-    until the call ends (on a machine busy with other work, a descheduled thread makes every
-    barrier cost a time slice): the calls are as few as memory allows.
+    done and an estimate of the time left. numba hands the tiles to the threads one at a time
+    (dynamic scheduling: tiles differ in cost), and no thread waits at a barrier until the
+    call ends (on a machine busy with other work, a descheduled thread makes every barrier
+    cost a time slice).
     """
     import threading
 
@@ -438,9 +571,7 @@ def _run_watched(tile_r0, tile_c0, run, progress_label: str, per_call: int) -> i
     watcher.start()
     try:
         with numba.parallel_chunksize(1):
-            for start in range(0, n_tiles, max(1, per_call)):
-                stop = start + max(1, per_call)
-                run(tile_r0[start:stop], tile_c0[start:stop], done[start:stop])
+            run(tile_r0, tile_c0, done)
     finally:
         finished.set()
         watcher.join()
@@ -494,25 +625,3 @@ def _tile_origins(grid: GridSpec, tsize: int) -> tuple[np.ndarray, np.ndarray]:
     nrows, ncols = grid.shape
     r0s, c0s = np.meshgrid(np.arange(0, nrows, tsize), np.arange(0, ncols, tsize), indexing="ij")
     return r0s.ravel().astype(np.int64), c0s.ravel().astype(np.int64)
-
-
-def _tile_candidates(grid: GridSpec, tree, r0s, c0s, radius_max: float, tsize: int):
-    """Per tile, the towers whose radius may reach it, as CSR arrays (ptr, candidates)."""
-    nrows, ncols = grid.shape
-    res = grid.resolution
-    t = grid.transform
-    cx = t.c + (c0s + np.minimum(tsize, ncols - c0s) / 2.0) * res
-    cy = t.f - (r0s + np.minimum(tsize, nrows - r0s) / 2.0) * res
-    half_diag = tsize * res / math.sqrt(2.0)
-    lists = tree.query_ball_point(
-        np.column_stack([cx, cy]), r=radius_max + half_diag, return_sorted=True
-    )
-    counts = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-    ptr = np.zeros(len(lists) + 1, dtype=np.int64)
-    np.cumsum(counts, out=ptr[1:])
-    cand = (
-        np.concatenate([np.asarray(x, dtype=np.int64) for x in lists])
-        if ptr[-1]
-        else np.zeros(0, np.int64)
-    )
-    return ptr, cand

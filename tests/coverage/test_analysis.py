@@ -11,7 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Point, box
 
-from telcoplan.coverage.analysis import compute_coverage, population_covered
+from telcoplan.coverage.analysis import (
+    LIMIT_COVERED,
+    LIMIT_DISTANCE,
+    LIMIT_TERRAIN,
+    MARGIN_FLOOR_DB,
+    TECHNOLOGY_ORDER,
+    compute_coverage,
+    population_covered,
+    technology_rank,
+)
+from telcoplan.coverage.bestserver import best_server
 from telcoplan.coverage.propagation import path_loss
 from telcoplan.coverage.thresholds import METRIC_OFFSET_DB, Thresholds
 from telcoplan.gis.grid import GridSpec
@@ -227,3 +237,173 @@ def test_more_eirp_never_shrinks_coverage(seed, boost, which):
     for op in before.operators:
         i, j = before.operators.index(op), after.operators.index(op)
         assert not (before.covered[i] & ~after.covered[j]).any()
+
+
+def multipass_coverage(towers, grid, *, thresholds, dem=None, **kw):
+    """The coverage stage as it was before its passes shared one kernel run: the reference.
+
+    Pass 1, the best server by margin per operator; pass 2, one run per technology present
+    (floor 0 dB: margin ≥ 0) for the highest generation, or the operators' coverage when only
+    one is present; with a DEM, pass 3, the whole margins run on flat earth for the limit
+    raster. Returns (margin, server, best technology, limit).
+    """
+    tech = towers["technology"].astype(str).str.upper().to_numpy()
+    power_thr = np.array([thresholds.power_threshold(t) for t in tech])
+    shifted = towers.assign(eirp_dbm=towers["eirp_dbm"].to_numpy(dtype=float) - power_thr)
+    ops = {"group_by": "operator", "floor_dbm": MARGIN_FLOOR_DB, "validity": "ignore"}
+    res = best_server(shifted, grid, dem=dem, **ops, **kw)
+    covered = res.power_dbm >= 0
+    best_tech = np.full(grid.shape, -1, dtype=np.int8)
+    present = [t for t in TECHNOLOGY_ORDER if (tech == t).any()]
+    if len(present) == 1:
+        best_tech[covered.any(axis=0)] = technology_rank(present[0])
+    for t in present if len(present) > 1 else []:
+        sel = shifted[tech == t].assign(_all="all")
+        one = best_server(
+            sel, grid, group_by="_all", floor_dbm=0.0, validity="ignore", dem=dem, **kw
+        )
+        best_tech[one.power_dbm[0] >= 0] = technology_rank(t)
+    limit = None
+    if dem is not None:
+        flat = (best_server(shifted, grid, **ops, **kw).power_dbm >= 0).any(axis=0)
+        limit = np.where(
+            covered.any(axis=0), LIMIT_COVERED, np.where(flat, LIMIT_TERRAIN, LIMIT_DISTANCE)
+        ).astype(np.uint8)
+    return res.power_dbm, res.server, best_tech, limit
+
+
+def _dense_network(n, grid, seed, freqs, flavour="weaker"):
+    """``n`` towers of 3 operators and the 4 generations over ``grid`` (and 300 m around it),
+    sectors (some tilted, some of their own beamwidth) and omni antennas, weak EIRPs: every
+    generation covers part of the grid and leaves part uncovered. ``flavour``:
+
+    - ``"weaker"``: each generation 8 dB weaker than the one before;
+    - ``"dominant"``: the same, and one tower in ten a 2G omni 30 dB stronger: it serves its
+      operator's cells, and the towers that cover cells with a later generation are not
+      needed for any operator's best server (the kernel evaluates them for the generations
+      alone);
+    - ``"stronger"``: each generation 4 dB stronger than the one before (and 8 dB more for
+      all): a later generation's tower, before the terrain's loss, often beats its
+      operator's best so far, and after it still covers the cell without serving it.
+    """
+    rng = np.random.default_rng(seed)
+    xmin, ymin, xmax, ymax = grid.bounds
+    az = np.where(rng.random(n) < 0.6, rng.uniform(0, 360, n), np.nan)
+    rank = rng.integers(0, len(TECHNOLOGY_ORDER), n)
+    boost = np.zeros(n) if flavour != "stronger" else 8.0 + 12.0 * rank
+    if flavour == "dominant":
+        strong = np.arange(n) % 10 == 0
+        rank[strong] = 0
+        az[strong] = np.nan
+        boost[strong] = 30.0
+    return gpd.GeoDataFrame(
+        {
+            "operator": rng.choice(["A", "B", "C"], n),
+            "technology": np.array(TECHNOLOGY_ORDER)[rank],
+            "frequency_mhz": rng.choice(freqs, n),
+            "height_m": rng.uniform(25, 45, n),
+            # the later generations weaker: their towers rarely serve an operator's cells
+            # but still cover some, which only the generations' output needs
+            "eirp_dbm": rng.uniform(5.0, 35.0, n) - 8.0 * rank + boost,
+            "azimuth_deg": az,
+            "beamwidth_deg": np.where(rng.random(n) < 0.5, rng.uniform(40, 90, n), np.nan),
+            "tilt_deg": np.where(rng.random(n) < 0.5, rng.uniform(0, 10, n), np.nan),
+        },
+        geometry=gpd.points_from_xy(
+            rng.uniform(xmin - 300, xmax + 300, n), rng.uniform(ymin - 300, ymax + 300, n)
+        ),
+        index=[f"s{i:04d}" for i in range(n)],
+        crs=UTM49,
+    )
+
+
+def _assert_as_multipass(cov, want):
+    margin, server, best_tech, limit = want
+    np.testing.assert_array_equal(cov.margin_db, margin)  # NaN where NaN
+    np.testing.assert_array_equal(cov.server, server)
+    np.testing.assert_array_equal(cov.best_technology, best_tech)
+    if limit is None:
+        assert cov.limit is None
+    else:
+        np.testing.assert_array_equal(cov.limit, limit)
+
+
+_FLAVOURS = [(False, "weaker"), (True, "weaker"), (True, "dominant"), (False, "stronger")]
+
+
+@pytest.mark.parametrize(("clutter", "flavour"), _FLAVOURS)
+def test_one_run_equals_the_passes_it_replaces_on_flat_earth(clutter, flavour):
+    """Margins, servers and the highest generation from one kernel run, bit for bit the
+    separate runs' (one per generation): 250 towers reach every tile (> 100 candidates per
+    tile), four generations, sectors, the Hata family and the tabulated 3GPP models,
+    a calibration, and clutter with losses and gains (a gain lowers the kernel's floors)."""
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 3200, Y0 + 3200), 50.0, UTM49)
+    freqs = [900.0, 1800.0, 2100.0, 2600.0, 3500.0]
+    towers = _dense_network(250, grid, seed=5, freqs=freqs, flavour=flavour)
+    clutter_db = None
+    if clutter:
+        clutter_db = np.random.default_rng(2).uniform(-6.0, 12.0, grid.shape)
+        clutter_db[5, 5] = np.nan
+    kw = {
+        "model": "auto",
+        "max_radius_km": 3.0,
+        "calibration": (1.5, 2.0),
+        "clutter_db": clutter_db,
+        "tile_size": 32,
+    }
+    thr = Thresholds()
+    cov = compute_coverage(towers, grid, thresholds=thr, validity="ignore", **kw)
+    want = multipass_coverage(towers, grid, thresholds=thr, **kw)
+    _assert_as_multipass(cov, want)
+    # every generation covers some cells, and (without the dominant towers) some cells none
+    assert set(np.unique(cov.best_technology)) >= {0, 1, 2, 3}
+    assert flavour != "weaker" or -1 in cov.best_technology
+
+
+@pytest.mark.parametrize(("clutter", "flavour"), _FLAVOURS)
+def test_one_run_equals_the_passes_it_replaces_with_terrain(clutter, flavour):
+    """With a DEM, one terrain kernel run also gives the flat-earth coverage (the flat
+    kernel's float32 evaluation, for the limit raster) and the generations: bit for bit the
+    separate terrain runs and the flat-earth run, with > 100 candidates per tile, sectors
+    whose tilt meets the ground's depression, and hills that hide some cells."""
+    from scipy.ndimage import gaussian_filter
+
+    res = 30.0
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 48 * res, Y0 + 48 * res), res, UTM49)
+    hills, sites = (9, 9) if flavour == "stronger" else (21, 8)  # seeds: such pairs occur
+    z = gaussian_filter(np.random.default_rng(hills).standard_normal(grid.shape), 4.0, mode="wrap")
+    dem = ((z - z.min()) * (150.0 / np.ptp(z))).astype(np.float32).astype(np.float64)
+    towers = _dense_network(130, grid, seed=sites, freqs=[900.0, 2600.0], flavour=flavour)
+    if flavour != "stronger":
+        towers["eirp_dbm"] -= 8.0
+    clutter_db = None
+    if clutter:
+        clutter_db = np.random.default_rng(3).uniform(-4.0, 8.0, grid.shape)
+    kw = {"model": "auto", "max_radius_km": 1.5, "clutter_db": clutter_db, "tile_size": 16}
+    thr = Thresholds()
+    for method in ("bullington", "deygout"):
+        cov = compute_coverage(
+            towers, grid, thresholds=thr, validity="ignore", dem=dem, diffraction=method, **kw
+        )
+        want = multipass_coverage(towers, grid, thresholds=thr, dem=dem, diffraction=method, **kw)
+        _assert_as_multipass(cov, want)
+        assert set(np.unique(cov.best_technology)) >= {1, 2, 3}
+        if flavour != "stronger":  # (that one covers every cell, by 3G or later)
+            assert set(np.unique(cov.limit)) >= {LIMIT_COVERED, LIMIT_TERRAIN}
+        if flavour == "weaker":
+            assert LIMIT_DISTANCE in cov.limit
+            assert -1 in cov.best_technology
+
+
+def test_one_generation_gives_the_operators_coverage_with_terrain(two_ops):
+    grid, towers = two_ops
+    towers = towers.assign(technology="3G", eirp_dbm=[30.0, 25.0])
+    dem = np.zeros(grid.shape)
+    dem[:, 14:16] = 250.0
+    kw = {"model": "hata", "max_radius_km": 5}
+    cov = compute_coverage(towers, grid, validity="ignore", dem=dem, **kw)
+    _assert_as_multipass(
+        cov, multipass_coverage(towers, grid, thresholds=Thresholds(), dem=dem, **kw)
+    )
+    assert set(np.unique(cov.best_technology)) == {-1, 1}
+    assert set(np.unique(cov.limit)) == {LIMIT_COVERED, LIMIT_DISTANCE, LIMIT_TERRAIN}

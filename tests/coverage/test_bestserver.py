@@ -357,23 +357,6 @@ def test_memory_stays_bounded_whatever_the_towers_times_cells(tmp_path):
     assert grown_mb < 100.0, f"peak memory grew by {grown_mb:.0f} MB"
 
 
-def test_terrain_calls_of_a_few_tiles_give_the_same_rasters(grid_mid, monkeypatch):
-    """The terrain kernel runs on calls of at most _TILES_PER_CALL tiles (their candidate lists
-    are made per call): any call size gives the same rasters to the bit."""
-    import telcoplan.coverage.bestserver as bs
-
-    towers = random_towers(25, grid_mid, seed=4, sectors=True)
-    xc, yc = grid_mid.cell_centres()
-    dem = 80.0 * np.sin((xc - X0) / 600.0) ** 2 + 40.0 * np.cos((yc - Y0) / 450.0) ** 2
-    kw = {"max_radius_km": 2.5, "validity": "ignore", "tile_size": 8, "dem": dem}
-    whole = best_server(towers, grid_mid, **kw)
-    monkeypatch.setattr(bs, "_TILES_PER_CALL", 7)
-    parts = best_server(towers, grid_mid, **kw)
-    np.testing.assert_array_equal(parts.power_dbm, whole.power_dbm)
-    np.testing.assert_array_equal(parts.server, whole.server)
-    assert parts.towers_evaluated == whole.towers_evaluated
-
-
 @pytest.mark.parametrize("terrain", [False, True])
 def test_long_runs_report_progress_while_the_kernel_runs(terrain, monkeypatch, caplog):
     """The kernels run their tiles without the GIL (the flat one in one call, the terrain one in
@@ -406,12 +389,14 @@ def test_long_runs_report_progress_while_the_kernel_runs(terrain, monkeypatch, c
     assert shares == sorted(shares)
 
 
-def test_towers_far_beyond_the_grid_change_nothing(monkeypatch):
+@pytest.mark.parametrize("terrain", [False, True])
+def test_towers_far_beyond_the_grid_change_nothing(monkeypatch, terrain):
     """A national towers file and a small fine grid: the towers that cannot reach it are left
-    out of the kernel's buckets (which span the grid plus the radius, not the towers' extent)
-    and the rasters are those of the near towers alone."""
-    import telcoplan.coverage._kernel as kernel
-    from telcoplan.coverage._kernel import tower_buckets
+    out of the kernels' buckets (which span the grid plus the radius, not the towers' extent)
+    and the rasters are those of the near towers alone, to the bit (the flat and the terrain
+    kernel take their tile candidates from the same buckets)."""
+    import telcoplan.coverage._kernel_common as kernel
+    from telcoplan.coverage._kernel_common import tower_buckets
 
     grid = GridSpec.from_bounds((X0, Y0, X0 + 1_000, Y0 + 800), 10.0, UTM49)
     near = random_towers(6, grid, seed=3, sectors=True)
@@ -425,6 +410,9 @@ def test_towers_far_beyond_the_grid_change_nothing(monkeypatch):
     far.index = [f"F{i}" for i in range(len(far))]
     both = pd.concat([near, far])
     kw = {"max_radius_km": 0.6, "validity": "ignore"}
+    if terrain:
+        xc, yc = grid.cell_centres()
+        kw["dem"] = 30.0 * np.sin((xc - X0) / 90.0) ** 2 + 20.0 * np.cos((yc - Y0) / 70.0) ** 2
     buckets: list[int] = []
 
     def spy(tx, ty, xmin, ymin, size, nbx, nby):
@@ -447,3 +435,111 @@ def test_towers_far_beyond_the_grid_change_nothing(monkeypatch):
         on = srv >= 0
         np.testing.assert_array_equal(on, ws >= 0)
         np.testing.assert_array_equal(got.site_ids[srv[on]], want.site_ids[ws[on]])
+
+
+@pytest.mark.parametrize("terrain", [False, True])
+def test_coverage_ranks_and_flat_earth_equal_separate_runs(grid_mid, terrain):
+    """``coverage_rank``: the highest rank reaching the coverage level, and with a DEM the
+    flat-earth coverage, come from the same kernel run as the powers (which they leave
+    unchanged), equal to the bit to separate runs: one per rank with the level as the floor,
+    and one without the DEM. Clutter with gains lowers the kernels' floors."""
+    towers = random_towers(60, grid_mid, seed=11, sectors=True)
+    rng = np.random.default_rng(5)
+    rank = rng.integers(0, 4, len(towers))
+    clutter = rng.uniform(-5.0, 10.0, grid_mid.shape)
+    dem = None
+    if terrain:
+        xc, yc = grid_mid.cell_centres()
+        dem = 90.0 * np.sin((xc - X0) / 500.0) ** 2 + 50.0 * np.cos((yc - Y0) / 350.0) ** 2
+    level = -80.0
+    kw = {"max_radius_km": 2.5, "validity": "ignore", "clutter_db": clutter, "tile_size": 16}
+    got = best_server(
+        towers, grid_mid, floor_dbm=-120.0, dem=dem, coverage_rank=rank, coverage_dbm=level, **kw
+    )
+    plain = best_server(towers, grid_mid, floor_dbm=-120.0, dem=dem, **kw)
+    np.testing.assert_array_equal(got.power_dbm, plain.power_dbm)
+    np.testing.assert_array_equal(got.server, plain.server)
+    want = np.full(grid_mid.shape, -1, dtype=np.int8)
+    for r in range(4):  # later ranks overwrite
+        one = best_server(
+            towers[rank == r].assign(_all="all"), grid_mid, group_by="_all", floor_dbm=level,
+            dem=dem, **kw,
+        )  # fmt: skip
+        want[one.power_dbm[0] >= level] = r
+    np.testing.assert_array_equal(got.best_rank, want)
+    assert set(np.unique(want)) == {-1, 0, 1, 2, 3}
+    if not terrain:
+        assert got.flat_covered is None
+        return
+    flat = best_server(towers, grid_mid, floor_dbm=level, **kw)
+    np.testing.assert_array_equal(got.flat_covered, (flat.power_dbm >= level).any(axis=0))
+    hidden = got.flat_covered & (got.best_rank < 0)
+    assert 0 < hidden.mean() < 0.5  # cells the hills hide
+
+
+def _corners(lo, hi, n):
+    """``n`` values from ``lo`` to ``hi``, evenly in log (both ends included)."""
+    return np.geomspace(lo, hi, n)
+
+
+@pytest.mark.parametrize("model", ["fspl", "hata", "cost231", "3gpp-uma", "3gpp-rma"])
+@pytest.mark.parametrize("calibration", [None, (2.5, -3.0)])
+def test_flat_kernel_path_loss_within_0_01_db_of_the_model(model, calibration):
+    """The flat kernel's float32 closed forms (log-linear pieces in log d3D, RMa's term linear in
+    d3D, the breakpoint between pieces decided per run in float64) against the float64
+    ``path_loss``: every environment, frequencies, mast and receiver heights across the model's
+    validity range, distances from 0 to 12 km on 7 m steps (both sides of every breakpoint in
+    range), ≤ 0.01 dB everywhere."""
+    from telcoplan.coverage.propagation import ENVIRONMENTS, MODELS, SPEED_OF_LIGHT, path_loss
+
+    spec = MODELS[model]
+    freqs = _corners(max(spec.freq_mhz[0], 150.0), min(spec.freq_mhz[1], 60_000.0), 3)
+    h_txs = _corners(max(spec.h_tx_m[0], 10.0), min(spec.h_tx_m[1], 150.0), 3)
+    h_rxs = _corners(max(spec.h_rx_m[0], 1.0), min(spec.h_rx_m[1], 10.0), 2)
+    combos = [(f, h, e) for f in freqs for h in h_txs for e in ENVIRONMENTS]
+    res, length = 7.0, 12_000.0
+    grid = GridSpec.from_bounds((X0, Y0, X0 + length, Y0 + res * len(combos)), res, UTM49)
+    xc = grid.x_centres()
+    yc = grid.y_centres()
+    towers = gpd.GeoDataFrame(
+        {
+            "tower": [f"T{i:03d}" for i in range(len(combos))],
+            "frequency_mhz": [f for f, _, _ in combos],
+            "height_m": [h for _, h, _ in combos],
+            "environment": [e for _, _, e in combos],
+            "eirp_dbm": 60.0,
+        },
+        # tower i on row i, 0.7 m from the row's first cell centre (below 1 m: clamped)
+        geometry=[Point(X0 + 3.9, yc[i] + 0.6) for i in range(len(combos))],
+        crs=UTM49,
+    )
+    crossed = 0
+    worst = 0.0
+    for h_rx in h_rxs:
+        res_ = best_server(
+            towers, grid, model=model, h_rx_m=h_rx, group_by="tower", max_radius_km=12.0,
+            floor_dbm=-1e6, validity="ignore", calibration=calibration,
+        )  # fmt: skip
+        for i, (f, h, env) in enumerate(combos):
+            d = np.hypot(xc - towers.geometry.x[i], yc[i] - towers.geometry.y[i])
+            want = 60.0 - path_loss(
+                model, freq_mhz=f, distance_km=d / 1000.0, h_tx_m=h, h_rx_m=h_rx,
+                environment=env, validity="ignore", check_distance=False,
+            )  # fmt: skip
+            if calibration is not None:
+                a, b = calibration
+                want -= a + b * np.log10(np.maximum(d, 1.0) / 1000.0)
+            got = res_.power_dbm[i, i]
+            inside = d <= 12_000.0
+            assert np.array_equal(np.isfinite(got), inside)
+            err = np.max(np.abs(got[inside] - want[inside]))
+            worst = max(worst, err)
+            assert err <= 0.01, (f, h, h_rx, env)
+            if model == "3gpp-uma":
+                d_bp = 4.0 * (h - 1.0) * (h_rx - 1.0) * f * 1e6 / SPEED_OF_LIGHT
+                crossed += 10.0 < d_bp < 11_000.0
+            elif model == "3gpp-rma":
+                crossed += 10.0 < 2.0 * np.pi * h * h_rx * f * 1e6 / SPEED_OF_LIGHT < 11_000.0
+    print(f"{model} {calibration}: largest difference {worst:.2g} dB")
+    if model.startswith("3gpp"):
+        assert crossed >= 10  # breakpoints within the distances checked
