@@ -26,9 +26,11 @@ from telcoplan.gis.grid import GridSpec
 from telcoplan.layers.schemas import ROAD_CLASSES
 
 __all__ = [
+    "CARRIER_FREQUENCIES_MHZ",
     "CENSUS_2019",
     "DEMO_CRS",
     "RURAL",
+    "TECHNOLOGIES",
     "build_areas",
     "build_dem",
     "build_roads",
@@ -37,6 +39,16 @@ __all__ = [
     "sea_polygon",
     "utm",
 ]
+
+#: Mobile technologies of the synthetic towers, and each one's carrier frequencies (MHz) with
+#: their probabilities (the city and the national demo alike).
+TECHNOLOGIES = ("2G", "3G", "4G", "5G")
+CARRIER_FREQUENCIES_MHZ = {
+    "2G": ((900.0, 1800.0), (0.8, 0.2)),
+    "3G": ((2100.0,), (1.0,)),
+    "4G": ((1800.0, 2600.0, 900.0), (0.7, 0.15, 0.15)),
+    "5G": ((3500.0,), (1.0,)),
+}
 
 log = logging.getLogger(__name__)
 

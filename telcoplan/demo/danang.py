@@ -55,9 +55,11 @@ import pandas as pd
 import shapely
 
 from telcoplan.demo._geography import (
+    CARRIER_FREQUENCIES_MHZ,
     CENSUS_2019,
     DEMO_CRS,
     RURAL,
+    TECHNOLOGIES,
     build_areas,
     build_dem,
     build_roads,
@@ -126,15 +128,8 @@ _SITE_SPACING_M = {"urban": 250.0, "rural": 700.0}
 #: cities: operators build there at this fraction of the density elsewhere, leaving villages
 #: in coverage gaps for the sites stage to fill. West = the western `_WEST_SHARE` of the district.
 _WEST_WEIGHT, _WEST_SHARE = 0.03, 0.9
-#: Technology mix (urban, rural) and carrier frequencies (MHz) with their probabilities.
+#: Technology mix (urban, rural), in the order of :data:`TECHNOLOGIES`.
 _TECH_P = {"urban": (0.05, 0.10, 0.75, 0.10), "rural": (0.15, 0.15, 0.70, 0.0)}
-_TECHS = ("2G", "3G", "4G", "5G")
-_FREQS = {
-    "2G": ((900.0, 1800.0), (0.8, 0.2)),
-    "3G": ((2100.0,), (1.0,)),
-    "4G": ((1800.0, 2600.0, 900.0), (0.7, 0.15, 0.15)),
-    "5G": ((3500.0,), (1.0,)),
-}
 
 # ----------------------------------------------------------------------------------------- fiber
 #: Probability that an operator's fiber follows a road of each class (whole roads are chosen).
@@ -502,8 +497,8 @@ def _build_towers(ctx: _Context) -> gpd.GeoDataFrame:
                 continue
             k += 1
             zone = "rural" if districts[s] in RURAL else "urban"
-            tech = _TECHS[int(rng.choice(len(_TECHS), p=_TECH_P[zone]))]
-            freqs, fp = _FREQS[tech]
+            tech = TECHNOLOGIES[int(rng.choice(len(TECHNOLOGIES), p=_TECH_P[zone]))]
+            freqs, fp = CARRIER_FREQUENCIES_MHZ[tech]
             # urban masts from 30 m: inside Okumura-Hata's 30–200 m base-station range
             lo, hi = (30.0, 45.0) if zone == "rural" else (30.0, 42.0)
             name_counter[districts[s]] = name_counter.get(districts[s], 0) + 1

@@ -57,6 +57,7 @@ import pandas as pd
 import shapely
 from scipy.spatial import cKDTree
 
+from telcoplan.demo._geography import CARRIER_FREQUENCIES_MHZ, TECHNOLOGIES
 from telcoplan.demo._nation import (
     AREA_KM2,
     NATIONAL_CRS,
@@ -116,15 +117,8 @@ _SPACING_M = {"dense": 250.0, "sparse": 1_000.0}
 _RURAL_FLOOR, _POP_EXPONENT = 0.02, 0.8
 #: A1 (camouflaged) towers within this distance (m at scale 1) of a centrally-run city's centre.
 _CORE_RADIUS_M = 2_000.0
+#: Technology mix (dense, sparse), in the order of :data:`TECHNOLOGIES`.
 _TECH_P = {"dense": (0.05, 0.10, 0.75, 0.10), "sparse": (0.15, 0.15, 0.70, 0.0)}
-_TECHS = ("2G", "3G", "4G", "5G")
-#: Carrier frequencies (MHz) per technology and their probabilities.
-_FREQS = {
-    "2G": ((900.0, 1800.0), (0.8, 0.2)),
-    "3G": ((2100.0,), (1.0,)),
-    "4G": ((1800.0, 2600.0, 900.0), (0.7, 0.15, 0.15)),
-    "5G": ((3500.0,), (1.0,)),
-}
 
 # ----------------------------------------------------------------------------------------- fiber
 #: Probability that an operator's fiber follows a road of each class (whole roads are chosen).
@@ -398,12 +392,12 @@ def _build_towers(
     tech = np.empty(m, dtype=object)
     for zone, mask in (("dense", zone_dense), ("sparse", ~zone_dense)):
         cdf = np.cumsum(_TECH_P[zone])
-        tech[mask] = np.asarray(_TECHS, dtype=object)[
+        tech[mask] = np.asarray(TECHNOLOGIES, dtype=object)[
             np.minimum(np.searchsorted(cdf, u[mask] * cdf[-1], side="right"), 3)
         ]
     freq = np.empty(m)
     v = rng.random(m)
-    for t, (values, probs) in _FREQS.items():
+    for t, (values, probs) in CARRIER_FREQUENCIES_MHZ.items():
         mask = tech == t
         cdf = np.cumsum(probs)
         pick = np.minimum(np.searchsorted(cdf, v[mask] * cdf[-1], side="right"), len(values) - 1)
