@@ -87,6 +87,10 @@ class DatabaseError(TelcoplanError, OSError):
     password."""
 
 
+class ClusterError(TelcoplanError, RuntimeError):
+    """A Dask cluster cannot be started or reached, or lost what a run sent it."""
+
+
 class CRSError(TelcoplanError, ValueError):
     """A layer has no CRS, or CRSs do not match where they must."""
 

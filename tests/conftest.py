@@ -142,3 +142,43 @@ def postgis(tmp_path_factory):
                 )
             pytest.skip(f"{exc} (the PostGIS tests run in CI; make postgis-deps installs it)")
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def dask_cluster():
+    """A ``distributed.LocalCluster`` of 2 worker processes (one thread each, no dashboard),
+    shared by the session's tests; the cluster's address is ``dask_cluster.scheduler_address``.
+    Tests that need a client open their own (``distributed.Client(dask_cluster)``) and close it."""
+    import warnings
+
+    distributed = pytest.importorskip("distributed")
+    with warnings.catch_warnings():
+        # distributed's start-up may warn about ports or slow scratch folders: not our concern
+        warnings.simplefilter("ignore")
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    try:
+        yield cluster
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cluster.close()
+
+
+@pytest.fixture
+def dask_client(dask_cluster):
+    """A client of the session's :func:`dask_cluster` (closed after the test)."""
+    import warnings
+
+    import distributed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        client = distributed.Client(dask_cluster)
+    try:
+        yield client
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            client.close()

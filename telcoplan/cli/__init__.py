@@ -140,6 +140,22 @@ def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float, scale: 
     help="Compute every stage again instead of reusing the results of an earlier run into "
     f"the same folder (kept in OUT/{outputs.CACHE}).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Run the tiled work (coverage, population tables, gaps) on a local Dask cluster of N "
+    "worker processes started for the run; same outputs. Default: in this process (or the "
+    "plan's execution: key).",
+)
+@click.option(
+    "--scheduler",
+    metavar="tcp://HOST:PORT",
+    default=None,
+    help="Send the tiled work to the existing Dask cluster whose scheduler listens there "
+    "(workers need telcoplan installed and the plan's files readable); same outputs.",
+)
 def run(
     plans: tuple[Path, ...],
     out_dir: Path | None,
@@ -149,6 +165,8 @@ def run(
     publish: str | None,
     schema: str | None,
     force: bool,
+    workers: int | None,
+    scheduler: str | None,
 ) -> None:
     """Run the whole pipeline of one or more PLAN files (batch: failures are reported, the rest go on).
 
@@ -158,7 +176,10 @@ def run(
     it left behind.
     """
     from telcoplan.pipeline import batch_targets, read_plan, run_plan
+    from telcoplan.pipeline.execution import resolve
+    from telcoplan.pipeline.model import Execution
 
+    resolve(Execution(), workers=workers, scheduler=scheduler)  # checked before any run
     if publish is not None or schema is not None:  # checked before any run
         from telcoplan.pipeline.publish import publication, publish_run
 
@@ -174,6 +195,8 @@ def run(
                 concurrent=concurrent,
                 cache=True,
                 force=force,
+                workers=workers,
+                scheduler=scheduler,
             )
             if publish is not None:
                 publish_run(target, database, batch=len(plans) > 1)

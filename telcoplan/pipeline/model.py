@@ -17,6 +17,7 @@ __all__ = [
     "LAYER_NAMES",
     "RASTER_SUFFIXES",
     "VECTOR_LAYERS",
+    "Execution",
     "LayerRef",
     "Plan",
     "UnkeyableError",
@@ -89,6 +90,22 @@ class LayerRef:
 
 
 @dataclass(frozen=True)
+class Execution:
+    """Where a plan's tiled work runs (the plan file's ``execution:`` and ``telcoplan run``'s
+    ``--workers`` / ``--scheduler``): in this process (the default: both None), on a local
+    cluster of ``workers`` processes started for the run, or on the existing Dask cluster whose
+    scheduler is at ``scheduler`` (``tcp://host:port``). Results are the same either way, so it
+    is not part of a result's key."""
+
+    workers: int | None = None
+    scheduler: str | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return self.workers is None and self.scheduler is None
+
+
+@dataclass(frozen=True)
 class Plan:
     """A parsed plan file.
 
@@ -106,6 +123,7 @@ class Plan:
     synthetic: bool = False
     path: Path | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    execution: Execution = field(default_factory=Execution)
 
     def enabled(self, stage: str) -> bool:
         """Whether ``stage`` runs (it is on unless the plan says ``<stage>: false``)."""

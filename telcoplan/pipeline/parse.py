@@ -62,11 +62,13 @@ import yaml
 from telcoplan.errors import InputFileError, PlanError
 from telcoplan.gis.postgis import is_database_url, parse_table_name, url_problem
 from telcoplan.pipeline.checks import ParameterError, in_range, is_number, suggest
+from telcoplan.pipeline.execution import scheduler_problem
 from telcoplan.pipeline.model import (
     GENERATED_ID_LAYERS,
     LAYER_NAMES,
     RASTER_SUFFIXES,
     VECTOR_LAYERS,
+    Execution,
     LayerRef,
     Plan,
 )
@@ -83,7 +85,9 @@ _TOP_KEYS = (
     "stages",
     "synthetic",
     "description",
+    "execution",
 )
+_EXECUTION_KEYS = ("workers", "scheduler")
 _LAYER_KEYS = (
     "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values", "ids",
     "sql",
@@ -435,6 +439,7 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
         errs.append("`stages:` must be a mapping of stage name to parameters")
         stages = {}
     parameters = _stage_parameters(stages, layers_raw, base, errs)
+    execution = _execution(raw.get("execution"), errs)
     if errs:
         raise PlanError(
             f"{source}: {len(errs)} problem{'s' if len(errs) > 1 else ''} in the plan file:\n"
@@ -450,7 +455,42 @@ def parse_plan(raw: object, *, base: Path, source: str = "<plan>") -> Plan:
         synthetic=bool(raw.get("synthetic", False)),
         path=Path(source) if source != "<plan>" else None,
         parameters=parameters,
+        execution=execution,
     )
+
+
+def _execution(raw: object, errs: list[str]) -> Execution:
+    """The plan's ``execution:`` mapping: ``workers`` (a local cluster of that many processes)
+    or ``scheduler`` (an existing Dask cluster's ``tcp://host:port``); absent: in this process."""
+    if raw is None:
+        return Execution()
+    if not isinstance(raw, dict):
+        errs.append(
+            "`execution:` must be a mapping such as {workers: 2} or {scheduler: tcp://host:8786}"
+        )
+        return Execution()
+    for k in raw:
+        if k not in _EXECUTION_KEYS:
+            errs.append(f"execution: unknown key {k!r}{suggest(str(k), _EXECUTION_KEYS)}")
+    workers = raw.get("workers")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        errs.append(f"execution.workers must be a whole number of processes ≥ 1, got {workers!r}")
+        workers = None
+    scheduler = raw.get("scheduler")
+    if scheduler is not None:
+        problem = scheduler_problem(scheduler)
+        if problem:
+            errs.append(f"execution.scheduler: {problem}")
+            scheduler = None
+    if workers is not None and scheduler is not None:
+        errs.append(
+            "execution: give workers (a local cluster started for the run) or scheduler (an "
+            "existing cluster), not both"
+        )
+        workers = None
+    return Execution(workers=workers, scheduler=scheduler)
 
 
 def plan_from_layers(

@@ -23,7 +23,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import math
 import os
 import threading
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from telcoplan import __version__, outputs
-from telcoplan.errors import OutputExistsError, PlanError
+from telcoplan.errors import OutputExistsError
 from telcoplan.gis.atomic import (
     folder_lock,
     link,
@@ -53,25 +52,19 @@ from telcoplan.outputs import (
     ResultCache,
     code_fingerprint,
 )
+from telcoplan.pipeline.execution import Cluster, cluster_errors, resolve
 from telcoplan.pipeline.inputs import PlanInputs, load_inputs, source_provenance
+from telcoplan.pipeline.memory import available_memory, check_memory_for, estimate_peak_bytes
 from telcoplan.pipeline.model import Plan, UnkeyableError, digest, plan_inputs
 from telcoplan.pipeline.stages import STAGES, Stage, StageResult, Staging
 
 __all__ = [
-    "available_memory",
     "batch_targets",
-    "check_memory_for",
-    "estimate_peak_bytes",
     "population_summary",
     "run_plan",
     "stage_dependencies",
 ]
 
-#: Memory of the process before the run's arrays: Python, numpy, GDAL, numba (bytes; measured).
-BASE_BYTES = 450e6
-#: Bytes per grid cell of a run, and per operator and cell (measured on the demo at 100, 50 and
-#: 30 m with terrain, map and report: 110-122 B/cell with 3 operators), times a 1.25 margin.
-CELL_BYTES, OPERATOR_CELL_BYTES, MARGIN = 60.0, 20.0, 1.25
 #: A stage's own folder in the staging folder: ``.stage-<name>``.
 STAGE_FOLDER = ".stage-"
 
@@ -87,6 +80,8 @@ def run_plan(
     concurrent: bool = False,
     cache: bool = False,
     force: bool = False,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> dict[str, Any]:
     """Run every stage of ``plan`` and write the outputs into ``out_dir``.
 
@@ -101,6 +96,12 @@ def run_plan(
     changed since a run into the same folder is not run again: its results are taken from
     the folder's :data:`~telcoplan.outputs.CACHE` (see the module's docstring); the log says
     which stages were reused. ``force`` computes every stage again (and keeps the results).
+
+    ``workers`` (a local Dask cluster of that many processes, started for the run) or
+    ``scheduler`` (an existing cluster's ``tcp://host:port``) replace the plan's ``execution:``
+    (:mod:`~telcoplan.pipeline.execution`); the tiled work (coverage and its population tables,
+    gaps) then runs on the cluster, with the same results. The cluster is started only if a
+    stage is computed, and closed at the end of the run.
 
     With ``check_memory`` the run's peak memory is estimated once the inputs are loaded
     (:func:`estimate_peak_bytes`) and the run is refused, naming the resolution that fits, when
@@ -117,6 +118,7 @@ def run_plan(
         raise OutputExistsError(
             f"{out / outputs.SUMMARY} already exists; pass --overwrite to replace the outputs in {out}"
         )
+    execution = resolve(plan.execution, workers=workers, scheduler=scheduler)
     started = time.time()
     hashes = FileHashes()
     source = _Source(plan, check_memory)
@@ -133,11 +135,15 @@ def run_plan(
     try:
         outputs.remove_abandoned_runs(out)
         # GeoPackages record a fixed last change: the same plan gives the same bytes
-        with fixed_timestamps(), owned_folder(out, outputs.STAGING) as tmp:
+        with (
+            fixed_timestamps(),
+            owned_folder(out, outputs.STAGING) as tmp,
+            Cluster(execution) as cluster,
+        ):
             if store is not None and inputs_key is not None and source.loaded:
                 store.put("inputs", inputs_key, None, (), facts, None, tmp)
             staging = Staging(tmp, dict(facts.summary))
-            run = _Run(plan, source, facts, provenance, store, inputs_key, force)
+            run = _Run(plan, source, facts, provenance, store, inputs_key, force, cluster)
             files = _run_stages(run, staging, concurrent=concurrent and _concurrent_ok(facts))
             summary = staging.summary
             files = {*files, *_styles(run, staging)}  # QGIS styles of the outputs
@@ -188,60 +194,6 @@ def _styles(run: _Run, staging: Staging) -> list[str]:
     if key is not None:
         run.store.put("styles", key, root, files, None, None, root)
     return files
-
-
-def estimate_peak_bytes(cells: int, operators: int, technology_groups: int = 0) -> float:
-    """Estimated peak memory (bytes) of a run over ``cells`` grid cells with ``operators``
-    operators (and ``technology_groups`` per-technology rasters)."""
-    per_cell = CELL_BYTES + OPERATOR_CELL_BYTES * operators + 4.0 * technology_groups
-    return BASE_BYTES + MARGIN * per_cell * cells
-
-
-def available_memory() -> float | None:
-    """Memory available to a new allocation (bytes): Linux's MemAvailable, else free physical
-    pages; None when the system does not say."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024.0
-    except OSError:
-        pass
-    try:
-        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def check_memory_for(inputs: PlanInputs, available: float | None = None) -> None:
-    """Refuse a run whose estimated peak memory exceeds the memory available, with the
-    estimate and the coarsest-needed resolution that fits (``run --no-memory-check`` tries
-    anyway)."""
-    available = available_memory() if available is None else available
-    if available is None:
-        return
-    grid, plan = inputs.grid, inputs.plan
-    towers = inputs.vectors.get("towers")
-    operators = 0 if towers is None else towers["operator"].astype(str).nunique()
-    groups = 0
-    cov = plan.parameters.get("coverage")
-    if towers is not None and cov is not None and getattr(cov, "per_technology", False):
-        groups = len(towers[["operator", "technology"]].drop_duplicates())
-    cells = grid.width * grid.height
-    need = estimate_peak_bytes(cells, operators, groups)
-    if need <= available:
-        log.debug("memory: about %.1f GB needed, %.1f GB available", need / 1e9, available / 1e9)
-        return
-    per_cell = (need - BASE_BYTES) / cells
-    fits = max(1.0, (0.9 * available - BASE_BYTES) / per_cell)
-    resolution = math.ceil(grid.resolution * math.sqrt(cells / fits))
-    raise PlanError(
-        f"{plan.source}: a {grid.resolution:g} m grid has {cells:,} cells; with {operators} "
-        f"operators the run needs about {need / 1e9:.1f} GB of memory but "
-        f"{available / 1e9:.1f} GB is available; use resolution_m: {resolution} or coarser "
-        f"(about {estimate_peak_bytes(int(cells * (grid.resolution / resolution) ** 2), operators, groups) / 1e9:.1f} GB), "
-        "split the study area, or pass --no-memory-check to try anyway"
-    )
 
 
 #: Results a stage uses when the stage that makes them runs, without needing it (``after``
@@ -345,6 +297,7 @@ class _Run:
     store: ResultCache | None = None
     inputs_key: str | None = None
     force: bool = False
+    cluster: Cluster | None = None
     #: each stage's key once it ran (None: not kept), or why it was skipped
     keys: dict[str, Any] = field(default_factory=dict)
 
@@ -427,7 +380,7 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
         stage = stages[name]
         seen = {n: o for n, o in outcomes.items() if n in deps[name] or n in off}
         folder = staging.folder / f"{STAGE_FOLDER}{name}"
-        view = _view(name, stages, deps[name], seen, staging.summary, run.provenance, folder)
+        view = _view(name, stages, deps[name], seen, staging.summary, run, folder)
         if name in off:
             reason = f"switched off in the plan (stages.{name}: false)"
         else:
@@ -453,9 +406,12 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
     running: dict[Future, str] = {}
     pending = list(names)
 
+    readers = _readers(stages)
+
     def run_here(name: str, call: Callable[[], _Outcome]) -> None:
         try:
             outcomes[name] = call()
+            _release(outcomes, readers)
         except BaseException as exc:  # raised below, once the running stages are done
             errors[name] = exc
 
@@ -480,6 +436,7 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
                 exc = future.exception()
                 if exc is None:
                     outcomes[name] = future.result()
+                    _release(outcomes, readers)
                 else:
                     errors[name] = exc
     finally:
@@ -502,6 +459,25 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
             f"; computed {', '.join(computed)}" if computed else "",
         )
     return sorted({f for o in outcomes.values() for f in o.files})
+
+
+def _readers(stages: Mapping[str, Stage]) -> dict[str, frozenset[str]]:
+    """The stages that read each stage's in-memory result: those that need it (``after``) or
+    use it when it is there (:data:`OPTIONAL_INPUTS`). The map and the report read files."""
+    return {
+        d: frozenset(n for n, s in stages.items() if d in (*s.after, *OPTIONAL_INPUTS.get(n, ())))
+        for d in stages
+    }
+
+
+def _release(outcomes: dict[str, _Outcome], readers: Mapping[str, frozenset[str]]) -> None:
+    """Drop the in-memory results that every stage reading them is done with (the coverage
+    rasters once gaps and sites have run: 1.5 GB on a national plan), so that the stages after
+    them do not hold them."""
+    for name, o in list(outcomes.items()):
+        if o.result is not None and o.result.value is not None and readers[name] <= outcomes.keys():
+            released = dataclasses.replace(o.result, value=None)
+            outcomes[name] = dataclasses.replace(o, result=released)
 
 
 def _stage(
@@ -533,7 +509,9 @@ def _stage(
         result = StageResult(summary, value)
         return _Outcome(result=result, files=tuple(files), key=key, reused=True)
     link_files(root, folder, linked)
-    result = stage.run(run.source.get(), params, view)
+    inputs = run.source.get()
+    with cluster_errors(f"the {name} stage"):
+        result = stage.run(inputs, params, view)
     files = new_files(folder, root, linked)
     if run.store is not None and key is not None:
         run.store.put(name, key, folder, files, result.summary, result.value, root)
@@ -643,7 +621,7 @@ def _view(
     deps: tuple[str, ...],
     seen: Mapping[str, _Outcome],
     base: Mapping[str, Any],
-    provenance: dict[str, Any],
+    run: _Run,
     folder: Path,
 ) -> Staging:
     """The :class:`Staging` stage ``name`` runs with: its own ``folder``, the results of the
@@ -652,9 +630,10 @@ def _view(
     depends on and of the stages switched off in the plan, never of a stage that may run
     alongside it."""
     summary = dict(base)
-    _assemble(summary, stages, seen, provenance, list(stages).index(name))
+    _assemble(summary, stages, seen, run.provenance, list(stages).index(name))
     results = {d: seen[d].result.value for d in deps if seen[d].result is not None}
-    return Staging(folder, summary, results)
+    connect = None if run.cluster is None else run.cluster.client
+    return Staging(folder, summary, results, connect)
 
 
 def _stage_key(

@@ -13,7 +13,7 @@ import yaml
 
 from telcoplan.errors import PlanError
 from telcoplan.pipeline import load_inputs, read_plan, run_plan
-from telcoplan.pipeline.run import available_memory, check_memory_for, estimate_peak_bytes
+from telcoplan.pipeline.memory import available_memory, check_memory_for, estimate_peak_bytes
 
 
 def test_estimate_grows_with_cells_and_operators():
@@ -45,7 +45,7 @@ def test_too_big_is_refused_with_a_resolution_that_fits(small_plan, tmp_path):
 
 
 def test_run_checks_memory_first_and_the_cli_can_skip_it(small_plan, tmp_path, monkeypatch):
-    import telcoplan.pipeline.run as run_mod
+    import telcoplan.pipeline.memory as run_mod
 
     monkeypatch.setattr(run_mod, "available_memory", lambda: 1.0)
     with pytest.raises(PlanError, match="needs about"):
@@ -60,7 +60,7 @@ def test_cli_no_memory_check(small_plan, tmp_path):
     doc["stages"] = {"map": False, "report": False}
     small_plan.write_text(yaml.safe_dump(doc))
     code = (
-        "import sys, telcoplan.pipeline.run as r\n"
+        "import sys, telcoplan.pipeline.memory as r\n"
         "r.available_memory = lambda: 1.0\n"
         "from telcoplan.cli import main\n"
         "sys.argv = ['telcoplan', 'run', sys.argv[1], '--out', sys.argv[2]] + sys.argv[3:]\n"

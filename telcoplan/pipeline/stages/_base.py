@@ -28,6 +28,14 @@ class Staging:
     folder: Path
     summary: dict[str, Any] = field(default_factory=dict)
     results: Mapping[str, Any] = field(default_factory=dict)
+    #: the run's Dask client, started when first asked for (:attr:`client`); None: in-process
+    connect: Callable[[], Any] | None = None
+
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` that the run's tiled work goes to (the cluster starts
+        when first asked for); None when the run computes in this process."""
+        return None if self.connect is None else self.connect()
 
     def __post_init__(self) -> None:
         if not isinstance(self.results, _Results):
