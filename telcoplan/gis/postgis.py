@@ -17,14 +17,19 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from telcoplan.errors import CRSError, DatabaseError
+from telcoplan.errors import DatabaseError
+from telcoplan.gis._database import crs_of_srid as _crs_of_srid
+from telcoplan.gis._database import parse_table_name
+from telcoplan.gis._database import psycopg_module as _psycopg
+from telcoplan.gis._database import quoted as _quoted
+from telcoplan.gis._database import reason as _reason
+from telcoplan.gis._database import resolve_table as _table
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -105,23 +110,6 @@ def redact(url: str) -> str:
     return f"{scheme}://{netloc}{slash}{path}{question}{query}{hash_}{fragment}"
 
 
-def _psycopg():
-    try:
-        import psycopg
-    except ImportError:
-        raise DatabaseError(
-            "reading or writing PostGIS needs psycopg: pip install 'telcoplan[postgis]' "
-            "(or pip install 'psycopg[binary]')"
-        ) from None
-    return psycopg
-
-
-def _reason(exc: BaseException) -> str:
-    """One line of a database error (libpq's messages never hold the password)."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
-
-
 @contextlib.contextmanager
 def connect(url: str, *, read_only: bool = False) -> Iterator[psycopg.Connection]:
     """A psycopg connection to ``url`` (closed on leaving the block; a transaction still open
@@ -149,29 +137,6 @@ def connect(url: str, *, read_only: bool = False) -> Iterator[psycopg.Connection
         yield conn
     finally:
         conn.close()
-
-
-def parse_table_name(name: str) -> tuple[str | None, str]:
-    """``schema.table`` (or ``table``) as (schema or None, table), as PostgreSQL reads it:
-    unquoted names in lower case, ``"Quoted"`` ones as written.
-
-    Raises :class:`ValueError` for a name that is not one or two identifiers."""
-    part = r'"(?:[^"]|"")+"|[^".\s]+'
-    m = re.fullmatch(rf"\s*(?:({part})\.)?({part})\s*", str(name))
-    if m is None:
-        raise ValueError(
-            f"{name!r} is not a table name; give schema.table, e.g. public.towers "
-            '(quote names with capitals or dots: "Hạ tầng"."Trạm")'
-        )
-
-    def ident(text: str | None) -> str | None:
-        if text is None:
-            return None
-        if text.startswith('"'):
-            return text[1:-1].replace('""', '"')
-        return text.lower()
-
-    return ident(m.group(1)), ident(m.group(2))  # type: ignore[return-value]
 
 
 # ------------------------------------------------------------------------------ reading
@@ -204,6 +169,8 @@ def read_postgis(
     import geopandas as gpd
     import shapely
 
+    from telcoplan.gis.vector import assign_crs
+
     if (table is None) == (sql is None):
         raise ValueError("give either table= or sql=")
     where = redact(url)
@@ -223,7 +190,7 @@ def read_postgis(
     )
     if gdf.geometry.name != got.names[g]:
         gdf = gdf.rename_geometry(got.names[g])
-    gdf = _assign_crs(gdf, crs, got.label)
+    gdf = assign_crs(gdf, crs, source=got.label, stated_by="the geometries' SRID says")
     gdf.attrs["postgis"] = {
         "source": got.label,
         "connection": where,
@@ -340,10 +307,6 @@ def _plain(value: object) -> object:
     return float(value) if isinstance(value, Decimal) else value
 
 
-def _quoted(name: str) -> str:
-    return name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else '"' + name.replace('"', '""') + '"'
-
-
 def _geometry_oids(conn: psycopg.Connection, where: str) -> tuple[int, int | None]:
     """The type OIDs of PostGIS ``geometry`` and ``geography`` in this database."""
     found = dict(
@@ -357,50 +320,6 @@ def _geometry_oids(conn: psycopg.Connection, where: str) -> tuple[int, int | Non
             "CREATE EXTENSION postgis, or name the database that holds the layers"
         )
     return found["geometry"], found.get("geography")
-
-
-def _table(conn: psycopg.Connection, where: str, table: str) -> tuple[str, str, list[str]]:
-    """The schema, name and primary-key columns of ``table`` (``schema.table``)."""
-    from psycopg import sql
-
-    try:
-        schema, name = parse_table_name(table)
-    except ValueError as exc:
-        raise DatabaseError(f"{where}: {exc}") from None
-    ident = sql.Identifier(name) if schema is None else sql.Identifier(schema, name)
-    row = conn.execute(
-        "SELECT c.oid::int, n.nspname, c.relname FROM pg_class c "
-        "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(%s)",
-        (ident.as_string(conn),),
-    ).fetchone()
-    if row is None:
-        known = [  # those of the schema named first
-            f"{s}.{t}"
-            for s, t in conn.execute(
-                "SELECT f_table_schema, f_table_name FROM geometry_columns "
-                "ORDER BY f_table_schema <> %s, 1, 2 LIMIT 30",
-                (schema or "public",),
-            ).fetchall()
-        ]
-        raise DatabaseError(
-            f"{where}: no table {table}; tables with geometry: {', '.join(known) or '(none)'}"
-        )
-    oid, schema, name = row
-    return schema, name, _primary_key(conn, oid)
-
-
-def _primary_key(conn: psycopg.Connection, oid: int) -> list[str]:
-    """The primary-key columns of the table ``oid``, in key order (empty: none)."""
-    return [
-        r[0]
-        for r in conn.execute(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
-            "ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey) "
-            "WHERE i.indrelid = %s AND i.indisprimary "
-            "ORDER BY array_position(i.indkey::int2[], a.attnum)",
-            (oid,),
-        ).fetchall()
-    ]
 
 
 def _result_key(conn: psycopg.Connection, cur: psycopg.Cursor, names: list[str]) -> list[str]:
@@ -435,43 +354,6 @@ def _declared_srid(conn: psycopg.Connection, schema: str, name: str, column: str
         (schema, name, column),
     ).fetchone()
     return int(row[0]) if row and row[0] else None
-
-
-def _crs_of_srid(conn: psycopg.Connection, srid: int) -> str:
-    """The CRS of a PostGIS SRID: ``AUTH:CODE`` from ``spatial_ref_sys``, else its WKT, else
-    ``EPSG:<srid>``."""
-    row = conn.execute(
-        "SELECT auth_name, auth_srid, srtext FROM spatial_ref_sys WHERE srid = %s", (srid,)
-    ).fetchone()
-    if row is None:
-        return f"EPSG:{srid}"
-    auth, code, wkt = row
-    if auth and code:
-        return f"{auth}:{code}"
-    return wkt or f"EPSG:{srid}"
-
-
-def _assign_crs(gdf: gpd.GeoDataFrame, crs: str | None, label: str) -> gpd.GeoDataFrame:
-    """``gdf`` with ``crs`` where it has none, or instead of a different one (a warning)."""
-    if crs is None:
-        return gdf
-    from pyproj import CRS
-
-    try:
-        given = CRS.from_user_input(crs)
-    except Exception:
-        raise CRSError(
-            f"{label}: {crs!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
-        ) from None
-    if gdf.crs is None:
-        return gdf.set_crs(given)
-    if not CRS.from_user_input(gdf.crs).equals(given, ignore_axis_order=True):
-        log.warning(
-            "%s: the geometries' SRID says %s; they are read as %s, the CRS given for them",
-            label, gdf.crs.to_string(), given.to_string(),
-        )  # fmt: skip
-        return gdf.set_crs(given, allow_override=True)
-    return gdf
 
 
 # ------------------------------------------------------------------------------ writing

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,10 @@ log = logging.getLogger(__name__)
 NUM_THREADS = "ALL_CPUS"
 
 __all__ = [
+    "MemoryRaster",
     "RasterInfo",
+    "RasterSource",
+    "open_raster",
     "read_attribute_table",
     "read_raster",
     "read_raster_on_grid",
@@ -196,31 +201,62 @@ class RasterInfo:
         )
 
 
-def _open(p: Path):
-    """Open a raster, turning every GDAL failure into a clean :class:`InputFileError`."""
-    if not p.exists():
-        raise InputFileError(f"{p}: file not found")
-    try:
-        src = rasterio.open(p)
-    except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as exc:
-        raise InputFileError(f"{p}: not a readable raster ({exc})") from None
-    if src.crs is None:
-        src.close()
-        raise CRSError(
-            f"{p}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649 {p.name})"
-        )
-    if src.count > 1:
-        log.warning("%s has %d bands: band 1 is read, the others are ignored", p, src.count)
-    return src
+@dataclass(frozen=True)
+class MemoryRaster:
+    """A raster file's bytes held in memory — e.g. the GeoTIFF that
+    :func:`telcoplan.gis.postgis_raster.read_postgis_raster` makes of a PostGIS raster — read
+    like a file by :func:`read_raster`, :func:`read_raster_on_grid` and :func:`open_raster`.
+
+    ``name`` is what messages call it (a database and table, without password); ``attrs``
+    records its source (``attrs["postgis"]``: connection, table or query, SHA-256)."""
+
+    data: bytes = field(repr=False)
+    name: str
+    attrs: dict = field(default_factory=dict, compare=False)
+
+    def __str__(self) -> str:
+        return self.name
 
 
-def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, RasterInfo, dict[str, str]]:
-    """Read band 1 of a raster in any CRS as float64; nodata cells become NaN.
+#: A raster to read: a file's path, or a raster held in memory.
+RasterSource = str | os.PathLike | MemoryRaster
+
+
+@contextlib.contextmanager
+def open_raster(source: RasterSource) -> Iterator[rasterio.io.DatasetReader]:
+    """Open a raster file or a :class:`MemoryRaster` (closed on leaving the block); every GDAL
+    failure becomes a clean :class:`InputFileError`, a raster without CRS a :class:`CRSError`."""
+    with contextlib.ExitStack() as stack:
+        if isinstance(source, MemoryRaster):
+            memory = stack.enter_context(rasterio.io.MemoryFile(source.data))
+            opener, p = memory.open, source
+        else:
+            p = Path(source)
+            if not p.exists():
+                raise InputFileError(f"{p}: file not found")
+            opener = lambda: rasterio.open(p)  # noqa: E731
+        try:
+            src = stack.enter_context(opener())
+        except (rasterio.errors.RasterioIOError, rasterio.errors.RasterioError) as exc:
+            raise InputFileError(f"{p}: not a readable raster ({exc})") from None
+        if src.crs is None:
+            name = p.name if isinstance(p, Path) else "the raster"
+            raise CRSError(
+                f"{p}: raster has no CRS; assign one (e.g. gdal_edit.py -a_srs EPSG:32649 {name})"
+            )
+        if src.count > 1:
+            log.warning("%s has %d bands: band 1 is read, the others are ignored", p, src.count)
+        yield src
+
+
+def read_raster(path: RasterSource) -> tuple[np.ndarray, RasterInfo, dict[str, str]]:
+    """Read band 1 of a raster (a file or a :class:`MemoryRaster`) in any CRS as float64;
+    nodata cells become NaN.
 
     Returns the array, the raster's :class:`RasterInfo` and its tags.
     """
-    p = Path(path)
-    with _open(p) as src:
+    p = path if isinstance(path, MemoryRaster) else Path(path)
+    with open_raster(p) as src:
         try:
             arr = src.read(1, masked=True)
         except rasterio.errors.RasterioIOError as exc:
@@ -238,14 +274,14 @@ def read_raster(path: str | os.PathLike) -> tuple[np.ndarray, RasterInfo, dict[s
 
 
 def read_raster_on_grid(
-    path: str | os.PathLike,
+    path: RasterSource,
     grid: GridSpec,
     *,
     resampling: str = "bilinear",
 ) -> np.ndarray:
-    """Read band 1 of ``path`` warped onto ``grid`` (float64; NaN where the source has no data)."""
-    p = Path(path)
-    with _open(p) as src:
+    """Read band 1 of ``path`` (a file or a :class:`MemoryRaster`) warped onto ``grid``
+    (float64; NaN where the source has no data)."""
+    with open_raster(path) as src:
         offset = _aligned_offset(src, grid)
         if offset is not None:
             # same CRS, cell size and cell edges: cut the window out, no resampling at all

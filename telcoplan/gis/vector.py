@@ -23,8 +23,10 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "VECTOR_FORMATS",
+    "assign_crs",
     "check_vector_suffix",
     "fixed_timestamps",
+    "given_crs",
     "read_vector",
     "write_layer_styles",
     "write_vector",
@@ -115,27 +117,60 @@ def read_vector(
     except Exception as exc:  # any driver error becomes one clean message
         raise InputFileError(f"{p}: cannot read as {VECTOR_FORMATS[suffix][0]} ({exc})") from None
     if crs is not None:
-        from pyproj import CRS
-
-        try:
-            given = CRS.from_user_input(crs)
-        except Exception:
-            raise CRSError(
-                f"{p}: {crs!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
-            ) from None
-        if gdf.crs is None:
-            gdf = gdf.set_crs(given)
-        elif suffix != ".csv" and not CRS.from_user_input(gdf.crs).equals(
-            given, ignore_axis_order=True
-        ):
-            # the file's own CRS is wrong (e.g. UTM coordinates saved as WGS 84): the given
-            # one wins (a CSV's lon/lat columns are WGS 84 by definition)
-            log.warning(
-                "%s: the file says its CRS is %s; it is read as %s, the CRS given for it",
-                p, gdf.crs.to_string(), given.to_string(),
-            )  # fmt: skip
-            gdf = gdf.set_crs(given, allow_override=True)
+        # a CSV's lon/lat columns are WGS 84 by definition: only x/y take the given CRS
+        gdf = assign_crs(gdf, crs, source=str(p), replace=suffix != ".csv")
     return gdf.reset_index(drop=True)
+
+
+def given_crs(
+    stated: object,
+    crs: object,
+    *,
+    source: str,
+    stated_by: str = "the file says its CRS is",
+    replace: bool = True,
+):
+    """The CRS a layer is read in (a :class:`pyproj.CRS`, None when it has none): ``crs``, the
+    CRS given for it (plan: a layer's ``crs:``), where the layer states none (``stated``
+    None) or, with ``replace``, instead of a different one it states — the fix for a file
+    saved with a wrong CRS, with a warning that names both; else the stated one.
+
+    Raises :class:`~telcoplan.errors.CRSError` when ``crs`` is not a CRS pyproj knows."""
+    from pyproj import CRS
+
+    own = None if stated is None else CRS.from_user_input(stated)
+    if crs is None:
+        return own
+    try:
+        given = CRS.from_user_input(crs)
+    except Exception:
+        raise CRSError(
+            f"{source}: {crs!r} is not a CRS pyproj knows; use e.g. EPSG:4326 or EPSG:32649"
+        ) from None
+    if own is None:
+        return given
+    if not replace or own.equals(given, ignore_axis_order=True):
+        return own
+    log.warning(
+        "%s: %s %s; it is read as %s, the CRS given for it",
+        source, stated_by, own.to_string(), given.to_string(),
+    )  # fmt: skip
+    return given
+
+
+def assign_crs(
+    gdf: gpd.GeoDataFrame,
+    crs: object,
+    *,
+    source: str,
+    stated_by: str = "the file says its CRS is",
+    replace: bool = True,
+) -> gpd.GeoDataFrame:
+    """``gdf`` in the CRS :func:`given_crs` chooses (a new frame when it changes)."""
+    chosen = given_crs(gdf.crs, crs, source=source, stated_by=stated_by, replace=replace)
+    if chosen is None or (gdf.crs is not None and chosen.equals(gdf.crs)):
+        return gdf
+    return gdf.set_crs(chosen, allow_override=True)
 
 
 def _read_ogr(p: Path, layer: str | None) -> gpd.GeoDataFrame:

@@ -7,13 +7,12 @@ for voids. It is warped (bilinear) onto the plan grid by :func:`load_dem`.
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
-from telcoplan.errors import LayerValidationError, Problem
+from telcoplan.errors import LayerValidationError, Problem, TelcoplanError
 from telcoplan.gis.grid import GridSpec
-from telcoplan.gis.raster import read_raster_on_grid
+from telcoplan.gis.raster import RasterSource, open_raster, read_raster_on_grid
 
 __all__ = ["DEM_RANGE_M", "load_dem", "validate_dem"]
 
@@ -60,8 +59,10 @@ def validate_dem(dem: np.ndarray, *, source: str = "<dem>") -> None:
 _FEET = ("ft", "foot", "feet", "us-ft", "us survey foot", "ftus", "international foot")
 
 
-def load_dem(path: str | os.PathLike, grid: GridSpec) -> np.ndarray:
-    """Read a DEM warped onto ``grid`` (bilinear), float64 metres, NaN for voids; validated.
+def load_dem(path: RasterSource, grid: GridSpec) -> np.ndarray:
+    """Read a DEM (a file, or a :class:`~telcoplan.gis.raster.MemoryRaster` such as a PostGIS
+    raster read by :func:`telcoplan.gis.postgis_raster.read_postgis_raster`) warped onto
+    ``grid`` (bilinear), float64 metres, NaN for voids; validated.
 
     A band whose unit says feet is refused (the elevations would be 3.28 times too high)."""
     _check_units(path)
@@ -70,13 +71,11 @@ def load_dem(path: str | os.PathLike, grid: GridSpec) -> np.ndarray:
     return dem
 
 
-def _check_units(path: str | os.PathLike) -> None:
-    import rasterio
-
+def _check_units(path: RasterSource) -> None:
     try:
-        with rasterio.open(path) as src:
+        with open_raster(path) as src:
             unit = (src.units[0] or "").strip().lower() if src.units else ""
-    except rasterio.errors.RasterioError:
+    except TelcoplanError:
         return  # unreadable: read_raster_on_grid says so
     if unit in _FEET:
         raise LayerValidationError(

@@ -28,6 +28,7 @@ import pandas as pd
 
 from telcoplan.errors import InputFileError, LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.raster import MemoryRaster
 
 __all__ = [
     "RASTER_SUFFIXES",
@@ -42,7 +43,13 @@ __all__ = [
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 
 
-def is_raster(path: str | os.PathLike) -> bool:
+def is_raster(path: str | os.PathLike | MemoryRaster | gpd.GeoDataFrame) -> bool:
+    """Whether a land-use source is a raster: a :class:`MemoryRaster` (e.g. read from PostGIS)
+    or a file with a raster suffix (a GeoDataFrame holds polygons)."""
+    if isinstance(path, MemoryRaster):
+        return True
+    if isinstance(path, gpd.GeoDataFrame):
+        return False
     return Path(path).suffix.lower() in RASTER_SUFFIXES
 
 
@@ -127,14 +134,26 @@ def read_clutter_table(path: Any) -> dict[float, str]:
 # ------------------------------------------------------------------------------ layer
 
 
-def _problem(path: Path, column: str | None, message: str) -> LayerValidationError:
-    return LayerValidationError(str(path), "land_use", [Problem(None, column, message)])
+def _problem(path: object, column: str | None, message: str) -> LayerValidationError:
+    return LayerValidationError(_name(path), "land_use", [Problem(None, column, message)])
+
+
+def _name(source: object) -> str:
+    """What messages call a land-use source: its file, or the table or query it was read from."""
+    if isinstance(source, gpd.GeoDataFrame):
+        return str((source.attrs.get("postgis") or {}).get("source", "<land-use polygons>"))
+    return str(source)
 
 
 def _polygons(
-    path: Path, column: str | None, *, crs: str | None = None, layer: str | None = None
+    path: Path | gpd.GeoDataFrame,
+    column: str | None,
+    *,
+    crs: str | None = None,
+    layer: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[float, str]]:
-    """The classed polygons (column ``code``, 1-based in class-name order) and code → name.
+    """The classed polygons (column ``code``, 1-based in class-name order) and code → name, of
+    a file or of polygons already read (e.g. from PostGIS: ``read_postgis``).
 
     Polygons without a class are left out. The rest are ordered largest first, so that where
     polygons overlap — land-use polygons nest, e.g. a park inside a residential area — the
@@ -150,11 +169,11 @@ def _polygons(
             "land-use polygons need the column that holds their class: give `column:` in "
             "the plan (e.g. landuse) or --land-use-column",
         )
-    gdf = read_vector(path, crs=crs, layer=layer)
+    gdf = path if isinstance(path, gpd.GeoDataFrame) else read_vector(path, crs=crs, layer=layer)
     if gdf.crs is None:
         raise CRSError(
-            f"{path}: the land-use polygons have no CRS; save the file with one (e.g. EPSG:4326)"
-            " or give it in the plan (`crs:`)"
+            f"{_name(path)}: the land-use polygons have no CRS; save the file with one (e.g. "
+            "EPSG:4326) or give it in the plan (`crs:`)"
         )
     if column not in gdf.columns or column == gdf.geometry.name:
         raise _problem(
@@ -188,16 +207,16 @@ def _polygons(
     return gdf.reset_index(drop=True), {v: k for k, v in code.items()}
 
 
-def _no_column_for_rasters(path: Path, column: str | None) -> None:
+def _no_column_for_rasters(path: object, column: str | None) -> None:
     if column is not None:
         raise InputFileError(
-            f"{path}: a class column only applies to land-use polygons; a raster's codes are "
+            f"{_name(path)}: a class column only applies to land-use polygons; a raster's codes are "
             "named by a code,name table (`classes:`, --land-use-classes)"
         )
 
 
 def land_use_on_grid(
-    path: str | os.PathLike,
+    path: str | os.PathLike | MemoryRaster | gpd.GeoDataFrame,
     grid: GridSpec,
     *,
     column: str | None = None,
@@ -208,9 +227,12 @@ def land_use_on_grid(
     """Class code per cell of ``grid`` (NaN: no class) and the names of the codes.
 
     A raster is read by nearest cell; polygons give each cell the class of the smallest polygon
-    that contains its centre. Raises a clean error when no cell of the grid has a class.
+    that contains its centre. ``path`` is a file, a raster held in memory (a PostGIS raster:
+    :func:`telcoplan.gis.postgis_raster.read_postgis_raster`) or polygons already read (a
+    PostGIS table: :func:`telcoplan.gis.postgis.read_postgis`). Raises a clean error when no
+    cell of the grid has a class.
     """
-    p = Path(path)
+    p = path if isinstance(path, MemoryRaster | gpd.GeoDataFrame) else Path(path)
     if is_raster(p):
         from telcoplan.gis.raster import read_raster_on_grid
 
@@ -232,11 +254,7 @@ def land_use_on_grid(
             inside = labels >= 0
             codes[inside] = gdf["code"].to_numpy()[labels[inside]]
     if not np.isfinite(codes).any():
-        raise LayerValidationError(
-            str(p),
-            "land_use",
-            [Problem(None, None, "no class over the study area; check its extent and CRS")],
-        )
+        raise _problem(p, None, "no class over the study area; check its extent and CRS")
     return codes, names
 
 

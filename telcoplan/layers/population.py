@@ -26,6 +26,7 @@ import shapely
 
 from telcoplan.errors import LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.raster import MemoryRaster
 from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
 
 __all__ = [
@@ -186,8 +187,9 @@ def _warn_overlaps(polygons: gpd.GeoDataFrame, cell_area_m2: float) -> None:
         )
 
 
-def load_population_raster(path: str | os.PathLike, grid: GridSpec) -> np.ndarray:
-    """Read a persons-per-cell raster onto ``grid``.
+def load_population_raster(path: str | os.PathLike | MemoryRaster, grid: GridSpec) -> np.ndarray:
+    """Read a persons-per-cell raster (a file, or a :class:`~telcoplan.gis.raster.MemoryRaster`
+    such as a PostGIS raster) onto ``grid``.
 
     A raster already on ``grid`` (same CRS, transform and shape) is read as is. Otherwise it is
     warped with GDAL's ``sum`` resampling, which keeps totals when cells are aggregated; the

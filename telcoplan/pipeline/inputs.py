@@ -24,7 +24,7 @@ from telcoplan.errors import (
 from telcoplan.gis.crs import crs_name, to_projected
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.postgis import redact
-from telcoplan.gis.raster import read_raster_on_grid
+from telcoplan.gis.raster import MemoryRaster, read_raster_on_grid
 from telcoplan.layers import areas as areas_layer
 from telcoplan.layers import candidates, fiber, measurements, pois, roads, towers
 from telcoplan.layers.dem import load_dem
@@ -149,14 +149,14 @@ def load_inputs(plan: Plan) -> PlanInputs:
     dem = None
     if "dem" in plan.layers:
         try:
-            dem = load_dem(plan.layers["dem"].path, grid)
+            dem = load_dem(_raster_source(plan.layers["dem"], grid, digests, "dem"), grid)
         except TelcoplanError as exc:
             failures.append(exc)
 
     land_use = land_use_names = None
     if "land_use" in plan.layers:
         try:
-            land_use, land_use_names = _load_land_use(plan.layers["land_use"], grid)
+            land_use, land_use_names = _load_land_use(plan.layers["land_use"], grid, digests)
         except TelcoplanError as exc:
             failures.append(exc)
 
@@ -188,7 +188,10 @@ def load_inputs(plan: Plan) -> PlanInputs:
             + "\n".join(str(f) for f in failures)
         )
     if digests:
-        layers = {n: replace(r, rows_sha256=digests.get(n)) for n, r in plan.layers.items()}
+        layers = {
+            n: replace(r, rows_sha256=digests.get(n), weights_sha256=digests.get(f"{n}.weights"))
+            for n, r in plan.layers.items()
+        }
         plan = replace(plan, layers=layers)
     return PlanInputs(
         plan=plan,
@@ -210,9 +213,10 @@ _ROWS_READ: dict[tuple[str, str | None, str | None], str] = {}
 
 
 def _note_digest(
-    digests: dict[str, str], name: str, ref: LayerRef, layer: gpd.GeoDataFrame
+    digests: dict[str, str], name: str, ref: LayerRef, layer: gpd.GeoDataFrame | MemoryRaster
 ) -> None:
-    """Keep the SHA-256 of a layer's rows when it was read from a database."""
+    """Keep the SHA-256 of a layer's rows (or raster tiles) when it was read from a database
+    (``name``: the layer's, or ``<layer>.weights`` for its weights, read from ``ref``)."""
     record = layer.attrs.get("postgis")
     if ref.is_database and record and record.get("sha256"):
         digests[name] = record["sha256"]
@@ -221,6 +225,45 @@ def _note_digest(
 
 def _source_key(ref: LayerRef) -> tuple[str, str | None, str | None]:
     return redact(str(ref.path)), ref.layer, ref.sql
+
+
+def _weights_ref(ref: LayerRef) -> LayerRef | None:
+    """A population layer's weights as a layer of their own (path, table or query)."""
+    if ref.weights is None:
+        return None
+    opts = ref.weights_options or {}
+    return LayerRef(path=ref.weights, layer=opts.get("layer"), sql=opts.get("sql"))
+
+
+def _raster_source(
+    ref: LayerRef, grid: GridSpec, digests: dict[str, str], name: str
+) -> Path | MemoryRaster:
+    """A raster layer's file, or its PostGIS raster over the grid (its digest noted)."""
+    if not ref.is_database:
+        return Path(ref.path)
+    from telcoplan.gis.postgis_raster import read_postgis_raster
+
+    raster = read_postgis_raster(
+        str(ref.path), table=ref.layer, sql=ref.sql, extent=grid, crs=ref.crs
+    )
+    _note_digest(digests, name, ref, raster)
+    return raster
+
+
+def _database_layer(
+    ref: LayerRef, grid: GridSpec, digests: dict[str, str], name: str
+) -> MemoryRaster | gpd.GeoDataFrame:
+    """A layer that may be a raster or polygons, from a database: the raster when its table
+    (or query) has a raster column, else its rows (:func:`~telcoplan.gis.postgis.read_postgis`)."""
+    from telcoplan.gis.postgis import read_postgis
+    from telcoplan.gis.postgis_raster import source_kind
+
+    url = str(ref.path)
+    if source_kind(url, table=ref.layer, sql=ref.sql) == "raster":
+        return _raster_source(ref, grid, digests, name)
+    layer = read_postgis(url, table=ref.layer, sql=ref.sql, crs=ref.crs)
+    _note_digest(digests, name, ref, layer)
+    return layer
 
 
 def source_name(ref: LayerRef) -> str:
@@ -238,7 +281,23 @@ def source_provenance(
     """Where a run's input came from, for its provenance: a file's path (relative to
     ``base``, the plan's folder) and SHA-256 (``sha``: the function giving a file's), or a
     database's connection (without password), table or query, and the SHA-256 of the rows
-    read (:attr:`LayerRef.rows_sha256`, else those this process last read from it)."""
+    read (:attr:`LayerRef.rows_sha256`, else those this process last read from it); raster
+    layers alike (the SHA-256 of the raster tiles read). A population layer's weights and a
+    land-use raster's class table follow, their keys prefixed ``weights_`` and ``classes_``."""
+    out = _one_source(ref, base, sha, ref.rows_sha256)
+    weights = _weights_ref(ref)
+    if weights is not None:
+        one = _one_source(weights, base, sha, ref.weights_sha256)
+        out |= {f"weights_{k}": v for k, v in one.items()}
+    if ref.classes is not None:
+        one = _one_source(LayerRef(path=ref.classes), base, sha, None)
+        out |= {f"classes_{k}": v for k, v in one.items()}
+    return out
+
+
+def _one_source(
+    ref: LayerRef, base: Path, sha: Callable[[Path], str] | None, digest: str | None
+) -> dict[str, Any]:
     if not ref.is_database:
         if sha is None:
             from telcoplan.outputs import file_sha256 as sha
@@ -246,8 +305,7 @@ def source_provenance(
     url = redact(str(ref.path))
     out: dict[str, Any] = {"path": url}
     out |= {"table": ref.layer} if ref.layer is not None else {"sql": ref.sql}
-    digest = ref.rows_sha256 or _ROWS_READ.get(_source_key(ref))
-    return out | {"sha256": digest}
+    return out | {"sha256": digest or _ROWS_READ.get(_source_key(ref))}
 
 
 def _coverage_radius_km(plan: Plan) -> float | None:
@@ -333,10 +391,17 @@ def _check_crs_covers(plan: Plan, areas: gpd.GeoDataFrame) -> None:
         )
 
 
-def _load_land_use(ref: LayerRef, grid: GridSpec) -> tuple[np.ndarray, dict[float, str] | None]:
+def _load_land_use(
+    ref: LayerRef, grid: GridSpec, digests: dict[str, str]
+) -> tuple[np.ndarray, dict[float, str] | None]:
     """Land-use class codes on the grid (NaN: no class) and their names, checked
-    (:mod:`telcoplan.layers.land_use`: a raster of codes, or polygons with a class column)."""
+    (:mod:`telcoplan.layers.land_use`: a raster of codes, or polygons with a class column; from
+    files or PostGIS)."""
     from telcoplan.layers.land_use import land_use_on_grid
+
+    if ref.is_database:
+        source = _database_layer(ref, grid, digests, "land_use")
+        return land_use_on_grid(source, grid, column=ref.column, classes=ref.classes)
 
     return land_use_on_grid(
         ref.path, grid, column=ref.column, classes=ref.classes, crs=ref.crs, layer=ref.layer
@@ -362,32 +427,40 @@ def _load_population(
     column = ref.column or "population"
     schema = POPULATION_POLYGONS if column == "population" else _renamed_population_schema(column)
     if ref.is_database:
-        from telcoplan.gis.postgis import read_postgis, row_keys
+        from telcoplan.gis.postgis import row_keys
 
-        polys = read_postgis(str(ref.path), table=ref.layer, sql=ref.sql, crs=ref.crs)
-        _note_digest(digests, "population", ref, polys)
+        polys = _database_layer(ref, grid, digests, "population")
+        if isinstance(polys, MemoryRaster):
+            return load_population_raster(polys, grid)
         schema.validate(polys, source=polys.attrs["postgis"]["source"], keys=row_keys(polys))
     else:
         polys = read_vector(ref.path, layer=ref.layer, crs=ref.crs)
         schema.validate(polys, source=str(ref.path))
     weights = None
-    if ref.weights is not None and ref.weights.suffix.lower() not in RASTER_SUFFIXES:
-        opts = dict(ref.weights_options or {})
-        source = str(ref.weights)
-        land = read_vector(ref.weights, layer=opts.pop("layer", None))
+    wref = _weights_ref(ref)
+    land: gpd.GeoDataFrame | Path | MemoryRaster | None = None
+    if wref is not None and wref.is_database:
+        land = _database_layer(wref, grid, digests, "population.weights")
+    elif wref is not None:
+        land = Path(wref.path)
+        if land.suffix.lower() not in RASTER_SUFFIXES:
+            land = read_vector(land, layer=wref.layer)
+    if isinstance(land, gpd.GeoDataFrame):
+        opts = {k: v for k, v in (ref.weights_options or {}).items() if k not in ("layer", "sql")}
+        source = str(land.attrs.get("postgis", {}).get("source", ref.weights))
         weights = weights_from_polygons(to_projected(land, grid.crs), grid, source=source, **opts)
         log.info(
             "population: dasymetric weights from %d polygons of %s (mean weight %.2f)",
             len(land),
-            ref.weights.name,
+            source_name(wref),
             float(weights.mean()),
         )
-    elif ref.weights is not None:
-        warped = read_raster_on_grid(ref.weights, grid, resampling="average")
+    elif land is not None:
+        warped = read_raster_on_grid(land, grid, resampling="average")
         weights = np.where(np.isnan(warped), 0.0, warped)
         if (weights < 0).any() or not np.isfinite(weights).all():
             raise LayerValidationError(
-                str(ref.weights),
+                str(land),
                 "weights",
                 [
                     Problem(
@@ -401,7 +474,7 @@ def _load_population(
             log.warning(
                 "%s: every dasymetric weight over the study area is 0 (or the raster does not "
                 "overlap it): population is spread uniformly; check its extent and CRS",
-                ref.weights,
+                land,
             )
     return spread_population(to_projected(polys, grid.crs), grid, column=column, weights=weights)
 

@@ -51,16 +51,17 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc")
 class LayerRef:
     """Where a layer comes from: a path (absolute after parsing) and reading options.
 
-    A vector layer may also come from a PostGIS database: ``path`` is then its connection URL
-    (``postgresql://user@host/dbname``, never with a password) and ``layer`` its table
-    (``schema.table``) or ``sql`` a query.
+    A layer may also come from a PostGIS database (vector or raster): ``path`` is then its
+    connection URL (``postgresql://user@host/dbname``, never with a password) and ``layer`` its
+    table (``schema.table``) or ``sql`` a query; so may ``weights`` (then a URL, with ``layer``
+    or ``sql`` in ``weights_options``).
     """
 
     path: Path | str
     crs: str | None = None
     layer: str | None = None
     column: str | None = None
-    weights: Path | None = None
+    weights: Path | str | None = None
     #: reading dasymetric weight polygons: ``column`` (class), ``classes`` ({class: weight}),
     #: ``default`` (weight of unmapped land), ``layer``
     weights_options: Mapping[str, Any] | None = None
@@ -74,8 +75,11 @@ class LayerRef:
     ids: str = "file"
     #: a query giving a database layer's rows (instead of ``layer``, its table)
     sql: str | None = None
-    #: SHA-256 of a database layer's rows as read (set by ``load_inputs``, for provenance)
+    #: SHA-256 of a database layer's rows (or raster tiles) as read (set by ``load_inputs``,
+    #: for provenance and the results' keys)
     rows_sha256: str | None = None
+    #: the same for ``weights`` read from a database
+    weights_sha256: str | None = None
 
     @property
     def is_database(self) -> bool:
@@ -143,11 +147,15 @@ class Plan:
 def plan_inputs(plan: Plan, files: Callable[[Path], Any]) -> dict[str, Any]:
     """What a plan's inputs are, as values: its name, CRS and grid, and each layer's reading
     options, each file given as ``files(path)`` (its content: e.g. the SHA-256 of the file and
-    of its side-car files). :class:`UnkeyableError` for a layer that is not read from files."""
+    of its side-car files), a database's by the SHA-256 of the rows read
+    (:attr:`LayerRef.rows_sha256`). :class:`UnkeyableError` for a database layer not read yet."""
     layers: dict[str, Any] = {}
     for name, ref in plan.layers.items():
-        if not isinstance(ref.path, Path):  # a database: its rows are known once read
-            raise UnkeyableError(f"layers.{name} is not a file")
+        # a database's rows are known once read: keyed by their SHA-256 (a field), set then
+        if (not isinstance(ref.path, Path) and ref.rows_sha256 is None) or (
+            isinstance(ref.weights, str) and ref.weights_sha256 is None
+        ):
+            raise UnkeyableError(f"layers.{name} is read from a database and was not read yet")
         layers[name] = {
             f.name: files(v) if isinstance(v := getattr(ref, f.name), Path) else v
             for f in dataclasses.fields(ref)

@@ -35,12 +35,13 @@ population: pop2019_total}``), ``values`` (translations of a column's values, e.
 ``{road_class: {Quốc Gia: trunk}}``) and ``ids`` (``generate``: roads and fiber take their
 ids from the row numbers, for files whose ids are missing or repeat).
 
-A vector layer (areas, population polygons, towers, roads, fiber, candidates, pois,
-measurements) may come from a PostGIS database: ``path`` is its connection URL and ``layer``
-its table, or ``sql`` a query::
+Any layer — and population's ``weights`` — may come from a PostGIS database: ``path`` is its
+connection URL and ``layer`` its table, or ``sql`` a query; the DEM, and land use, population
+and weights when their table (or query) has a raster column, are PostGIS rasters::
 
       towers: {path: "postgresql://planner@gis.danang.gov.vn/hatang", layer: vt.tram_bts}
       roads: {path: "postgresql://planner@gis/hatang", sql: "SELECT * FROM gt.duong WHERE cap <= 3"}
+      dem: {path: "postgresql://planner@gis/hatang", layer: dh.srtm}
 
 The password never goes in the plan (a URL with one is refused): libpq takes it from
 ``PGPASSWORD`` or ``~/.pgpass``.
@@ -92,13 +93,6 @@ _LAYER_KEYS = (
     "path", "crs", "layer", "column", "weights", "classes", "clip", "columns", "values", "ids",
     "sql",
 )  # fmt: skip
-#: Layers that cannot come from a database, and what to do instead.
-_NOT_FROM_DATABASE = {
-    "dem": "the terrain is a raster, and PostGIS rasters are not read: export it as a GeoTIFF "
-    "(gdal_translate) and give its path",
-    "land_use": "land use is read from a raster or a polygon file: export the polygons to a "
-    "GeoPackage (ogr2ogr -f GPKG landuse.gpkg PG:… table) and give its path",
-}
 #: Layers that take `columns:` and `values:` (the vector layers and the areas).
 _MAPPED_LAYERS = ("areas", *VECTOR_LAYERS)
 
@@ -279,32 +273,30 @@ def _database_checks(name: str, entry: Mapping[str, Any], errs: list[str]) -> No
     problem = url_problem(entry["path"])
     if problem is not None:
         errs.append(f"layers.{name}.path: {problem}")
-    if name in _NOT_FROM_DATABASE:
-        errs.append(f"layers.{name}: {_NOT_FROM_DATABASE[name]}")
-        return
     table, sql = entry.get("layer"), entry.get("sql")
+    where = f"layers.{name}"
     if sql is not None and (not isinstance(sql, str) or not sql.strip()):
-        errs.append(f"layers.{name}.sql must be a query (SELECT …), got {sql!r}")
+        errs.append(f"{where}.sql must be a query (SELECT …), got {sql!r}")
     elif table is None and sql is None:
         errs.append(
-            f"layers.{name}: a database layer needs its table (`layer: schema.table`) or a "
+            f"{where}: a database layer needs its table (`layer: schema.table`) or a "
             "query (`sql: SELECT …`)"
         )
     elif table is not None and sql is not None:
-        errs.append(f"layers.{name}: give the table (`layer:`) or a query (`sql:`), not both")
+        errs.append(f"{where}: give the table (`layer:`) or a query (`sql:`), not both")
     elif table is not None:
         try:
             parse_table_name(str(table))
         except ValueError as exc:
-            errs.append(f"layers.{name}.layer: {exc}")
+            errs.append(f"{where}.layer: {exc}")
 
 
-_WEIGHTS_KEYS = ("path", "column", "classes", "default", "layer")
+_WEIGHTS_KEYS = ("path", "column", "classes", "default", "layer", "sql")
 
 
 def _weights(
     name: str, raw: object, base: Path, errs: list[str]
-) -> tuple[Path | None, dict[str, Any] | None]:
+) -> tuple[Path | str | None, dict[str, Any] | None]:
     """The dasymetric weights of a population layer: a raster or polygons path, or a mapping
     ``{path, column, classes: {class: weight}, default, layer}`` (problems appended to ``errs``)."""
     if raw is None:
@@ -320,17 +312,19 @@ def _weights(
     for k in spec:
         if k not in _WEIGHTS_KEYS:
             errs.append(f"{where}: unknown key {k!r}{suggest(str(k), _WEIGHTS_KEYS)}")
-    if is_database_url(spec["path"]):
-        errs.append(
-            f"{where}: dasymetric weights are read from a file (a raster, or polygons); "
-            "export them from the database (ogr2ogr -f GPKG weights.gpkg PG:… table)"
-        )
-        return None, None
-    path = (base / str(spec["path"])).resolve()
-    if not path.exists():
-        errs.append(f"{where}: file {path} not found")
+    database = is_database_url(spec["path"])
+    path: Path | str
+    if database:  # a raster or polygons table, or a query: like a layer's
+        path = spec["path"].strip()
+        _database_checks(f"{name}.weights", spec, errs)
+    else:
+        path = (base / str(spec["path"])).resolve()
+        if not path.exists():
+            errs.append(f"{where}: file {path} not found")
+        if spec.get("sql") is not None:
+            errs.append(f"{where}.sql: a query reads from a database; remove it")
     options: dict[str, Any] = {}
-    for k in ("column", "layer"):
+    for k in ("column", "layer", *(("sql",) if database else ())):
         if spec.get(k) is not None:
             if isinstance(spec[k], str):
                 options[k] = spec[k]
@@ -353,7 +347,7 @@ def _weights(
             options["default"] = float(default)
         else:
             errs.append(f"{where}.default must be a weight ≥ 0, got {default!r}")
-    if path.suffix.lower() in RASTER_SUFFIXES and options.keys() - {"layer"}:
+    if not database and path.suffix.lower() in RASTER_SUFFIXES and options.keys() - {"layer"}:
         errs.append(
             f"{where}: {path.name} is a raster of weights; column, classes and default are for "
             "polygons: remove them"

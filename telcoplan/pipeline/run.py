@@ -129,6 +129,9 @@ def run_plan(
         facts = _Facts.kept(store, inputs_key)
     if facts is None:
         facts = _Facts.of(source.get())  # every input loaded and checked before anything is written
+    if store is not None and inputs_key is None and source.loaded:
+        # layers read from a database are keyed by the SHA-256 of the rows just read
+        inputs_key = _inputs_key(source.get().plan, hashes)
     provenance = _provenance(plan, hashes)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
@@ -736,19 +739,7 @@ def _provenance(plan: Plan, hashes: FileHashes | None = None) -> dict[str, Any]:
             "study_area_margin_m": plan.study_area_margin_m,
             "stages": dict(plan.stages),
         },
-        "inputs": {
-            name: source_provenance(ref, base, sha)
-            | {
-                f"{key}_{part}": value
-                for key, extra in (("weights", ref.weights), ("classes", ref.classes))
-                if extra is not None
-                for part, value in (
-                    ("path", os.path.relpath(extra, base)),
-                    ("sha256", sha(extra)),
-                )
-            }
-            for name, ref in plan.layers.items()
-        },
+        "inputs": {name: source_provenance(ref, base, sha) for name, ref in plan.layers.items()},
     }
 
 

@@ -52,9 +52,8 @@ def test_every_problem_of_database_layers_is_reported_and_no_password(tmp_path):
             "fiber": {"path": URL, "layer": "a.b", "sql": "SELECT * FROM a.b"},
             "pois": {"path": URL},
             "candidates": {"path": URL, "layer": "a.b.c"},
-            "dem": {"path": URL, "layer": "dh.dem"},
-            "land_use": {"path": URL, "layer": "qh.sdd", "column": "loai"},
-            "population": {"path": URL, "layer": "ds.phuong", "weights": URL},
+            "dem": {"path": URL, "layer": "dh.dem", "sql": "SELECT rast FROM dh.dem"},
+            "population": {"path": URL, "layer": "ds.phuong", "weights": {"path": URL}},
             "measurements": {"path": f"{URL}?password={SECRET}", "sql": "SELECT * FROM do_song"},
         }
     }
@@ -68,9 +67,8 @@ def test_every_problem_of_database_layers_is_reported_and_no_password(tmp_path):
         "layers.fiber: give the table (`layer:`) or a query (`sql:`), not both",
         "layers.pois: a database layer needs its table (`layer: schema.table`) or a query",
         "layers.candidates.layer: 'a.b.c' is not a table name",
-        "layers.dem: the terrain is a raster",
-        "layers.land_use: land use is read from a raster or a polygon file",
-        "layers.population.weights: dasymetric weights are read from a file",
+        "layers.dem: give the table (`layer:`) or a query (`sql:`), not both",
+        "layers.population.weights: a database layer needs its table",
         "layers.measurements.path: the connection URL holds a password (`password=`)",
     ):
         assert expected in text, expected
@@ -155,3 +153,146 @@ def test_validate_points_a_database_to_a_plan_without_repeating_it():
     assert not report.ok
     assert "checked through a plan" in report.message
     assert SECRET not in report.message
+
+
+def test_a_plan_from_postgis_rasters_and_polygons_equals_the_plan_from_files(
+    pg, tmp_path, caplog, monkeypatch
+):
+    """The DEM (WGS 84, warped), a land-use raster with its class table, population polygons
+    with land-use weight polygons, from PostGIS: the same inputs on the grid and the same
+    outputs (rasters byte for byte, tables equal) as from the files; land-use polygons and a
+    population raster from PostGIS equal their files too; the provenance names the tables,
+    the cache key follows the rows."""
+    import geopandas as gpd
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from shapely.geometry import box
+
+    from tests.conftest import UTM49, X0, Y0
+    from tests.gis.postgis_rasters import load_raster
+    from tests.pipeline.town import town_plan
+
+    plan_path = town_plan(tmp_path)
+    rng = np.random.default_rng(11)
+    lon0, lat0 = rasterio.warp.transform(UTM49, "EPSG:4326", [X0 - 300], [Y0 + 3300])
+    dem = (rng.random((130, 230)) * 60.0).astype("float32")
+    _tif(
+        tmp_path / "dem.tif",
+        dem,
+        Affine(1 / 3600, 0, lon0[0], 0, -1 / 3600, lat0[0]),
+        "EPSG:4326",
+        -9999.0,
+    )
+    codes = rng.integers(1, 4, (70, 130)).astype("uint8")
+    _tif(tmp_path / "lu.tif", codes, Affine(50, 0, X0 - 200, 0, -50, Y0 + 3200), UTM49, 0)
+    (tmp_path / "lu.csv").write_text("code,name\n1,urban\n2,forest\n3,water\n", encoding="utf-8")
+    wards = gpd.GeoDataFrame(
+        {"ward": ["w", "e"], "dan_so": [100_000.0, 80_000.0]},
+        geometry=[box(X0, Y0, X0 + 3000, Y0 + 3000), box(X0 + 3000, Y0, X0 + 6000, Y0 + 3000)],
+        crs=UTM49,
+    )
+    land = gpd.GeoDataFrame(
+        {"landuse": ["residential", "forest", "water"]},
+        geometry=[box(X0, Y0, X0 + 2000, Y0 + 3000), box(X0 + 2500, Y0, X0 + 6000, Y0 + 1500),
+                  box(X0 + 4000, Y0 + 2000, X0 + 4700, Y0 + 2600)],
+        crs=UTM49,
+    )  # fmt: skip
+    write_vector(tmp_path / "wards.gpkg", wards)
+    write_vector(tmp_path / "land.gpkg", land)
+    load_raster(pg, "qh.dem", tmp_path / "dem.tif", tile=(40, 40))
+    load_raster(pg, "qh.lu", tmp_path / "lu.tif", tile=(32, 32))
+    pg.load_table("qh.wards", wards)
+    pg.load_table("qh.land", land)
+
+    doc = yaml.safe_load(plan_path.read_text(encoding="utf-8"))
+    doc["stages"]["coverage"]["terrain"] = True
+    files = {
+        **doc["layers"],
+        "dem": "dem.tif",
+        "land_use": {"path": "lu.tif", "classes": "lu.csv"},
+        "population": {"path": "wards.gpkg", "column": "dan_so",
+                       "weights": {"path": "land.gpkg", "column": "landuse"}},
+    }  # fmt: skip
+    database = {
+        **doc["layers"],
+        "dem": {"path": pg.url, "layer": "qh.dem"},
+        "land_use": {"path": pg.url, "sql": "SELECT rid, rast FROM qh.lu", "classes": "lu.csv"},
+        "population": {"path": pg.url, "layer": "qh.wards", "column": "dan_so",
+                       "weights": {"path": pg.url, "layer": "qh.land", "column": "landuse"}},
+    }  # fmt: skip
+
+    def plan(name, layers):
+        path = tmp_path / f"{name}.yml"
+        path.write_text(yaml.safe_dump({**doc, "layers": layers}), encoding="utf-8")
+        return read_plan(path)
+
+    a, b = load_inputs(plan("files", files)), load_inputs(plan("database", database))
+    for name in ("dem", "land_use", "population"):
+        assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+    assert np.isfinite(a.dem).all()
+    assert a.land_use_names == b.land_use_names
+    # land-use polygons and a population raster from PostGIS equal their files
+    write_vector(tmp_path / "land.gpkg", land, overwrite=True)
+    pop = np.full((30, 60), 100.0)
+    _tif(tmp_path / "pop.tif", pop, Affine(100, 0, X0, 0, -100, Y0 + 3000), UTM49, -1.0)
+    load_raster(pg, "qh.pop", tmp_path / "pop.tif", tile=(16, 16))
+    c = load_inputs(plan("files2", {**files, "land_use": {"path": "land.gpkg", "column": "landuse"},
+                                    "population": "pop.tif"}))  # fmt: skip
+    d = load_inputs(plan("database2", {**database, "land_use": {"path": pg.url, "layer": "qh.land",
+                    "column": "landuse"}, "population": {"path": pg.url, "layer": "qh.pop"}}))  # fmt: skip
+    for name in ("land_use", "population"):
+        assert getattr(c, name).tobytes() == getattr(d, name).tobytes(), name
+    assert c.land_use_names == d.land_use_names == {1.0: "forest", 2.0: "residential", 3.0: "water"}
+    assert d.population.sum() == pytest.approx(180_000.0)
+
+    ran = {}
+    for name, layers in (("files", files), ("database", database)):
+        ran[name] = run_plan(plan(name, layers), tmp_path / name, cache=True)
+    assert ran["files"]["outputs"] == ran["database"]["outputs"]
+    for f in ran["files"]["outputs"]:
+        if f != "summary.json":  # rasters, GeoPackages, styles: the same bytes
+            one, two = tmp_path / "files" / f, tmp_path / "database" / f
+            assert one.read_bytes() == two.read_bytes(), f
+    strip = ("provenance", "plan", "outputs")
+    assert {k: v for k, v in ran["files"].items() if k not in strip} == {
+        k: v for k, v in ran["database"].items() if k not in strip
+    }
+    inputs = ran["database"]["provenance"]["inputs"]
+    assert inputs["dem"]["table"] == "qh.dem"
+    assert inputs["land_use"]["sql"].startswith("SELECT")
+    assert inputs["population"]["weights_table"] == "qh.land"
+    assert inputs["land_use"]["classes_path"] == "lu.csv"
+    assert all(len(inputs[n]["sha256"]) == 64 for n in ("dem", "land_use", "population"))
+    assert len(inputs["population"]["weights_sha256"]) == 64
+    text = (tmp_path / "database" / "summary.json").read_text(encoding="utf-8")
+    assert pg.password not in text
+
+    # run again: every stage reused; change one DEM cell in the database: the terrain's
+    # coverage is computed again
+    monkeypatch.setattr(logging.getLogger("telcoplan"), "propagate", True)
+    caplog.set_level(logging.INFO, logger="telcoplan.pipeline.run")
+    again = run_plan(plan("database", database), tmp_path / "database", overwrite=True, cache=True)
+    assert again["provenance"] == ran["database"]["provenance"]
+    assert "reused 1 of 1 stages" in caplog.text
+    caplog.clear()
+    # a DEM tile over the grid changes: its SHA-256 and so the coverage's key change
+    pg.execute(
+        "UPDATE qh.dem SET rast = ST_SetValue(rast, 1, 2, 2, 321) WHERE rid = (SELECT min(rid) "
+        "FROM qh.dem WHERE ST_Intersects(rast, ST_Transform(ST_MakeEnvelope(%s, %s, %s, %s, "
+        "32649), 4326)))",
+        (X0, Y0, X0 + 6000, Y0 + 3000),
+    )
+    third = run_plan(plan("database", database), tmp_path / "database", overwrite=True, cache=True)
+    assert third["provenance"]["inputs"]["dem"]["sha256"] != inputs["dem"]["sha256"]
+    assert "reused 0 of 1 stages; computed coverage" in caplog.text
+
+
+def _tif(path, data, transform, crs, nodata):
+    import rasterio
+
+    profile = {"driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": 1,
+               "dtype": data.dtype.name, "crs": crs, "transform": transform, "nodata": nodata}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return path
