@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -16,7 +18,12 @@ import shapely
 
 from telcoplan.coverage.analysis import CoverageResult
 from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
-from telcoplan.gis.polygonize import label_regions, polygonize_labels, polygonize_mask
+from telcoplan.gis.polygonize import (
+    label_regions,
+    polygonize_labels,
+    polygonize_mask,
+    tiled_regions,
+)
 
 __all__ = ["find_gaps", "poi_service", "single_operator_areas"]
 
@@ -32,6 +39,13 @@ def _nearest_distance(geoms: gpd.GeoSeries, targets: gpd.GeoSeries | None) -> np
     return out
 
 
+def _ranked(persons: np.ndarray, min_population: float) -> np.ndarray:
+    """Indexes of the regions with at least ``min_population`` persons, most populated first
+    (ties in region order)."""
+    keep = np.flatnonzero(persons >= min_population)
+    return keep[np.argsort(-persons[keep], kind="stable")]
+
+
 def find_gaps(
     coverage: CoverageResult,
     population: np.ndarray,
@@ -40,6 +54,8 @@ def find_gaps(
     min_density_per_km2: float = 0.0,
     towers: gpd.GeoDataFrame | None = None,
     fiber: gpd.GeoDataFrame | None = None,
+    client: Any = None,
+    chunks: int | tuple[int, int] | None = None,
 ) -> gpd.GeoDataFrame:
     """Uncovered populated regions as polygons, ranked by population (largest first).
 
@@ -56,6 +72,13 @@ def find_gaps(
         follow settlements rather than sprawl over sparsely peopled mountains.
     towers, fiber
         Optional layers for the distance columns.
+    client, chunks
+        With a Dask ``distributed.Client`` (duck-typed: ``scatter``, ``submit``, ``gather``) or
+        a chunk shape (rows, columns), the regions are labelled, counted and polygonized tile
+        by tile — on the client's workers, else in this process — and merged across the chunk
+        borders (:func:`telcoplan.gis.polygonize.tiled_regions`): the same gaps, ranks, cells
+        and polygons (topologically, normalized), persons to rounding (~1e-15 relative).
+        Without either the whole grid is processed at once.
 
     Returns
     -------
@@ -68,14 +91,25 @@ def find_gaps(
     pop = np.where(np.isfinite(population), population, 0.0)
     min_cell = max(min_density_per_km2 * grid.cell_area_m2 / 1e6, 0.0)
     mask = ~coverage.covered_any & (pop > 0) & (pop >= min_cell)
-    labels, n = label_regions(mask, diagonal=True)
-    persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
-    cells = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    keep = np.flatnonzero(persons >= min_population)
-    order = keep[np.argsort(-persons[keep], kind="stable")]
-    remap = np.zeros(n + 1, dtype=np.int32)
-    remap[order + 1] = np.arange(1, len(order) + 1)
-    gaps = polygonize_labels(remap[labels], grid, len(order))
+    if client is None and chunks is None:
+        labels, n = label_regions(mask, diagonal=True)
+        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
+        cells = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        order = _ranked(persons, min_population)
+        remap = np.zeros(n + 1, dtype=np.int32)
+        remap[order + 1] = np.arange(1, len(order) + 1)
+        gaps = polygonize_labels(remap[labels], grid, len(order))
+    else:
+        regions = tiled_regions(
+            mask, weights=pop, diagonal=True, chunks=chunks, client=client, polygons=True
+        )
+        persons, cells = regions.weights, regions.cells
+        order = _ranked(persons, min_population)
+        gaps = gpd.GeoDataFrame(
+            {"label": np.arange(1, len(order) + 1)},
+            geometry=regions.polygons(order + 1, grid),
+            crs=grid.crs,
+        )
     gaps["rank"] = np.arange(1, len(order) + 1)
     gaps["population"] = persons[order]
     gaps["cells"] = cells[order]
@@ -91,8 +125,19 @@ def find_gaps(
     return gaps
 
 
-def single_operator_areas(coverage: CoverageResult, population: np.ndarray) -> gpd.GeoDataFrame:
-    """Per operator: the area only it covers (polygon), with its population and km²."""
+def single_operator_areas(
+    coverage: CoverageResult,
+    population: np.ndarray,
+    *,
+    client: Any = None,
+    chunks: int | tuple[int, int] | None = None,
+) -> gpd.GeoDataFrame:
+    """Per operator: the area only it covers (polygon), with its population and km².
+
+    With a Dask ``client`` or ``chunks`` the areas are polygonized tile by tile
+    (:func:`telcoplan.gis.polygonize.polygonize_mask`): topologically the same polygons,
+    normalized.
+    """
     pop = np.where(np.isfinite(population), population, 0.0)
     only_one = coverage.operator_count == 1
     rows, geoms = [], []
@@ -105,7 +150,7 @@ def single_operator_areas(coverage: CoverageResult, population: np.ndarray) -> g
                 "area_km2": float(m.sum()) * coverage.grid.cell_area_m2 / 1e6,
             }
         )
-        geoms.append(polygonize_mask(m, coverage.grid))
+        geoms.append(polygonize_mask(m, coverage.grid, chunks=chunks, client=client))
     return gpd.GeoDataFrame(rows, geometry=geoms, crs=coverage.grid.crs)
 
 

@@ -71,6 +71,7 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
 
     cov = staging.results["coverage"]
     towers = inputs.vectors["towers"]
+    client = staging.client  # on a Dask cluster: regions labelled and polygonized tile by tile
     gaps = find_gaps(
         cov,
         inputs.population,
@@ -78,8 +79,9 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         min_density_per_km2=float(params.min_density_per_km2),
         towers=towers,
         fiber=inputs.vectors.get("fiber"),
+        client=client,
     )
-    single = single_operator_areas(cov, inputs.population)
+    single = single_operator_areas(cov, inputs.population, client=client)
     layers = {"gaps": gaps, "single_operator": single}
     summary: dict[str, Any] = {
         "count": len(gaps),
@@ -101,7 +103,7 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         "single_operator": {
             r["operator"]: round(float(r["population"]), 1) for _, r in single.iterrows()
         },
-        "not_covered": _not_covered(cov, inputs.population, gaps, params),
+        "not_covered": _not_covered(cov, inputs.population, gaps, params, client),
     }
     if "pois" in inputs.vectors:
         service = _poi_levels(cov, poi_service(cov, inputs.vectors["pois"], towers), towers)
@@ -118,14 +120,17 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
     return StageResult(summary)
 
 
-def _not_covered(cov, population: np.ndarray, gaps, params: GapsParams) -> dict[str, Any]:
+def _not_covered(
+    cov, population: np.ndarray, gaps, params: GapsParams, client: Any = None
+) -> dict[str, Any]:
     """Every person no operator covers, split as the report states it: in the ranked gaps,
     and scattered — in uncovered pockets under ``min_population`` persons, or in cells
     sparser than ``min_density_per_km2`` (the two rules of :func:`find_gaps`).
 
-    Persons are those of the plan's population grid (the same the areas' figures sum).
+    Persons are those of the plan's population grid (the same the areas' figures sum). The
+    pockets are found as :func:`find_gaps` finds them (tile by tile on ``client``'s cluster).
     """
-    from telcoplan.gis.polygonize import label_regions
+    from telcoplan.gis.polygonize import label_regions, tiled_regions
 
     grid = cov.grid
     pop = np.where(np.isfinite(population), population, 0.0)
@@ -133,8 +138,11 @@ def _not_covered(cov, population: np.ndarray, gaps, params: GapsParams) -> dict[
     min_cell = max(float(params.min_density_per_km2) * grid.cell_area_m2 / 1e6, 0.0)
     sparse = uncovered & (pop < min_cell)
     dense = uncovered & ~sparse
-    labels, n = label_regions(dense, diagonal=True)
-    persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
+    if client is None:
+        labels, n = label_regions(dense, diagonal=True)
+        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
+    else:
+        persons = tiled_regions(dense, weights=pop, diagonal=True, client=client).weights
     small = persons < float(params.min_population)
     km2 = grid.cell_area_m2 / 1e6
     return {
