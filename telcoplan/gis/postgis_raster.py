@@ -36,11 +36,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MARGIN_CELLS", "Tile", "mosaic", "read_postgis_raster", "source_kind", "tile_from_wkb"]
+__all__ = [
+    "ALIGNMENT_TOLERANCE",
+    "MARGIN_CELLS",
+    "Tile",
+    "mosaic",
+    "read_postgis_raster",
+    "source_kind",
+    "tile_from_wkb",
+]
 
 #: Source cells read beyond the plan grid's extent on each side: the reach of the resampling
 #: kernels (bilinear 1 cell, cubic 2, Lanczos 3) plus one for the extent's rounding.
 MARGIN_CELLS = 4
+
+#: How far (in cells) a tile's corner may lie from a cell edge of the raster's grid and still be
+#: on it: corners are stored as doubles (``raster2pgsql``/``ST_Tile`` compute them as the origin
+#: plus a multiple of the cell size), so they are a rounding, not a cell fraction, off.
+ALIGNMENT_TOLERANCE = 1e-6
 
 #: PostGIS pixel types (``ST_BandPixelType``) by code: name and numpy type. 1-, 2- and 4-bit
 #: pixels take a byte each in WKB.
@@ -145,15 +158,19 @@ def mosaic(
                 f"the tiles' band 1 differ in pixel type or nodata ({first.pixel_type}, "
                 f"nodata {first.nodata} and {t.pixel_type}, nodata {t.nodata})"
             )
-        col, row = (ulx - ulx0) / sx, (uly - uly0) / sy
-        if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        col, row = _cells(ulx - ulx0, sx), _cells(uly - uly0, sy)
+        if col is None or row is None:
             raise ValueError(
                 "the tiles do not share their cell edges (ST_SameAlignment is false); load "
                 "the raster as one grid (raster2pgsql -t WxH) or align them (ST_Resample)"
             )
-        offsets.append((round(row), round(col)))
-    r0 = min(r for r, _ in offsets)
-    c0 = min(c for _, c in offsets)
+        offsets.append((row, col))
+    top = r0 = min(r for r, _ in offsets)
+    left = c0 = min(c for _, c in offsets)
+    # the cell edges are measured from stored corners of tiles on the first row and column
+    # (the mosaic's exactly, when the window does not cut it), not from the first tile's
+    x_left = next(t.transform[0] for (_, c), t in zip(offsets, tiles, strict=True) if c == left)
+    y_top = next(t.transform[3] for (r, _), t in zip(offsets, tiles, strict=True) if r == top)
     r1 = max(r + t.data.shape[0] for (r, _), t in zip(offsets, tiles, strict=True))
     c1 = max(c + t.data.shape[1] for (_, c), t in zip(offsets, tiles, strict=True))
     if window is not None:  # the cells the window touches
@@ -176,8 +193,16 @@ def mosaic(
         if nodata is None:
             out, nodata = out.astype(np.float64), math.nan
         out[~covered] = nodata
-    transform = (ulx0 + c0 * sx, sx, 0.0, uly0 + r0 * sy, 0.0, sy)
+    transform = (x_left + (c0 - left) * sx, sx, 0.0, y_top + (r0 - top) * sy, 0.0, sy)
     return out, transform, nodata
+
+
+def _cells(distance: float, size: float) -> int | None:
+    """``distance`` in whole cells of ``size`` (signed), None when it is not a whole number
+    to within :data:`ALIGNMENT_TOLERANCE`."""
+    cells = distance / size
+    whole = round(cells)
+    return whole if abs(cells - whole) <= ALIGNMENT_TOLERANCE else None
 
 
 def _same_nodata(a: float | None, b: float | None) -> bool:
@@ -258,7 +283,7 @@ def read_postgis_raster(
         label = src.label
         column = _raster_column(conn, src, oid)
         srid, size = _first_tile(conn, src, column)
-        corners = _corners(conn, src, column)
+        edges = _edges(conn, src, column)
         stated = crs_of_srid(conn, srid)
         chosen = given_crs(
             stated, crs, source=label, stated_by=f"the raster's SRID {srid} says its CRS is"
@@ -301,14 +326,15 @@ def read_postgis_raster(
         raise DatabaseError(
             f"{label}: no raster cell over the study area; check its SRID and extent"
         )
-    # the GeoTIFF starts where the whole raster does (the cells before the ones read are
-    # left out: a sparse file), so that warping computes with the same source cell positions,
-    # to the bit, as from the file the raster was loaded from
-    rows_before, cols_before, origin = _offset_from_origin(gt, corners)
+    # the GeoTIFF is the whole raster (the cells around the ones read are left out: a sparse
+    # file), so that warping computes as from the file the raster was loaded from, to the
+    # bit: the same source cell positions, and the same source window, which GDAL clips to
+    # the raster and from which it scales its kernels when the grid's cells are larger
+    rows_before, cols_before, (height, width), origin = _placement(gt, pixels.shape, edges)
     profile = {
         "driver": "GTiff",
-        "width": cols_before + pixels.shape[1],
-        "height": rows_before + pixels.shape[0],
+        "width": width,
+        "height": height,
         "count": 1,
         "dtype": pixels.dtype.name,
         "crs": chosen.to_wkt(),
@@ -418,33 +444,44 @@ def _first_tile(conn: psycopg.Connection, src: _Source, column: str) -> tuple[in
     return int(row[0]), max(abs(float(row[1])), abs(float(row[2])))
 
 
-def _corners(conn: psycopg.Connection, src: _Source, column: str) -> tuple[float, ...]:
-    """The least and greatest upper-left x and y of the raster's tiles (headers only)."""
+def _edges(conn: psycopg.Connection, src: _Source, column: str) -> tuple[float, ...]:
+    """The least and greatest x of the raster's tiles' first cell edges (upper left x), then
+    of their last cell edges (upper left x + width · scale x), then the same for y (headers
+    only)."""
     from psycopg import sql
 
     c = sql.Identifier(column)
+    x0, y0 = sql.SQL("ST_UpperLeftX({c})").format(c=c), sql.SQL("ST_UpperLeftY({c})").format(c=c)
+    x1 = sql.SQL("ST_UpperLeftX({c}) + ST_Width({c}) * ST_ScaleX({c})").format(c=c)
+    y1 = sql.SQL("ST_UpperLeftY({c}) + ST_Height({c}) * ST_ScaleY({c})").format(c=c)
+    extremes = sql.SQL(", ").join(
+        sql.SQL("{}({})").format(sql.SQL(f), e) for e in (x0, x1, y0, y1) for f in ("min", "max")
+    )
     row = conn.execute(
-        sql.SQL(
-            "SELECT min(ST_UpperLeftX({c})), max(ST_UpperLeftX({c})), min(ST_UpperLeftY({c})), "
-            "max(ST_UpperLeftY({c})) FROM {s} WHERE {c} IS NOT NULL"
-        ).format(c=c, s=src.rows)
+        sql.SQL("SELECT {} FROM {s} WHERE {c} IS NOT NULL").format(extremes, c=c, s=src.rows)
     ).fetchone()
     return tuple(float(v) for v in row)
 
 
-def _offset_from_origin(
-    gt: tuple[float, ...], corners: tuple[float, ...]
-) -> tuple[int, int, tuple[float, float]]:
-    """Rows and columns from the whole raster's first cell (its corner in the direction of
-    the cell axes) to the mosaic's, and that corner; none when the tiles' corners are not on
-    the mosaic's cell edges."""
+def _placement(
+    gt: tuple[float, ...], shape: tuple[int, int], edges: tuple[float, ...]
+) -> tuple[int, int, tuple[int, int], tuple[float, float]]:
+    """Where the mosaic (geotransform ``gt``, ``shape`` cells) lies in the whole raster whose
+    tiles' ``edges`` (:func:`_edges`) are given: rows and columns before it, the whole raster's
+    shape and its first cell's corner (a tile's, as stored: exactly the file's). The mosaic
+    alone when the tiles' edges are not on its cell edges."""
     ulx, sx, _, uly, _, sy = gt
-    x = corners[0] if sx > 0 else corners[1]
-    y = corners[2] if sy > 0 else corners[3]
-    cols, rows = (ulx - x) / sx, (uly - y) / sy
-    if min(cols, rows) < -1e-6 or max(abs(cols - round(cols)), abs(rows - round(rows))) > 1e-6:
-        return 0, 0, (ulx, uly)
-    return round(rows), round(cols), (x, y)
+    alone = 0, 0, shape, (ulx, uly)
+    first_x, last_x, first_y, last_y = edges[0:2], edges[2:4], edges[4:6], edges[6:8]
+    x0, x1 = (first_x[0], last_x[1]) if sx > 0 else (first_x[1], last_x[0])
+    y0, y1 = (first_y[0], last_y[1]) if sy > 0 else (first_y[1], last_y[0])
+    cols, rows = _cells(ulx - x0, sx), _cells(uly - y0, sy)
+    width, height = _cells(x1 - x0, sx), _cells(y1 - y0, sy)
+    if cols is None or rows is None or min(cols, rows) < 0:
+        return alone
+    if width is None or height is None:  # the far edges are off the grid: end with the mosaic
+        width, height = cols + shape[1], rows + shape[0]
+    return rows, cols, (max(height, rows + shape[0]), max(width, cols + shape[1])), (x0, y0)
 
 
 def _window(extent: GridSpec, crs, margin: float) -> tuple[float, float, float, float] | None:

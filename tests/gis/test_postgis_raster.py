@@ -102,6 +102,49 @@ def test_only_the_tiles_over_the_grid_are_read_and_give_the_files_cells(pg, tmp_
     assert source_kind(pg.url, table="rast_test.dem") == "raster"
 
 
+#: an SRTM 1″ tile's geotransform as GDAL writes it (the Đà Nẵng DEM's): 1/3600° is not a
+#: binary fraction, so the tiles' corners are the origin plus i · 64 cells to within a rounding
+SRTM_CELL, SRTM_LON, SRTM_LAT = 0.0002777777777778146, 108.07986111114928, 16.120138888883076
+
+
+def _terrain(rng, shape, nodata):
+    """int16 heights with ridges and valleys (what bilinear weights change), the sea nodata."""
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    z = 400 + 300 * np.sin(rows / 37.0) * np.cos(cols / 23.0) + rng.normal(0, 25, shape)
+    data = z.round().astype("int16")
+    data[rows + cols > shape[0] + shape[1] - 250] = nodata  # the south-east corner: sea
+    return data
+
+
+@pytest.mark.parametrize(
+    "bounds",
+    [
+        (159_500.0, 1_762_100.0, 215_400.0, 1_795_200.0),  # the real plan: over the east edge
+        (192_000.0, 1_762_000.0, 208_000.0, 1_779_000.0),  # inside: the read cut on all sides
+    ],
+)
+def test_a_cut_srtm_dem_gives_the_files_cells_on_a_coarser_grid(pg, tmp_path, bounds):
+    """The real Đà Nẵng DEM's pattern (1″ cells in WGS 84, 864 × 900 cells in raster2pgsql's
+    64 × 64 tiles, int16 with nodata) warped onto a 100 m UTM grid (bilinear, downsampling):
+    the tiles over the grid give, to the bit, the cells the whole file gives. GDAL widens the
+    bilinear kernel by the ratio of source to grid cells over the source window it computes,
+    which depends on the raster's size: the in-memory raster must be the whole raster's."""
+    rng = np.random.default_rng(11)
+    transform = Affine(SRTM_CELL, 0.0, SRTM_LON, 0.0, -SRTM_CELL, SRTM_LAT)
+    data = _terrain(rng, (900, 864), -32768)
+    path = _tif(tmp_path / "srtm.tif", data, transform, "EPSG:4326", -32768)
+    assert load_raster(pg, "rast_test.srtm", path, tile=(64, 64)) == 15 * 14
+    grid = GridSpec.from_bounds(bounds, 100.0, UTM49)
+    raster = read_postgis_raster(pg.url, table="rast_test.srtm", extent=grid)
+    assert raster.attrs["postgis"]["tiles"] < 15 * 14  # only the tiles over the grid
+    with rasterio.io.MemoryFile(raster.data) as memory, memory.open() as src:
+        assert (src.transform, src.shape) == (transform, data.shape)  # the file's, exactly
+    got = read_raster_on_grid(raster, grid, resampling="bilinear")
+    want = read_raster_on_grid(path, grid, resampling="bilinear")
+    assert np.isfinite(want).sum() > 10_000
+    assert got.tobytes() == want.tobytes()
+
+
 def test_a_raster_without_srid_takes_the_given_crs(pg, tmp_path):
     data = np.arange(12, dtype="int16").reshape(3, 4)
     path = _tif(tmp_path / "r.tif", data, Affine(100, 0, X0, 0, -100, Y0 + 300), UTM49)
@@ -169,6 +212,20 @@ def test_tiles_that_do_not_share_cell_edges_are_refused():
     assert np.isnan(data[:, 2:4]).all()
     assert np.isnan(nodata)
     np.testing.assert_array_equal(data[:, :2], [[1, 2], [3, 4]])
+
+
+def test_tile_corners_a_rounding_off_the_cell_edges_are_placed_on_them():
+    """Corners as ST_Tile computes them (origin + k · cell size, in doubles, 1″ cells): each
+    tile in its own cells, far along the row too; a hundredth of a cell off is refused."""
+    corners = [SRTM_LON + 2 * k * SRTM_CELL for k in range(500)]
+    assert any((x - SRTM_LON) / SRTM_CELL != 2 * k for k, x in enumerate(corners))  # roundings
+    tiles = [tile_from_wkb(_wkb(x, SRTM_CELL)) for x in reversed(corners)]
+    data, gt, _ = mosaic(tiles)
+    assert data.shape == (2, 1000)
+    assert gt[:2] == (SRTM_LON, SRTM_CELL)
+    np.testing.assert_array_equal(data, np.tile([[1, 2], [3, 4]], 500))
+    with pytest.raises(ValueError, match="ST_SameAlignment"):
+        mosaic([*tiles, tile_from_wkb(_wkb(SRTM_LON + 7.01 * SRTM_CELL, SRTM_CELL))])
 
 
 def _wkb(x0: float, size: float) -> bytes:
