@@ -8,9 +8,11 @@ Costs for routing are attribute names passed as ``weight=`` (see :func:`operator
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import geopandas as gpd
 import networkx as nx
@@ -97,50 +99,125 @@ def build_graph(
     unknown = sorted(set(roads["road_class"].astype(str)) - set(costs))
     if unknown:
         raise PlanError(f"no trench cost for road classes {unknown}; give them in cost_per_m")
-    pieces = _split_at_fiber_ends(_noded_pieces(roads), fiber, fiber_tolerance_m)
+    geoms, owner = _split_at_fiber_ends(*_noded_pieces(roads), fiber, fiber_tolerance_m)
+    classes = np.array([str(c) for c in roads["road_class"].tolist()], dtype=object)[owner]
+    ids = np.array([str(i) for i in roads.index.tolist()], dtype=object)[owner]
+    per_m = np.array([costs[c] for c in classes.tolist()], dtype=np.float64)
+    length = shapely.length(geoms)
     G = nx.Graph(crs=roads.crs.to_string())
-    fiber_index = _fiber_index(fiber)
-    for geom, road_pos in pieces:
-        row = roads.iloc[road_pos]
-        coords = np.asarray(geom.coords)
-        u, v = _key(*coords[0]), _key(*coords[-1])
-        if u == v:
-            continue
-        cls = str(row["road_class"])
-        length = float(geom.length)
-        ops = _fiber_on(geom, fiber_index, fiber_tolerance_m)
-        attrs = {
-            "length_m": length,
-            "road_class": cls,
-            "road_id": str(roads.index[road_pos]),
-            "trench_cost": length * costs[cls],
-            "fiber": ops,
-            "geometry": geom,
-        }
-        if G.has_edge(u, v) and G.edges[u, v]["trench_cost"] <= attrs["trench_cost"]:
-            continue
-        for node in (u, v):
-            if node not in G:
-                G.add_node(node, x=node[0], y=node[1], kind="junction")
-        G.add_edge(u, v, **attrs)
+    # nodes: the pieces' ends rounded to 1 cm, numbered in order of first appearance
+    ends = np.stack(
+        [
+            shapely.get_coordinates(shapely.get_point(geoms, 0)),
+            shapely.get_coordinates(shapely.get_point(geoms, -1)),
+        ],
+        axis=1,
+    )  # piece, end, (x, y)
+    ends = _round_cm(ends.reshape(-1, 2)) if len(geoms) else np.zeros((0, 2))
+    same = _same_point(ends)
+    ok = same[0::2] != same[1::2]  # a piece that closes on itself joins nothing
+    # the nodes, in order of first appearance among the pieces that join two
+    node_of, first = _first_appearance(same, np.repeat(ok, 2))
+    u, v = node_of[0::2], node_of[1::2]
+    # between two nodes, the cheapest piece (the first of equal ones)
+    cost = length * per_m
+    lo, hi = np.minimum(u, v), np.maximum(u, v)
+    pieces = np.flatnonzero(ok)
+    pair = lo[pieces] * max(len(first), 1) + hi[pieces]
+    order = np.lexsort((pieces, cost[pieces], pair))
+    head = np.ones(len(order), dtype=bool)
+    head[1:] = pair[order][1:] != pair[order][:-1]
+    best = pieces[order[head]]  # chosen piece of each pair
+    seen = np.unique(pair, return_index=True)[1]  # each pair's first piece: its edge's place
+    place = pieces[seen]
+    best = best[np.argsort(place, kind="stable")]  # chosen pieces in order of first appearance
+    place = np.sort(place)
+    fiber_ops = _fiber_on(geoms[best], _fiber_index(fiber), fiber_tolerance_m)
+    labels = [tuple(xy) for xy in ends[first].tolist()]
+    G.add_nodes_from((n, {"x": n[0], "y": n[1], "kind": "junction"}) for n in labels)
+    G.add_edges_from(
+        (
+            labels[a],
+            labels[b],
+            {
+                "length_m": ln,
+                "road_class": cls,
+                "road_id": rid,
+                "trench_cost": tc,
+                "fiber": ops,
+                "geometry": geom,
+            },
+        )
+        for a, b, ln, cls, rid, tc, ops, geom in zip(
+            u[place].tolist(),
+            v[place].tolist(),
+            length[best].tolist(),
+            classes[best].tolist(),
+            ids[best].tolist(),
+            cost[best].tolist(),
+            fiber_ops,
+            geoms[best].tolist(),
+            strict=True,
+        )
+    )
     G.graph["cost_per_m"] = costs
     return G
 
 
-def _noded_pieces(roads: gpd.GeoDataFrame) -> list[tuple[LineString, int]]:
-    """Split every road at every crossing with another road; each piece keeps its road's row."""
+def _round_cm(xy: np.ndarray) -> np.ndarray:
+    """Coordinates rounded to 1 cm exactly as Python's ``round(x, 2)`` (correctly rounded;
+    numpy's ``round`` scales by 100 first, which can tip values within an ulp of a half-cent,
+    so those few are rounded by Python)."""
+    scaled = xy * 10**_SNAP_DECIMALS
+    out = np.round(scaled) / 10**_SNAP_DECIMALS
+    frac = np.abs(scaled - np.floor(scaled) - 0.5)
+    doubt = np.flatnonzero(~(frac > 1e-6 + np.abs(scaled) * 1e-12))
+    flat_in, flat_out = xy.reshape(-1), out.reshape(-1)
+    for i in doubt.tolist():
+        flat_out[i] = round(float(flat_in[i]), _SNAP_DECIMALS)
+    return out
+
+
+def _same_point(xy: np.ndarray) -> np.ndarray:
+    """A number per point, equal for equal coordinates."""
+    if len(xy) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.lexsort((xy[:, 1], xy[:, 0]))
+    s = xy[order]
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = (s[1:, 0] != s[:-1, 0]) | (s[1:, 1] != s[:-1, 1])
+    group = np.empty(len(xy), dtype=np.int64)
+    group[order] = np.cumsum(new) - 1
+    return group
+
+
+def _first_appearance(group: np.ndarray, counted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes numbered in order of first appearance among the ``counted`` points: each point's
+    node (-1: none) and each node's first point."""
+    first = np.full(int(group.max(initial=-1)) + 1, len(group), dtype=np.int64)
+    where = np.flatnonzero(counted)
+    np.minimum.at(first, group[where], where)
+    present = first < len(group)
+    order = np.argsort(first[present], kind="stable")
+    rank = np.full(len(first), -1, dtype=np.int64)
+    rank[np.flatnonzero(present)[order]] = np.arange(len(order))
+    return rank[group], first[present][order]
+
+
+def _noded_pieces(roads: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Split every road at every crossing with another road: the pieces and each piece's road
+    (position in ``roads``: the first road that carries it, deterministic)."""
     geoms = _join_dangling_ends(roads.geometry.to_numpy(), JOIN_ENDS_M)
     noded = shapely.get_parts(shapely.node(shapely.union_all(geoms)))  # segments split at crossings
     tree = shapely.STRtree(geoms)
     mids = shapely.line_interpolate_point(noded, 0.5, normalized=True)
     idx_pts, idx_roads = tree.query(mids, predicate="dwithin", distance=0.01)
     owner = np.full(len(noded), -1)
-    # first road (by position) that carries each piece: deterministic
     order = np.lexsort((idx_roads, idx_pts))
-    for p, r in zip(idx_pts[order], idx_roads[order], strict=True):
-        if owner[p] < 0:
-            owner[p] = r
-    return [(g, int(o)) for g, o in zip(noded, owner, strict=True) if o >= 0 and not g.is_empty]
+    pts, first = np.unique(idx_pts[order], return_index=True)
+    owner[pts] = idx_roads[order][first]
+    keep = (owner >= 0) & ~shapely.is_empty(noded)
+    return noded[keep], owner[keep]
 
 
 def _join_dangling_ends(geoms: np.ndarray, tol: float) -> np.ndarray:
@@ -190,41 +267,45 @@ def _join_dangling_ends(geoms: np.ndarray, tol: float) -> np.ndarray:
 
 
 def _split_at_fiber_ends(
-    pieces: list[tuple[LineString, int]], fiber: gpd.GeoDataFrame | None, tol: float
-) -> list[tuple[LineString, int]]:
+    geoms: np.ndarray, owner: np.ndarray, fiber: gpd.GeoDataFrame | None, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
     """Split road pieces where a fiber cable joins or leaves them (its ends along the road, or
     where it turns off the road), so that the part the cable covers becomes an edge of its own:
-    a cable along half a street serves that half."""
-    if fiber is None or len(fiber) == 0 or not pieces:
-        return pieces
+    a cable along half a street serves that half. Returns the pieces and their roads."""
+    if fiber is None or len(fiber) == 0 or len(geoms) == 0:
+        return geoms, owner
     cables = shapely.get_parts(fiber.geometry.to_numpy())
     zones = shapely.buffer(cables, tol, cap_style="flat")
-    geoms = np.array([g for g, _ in pieces], dtype=object)
     ip, iz = shapely.STRtree(zones).query(geoms, predicate="intersects")
+    along = shapely.intersection(geoms[ip], zones[iz])  # the stretches the cables run beside
+    parts, src = shapely.get_parts(along, return_index=True)
+    # a crossing cable covers ~2·tol of road: only stretches it runs along count
+    ok = (shapely.get_type_id(parts) == 1) & (shapely.length(parts) > 4 * tol)
+    parts, piece = parts[ok], ip[src[ok]]
+    ends = np.concatenate([shapely.get_point(parts, 0), shapely.get_point(parts, -1)])
+    piece = np.concatenate([piece, piece])
+    pos = shapely.line_locate_point(geoms[piece], ends)
+    inside = (tol < pos) & (pos < shapely.length(geoms[piece]) - tol)
     cuts: dict[int, list[float]] = {}
-    for p, z in zip(ip.tolist(), iz.tolist(), strict=True):
-        piece = geoms[p]
-        along = piece.intersection(zones[z])  # the stretch of road the cable runs beside
-        for part in shapely.get_parts(along):
-            # a crossing cable covers ~2·tol of road: only stretches it runs along count
-            if part.geom_type != "LineString" or part.length <= 4 * tol:
-                continue
-            for end in (part.coords[0], part.coords[-1]):
-                pos = float(piece.project(Point(end)))
-                if tol < pos < piece.length - tol:
-                    cuts.setdefault(p, []).append(pos)
-    out: list[tuple[LineString, int]] = []
-    for i, (geom, road_pos) in enumerate(pieces):
+    for p, x in zip(piece[inside].tolist(), pos[inside].tolist(), strict=True):
+        cuts.setdefault(p, []).append(x)
+    if not cuts:
+        return geoms, owner
+    out: list = []
+    out_owner: list[int] = []
+    for i, (geom, road_pos) in enumerate(zip(geoms.tolist(), owner.tolist(), strict=True)):
         if i not in cuts:
-            out.append((geom, road_pos))
+            out.append(geom)
+            out_owner.append(road_pos)
             continue
         stops = [0.0, *sorted(set(np.round(cuts[i], 3).tolist())), geom.length]
-        out.extend(
-            (shapely.ops.substring(geom, a, b), road_pos)
-            for a, b in itertools.pairwise(stops)
-            if b - a > 0
-        )
-    return out
+        for a, b in itertools.pairwise(stops):
+            if b - a > 0:
+                out.append(shapely.ops.substring(geom, a, b))
+                out_owner.append(road_pos)
+    pieces = np.empty(len(out), dtype=object)
+    pieces[:] = out
+    return pieces, np.array(out_owner, dtype=np.int64)
 
 
 def _fiber_index(fiber: gpd.GeoDataFrame | None):
@@ -234,21 +315,22 @@ def _fiber_index(fiber: gpd.GeoDataFrame | None):
     return shapely.STRtree(geoms), fiber["operator"].astype(str).to_numpy(), geoms
 
 
-def _fiber_on(piece: LineString, index, tol: float) -> frozenset[str]:
-    """Operators whose fiber covers the piece (its midpoint and both ends within ``tol``)."""
-    if index is None:
-        return frozenset()
-    tree, ops, geoms = index
-    probes = [
-        piece.interpolate(0.5, normalized=True),
-        Point(piece.coords[0]),
-        Point(piece.coords[-1]),
-    ]
-    found: set[str] = set()
-    for j in tree.query(piece, predicate="dwithin", distance=tol):
-        if all(geoms[j].distance(p) <= tol for p in probes):
-            found.add(ops[j])
-    return frozenset(found)
+def _fiber_on(pieces: np.ndarray, index, tol: float) -> list[frozenset[str]]:
+    """Operators whose fiber covers each piece (its midpoint and both ends within ``tol``)."""
+    found: list[set[str]] = [set() for _ in range(len(pieces))]
+    if index is not None and len(pieces):
+        tree, ops, geoms = index
+        p, j = tree.query(pieces, predicate="dwithin", distance=tol)
+        covered = np.ones(len(p), dtype=bool)
+        for probe in (
+            shapely.line_interpolate_point(pieces, 0.5, normalized=True),
+            shapely.get_point(pieces, 0),
+            shapely.get_point(pieces, -1),
+        ):
+            covered &= shapely.distance(geoms[j], probe[p]) <= tol
+        for a, b in zip(p[covered].tolist(), j[covered].tolist(), strict=True):
+            found[a].add(ops[b])
+    return [frozenset(f) for f in found]
 
 
 def operator_costs(
@@ -257,8 +339,10 @@ def operator_costs(
     *,
     own_fiber_factor: float = 0.02,
     lease_factor: float | None = 0.3,
+    copy: bool = True,
 ) -> nx.Graph:
-    """Add a routing cost attribute per operator and one for the joint build (a new graph).
+    """Add a routing cost attribute per operator and one for the joint build (to a new graph;
+    to ``G`` itself with ``copy=False``).
 
     ``cost_<operator>``: trench cost, times ``own_fiber_factor`` where the operator's own fiber
     runs, times ``lease_factor`` where only other operators' fiber runs (leased dark fiber), or
@@ -273,20 +357,40 @@ def operator_costs(
     ``lease_factor`` per metre of trench cost, unless the build has no fiber of its own at all:
     then, when leasing is allowed, it connects to the leased network where it meets it.
     """
-    H = G.copy()
     ops = list(operators)
     if "joint" in ops:
         raise PlanError("an operator may not be called 'joint' (the name of the shared build)")
+    H = G.copy() if copy else G
     H.graph["own_fiber_factor"] = own_fiber_factor
     H.graph["lease_factor"] = lease_factor
     H.graph["operators"] = tuple(ops)
-    for _u, _v, d in H.edges(data=True):
-        for op in ops:
-            d[f"cost_{op}"] = coalition_cost(d, frozenset({op}), own_fiber_factor, lease_factor)
-        d["cost_joint"] = coalition_cost(d, frozenset(ops), own_fiber_factor, lease_factor)
-    for op in ops:
-        mark_fiber_network(H, f"cost_{op}", frozenset({op}), lease_factor)
-    mark_fiber_network(H, "cost_joint", frozenset(ops), lease_factor)
+    builds = [(f"cost_{op}", frozenset({op})) for op in ops] + [("cost_joint", frozenset(ops))]
+    dicts = [d for _, _, d in H.edges(data=True)]
+    anyone = frozenset().union(*(d.get("fiber", frozenset()) for d in dicts))
+    own = [bool(members & anyone) for _, members in builds]  # has_own_fiber, for every build
+    # what each build pays and reaches on an edge depends on its fiber only: worked out once
+    # per set of carriers (as coalition_cost and mark_fiber_network do edge by edge)
+    terms: dict[frozenset, tuple[list, list]] = {}
+    for d in dicts:
+        carriers = d.get("fiber", frozenset())
+        if carriers not in terms:
+            probe = {"fiber": carriers, "trench_cost": 1.0}
+            factor = [
+                None if not (carriers and (carriers & m or lease_factor is not None))
+                else coalition_cost(probe, m, own_fiber_factor, lease_factor)
+                for _, m in builds
+            ]  # fmt: skip
+            flag = [
+                bool(carriers & m) if o else (bool(carriers) and lease_factor is not None)
+                for (_, m), o in zip(builds, own, strict=True)
+            ]
+            terms[carriers] = (factor, flag)
+        factor, flag = terms[carriers]
+        trench = d["trench_cost"]
+        for (name, _), f in zip(builds, factor, strict=True):
+            d[name] = trench if f is None else trench * f
+        for (name, _), f in zip(builds, flag, strict=True):
+            d[f"{name}_fiber"] = f
     return H
 
 
@@ -343,30 +447,35 @@ def far_from_roads(G: nx.Graph, sites: gpd.GeoDataFrame, max_distance_m: float) 
 
 
 def snap_sites(
-    G: nx.Graph, sites: gpd.GeoDataFrame, *, max_distance_m: float = 10_000.0
+    G: nx.Graph,
+    sites: gpd.GeoDataFrame,
+    *,
+    max_distance_m: float = 10_000.0,
+    copy: bool = True,
 ) -> tuple[nx.Graph, dict]:
-    """Connect each site to the nearest road point, splitting the road edge there (a new graph).
+    """Connect each site to the nearest road point, splitting the road edge there.
 
-    Returns the new graph and ``{site_id: node}``; the site node is ``("site", site_id)`` with a
-    drop edge (road class ``access``) to the road point. Sites farther than
-    ``max_distance_m`` from every road raise :class:`PlanError` listing them.
+    Returns the graph (a new one; ``G`` itself, changed, with ``copy=False``) and
+    ``{site_id: node}``; the site node is ``("site", site_id)`` with a drop edge (road class
+    ``access``) to the road point. Sites farther than ``max_distance_m`` from every road raise
+    :class:`PlanError` listing them.
     """
     if not same_crs(sites.crs, G.graph["crs"]):
         raise CRSError(
             f"sites are in {crs_name(sites.crs)} but the graph in {crs_name(G.graph['crs'])}"
         )
-    H = G.copy()
     costs = G.graph.get("cost_per_m", DEFAULT_TRENCH_COST_PER_M)
-    edges = list(H.edges(data="geometry"))
-    tree = shapely.STRtree([g for _, _, g in edges])
+    edges = list(G.edges(data="geometry"))
+    geoms = np.empty(len(edges), dtype=object)
+    geoms[:] = [g for _, _, g in edges]
+    tree = shapely.STRtree(geoms)
     pts = sites.geometry.to_numpy()
     (src, hit), dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
-    nearest = dict(zip(src.tolist(), zip(hit.tolist(), dist.tolist(), strict=True), strict=True))
-    far = [
-        str(sites.index[i])
-        for i in range(len(sites))
-        if i not in nearest or nearest[i][1] > max_distance_m
-    ]
+    nearest = np.full(len(sites), -1, dtype=np.int64)
+    nearest[src] = hit
+    gap = np.full(len(sites), np.inf)
+    gap[src] = dist
+    far = [str(sites.index[i]) for i in np.flatnonzero(~(gap <= max_distance_m)).tolist()]
     if far:
         raise PlanError(
             f"{len(far)} sites are more than {max_distance_m:g} m from any road: "
@@ -374,53 +483,112 @@ def snap_sites(
             "them to the roads layer, or raise stages.backbone.max_snap_m (an access drop of "
             "that length is then costed)"
         )
+    H = G.copy() if copy else G
+    # each site's point on its road edge, that point's node and the drop to it
+    along = shapely.line_locate_point(geoms[nearest], pts)
+    on_road = shapely.line_interpolate_point(geoms[nearest], along)
+    xy = shapely.get_coordinates(on_road)
+    site_xy = shapely.get_coordinates(pts)
+    keys = [tuple(k) for k in _round_cm(xy).tolist()] if len(xy) else []
+    drops = shapely.linestrings(np.stack([site_xy, xy], axis=1)) if len(xy) else geoms[:0]
+    drop_len = shapely.length(drops).tolist()
+    split_at: dict[int, list[tuple[float, str, int]]] = {}
+    ids = sites.index.tolist()
+    for i, (e, pos) in enumerate(zip(nearest.tolist(), along.tolist(), strict=True)):
+        split_at.setdefault(e, []).append((pos, str(ids[i]), i))
+    site = _Snapped(ids, keys, xy.tolist(), site_xy.tolist(), drops, drop_len)
+    # the split edges' points at 0 and at their length (where their first and last pieces
+    # start and end)
+    split = np.fromiter(split_at, np.int64, count=len(split_at))
+    ends = np.stack(
+        [
+            shapely.get_coordinates(shapely.line_interpolate_point(geoms[split], 0.0)),
+            shapely.get_coordinates(
+                shapely.line_interpolate_point(geoms[split], shapely.length(geoms[split]))
+            ),
+        ],
+        axis=1,
+    ).tolist()
     mapping: dict = {}
-    split_at: dict[int, list[tuple[float, object]]] = {}
-    for i, site_id in enumerate(sites.index):
-        e, _ = nearest[i]
+    for (e, items), (p0, p1) in zip(split_at.items(), ends, strict=True):
         u, v, geom = edges[e]
-        along = float(geom.project(pts[i]))
-        split_at.setdefault(e, []).append((along, site_id))
-    for e, items in split_at.items():
-        u, v, geom = edges[e]
-        _split_edge(
-            H, u, v, geom, sorted(items, key=lambda t: (t[0], str(t[1]))), sites, costs, mapping
-        )
+        _split_edge(H, u, v, _Along(geom, p0, p1), sorted(items), site, costs, mapping)
     return H, mapping
 
 
-def _split_edge(H, u, v, geom, items, sites, costs, mapping) -> None:
+@dataclass(frozen=True)
+class _Snapped:
+    """The sites, by position: ids, road-point nodes and coordinates, site coordinates, drops."""
+
+    ids: list
+    keys: list
+    xy: list
+    site_xy: list
+    drops: np.ndarray
+    drop_len: list
+
+
+def _split_edge(H, u, v, along: _Along, items, site: _Snapped, costs, mapping) -> None:
     data = dict(H.edges[u, v])
-    start = _key(*geom.coords[0])
+    start = _key(*along.coords[0])
     a, b = (u, v) if start == u else (v, u)  # a is the geometry's first end
     H.remove_edge(u, v)
-    prev_node, prev_pos = a, 0.0
+    prev_node, prev_pos, prev_xy = a, 0.0, along.p0
     per_m = data["trench_cost"] / data["length_m"] if data["length_m"] > 0 else 0.0
-    for pos, site_id in items:
-        p = geom.interpolate(pos)
-        node = _key(p.x, p.y)
+    for pos, _, i in items:
+        site_id = site.ids[i]
+        node = site.keys[i]
         if node not in H:
             H.add_node(node, x=node[0], y=node[1], kind="road_point")
         if pos > prev_pos and node != prev_node:
-            _add_piece(H, prev_node, node, shapely.ops.substring(geom, prev_pos, pos), data, per_m)
+            piece = along.substring(prev_pos, pos, prev_xy, site.xy[i])
+            _add_piece(H, prev_node, node, piece, data, per_m)
+        if pos >= prev_pos:
+            prev_xy = site.xy[i]
         prev_node, prev_pos = node, max(pos, prev_pos)
         site_node = ("site", site_id)
-        sp = sites.geometry.loc[site_id]
-        H.add_node(site_node, x=float(sp.x), y=float(sp.y), kind="site", site_id=str(site_id))
-        drop = LineString([(sp.x, sp.y), (p.x, p.y)])
+        sx, sy = site.site_xy[i]
+        H.add_node(site_node, x=sx, y=sy, kind="site", site_id=str(site_id))
         H.add_edge(
             site_node,
             node,
-            length_m=drop.length,
+            length_m=site.drop_len[i],
             road_class="access",
             road_id="",
             fiber=frozenset(),
-            trench_cost=drop.length * costs["access"],
-            geometry=drop,
+            trench_cost=site.drop_len[i] * costs["access"],
+            geometry=site.drops[i],
         )
         mapping[site_id] = site_node
     if prev_node != b:
-        _add_piece(H, prev_node, b, shapely.ops.substring(geom, prev_pos, geom.length), data, per_m)
+        piece = along.substring(prev_pos, along.geom.length, prev_xy, along.p1)
+        _add_piece(H, prev_node, b, piece, data, per_m)
+
+
+class _Along:
+    """Pieces of one line between distances along it: :func:`shapely.ops.substring` (the same
+    vertices, the same end points) for 0 ≤ start < end, given the points at ``start`` and
+    ``end`` (``p0``, ``p1``: at 0 and at the line's length), with the distances to the vertices
+    added up once for all pieces of the line."""
+
+    def __init__(self, geom: LineString, p0: list, p1: list) -> None:
+        self.geom, self.p0, self.p1 = geom, p0, p1
+        self.coords = shapely.get_coordinates(geom).tolist()
+        self.cum: list[float] | None = None
+
+    def substring(self, start: float, end: float, p_start: list, p_end: list) -> LineString:
+        geom = self.geom
+        if not 0 <= start < end or start >= geom.length:
+            return shapely.ops.substring(geom, start, end)
+        if self.cum is None:  # as substring adds them up, vertex by vertex
+            cum, d = [], 0
+            for p1, p2 in itertools.pairwise(self.coords):
+                cum.append(d)
+                d += ((p2[0] - p1[0]) ** 2 + (p2[1] - p1[1]) ** 2) ** 0.5
+            self.cum = cum
+        cum = self.cum
+        inner = self.coords[bisect.bisect_right(cum, start) : bisect.bisect_left(cum, end)]
+        return LineString([p_start, *inner, p_end])
 
 
 def _add_piece(H, n1, n2, geom, data, per_m) -> None:

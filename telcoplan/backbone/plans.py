@@ -6,7 +6,11 @@ joined at zero cost to every node its fiber touches). The *separate* plan is one
 operator on its own costs; the *joint* plan is one tree for all sites on the shared-build costs
 (one trench, every operator's fiber usable). Each joint link lists the operators whose sites'
 paths to the fiber use it, and the joint cost is shared among operators in proportion to use and
-by Shapley value (exact: one Steiner tree per coalition, 2^n of them).
+by Shapley value (exact: one Steiner tree per coalition, 2^n of them; a single operator's is its
+separate plan's and the grand coalition's the joint plan's, so each is solved once).
+
+The trees are solved on the road graph read once into arrays (:mod:`._network`: no graph
+copies), giving the same trees as on the networkx graphs the plans used to copy out.
 
 *Greenfield* (no fiber on the roads at all): every link is a new trench and a build's sites are
 joined to each other — each operator's own sites when it builds alone; jointly, one Steiner tree
@@ -29,15 +33,17 @@ from dataclasses import dataclass, field
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 from shapely.geometry import LineString
 
+from telcoplan.backbone._network import ROOT, Build, RoadNetwork, prune_leaves
+from telcoplan.backbone.steiner import steiner_tree_csr
 from telcoplan.errors import PlanError
 
 __all__ = ["BackbonePlan", "OperatorTree", "plan_backbone", "shapley_shares"]
 
 log = logging.getLogger(__name__)
-
-_ROOT = ("fiber-root",)
 
 
 @dataclass(frozen=True)
@@ -83,65 +89,83 @@ class BackbonePlan:
         return 100.0 * (sep - self.joint.cost) / sep if sep > 0 else 0.0
 
 
-def _with_root(G: nx.Graph, weight: str) -> nx.Graph:
-    """G plus a root joined at zero cost to every node of a fiber edge usable at ``weight``.
+@dataclass(frozen=True)
+class _Tree:
+    """A plan's tree and its edges as positions in the road network (``u``, ``v`` as the
+    edges are listed, ``eid`` the edge numbers) and its joins to the fiber (``attach``)."""
 
-    For one operator that is its own fiber, and other operators' fiber when leasing is allowed
-    (finite cost); for the joint build, every operator's fiber.
-    """
-    H = G.copy()
-    H.add_node(_ROOT, x=math.nan, y=math.nan, kind="root")
-    for u, v, d in G.edges(data=True):
-        if d.get(f"{weight}_fiber", bool(d.get("fiber"))) and np.isfinite(d.get(weight, np.inf)):
-            for n in (u, v):
-                if not H.has_edge(_ROOT, n):
-                    H.add_edge(_ROOT, n, **{weight: 0.0, "length_m": 0.0, "virtual": True})
-    return H
+    plan: OperatorTree
+    u: np.ndarray
+    v: np.ndarray
+    eid: np.ndarray
+    attach: np.ndarray
+
+
+def _listed(net: RoadNetwork, u, v, attach, build: Build, sites, cut_off=()) -> _Tree:
+    """The tree of edges ``(u[i], v[i])`` and fiber joins ``attach`` (positions), listed in the
+    order of their ``repr`` (edges as oriented), its cost at ``build`` and its length."""
+    o = net.repr_order(u, v)
+    u, v = np.asarray(u, np.int64)[o], np.asarray(v, np.int64)[o]
+    attach = np.asarray(attach, np.int64)[net.repr_order(attach)]
+    eid = net.edge_at(u, v)
+    edges = tuple(zip(net.labels(u), net.labels(v), strict=True))
+    cost = float(sum(build.cost[eid].tolist()))
+    length = float(sum(net.attribute("length_m")[eid].tolist()))
+    plan = OperatorTree(edges, cost, length, tuple(sites), tuple(net.labels(attach)), cut_off)
+    return _Tree(plan, u, v, eid, attach)
 
 
 def _tree(
-    G: nx.Graph,
+    net: RoadNetwork,
+    build: Build,
     site_nodes: Sequence,
-    weight: str,
-    steiner: Callable,
+    steiner: Callable | None,
     sites: Sequence[str],
-) -> OperatorTree:
-    H = _with_root(G, weight)
-    # only finite-cost edges are usable
-    usable = [(u, v) for u, v, w in H.edges(data=weight) if w is not None and np.isfinite(w)]
-    H = H.edge_subgraph(usable).copy()
+) -> _Tree:
+    """The build's Steiner tree joining the sites to its fiber network (a virtual root joined at
+    zero cost to every node of a fiber edge the build may use: its own fiber, or others' when it
+    has none and leasing is allowed), or to each other when it has no fiber; on the edges of
+    finite cost. ``steiner``: a solver taking a networkx graph (None: the array solver)."""
     terminals = list(dict.fromkeys(site_nodes))
-    if H.has_node(_ROOT):
-        terminals = [_ROOT, *terminals]
-    elif terminals and any(d.get("fiber") for _, _, d in G.edges(data=True)):
+    if len(net.fiber_nodes(build)):
+        terminals = [ROOT, *terminals]
+    elif terminals and net.has_fiber().any():
         log.warning(
-            "%s: no usable fiber to connect to; the sites are only connected to each other", weight
+            "%s: no usable fiber to connect to; the sites are only connected to each other",
+            build.weight,
         )
+    problem = net.problem(build, terminals)
     # sites the road graph does not link to the fiber (a road piece apart from the network)
     # are left out and reported, rather than failing the whole plan
-    reach = nx.node_connected_component(H, terminals[0]) if terminals[0] in H else set()
-    cut_off = tuple(t for t in terminals if t not in reach)
+    cut_off = problem.cut_off
     if cut_off:
         log.warning(
             "backbone (%s): %d site(s) have no road path to %s and are left out: %s",
-            weight,
+            build.weight,
             len(cut_off),
-            "the fiber network" if terminals[0] == _ROOT else "the other sites",
+            "the fiber network" if terminals[0] == ROOT else "the other sites",
             ", ".join(_site_name(t) for t in cut_off[:10]),
         )
-        terminals = [t for t in terminals if t in reach]
+        terminals = [t for t in terminals if t not in set(cut_off)]
     if len(terminals) <= 1:
-        return OperatorTree((), 0.0, 0.0, tuple(sites), (), cut_off)
-    if len(reach) < H.number_of_nodes():
-        H = H.subgraph(reach).copy()
-    T = steiner(H, terminals, weight=weight)
-    edges = tuple(sorted(((u, v) for u, v in T.edges if _ROOT not in (u, v)), key=repr))
-    attach = tuple(
-        sorted((v if u == _ROOT else u for u, v in T.edges if _ROOT in (u, v)), key=repr)
-    )
-    cost = float(sum(G.edges[e][weight] for e in edges))
-    length = float(sum(G.edges[e]["length_m"] for e in edges))
-    return OperatorTree(edges, cost, length, tuple(sites), attach, cut_off)
+        none = np.zeros(0, dtype=np.int64)
+        return _listed(net, none, none, none, build, sites, cut_off)
+    if steiner is None:
+        a, b, _ = steiner_tree_csr(
+            problem.indptr,
+            problem.col,
+            problem.weight,
+            problem.terminals,
+            labels=net.labels(problem.keep),
+        )
+        u, v = problem.keep[a], problem.keep[b]  # u < v: as the tree lists them
+    else:
+        pairs = steiner(net.subgraph(build, problem), terminals, weight=build.weight).edges
+        u = np.array([net.position(x) for x, _ in pairs], dtype=np.int64)
+        v = np.array([net.position(y) for _, y in pairs], dtype=np.int64)
+    root = (u == net.n) | (v == net.n)
+    attach = np.where(u[root] == net.n, v[root], u[root])
+    return _listed(net, u[~root], v[~root], attach, build, sites, cut_off)
 
 
 def _site_name(node: object) -> str:
@@ -152,43 +176,73 @@ def _site_name(node: object) -> str:
 
 
 def _union_tree(
-    G: nx.Graph, trees: Sequence[OperatorTree], site_nodes: Sequence, sites: Sequence[str]
-) -> OperatorTree | None:
+    net: RoadNetwork,
+    joint: Build,
+    trees: Sequence[_Tree],
+    site_pos: np.ndarray,
+    sites: Sequence[str],
+) -> _Tree | None:
     """The separate trees' edges as one network at joint costs: its minimum spanning tree with
     non-terminal leaves pruned (costs at most the union's joint cost, so at most the separate
-    plans' total). None when the union does not span every site."""
-    weight = "cost_joint"
-    if not site_nodes:
+    plans' total). None when the union does not span every site.
+
+    The network is the trees' edges and their joins to the joint build's fiber, taken tree by
+    tree; the spanning tree is Kruskal's with ties in that order (networkx's
+    ``minimum_spanning_tree`` on the network built edge by edge: the same tree)."""
+    n = net.n
+    if not len(site_pos):
         return None
-    H = _with_root(G, weight)
-    sub = nx.Graph()
+    fiber = np.zeros(n + 1, dtype=bool)
+    fiber[net.fiber_nodes(joint)] = True
+    parts_a, parts_b = [], []
     for t in trees:
-        for u, v in t.edges:
-            sub.add_edge(u, v, **{weight: H.edges[u, v][weight]})
-        for n in t.attach:
-            if H.has_edge(_ROOT, n):
-                sub.add_edge(_ROOT, n, **{weight: 0.0})
-    terminals = {*site_nodes, _ROOT} if sub.has_node(_ROOT) else set(site_nodes)
-    if not terminals <= set(sub):
+        at = t.attach[fiber[t.attach]]
+        parts_a += [t.u, np.full(len(at), n)]
+        parts_b += [t.v, at]
+    a = np.concatenate([np.zeros(0, np.int64), *parts_a])
+    b = np.concatenate([np.zeros(0, np.int64), *parts_b])
+    # the network's nodes in order of first appearance, its edges in order of first addition
+    flat = np.empty(2 * len(a), dtype=np.int64)
+    flat[0::2], flat[1::2] = a, b
+    nodes, first = np.unique(flat, return_index=True)
+    nodes = nodes[np.argsort(first, kind="stable")]
+    order_of = np.full(n + 1, -1, dtype=np.int64)
+    order_of[nodes] = np.arange(len(nodes))
+    terminals = np.unique(np.append(site_pos, n) if order_of[n] >= 0 else site_pos)
+    if np.any(order_of[terminals] < 0):
         return None
-    comp = nx.node_connected_component(sub, site_nodes[0] if site_nodes else _ROOT)
-    if not terminals <= comp:
+    key = np.minimum(a, b) * (n + 1) + np.maximum(a, b)
+    _, k = np.unique(key, return_index=True)
+    k = np.sort(k)  # first addition of each edge
+    a, b = a[k], b[k]
+    la, lb = order_of[a], order_of[b]
+    label = connected_components(
+        coo_matrix((np.ones(len(k)), (la, lb)), shape=(len(nodes), len(nodes))), directed=False
+    )[1]
+    inside = label == label[order_of[site_pos[0]]]
+    if not inside[order_of[terminals]].all():
         return None
-    T = nx.minimum_spanning_tree(sub.subgraph(comp), weight=weight)
-    leaves = [n for n in T if T.degree(n) == 1 and n not in terminals]
-    while leaves:
-        n = leaves.pop()
-        (m,) = T.neighbors(n)
-        T.remove_node(n)
-        if T.degree(m) == 1 and m not in terminals:
-            leaves.append(m)
-    edges = tuple(sorted(((u, v) for u, v in T.edges if _ROOT not in (u, v)), key=repr))
-    attach = tuple(
-        sorted((v if u == _ROOT else u for u, v in T.edges if _ROOT in (u, v)), key=repr)
-    )
-    cost = float(sum(G.edges[e][weight] for e in edges))
-    length = float(sum(G.edges[e]["length_m"] for e in edges))
-    return OperatorTree(edges, cost, length, tuple(sites), attach)
+    keep = inside[la]
+    a, b, la, lb = a[keep], b[keep], la[keep], lb[keep]
+    eid = net.edge_at(a, b)
+    w = np.where(eid >= 0, joint.cost[np.maximum(eid, 0)], 0.0)
+    # Kruskal's order: by cost, ties as networkx lists the edges (by the first end's place,
+    # then by addition); distinct ranks make the minimum spanning tree that order's
+    first_end = np.minimum(la, lb)
+    rank = np.empty(len(a))
+    rank[np.lexsort((np.arange(len(a)), first_end, w))] = np.arange(1, len(a) + 1)
+    F = minimum_spanning_tree(
+        coo_matrix((rank, (la, lb)), shape=(len(nodes), len(nodes))).tocsr()
+    ).tocoo()
+    chosen = np.sort(np.rint(F.data).astype(np.int64)) - 1
+    by_rank = np.argsort(rank)
+    sel = by_rank[chosen]
+    a, b = np.where(la[sel] < lb[sel], a[sel], b[sel]), np.where(la[sel] < lb[sel], b[sel], a[sel])
+    sel = prune_leaves(a, b, lambda nodes: np.isin(nodes, terminals))
+    a, b = a[sel], b[sel]
+    root = (a == n) | (b == n)
+    attach = np.where(a[root] == n, b[root], a[root])
+    return _listed(net, a[~root], b[~root], attach, joint, sites)
 
 
 def plan_backbone(
@@ -212,16 +266,17 @@ def plan_backbone(
     site_operators
         ``{site_id: [operators]}``; a shared site lists several.
     steiner
-        ``f(G, terminals, weight=...) -> nx.Graph``; default :func:`telcoplan.backbone.steiner.steiner_tree`.
+        ``f(G, terminals, weight=...) -> nx.Graph``; default (None)
+        :func:`telcoplan.backbone.steiner.steiner_tree`, run on the graph's arrays
+        (:func:`~telcoplan.backbone.steiner.steiner_tree_csr`: the same trees, no graph copies).
     shapley
         Compute exact Shapley shares (2^n Steiner trees for n operators; refused above 10).
     """
-    if steiner is None:
-        from telcoplan.backbone.steiner import steiner_tree as steiner
+    net = RoadNetwork(G)
     ops = sorted({op for lst in site_operators.values() for op in lst})
-    greenfield = not any(d.get("fiber") for _, _, d in G.edges(data=True))
+    greenfield = not net.has_fiber().any()
     # the plans compare the same sites: one that a plan cannot connect is left out of all
-    left_out = left_out_sites(G, site_nodes, site_operators)
+    left_out = _left_out(net, site_nodes, site_operators)
     if left_out:
         log.warning(
             "backbone: %d site(s) cannot be connected in every plan and are left out of all of "
@@ -234,58 +289,72 @@ def plan_backbone(
     for sid, lst in site_operators.items():
         for op in lst:
             by_op[op].append(sid)
-    separate = {}
-    for op in ops:
-        sids = sorted(by_op[op])
-        separate[op] = _tree(G, [site_nodes[s] for s in sids], f"cost_{op}", steiner, sids)
-        log.info(
-            "backbone: %s alone: %.1f km, cost %.0f",
-            op,
-            separate[op].length_m / 1000,
-            separate[op].cost,
-        )
+    # each build's tree once: the separate plans' trees are also the Shapley singletons
+    solved: dict[tuple, list[tuple[Build, _Tree]]] = {}
+
+    def solve(build: Build, sids: list[str]) -> _Tree:
+        same = solved.setdefault(tuple(sids), [])
+        for b, tree in same:
+            if np.array_equal(b.cost, build.cost) and np.array_equal(b.fiber, build.fiber):
+                return tree
+        tree = _tree(net, build, [site_nodes[s] for s in sids], steiner, sids)
+        same.append((build, tree))
+        return tree
+
+    trees = {op: solve(net.build(f"cost_{op}"), sorted(by_op[op])) for op in ops}
+    separate = {op: t.plan for op, t in trees.items()}
+    for op, t in separate.items():
+        log.info("backbone: %s alone: %.1f km, cost %.0f", op, t.length_m / 1000, t.cost)
     all_sites = sorted(site_operators)
+    joint_build = net.build("cost_joint")
     if greenfield:
         joint, users = _greenfield_plan(
-            G, site_nodes, site_operators, "cost_joint", steiner, list(separate.values())
+            G,
+            site_nodes,
+            site_operators,
+            "cost_joint",
+            steiner or _default_steiner(),
+            list(separate.values()),
         )
         union = None
     else:
-        joint = _tree(G, [site_nodes[s] for s in all_sites], "cost_joint", steiner, all_sites)
+        joint_tree = _tree(net, joint_build, [site_nodes[s] for s in all_sites], steiner, all_sites)
+        joint = joint_tree.plan
         # the separate plans built as one shared network are a joint plan too: a heuristic
         # Steiner tree must never lose to it, so the joint plan never costs more than building
         # separately
-        union = _union_tree(
-            G, list(separate.values()), [site_nodes[s] for s in all_sites], all_sites
-        )
+        site_pos = np.array([net.position(site_nodes[s]) for s in all_sites], dtype=np.int64)
+        union = _union_tree(net, joint_build, list(trees.values()), site_pos, all_sites)
     # (a union that never reaches the fiber is no substitute for a joint tree that does)
     if (
         union is not None
-        and (union.attach or not joint.attach)
-        and set(union.unreachable) <= set(joint.unreachable)
-        and union.cost < joint.cost - 1e-9
+        and (union.plan.attach or not joint.attach)
+        and set(union.plan.unreachable) <= set(joint.unreachable)
+        and union.plan.cost < joint.cost - 1e-9
     ):
         log.info(
             "backbone: the separate plans' union (%.0f) beats the joint tree (%.0f)",
-            union.cost,
+            union.plan.cost,
             joint.cost,
         )
-        joint = union
+        joint, joint_tree = union.plan, union
     if not greenfield:
-        users = _edge_users(joint, site_nodes, site_operators)
+        users = _edge_users(net, joint_tree, site_nodes, site_operators)
     proportional = dict.fromkeys(ops, 0.0)
+    if greenfield:
+        cost_joint = {e: G.edges[e]["cost_joint"] for e in joint.edges}
+    else:
+        cost_joint = dict(zip(joint.edges, joint_build.cost[joint_tree.eid].tolist(), strict=True))
     for e, who in users.items():
         if who:
             for op in who:
-                proportional[op] += G.edges[e]["cost_joint"] / len(who)
+                proportional[op] += cost_joint[e] / len(who)
     shares = {}
     if shapley:
         if len(ops) > 10:
             raise PlanError(
                 f"exact Shapley shares need 2^n Steiner trees; {len(ops)} operators is too many (≤ 10)"
             )
-
-        from telcoplan.backbone.graph import coalition_cost, mark_fiber_network
 
         own, lease = G.graph.get("own_fiber_factor", 0.02), G.graph.get("lease_factor", 0.3)
 
@@ -301,15 +370,10 @@ def plan_backbone(
                     if set(site_operators[s]) & coalition
                 }
                 trees = [separate[o] for o in sorted(coalition)]
-                return _greenfield_plan(G, site_nodes, members, "cost_joint", steiner, trees)[
-                    0
-                ].cost
-            H = G.copy()
-            for _, _, d in H.edges(data=True):
-                d["cost_coalition"] = coalition_cost(d, coalition, own, lease)
-            mark_fiber_network(H, "cost_coalition", coalition, lease)
+                solver = steiner or _default_steiner()
+                return _greenfield_plan(G, site_nodes, members, "cost_joint", solver, trees)[0].cost
             sids = sorted(s for s in all_sites if set(site_operators[s]) & coalition)
-            return _tree(H, [site_nodes[s] for s in sids], "cost_coalition", steiner, sids).cost
+            return solve(net.coalition(coalition, own, lease), sids).plan.cost
 
         shares = shapley_shares(ops, value)
     return BackbonePlan(separate, joint, users, proportional, shares, left_out, greenfield)
@@ -329,45 +393,55 @@ def left_out_sites(
     (ties: the piece of the first site) can, the others cannot. Leaving these sites out of every
     plan makes the joint and the separate plans serve the same sites.
     """
-    label: dict = {}
-    for k, comp in enumerate(nx.connected_components(G)):
-        label.update(dict.fromkeys(comp, k))
+    return _left_out(RoadNetwork(G), site_nodes, site_operators)
+
+
+def _left_out(
+    net: RoadNetwork, site_nodes: Mapping[str, object], site_operators: Mapping[str, Sequence[str]]
+) -> dict[str, str]:
+    """:func:`left_out_sites` on the graph read as arrays."""
+    comp = net.components()
     order = sorted(site_operators)
     reasons: dict[str, str] = {}
 
+    def label(node) -> int:
+        return int(comp[net.index[node]])
+
     def on_fiber(weight: str) -> set[int]:
-        return {
-            label[n]
-            for u, v, d in G.edges(data=True)
-            if d.get(f"{weight}_fiber", bool(d.get("fiber"))) and np.isfinite(d.get(weight, np.inf))
-            for n in (u, v)
-        }
+        return set(comp[net.fiber_nodes(net.build(weight))].tolist())
 
     joint = on_fiber("cost_joint")
     if joint:
         for s in order:
-            if label[site_nodes[s]] not in joint:
+            if label(site_nodes[s]) not in joint:
                 reasons[s] = "no road path to the operators' fiber"
     ops = sorted({op for lst in site_operators.values() for op in lst})
+    _, carriers = net.carriers()
     for op in ops:
         sids = [s for s in order if op in site_operators[s]]
         reach = on_fiber(f"cost_{op}")
         if reach:
-            own = any(op in d.get("fiber", ()) for _, _, d in G.edges(data=True))
+            own = any(op in c for c in carriers)
             why = (
                 f"no road path to {op}'s fiber" if own else f"no road path to fiber {op} can lease"
             )
         else:
-            counts = Counter(label[site_nodes[s]] for s in sids)
+            counts = Counter(label(site_nodes[s]) for s in sids)
             first = {}
             for s in sids:
-                first.setdefault(label[site_nodes[s]], len(first))
+                first.setdefault(label(site_nodes[s]), len(first))
             reach = {max(counts, key=lambda c: (counts[c], -first[c]))} if counts else set()
             why = f"no road path to {op}'s other sites"
         for s in sids:
-            if label[site_nodes[s]] not in reach:
+            if label(site_nodes[s]) not in reach:
                 reasons.setdefault(s, why)
     return {s: reasons[s] for s in order if s in reasons}
+
+
+def _default_steiner() -> Callable:
+    from telcoplan.backbone.steiner import steiner_tree
+
+    return steiner_tree
 
 
 def _greenfield_plan(
@@ -400,7 +474,9 @@ def _greenfield_plan(
         (sorted(c, key=pos.__getitem__) for c in joined.to_sets()), key=lambda c: pos[c[0]]
     )
     usable = [(u, v) for u, v, w in G.edges(data=weight) if w is not None and np.isfinite(w)]
-    H = G.edge_subgraph(usable)
+    # a copy holds each node's neighbours in one order whatever order G was built in (the
+    # heuristic breaks ties by it; the backbone stage snaps and costs its graph in place)
+    H = G.edge_subgraph(usable).copy()
     candidates = [[e for c in clusters if len(c) > 1 for e in steiner(H, c, weight=weight).edges]]
     if len([c for c in clusters if len(c) > 1]) > 1:
         every = sorted(pos, key=pos.__getitem__)
@@ -454,40 +530,50 @@ def _needed(
     return used, {e: frozenset(users[frozenset(e)]) for e in used}
 
 
-def _edge_users(joint: OperatorTree, site_nodes, site_operators) -> dict[tuple, frozenset]:
+def _edge_users(
+    net: RoadNetwork, joint: _Tree, site_nodes, site_operators
+) -> dict[tuple, frozenset]:
     """Operators whose sites' tree paths to the fiber network use each joint edge.
 
     The path of a site to the root in a tree uses exactly the edges between it and the root,
     so an edge's users are the operators of the sites below it: one pass from the leaves up
-    (O(tree); a path search per site had not finished after 13 minutes on the national demo's
-    83,000 sites).
+    (O(tree), the operators as bits; a path search per site had not finished after 13 minutes
+    on the national demo's 83,000 sites).
     """
-    T = nx.Graph()
-    T.add_edges_from(joint.edges)
-    T.add_edges_from((_ROOT, n) for n in joint.attach)  # the tree plus its joins to fiber: a tree
-    users: dict[tuple, set] = {e: set() for e in joint.edges}
-    if _ROOT not in T:
-        return {e: frozenset() for e in joint.edges}
-    index = {frozenset(e): e for e in joint.edges}
-    below: dict[object, set] = {}  # node -> operators of the sites in its subtree
-    for sid, ops in site_operators.items():
-        node = site_nodes[sid]
-        if node in T:
-            below.setdefault(node, set()).update(ops)
-    order, parent = [], {}
-    for u, v in nx.bfs_edges(T, _ROOT):  # parents before children
-        parent[v] = u
-        order.append(v)
-    for v in reversed(order):  # children before parents
-        ops = below.get(v)
-        if not ops:
-            continue
-        u = parent[v]
-        e = index.get(frozenset((u, v)))
-        if e is not None:
-            users[e] |= ops
-        below.setdefault(u, set()).update(ops)
-    return {e: frozenset(w) for e, w in users.items()}
+    edges = joint.plan.edges
+    if not len(joint.attach):  # not joined to the fiber: no path to it
+        return {e: frozenset() for e in edges}
+    n = net.n
+    a = np.concatenate([joint.u, np.full(len(joint.attach), n)])
+    b = np.concatenate([joint.v, joint.attach])
+    nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    la, lb = inv[: len(a)], inv[len(a) :]
+    T = coo_matrix((np.ones(len(a)), (la, lb)), shape=(len(nodes), len(nodes))).tocsr()
+    order, parent = breadth_first_order(T, len(nodes) - 1, directed=False)  # root: last
+    ops = sorted({op for lst in site_operators.values() for op in lst})
+    bit = {op: 1 << i for i, op in enumerate(ops)}
+    local = np.full(n + 1, -1, dtype=np.int64)
+    local[nodes] = np.arange(len(nodes))
+    below = [0] * len(nodes)  # the operators (bits) of the sites in each node's subtree
+    for sid, lst in site_operators.items():
+        i = int(local[net.position(site_nodes[sid])])
+        if i >= 0:
+            for op in lst:
+                below[i] |= bit[op]
+    parent = parent.tolist()
+    for v in reversed(order.tolist()[1:]):  # children before parents
+        if below[v]:
+            below[parent[v]] |= below[v]
+    names: dict[int, frozenset] = {}
+    users = {}
+    for e, x, y in zip(edges, la[: len(joint.u)].tolist(), lb[: len(joint.u)].tolist(),
+                       strict=True):  # fmt: skip
+        child = y if parent[y] == x else x if parent[x] == y else -1
+        bits = below[child] if child >= 0 else 0
+        if bits not in names:
+            names[bits] = frozenset(op for op in ops if bits & bit[op])
+        users[e] = names[bits]
+    return users
 
 
 def shapley_shares(players: Sequence[str], value: Callable[[frozenset], float]) -> dict[str, float]:
@@ -521,43 +607,27 @@ def plan_links(G: nx.Graph, plan: BackbonePlan) -> gpd.GeoDataFrame:
     separate links; columns ``plan`` (joint/separate), ``operators``, ``length_m``, ``cost``,
     ``status`` (new: a trench is dug; reused: the builders' own fiber; leased: another
     operator's fiber, paid per metre)."""
-    rows, geoms = [], []
     lease = G.graph.get("lease_factor", 0.3)
     leasing = lease is not None and lease < 1.0  # dearer leases are not taken
     players = set(G.graph.get("operators", plan.separate))
-    for e in plan.joint.edges:
-        d = G.edges[e]
-        rows.append(
-            {
-                "plan": "joint",
-                "operators": ";".join(sorted(plan.users.get(e, ()))),
-                "length_m": d["length_m"],
-                "cost": d["cost_joint"],
-                "status": _status(d.get("fiber", frozenset()), players, leasing),
-                "road_class": d.get("road_class", ""),
-            }
-        )
-        geoms.append(
-            d.get("geometry") or LineString([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in e])
-        )
-    for op, tree in plan.separate.items():
-        for e in tree.edges:
+    columns = ["plan", "operators", "length_m", "cost", "status", "road_class"]
+    table: dict[str, list] = {c: [] for c in columns}
+    geoms = []
+    builds = [("joint", None, plan.joint.edges, "cost_joint", players)]
+    builds += [("separate", op, t.edges, f"cost_{op}", {op}) for op, t in plan.separate.items()]
+    for which, op, edges, weight, members in builds:
+        for e in edges:
             d = G.edges[e]
-            rows.append(
-                {
-                    "plan": "separate",
-                    "operators": op,
-                    "length_m": d["length_m"],
-                    "cost": d[f"cost_{op}"],
-                    "status": _status(d.get("fiber", frozenset()), {op}, leasing),
-                    "road_class": d.get("road_class", ""),
-                }
-            )
+            table["plan"].append(which)
+            table["operators"].append(op or ";".join(sorted(plan.users.get(e, ()))))
+            table["length_m"].append(d["length_m"])
+            table["cost"].append(d[weight])
+            table["status"].append(_status(d.get("fiber", frozenset()), members, leasing))
+            table["road_class"].append(d.get("road_class", ""))
             geoms.append(
                 d.get("geometry") or LineString([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in e])
             )
-    columns = ["plan", "operators", "length_m", "cost", "status", "road_class"]
-    return gpd.GeoDataFrame(rows, columns=columns, geometry=geoms, crs=G.graph["crs"]).astype(
+    return gpd.GeoDataFrame(table, columns=columns, geometry=geoms, crs=G.graph["crs"]).astype(
         {"length_m": float, "cost": float}
     )
 

@@ -18,6 +18,7 @@ tree of the same cost unless equal-cost alternatives exist or lead the heuristic
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import functools
 import logging
 import operator
@@ -33,9 +34,10 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
 
+from telcoplan.backbone._network import prune_leaves
 from telcoplan.errors import PlanError
 
-__all__ = ["steiner_tree"]
+__all__ = ["steiner_tree", "steiner_tree_csr"]
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +198,65 @@ def steiner_tree(
 
     net = _Net.from_graph(G, weight)
     tidx = _terminal_positions(G, net, terminals)
+    tree, cost = _solve(net, tidx, max_passes, restarts, seed, terminals)
+    return _to_nx(G, net, tree, cost)
+
+
+def steiner_tree_csr(
+    indptr: np.ndarray,
+    col: np.ndarray,
+    weight: np.ndarray,
+    terminals: np.ndarray,
+    *,
+    labels: np.ndarray | None = None,
+    max_passes: int | None = None,
+    restarts: int | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """:func:`steiner_tree` on a graph given as arrays: the same tree as on the networkx graph
+    whose nodes are ``0 … n−1`` in that order and whose adjacency rows hold the neighbours in
+    the order of ``col`` (the order that breaks ties).
+
+    Parameters
+    ----------
+    indptr, col
+        Adjacency in CSR form, both directions: the neighbours of node ``i`` are
+        ``col[indptr[i]:indptr[i + 1]]`` (a simple graph: no self-loop, no repeated pair).
+    weight
+        Cost of each adjacency entry (≥ 0; both directions of an edge equal); an infinite one
+        marks an unusable edge.
+    terminals
+        Node positions to connect (duplicates ignored).
+    labels
+        The nodes' labels, for error messages (default: the positions).
+    max_passes, restarts, seed
+        As for :func:`steiner_tree`.
+
+    Returns
+    -------
+    (u, v, cost)
+        The tree's edges as node positions, ``u < v``, in increasing ``(u, v)`` order, and its
+        cost (the sum of their weights).
+    """
+    n = len(indptr) - 1
+    net = _Net.from_csr(
+        np.asarray(indptr, np.int64), np.asarray(col, np.int64), np.asarray(weight, np.float64)
+    )
+    tidx = np.unique(np.asarray(terminals, dtype=np.int64))
+    if len(tidx) and (tidx[0] < 0 or tidx[-1] >= n):
+        raise PlanError(f"steiner_tree_csr: terminal positions must be in 0…{n - 1}")
+    if labels is not None:
+        net = dataclasses.replace(net, nodes=np.asarray(labels, dtype=object))
+    if len(tidx) <= 1:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0.0
+    tree, cost = _solve(net, tidx, max_passes, restarts, seed, net.nodes[tidx].tolist())
+    tree = np.sort(tree)
+    return net.eu[tree], net.ev[tree], cost
+
+
+def _solve(net: _Net, tidx: np.ndarray, max_passes, restarts, seed, terminals: list):
+    """Mehlhorn's tree of the terminals at positions ``tidx`` (increasing), improved by local
+    search: (edge ids, cost)."""
     is_term = np.zeros(net.n, dtype=bool)
     is_term[tidx] = True
     arrays = net.arrays()
@@ -235,7 +296,7 @@ def steiner_tree(
         restarts if compiled and max_passes > 0 else 0,
         cost,
     )
-    return _to_nx(G, net, tree, cost)
+    return tree, cost
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,9 +314,9 @@ class _Net:
     ev: np.ndarray
     ew: np.ndarray  # float64 weights
     ekey: np.ndarray  # u * n + v, increasing: the edge id of (u, v) is searchsorted(ekey, ...)
-    dicts: np.ndarray  # G's attribute dict of every adjacency entry (object array)
-    entry: np.ndarray  # the adjacency entry (index into dicts) of each edge
-    rows: np.ndarray  # G._adj's rows (object array), in node order
+    dicts: np.ndarray | None  # G's attribute dict of every adjacency entry (object array)
+    entry: np.ndarray | None  # the adjacency entry (index into dicts) of each edge
+    rows: np.ndarray | None  # G._adj's rows (object array), in node order (None: from_csr)
     indptr: np.ndarray  # the adjacency in CSR form, both directions, int64: row pointers,
     col: np.ndarray  # the neighbour,
     eid: np.ndarray  # edge id
@@ -344,6 +405,44 @@ class _Net:
         indptr = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(np.bincount(row, minlength=n), out=indptr[1:])
         return cls(nodes, u, v, w, key, dicts, entry, rows, indptr, col, entry_e, entry_w)
+
+    @classmethod
+    def from_csr(cls, indptr: np.ndarray, col: np.ndarray, wq: np.ndarray) -> _Net:
+        """The graph of a CSR adjacency (both directions, the weight of each entry), as
+        :meth:`from_graph` gives it for the networkx graph with those rows: edges of infinite
+        weight dropped, the others numbered in increasing (u, v) order. No attribute dicts."""
+        n = len(indptr) - 1
+        if len(col) != indptr[-1] or len(wq) != len(col):
+            raise PlanError("steiner_tree_csr: indptr, col and weight do not match")
+        bad = np.isnan(wq) | (wq < 0)
+        if bad.any():
+            raise PlanError(
+                f"steiner_tree_csr: {int(bad.sum())} adjacency entries without a usable weight "
+                "(NaN or negative); every edge needs a number ≥ 0 (inf marks an unusable edge)"
+            )
+        row = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr))
+        ok = np.isfinite(wq)
+        if not ok.all():
+            row, col, wq = row[ok], col[ok], wq[ok]
+        if np.any(row == col):
+            raise PlanError("steiner_tree_csr: the graph has self-loops; leave them out")
+        lo, hi = np.minimum(row, col), np.maximum(row, col)
+        key_all = lo * n + hi
+        once = row < col
+        key = key_all[once]
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        if np.any(key[1:] == key[:-1]) or 2 * len(key) != len(key_all):
+            raise PlanError("steiner_tree_csr: an edge is listed twice, or in one direction only")
+        eid = np.searchsorted(key, key_all)
+        if np.any(key[np.minimum(eid, len(key) - 1)] != key_all):
+            raise PlanError("steiner_tree_csr: an edge is listed in one direction only")
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(row, minlength=n), out=indptr[1:])
+        ew = wq[once][order]
+        nodes = np.arange(n)
+        return cls(nodes, lo[once][order], hi[once][order], ew, key, None, None, None, indptr,
+                   col, eid, wq)  # fmt: skip
 
 
 def _object_ids(objs: np.ndarray) -> np.ndarray:
@@ -456,11 +555,136 @@ def _mates_py(key, row):  # pragma: no cover - compiled by numba
     return mate, True, alone
 
 
+def _key_tree_py(ptr, nbr, eid, wgt, key, root):  # pragma: no cover - compiled by numba
+    """The key tree of a tree given as local adjacency lists (``ptr``; neighbour, edge id and
+    weight of each entry; ``key`` marks the key nodes): a depth-first walk from ``root`` along
+    the key paths. Returns V, each key vertex's node, parent, depth and path cost, the key
+    paths' edges and inner nodes (flat, with pointers) and the preorder intervals tin, tout."""
+    nloc = len(key)
+    node_of = np.empty(nloc, np.int64)
+    parent = np.zeros(nloc, np.int64)
+    depth = np.zeros(nloc, np.int64)
+    cost = np.zeros(nloc, np.float64)
+    eptr = np.zeros(nloc + 1, np.int64)
+    iptr = np.zeros(nloc + 1, np.int64)
+    eflat = np.empty(len(eid), np.int64)
+    iflat = np.empty(nloc, np.int64)
+    vid_of = np.full(nloc, -1, np.int64)
+    cfirst = np.zeros(nloc, np.int64)  # a key vertex's children: ids cfirst … cfirst+ccount-1
+    ccount = np.zeros(nloc, np.int64)
+    stack_x = np.empty(nloc, np.int64)
+    stack_via = np.empty(nloc, np.int64)
+    node_of[0] = root
+    vid_of[root] = 0
+    V, ne, ni, sp = 1, 0, 0, 0
+    stack_x[0], stack_via[0], sp = root, -1, 1
+    while sp > 0:
+        sp -= 1
+        x, via = stack_x[sp], stack_via[sp]
+        vid = vid_of[x]
+        cfirst[vid] = V  # its children get the next ids
+        for k in range(ptr[x], ptr[x + 1]):
+            e = eid[k]
+            if e == via:
+                continue
+            eflat[ne] = e
+            ne += 1
+            c = wgt[k]
+            cur = nbr[k]
+            while not key[cur]:
+                iflat[ni] = cur
+                ni += 1
+                j = ptr[cur]
+                if eid[j] == e:
+                    j += 1
+                e = eid[j]
+                c += wgt[j]
+                eflat[ne] = e
+                ne += 1
+                cur = nbr[j]
+            vid_of[cur] = V
+            node_of[V] = cur
+            parent[V] = vid
+            depth[V] = depth[vid] + 1
+            cost[V] = c
+            eptr[V + 1] = ne
+            iptr[V + 1] = ni
+            V += 1
+            stack_x[sp], stack_via[sp] = cur, e
+            sp += 1
+        ccount[vid] = V - cfirst[vid]
+    # subtree intervals: tin in preorder (children in id order), tout = tin + subtree size
+    tin = np.zeros(V, np.int64)
+    tout = np.zeros(V, np.int64)
+    st = np.empty(2 * V, np.int64)  # x * 2 + done
+    st[0], sp, t = 0, 1, 0
+    while sp > 0:
+        sp -= 1
+        x, done = st[sp] >> 1, st[sp] & 1
+        if done:
+            tout[x] = t
+            continue
+        tin[x] = t
+        t += 1
+        st[sp] = x * 2 + 1
+        sp += 1
+        for c in range(cfirst[x] + ccount[x] - 1, cfirst[x] - 1, -1):
+            st[sp] = c * 2
+            sp += 1
+    return (V, node_of[:V], parent[:V], depth[:V], cost[:V], eptr[: V + 1], eflat[:ne],
+            iptr[: V + 1], iflat[:ni], tin, tout, cfirst[:V], ccount[:V])  # fmt: skip
+
+
+def _cover_sweep_py(A, B, L, c, par, dep, max_cost, tol, V):  # pragma: no cover - numba
+    """For each key path, the first candidate (by increasing length ``c``) whose tree path
+    A → lca L → B covers it (-1: none, or none shorter than the longest key path): a sweep
+    that jumps over the key paths already covered (union-find)."""
+    jump = np.arange(V)
+    best = np.full(V, -1, np.int64)
+    left = V - 1
+    for i in range(len(A)):
+        if c[i] >= max_cost - tol or left == 0:
+            break
+        dl = dep[L[i]]
+        for s in (A[i], B[i]):
+            while True:
+                r = s  # find(s), compressing the path
+                while jump[r] != r:
+                    r = jump[r]
+                while jump[s] != r:
+                    jump[s], s = r, jump[s]
+                s = r
+                if dep[s] <= dl:
+                    break
+                best[s] = i
+                left -= 1
+                jump[s] = par[s]
+    return best
+
+
+class _Ragged:
+    """Lists of ints stored flat: item i is ``flat[ptr[i]:ptr[i] + count[i]]`` (count: up to
+    the next pointer by default), as a list."""
+
+    def __init__(self, flat: np.ndarray, ptr: np.ndarray, count: np.ndarray | None = None):
+        self.flat, self.ptr = flat, ptr
+        self.count = np.diff(ptr) if count is None else count
+
+    def __len__(self) -> int:
+        return len(self.count)
+
+    def __getitem__(self, i: int) -> list[int]:
+        a = int(self.ptr[i])
+        return self.flat[a : a + int(self.count[i])].tolist()
+
+
 @functools.cache
 def _kernels() -> SimpleNamespace:
     import numba as nb
 
     return SimpleNamespace(
+        key_tree=nb.njit(cache=True)(_key_tree_py),
+        cover_sweep=nb.njit(cache=True)(_cover_sweep_py),
         mates=nb.njit(cache=True)(_mates_py),
         find=nb.njit(cache=True)(_find_py),
         first_min=nb.njit(cache=True)(_first_min_py),
@@ -664,20 +888,7 @@ def _normalize(net: _Net, is_term: np.ndarray, eids: np.ndarray, extra=None) -> 
 
 def _prune(net: _Net, is_term: np.ndarray, eids: np.ndarray) -> np.ndarray:
     """Repeatedly drop edges to non-terminal leaves."""
-    u, v = net.eu[eids], net.ev[eids]
-    nodes, inv = np.unique(np.concatenate([u, v]), return_inverse=True)
-    lu, lv = inv[: len(eids)], inv[len(eids) :]
-    keep_node = is_term[nodes]
-    alive = np.ones(len(eids), dtype=bool)
-    while True:
-        deg = np.bincount(lu[alive], minlength=len(nodes)) + np.bincount(
-            lv[alive], minlength=len(nodes)
-        )
-        leaf = (deg == 1) & ~keep_node
-        drop = alive & (leaf[lu] | leaf[lv])
-        if not drop.any():
-            return np.sort(eids[alive])
-        alive &= ~drop
+    return np.sort(eids[prune_leaves(net.eu[eids], net.ev[eids], is_term.__getitem__)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -745,75 +956,27 @@ class _KeyTree:
         order = np.argsort(src, kind="stable")
         ptr = np.zeros(len(tnodes) + 1, dtype=np.int64)
         np.cumsum(np.bincount(src, minlength=len(tnodes)), out=ptr[1:])
-        nbr = dst[order].tolist()
-        eid = np.concatenate([tree, tree])[order].tolist()
-        wgt = np.concatenate([net.ew[tree], net.ew[tree]])[order].tolist()
+        nbr = dst[order]
+        eid = np.concatenate([tree, tree])[order]
+        wgt = np.concatenate([net.ew[tree], net.ew[tree]])[order]
         deg = np.diff(ptr)
         is_key = (deg != 2) | is_term[tnodes]
-        key = is_key.tolist()
-        ptr = ptr.tolist()
         root = int(np.flatnonzero(is_key)[0])  # local ids follow node order: the first key node
-        node_of = [root]  # local ids for now
-        vid_of = {root: 0}
-        parent = [0]
-        depth = [0]
-        path_inner: list[list[int]] = [[]]
-        path_edges: list[list[int]] = [[]]
-        path_cost = [0.0]
-        stack = [(root, -1)]  # (key node, edge id it was entered by)
-        while stack:
-            x, via = stack.pop()
-            vid = vid_of[x]
-            for k in range(ptr[x], ptr[x + 1]):
-                e = eid[k]
-                if e == via:
-                    continue
-                inner: list[int] = []
-                edges = [e]
-                cost = wgt[k]
-                cur = nbr[k]
-                while not key[cur]:
-                    inner.append(cur)
-                    j = ptr[cur]
-                    if eid[j] == e:
-                        j += 1
-                    e = eid[j]
-                    cost += wgt[j]
-                    edges.append(e)
-                    cur = nbr[j]
-                cid = len(node_of)
-                vid_of[cur] = cid
-                node_of.append(cur)
-                parent.append(vid)
-                depth.append(depth[vid] + 1)
-                path_inner.append(tnodes[inner].tolist() if inner else inner)
-                path_edges.append(edges)
-                path_cost.append(cost)
-                stack.append((cur, e))
-        node_of = tnodes[node_of].tolist()
-        V = len(node_of)
-        children: list[list[int]] = [[] for _ in range(V)]
-        for c in range(1, V):
-            children[parent[c]].append(c)
-        # subtree intervals: tin in preorder, tout = tin + subtree size
-        tin = [0] * V
-        tout = [0] * V
-        t = 0
-        st = [(0, False)]
-        while st:
-            x, done = st.pop()
-            if done:
-                tout[x] = t
-                continue
-            tin[x] = t
-            t += 1
-            st.append((x, True))
-            st.extend((c, False) for c in reversed(children[x]))
+        V, node_of, parent, depth, path_cost, eptr, eflat, iptr, iflat, tin, tout, cf, cn = (
+            _kernels().key_tree(ptr, nbr, eid, wgt, is_key, root)
+        )
+        node_of = tnodes[node_of]
+        iflat = tnodes[iflat]
+        parent = parent.tolist()
+        depth = depth.tolist()
+        children = _Ragged(np.arange(V), np.append(cf, cf[-1] + cn[-1]), cn)
+        path_inner = _Ragged(iflat, iptr)
+        path_edges = _Ragged(eflat, eptr)
+        node_of = node_of.tolist()
         kv = np.full(net.n, -1, dtype=np.int64)  # key vertex id of a node
         kv[node_of] = np.arange(V)
         kp = np.full(net.n, -1, dtype=np.int64)  # key path id of an inner node
-        lens = [len(p) for p in path_inner]
-        kp[list(chain.from_iterable(path_inner))] = np.repeat(np.arange(V), lens)
+        kp[iflat] = np.repeat(np.arange(V), np.diff(iptr))
         self.V = V
         self.kv, self.kp = kv, kp
         self.node_of = node_of
@@ -821,12 +984,12 @@ class _KeyTree:
         self.parent_l = parent
         self.depth = np.array(depth, dtype=np.int64)
         self.depth_l = depth
-        self.tin = np.array(tin, dtype=np.int64)
-        self.tout = np.array(tout, dtype=np.int64)
+        self.tin = tin
+        self.tout = tout
         self.children = children
         self.path_inner = path_inner
         self.path_edges = path_edges
-        self.cost = np.array(path_cost)
+        self.cost = path_cost
         self.is_term_vertex = is_term[node_of]
         self.pos = np.where(kv >= 0, kv, V + kp)  # position code of a tree node
         # the longest reconnection any move could use: a key path, or all key paths of a
@@ -931,33 +1094,11 @@ def _key_path_exchange(net, is_term, tree, kt: _KeyTree, cand: _Candidates | Non
     A, B = A[ok], B[ok]
     L = kt.lca(A, B)
     # cheapest covering candidate per key path: sweep candidates by length, union-find jumps
-    par, dep = kt.parent_l, kt.depth_l
-    jump = list(range(kt.V))
-
-    def find(x):
-        r = x
-        while jump[r] != r:
-            r = jump[r]
-        while jump[x] != r:
-            jump[x], x = r, jump[x]
-        return r
-
-    best = [-1] * kt.V
-    max_cost = float(kt.cost[1:].max())
-    left = kt.V - 1
-    for i, (s0, t0, lca, ci) in enumerate(
-        zip(A.tolist(), B.tolist(), L.tolist(), c.tolist(), strict=True)
-    ):
-        if ci >= max_cost - tol or left == 0:
-            break
-        dl = dep[lca]
-        for s in (s0, t0):
-            s = find(s)
-            while dep[s] > dl:
-                best[s] = i
-                left -= 1
-                jump[s] = par[s]
-                s = find(s)
+    best = (
+        _kernels()
+        .cover_sweep(A, B, L, c, kt.parent, kt.depth, float(kt.cost[1:].max()), float(tol), kt.V)
+        .tolist()
+    )
     moves = [
         _Exchange(
             float(kt.cost[p] - c[i]),

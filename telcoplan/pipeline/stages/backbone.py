@@ -177,13 +177,15 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         )
         sites = sites.drop(index=list(far))
         site_ops = {s: o for s, o in site_ops.items() if s not in far}
-    graph, nodes = snap_sites(graph, sites, max_distance_m=float(params.max_snap_m))
+    # the stage owns the graph it built: snapped and costed in place, not copied
+    graph, nodes = snap_sites(graph, sites, max_distance_m=float(params.max_snap_m), copy=False)
     operators = sorted({o for ops in site_ops.values() for o in ops})
     graph = operator_costs(
         graph,
         operators,
         own_fiber_factor=float(params.own_fiber_factor),
         lease_factor=None if params.lease_factor is None else float(params.lease_factor),
+        copy=False,
     )
     log.info(
         "backbone: %d physical sites of %d operators on a %d-node road graph",
