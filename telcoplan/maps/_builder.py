@@ -30,6 +30,7 @@ __all__ = [
     "legend_box",
     "names",
     "persons",
+    "script_json",
     "summary_box",
 ]
 
@@ -67,10 +68,11 @@ def persons(value: object) -> str:
         return fmt(value)
 
 
-def _script_json(value: object) -> str:
-    """JSON for inside a ``<script>``: ``< > & '`` escaped, so no text can close the tag."""
+def script_json(value: object, *, tight: bool = False) -> str:
+    """JSON for inside a ``<script>``: ``< > & '`` escaped, so no text can close the tag;
+    ``tight`` leaves out the spaces after ``,`` and ``:`` (for large arrays)."""
     return (
-        json.dumps(value, ensure_ascii=False)
+        json.dumps(value, ensure_ascii=False, separators=(",", ":") if tight else None)
         .replace("<", "\\u003c")
         .replace(">", "\\u003e")
         .replace("&", "\\u0026")
@@ -333,11 +335,21 @@ class Builder:
     """Collects the layers of one map (private: the API is
     :func:`telcoplan.maps.interactive.build_map`)."""
 
-    def __init__(self, folium: Any, m: Any, simplify_m: float, colours: dict[str, str]) -> None:
+    def __init__(
+        self,
+        folium: Any,
+        m: Any,
+        simplify_m: float,
+        colours: dict[str, str],
+        compact: Mapping[str, int],
+    ) -> None:
         self.folium = folium
         self.m = m
         self.simplify_m = simplify_m
         self.colours = colours
+        #: feature counts above which towers, backbone links and roads take their compact
+        #: form (:mod:`telcoplan.maps._compact`)
+        self.compact = dict(compact)
         self.groups: list[Any] = []
         self.keys: dict[str, str] = {}
         self.bounds: list[LatLonBounds | None] = []
@@ -357,8 +369,12 @@ class Builder:
         self.keys[key] = fg.layer_name
         return fg
 
-    def web(self, gdf: gpd.GeoDataFrame, what: str) -> gpd.GeoDataFrame:
-        out, bounds = to_web(gdf, tolerance_m=self.simplify_m, what=what)
+    def web(
+        self, gdf: gpd.GeoDataFrame, what: str, *, preserve_topology: bool = True
+    ) -> gpd.GeoDataFrame:
+        out, bounds = to_web(
+            gdf, tolerance_m=self.simplify_m, what=what, preserve_topology=preserve_topology
+        )
         self.bounds.append(bounds)
         return out
 
@@ -372,8 +388,10 @@ class Builder:
         popup: list[dict[str, str]] | None = None,
         tooltip: list[dict[str, str]] | None = None,
         radius: float | None = None,
+        canvas: bool = False,
     ) -> Any:
-        """A GeoJson of ``web``'s features with per-feature styles and escaped popup/tooltip."""
+        """A GeoJson of ``web``'s features with per-feature styles and escaped popup/tooltip;
+        drawn on a canvas of its own (in ``pane``) with ``canvas``, else as SVG."""
         folium = self.folium
         props: list[dict[str, str]] = [{} for _ in range(len(web))]
 
@@ -403,7 +421,7 @@ class Builder:
         if shared:
             on_each = folium.utilities.JsCode(
                 "function (feature, layer) { const c = "
-                + _script_json(shared)
+                + script_json(shared)
                 + "; for (const k in c) { if (!(k in feature.properties)) "
                 "{ feature.properties[k] = c[k]; } } }"
             )
@@ -429,6 +447,11 @@ class Builder:
                 )
                 if tip_keys
                 else None
+            ),
+            **(
+                {"renderer": folium.utilities.JsCode(f"L.canvas({{pane: {json.dumps(pane)}}})")}
+                if canvas
+                else {}
             ),
         )
         gj.add_to(parent)

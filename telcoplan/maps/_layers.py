@@ -16,13 +16,19 @@ import numpy as np
 import pandas as pd
 
 from telcoplan.maps._builder import Builder, attributes, column, names, persons
+from telcoplan.maps._compact import (
+    add_backbone_merged,
+    add_main_roads,
+    add_towers_canvas,
+    backbone_layer,
+    backbone_layer_order,
+    backbone_legend,
+    link_style,
+)
 from telcoplan.maps._style import (
     ANY_COLOUR,
     GAP_COLOUR,
-    JOINT_COLOUR,
-    LINK_STATUS,
     NO_DATA_COLOUR,
-    OTHER_STATUS,
     SITE_KIND_LABELS,
     SITE_KINDS,
     class_colour,
@@ -202,6 +208,9 @@ def _simple_tooltip(web: gpd.GeoDataFrame, cols: list[str]) -> list[dict[str, st
 
 
 def add_roads(b: Builder, roads: gpd.GeoDataFrame) -> None:
+    if len(roads) > b.compact["roads"]:
+        add_main_roads(b, roads, _ROAD_WEIGHT)
+        return
     web = b.web(roads, "roads")
     styles = [
         {"color": "#8c8c8c", "weight": _ROAD_WEIGHT.get(str(c), 1.5), "opacity": 0.8}
@@ -233,16 +242,16 @@ def add_fiber(b: Builder, fiber: gpd.GeoDataFrame) -> None:
 
 
 def add_backbone(b: Builder, backbone: gpd.GeoDataFrame) -> None:
+    if len(backbone) > b.compact["backbone"]:
+        add_backbone_merged(b, backbone)
+        return
     web = b.web(backbone, "backbone")
     status = link_status(web)
     users = link_users(web)
     plans = [str(p) for p in column(web, "plan", "")]
-    styles = []
-    for st, ops, plan in zip(status, users, plans, strict=True):
-        weight, dash, _ = LINK_STATUS.get(st, (*OTHER_STATUS, st))
-        shared = len(ops) != 1 and plan != "separate"
-        colour = JOINT_COLOUR if shared else b.colour(ops[0] if ops else "")
-        styles.append({"color": colour, "weight": weight, "opacity": 0.9, "dashArray": dash})
+    styles = [
+        link_style(b, plan, st, ops) for st, ops, plan in zip(status, users, plans, strict=True)
+    ]
     length = pd.to_numeric(column(web, "length_m"), errors="coerce").astype(float)
     tooltip = [
         {
@@ -263,16 +272,10 @@ def add_backbone(b: Builder, backbone: gpd.GeoDataFrame) -> None:
             groups.setdefault(("separate", ops[0] if ops else ""), []).append(i)
         else:
             groups.setdefault((plan, ""), []).append(i)
-    order = sorted(groups, key=lambda k: (k[0] == "separate", k[0] != "joint", k))
     popups = attributes(web)
-    for plan, op in order:
+    for plan, op in sorted(groups, key=backbone_layer_order):
         pick = groups[(plan, op)]
-        if plan == "separate":
-            name, key, show = f"Backbone – separate: {op}", f"backbone:separate:{op}", False
-        elif plan:
-            name, key, show = f"Backbone – {plan} plan", f"backbone:{plan}", True
-        else:
-            name, key, show = "Backbone links", "backbone", True
+        name, key, show = backbone_layer(plan, op)
         fg = b.group(name, key, show=show)
         b.geojson(
             fg,
@@ -282,12 +285,7 @@ def add_backbone(b: Builder, backbone: gpd.GeoDataFrame) -> None:
             popup=[popups[i] for i in pick],
             tooltip=[tooltip[i] for i in pick],
         )
-    b.head("Backbone links")
-    b.line_swatch(JOINT_COLOUR, 4, None, "joint (shared trench); operator colour = one operator")
-    known = list(LINK_STATUS)
-    for st in sorted(set(status), key=lambda s: (known.index(s) if s in known else len(known), s)):
-        weight, dash, label = LINK_STATUS.get(st, (*OTHER_STATUS, st))
-        b.line_swatch("#444444", weight, dash, label)
+    backbone_legend(b, status)
 
 
 def add_pois(b: Builder, pois: gpd.GeoDataFrame) -> None:
@@ -348,6 +346,9 @@ def _poi_level(row: Any) -> str:
 def add_towers(b: Builder, towers: gpd.GeoDataFrame) -> None:
     if "operator" not in towers.columns:
         raise ValueError("towers need an 'operator' column")
+    if len(towers) > b.compact["towers"]:
+        add_towers_canvas(b, towers)
+        return
     colocated = operators_at_location(towers)
     tenants = pd.to_numeric(column(towers, "tenants", 1), errors="coerce").fillna(1)
     shared_all = (tenants > 1) | (colocated > 1)

@@ -18,8 +18,9 @@ import numpy as np
 
 from telcoplan import outputs
 from telcoplan.errors import InputFileError
+from telcoplan.maps._raster import MAX_PIXELS
 
-__all__ = ["MAP_LAYERS", "PlanLayers", "read_plan_layers"]
+__all__ = ["MAP_LAYERS", "PlanLayers", "read_display_signal", "read_plan_layers"]
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,52 @@ def read_plan_layers(
         summary = outputs.read_summary(path) if path.exists() else {}
     return PlanLayers(
         vectors=vectors,
-        signal=outputs.read_signal(out) if signal else {},
+        signal=read_display_signal(out) if signal else {},
         summary=dict(summary or {}),
     )
+
+
+def read_display_signal(
+    out_dir: str | os.PathLike, max_pixels: int = MAX_PIXELS
+) -> dict[str, tuple[np.ndarray, Any]]:
+    """Operator → (received power in dBm, NaN = no signal; georeferencing) of the run's
+    ``signal_<operator>.tif`` (per-technology rasters left out), sorted by operator, as the map
+    needs them: a raster more than twice ``max_pixels`` on its longest side is read decimated.
+
+    The map draws at most ``max_pixels`` on a side (:func:`telcoplan.maps._raster.warp_for_leaflet`),
+    so a raster of ``n`` cells on its longest side is read on a grid of the same CRS and
+    origin with cells ``k = n // max_pixels`` times larger (nearest neighbour: every value is
+    one of the raster's own), never whole: a national signal raster of 5,900² cells (280 MB
+    as float64) is read as 2,950² (70 MB). Smaller rasters are read as they are
+    (:func:`telcoplan.outputs.read_signal` gives the same).
+    """
+    from affine import Affine
+    from pyproj import CRS
+
+    from telcoplan.gis.grid import GridSpec
+    from telcoplan.gis.raster import open_raster, read_raster, read_raster_on_grid
+
+    signal: dict[str, tuple[np.ndarray, Any]] = {}
+    for path, name in outputs.per_operator_rasters(out_dir, "signal"):
+        with open_raster(path) as src:
+            tags, crs, t = src.tags(), src.crs.to_string(), src.transform
+            width, height = src.width, src.height
+        if tags.get("technology"):
+            continue
+        operator = tags.get("operator") or name
+        k = max(width, height) // max_pixels
+        if k < 2 or not CRS.from_user_input(crs).is_projected or t.b or t.d or t.e >= 0:
+            values, info, _ = read_raster(path)
+            signal[operator] = (values, info)
+            continue
+        coarse = GridSpec(
+            crs=crs,
+            transform=Affine(t.a * k, 0.0, t.c, 0.0, t.e * k, t.f),
+            width=-(-width // k),
+            height=-(-height // k),
+        )
+        log.debug(
+            "map: %s read at 1/%d resolution (%d x %d)", path.name, k, coarse.width, coarse.height
+        )
+        signal[operator] = (read_raster_on_grid(path, coarse, resampling="nearest"), coarse)
+    return dict(sorted(signal.items()))

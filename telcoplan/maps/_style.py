@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -56,6 +58,7 @@ LINK_STATUS: dict[str, tuple[float, str | None, str]] = {
 #: Style of a link status not in :data:`LINK_STATUS`.
 OTHER_STATUS: tuple[float, str | None] = (3.0, "1 4")
 NO_DATA_COLOUR = "#bdbdbd"
+_T = TypeVar("_T")
 ANY_COLOUR = "#08519c"
 JOINT_COLOUR = "#000000"
 GAP_COLOUR = "#d7301f"
@@ -116,21 +119,33 @@ def truthy(value: object) -> bool:
     return not _missing(value) and bool(value)
 
 
+def _per_value(values: pd.Series, func: Callable[[object], _T], missing: _T) -> list[_T]:
+    """``func`` of each value, computed once per distinct value (``missing`` for NaN/None):
+    backbone columns hold a handful of distinct texts over hundreds of thousands of links."""
+    codes, uniques = pd.factorize(values, sort=False, use_na_sentinel=True)
+    done = [func(u) for u in uniques]
+    return [done[c] if c >= 0 else missing for c in codes]
+
+
 def link_status(links: gpd.GeoDataFrame) -> list[str]:
     """Status of each backbone link, lower case: the ``status`` column (default ``new``),
     ``ring`` where a boolean ``ring`` column is true."""
-    col = links["status"] if "status" in links.columns else [None] * len(links)
-    status = ["new" if _missing(s) else str(s).strip().lower() for s in col]
+    if "status" in links.columns:
+        status = _per_value(links["status"].astype(object), lambda s: str(s).strip().lower(), "new")
+    else:
+        status = ["new"] * len(links)
     if "ring" in links.columns:
-        status = ["ring" if truthy(r) else s for s, r in zip(status, links["ring"], strict=True)]
+        ring = _per_value(links["ring"].astype(object), truthy, False)
+        status = ["ring" if r else s for s, r in zip(status, ring, strict=True)]
     return status
 
 
 def link_users(links: gpd.GeoDataFrame) -> list[list[str]]:
-    """Operators of each backbone link (``operators`` ``"A;B"``, else ``operator``)."""
+    """Operators of each backbone link (``operators`` ``"A;B"``, else ``operator``); links
+    with the same text share one list (do not modify it)."""
     for col in ("operators", "operator"):
         if col in links.columns:
-            return [split_ops(v) for v in links[col]]
+            return _per_value(links[col].astype(object), split_ops, [])
     return [[] for _ in range(len(links))]
 
 

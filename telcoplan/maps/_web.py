@@ -27,6 +27,7 @@ __all__ = [
     "esc",
     "feature_collection",
     "fmt",
+    "fmt_text",
     "operator_colours",
     "to_web",
     "union_bounds",
@@ -76,6 +77,12 @@ def fmt(value: object, unit: str = "") -> str:
     Integers get thousands separators, floats up to two decimals (large ones none), booleans
     read ``yes``/``no``; ``unit`` is appended after a space.
     """
+    return esc(fmt_text(value, unit))
+
+
+def fmt_text(value: object, unit: str = "") -> str:
+    """The text of :func:`fmt` before HTML escaping: for data that a script of the page puts
+    into HTML itself (it escapes it then) and for JSON."""
     if hasattr(value, "item") and callable(value.item) and np.ndim(value) == 0:
         value = value.item()  # numpy scalar
     if _is_missing(value):
@@ -91,7 +98,7 @@ def fmt(value: object, unit: str = "") -> str:
         text = f"{v:,.0f}" if abs(v) >= 1000 else f"{v:,.2f}".rstrip("0").rstrip(".")
     else:
         text = str(value)
-    return esc(f"{text} {unit}" if unit else text)
+    return f"{text} {unit}" if unit else text
 
 
 def operator_colours(*names: Iterable[object]) -> dict[str, str]:
@@ -101,13 +108,19 @@ def operator_colours(*names: Iterable[object]) -> dict[str, str]:
 
 
 def to_web(
-    gdf: gpd.GeoDataFrame, *, tolerance_m: float = 20.0, what: str = "layer"
+    gdf: gpd.GeoDataFrame,
+    *,
+    tolerance_m: float = 20.0,
+    what: str = "layer",
+    preserve_topology: bool = True,
 ) -> tuple[gpd.GeoDataFrame, LatLonBounds | None]:
     """The only place where map geometries are reprojected to EPSG:4326.
 
     Lines and polygons are first simplified with ``tolerance_m`` metres in a projected CRS
     (the layer's own, or its local UTM zone when it is geographic), then reprojected, and
     coordinates rounded to 1e-5 degree (about 1 m); null and empty geometries are dropped.
+    ``preserve_topology=False`` simplifies each line on its own (Douglas-Peucker; much faster
+    on lines of many thousand parts, whose parts may then cross; for lines only).
     Returns a new frame (the input is not modified) and its bounds flipped to Leaflet's
     ``[[south, west], [north, east]]`` (None when nothing is left).
 
@@ -128,7 +141,7 @@ def to_web(
     if tolerance_m > 0 and len(geoms) and not geoms.geom_type.isin(["Point", "MultiPoint"]).all():
         if not CRS.from_user_input(gdf.crs).is_projected:
             geoms = geoms.to_crs(geoms.estimate_utm_crs())
-        geoms = geoms.simplify(tolerance_m, preserve_topology=True)
+        geoms = geoms.simplify(tolerance_m, preserve_topology=preserve_topology)
     geoms = geoms.to_crs("EPSG:4326")
     rounded = shapely.transform(
         geoms.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS), include_z=False
