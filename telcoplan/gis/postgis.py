@@ -151,20 +151,22 @@ def read_postgis(
     into a GeoDataFrame with a fresh 0..n-1 index.
 
     A table is read in the order of its primary key; a query's rows come in its own order. The
-    one geometry column (PostGIS ``geometry``) becomes the frame's geometry, its SRID the CRS;
-    ``crs`` is the CRS to assign when the SRID is 0, or to use instead of the stated one (with
-    a warning). Queries run in a read-only transaction.
+    one geometry column (PostGIS ``geometry``) becomes the frame's geometry, named ``geometry``
+    and placed last whatever the table calls it, as :func:`~telcoplan.gis.vector.read_vector`
+    gives a file's; its SRID is the CRS. ``crs`` is the CRS to assign when the SRID is 0, or
+    to use instead of the stated one (with a warning). Queries run in a read-only transaction.
 
     The frame's ``attrs["postgis"]`` records the source: ``source`` (what messages call it),
-    ``connection`` (the URL without password), ``table`` or ``sql``, ``primary_key`` (the key columns of a table, or of the
-    table a query selects them from; empty when unknown) and ``sha256`` (a digest of the rows
-    as the database returned them, whatever their order).
+    ``connection`` (the URL without password), ``table`` or ``sql``, ``primary_key`` (the key
+    columns of a table, or of the table a query selects them from; empty when unknown),
+    ``geometry_column`` (the geometry's name in the table or query) and ``sha256`` (a digest
+    of the rows as the database returned them, whatever their order).
 
     Raises
     ------
     telcoplan.errors.DatabaseError
         Cannot connect, no such table, a failing query, no or several geometry columns,
-        several SRIDs.
+        another column named ``geometry``, several SRIDs.
     """
     import geopandas as gpd
     import shapely
@@ -181,15 +183,19 @@ def read_postgis(
         except psycopg.Error as exc:
             raise DatabaseError(f"{where}: {_reason(exc)}") from None
     g = got.geometry
+    if got.names[g] != "geometry" and "geometry" in got.names:
+        raise DatabaseError(
+            f"{got.label}: has a column named geometry that is not its geometry column "
+            f"({got.names[g]} is); give it another name in a query (sql: SELECT …, "
+            f"geometry AS geometry_text, {_quoted(got.names[g])} FROM …)"
+        )
     geoms = shapely.from_wkb([r[g] for r in got.rows], on_invalid="ignore")
     data = {n: [_plain(r[i]) for r in got.rows] for i, n in enumerate(got.names) if i != g}
+    # named and placed as read_vector names a file's geometry (last, `geometry`), whatever
+    # the table calls it: code joining layers with frames made in the run sees one column
     gdf = gpd.GeoDataFrame(
-        data,
-        geometry=gpd.GeoSeries(shapely.set_srid(geoms, 0), name=got.names[g]),
-        crs=got.crs,
+        data, geometry=gpd.GeoSeries(shapely.set_srid(geoms, 0), name="geometry"), crs=got.crs
     )
-    if gdf.geometry.name != got.names[g]:
-        gdf = gdf.rename_geometry(got.names[g])
     gdf = assign_crs(gdf, crs, source=got.label, stated_by="the geometries' SRID says")
     gdf.attrs["postgis"] = {
         "source": got.label,
@@ -197,6 +203,7 @@ def read_postgis(
         "table": got.table,
         "sql": None if sql is None else str(sql),
         "primary_key": list(got.key),
+        "geometry_column": got.names[g],
         "sha256": rows_sha256(got.names, got.rows),
     }
     log.info("%s: %d rows", got.label, len(gdf))

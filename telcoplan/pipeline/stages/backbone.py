@@ -160,7 +160,11 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
     if planned is not None and len(planned.new_towers):
         # the sites stage's plan: its new masts and the operators it adds to existing ones
         added = planned.new_towers.set_index("site_id")[["operator", "geometry"]]
-        towers = pd.concat([towers[["operator", towers.geometry.name]], added.to_crs(towers.crs)])
+        # one geometry column, whatever the towers' own is named
+        mine = towers[["operator", towers.geometry.name]]
+        if mine.geometry.name != "geometry":
+            mine = mine.rename_geometry("geometry")
+        towers = pd.concat([mine, added.to_crs(towers.crs)])
         log.info("backbone: %d planned tenancies of the sites stage included", len(added))
     sites, site_ops = physical_sites(towers)
     # sites beyond max_snap_m of every road (e.g. towers kept outside the study area, whose
