@@ -50,6 +50,7 @@ CASES = {
         r"max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
     ),
     "bench_national.py": (["--sites", "500", "--size", "300"], r"peak resident memory"),
+    "bench_workers.py": (["--scale", "0.03", "--repeat", "1"], r"in-process run \(.*\): True"),
     "bench_backbone_national.py": (["--scale", "0.03"], r"backbone stage: .* s CPU; peak"),
     "bench_sites.py": (["--small", "--repeat", "1"], r"identical selections: True"),
     "bench_review.py": (

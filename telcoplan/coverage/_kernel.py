@@ -51,14 +51,17 @@ __all__ = ["best_server_flat_kernel", "serving_power"]
 
 
 @nb.njit(cache=True, fastmath=FAST, error_model="numpy")
-def _publish(best, server, nr, nc, clutter, use_clutter, out_floor, out_power, out_server, r0, c0):
-    """A tile's result (flat, ``nr`` × ``nc``) into one group's outputs from (``r0``, ``c0``):
-    minus the clutter (same grid as the outputs), NaN / −1 below ``out_floor``."""
+def _publish(
+    best, server, nr, nc, clutter, use_clutter, out_floor, out_power, out_server, r0, c0, o_r, o_c
+):  # fmt: skip
+    """A tile's result (flat, ``nr`` × ``nc``) into one group's outputs from (``o_r``, ``o_c``):
+    minus the clutter (the full grid's, from the tile's first cell ``r0``, ``c0``), NaN / −1
+    below ``out_floor``."""
     nan = np.float32(np.nan)
     floor = np.float32(out_floor)
     for i in range(nr):
-        row_p = out_power[r0 + i, c0 : c0 + nc]
-        row_s = out_server[r0 + i, c0 : c0 + nc]
+        row_p = out_power[o_r + i, o_c : o_c + nc]
+        row_s = out_server[o_r + i, o_c : o_c + nc]
         k = np.uint64(i * nc)  # unsigned: no wraparound test, the loops vectorise
         if use_clutter:
             clut = clutter[r0 + i, c0 : c0 + nc]
@@ -82,7 +85,7 @@ def _tile(
     kind, coef_a, coef_b, closed, no_id, no_tables,
     b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
     n_groups, floor_dbm, out_floor, clutter, use_clutter, do_rank, rank_floor, covered_dbm,
-    out_power, out_server, out_rank,
+    out_r0, out_c0, out_power, out_server, out_rank,
 ):  # fmt: skip
     """One tile of :func:`best_server_flat_kernel` (from row ``r0``, column ``c0``).
 
@@ -160,7 +163,7 @@ def _tile(
                 low_rank = min_rank(rank)
         _publish(
             best, server, nr, nc, clutter, use_clutter, out_floor, out_power[g], out_server[g],
-            r0, c0,
+            r0, c0, r0 - out_r0, c0 - out_c0,
         )  # fmt: skip
     if not do_rank:
         return evaluated
@@ -185,7 +188,7 @@ def _tile(
         low_rank = min_rank(rank)
     for i in range(nr):
         for c in range(nc):
-            out_rank[r0 + i, c0 + c] = rank[i * nc + c]
+            out_rank[r0 - out_r0 + i, c0 - out_c0 + c] = rank[i * nc + c]
     return evaluated
 
 
@@ -196,10 +199,17 @@ def best_server_flat_kernel(
     kind, coef_a, coef_b, closed,
     b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
     n_groups, floor_dbm, out_floor, clutter, use_clutter, do_rank, rank_floor, covered_dbm,
-    out_power, out_server, out_rank, out_done,
+    out_r0, out_c0, out_power, out_server, out_rank, out_done,
 ):  # fmt: skip
     """Fill ``out_power`` (n_groups, H, W) and ``out_server`` on the given tiles; with
     ``do_rank``, ``out_rank`` (H, W) too.
+
+    The tiles (first cells ``tile_r0``, ``tile_c0``) are tiles of the full grid (``height`` ×
+    ``width`` cells of ``res`` m from the corner ``x0``, ``y0``): every coordinate is computed
+    from it, and ``clutter`` is on it. The outputs may cover only part of it: cell (r, c) of the
+    grid goes to ``[r − out_r0, c − out_c0]`` (0, 0 and full-size outputs for the whole grid;
+    a window from ``out_r0``, ``out_c0`` holding the given tiles for a part of it: the same
+    values, to the bit).
 
     ``out_power`` gets the best power minus ``clutter`` (when ``use_clutter``), NaN where no
     tower reaches or the result is below ``out_floor``; ``out_server`` the tower's position, −1
@@ -225,7 +235,7 @@ def best_server_flat_kernel(
             kind, coef_a, coef_b, closed, no_id, no_tables,
             b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
             n_groups, floor_dbm, out_floor, clutter, use_clutter, do_rank, rank_floor,
-            covered_dbm, out_power, out_server, out_rank,
+            covered_dbm, out_r0, out_c0, out_power, out_server, out_rank,
         )  # fmt: skip
 
 

@@ -271,7 +271,7 @@ def closed_loss(q, a1, b1, c1, a2, b2, a3, b3, dz2, bp2, kc):
     """A closed-form loss (dB; kind 1) at q = d2D² (m², ≥ 1), float64 arithmetic on float32
     logarithms (:func:`log2_f32`; error < 1e-5 dB here):
     max(q ≤ bp2 ? a1 + b1 log10 d3 + c1 d3 : a2 + b2 log10 d3, a3 + b3 log10 d3) + kc log10 √q,
-    d3² = q + dz2 (a row of ``bestserver._closed_form``: the 3GPP TR 38.901 models, free
+    d3² = q + dz2 (a row of ``_loss_params.closed_form``: the 3GPP TR 38.901 models, free
     space). Scalars only: an array passed to an inlined function costs reference counts."""
     s = q + dz2
     u = 0.5 * _LOG10_2 * np.float64(log2_f32(np.float32(s)))  # log10 d3

@@ -120,10 +120,15 @@ def best_server_terrain_kernel(
     n_groups, floor_dbm,
     dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
     clutter, use_clutter, do_rank, do_flat, rank_floor, covered_dbm,
-    out_power, out_server, out_rank, out_flat, out_done,
+    out_r0, out_c0, out_power, out_server, out_rank, out_flat, out_done,
 ):  # fmt: skip
     """Fill ``out_power`` (n_groups, H, W; −inf where unreached) and ``out_server`` (−1); with
     ``do_rank`` ``out_rank`` (H, W), with ``do_flat`` ``out_flat`` (H, W) too.
+
+    The tiles are tiles of the full grid (``height`` × ``width`` cells of ``res`` m from the
+    corner ``x0``, ``y0``), and so are ``dem``, ``bmax`` and ``clutter``: every coordinate is
+    computed from the full grid. The outputs may hold only part of it: cell (r, c) goes to
+    ``[r − out_r0, c − out_c0]`` (0, 0 for full-size outputs), the same values to the bit.
 
     A tile's candidates come from the bucket grid of the towers (``b_ptr``/``b_ids``, as the
     flat kernel's) with their first bounds, and each group's towers are taken by decreasing
@@ -176,7 +181,7 @@ def best_server_terrain_kernel(
                 n_groups, floor_dbm,
                 dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
                 clutter, use_clutter, do_rank, do_flat, rank_floor, covered_dbm,
-                out_power, out_server, out_rank, out_flat, buf, no_horizon, seeds,
+                out_r0, out_c0, out_power, out_server, out_rank, out_flat, buf, no_horizon, seeds,
             )  # fmt: skip
 
 
@@ -254,10 +259,10 @@ def _tile(
     n_groups, floor_dbm,
     dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
     clutter, use_clutter, do_rank, do_flat, rank_floor, covered_dbm,
-    out_power, out_server, out_rank, out_flat, buf, no_horizon, seeds,
+    out_r0, out_c0, out_power, out_server, out_rank, out_flat, buf, no_horizon, seeds,
 ):  # fmt: skip
-    """One tile (from row ``r0``, column ``c0``), every group: returns the number of (tower,
-    tile) evaluations."""
+    """One tile (from row ``r0``, column ``c0``), every group, into the outputs from
+    (``out_r0``, ``out_c0``): returns the number of (tower, tile) evaluations."""
     evaluated = 0
     r1, c1 = min(r0 + tsize, height), min(c0 + tsize, width)
     nr, nc = r1 - r0, c1 - c0
@@ -282,6 +287,7 @@ def _tile(
     if ranked and use_clutter:
         clut[:, :] = clutter[r0:r1, c0:c1]
     covf = np.float32(covered_dbm)
+    o_r, o_c = r0 - out_r0, c0 - out_c0  # the tile's first cell in the outputs
     low_rank = -1  # the lowest rank of the tile's cells
     done = np.zeros(m, dtype=np.bool_)  # evaluated on the tile already
     for g in range(n_groups):
@@ -319,8 +325,8 @@ def _tile(
                 low_rank = min_rank(rank.ravel())
         for i in range(nr):
             for c in range(nc):
-                out_power[g, r0 + i, c0 + c] = best[i, c]
-                out_server[g, r0 + i, c0 + c] = server[i, c]
+                out_power[g, o_r + i, o_c + c] = best[i, c]
+                out_server[g, o_r + i, o_c + c] = server[i, c]
     if do_rank:
         # the towers no group evaluated, by decreasing bound, while one may raise a rank
         order = np.argsort(-bound)
@@ -345,22 +351,23 @@ def _tile(
             low_rank = min_rank(rank.ravel())
         for i in range(nr):
             for c in range(nc):
-                out_rank[r0 + i, c0 + c] = rank[i, c]
+                out_rank[o_r + i, o_c + c] = rank[i, c]
     if do_flat:
         evaluated += _flat_cover(
-            cands, bound, xs, ys, r0, c0, nr, nc, x0, res, tx, ty, dh, azimuth, beam, tilt,
-            towers, rank_floor, covf, clut, out_flat,
+            cands, bound, xs, ys, c0, o_r, o_c, nr, nc, x0, res, tx, ty, dh, azimuth, beam,
+            tilt, towers, rank_floor, covf, clut, out_flat,
         )  # fmt: skip
     return evaluated
 
 
 @nb.njit(cache=True)
 def _flat_cover(
-    cands, bound, xs, ys, r0, c0, nr, nc, x0, res, tx, ty, dh, azimuth, beam, tilt,
+    cands, bound, xs, ys, c0, o_r, o_c, nr, nc, x0, res, tx, ty, dh, azimuth, beam, tilt,
     towers, floor, covf, clut, out_flat,
 ):  # fmt: skip
     """Whether some tower's flat-earth power less the clutter reaches ``covf`` on each cell
-    of a tile, into ``out_flat``: the flat kernel's float32 evaluation
+    of a tile (first grid column ``c0``), into ``out_flat`` from (``o_r``, ``o_c``): the flat
+    kernel's float32 evaluation
     (:func:`telcoplan.coverage._kernel_common.flat_tower`) of the tile's candidates by
     decreasing bound (their patterns' bounds with the vertical pattern: flat earth), until
     every cell is covered or no bound can beat the weakest cell (or ``floor``). Returns the
@@ -402,7 +409,7 @@ def _flat_cover(
             break
     for i in range(nr):
         for c in range(nc):
-            out_flat[r0 + i, c0 + c] = best[i * nc + c] - flat_clut[i * nc + c] >= covf
+            out_flat[o_r + i, o_c + c] = best[i * nc + c] - flat_clut[i * nc + c] >= covf
     return evaluated
 
 

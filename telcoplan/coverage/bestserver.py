@@ -13,18 +13,29 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from telcoplan.coverage._loss_params import TABLE_STEP, model_parameters
 from telcoplan.coverage.antenna import PHI_3DB_DEG
-from telcoplan.coverage.propagation import MODELS, path_loss
+from telcoplan.coverage.propagation import MODELS
 from telcoplan.errors import CRSError
 from telcoplan.gis.crs import crs_name, same_crs
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["DEFAULT_RADIUS_KM", "SignalResult", "auto_models", "best_server", "default_radius_km"]
+__all__ = [
+    "DEFAULT_RADIUS_KM",
+    "BestServerJob",
+    "SignalBlock",
+    "SignalResult",
+    "auto_models",
+    "best_server",
+    "default_radius_km",
+    "prepare_best_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +46,6 @@ DEFAULT_RADIUS_KM: tuple[tuple[float, float], ...] = (
     (3000.0, 8.0),  # 2600 MHz
     (math.inf, 5.0),  # 3.5 GHz and up
 )
-_LOG_LINEAR = ("hata", "cost231")
-_TABLE_STEP = 1e-3  # decades of distance between path-loss table samples
 _PROGRESS_S = 5.0  # seconds between progress messages of a long run
 _PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 
@@ -121,165 +130,221 @@ def auto_models(freq_mhz: np.ndarray, environment: Sequence[str]) -> np.ndarray:
     return np.where(f <= 1500.0, "hata", np.where(f <= 2000.0, "cost231", high)).astype(object)
 
 
-#: Columns of the closed-form coefficients (:func:`_closed_form`), the loss in dB with d3 the 3D
-#: distance (m) and q the squared horizontal distance (m², at least 1):
-#: max(q ≤ BP2 ? A1 + B1 log10 d3 + C1 d3 : A2 + B2 log10 d3, A3 + B3 log10 d3) + KC log10 √q.
-_CLOSED_COLUMNS = ("A1", "B1", "C1", "A2", "B2", "A3", "B3", "DZ2", "BP2", "KC")
+def best_server(
+    towers: gpd.GeoDataFrame,
+    grid: GridSpec,
+    *,
+    progress_label: str = "best server",
+    client: Any = None,
+    **options: Any,
+) -> SignalResult:
+    """Best received power and serving site per group (operator) on every cell of ``grid``.
 
+    Parameters
+    ----------
+    towers, grid, options
+        The towers, the grid and the options (``model``, ``environment``, ``h_rx_m``,
+        ``max_radius_km``, ``group_by``, ``floor_dbm``, ``tile_size``, ``validity``,
+        ``calibration``, ``dem``, ``diffraction``, ``clutter_db``, ``coverage_rank``,
+        ``coverage_dbm``) of :func:`prepare_best_server`, which documents them.
+    progress_label
+        How the progress messages of a long run (every few seconds, with an estimate of the
+        time left) name the computation.
+    client
+        A ``distributed.Client``: the tiles are computed on its cluster, in blocks
+        (:func:`telcoplan.coverage.tiled.map_blocks`), with the same result to the bit. None
+        (default): in this process, on numba's threads.
 
-def _closed_form(
-    model: str, freq: np.ndarray, h_tx: np.ndarray, h_rx: float, calibration
-) -> np.ndarray:
-    """Per-tower coefficients (n, 10; :data:`_CLOSED_COLUMNS`) of ``model``'s loss in closed form.
-
-    The distance term of the 3GPP TR 38.901 models is piecewise linear in log10 d3D (d3D² =
-    d2D² + (h_BS − h_UT)²): the LOS pieces before and after the breakpoint (selected by the
-    horizontal distance, as :func:`telcoplan.coverage.propagation.path_loss` does), and NLOS
-    = max(LOS, a third line); RMa's first piece also has a term linear in d3D. Free space is
-    one line. A calibration (a, b) adds a + b log10(d2D / 1 km) to every piece.
+    Returns
+    -------
+    SignalResult
 
     Notes
     -----
-    3GPP TR 38.901 v17 Table 7.4.1-1, as in :mod:`telcoplan.coverage.propagation`:
+    The kernels (:mod:`telcoplan.coverage._kernel` on flat earth,
+    :mod:`telcoplan.coverage._kernel_terrain` with a DEM) are exact: they return the same
+    maximum as evaluating every tower at every cell within its radius, but prune towers per tile
+    with an upper bound on the power they can deliver there. Hata-family losses are evaluated
+    from their exact form A + B log10(d). On flat earth, the 3GPP models and free space are
+    evaluated in closed form (:func:`telcoplan.coverage._loss_params.closed_form`: pieces
+    linear in log10 d3D, RMa's term linear in d3D, the breakpoint decided per run of cells),
+    in float32 (≈ 1e-4 dB). With a
+    DEM they are read from float32 tables sampled every 0.001 decade of distance, one per
+    distinct frequency and height (to 1 cm), interpolated linearly (error < 0.005 dB).
 
-    - UMa (h_E = 1 m): PL1 = 28 + 22 log d3 + 20 log fc; PL2 = 28 + 40 log d3 + 20 log fc
-      − 9 log(d'BP² + Δh²), d'BP = 4 (h_BS − 1)(h_UT − 1) f / c; NLOS 13.54 + 39.08 log d3
-      + 20 log fc − 0.6 (h_UT − 1.5);
-    - RMa (h = 5 m, W = 20 m): PL1 = 20 log(40π d3 fc / 3) + min(0.03 h^1.72, 10) log d3
-      − min(0.044 h^1.72, 14.77) + 0.002 log(h) d3; PL2 = PL1(dBP) + 40 log(d3 / dBP),
-      dBP = 2π h_BS h_UT f / c; NLOS 161.04 − 7.1 log W + 7.5 log h − (24.37 − 3.7 (h/h_BS)²)
-      log h_BS + (43.42 − 3.1 log h_BS)(log d3 − 3) + 20 log fc − (3.2 (log 11.75 h_UT)² − 4.97);
-    - free space (ITU-R P.525): 32.45 + 20 log f(MHz) + 20 log d3(km).
+    Every tile is computed alone, from candidates read in buckets of the towers over the whole
+    grid and from the whole grid's coordinates, so that a block of tiles (a worker's task)
+    gives the same bits as the run over the whole grid.
     """
-    from telcoplan.coverage.propagation import SPEED_OF_LIGHT
+    return prepare_best_server(towers, grid, **options).signal(
+        progress_label=progress_label, client=client
+    )
 
-    n = len(freq)
-    out = np.zeros((n, len(_CLOSED_COLUMNS)))
-    fc = freq / 1000.0  # GHz
-    dz = h_tx - h_rx
-    out[:, 7] = dz * dz
-    out[:, 5] = -np.inf  # no NLOS line
-    bp = np.full(n, np.inf)  # no breakpoint: the first piece everywhere
-    if model == "fspl":
-        out[:, 0] = 32.45 + 20.0 * np.log10(freq) - 60.0  # d in m
-        out[:, 1] = 20.0
-    elif model == "3gpp-uma":
-        bp = 4.0 * (h_tx - 1.0) * (h_rx - 1.0) * (freq * 1e6) / SPEED_OF_LIGHT
-        out[:, 0] = 28.0 + 20.0 * np.log10(fc)
-        out[:, 1] = 22.0
-        out[:, 3] = out[:, 0] - 9.0 * np.log10(bp * bp + dz * dz)
-        out[:, 4] = 40.0
-        out[:, 5] = 13.54 + 20.0 * np.log10(fc) - 0.6 * (h_rx - 1.5)
-        out[:, 6] = 39.08
-    elif model == "3gpp-rma":
-        h, w = 5.0, 20.0
-        bp = 2.0 * np.pi * h_tx * h_rx * (freq * 1e6) / SPEED_OF_LIGHT
-        k = min(0.03 * h**1.72, 10.0)
-        out[:, 0] = 20.0 * np.log10(40.0 * np.pi * fc / 3.0) - min(0.044 * h**1.72, 14.77)
-        out[:, 1] = 20.0 + k
-        out[:, 2] = 0.002 * np.log10(h)
-        pl1_bp = out[:, 0] + out[:, 1] * np.log10(bp) + out[:, 2] * bp
-        out[:, 3] = pl1_bp - 40.0 * np.log10(bp)
-        out[:, 4] = 40.0
-        b3 = 43.42 - 3.1 * np.log10(h_tx)
-        out[:, 5] = (
-            161.04
-            - 7.1 * np.log10(w)
-            + 7.5 * np.log10(h)
-            - (24.37 - 3.7 * (h / h_tx) ** 2) * np.log10(h_tx)
-            - 3.0 * b3
-            + 20.0 * np.log10(fc)
-            - (3.2 * np.log10(11.75 * h_rx) ** 2 - 4.97)
+
+def _signal_task(job: BestServerJob, block: tuple[int, int, int, int]) -> SignalBlock:
+    """A worker's task of :func:`best_server` on a cluster: one block of tiles."""
+    return job.block(*block)
+
+
+class SignalBlock(NamedTuple):
+    """The kernels' outputs on a block of whole tiles (rows × columns of the grid).
+
+    ``power`` float32 and ``server`` int32 (n_groups, rows, columns) as
+    :class:`SignalResult`'s; ``best_rank`` int8 and ``flat_covered`` bool (rows, columns),
+    or (1, 1) placeholders when not asked for; ``evaluated`` the tower-tile evaluations.
+    """
+
+    power: np.ndarray
+    server: np.ndarray
+    best_rank: np.ndarray
+    flat_covered: np.ndarray
+    evaluated: int
+
+
+@dataclass(frozen=True, eq=False)
+class BestServerJob:
+    """A best-server computation prepared for the whole grid, ready to compute any block of
+    whole tiles (:func:`prepare_best_server`): the towers' parameters, the bucket grid of the
+    towers, the DEM (full size), its block maxima and the clutter (full size).
+
+    A block's tiles are the whole grid's tiles and see the same candidates in the same order,
+    their cells' coordinates computed from the whole grid's transform: any block gives the
+    bits of the whole run on its cells. Picklable (numpy arrays and numbers, the kernels found
+    by name), so that a cluster's workers receive it once.
+    """
+
+    grid: GridSpec
+    groups: tuple[str, ...]
+    site_ids: np.ndarray
+    tile_size: int
+    floor_dbm: float
+    do_rank: bool
+    do_flat: bool
+    clutter: np.ndarray | None
+    #: the kernel's arguments between the tiles and the outputs; () without towers
+    kernel_args: tuple = ()
+    use_dem: bool = False
+
+    @property
+    def n_towers(self) -> int:
+        return len(self.site_ids)
+
+    def signal(self, *, progress_label: str = "best server", client: Any = None) -> SignalResult:
+        """The whole grid's result: in this process (a watcher thread logs the progress), or
+        with a ``client`` block by block on its cluster (:mod:`telcoplan.coverage.tiled`), the
+        same bits."""
+        height, width = self.grid.shape
+        if client is None or not self.n_towers:
+            return self.result(self.block(0, height, 0, width, progress_label=progress_label))
+        from telcoplan.coverage.tiled import map_blocks
+
+        full = self.empty_block()
+        evaluated = 0
+        for (r0, _, c0, _), part in map_blocks(
+            client, self, _signal_task, self.grid.shape, self.tile_size, progress_label
+        ):
+            self.place(full, part, r0, c0)
+            evaluated += part.evaluated
+        return self.result(full._replace(evaluated=evaluated))
+
+    def block(
+        self, r0: int, r1: int, c0: int, c1: int, *, progress_label: str | None = None
+    ) -> SignalBlock:
+        """Compute the tiles of rows ``r0:r1`` and columns ``c0:c1`` of the grid (``r0``,
+        ``c0`` multiples of the tile size; ``r1``, ``c1`` too or the grid's edge).
+
+        With ``progress_label``, a watcher thread logs the progress every few seconds (the
+        in-process run); numba's threads take the tiles one at a time either way.
+        """
+        import numba
+
+        ts = self.tile_size
+        height, width = self.grid.shape
+        if r0 % ts or c0 % ts or (r1 % ts and r1 != height) or (c1 % ts and c1 != width):
+            raise ValueError(
+                f"block rows {r0}:{r1}, columns {c0}:{c1} is not made of whole tiles of {ts} "
+                f"cells of the {height} x {width} grid"
+            )
+        out = self.empty_block(r1 - r0, c1 - c0, filled=not self.n_towers)
+        power, server, best_rank, flat_covered, _ = out
+        evaluated = 0
+        if self.n_towers:
+            r0s, c0s = np.meshgrid(np.arange(r0, r1, ts), np.arange(c0, c1, ts), indexing="ij")
+            tile_r0, tile_c0 = r0s.ravel().astype(np.int64), c0s.ravel().astype(np.int64)
+            outputs = (r0, c0, power, server, best_rank)
+            if self.use_dem:
+                from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel as kernel
+
+                outputs = (*outputs, flat_covered)
+            else:
+                from telcoplan.coverage._kernel import best_server_flat_kernel as kernel
+
+            def run_tiles(tr0, tc0, done):
+                kernel(tr0, tc0, *self.kernel_args, *outputs, done)
+
+            if progress_label is not None:
+                evaluated = _run_watched(tile_r0, tile_c0, run_tiles, progress_label)
+            else:
+                done = np.full(len(tile_r0), -1, dtype=np.int64)
+                with numba.parallel_chunksize(1):
+                    run_tiles(tile_r0, tile_c0, done)
+                evaluated = int(done.sum())
+        if self.use_dem or not self.n_towers:  # the flat kernel applied the clutter and floor
+            for g in range(len(self.groups)):  # one group at a time: no full-size temporaries
+                if self.clutter is not None:
+                    power[g] -= self.clutter[r0:r1, c0:c1]
+                low = ~(power[g] >= self.floor_dbm)
+                server[g][low] = -1
+                power[g][low] = np.nan
+        return out._replace(evaluated=evaluated)
+
+    def empty_block(
+        self, rows: int | None = None, columns: int | None = None, *, filled: bool = False
+    ) -> SignalBlock:
+        """Outputs for ``rows`` × ``columns`` cells (default: the grid), uninitialised (the
+        kernels write every cell) or, with ``filled``, NaN / −1 (no signal)."""
+        height, width = self.grid.shape
+        shape = (
+            len(self.groups),
+            height if rows is None else rows,
+            width if columns is None else columns,
         )
-        out[:, 6] = b3
-    else:
-        raise ValueError(f"no closed form for {model!r}")
-    # the first piece up to the breakpoint (horizontal distance ≥ 1 m: none below 1 m)
-    out[:, 8] = np.where(bp >= 1.0, bp * bp, -1.0)
-    if calibration is not None:  # + a + b (log10 d2D − 3), on every piece
-        a, b = calibration
-        out[:, [0, 3, 5]] += a - 3.0 * b
-        out[:, 9] = b
-    return out
+        if filled:
+            power = np.full(shape, np.nan, dtype=np.float32)
+            server = np.full(shape, -1, dtype=np.int32)
+        else:
+            power = np.empty(shape, dtype=np.float32)
+            server = np.empty(shape, dtype=np.int32)
+        # the kernels write every cell of the rasters they are given (placeholders otherwise)
+        best_rank = np.full(shape[1:] if self.do_rank else (1, 1), -1, dtype=np.int8)
+        flat_covered = np.zeros(shape[1:] if self.do_flat else (1, 1), dtype=np.bool_)
+        return SignalBlock(power, server, best_rank, flat_covered, 0)
 
+    def place(self, full: SignalBlock, part: SignalBlock, r0: int, c0: int) -> None:
+        """Copy a block's outputs (from row ``r0``, column ``c0``) into the grid's."""
+        rows, cols = part.power.shape[1:]
+        full.power[:, r0 : r0 + rows, c0 : c0 + cols] = part.power
+        full.server[:, r0 : r0 + rows, c0 : c0 + cols] = part.server
+        if self.do_rank:
+            full.best_rank[r0 : r0 + rows, c0 : c0 + cols] = part.best_rank
+        if self.do_flat:
+            full.flat_covered[r0 : r0 + rows, c0 : c0 + cols] = part.flat_covered
 
-def _model_parameters(
-    models: np.ndarray,
-    freq: np.ndarray,
-    h_tx: np.ndarray,
-    h_rx: float,
-    environment: Sequence[str],
-    radius_m: np.ndarray,
-    validity: str,
-    calibration: tuple[float, float] | None = None,
-    tabulate: bool = False,
-):
-    """Per-tower path-loss parameters for the kernels: ``kind`` 0 (log-linear, the Hata family:
-    ``coef_a``, ``coef_b``) or 1 (closed form, :func:`_closed_form`; with ``tabulate`` also
-    tables for the terrain kernel, ``table_id`` and ``tables``)."""
-    n = len(freq)
-    kind = np.zeros(n, dtype=np.int8)
-    coef_a = np.zeros(n)
-    coef_b = np.zeros(n)
-    closed = np.zeros((n, len(_CLOSED_COLUMNS)))
-    table_id = np.zeros(n, dtype=np.int64)
-    envs = np.asarray(environment, dtype=object)
-    n_samples = math.ceil(np.log10(max(float(radius_m.max()), 10.0)) / _TABLE_STEP) + 2
-    d_km = 10.0 ** (np.arange(n_samples) * _TABLE_STEP) / 1000.0
-    tables: list[np.ndarray] = []
-    for model in sorted(pd.unique(models)):  # hashing, not an object sort of every tower
-        for env in sorted(pd.unique(envs)):
-            sel = (models == model) & (envs == env)
-            if not sel.any():
-                continue
-            kw = {"h_rx_m": h_rx, "environment": env, "validity": validity, "check_distance": False}
-            if model in _LOG_LINEAR:
-                # L = A + B log10(d_km) exactly: A = L(1 km), B = L(10 km) − L(1 km)
-                a = path_loss(model, distance_km=1.0, freq_mhz=freq[sel], h_tx_m=h_tx[sel], **kw)
-                coef_a[sel] = a
-                kw["validity"] = "ignore"  # checked by the first call
-                coef_b[sel] = (
-                    path_loss(model, distance_km=10.0, freq_mhz=freq[sel], h_tx_m=h_tx[sel], **kw)
-                    - a
-                )
-                continue
-            kind[sel] = 1
-            # validity is checked once for the whole group
-            path_loss(model, distance_km=1.0, freq_mhz=freq[sel], h_tx_m=h_tx[sel], **kw)
-            closed[sel] = _closed_form(model, freq[sel], h_tx[sel], h_rx, calibration)
-            if not tabulate:
-                continue
-            # one table per distinct (frequency, height to 1 cm): with continuous heights this
-            # bounds the table count; 1 cm changes a 3GPP loss by < 0.002 dB
-            keys = pd.MultiIndex.from_arrays([freq[sel], np.round(h_tx[sel], 2)])
-            codes, uniques = pd.factorize(keys)
-            table_id[sel] = codes + len(tables)
-            kw["validity"] = "ignore"
-            f_u = np.array([f for f, _ in uniques], dtype=np.float64)[:, None]
-            h_u = np.array([h for _, h in uniques], dtype=np.float64)[:, None]
-            # one broadcast call for all the distinct towers (a row each), in blocks of rows
-            for i in range(0, len(uniques), 256):
-                block = path_loss(
-                    model,
-                    freq_mhz=f_u[i : i + 256],
-                    distance_km=d_km,
-                    h_tx_m=h_u[i : i + 256],
-                    **kw,
-                )
-                tables += list(block.astype(np.float32))
-    stacked = np.vstack(tables) if tables else np.zeros((1, 2), dtype=np.float32)
-    if calibration is not None:
-        # L_cal = L + a + b log10(d_km); the tables are sampled at log10(d_m) = k * step
-        a, b = calibration
-        coef_a += a
-        coef_b += b
-        stacked = (stacked + a + b * (np.arange(stacked.shape[1]) * _TABLE_STEP - 3.0)).astype(
-            np.float32
+    def result(self, full: SignalBlock) -> SignalResult:
+        """The :class:`SignalResult` of the whole grid's outputs."""
+        return SignalResult(
+            self.grid,
+            self.groups,
+            full.power,
+            full.server,
+            self.site_ids,
+            full.evaluated,
+            full.best_rank if self.do_rank else None,
+            full.flat_covered if self.do_flat else None,
         )
-    return kind, coef_a, coef_b, closed, table_id, stacked
 
 
-def best_server(
+def prepare_best_server(
     towers: gpd.GeoDataFrame,
     grid: GridSpec,
     *,
@@ -295,11 +360,12 @@ def best_server(
     dem: np.ndarray | None = None,
     diffraction: str = "bullington",
     clutter_db: np.ndarray | None = None,
-    progress_label: str = "best server",
     coverage_rank: np.ndarray | None = None,
     coverage_dbm: float = 0.0,
-) -> SignalResult:
-    """Best received power and serving site per group (operator) on every cell of ``grid``.
+) -> BestServerJob:
+    """Everything :func:`best_server` computes before its kernel runs, for the whole grid:
+    the towers' parameters, their buckets, the DEM's block maxima; compute the whole grid with
+    :meth:`BestServerJob.signal`, or any block of whole tiles with :meth:`BestServerJob.block`.
 
     Parameters
     ----------
@@ -337,9 +403,6 @@ def best_server(
         clutter offsets of a calibration on a land-use raster,
         :func:`telcoplan.coverage.calibration.clutter_offset_grid`); NaN = 0. It is the same
         for every tower at a cell, so it changes the power there, not the serving site.
-    progress_label
-        How the progress messages of a long run (every few seconds, with an estimate of the
-        time left) name the computation.
     coverage_rank
         Optional rank per tower (integers 0–127, e.g. the technology generation): the result
         then also holds :attr:`SignalResult.best_rank`, the highest rank among the towers whose
@@ -354,19 +417,9 @@ def best_server(
 
     Returns
     -------
-    SignalResult
+    BestServerJob
 
-    Notes
-    -----
-    The kernels (:mod:`telcoplan.coverage._kernel` on flat earth,
-    :mod:`telcoplan.coverage._kernel_terrain` with a DEM) are exact: they return the same
-    maximum as evaluating every tower at every cell within its radius, but prune towers per tile
-    with an upper bound on the power they can deliver there. Hata-family losses are evaluated
-    from their exact form A + B log10(d). On flat earth, the 3GPP models and free space are
-    evaluated in closed form (:func:`_closed_form`: pieces linear in log10 d3D, RMa's term
-    linear in d3D, the breakpoint decided per run of cells), in float32 (≈ 1e-4 dB). With a
-    DEM they are read from float32 tables sampled every 0.001 decade of distance, one per
-    distinct frequency and height (to 1 cm), interpolated linearly (error < 0.005 dB).
+    The towers are checked (model, CRS, the models' ranges); the inputs are not modified.
     """
     if model not in MODELS and model != "auto":
         raise ValueError(
@@ -412,15 +465,6 @@ def best_server(
 
     nrows, ncols = grid.shape
     use_dem = dem is not None
-    # float32 outputs written by the kernels directly: the peak memory is the outputs plus a few
-    # tiles, 8 bytes per cell and group (both kernels write every cell: no initial fill)
-    shape = (len(groups), nrows, ncols)
-    if n:
-        power = np.empty(shape, dtype=np.float32)
-        server = np.empty(shape, dtype=np.int32)
-    else:
-        power = np.full(shape, np.nan, dtype=np.float32)
-        server = np.full(shape, -1, dtype=np.int32)
     do_rank = coverage_rank is not None
     do_flat = do_rank and use_dem
     rank = np.zeros(n, dtype=np.int32)
@@ -429,23 +473,19 @@ def best_server(
         if rank.shape != (n,) or (n and (rank.min() < 0 or rank.max() > 127)):
             raise ValueError("coverage_rank must hold one integer 0–127 per tower")
         rank = rank.astype(np.int32)
-    # the kernels write every cell of the rasters they are given (dummies otherwise)
-    best_rank = np.full((nrows, ncols) if do_rank else (1, 1), -1, dtype=np.int8)
-    flat_covered = np.zeros((nrows, ncols) if do_flat else (1, 1), dtype=np.bool_)
     # a tower whose power is below this covers no cell, whatever the clutter's gains
     rank_floor = float(coverage_dbm)
     if clutter is not None:
         rank_floor -= max(0.0, -float(clutter.min(initial=0.0)))
     use_clutter = clutter is not None
     clutter_arr = clutter if use_clutter else np.zeros((1, 1), dtype=np.float32)
-    evaluated = 0
+    kernel_args: tuple = ()
     if n:
         models = auto_models(freq, env) if model == "auto" else np.full(n, model, dtype=object)
-        kind, coef_a, coef_b, closed, table_id, tables = _model_parameters(
+        kind, coef_a, coef_b, closed, table_id, tables = model_parameters(
             models, freq, h_tx, h_rx_m, env, radius_m, validity, calibration, tabulate=use_dem
         )
         t = grid.transform
-        tile_r0, tile_c0 = _tile_origins(grid, tile_size)
         from telcoplan.coverage._kernel_common import tower_buckets
 
         # towers in square buckets of a quarter of the largest radius (at least a tile): a
@@ -482,53 +522,37 @@ def best_server(
             bmax = block_max(dem_arr, BLOCK)
             h_abs_tx = _ground_at(dem_arr, grid, tx, ty) + h_tx
             method_code = DIFFRACTION_METHODS[diffraction]
-            from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel
-
             wavelength = 299_792_458.0 / (freq * 1e6)
 
-            def run_tiles(r0, c0, done):
-                best_server_terrain_kernel(
-                    r0, c0, tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
-                    tx, ty, eirp, group, rank, radius_m, dh, azimuth, beam, tilt,
-                    kind, coef_a, coef_b, closed, table_id, tables, _TABLE_STEP,
-                    b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
-                    len(groups), kernel_floor,
-                    dem_arr, bmax, True, h_abs_tx, float(h_rx_m), wavelength, method_code,
-                    clutter_arr, use_clutter, do_rank, do_flat, rank_floor, float(coverage_dbm),
-                    power, server, best_rank, flat_covered, done,
-                )  # fmt: skip
-
+            kernel_args = (
+                tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
+                tx, ty, eirp, group, rank, radius_m, dh, azimuth, beam, tilt,
+                kind, coef_a, coef_b, closed, table_id, tables, TABLE_STEP,
+                b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
+                len(groups), kernel_floor,
+                dem_arr, bmax, True, h_abs_tx, float(h_rx_m), wavelength, method_code,
+                clutter_arr, use_clutter, do_rank, do_flat, rank_floor, float(coverage_dbm),
+            )  # fmt: skip
         else:
-            from telcoplan.coverage._kernel import best_server_flat_kernel
-
-            def run_tiles(r0, c0, done):
-                best_server_flat_kernel(
-                    r0, c0, tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
-                    tx, ty, eirp, group, rank, radius_m, dh, azimuth, beam, tilt,
-                    kind, coef_a, coef_b, closed,
-                    b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
-                    len(groups), kernel_floor, float(floor_dbm), clutter_arr, use_clutter,
-                    do_rank, rank_floor, float(coverage_dbm),
-                    power, server, best_rank, done,
-                )  # fmt: skip
-
-        evaluated = _run_watched(tile_r0, tile_c0, run_tiles, progress_label)
-    if use_dem or not n:  # the flat kernel applied the clutter and the floor itself
-        for g in range(len(groups)):  # one group at a time: no full-size temporaries
-            if clutter is not None:
-                power[g] -= clutter
-            low = ~(power[g] >= floor_dbm)
-            server[g][low] = -1
-            power[g][low] = np.nan
-    return SignalResult(
+            kernel_args = (
+                tile_size, float(t.c), float(t.f), float(t.a), nrows, ncols,
+                tx, ty, eirp, group, rank, radius_m, dh, azimuth, beam, tilt,
+                kind, coef_a, coef_b, closed,
+                b_ptr, b_ids, xmin, ymin, bsize, nbx, nby,
+                len(groups), kernel_floor, float(floor_dbm), clutter_arr, use_clutter,
+                do_rank, rank_floor, float(coverage_dbm),
+            )  # fmt: skip
+    return BestServerJob(
         grid,
         groups,
-        power,
-        server,
         towers.index.to_numpy(),
-        evaluated,
-        best_rank if do_rank else None,
-        flat_covered if do_flat else None,
+        tile_size,
+        float(floor_dbm),
+        do_rank,
+        do_flat,
+        clutter,
+        kernel_args,
+        use_dem,
     )
 
 
@@ -618,10 +642,3 @@ def _ground_at(dem: np.ndarray, grid: GridSpec, x: np.ndarray, y: np.ndarray) ->
     r = np.clip(r, 0, grid.height - 1)
     c = np.clip(c, 0, grid.width - 1)
     return dem[r, c].astype(np.float64)
-
-
-def _tile_origins(grid: GridSpec, tsize: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of every tile's first cell (row-major order)."""
-    nrows, ncols = grid.shape
-    r0s, c0s = np.meshgrid(np.arange(0, nrows, tsize), np.arange(0, ncols, tsize), indexing="ij")
-    return r0s.ravel().astype(np.int64), c0s.ravel().astype(np.int64)

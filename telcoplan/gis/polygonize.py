@@ -64,6 +64,10 @@ log = logging.getLogger(__name__)
 #: Chunk shape (rows, columns) of the tiled functions when a client is given without ``chunks``:
 #: ~1 M cells, 36 chunks on a national grid of 5,900 × 5,900 cells.
 DEFAULT_CHUNKS: tuple[int, int] = (1024, 1024)
+#: Times the chunks go to a cluster before its failure is raised (a worker may die with the
+#: chunks it holds), and the seconds a scatter may take.
+_CLUSTER_ATTEMPTS = 3
+_SCATTER_TIMEOUT_S = 60.0
 
 
 def polygonize_mask(
@@ -306,12 +310,20 @@ def _map_chunks(fn, payloads: list[tuple], boxes, shape, client, opts: tuple = (
     """
     if client is None:
         return [fn(*p, b, shape, *opts) for p, b in zip(payloads, boxes, strict=True)]
-    data = client.scatter(payloads)
-    futures = [
-        client.submit(_apply, fn, d, b, shape, opts, pure=False)
-        for d, b in zip(data, boxes, strict=True)
-    ]
-    return client.gather(futures)
+    for attempt in range(_CLUSTER_ATTEMPTS):
+        try:
+            # a scatter to a worker that died meanwhile may wait for ever: bounded
+            data = client.scatter(payloads, timeout=_SCATTER_TIMEOUT_S)
+            futures = [
+                client.submit(_apply, fn, d, b, shape, opts, pure=False)
+                for d, b in zip(data, boxes, strict=True)
+            ]
+            return client.gather(futures)
+        except Exception as exc:  # a worker lost with the chunks it held: all again
+            if attempt + 1 == _CLUSTER_ATTEMPTS:
+                raise
+            log.info("chunks sent again to the cluster (%r)", exc)
+    raise AssertionError("unreachable")
 
 
 def _apply(fn, payload: tuple, box, shape, opts: tuple):

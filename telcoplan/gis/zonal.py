@@ -14,7 +14,7 @@ from telcoplan.errors import CRSError
 from telcoplan.gis.crs import crs_name, same_crs
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["label_polygons", "zonal_sum", "zonal_sum_labels"]
+__all__ = ["label_polygons", "zonal_sum", "zonal_sum_labels", "zonal_sum_masks"]
 
 
 def label_polygons(polygons: gpd.GeoSeries | gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
@@ -89,6 +89,76 @@ def _sum_by_label():
 
 
 _KERNEL = None
+
+
+def zonal_sum_masks(
+    values: np.ndarray,
+    labels: np.ndarray,
+    n: int,
+    masks: np.ndarray,
+    levels: np.ndarray | None = None,
+    n_levels: int = 0,
+) -> np.ndarray:
+    """Sums of ``values`` per label 0..n-1 over several subsets of the cells, in one pass.
+
+    Rows of the result (float64, (k + 3 + n_levels, n)) with k = ``len(masks)``: 0 every cell;
+    1 … k the cells where each of the boolean ``masks`` (k, H, W) holds; k + 1 where any of
+    them holds; k + 2 where none does; then k + 3 + j the cells whose ``levels`` (integers,
+    (H, W)) are ≥ j, for j < ``n_levels``. NaN values count as 0.
+
+    Each row is, to the bit, :func:`zonal_sum_labels` of the values with the other cells set
+    to 0 (the same additions in cell order; adding 0 changes no sum), without a masked copy
+    per row.
+    """
+    k = len(masks)
+    if values.shape != labels.shape or masks.shape[1:] != labels.shape:
+        raise ValueError(
+            f"values {values.shape}, masks {masks.shape[1:]} and labels {labels.shape} must "
+            "have the same shape"
+        )
+    if n_levels and (levels is None or levels.shape != labels.shape):
+        raise ValueError(f"levels must have the labels' shape {labels.shape}")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    lab = np.asarray(labels).ravel()
+    if lab.dtype != np.int32:
+        lab = lab.astype(np.int32)
+    m = np.ascontiguousarray(masks, dtype=np.bool_).reshape(k, lab.size)
+    lev = np.zeros(1, dtype=np.int64) if not n_levels else np.asarray(levels).ravel()
+    return _sum_by_masks()(v, lab, int(n), m, lev, int(n_levels))
+
+
+def _sum_by_masks():
+    """The compiled one-pass kernel of :func:`zonal_sum_masks` (numba imported on first use)."""
+    global _MASKS_KERNEL
+    if _MASKS_KERNEL is None:
+        import numba as nb
+
+        @nb.njit(cache=True, nogil=True)
+        def kernel(v, lab, n, masks, levels, n_levels):
+            k = masks.shape[0]
+            out = np.zeros((k + 3 + n_levels, n), dtype=np.float64)
+            for i in range(v.size):
+                a = lab[i]
+                x = v[i]
+                if a < 0 or a >= n or not np.isfinite(x):
+                    continue
+                out[0, a] += x
+                hit = False
+                for j in range(k):
+                    if masks[j, i]:
+                        out[1 + j, a] += x
+                        hit = True
+                out[k + 1 if hit else k + 2, a] += x
+                for j in range(n_levels):
+                    if levels[i] >= j:
+                        out[k + 3 + j, a] += x
+            return out
+
+        _MASKS_KERNEL = kernel
+    return _MASKS_KERNEL
+
+
+_MASKS_KERNEL = None
 
 
 def zonal_sum(

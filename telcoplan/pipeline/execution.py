@@ -34,6 +34,8 @@ SCHEDULER_SCHEMES = ("tcp", "tls")
 #: Seconds to wait for a scheduler to answer, and for a cluster to have a worker.
 CONNECT_TIMEOUT_S = 10.0
 WORKERS_TIMEOUT_S = 60.0
+#: Times a local cluster is started before giving up.
+START_ATTEMPTS = 2
 
 
 def scheduler_problem(address: object) -> str | None:
@@ -128,23 +130,27 @@ def _start_local(n: int) -> tuple[Any, Any]:
         threads,
         "s" * (threads > 1),
     )
-    try:
-        with warnings.catch_warnings():  # start-up notes on ports and scratch folders
-            warnings.simplefilter("ignore")
-            cluster = distributed.LocalCluster(
-                n_workers=n,
-                threads_per_worker=threads,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.WARNING,
-            )
-            client = distributed.Client(cluster)
-    except Exception as exc:
-        raise ClusterError(
-            f"could not start a local Dask cluster of {n} workers ({type(exc).__name__}: {exc}); "
-            "run without --workers to compute in this process"
-        ) from None
-    return cluster, client
+    for attempt in range(START_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # start-up notes on ports and scratch folders
+                warnings.simplefilter("ignore")
+                cluster = distributed.LocalCluster(
+                    n_workers=n,
+                    threads_per_worker=threads,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.WARNING,
+                )
+                return cluster, distributed.Client(cluster)
+        except Exception as exc:  # e.g. a worker process killed while it starts
+            if attempt + 1 < START_ATTEMPTS:
+                log.warning("dask: the local cluster did not start (%s); trying again", exc)
+                continue
+            raise ClusterError(
+                f"could not start a local Dask cluster of {n} workers ({type(exc).__name__}: "
+                f"{exc}); run without --workers to compute in this process"
+            ) from None
+    raise AssertionError("unreachable")
 
 
 def _connect(address: str) -> Any:
@@ -183,7 +189,9 @@ def _connect(address: str) -> Any:
 @contextlib.contextmanager
 def cluster_errors(what: str) -> Iterator[None]:
     """Report a cluster's failures in ``what`` (a stage) as a :class:`ClusterError`: workers
-    that died with the work more often than Dask retries it, a scheduler gone."""
+    that died with the work more often than Dask retries it, a scheduler gone, or any error
+    raised inside ``distributed`` itself (e.g. a worker removed while data is sent to it). An
+    error of telcoplan's own code on a worker is raised as it is."""
     try:
         yield
     except ClusterError:
@@ -195,9 +203,7 @@ def cluster_errors(what: str) -> Iterator[None]:
         if distributed is None:
             raise
         lost = (distributed.KilledWorker, distributed.comm.core.CommClosedError)
-        if isinstance(exc, lost) or (
-            isinstance(exc, (OSError, TimeoutError)) and _from_distributed(exc)
-        ):
+        if isinstance(exc, lost) or _raised_in_distributed(exc):
             raise ClusterError(
                 f"{what}: the Dask cluster lost the work ({type(exc).__name__}: {exc}); its "
                 "workers died or the scheduler went away. Nothing was written; run again, "
@@ -206,10 +212,10 @@ def cluster_errors(what: str) -> Iterator[None]:
         raise
 
 
-def _from_distributed(exc: BaseException) -> bool:
-    tb = exc.__traceback__
+def _raised_in_distributed(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by Dask's own code (its innermost frame is there)."""
+    tb, module = exc.__traceback__, ""
     while tb is not None:
-        if tb.tb_frame.f_globals.get("__name__", "").startswith(("distributed.", "tornado.")):
-            return True
+        module = tb.tb_frame.f_globals.get("__name__", "")
         tb = tb.tb_next
-    return False
+    return module.startswith(("distributed.", "tornado.", "dask."))

@@ -44,7 +44,8 @@ def test_scheduler_addresses(address, problem):
     if problem is None:
         assert got is None
     else:
-        assert problem in got and "tcp://HOST:PORT" in got
+        assert problem in got
+        assert "tcp://HOST:PORT" in got
 
 
 def test_plan_execution_key(small_plan):
@@ -94,9 +95,11 @@ def test_unreachable_scheduler_is_a_clear_error():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with Cluster(Execution(scheduler=f"tcp://127.0.0.1:{port}")) as cluster:
-        with pytest.raises(ClusterError) as info:
-            cluster.client()
+    with (
+        Cluster(Execution(scheduler=f"tcp://127.0.0.1:{port}")) as cluster,
+        pytest.raises(ClusterError) as info,
+    ):
+        cluster.client()
     msg = str(info.value)
     assert f"cannot reach the Dask scheduler at tcp://127.0.0.1:{port}" in msg
     assert "run without --scheduler" in msg
@@ -140,5 +143,196 @@ def test_coverage_rasters_are_dropped_once_gaps_and_sites_are_done(small_plan, t
         mp.setitem(STAGES, "coverage", replace(cov_stage, run=coverage_run))
         mp.setitem(STAGES, "backbone", replace(bb_stage, run=backbone_run))
         summary = run_plan(read_plan(small_plan), tmp_path / "out")
-    assert "backbone" in summary and "gaps" in summary
+    assert "backbone" in summary
+    assert "gaps" in summary
     assert seen["alive at backbone"] is False
+
+
+# --- runs on a local cluster --------------------------------------------------------------------
+
+
+def _town(tmp_path, resolution_m=25):
+    """The site tests' town with its ridge, at ``resolution_m`` (240 x 120 cells at 25 m: several
+    blocks of tiles), with the coverage, gaps, sites and backbone stages."""
+    from tests.pipeline.town import town_plan
+
+    path = town_plan(tmp_path, dem=True, stages={"gaps": {}, "sites": {}, "backbone": {}})
+    doc = yaml.safe_load(path.read_text())
+    doc["resolution_m"] = resolution_m
+    doc["stages"]["gaps"] = {"min_population": 1}
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def _frames_equal(a, b):
+    """Two GeoPackage layers: the same rows and columns, numbers to 1e-9 relative, geometries
+    equal as point sets (tiled polygons come back normalized)."""
+    import numpy as np
+    import pandas as pd
+    import shapely
+
+    assert list(a.columns) == list(b.columns)
+    assert len(a) == len(b)
+    for col in a.columns:
+        if col == a.geometry.name:
+            ga, gb = a.geometry.to_numpy(), b.geometry.to_numpy()
+            assert shapely.equals(ga, gb).all() or np.array_equal(ga, gb), col
+        elif pd.api.types.is_numeric_dtype(a[col]):
+            np.testing.assert_allclose(a[col], b[col], rtol=1e-9, atol=1e-9, err_msg=col)
+        else:
+            assert a[col].tolist() == b[col].tolist(), col
+
+
+def _numbers_equal(a, b, where="summary"):
+    import math
+
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), where
+        for k in a:
+            if k != "provenance":
+                _numbers_equal(a[k], b[k], f"{where}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _numbers_equal(x, y, f"{where}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=0.05), (where, a, b)  # sums rounded to 0.1
+    else:
+        assert a == b, (where, a, b)
+
+
+@pytest.mark.slow
+def test_a_run_on_two_workers_equals_the_run_in_process(tmp_path):
+    """Coverage with terrain and its population tables, gaps, sites and backbone on a local
+    cluster of 2 worker processes: the rasters are the same bytes, the tables and the summary
+    the same numbers (sums to 1e-9), the polygons the same point sets."""
+    import json
+
+    import geopandas as gpd
+    import pyogrio
+
+    plan = read_plan(_town(tmp_path / "town"))
+    here = run_plan(plan, tmp_path / "here")
+    there = run_plan(plan, tmp_path / "there", workers=2)
+    _numbers_equal(here, there)
+    tifs = sorted(p.name for p in (tmp_path / "here").glob("*.tif"))
+    assert len(tifs) >= 5
+    for name in tifs:
+        assert (tmp_path / "here" / name).read_bytes() == (
+            tmp_path / "there" / name
+        ).read_bytes(), name
+    for gpkg in sorted((tmp_path / "here").glob("*.gpkg")):
+        for layer, _ in pyogrio.list_layers(gpkg):
+            if layer == "layer_styles":
+                continue
+            a = gpd.read_file(gpkg, layer=layer)
+            b = gpd.read_file(tmp_path / "there" / gpkg.name, layer=layer)
+            _frames_equal(a, b)
+    assert json.loads((tmp_path / "there" / "summary.json").read_text())["gaps"]["count"] > 0
+
+
+def test_a_rerun_whose_stages_are_all_kept_starts_no_cluster(tmp_path):
+    started = []
+    real = Cluster.client
+
+    def spy(self):
+        started.append(self.execution)
+        return real(self)
+
+    plan = read_plan(_town(tmp_path / "town", resolution_m=100))
+    run_plan(plan, tmp_path / "out", cache=True)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Cluster, "client", spy)
+        run_plan(plan, tmp_path / "out", cache=True, overwrite=True, workers=2)
+    assert started == []  # the results do not depend on where they are computed
+
+
+def _worker_processes():
+    """The worker processes of the local clusters this process started (spawned children)."""
+    import psutil
+
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(p.cmdline()):
+                found.append(p)
+        except psutil.Error:  # gone meanwhile
+            pass
+    return found
+
+
+@pytest.mark.slow
+def test_runs_whose_workers_are_killed_lose_nothing(tmp_path):
+    """A worker process of the run's local cluster SIGKILLed at random moments (while the
+    cluster starts, while blocks are computed, while the stages after it run): the run either
+    ends with the outputs of a run in this process — Dask computes the lost blocks again on the
+    other worker or on the one its nanny restarts — or fails with one ClusterError and leaves
+    the previous outputs byte for byte; the next run succeeds either way."""
+    import os
+    import random
+    import signal
+    import threading
+    import time
+
+    plan = read_plan(_town(tmp_path / "town"))
+    run_plan(plan, tmp_path / "ref")
+    expected = {p.name: p.read_bytes() for p in sorted((tmp_path / "ref").glob("*.tif"))}
+    out = tmp_path / "out"
+    run_plan(plan, out)
+    rng = random.Random(2026)
+    killed, outcomes = [], []
+    for _ in range(6):
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+        delay = rng.uniform(0.0, 4.0)
+        done = threading.Event()
+
+        def killer(delay=delay, done=done):
+            first = None
+            while not done.wait(0.02):
+                workers = _worker_processes()
+                if len(workers) < 2:
+                    continue
+                first = first or time.monotonic()
+                if time.monotonic() - first >= delay:
+                    victim = rng.choice(workers)
+                    os.kill(victim.pid, signal.SIGKILL)
+                    killed.append(delay)
+                    return
+
+        thread = threading.Thread(target=killer, daemon=True)
+        thread.start()
+        try:
+            run_plan(plan, out, overwrite=True, workers=2)
+        except ClusterError as exc:
+            outcomes.append(str(exc))
+            after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+            assert after == before  # the previous outputs, byte for byte
+        else:
+            outcomes.append("completed")
+            for name, data in expected.items():
+                assert (out / name).read_bytes() == data, name
+        finally:
+            done.set()
+            thread.join()
+        assert not _worker_processes()  # the run's cluster is gone with it
+        assert not list(out.glob(".staging-*"))
+    assert len(killed) >= 4, killed  # most runs did lose a worker
+    failed = [o for o in outcomes if o != "completed"]
+    assert all("lost the work" in o or "could not start" in o for o in failed), failed
+    run_plan(plan, out, overwrite=True, workers=2)
+    for name, data in expected.items():
+        assert (out / name).read_bytes() == data, name
+
+
+def test_errors_of_dask_itself_become_one_clear_error_and_ours_stay_ours():
+    import distributed  # noqa: F401 - cluster_errors looks at distributed's exceptions
+
+    from telcoplan.pipeline.execution import cluster_errors
+
+    inside: dict = {"__name__": "distributed.scheduler"}
+    exec("def workers_list(w):\n    return {}[w]\n", inside)  # a KeyError raised in Dask's code
+    lost = "the coverage stage: the Dask cluster lost the work"
+    with pytest.raises(ClusterError, match=lost), cluster_errors("the coverage stage"):
+        inside["workers_list"]("tcp://127.0.0.1:1")
+    with pytest.raises(KeyError), cluster_errors("the coverage stage"):
+        {}["ours"]  # telcoplan's own bug: raised as it is

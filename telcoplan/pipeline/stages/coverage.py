@@ -179,7 +179,11 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
     :class:`telcoplan.coverage.analysis.CoverageResult` (for the gaps stage)."""
     import geopandas as gpd
 
-    from telcoplan.coverage.analysis import compute_coverage, population_covered
+    from telcoplan.coverage.analysis import (
+        compute_coverage,
+        coverage_and_population,
+        population_covered,
+    )
     from telcoplan.coverage.calibration import apply_site_offsets
     from telcoplan.gis.polygonize import polygonize_mask
     from telcoplan.gis.vector import write_vector_layers
@@ -205,26 +209,35 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
     # a calibration's per-site offsets act on the kernel's towers only (EIRP shifted); the
     # outputs keep each site's own EIRP
     kernel_towers = towers if fit is None else apply_site_offsets(towers, fit)
-    cov = compute_coverage(
-        kernel_towers,
-        grid,
-        thresholds=params.thresholds,
-        model=params.model,
-        environment=params.environment,
-        h_rx_m=float(params.h_rx_m),
-        max_radius_km=params.max_radius_km,
-        validity=params.validity,
-        calibration=params.calibration_offsets(),
-        dem=inputs.dem if params.terrain else None,
-        diffraction=params.diffraction,
-        clutter_db=None if clutter is None else clutter.offset_db,
-    )
+    options = {
+        "thresholds": params.thresholds,
+        "model": params.model,
+        "environment": params.environment,
+        "h_rx_m": float(params.h_rx_m),
+        "max_radius_km": params.max_radius_km,
+        "validity": params.validity,
+        "calibration": params.calibration_offsets(),
+        "dem": inputs.dem if params.terrain else None,
+        "diffraction": params.diffraction,
+        "clutter_db": None if clutter is None else clutter.offset_db,
+    }
+    # on a Dask cluster the blocks of tiles give their coverage and their share of the
+    # population tables at once; in this process, one kernel run then the zonal sums
+    client = staging.client
+    table = None
+    if client is None:
+        cov = compute_coverage(kernel_towers, grid, **options)
+    else:
+        cov, table = coverage_and_population(
+            kernel_towers, grid, inputs.population, inputs.areas, client=client, **options
+        )
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
     _write_rasters(cov, towers, grid, staging.folder, synthetic)
     if params.per_technology:
         _write_per_technology(inputs, kernel_towers, params, clutter, staging.folder, synthetic)
 
-    table = population_covered(cov, inputs.population, inputs.areas)
+    if table is None:
+        table = population_covered(cov, inputs.population, inputs.areas)
     total = float(table["population"].sum())
     cell_km2 = grid.cell_area_m2 / 1e6
     # coverage polygons and areas within the study area (the grid's box also holds sea and
@@ -242,7 +255,7 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
                 "population_pct": 100.0 * covered / total if total else 0.0,
             }
         )
-        geoms.append(polygonize_mask(mask, grid))
+        geoms.append(polygonize_mask(mask, grid, client=client))
     cover_gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=grid.crs)
     areas_out = inputs.areas[[inputs.areas.geometry.name]].join(table)
     for col in [
