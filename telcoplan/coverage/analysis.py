@@ -82,7 +82,7 @@ class CoverageResult:
     @property
     def operator_count(self) -> np.ndarray:
         """uint8 (H, W): number of operators covering each cell."""
-        return self.covered.sum(axis=0).astype(np.uint8)
+        return self.covered.sum(axis=0, dtype=np.uint8)  # no int64 temporary
 
     @property
     def covered_any(self) -> np.ndarray:

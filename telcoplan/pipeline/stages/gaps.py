@@ -67,11 +67,16 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> GapsPar
 def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult:
     """Gaps of the coverage stage's result (``staging.results["coverage"]``)."""
     from telcoplan.coverage.gaps import find_gaps, poi_service, single_operator_areas
+    from telcoplan.gis.polygonize import DEFAULT_CHUNKS
     from telcoplan.gis.vector import write_vector_layers
 
     cov = staging.results["coverage"]
     towers = inputs.vectors["towers"]
     client = staging.client  # on a Dask cluster: regions labelled and polygonized tile by tile
+    # a large grid is also done chunk by chunk here: no label raster of the whole grid (the same
+    # gaps; their polygons come back normalized)
+    rows, cols = DEFAULT_CHUNKS
+    chunks = DEFAULT_CHUNKS if cov.grid.width * cov.grid.height > 4 * rows * cols else None
     gaps = find_gaps(
         cov,
         inputs.population,
@@ -80,8 +85,9 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         towers=towers,
         fiber=inputs.vectors.get("fiber"),
         client=client,
+        chunks=chunks,
     )
-    single = single_operator_areas(cov, inputs.population, client=client)
+    single = single_operator_areas(cov, inputs.population, client=client, chunks=chunks)
     layers = {"gaps": gaps, "single_operator": single}
     summary: dict[str, Any] = {
         "count": len(gaps),
@@ -130,7 +136,7 @@ def _not_covered(
     Persons are those of the plan's population grid (the same the areas' figures sum). The
     pockets are found as :func:`find_gaps` finds them (tile by tile on ``client``'s cluster).
     """
-    from telcoplan.gis.polygonize import label_regions, tiled_regions
+    from telcoplan.gis.polygonize import tiled_regions
 
     grid = cov.grid
     pop = np.where(np.isfinite(population), population, 0.0)
@@ -138,11 +144,9 @@ def _not_covered(
     min_cell = max(float(params.min_density_per_km2) * grid.cell_area_m2 / 1e6, 0.0)
     sparse = uncovered & (pop < min_cell)
     dense = uncovered & ~sparse
-    if client is None:
-        labels, n = label_regions(dense, diagonal=True)
-        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
-    else:
-        persons = tiled_regions(dense, weights=pop, diagonal=True, client=client).weights
+    # chunk by chunk (on the cluster, or here): no label raster of the whole grid (a national
+    # grid's labels and their bincount copy were 0.4 GB at the run's peak)
+    persons = tiled_regions(dense, weights=pop, diagonal=True, client=client).weights
     small = persons < float(params.min_population)
     km2 = grid.cell_area_m2 / 1e6
     return {
