@@ -210,13 +210,40 @@ def _scatter(link: _Link, client: Any, data: Any, attempts: int = 3) -> Any:
     timeout = SCATTER_TIMEOUT_S + workers * sizeof(data) / 20e6
     for attempt in range(attempts):
         try:
-            return link.call(client.scatter, data, broadcast=True, hash=False, timeout=timeout)
+            return _within(
+                timeout + 5.0,
+                lambda: link.call(
+                    client.scatter, data, broadcast=True, hash=False, timeout=timeout
+                ),
+            )
         except Exception as exc:
             if attempt == attempts - 1:
                 raise
             log.info("scattering the inputs again: a worker left meanwhile (%r)", exc)
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> Any:
+    """``call()``, or TimeoutError after ``seconds`` (it then goes on in a daemon thread that
+    the client's closing ends): distributed's own timeout does not bound a scatter to a worker
+    that was killed meanwhile."""
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["value"] = call()
+        except BaseException as exc:  # handed to the caller
+            out["error"] = exc
+
+    thread = threading.Thread(target=run, name="telcoplan-scatter", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer from the cluster in {seconds:.0f} s")
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _cluster_threads(client: Any) -> int:

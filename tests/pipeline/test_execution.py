@@ -262,11 +262,6 @@ def _worker_processes(besides=frozenset()):
     return found
 
 
-@pytest.mark.skip(
-    reason="known defect (issue 13 note): a worker killed while the inputs are scattered to "
-    "the cluster can leave distributed's broadcast scatter waiting for ever, despite its "
-    "timeout; the run then hangs instead of failing"
-)
 @pytest.mark.slow
 def test_runs_whose_workers_are_killed_lose_nothing(tmp_path):
     """A worker process of the run's local cluster SIGKILLed at random moments (while the
