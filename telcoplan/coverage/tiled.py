@@ -41,6 +41,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from telcoplan.errors import ClusterError
+
 __all__ = ["CHUNKS_PER_THREAD", "MAX_BLOCK_CELLS", "Block", "block_layout", "map_blocks"]
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ CHUNKS_PER_THREAD = 4
 #: three operators (margin and server per operator, generation).
 MAX_BLOCK_CELLS = 1 << 22
 #: Seconds a scatter of the inputs may take (plus their transfer at 20 MB/s per worker).
-SCATTER_TIMEOUT_S = 20.0
+SCATTER_TIMEOUT_S = 40.0  # beyond the 30 s the scheduler takes to give up on a dead worker
 _PROGRESS_S = 5.0  # seconds between progress messages
 _PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 _KERNEL_LOCK = threading.Lock()  # one kernel at a time in a worker process
@@ -211,7 +213,7 @@ def _scatter(link: _Link, client: Any, data: Any, attempts: int = 3) -> Any:
     for attempt in range(attempts):
         try:
             return _within(
-                timeout + 5.0,
+                timeout + 10.0,
                 lambda: link.call(
                     client.scatter, data, broadcast=True, hash=False, timeout=timeout
                 ),
@@ -240,7 +242,10 @@ def _within(seconds: float, call: Callable[[], Any]) -> Any:
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
-        raise TimeoutError(f"no answer from the cluster in {seconds:.0f} s")
+        raise ClusterError(
+            f"the Dask cluster did not take the inputs in {seconds:.0f} s (a worker lost while "
+            "they were sent?); run again, or without --workers/--scheduler"
+        )
     if "error" in out:
         raise out["error"]
     return out["value"]
