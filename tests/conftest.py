@@ -182,3 +182,25 @@ def dask_client(dask_cluster):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             client.close()
+
+
+class ElsewhereClient:
+    """A client whose workers answer the probe of :mod:`telcoplan.gis.cluster_io` as workers
+    on other machines do (they cannot read this machine's temporary files): data then goes
+    through Dask (scattered), as with a remote ``--scheduler``."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def run(self, fn, *args, **kw):
+        return dict.fromkeys(self._client.nthreads())
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+@pytest.fixture(params=["files", "scatter"])
+def dask_client_both_ways(request, dask_client):
+    """:func:`dask_client` as it is (its workers share our files) and as an
+    :class:`ElsewhereClient` (data scattered)."""
+    return dask_client if request.param == "files" else ElsewhereClient(dask_client)

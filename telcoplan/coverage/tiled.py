@@ -8,9 +8,13 @@ on its cells, the bits of the run over the whole grid, wherever it is computed. 
 such blocks on a cluster:
 
 - the caller prepares its inputs once for the whole grid (a ``BestServerJob`` and, for the
-  coverage stage, the areas' labels and the population) and :func:`map_blocks` scatters them
-  **once**, to every worker (``broadcast=True``); each task names them by their key, so they are
-  not pickled again per task;
+  coverage stage, the areas' labels and the population) and :func:`map_blocks` sends them
+  **once**: when the workers share this machine's files (a local cluster), written to a file
+  that each worker maps into memory once and the results written back the same way
+  (:mod:`telcoplan.gis.cluster_io`: nothing then lives only in a worker, and a worker killed
+  loses nothing but its tasks, which Dask runs again); otherwise scattered to every worker
+  (``broadcast=True``); each task names them by a handle or key, so they are not pickled again
+  per task;
 - the grid is cut into blocks of whole tiles (:func:`block_layout`): several per worker thread,
   so that the cheap blocks (sea, empty land) and the dear ones (cities) even out, and at most
   :data:`MAX_BLOCK_CELLS` cells each, so that a worker's memory stays bounded by a few blocks'
@@ -41,7 +45,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from telcoplan.errors import ClusterError
+from telcoplan.gis.cluster_io import Exchange, Stored, store, within
 
 __all__ = ["CHUNKS_PER_THREAD", "MAX_BLOCK_CELLS", "Block", "block_layout", "map_blocks"]
 
@@ -116,8 +120,9 @@ def map_blocks(
         can reach them (unless the client was made with ``direct_to_workers=False``), else
         through the scheduler.
     data
-        The inputs of every task, scattered once to every worker (``broadcast=True``; not
-        hashed: one key per call); the tasks receive it by key.
+        The inputs of every task, written once to a file the workers map (when they share
+        this machine's files) or else scattered once to every worker (``broadcast=True``; not
+        hashed: one key per call); the tasks receive it by handle or key.
     task
         A module-level function (workers import it by name) computing a block's result from
         ``data``; it runs with numba's thread count set to its worker's threads, one task's
@@ -127,8 +132,8 @@ def map_blocks(
     progress_label
         How the progress messages name the computation.
 
-    An error in a task is raised here (the other tasks are cancelled); the scattered data and
-    the tasks are released when the generator ends or is closed.
+    An error in a task is raised here (the other tasks are cancelled); the data (files or
+    scattered) and the tasks are released when the generator ends or is closed.
     """
     from distributed import as_completed
 
@@ -149,10 +154,16 @@ def map_blocks(
         threads,
     )
     link = _Link(client)
-    scattered = _scatter(link, client, data)
+    exchange = Exchange.open(client)  # None: the workers do not see this machine's files
+    if exchange is not None:
+        source: Any = exchange.put(data)
+        run, extra = _run_block_shared, (str(exchange.folder),)
+    else:
+        source = _scatter(link, client, data)
+        run, extra = _run_block, ()
     futures = [
         client.submit(
-            _run_block, task, scattered, block, key=(f"telcoplan-tiles-{token}", i), pure=False
+            run, task, source, block, *extra, key=(f"telcoplan-tiles-{token}", i), pure=False
         )
         for i, block in enumerate(blocks)
     ]
@@ -164,7 +175,8 @@ def map_blocks(
             if future.status == "error":
                 future.result()  # raises the task's error
             i = index[future.key]
-            yield blocks[i], link.call(client.gather, future)
+            got = link.call(client.gather, future)
+            yield blocks[i], (got.take() if exchange is not None else got)
             done += tiles[i]
             now = time.perf_counter()
             if done < n_tiles and now - last >= _PROGRESS_S:
@@ -179,7 +191,9 @@ def map_blocks(
                     )
                     last = now
     finally:
-        client.cancel([*futures, scattered])
+        client.cancel(futures if exchange is not None else [*futures, source])
+        if exchange is not None:
+            exchange.close()
 
 
 class _Link:
@@ -212,11 +226,12 @@ def _scatter(link: _Link, client: Any, data: Any, attempts: int = 3) -> Any:
     timeout = SCATTER_TIMEOUT_S + workers * sizeof(data) / 20e6
     for attempt in range(attempts):
         try:
-            return _within(
+            return within(
                 timeout + 10.0,
                 lambda: link.call(
                     client.scatter, data, broadcast=True, hash=False, timeout=timeout
                 ),
+                "take the inputs",
             )
         except Exception as exc:
             if attempt == attempts - 1:
@@ -224,31 +239,6 @@ def _scatter(link: _Link, client: Any, data: Any, attempts: int = 3) -> Any:
             log.info("scattering the inputs again: a worker left meanwhile (%r)", exc)
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
-
-
-def _within(seconds: float, call: Callable[[], Any]) -> Any:
-    """``call()``, or TimeoutError after ``seconds`` (it then goes on in a daemon thread that
-    the client's closing ends): distributed's own timeout does not bound a scatter to a worker
-    that was killed meanwhile."""
-    out: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            out["value"] = call()
-        except BaseException as exc:  # handed to the caller
-            out["error"] = exc
-
-    thread = threading.Thread(target=run, name="telcoplan-scatter", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise ClusterError(
-            f"the Dask cluster did not take the inputs in {seconds:.0f} s (a worker lost while "
-            "they were sent?); run again, or without --workers/--scheduler"
-        )
-    if "error" in out:
-        raise out["error"]
-    return out["value"]
 
 
 def _cluster_threads(client: Any) -> int:
@@ -265,6 +255,14 @@ def _cluster_threads(client: Any) -> int:
             f"(`dask worker {address}`) or run with --workers N (a local cluster)"
         ) from exc
     return max(sum(client.nthreads().values()), 1)
+
+
+def _run_block_shared(
+    task: Callable[[Any, Block], Any], source: Stored, block: Block, folder: str
+) -> Stored:
+    """A task on a worker sharing this machine's files: the inputs mapped from their file
+    (once per worker process), the result written to a file of ``folder``."""
+    return store(folder, _run_block(task, source.load(cache=True), block))
 
 
 def _run_block(task: Callable[[Any, Block], Any], data: Any, block: Block) -> Any:

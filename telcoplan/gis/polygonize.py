@@ -305,13 +305,28 @@ def _chunk_boxes(
 def _map_chunks(fn, payloads: list[tuple], boxes, shape, client, opts: tuple = ()) -> list:
     """``fn(*payload, box, shape, *opts)`` for every chunk: in order here, or on the workers.
 
-    With a client each chunk's arrays are scattered once (to one worker) and the task runs
-    where they are; results come back in chunk order.
+    With a client whose workers share this machine's files (a local cluster), each chunk's
+    arrays are written to a file that its task maps, and its result comes back the same way
+    (:mod:`telcoplan.gis.cluster_io`: a worker killed loses only its tasks, which Dask runs
+    again); otherwise each chunk's arrays are scattered once (to one worker) and the task runs
+    where they are. Results come back in chunk order.
     """
     if client is None:
         return [fn(*p, b, shape, *opts) for p, b in zip(payloads, boxes, strict=True)]
+    from telcoplan.gis.cluster_io import Exchange
+
     for attempt in range(_CLUSTER_ATTEMPTS):
+        exchange = Exchange.open(client)
         try:
+            if exchange is not None:
+                folder = str(exchange.folder)
+                futures = [
+                    client.submit(
+                        _apply_stored, fn, exchange.put(p), b, shape, opts, folder, pure=False
+                    )
+                    for p, b in zip(payloads, boxes, strict=True)
+                ]
+                return [got.take() for got in client.gather(futures)]
             # a scatter to a worker that died meanwhile may wait for ever: bounded
             data = client.scatter(payloads, timeout=_SCATTER_TIMEOUT_S)
             futures = [
@@ -323,12 +338,23 @@ def _map_chunks(fn, payloads: list[tuple], boxes, shape, client, opts: tuple = (
             if attempt + 1 == _CLUSTER_ATTEMPTS:
                 raise
             log.info("chunks sent again to the cluster (%r)", exc)
+        finally:
+            if exchange is not None:
+                exchange.close()
     raise AssertionError("unreachable")
 
 
 def _apply(fn, payload: tuple, box, shape, opts: tuple):
     """(on a worker) ``fn`` on one chunk's scattered payload."""
     return fn(*payload, box, shape, *opts)
+
+
+def _apply_stored(fn, payload, box, shape, opts: tuple, folder: str):
+    """(on a worker) ``fn`` on one chunk's payload read from its file; the result written to
+    a file of ``folder``, its handle returned."""
+    from telcoplan.gis.cluster_io import store
+
+    return store(folder, fn(*payload.load(), box, shape, *opts))
 
 
 def _chunk_regions(

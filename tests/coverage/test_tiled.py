@@ -1,6 +1,6 @@
 """Coverage and population tables block by block on a Dask cluster (the session's LocalCluster of
 2 worker processes): the in-process run's rasters to the bit, its tables to 1e-9 relative, the
-inputs scattered once."""
+inputs sent once (a file the workers map, or a scatter when they do not share our files)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from telcoplan.coverage.analysis import compute_coverage, coverage_and_populatio
 from telcoplan.coverage.bestserver import best_server
 from telcoplan.coverage.tiled import block_layout
 from telcoplan.gis.grid import GridSpec
-from tests.conftest import UTM49, X0, Y0, assert_unchanged
+from tests.conftest import UTM49, X0, Y0, ElsewhereClient, assert_unchanged
 from tests.coverage.test_bestserver import random_towers
 
 pytest.importorskip("distributed")
@@ -58,13 +58,21 @@ def plan():
     return grid, towers, dem, clutter, population, areas
 
 
-class SpyClient:
-    """A client that records what is scattered (and where it lands) and submitted."""
+class SpyClient(ElsewhereClient):
+    """A client that records what is scattered (and where it lands) and submitted; with
+    ``shares_files=False`` its workers answer the probe as workers of another machine do (they
+    cannot read this machine's temporary files)."""
 
-    def __init__(self, client):
-        self._client = client
+    def __init__(self, client, shares_files: bool = True):
+        super().__init__(client)
+        self.shares_files = shares_files
         self.scattered: list[tuple[dict, int]] = []
         self.submitted: list[tuple] = []
+
+    def run(self, fn, *args, **kw):
+        if self.shares_files:
+            return self._client.run(fn, *args, **kw)
+        return super().run(fn, *args, **kw)
 
     def scatter(self, data, **kw):
         future = self._client.scatter(data, **kw)
@@ -76,9 +84,6 @@ class SpyClient:
         self.submitted.append(args)
         return self._client.submit(fn, *args, **kw)
 
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
 
 def assert_bits_equal(a: np.ndarray | None, b: np.ndarray | None) -> None:
     assert (a is None) == (b is None)
@@ -88,9 +93,19 @@ def assert_bits_equal(a: np.ndarray | None, b: np.ndarray | None) -> None:
         assert np.array_equal(a, b, equal_nan=a.dtype.kind == "f")
 
 
+def exchange_folders() -> list:
+    """This process's exchange folders (none once a computation is over)."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    return list(Path(tempfile.gettempdir()).glob(f"telcoplan-exchange-{os.getpid()}-*"))
+
+
+@pytest.mark.parametrize("shares_files", [True, False], ids=["files", "scatter"])
 @pytest.mark.parametrize("terrain", [False, True], ids=["flat", "terrain"])
 def test_coverage_and_tables_on_a_cluster_equal_the_in_process_run(
-    plan, dask_client, terrain, monkeypatch
+    plan, dask_client, terrain, shares_files, monkeypatch
 ):
     grid, towers, dem, clutter, population, areas = plan
     # small blocks: bands of tile rows and runs of tiles within a tile row both occur
@@ -104,7 +119,7 @@ def test_coverage_and_tables_on_a_cluster_equal_the_in_process_run(
         "dem": dem if terrain else None,
     }
     before = (towers.copy(), dem.copy(), clutter.copy(), population.copy(), areas.copy())
-    spy = SpyClient(dask_client)
+    spy = SpyClient(dask_client, shares_files)
     cov, table = coverage_and_population(towers, grid, population, areas, client=spy, **kw)
     want, want_table = coverage_and_population(towers, grid, population, areas, **kw)
 
@@ -122,16 +137,20 @@ def test_coverage_and_tables_on_a_cluster_equal_the_in_process_run(
     assert table["covered_any"].sum() > 0
     assert table["uncovered_any"].sum() > 0
 
-    # one bundle of inputs, scattered once to both workers; the tasks refer to it by key
-    assert len(spy.scattered) == 1
-    kwargs, holders = spy.scattered[0]
-    assert kwargs["broadcast"] is True
-    assert holders == 2
     blocks = block_layout(grid.shape, TILE, 2)
     assert len(spy.submitted) == len(blocks) > 13  # the 13 tile rows cut into runs
-    for _, data, block in spy.submitted:
-        assert type(data).__name__ == "Future"
-        assert block in blocks
+    if shares_files:  # one file of inputs, named by every task; nothing scattered
+        assert spy.scattered == []
+        assert {type(args[1]).__name__ for args in spy.submitted} == {"Stored"}
+        assert len({args[1].path for args in spy.submitted}) == 1
+    else:  # one bundle of inputs, scattered once to both workers; the tasks name it by key
+        assert len(spy.scattered) == 1
+        kwargs, holders = spy.scattered[0]
+        assert kwargs["broadcast"] is True
+        assert holders == 2
+        assert {type(args[1]).__name__ for args in spy.submitted} == {"Future"}
+    assert {args[2] for args in spy.submitted} == set(blocks)
+    assert exchange_folders() == []  # the files are gone with the computation
     for original, now in zip(before, (towers, dem, clutter, population, areas), strict=True):
         if isinstance(original, np.ndarray):
             assert np.array_equal(original, now, equal_nan=True)
@@ -277,7 +296,7 @@ def test_workers_out_of_direct_reach_are_served_through_the_scheduler(
     grid, towers, _, _, _, _ = plan
     kw = {"max_radius_km": 0.8, "validity": "ignore", "tile_size": TILE}
     want = best_server(towers, grid, **kw)
-    spy = Unreachable(dask_client)
+    spy = Unreachable(dask_client, shares_files=False)
     with caplog.at_level(logging.INFO, logger="telcoplan"):
         got = best_server(towers, grid, client=spy, **kw)
     assert_bits_equal(got.power_dbm, want.power_dbm)
@@ -285,7 +304,7 @@ def test_workers_out_of_direct_reach_are_served_through_the_scheduler(
     assert [kw["direct"] for kw, _ in spy.scattered] == [False]
     # a client made not to talk to the workers directly is obeyed
     with distributed.Client(dask_cluster, direct_to_workers=False) as client:
-        spy = SpyClient(client)
+        spy = SpyClient(client, shares_files=False)
         got = best_server(towers, grid, client=spy, **kw)
     assert_bits_equal(got.server, want.server)
     assert [kw["direct"] for kw, _ in spy.scattered] == [False]

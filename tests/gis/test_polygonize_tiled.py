@@ -283,12 +283,15 @@ def test_on_dask_equals_whole_grid(dask_client, chunks):
     np.testing.assert_array_equal(labels4, ref4)
 
 
-def test_on_dask_and_in_process_agree_exactly(dask_client):
-    """The same chunking gives bit-identical sums on the cluster and in-process."""
+def test_on_dask_and_in_process_agree_exactly(dask_client_both_ways):
+    """The same chunking gives bit-identical sums on the cluster (data through files or
+    scattered) and in-process."""
     rng = np.random.default_rng(11)
     mask = rng.random((40, 50)) < 0.55
     weights = rng.random(mask.shape) * 1e3
     here = tiled_regions(mask, weights=weights, diagonal=True, chunks=(9, 8))
-    there = tiled_regions(mask, weights=weights, diagonal=True, chunks=(9, 8), client=dask_client)
+    there = tiled_regions(
+        mask, weights=weights, diagonal=True, chunks=(9, 8), client=dask_client_both_ways
+    )
     np.testing.assert_array_equal(here.weights, there.weights)
     np.testing.assert_array_equal(here.cells, there.cells)

@@ -262,11 +262,6 @@ def _worker_processes(besides=frozenset()):
     return found
 
 
-@pytest.mark.skip(
-    reason="known defect (issue 13 note): a worker killed while the inputs are scattered can "
-    "keep the scheduler replicating to it for 30 s per try, so the run may end in a "
-    "ClusterError after minutes instead of recovering; the deadline is not yet proven in CI"
-)
 @pytest.mark.slow
 def test_runs_whose_workers_are_killed_lose_nothing(tmp_path):
     """A worker process of the run's local cluster SIGKILLed at random moments (while the

@@ -1,0 +1,128 @@
+"""The files through which a local cluster's workers get their inputs and give their results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from telcoplan.gis import cluster_io
+from telcoplan.gis.cluster_io import Exchange, Stored, store
+
+
+def _value():
+    rng = np.random.default_rng(3)
+    big = rng.normal(size=(300, 200)).astype(np.float32)
+    return {
+        "c": big,
+        "f": np.asfortranarray(rng.integers(0, 9, (7, 5))),
+        "strided": big[::3, 1::2],  # not contiguous: pickled in band
+        "empty": np.zeros((0, 4), dtype=np.int16),
+        "bool": rng.random(33) < 0.5,
+        "text": ("Viettel", "Mobi<Fone>", None),
+        "nested": [np.arange(5, dtype=np.uint8), {"x": 1.5}],
+    }
+
+
+def _assert_same(got, want):
+    assert got.keys() == want.keys()
+    for key, w in want.items():
+        g = got[key]
+        if isinstance(w, np.ndarray):
+            assert g.dtype == w.dtype
+            assert g.shape == w.shape
+            assert np.array_equal(g, w)
+            assert g.flags.f_contiguous == w.flags.f_contiguous
+        elif key == "nested":
+            assert np.array_equal(g[0], w[0])
+            assert g[1] == w[1]
+        else:
+            assert g == w
+
+
+def test_values_come_back_equal_as_writable_views_of_the_mapped_file(tmp_path):
+    want = _value()
+    ex = Exchange(tmp_path)
+    handle = ex.put(want)
+    got = handle.load()
+    _assert_same(got, want)
+    # the large arrays are views of the file's mapping (no copy), aligned, and writable
+    # copy-on-write: writing changes neither the file nor another load
+    assert got["c"].base is not None
+    assert got["c"].ctypes.data % 64 == 0
+    got["c"][0, 0] = 1e9
+    again = handle.load()
+    assert again["c"][0, 0] == want["c"][0, 0]
+    assert [p.name for p in tmp_path.iterdir()] == [Path(handle.path).name]  # no .part left
+
+
+def test_a_result_is_taken_once_and_its_file_removed(tmp_path):
+    want = _value()
+    handle = store(str(tmp_path), want)
+    got = handle.take()
+    _assert_same(got, want)
+    assert not Path(handle.path).exists()
+    _assert_same(got, want)  # the mapping outlives the file
+
+
+def test_cached_loads_keep_the_last_inputs_of_a_process(tmp_path):
+    ex = Exchange(tmp_path)
+    handles = [ex.put(np.full(3, i)) for i in range(3)]
+    first = handles[0].load(cache=True)
+    assert handles[0].load(cache=True) is first  # loaded once per process
+    handles[1].load(cache=True)
+    handles[2].load(cache=True)  # the oldest is dropped
+    assert handles[0].load(cache=True) is not first
+    assert len(cluster_io._cache) == cluster_io._CACHED
+
+
+def test_a_file_that_is_not_an_exchange_file_is_refused(tmp_path):
+    path = tmp_path / "other"
+    path.write_bytes(b"x" * 64)
+    with pytest.raises(ValueError, match="not a telcoplan exchange file"):
+        Stored(str(path)).load()
+
+
+class _Client:
+    def __init__(self, answers):
+        self.answers = answers
+
+    def run(self, fn, path, on_error):
+        assert on_error == "return"
+        return {w: (fn(path) if a == "read" else a) for w, a in self.answers.items()}
+
+
+def test_the_probe_tells_whether_the_workers_share_our_files():
+    shared = Exchange.open(_Client({"w1": "read", "w2": "read"}))
+    assert shared is not None
+    folder = shared.folder
+    assert folder.is_dir()
+    shared.close()
+    assert not folder.exists()
+    # another machine's workers cannot read the file; a worker lost meanwhile is no answer
+    assert Exchange.open(_Client({"w1": "read", "w2": None})) is None
+    partial = Exchange.open(_Client({"w1": "read", "w2": OSError("gone")}))
+    assert partial is not None
+    partial.close()
+    assert Exchange.open(_Client({"w1": OSError("gone")})) is None
+    tmp = Path(cluster_io.tempfile.gettempdir())
+    assert list(tmp.glob(f"telcoplan-exchange-{os.getpid()}-*")) == []  # refused: none left
+
+
+def test_folders_of_processes_that_died_are_removed():
+    child = subprocess.run(
+        [sys.executable, "-c", "import tempfile; print(tempfile.mkdtemp(prefix="
+         "'telcoplan-exchange-' + str(__import__('os').getpid()) + '-'))"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    dead = Path(child.stdout.strip())
+    (dead / "input-x").write_bytes(b"left by a killed run")
+    alive = Exchange.open(_Client({"w": "read"}))
+    assert alive is not None
+    assert not dead.exists()
+    assert alive.folder.exists()
+    alive.close()
