@@ -12,7 +12,7 @@ demo: $(STAMP)
 	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
 
 test: $(STAMP) browser-deps postgis-deps qgis-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 install: $(STAMP)
 

@@ -279,7 +279,7 @@ def source_provenance(
     ref: LayerRef, base: Path, sha: Callable[[Path], str] | None = None
 ) -> dict[str, Any]:
     """Where a run's input came from, for its provenance: a file's path (relative to
-    ``base``, the plan's folder) and SHA-256 (``sha``: the function giving a file's), or a
+    ``base``, the plan's folder, when the file is inside it; else absolute) and SHA-256 (``sha``: the function giving a file's), or a
     database's connection (without password), table or query, and the SHA-256 of the rows
     read (:attr:`LayerRef.rows_sha256`, else those this process last read from it); raster
     layers alike (the SHA-256 of the raster tiles read). A population layer's weights and a
@@ -301,11 +301,19 @@ def _one_source(
     if not ref.is_database:
         if sha is None:
             from telcoplan.outputs import file_sha256 as sha
-        return {"path": os.path.relpath(ref.path, base), "sha256": sha(Path(ref.path))}
+        return {"path": _shown_path(ref.path, base), "sha256": sha(Path(ref.path))}
     url = redact(str(ref.path))
     out: dict[str, Any] = {"path": url}
     out |= {"table": ref.layer} if ref.layer is not None else {"sql": ref.sql}
     return out | {"sha256": digest or _ROWS_READ.get(_source_key(ref))}
+
+
+def _shown_path(path: str | os.PathLike, base: Path) -> str:
+    """``path`` relative to ``base`` when inside it (``data/towers.csv``), else absolute: a
+    file elsewhere reads better as ``/srv/gis/wards.geojson`` than ``../../srv/gis/…``."""
+    full = os.path.abspath(os.path.join(base, path))
+    rel = os.path.relpath(full, os.path.abspath(base))
+    return full if rel == os.pardir or rel.startswith(os.pardir + os.sep) else rel
 
 
 def _coverage_radius_km(plan: Plan) -> float | None:

@@ -647,3 +647,22 @@ def test_keys_that_a_file_cannot_use_are_plan_errors(small_plan):
         info.value
     )
     assert "layers.towers.layer: a CSV file has one table" in str(info.value)
+
+
+def test_provenance_paths_are_relative_inside_the_plan_folder_else_absolute(tmp_path):
+    """``data/towers.csv`` for a file beside the plan; ``/srv/…`` rather than ``../../srv/…``
+    for a file elsewhere (the report shows these paths to planners)."""
+    from telcoplan.pipeline.inputs import source_provenance
+    from telcoplan.pipeline.model import LayerRef
+
+    plan_dir = tmp_path / "plans" / "city"
+    (plan_dir / "data").mkdir(parents=True)
+    inside = plan_dir / "data" / "towers.csv"
+    elsewhere = tmp_path / "shared" / "wards.geojson"
+    elsewhere.parent.mkdir()
+    for f in (inside, elsewhere):
+        f.write_text("x")
+    got = source_provenance(LayerRef(path=str(inside)), plan_dir, sha=lambda p: "h")
+    assert got == {"path": "data/towers.csv", "sha256": "h"}
+    got = source_provenance(LayerRef(path=str(elsewhere)), plan_dir, sha=lambda p: "h")
+    assert got["path"] == str(elsewhere)
