@@ -10,7 +10,6 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from telcoplan import __version__
 from telcoplan.cli import cli
@@ -25,11 +24,6 @@ T1,VinaPhone,4G,1800,30,60,108.23,16.04
 T5,VinaPhone,4G,abc,30,60,108.19,16.03
 T6,Viettel,4G,1800,30,60,16.07,108.2
 """
-
-
-@pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
 
 
 def test_version(runner):
@@ -105,21 +99,6 @@ def test_validate_missing_file(runner, tmp_path):
     assert res.exit_code == 1
     assert "not found" in res.output
     assert "Traceback" not in res.output
-
-
-@pytest.fixture
-def plan_dir(tmp_path, areas4, towers5, grid10):
-    write_vector(tmp_path / "areas.gpkg", areas4)
-    write_vector(tmp_path / "towers.gpkg", towers5)
-    write_raster(tmp_path / "population.tif", np.full(grid10.shape, 1.0), grid10)
-    doc = {
-        "name": "t",
-        "layers": {"areas": "areas.gpkg", "towers": "towers.gpkg", "population": "population.tif"},
-    }
-    (tmp_path / "good.yml").write_text(yaml.safe_dump(doc))
-    doc["layers"]["towers"] = "nope.gpkg"
-    (tmp_path / "bad.yml").write_text(yaml.safe_dump(doc))
-    return tmp_path
 
 
 def test_run_and_overwrite(runner, plan_dir):
@@ -353,20 +332,12 @@ def test_calibrate_command(runner, tmp_path):
         lines.append(f"{lon:.7f},{lat:.7f},T1,{60.0 - loss:.4f}")
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
     out = tmp_path / "params.json"
-    res = runner.invoke(
-        cli,
-        [
-            "calibrate",
-            "--towers",
-            str(tmp_path / "towers.csv"),
-            "--measurements",
-            str(tmp_path / "m.csv"),
-            "--validate",
-            str(tmp_path / "m.csv"),
-            "-o",
-            str(out),
-        ],
-    )
+
+    def calibrate(measurements, out, *more):
+        argv = ["calibrate", "--towers", tmp_path / "towers.csv", "--measurements", measurements]
+        return runner.invoke(cli, [str(a) for a in (*argv, *more, "-o", out)])
+
+    res = calibrate(tmp_path / "m.csv", out, "--validate", tmp_path / "m.csv")
     assert res.exit_code == 0, res.output
     params = json.loads(out.read_text())
     # the flat-earth distance approximation above is good to ~0.3 %, i.e. < 0.05 dB
@@ -385,18 +356,7 @@ def test_calibrate_command(runner, tmp_path):
     bad.write_text(
         "lon,lat,site_id,rssi_dbm\n108.2,16.06,T9,-80\n108.2,16.07,T1,-85\n108.2,16.08,T1,-88\n"
     )
-    res = runner.invoke(
-        cli,
-        [
-            "calibrate",
-            "--towers",
-            str(tmp_path / "towers.csv"),
-            "--measurements",
-            str(bad),
-            "-o",
-            str(tmp_path / "p2.json"),
-        ],
-    )
+    res = calibrate(bad, tmp_path / "p2.json")
     assert res.exit_code == 1
     assert "T9" in res.output
     assert "row 1" in res.output
@@ -486,10 +446,6 @@ def test_choices_come_from_the_library_registries(runner):
 
 
 def test_validate_land_use(runner, tmp_path, grid10, areas4):
-    import numpy as np
-
-    from telcoplan.gis.raster import write_raster
-
     codes = np.ones(grid10.shape, dtype=np.int16)
     write_raster(tmp_path / "landuse.tif", codes, grid10, nodata=0)
     res = runner.invoke(cli, ["validate", str(tmp_path / "landuse.tif")])

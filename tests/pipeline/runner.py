@@ -156,36 +156,32 @@ class Runner:
         self.proc.stdout.close()
 
 
-def wait_for_lines(log: Path, count: int) -> list[str]:
-    """The first ``count`` lines of the log of a running run, once written (fewer when the run
-    ends first)."""
+def _watch(log: Path, until, what: str) -> list[str]:
+    """The lines of the log of a running run once ``until(lines)`` holds or the run has ended;
+    an AssertionError naming ``what`` after :data:`TIMEOUT_S` (a hang fails the test)."""
     deadline = time.monotonic() + TIMEOUT_S
     while True:
         try:
             lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
         except FileNotFoundError:
             lines = []
-        if len(lines) >= count or any(line.startswith("<<exit") for line in lines):
-            return lines[:count]
-        assert time.monotonic() < deadline, f"no {count} lines in {log} after {TIMEOUT_S} s"
+        if until(lines) or any(line.startswith("<<exit") for line in lines):
+            return lines
+        assert time.monotonic() < deadline, f"no {what} in {log} after {TIMEOUT_S} s"
         time.sleep(0.002)
+
+
+def wait_for_lines(log: Path, count: int) -> list[str]:
+    """The first ``count`` lines of the log of a running run, once written (fewer when the run
+    ends first)."""
+    return _watch(log, lambda lines: len(lines) >= count, f"{count} lines")[:count]
 
 
 def wait_for(log: Path, text: str) -> bool:
     """Wait until the log of a running run has a line with ``text`` (True) or the run ended
     without one (False)."""
-    deadline = time.monotonic() + TIMEOUT_S
-    while True:
-        try:
-            lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-        except FileNotFoundError:
-            lines = []
-        if any(text in line for line in lines):
-            return True
-        if any(line.startswith("<<exit") for line in lines):
-            return False
-        assert time.monotonic() < deadline, f"no {text!r} in {log} after {TIMEOUT_S} s"
-        time.sleep(0.002)
+    lines = _watch(log, lambda lines: any(text in line for line in lines), repr(text))
+    return any(text in line for line in lines)
 
 
 #: A log line that tells which step of a run it is at.

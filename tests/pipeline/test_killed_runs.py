@@ -22,16 +22,14 @@ from types import SimpleNamespace
 import geopandas as gpd
 import numpy as np
 import pytest
-import yaml
 from shapely.geometry import LineString, Point, box
 
 from telcoplan.gis.atomic import owned_folder
 from telcoplan.gis.grid import GridSpec
-from telcoplan.gis.raster import write_raster
-from telcoplan.gis.vector import write_vector
 from telcoplan.outputs import remove_abandoned_runs
 from telcoplan.pipeline import read_plan, run_plan
 from tests.conftest import UTM49, X0, Y0
+from tests.pipeline.conftest import output_bytes, write_plan
 from tests.pipeline.runner import Runner, killed, step_of, wait_for, wait_for_lines
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="runs are forked (POSIX)")
@@ -85,24 +83,25 @@ def plans(tmp_path_factory, runner):
         crs=UTM49,
     )
     grid = GridSpec.from_bounds((X0, Y0, X0 + 2000, Y0 + 1000), 100.0, UTM49)
-    write_vector(tmp / "areas.gpkg", areas)
-    write_vector(tmp / "towers.gpkg", towers)
-    write_vector(tmp / "roads.gpkg", roads)
-    write_raster(tmp / "population.tif", np.full(grid.shape, 20.0), grid)
     doc = {
         "name": "killed runs",
         "resolution_m": 100,
         "layers": {n: f"{n}.gpkg" for n in ("areas", "towers", "roads")}
         | {"population": "population.tif"},
     }
-    plan_a, plan_b = tmp / "plan_a.yml", tmp / "plan_b.yml"
-    plan_a.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    doc["stages"] = {"coverage": {"h_rx_m": 3.0}}  # every signal raster changes
-    plan_b.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    files = {
+        "areas.gpkg": areas,
+        "towers.gpkg": towers,
+        "roads.gpkg": roads,
+        "population.tif": (np.full(grid.shape, 20.0), grid),
+    }
+    plan_a = write_plan(tmp / "plan_a.yml", doc, files)
+    # every signal raster changes
+    plan_b = write_plan(tmp / "plan_b.yml", doc | {"stages": {"coverage": {"h_rx_m": 3.0}}})
     ref_a, ref_b = tmp / "ref_a", tmp / "ref_b"
     runner.run(["run", str(plan_a), "--out", str(ref_a)], tmp / "a.log")
     log = runner.run(["-v", "run", str(plan_b), "--out", str(ref_b)], tmp / "b.log")
-    a, b = _outputs(ref_a), _outputs(ref_b)
+    a, b = output_bytes(ref_a), output_bytes(ref_b)
     assert a.keys() == b.keys()
     assert a != b  # the kills have something to break
     assert {"map.html", "report.html", "sites.gpkg", "backbone.gpkg"} <= b.keys()
@@ -117,11 +116,6 @@ def _previous(plans, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(plans.ref_a, out)
     return out
-
-
-def _outputs(folder):
-    """The files of a folder that carry an output's name (not hidden), with their bytes."""
-    return {p.name: p.read_bytes() for p in folder.iterdir() if not p.name.startswith(".")}
 
 
 def _staging(folder):
@@ -221,7 +215,7 @@ def test_runs_killed_at_random_moments(runner, plans, tmp_path):
     span = len(lines) - 3  # up to the line before "wrote …" (then the CLI's line, <<exit>>)
     kills, steps = 0, set()
     for i in range(KILLS):
-        before = _outputs(out)
+        before = output_bytes(out)
         k = 1 + int((i + rng.random()) * span / KILLS)
         log = logs / f"kill{i}.log"
         args = ["-v", "run", str(plans.b), "--out", str(out), "--overwrite", "--force"]
@@ -232,13 +226,13 @@ def test_runs_killed_at_random_moments(runner, plans, tmp_path):
         if killed(status):
             kills += 1
             steps.add(step_of(seen))
-        after = _outputs(out)
+        after = output_bytes(out)
         if any((s / ".publish.json").exists() for s in _staging(out)):
             # killed while moving its outputs into place: each file is whole, and the next run
             # (or any clean-up) puts the previous outputs back
             assert all(data in (before.get(n), expected[n]) for n, data in after.items())
             remove_abandoned_runs(out)
-            after = _outputs(out)
+            after = output_bytes(out)
         assert after in (before, expected), f"kill {i} at line {k}: {step_of(seen)}"
         _check_hidden(out)
         _check_cache(out)
@@ -249,7 +243,7 @@ def test_runs_killed_at_random_moments(runner, plans, tmp_path):
     log = runner.run(["-v", "run", str(plans.b), "--out", str(out), "--overwrite"], logs / "b.log")
     n = len(left)
     assert f"removed {n} staging folder{'s' if n > 1 else ''} left in {out}" in log
-    assert _outputs(out) == expected
+    assert output_bytes(out) == expected
     assert not _staging(out)
     _check_hidden(out)
     assert _check_cache(out) >= 7  # inputs, six stages (and the QGIS styles)
@@ -268,15 +262,15 @@ def test_a_run_killed_while_moving_its_outputs_into_place_is_undone(runner, plan
         log = logs / f"die{die_at}.log"
         status = runner.wait(runner.start(args, log, out=out, die_at=die_at))
         assert killed(status), log.read_text(encoding="utf-8")
-        mixed = _outputs(out)
+        mixed = output_bytes(out)
         assert mixed != previous  # the kill came in the middle of the moves
         assert all(data in (previous.get(n), expected[n]) for n, data in mixed.items())
         assert remove_abandoned_runs(out)
-        assert _outputs(out) == previous
+        assert output_bytes(out) == previous
         assert not _staging(out)
         _check_cache(out)
     runner.run(args, logs / "b.log")
-    assert _outputs(out) == expected
+    assert output_bytes(out) == expected
 
 
 def test_a_run_interrupted_while_moving_its_outputs_puts_them_back(plans, tmp_path, monkeypatch):
@@ -296,7 +290,7 @@ def test_a_run_interrupted_while_moving_its_outputs_puts_them_back(plans, tmp_pa
     with pytest.raises(KeyboardInterrupt):
         run_plan(read_plan(plans.b), out, overwrite=True, cache=True)
     monkeypatch.undo()
-    assert _outputs(out) == plans.outputs_a
+    assert output_bytes(out) == plans.outputs_a
     assert not _staging(out)
 
 
@@ -320,7 +314,7 @@ def test_two_runs_into_one_folder_at_once(runner, plans, tmp_path):
     assert all(s.exists() for s in live)
     statuses = [runner.wait(pid) for pid in runs]
     assert all(os.WIFEXITED(s) and os.WEXITSTATUS(s) == 0 for s in statuses)
-    assert _outputs(out) in (plans.outputs_a, plans.outputs_b)
+    assert output_bytes(out) in (plans.outputs_a, plans.outputs_b)
     assert not _staging(out)
     _check_hidden(out)
     _check_cache(out)

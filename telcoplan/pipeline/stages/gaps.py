@@ -24,6 +24,7 @@ from telcoplan.pipeline.stages._base import StageResult, Staging
 from telcoplan.pipeline.stages.coverage import mark_synthetic
 
 if TYPE_CHECKING:
+    from telcoplan.gis.grid import GridSpec
     from telcoplan.pipeline.inputs import PlanInputs
 
 __all__ = ["DEFAULTS", "GapsParams", "parse", "run"]
@@ -67,16 +68,12 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> GapsPar
 def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult:
     """Gaps of the coverage stage's result (``staging.results["coverage"]``)."""
     from telcoplan.coverage.gaps import find_gaps, poi_service, single_operator_areas
-    from telcoplan.gis.polygonize import DEFAULT_CHUNKS
     from telcoplan.gis.vector import write_vector_layers
 
     cov = staging.results["coverage"]
     towers = inputs.vectors["towers"]
     client = staging.client  # on a Dask cluster: regions labelled and polygonized tile by tile
-    # a large grid is also done chunk by chunk here: no label raster of the whole grid (the same
-    # gaps; their polygons come back normalized)
-    rows, cols = DEFAULT_CHUNKS
-    chunks = DEFAULT_CHUNKS if cov.grid.width * cov.grid.height > 4 * rows * cols else None
+    chunks = _chunks(cov.grid)
     gaps = find_gaps(
         cov,
         inputs.population,
@@ -109,7 +106,7 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         "single_operator": {
             r["operator"]: round(float(r["population"]), 1) for _, r in single.iterrows()
         },
-        "not_covered": _not_covered(cov, inputs.population, gaps, params, client),
+        "not_covered": _not_covered(cov, inputs.population, gaps, params, client, chunks),
     }
     if "pois" in inputs.vectors:
         service = _poi_levels(cov, poi_service(cov, inputs.vectors["pois"], towers), towers)
@@ -126,27 +123,53 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
     return StageResult(summary)
 
 
+def _chunks(grid: GridSpec) -> tuple[int, int] | None:
+    """The chunks the stage finds its regions in: the gaps, the single-operator areas and the
+    pockets of :func:`_not_covered` alike.
+
+    A grid larger than 4 chunks of :data:`~telcoplan.gis.polygonize.DEFAULT_CHUNKS` is done
+    chunk by chunk, also without a cluster: no label raster of the whole grid (a national
+    grid's labels and their bincount copy were 0.4 GB at the run's peak); the same regions,
+    their polygons normalized. A smaller one is done at once (None), or tile by tile in the
+    default chunks on a cluster.
+    """
+    from telcoplan.gis.polygonize import DEFAULT_CHUNKS
+
+    rows, cols = DEFAULT_CHUNKS
+    return DEFAULT_CHUNKS if grid.width * grid.height > 4 * rows * cols else None
+
+
 def _not_covered(
-    cov, population: np.ndarray, gaps, params: GapsParams, client: Any = None
+    cov,
+    population: np.ndarray,
+    gaps,
+    params: GapsParams,
+    client: Any = None,
+    chunks: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Every person no operator covers, split as the report states it: in the ranked gaps,
     and scattered — in uncovered pockets under ``min_population`` persons, or in cells
     sparser than ``min_density_per_km2`` (the two rules of :func:`find_gaps`).
 
     Persons are those of the plan's population grid (the same the areas' figures sum). The
-    pockets are found as :func:`find_gaps` finds them (tile by tile on ``client``'s cluster).
+    pockets are the regions :func:`~telcoplan.coverage.gaps.find_gaps` finds with the same
+    ``client`` and ``chunks`` (see :func:`_chunks`), found the same way, so that their persons
+    are the same sums: at once, or tile by tile (on ``client``'s cluster, or here).
     """
-    from telcoplan.gis.polygonize import tiled_regions
+    from telcoplan.gis.polygonize import label_regions, tiled_regions
 
     grid = cov.grid
     pop = np.where(np.isfinite(population), population, 0.0)
     uncovered = ~cov.covered_any & (pop > 0)
     min_cell = max(float(params.min_density_per_km2) * grid.cell_area_m2 / 1e6, 0.0)
     sparse = uncovered & (pop < min_cell)
-    dense = uncovered & ~sparse
-    # chunk by chunk (on the cluster, or here): no label raster of the whole grid (a national
-    # grid's labels and their bincount copy were 0.4 GB at the run's peak)
-    persons = tiled_regions(dense, weights=pop, diagonal=True, client=client).weights
+    dense = uncovered & ~sparse  # the cells of find_gaps' regions
+    if client is None and chunks is None:
+        labels, n = label_regions(dense, diagonal=True)
+        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
+    else:
+        regions = tiled_regions(dense, weights=pop, diagonal=True, chunks=chunks, client=client)
+        persons = regions.weights
     small = persons < float(params.min_population)
     km2 = grid.cell_area_m2 / 1e6
     return {
