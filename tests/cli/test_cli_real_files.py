@@ -15,11 +15,6 @@ from tests.conftest import X0, Y0
 
 
 @pytest.fixture
-def runner() -> CliRunner:
-    return CliRunner()
-
-
-@pytest.fixture
 def ward_files(tmp_path, areas4, towers5):
     """The quadrant areas with a ward file's column names, and the five towers plus one
     2 km east of the areas (2100 MHz: within its 10 km radius)."""
