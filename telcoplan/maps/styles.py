@@ -329,7 +329,9 @@ def run_styles(
         summary = outputs.read_summary(summary_path) if summary_path.is_file() else {}
     links = tables.get("backbone")
     link_ops = (
-        [op for v in links["operators"] for op in split_ops(v)]
+        # each distinct text once (a national backbone: 420,000 links, a handful of texts);
+        # only which operators occur counts
+        [op for v in links["operators"].astype(object).unique() for op in split_ops(v)]
         if links is not None and "operators" in links.columns
         else []
     )

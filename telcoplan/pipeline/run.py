@@ -421,6 +421,7 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
     try:
         while True:
             ready = _ready(pending, deps, outcomes, job, one=pool is None) if not errors else []
+            _release(outcomes, readers)  # a skipped stage may have been the last reader
             if not ready and not running:
                 break
             if pool is None or (len(ready) == 1 and not running):
