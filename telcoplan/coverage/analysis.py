@@ -203,18 +203,31 @@ class CoverageJob:
         """The coverage (and with ``zones``, the population table's zonal sums, one row per
         column of :func:`_zonal_columns`) block by block on ``client``'s cluster."""
         from telcoplan.coverage.tiled import map_blocks
+        from telcoplan.gis.cluster_io import Exchange
 
         job = self.signal
         labels, pop, n_areas = zones if zones is not None else (None, None, 0)
-        inputs = _ClusterInputs(job, labels, pop, n_areas)
-        full = _BlockCoverage.empty(job)
         sums: dict[tuple[int, int, int, int], np.ndarray] = {}
-        for block, got in map_blocks(
-            client, inputs, _coverage_task, job.grid.shape, job.tile_size, _LABEL
-        ):
-            full.place_result(got, block, self.power_threshold)
-            if got.sums is not None:
-                sums[block] = got.sums
+        # workers sharing this machine's files write their blocks into the rasters themselves
+        # (no copy here); others send them back
+        exchange = Exchange.open(client)
+        try:
+            full, out = (
+                _BlockCoverage.shared(job, exchange)
+                if exchange is not None
+                else (_BlockCoverage.empty(job), None)
+            )
+            inputs = _ClusterInputs(job, labels, pop, n_areas, self.power_threshold, out)
+            for block, got in map_blocks(
+                client, inputs, _coverage_task, job.grid.shape, job.tile_size, _LABEL, exchange
+            ):
+                if out is None:
+                    full.place_result(got, block, self.power_threshold)
+                if got.sums is not None:
+                    sums[block] = got.sums
+        finally:
+            if exchange is not None:
+                exchange.close()  # the rasters stay mapped here
         table_sums = None
         if zones is not None:  # the blocks' partial sums added in the blocks' order
             table_sums = np.zeros((_n_columns(len(job.groups)), n_areas))
@@ -311,6 +324,26 @@ class _BlockCoverage(NamedTuple):
         return cls(power, margin, server, covered, best_rank, limit)
 
     @classmethod
+    def shared(cls, job: BestServerJob, exchange: Any) -> tuple[_BlockCoverage, _BlockCoverage]:
+        """Rasters of the whole grid shared with the workers of ``exchange`` (a
+        :class:`~telcoplan.gis.cluster_io.Exchange`), as :meth:`empty` shapes them; and their
+        handles, which the tasks open (:meth:`open`)."""
+        made = [None if a is None else exchange.array(a.shape, a.dtype) for a in cls.empty(job)]
+        arrays = cls(*(None if m is None else m[0] for m in made))
+        return arrays, cls(*(None if m is None else m[1] for m in made))
+
+    def open(self) -> _BlockCoverage:
+        """(on a worker) The shared rasters of these handles (:meth:`shared`)."""
+        return _BlockCoverage(*(None if h is None else h.open() for h in self))
+
+    def place(self, part: _BlockCoverage, block: tuple[int, int, int, int]) -> None:
+        """A block's rasters (``part``) copied into these (the whole grid's)."""
+        r0, r1, c0, c1 = block
+        for whole, piece in zip(self, part, strict=True):
+            if whole is not None:
+                whole[..., r0:r1, c0:c1] = piece
+
+    @classmethod
     def empty(cls, job: BestServerJob) -> _BlockCoverage:
         """Uninitialised rasters of the whole grid (every block is copied in)."""
         sig = job.empty_block()
@@ -349,24 +382,29 @@ def _limit(covered_any: np.ndarray, flat: np.ndarray) -> np.ndarray:
 class _BlockResult(NamedTuple):
     """What a cluster's task sends back: a block's margin, server, generation and limit
     rasters (the serving power and the covered cells are computed from them by the caller:
-    40 % fewer bytes to send), and its per-area partial sums (:func:`_zonal_columns`)."""
+    40 % fewer bytes to send; None when the task wrote them into shared rasters), and its
+    per-area partial sums (:func:`_zonal_columns`)."""
 
-    margin: np.ndarray
-    server: np.ndarray
-    best_rank: np.ndarray
+    margin: np.ndarray | None
+    server: np.ndarray | None
+    best_rank: np.ndarray | None
     limit: np.ndarray | None
     sums: np.ndarray | None
 
 
 @dataclass(frozen=True, eq=False)
 class _ClusterInputs:
-    """What every task of a cluster run needs, scattered once: the prepared job and, for the
-    population table, the areas' labels and the population (NaN = 0) on the whole grid."""
+    """What every task of a cluster run needs, sent once: the prepared job and, for the
+    population table, the areas' labels and the population (NaN = 0) on the whole grid; with
+    ``out``, the handles of the whole grid's shared rasters the tasks write into (with the
+    groups' power thresholds, to derive the serving power and the covered cells)."""
 
     job: BestServerJob
     labels: np.ndarray | None
     population: np.ndarray | None
     n_areas: int
+    threshold: np.ndarray | None = None
+    out: _BlockCoverage | None = None
 
 
 def _coverage_task(inputs: _ClusterInputs, block: tuple[int, int, int, int]) -> _BlockResult:
@@ -385,6 +423,10 @@ def _coverage_task(inputs: _ClusterInputs, block: tuple[int, int, int, int]) -> 
             inputs.labels[r0:r1, c0:c1],
             inputs.n_areas,
         )
+    if inputs.out is not None:  # into the shared rasters: only the sums go back
+        part = _BlockCoverage.of(inputs.threshold, sig.power, sig.server, sig.best_rank)
+        inputs.out.open().place(part._replace(limit=limit), block)
+        return _BlockResult(None, None, None, None, sums)
     return _BlockResult(sig.power, sig.server, sig.best_rank, limit, sums)
 
 

@@ -61,6 +61,7 @@ SCATTER_TIMEOUT_S = 40.0  # beyond the 30 s the scheduler takes to give up on a 
 _PROGRESS_S = 5.0  # seconds between progress messages
 _PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 _KERNEL_LOCK = threading.Lock()  # one kernel at a time in a worker process
+_OPEN = object()  # map_blocks: open an exchange of its own
 
 #: A block of tiles: rows ``r0:r1``, columns ``c0:c1`` of the grid.
 Block = tuple[int, int, int, int]
@@ -108,6 +109,7 @@ def map_blocks(
     shape: tuple[int, int],
     tile_size: int,
     progress_label: str,
+    exchange: Any = _OPEN,
 ) -> Iterator[tuple[Block, Any]]:
     """Run ``task(data, block)`` on a cluster for every block of :func:`block_layout`; yield
     ``(block, result)`` as the tasks finish (in no particular order).
@@ -131,6 +133,11 @@ def map_blocks(
         The grid's shape (rows, columns) and the kernels' tile size (cells).
     progress_label
         How the progress messages name the computation.
+    exchange
+        The :class:`~telcoplan.gis.cluster_io.Exchange` the data and the results go through
+        (the caller's, which it closes: its tasks may write into its shared arrays), or None to
+        scatter; by default one is opened (and closed) here when the workers share this
+        machine's files.
 
     An error in a task is raised here (the other tasks are cancelled); the data (files or
     scattered) and the tasks are released when the generator ends or is closed.
@@ -154,7 +161,9 @@ def map_blocks(
         threads,
     )
     link = _Link(client)
-    exchange = Exchange.open(client)  # None: the workers do not see this machine's files
+    own = exchange is _OPEN
+    if own:
+        exchange = Exchange.open(client)  # None: the workers do not see this machine's files
     if exchange is not None:
         source: Any = exchange.put(data)
         run, extra = _run_block_shared, (str(exchange.folder),)
@@ -192,7 +201,7 @@ def map_blocks(
                     last = now
     finally:
         client.cancel(futures if exchange is not None else [*futures, source])
-        if exchange is not None:
+        if own and exchange is not None:
             exchange.close()
 
 

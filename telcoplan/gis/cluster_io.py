@@ -8,7 +8,10 @@ its temporary folder, its inputs and results need not travel through Dask's conn
   (copy-on-write: the pages are the page cache's, shared by the workers, until written) and
   keeps it for the next tasks (:meth:`Stored.load`);
 - a task's result is written by the worker to a file of the same folder (:func:`store`) and
-  only its handle goes back; this process maps it (:meth:`Stored.take`).
+  only its handle goes back; this process maps it (:meth:`Stored.take`);
+- or the tasks write their parts of an output straight into an array that this process and
+  the workers map shared (:meth:`Exchange.array`, :meth:`SharedArray.open`): no copy at all
+  here (a task run again writes the same values again).
 
 Nothing then lives only in a worker's memory: a worker killed at any moment loses no input
 (the task that it ran is run again elsewhere, and reads the same file) and the results still
@@ -41,20 +44,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from telcoplan.errors import ClusterError
 
-__all__ = ["PROBE_TIMEOUT_S", "Exchange", "Stored", "store", "within"]
+__all__ = ["PROBE_TIMEOUT_S", "Exchange", "SharedArray", "Stored", "store", "within"]
 
 log = logging.getLogger(__name__)
 
 #: Seconds the workers may take to answer the probe.
 PROBE_TIMEOUT_S = 30.0
+_FORGET_TIMEOUT_S = 10.0
 _PREFIX = "telcoplan-exchange-"
 _MAGIC = b"TPX1"
 _HEAD = struct.Struct("<4sQQ")  # magic, pickle length, number of buffers
 _ALIGN = 64
 _CACHED = 2  # inputs a worker process keeps mapped (the last ones loaded)
+_CACHED_ARRAYS = 16  # shared arrays a worker process keeps mapped
 _cache: collections.OrderedDict[str, Any] = collections.OrderedDict()
+_arrays: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
 _cache_lock = threading.Lock()
 
 
@@ -88,6 +96,29 @@ class Stored:
             Path(self.path).unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class SharedArray:
+    """A handle of an array of an exchange that this process and the workers map shared."""
+
+    path: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    def open(self) -> np.ndarray:
+        """(on a worker) The array, mapped shared: what is written to it is the array of the
+        process that made it (kept mapped for the next tasks of this process)."""
+        with _cache_lock:
+            if self.path in _arrays:
+                _arrays.move_to_end(self.path)
+                return _arrays[self.path]
+        array = _map_shared(self.path, np.dtype(self.dtype), self.shape)
+        with _cache_lock:
+            _arrays[self.path] = array
+            while len(_arrays) > _CACHED_ARRAYS:
+                _arrays.popitem(last=False)
+        return array
+
+
 def store(folder: str, value: Any) -> Stored:
     """(on a worker) ``value`` written to a new file of ``folder``; its handle."""
     path = os.path.join(folder, f"result-{uuid.uuid4().hex}")
@@ -98,8 +129,9 @@ def store(folder: str, value: Any) -> Stored:
 class Exchange:
     """A folder of this process that the workers of a cluster read and write."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, client: Any = None):
         self.folder = folder
+        self._client = client  # whose workers are told to let go of the files at close
 
     @classmethod
     def open(cls, client: Any) -> Exchange | None:
@@ -107,7 +139,7 @@ class Exchange:
         process's temporary folder (then the caller sends its data through Dask)."""
         _remove_stale()
         folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
-        exchange = cls(folder)
+        exchange = cls(folder, client)
         token = uuid.uuid4().hex
         probe = folder / "probe"
         probe.write_text(token)
@@ -135,8 +167,31 @@ class Exchange:
         _write(value, str(path))
         return Stored(str(path))
 
+    def array(self, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, SharedArray]:
+        """A new array (zeros) of ``shape`` and ``dtype`` in a file of the folder, mapped here
+        shared, and its handle for the workers (:meth:`SharedArray.open`). The array stays
+        valid after :meth:`close` (the file is removed, the mapping kept)."""
+        path = self.folder / f"array-{uuid.uuid4().hex}"
+        dt = np.dtype(dtype)
+        with open(path, "wb") as f:
+            f.truncate(int(np.prod(shape, dtype=np.int64)) * dt.itemsize)  # sparse: no writes
+        handle = SharedArray(str(path), dt.str, tuple(int(n) for n in shape))
+        return _map_shared(str(path), dt, handle.shape), handle
+
     def close(self) -> None:
-        """Remove the folder and what it holds."""
+        """Remove the folder and what it holds; the workers drop what they keep mapped of it
+        (best effort: a worker that does not answer in a few seconds keeps it until its next
+        inputs push it out)."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            try:
+                within(
+                    _FORGET_TIMEOUT_S,
+                    lambda: client.run(_forget, str(self.folder), on_error="ignore"),
+                    "let go of the exchanged files",
+                )
+            except Exception as exc:  # the files are removed all the same
+                log.debug("the workers did not let go of %s: %r", self.folder, exc)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def __enter__(self) -> Exchange:
@@ -169,6 +224,15 @@ def within(seconds: float, call: Callable[[], Any], what: str) -> Any:
     if "error" in out:
         raise out["error"]
     return out["value"]
+
+
+def _forget(folder: str) -> None:
+    """(on a worker) Drop the inputs and shared arrays of ``folder`` this process keeps."""
+    prefix = os.path.join(folder, "")
+    with _cache_lock:
+        for cache in (_cache, _arrays):
+            for path in [p for p in cache if p.startswith(prefix)]:
+                del cache[path]
 
 
 def _read_probe(path: str) -> str | None:
@@ -218,6 +282,15 @@ def _read(path: str) -> Any:
         off, n = struct.unpack_from("<QQ", view, table + 16 * i)
         buffers.append(view[off : off + n])
     return pickle.loads(head, buffers=buffers)
+
+
+def _map_shared(path: str, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """The array of ``path``'s bytes, mapped shared and writable (a plain ndarray)."""
+    if not int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        return np.zeros(shape, dtype=dtype)  # nothing to share (mmap refuses empty files)
+    with open(path, "r+b") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_WRITE)
+    return np.frombuffer(mapped, dtype=dtype).reshape(shape)
 
 
 def _align(n: int) -> int:

@@ -92,6 +92,9 @@ class _Client:
         self.answers = answers
 
     def run(self, fn, path, on_error):
+        if fn is cluster_io._forget:  # at close: the workers let go of the folder
+            assert on_error == "ignore"
+            return {w: fn(path) for w in self.answers}
         assert on_error == "return"
         return {w: (fn(path) if a == "read" else a) for w, a in self.answers.items()}
 
@@ -126,3 +129,45 @@ def test_folders_of_processes_that_died_are_removed():
     assert not dead.exists()
     assert alive.folder.exists()
     alive.close()
+
+
+def test_shared_arrays_written_by_another_process_are_seen_here(tmp_path):
+    """A worker's writes (here: a child process) land in this process's array, which stays
+    valid once the exchange is closed; empty arrays need no file."""
+    ex = Exchange(tmp_path / "ex")
+    ex.folder.mkdir()
+    here, handle = ex.array((2, 3, 5), np.float32)
+    assert here.shape == (2, 3, 5)
+    assert here.dtype == np.float32
+    assert not here.any()  # zeros until written
+    code = (
+        "import pickle, sys, numpy as np; h = pickle.loads(sys.stdin.buffer.read()); "
+        "a = h.open(); a[1, :, 2:4] = np.arange(6, dtype=np.float32).reshape(3, 2)"
+    )
+    import pickle
+
+    subprocess.run([sys.executable, "-c", code], input=pickle.dumps(handle), check=True)
+    want = np.zeros((2, 3, 5), np.float32)
+    want[1, :, 2:4] = np.arange(6).reshape(3, 2)
+    assert np.array_equal(here, want)
+    ex.close()
+    assert not ex.folder.exists()
+    assert np.array_equal(here, want)  # the mapping outlives the file
+    empty, h0 = Exchange(tmp_path).array((0, 4), np.int32)
+    assert empty.shape == (0, 4)
+    assert h0.open().shape == (0, 4)
+
+
+def test_closing_lets_the_workers_drop_what_they_keep(tmp_path):
+    ex = Exchange(tmp_path / "ex", _Client({"w": "read"}))
+    ex.folder.mkdir()
+    kept = ex.put(np.arange(3))
+    kept.load(cache=True)
+    _, handle = ex.array((4,), np.int16)
+    handle.open()
+    other = Exchange(tmp_path / "other")
+    other.folder.mkdir()
+    other.put(np.arange(2)).load(cache=True)
+    ex.close()
+    assert not any(p.startswith(str(ex.folder)) for p in [*cluster_io._cache, *cluster_io._arrays])
+    assert any(p.startswith(str(other.folder)) for p in cluster_io._cache)  # not another's
