@@ -285,9 +285,9 @@ def test_runs_whose_workers_are_killed_lose_nothing(tmp_path):
     # other clusters of this process (the session's test cluster, its restarted workers): never
     # killed, never taken for the run's
     others = frozenset(p.pid for p in _worker_processes())
-    for _ in range(6):
+    for second in range(4):  # one kill in each second after the workers are up (0-1 s, …)
         before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-        delay = rng.uniform(0.0, 4.0)
+        delay = rng.uniform(second, second + 1.0)
         done = threading.Event()
 
         def killer(delay=delay, done=done):
@@ -320,7 +320,7 @@ def test_runs_whose_workers_are_killed_lose_nothing(tmp_path):
             thread.join()
         assert not _worker_processes(others)  # the run's cluster is gone with it
         assert not list(out.glob(".staging-*"))
-    assert len(killed) >= 4, killed  # most runs did lose a worker
+    assert len(killed) >= 3, killed  # most runs did lose a worker
     failed = [o for o in outcomes if o != "completed"]
     assert all("lost the work" in o or "could not start" in o for o in failed), failed
     run_plan(plan, out, overwrite=True, workers=2)
