@@ -30,6 +30,8 @@ one left by a process that was killed is removed by the next exchange opened on 
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import logging
 import mmap
 import os
@@ -39,7 +41,7 @@ import struct
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +166,8 @@ class Exchange:
     def put(self, value: Any) -> Stored:
         """``value`` written to a new file of the folder; its handle."""
         path = self.folder / f"input-{uuid.uuid4().hex}"
-        _write(value, str(path))
+        with self._space():
+            _write(value, str(path))
         return Stored(str(path))
 
     def array(self, shape: tuple[int, ...], dtype: Any) -> tuple[np.ndarray, SharedArray]:
@@ -173,10 +176,26 @@ class Exchange:
         valid after :meth:`close` (the file is removed, the mapping kept)."""
         path = self.folder / f"array-{uuid.uuid4().hex}"
         dt = np.dtype(dtype)
-        with open(path, "wb") as f:
-            f.truncate(int(np.prod(shape, dtype=np.int64)) * dt.itemsize)  # sparse: no writes
+        size = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
+        with self._space(), open(path, "wb") as f:
+            if size:  # the blocks reserved now: a full disk is an error here, not a crash later
+                os.posix_fallocate(f.fileno(), 0, size)
         handle = SharedArray(str(path), dt.str, tuple(int(n) for n in shape))
         return _map_shared(str(path), dt, handle.shape), handle
+
+    @contextlib.contextmanager
+    def _space(self) -> Iterator[None]:
+        """A full disk as a ClusterError that says what to do."""
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise ClusterError(
+                f"no space left in {self.folder.parent} for the files the cluster's workers "
+                "share with this run; free some space there, or point TMPDIR at a folder "
+                "with more room"
+            ) from exc
 
     def close(self) -> None:
         """Remove the folder and what it holds; the workers drop what they keep mapped of it

@@ -171,3 +171,20 @@ def test_closing_lets_the_workers_drop_what_they_keep(tmp_path):
     ex.close()
     assert not any(p.startswith(str(ex.folder)) for p in [*cluster_io._cache, *cluster_io._arrays])
     assert any(p.startswith(str(other.folder)) for p in cluster_io._cache)  # not another's
+
+
+def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    from telcoplan.errors import ClusterError
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    ex = Exchange(tmp_path)
+    monkeypatch.setattr(cluster_io.os, "posix_fallocate", full)
+    with pytest.raises(ClusterError, match=r"no space left in .* point TMPDIR"):
+        ex.array((1000,), np.float64)
+    monkeypatch.setattr(cluster_io, "_write", lambda value, path: full())
+    with pytest.raises(ClusterError, match="no space left"):
+        ex.put(np.arange(3))
