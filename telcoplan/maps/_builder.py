@@ -18,6 +18,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from telcoplan.maps._plain import plain_classes
 from telcoplan.maps._web import LatLonBounds, esc, feature_collection, fmt, to_web
 
 __all__ = [
@@ -429,7 +430,7 @@ class Builder:
         if radius is not None:
             marker = folium.CircleMarker(radius=radius, weight=1, fill=True, fill_opacity=0.9)
             marker.options["pane"] = pane
-        gj = folium.GeoJson(
+        gj = plain_classes()[1](
             feature_collection(web, props),
             style_function=lambda f: styles[int(f["id"])],
             marker=marker,

@@ -32,6 +32,7 @@ import shapely
 from pyproj import CRS
 
 from telcoplan.maps._builder import Builder, column, script_json
+from telcoplan.maps._plain import plain_classes
 from telcoplan.maps._style import (
     JOINT_COLOUR,
     LINK_STATUS,
@@ -423,10 +424,9 @@ TOWERS_JS = """function (map, groups, styles, D) {
 
 
 def _towers_element() -> type:
-    from branca.element import MacroElement
     from folium.template import Template
 
-    class CanvasTowers(MacroElement):
+    class CanvasTowers(plain_classes()[0]):
         """The towers as compact data drawn by :data:`TOWERS_JS` (added after their groups)."""
 
         _template = Template(

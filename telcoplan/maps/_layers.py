@@ -25,6 +25,7 @@ from telcoplan.maps._compact import (
     backbone_legend,
     link_style,
 )
+from telcoplan.maps._plain import plain_classes
 from telcoplan.maps._style import (
     ANY_COLOUR,
     GAP_COLOUR,
@@ -107,7 +108,7 @@ def add_signal(
         uri, bounds = signal_png(values, grid, vmin, vmax, step=step)
         b.bounds.append(bounds)
         fg = b.group(f"Signal – {op} (dBm)", f"signal:{op}", show=False)
-        b.folium.raster_layers.ImageOverlay(
+        plain_classes()[2](
             image=uri,
             bounds=bounds,
             opacity=0.7,

@@ -302,6 +302,7 @@ def report_from_outputs(
     summary: Mapping[str, Any] | None = None,
     figure_png: bytes | str | os.PathLike | None = None,
     overwrite: bool = False,
+    tables: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Path:
     """Write the report of the plan outputs in ``out_dir``; return its path.
@@ -320,13 +321,16 @@ def report_from_outputs(
         The plan's figure: PNG bytes or the path of a PNG file.
     overwrite
         Replace an existing report.
+    tables
+        What :func:`load_outputs` gives for ``out_dir`` and ``summary``, when the caller has
+        read it already (the report stage reads it while the figure is drawn).
     **options
         Further options of :func:`render_report` (``title``, ``top_gaps``, ``currency``, …).
     """
     out = Path(out_dir)
     target = Path(path) if path is not None else out / outputs.REPORT
     check_writable(target, overwrite)
-    data = load_outputs(out, summary=summary)
+    data = dict(tables) if tables is not None else load_outputs(out, summary=summary)
     if figure_png is not None and not isinstance(figure_png, bytes | bytearray):
         figure_png = Path(figure_png).read_bytes()
     return write_report(target, overwrite=overwrite, figure_png=figure_png, **data, **options)

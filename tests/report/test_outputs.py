@@ -83,3 +83,20 @@ def test_missing_summary(tmp_path):
     (tmp_path / "summary.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(InputFileError, match=r"not a summary\.json"):
         report_from_outputs(tmp_path)
+
+
+def test_report_with_tables_read_beforehand_is_the_same(demo_outputs, tmp_path):
+    """The report stage reads the tables while the figure is drawn and hands them over: the
+    report is the one report_from_outputs writes reading them itself."""
+    summary, out = demo_outputs
+    png = make_png()
+    itself = report_from_outputs(out, tmp_path / "a.html", summary=summary, figure_png=png)
+    handed = report_from_outputs(
+        out,
+        tmp_path / "b.html",
+        summary=summary,
+        figure_png=png,
+        tables=load_outputs(out, summary=summary),
+    )
+    assert handed.read_bytes() == itself.read_bytes()
+    assert b"<table" in handed.read_bytes()

@@ -85,19 +85,27 @@ def render(
     written last). The run's own report and figure are replaced without ``overwrite``
     (:func:`telcoplan.outputs.derived`); an existing figure elsewhere is kept unless ``overwrite``.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from telcoplan.gis.atomic import check_writable
-    from telcoplan.report.html import report_from_outputs
+    from telcoplan.report.html import load_outputs, report_from_outputs
 
     target = Path(path) if path is not None else Path(out_dir) / outputs.REPORT
     overwrite_report = overwrite or outputs.derived(out_dir, target)
     check_writable(target, overwrite_report)
-    png = _figure(out_dir, layers, target, summary, overwrite) if params.figure else None
+    with ThreadPoolExecutor(1) as pool:
+        # the report's tables are read while the figure is drawn (GDAL reads without the GIL;
+        # a national run's backbone links: 2 s)
+        tables = pool.submit(load_outputs, out_dir, summary=summary)
+        png = _figure(out_dir, layers, target, summary, overwrite) if params.figure else None
+        loaded = tables.result()
     return report_from_outputs(
         out_dir,
         target,
         summary=summary,
         figure_png=png,
         overwrite=overwrite_report,
+        tables=loaded,
         top_gaps=params.top_gaps,
         currency=params.currency,
         population_source=params.population_source,
