@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 #: GDAL threads for DEFLATE compression, overviews and warping: every core. The output bytes do
 #: not depend on it (blocks are compressed independently and written in order).
 NUM_THREADS = "ALL_CPUS"
+#: DEFLATE level for large rasters written once (``write_raster(..., fast=True)``): the fastest.
+#: On a national coverage raster (33 M float32 cells) level 1 compresses in ~60 % of the default
+#: level 6's CPU time for a file ~3 % larger; the pixels are the same at every level.
+FAST_DEFLATE_LEVEL = 1
 
 __all__ = [
     "MemoryRaster",
@@ -50,11 +54,13 @@ def write_raster(
     overwrite: bool = False,
     tags: dict[str, str] | None = None,
     description: str | None = None,
+    fast: bool = False,
 ) -> Path:
     """Write a single-band raster on ``grid`` as a compressed Cloud-Optimized GeoTIFF.
 
     The file is written under a temporary name and renamed into place, so a crash never leaves a
-    half-written file. ``data`` must have shape ``grid.shape``.
+    half-written file. ``data`` must have shape ``grid.shape``. ``fast``: compress with
+    :data:`FAST_DEFLATE_LEVEL` instead of GDAL's default level (same pixels, other bytes).
     """
     data = np.asarray(data)
     if data.shape != grid.shape:
@@ -76,13 +82,16 @@ def write_raster(
         "overview_resampling": "average" if np.issubdtype(data.dtype, np.floating) else "nearest",
         "num_threads": NUM_THREADS,  # block compression on every core
     }
+    if fast:
+        profile["level"] = FAST_DEFLATE_LEVEL
     with (
         atomic_path(path, overwrite=overwrite) as tmp,
         # overviews are computed with GDAL_NUM_THREADS (thread-local: other threads unaffected)
         rasterio.Env(GDAL_NUM_THREADS=NUM_THREADS),
         rasterio.open(tmp, "w", **profile) as dst,
     ):
-        dst.write(data, 1)
+        # a (1, H, W) view: rasterio copies a 2-D array given with a band index (np.stack)
+        dst.write(data[np.newaxis])
         if tags:
             dst.update_tags(**tags)
         if description:
@@ -92,16 +101,6 @@ def write_raster(
 
 #: Characters XML 1.0 cannot carry (not even escaped): replaced by U+FFFD in attribute tables
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _missing(value: object) -> bool:
-    """None, NaN, pandas' NA/NaT: an empty cell."""
-    import pandas as pd
-
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):  # array-likes: not a missing scalar
-        return False
 
 
 #: GDAL raster-attribute-table field types (GFT_*) by numpy kind
@@ -121,8 +120,6 @@ def write_attribute_table(
     written atomically next to the raster. Text is XML-escaped; characters XML cannot hold
     (control characters) become U+FFFD; missing values (None, NaN, NA) are empty.
     """
-    import xml.etree.ElementTree as ET
-
     values = np.asarray(values)
     if not np.issubdtype(values.dtype, np.integer):
         raise ValueError(f"attribute-table values must be integers, got {values.dtype}")
@@ -132,34 +129,66 @@ def write_attribute_table(
     for k, v in cols.items():
         if v.shape != values.shape:
             raise ValueError(f"column {k!r} has {v.shape[0]} rows, values {values.shape[0]}")
-    root = ET.Element("PAMDataset")
-    band = ET.SubElement(root, "PAMRasterBand", band="1")
-    table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
     kinds = [("value", 0, _RAT_MINMAX)]
     for k, v in cols.items():
         kind = _RAT_TYPES.get(v.dtype.kind, _RAT_STRING)
         kinds.append((k, kind, _RAT_NAME if k == name else _RAT_GENERIC))
-    for i, (field_name, kind, usage) in enumerate(kinds):
-        defn = ET.SubElement(table, "FieldDefn", index=str(i))
-        ET.SubElement(defn, "Name").text = field_name
-        ET.SubElement(defn, "Type").text = str(kind)
-        ET.SubElement(defn, "Usage").text = str(usage)
-    for r, value in enumerate(values.tolist()):
-        row = ET.SubElement(table, "Row", index=str(r))
-        ET.SubElement(row, "F").text = str(int(value))
-        for (_, kind, _), v in zip(kinds[1:], cols.values(), strict=True):
-            cell = v[r]
-            if kind == 1:
-                text = repr(float(cell))
-            elif kind == 0:
-                text = str(int(cell))
-            else:
-                text = "" if _missing(cell) else _XML_INVALID.sub("\ufffd", str(cell))
-            ET.SubElement(row, "F").text = text
+    texts = [_rat_texts(values, 0)] + [
+        _rat_texts(v, kind) for (_, kind, _), v in zip(kinds[1:], cols.values(), strict=True)
+    ]
     target = Path(str(raster) + ".aux.xml")
     with atomic_path(target, overwrite=True) as tmp:
-        ET.ElementTree(root).write(tmp, encoding="UTF-8", xml_declaration=False)
+        Path(tmp).write_bytes(_rat_xml(kinds, texts).encode("utf-8", "xmlcharrefreplace"))
     return target
+
+
+def _xml_text(text: str) -> str:
+    """``text`` escaped as an XML element's content (as :mod:`xml.etree.ElementTree` does)."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _xml_element(tag: str, text: str) -> str:
+    """``<tag>text</tag>`` (``text`` escaped), ``<tag />`` when empty, as ElementTree writes it."""
+    return f"<{tag}>{text}</{tag}>" if text else f"<{tag} />"
+
+
+def _rat_texts(column: np.ndarray, kind: int) -> list[str]:
+    """The cells of an attribute-table column as the XML text of their ``<F>`` elements."""
+    if kind == 1:
+        return [repr(x) for x in column.astype(np.float64).tolist()]
+    if kind == 0:
+        return [str(int(x)) for x in column.tolist()]
+    import pandas as pd
+
+    missing = np.asarray(pd.isna(column), dtype=bool).tolist()  # None, NaN, NA, NaT
+    return [
+        "" if gone else _xml_text(_XML_INVALID.sub("\ufffd", str(cell)))
+        for cell, gone in zip(list(column), missing, strict=True)  # numpy scalars as column[r]
+    ]
+
+
+def _rat_xml(kinds: list[tuple[str, int, int]], texts: list[list[str]]) -> str:
+    """The ``.aux.xml`` document of a raster attribute table: the fields ``kinds`` (name, type,
+    usage) and, per field, its cells' texts; the bytes :mod:`xml.etree.ElementTree` writes for
+    that tree (no declaration, no indentation, ``<F />`` for an empty cell), built as one string
+    (100k rows in ~0.3 s instead of ~2.5 s)."""
+    parts = ['<PAMDataset><PAMRasterBand band="1"><GDALRasterAttributeTable tableType="thematic">']
+    for i, (field_name, kind, usage) in enumerate(kinds):
+        parts.append(
+            f'<FieldDefn index="{i}">{_xml_element("Name", _xml_text(field_name))}'
+            f"<Type>{kind}</Type><Usage>{usage}</Usage></FieldDefn>"
+        )
+    for r, row in enumerate(zip(*texts, strict=True)):
+        cells = "".join([_xml_element("F", t) for t in row])
+        parts.append(f'<Row index="{r}">{cells}</Row>')
+    parts.append("</GDALRasterAttributeTable></PAMRasterBand></PAMDataset>")
+    return "".join(parts)
 
 
 def read_attribute_table(raster: str | os.PathLike) -> dict[int, dict[str, str]]:

@@ -308,7 +308,8 @@ def _check_calibration_matches(params: CoverageParams, has_dem: bool) -> None:
 
 
 def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
-    """Signal and serving-site rasters per operator, the operator count and the limit raster."""
+    """Signal and serving-site rasters per operator, the operator count and the limit raster
+    (grid-sized, written once: the fastest DEFLATE level)."""
     from telcoplan.gis.raster import write_attribute_table, write_raster
 
     for i, op in enumerate(cov.operators):
@@ -324,10 +325,11 @@ def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
             },
             description=f"{op} received power (dBm)",
             overwrite=True,
+            fast=True,
         )
         write_raster(
             folder / outputs.server_file(op),
-            (cov.server[i] + 1).astype(np.int32),
+            np.add(cov.server[i], 1, dtype=np.int32),  # one temporary, not two
             grid,
             nodata=0,
             tags={
@@ -337,6 +339,7 @@ def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
             },
             description=f"{op} serving site",
             overwrite=True,
+            fast=True,
         )
         # the site behind each value, for GIS tools (QGIS/GDAL read the .aux.xml sidecar)
         mine = np.flatnonzero(towers["operator"].astype(str).to_numpy() == op)
@@ -353,6 +356,7 @@ def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
         nodata=255,
         tags={"units": "number of operators above threshold", **synthetic},
         overwrite=True,
+        fast=True,
     )
     if cov.limit is not None:
         write_raster(
@@ -366,6 +370,7 @@ def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
             },
             description="what ends coverage",
             overwrite=True,
+            fast=True,
         )
 
 

@@ -1,0 +1,129 @@
+"""The raster writers against independent references: the attribute table's bytes against
+ElementTree's serialisation of the same tree, the COG's pixels and profile against the array."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+
+from telcoplan.gis.grid import GridSpec
+from telcoplan.gis.raster import read_attribute_table, write_attribute_table, write_raster
+from tests.conftest import UTM49, X0, Y0
+
+_INVALID = "".join(chr(c) for c in (*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)))
+
+
+def _reference_xml(values: np.ndarray, columns: dict[str, np.ndarray], name: str) -> bytes:
+    """The attribute table as an ElementTree tree, serialised by ElementTree (the writer's
+    earlier implementation, cell by cell)."""
+    root = ET.Element("PAMDataset")
+    band = ET.SubElement(root, "PAMRasterBand", band="1")
+    table = ET.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+    types = {"i": 0, "u": 0, "b": 0, "f": 1}
+    kinds = [("value", 0, 5)] + [
+        (k, types.get(v.dtype.kind, 2), 2 if k == name else 0) for k, v in columns.items()
+    ]
+    for i, (field_name, kind, usage) in enumerate(kinds):
+        defn = ET.SubElement(table, "FieldDefn", index=str(i))
+        ET.SubElement(defn, "Name").text = field_name
+        ET.SubElement(defn, "Type").text = str(kind)
+        ET.SubElement(defn, "Usage").text = str(usage)
+    for r, value in enumerate(values.tolist()):
+        row = ET.SubElement(table, "Row", index=str(r))
+        ET.SubElement(row, "F").text = str(int(value))
+        for (_, kind, _), v in zip(kinds[1:], columns.values(), strict=True):
+            cell = v[r]
+            if kind == 1:
+                text = repr(float(cell))
+            elif kind == 0:
+                text = str(int(cell))
+            else:
+                missing = not isinstance(cell, list) and bool(pd.isna(cell))
+                text = "" if missing else str(cell)
+                for ch in _INVALID + "\ufffe\uffff":
+                    text = text.replace(ch, "\ufffd")
+            ET.SubElement(row, "F").text = text
+    import io
+
+    buf = io.BytesIO()
+    ET.ElementTree(root).write(buf, encoding="UTF-8", xml_declaration=False)
+    return buf.getvalue()
+
+
+def test_attribute_table_bytes_equal_elementtree(tmp_path):
+    rng = np.random.default_rng(7)
+    n = 40
+    texts = np.array(
+        [
+            "a&b<c>d",
+            "",
+            None,
+            float("nan"),
+            pd.NA,
+            "Đà Nẵng ☎",
+            "tab\tand\x01bell\x07",
+            "\ud800 lone surrogate",
+            "quote \" and ' apostrophe",
+            ["a", "list"],
+            "line\nbreak\rreturn",
+            "\ufffe\uffff",
+        ]
+        * 4,
+        dtype=object,
+    )[:n]
+    columns = {
+        "site_id": np.array([f"S{i:03d}&" for i in range(n)]),
+        "name": texts,
+        "frequency_mhz": rng.uniform(700, 3500, n).astype(np.float32),
+        "height": rng.uniform(10, 60, n),
+        "big": np.arange(n, dtype=np.uint64) * np.uint64(2**62 // n),
+        "flag": rng.random(n) < 0.5,
+        "when": np.array(["2020-01-01", "NaT"] * (n // 2), dtype="datetime64[s]"),
+        "": np.array(["x"] * n),
+    }
+    values = np.arange(1, n + 1, dtype=np.int64) * 3
+    raster = tmp_path / "r.tif"
+    sidecar = write_attribute_table(raster, values, columns, name="site_id")
+    assert sidecar.read_bytes() == _reference_xml(values, columns, "site_id")
+    # a lone surrogate becomes a character reference XML parsers refuse (as ElementTree writes
+    # it); the rest reads back
+    columns["name"] = np.array(
+        [t if t is pd.NA or t != "\ud800 lone surrogate" else "x" for t in texts], dtype=object
+    )
+    write_attribute_table(raster, values, columns, name="site_id")
+    table = read_attribute_table(raster)
+    assert (table[3]["site_id"], table[3]["name"]) == ("S000&", "a&b<c>d")
+    assert [table[v]["name"] for v in (6, 9, 12)] == ["", "", ""]
+
+
+@pytest.mark.parametrize("fast", [False, True])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "uint8"])
+def test_written_cog_holds_the_array_and_profile(tmp_path, dtype, fast):
+    grid = GridSpec(
+        crs=UTM49, transform=rasterio.Affine(50, 0, X0, 0, -50, Y0), width=700, height=530
+    )
+    rng = np.random.default_rng(3)
+    data = (rng.random(grid.shape) * 200).astype(dtype)
+    if dtype == "float32":
+        data[rng.random(grid.shape) < 0.2] = np.nan
+    nodata = float("nan") if dtype == "float32" else 0
+    before = data.copy()
+    path = write_raster(tmp_path / "a.tif", data, grid, nodata=nodata, tags={"k": "v"}, fast=fast)
+    assert np.array_equal(data, before, equal_nan=True)  # the caller's array is not touched
+    with rasterio.open(path) as src:
+        back = src.read(1)
+        assert (src.dtypes[0], src.tags()["k"], src.transform) == (dtype, "v", grid.transform)
+        assert src.overviews(1)  # COG with overviews
+        assert (src.profile["compress"], src.profile["tiled"]) == ("deflate", True)
+    assert np.array_equal(back, data, equal_nan=dtype == "float32")
+    if fast:  # another DEFLATE level: other bytes, the same pixels and profile
+        slow = write_raster(tmp_path / "b.tif", data, grid, nodata=nodata, tags={"k": "v"})
+        assert slow.read_bytes() != path.read_bytes()
+        with rasterio.open(slow) as a, rasterio.open(path) as b:
+            pa, pb = dict(a.profile), dict(b.profile)
+            assert repr(pa.pop("nodata")) == repr(pb.pop("nodata"))  # NaN != NaN
+            assert pa == pb
