@@ -26,7 +26,8 @@ CASES = {
     "bench_bestserver.py": (
         ["--towers", "30", "--size", "100", "--radius", "2"],
         r"omni max \|diff\| 0\.00\d\d dB\s+same coverage mask: True"
-        r"[\s\S]*sectorised max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
+        r"[\s\S]*sectorised max \|diff\| 0\.00\d\d dB\s+same coverage mask: True"
+        r"[\s\S]*3gpp max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
     ),
     "bench_terrain.py": (
         ["--size", "120", "--radius", "1.5", "--sites", "1", "--repeat", "1", "--peer", "numpy"],

@@ -14,7 +14,9 @@ technology generation) among the towers whose power less the clutter reaches a c
 level at each cell: each tower evaluated for its group also raises the ranks of the tile while
 some cell's rank is below its own, and the towers that no group needed are evaluated for the
 ranks alone when their bound reaches the coverage level and their rank is above the tile's
-lowest. A tower is skipped only when it can change no output.
+lowest. A tower is skipped only when it can change no output. This tile loop is the terrain
+kernel's too (:func:`telcoplan.coverage._kernel_tile.walk_tile`); each kernel gives it its own
+evaluation of a tower.
 
 A tower is evaluated on the tile's cells by
 :func:`telcoplan.coverage._kernel_common.flat_tower`: one run over the whole tile when the tile
@@ -35,47 +37,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from telcoplan.coverage._kernel_common import (
-    FAST,
-    flat_tower,
-    flat_towers,
-    group_candidates,
-    min_rank,
-    next_best,
-    sector_bound,
-    tile_candidates,
-    weakest,
-)
+from telcoplan.coverage._kernel_common import flat_tower, flat_towers, tile_candidates
+from telcoplan.coverage._kernel_tile import tile_extent, tile_offsets, walk_tile
 
 __all__ = ["best_server_flat_kernel", "serving_power"]
-
-
-@nb.njit(cache=True, fastmath=FAST, error_model="numpy")
-def _publish(
-    best, server, nr, nc, clutter, use_clutter, out_floor, out_power, out_server, r0, c0, o_r, o_c
-):  # fmt: skip
-    """A tile's result (flat, ``nr`` × ``nc``) into one group's outputs from (``o_r``, ``o_c``):
-    minus the clutter (the full grid's, from the tile's first cell ``r0``, ``c0``), NaN / −1
-    below ``out_floor``."""
-    nan = np.float32(np.nan)
-    floor = np.float32(out_floor)
-    for i in range(nr):
-        row_p = out_power[o_r + i, o_c : o_c + nc]
-        row_s = out_server[o_r + i, o_c : o_c + nc]
-        k = np.uint64(i * nc)  # unsigned: no wraparound test, the loops vectorise
-        if use_clutter:
-            clut = clutter[r0 + i, c0 : c0 + nc]
-            for c in range(nc):
-                p = best[k + np.uint64(c)] - clut[c]
-                ok = p >= floor
-                row_p[c] = p if ok else nan
-                row_s[c] = server[k + np.uint64(c)] if ok else np.int32(-1)
-        else:
-            for c in range(nc):
-                p = best[k + np.uint64(c)]
-                ok = p >= floor
-                row_p[c] = p if ok else nan
-                row_s[c] = server[k + np.uint64(c)] if ok else np.int32(-1)
 
 
 @nb.njit(cache=True)
@@ -92,30 +57,15 @@ def _tile(
     A plain function called from the parallel loop, so that its loops and arrays stay as
     written (numba's parallel transforms do not touch them). Returns the towers evaluated.
     """
-    evaluated = 0
-    r1, c1 = min(r0 + tsize, height), min(c0 + tsize, width)
-    nr, nc = r1 - r0, c1 - c0
-    xs = np.empty(2)
-    ys = np.empty(2)
-    xs[0] = x0 + (c0 + 0.5) * res
-    xs[1] = x0 + (c1 - 0.5) * res
-    ys[0] = y0 - (r1 - 0.5) * res
-    ys[1] = y0 - (r0 + 0.5) * res
+    nr, nc, xs, ys = tile_extent(r0, c0, tsize, x0, y0, res, height, width)
     cands, bound = tile_candidates(
         xs, ys, tx, ty, eirp, radius, max_radius, kind, coef_a, coef_b, closed, no_id,
         no_tables, 1.0, False, b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
     )  # fmt: skip
-    m = cands.shape[0]
-    gptr, gpos, left = group_candidates(cands, bound, group, n_groups)
     # the tile's buffers, flat (row-major): cell centres relative to the tile's first cell
-    # centre (float32: small numbers), best power and server, the tower's power
+    # centre, best power and server, the tower's power
     n = nr * nc
-    gx = np.empty(n, dtype=np.float32)
-    gy = np.empty(n, dtype=np.float32)
-    for i in range(nr):
-        for c in range(nc):
-            gx[i * nc + c] = c * res
-            gy[i * nc + c] = (nr - 1 - i) * res
+    gx, gy = tile_offsets(nr, nc, res)
     best = np.empty(n, dtype=np.float32)
     server = np.empty(n, dtype=np.int32)
     pw = np.empty(n, dtype=np.float32)
@@ -126,70 +76,16 @@ def _tile(
         for i in range(nr):
             for c in range(nc):
                 clut[i * nc + c] = clutter[r0 + i, c0 + c]
-    covf = np.float32(covered_dbm)
-    low_rank = -1  # the lowest rank of the tile's cells
-    done = np.zeros(m, dtype=np.bool_)  # evaluated on the tile already
-    for g in range(n_groups):
-        best[:] = -np.inf
-        server[:] = -1
-        worst = -np.inf
-        taken = 0
-        rest = np.empty(0, dtype=np.int64)
-        while True:  # the group's towers by decreasing bound
-            q, rest = next_best(left, gptr[g], gptr[g + 1], taken, rest)
-            taken += 1
-            if q < 0:
-                break
-            j = gpos[q]
-            t = cands[j]
-            # once a bound cannot beat the tile's weakest cell (or the floor), no later tower
-            # of this group can either; a sector's pattern may rule it alone out
-            if bound[j] < floor_dbm or bound[j] <= worst:
-                break
-            ub, dmin2, dmax2 = sector_bound(
-                t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, False
-            )
-            if ub < floor_dbm or ub <= worst:
-                continue
-            evaluated += 1
-            done[j] = True
-            upd_rank = do_rank and tower_rank[t] > low_rank and ub >= rank_floor
-            flat_tower(
-                t, upd_rank, best, server, rank, clut, covf, pw, gx, gy, nr, nc,
-                x0, res, c0, xs[0], ys[0], ys[1], dmin2, dmax2, towers,
-            )  # fmt: skip
-            worst = weakest(best, floor_dbm)
-            if upd_rank:
-                low_rank = min_rank(rank)
-        _publish(
-            best, server, nr, nc, clutter, use_clutter, out_floor, out_power[g], out_server[g],
-            r0, c0, r0 - out_r0, c0 - out_c0,
-        )  # fmt: skip
-    if not do_rank:
-        return evaluated
-    # the ranks: the towers no group evaluated, by decreasing bound, while one may still
-    # raise a cell's rank
-    order = np.argsort(-bound)
-    for jj in range(m):
-        j = order[jj]
-        t = cands[j]
-        if bound[j] < rank_floor:
-            break
-        if done[j] or tower_rank[t] <= low_rank:
-            continue
-        ub, dmin2, dmax2 = sector_bound(t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, False)
-        if ub < rank_floor:
-            continue
-        evaluated += 1
-        flat_tower(
-            t, True, best, server, rank, clut, covf, pw, gx, gy, nr, nc,
-            x0, res, c0, xs[0], ys[0], ys[1], dmin2, dmax2, towers,
-        )  # fmt: skip
-        low_rank = min_rank(rank)
-    for i in range(nr):
-        for c in range(nc):
-            out_rank[r0 - out_r0 + i, c0 - out_c0 + c] = rank[i * nc + c]
-    return evaluated
+    ctx = (
+        clut, np.float32(covered_dbm), pw, gx, gy, nr, nc, x0, res, c0, xs[0], ys[0], ys[1],
+        towers,
+    )  # fmt: skip
+    return walk_tile(
+        flat_tower, ctx, cands, bound, group, n_groups, tower_rank, floor_dbm, do_rank, rank_floor,
+        xs, ys, (tx, ty, dh, azimuth, beam, tilt), False, best, server, rank,
+        nr, nc, r0, c0, r0 - out_r0, c0 - out_c0, clutter, use_clutter, out_floor,
+        (out_power, out_server, out_rank),
+    )  # fmt: skip
 
 
 @nb.njit(cache=True, parallel=True, nogil=True)

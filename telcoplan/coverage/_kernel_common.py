@@ -5,7 +5,8 @@ the float32 SIMD evaluation of a tower on a tile's cells (:func:`flat_tower`).
 
 Used by :mod:`telcoplan.coverage._kernel` (flat earth) and
 :mod:`telcoplan.coverage._kernel_terrain` (with a DEM; it evaluates its flat-earth coverage
-flag with the flat kernel's float32 loops, so that the flag is the flat kernel's to the bit).
+flag with the flat kernel's float32 loops, so that the flag is the flat kernel's to the bit),
+and by their shared tile loop (:mod:`telcoplan.coverage._kernel_tile`).
 
 numba notes: an array passed to a function (inlined or not) whose body branches costs atomic
 reference counts per call, so the per-cell and per-candidate loops index whole arrays and the
@@ -677,19 +678,22 @@ def flat_towers(
 
 @nb.njit(cache=True)
 def flat_tower(
-    t, upd_rank, best, server, rank, clut, covf, pw, gx, gy, nr, nc,
-    x0, res, c0, xs0, ys0, ys1, dmin2, dmax2, towers,
+    t, upd_best, upd_rank, dmin2, dmax2, best, server, rank,
+    clut, covf, pw, gx, gy, nr, nc, x0, res, c0, xs0, ys0, ys1, towers,
 ):  # fmt: skip
     """Evaluate tower ``t`` on flat earth, in float32, on the cells of a tile within its radius.
 
-    ``best``/``server`` get the larger power and its tower (a pass for the ranks alone gives
-    buffers it does not read); ``rank`` (when ``upd_rank``) the tower's rank where its power
-    less ``clut`` reaches ``covf``. The tile's arrays are flat (``nr`` × ``nc`` cells,
-    row-major): those, ``gx``/``gy`` the cells' offsets from the tile's first cell centre, and
-    the buffer ``pw``. ``xs0``: the tile's first centre's x, ``ys0``/``ys1`` its first and last
-    centres' y, ``c0`` its first grid column, ``dmin2``/``dmax2`` the squared distances from the
-    tower to its nearest and farthest centres; ``towers``: :func:`flat_towers`' table (few
-    array arguments: each costs reference counts per call).
+    ``best``/``server`` get the larger power and its tower (always: a pass for the ranks
+    alone, ``upd_best`` false, gives buffers it does not read); ``rank`` (when ``upd_rank``)
+    the tower's rank where its power less ``clut`` reaches ``covf``. The tile's arrays are
+    flat (``nr`` × ``nc`` cells, row-major): those, ``gx``/``gy`` the cells' offsets from the
+    tile's first cell centre, and the buffer ``pw``. ``xs0``: the tile's first centre's x,
+    ``ys0``/``ys1`` its first and last centres' y, ``c0`` its first grid column (of a grid
+    from ``x0``, cells of ``res`` m), ``dmin2``/``dmax2`` the squared distances from the tower
+    to its nearest and farthest centres; ``towers``: :func:`flat_towers`' table (few array
+    arguments: each costs reference counts per call). The arguments are those of
+    :func:`telcoplan.coverage._kernel_tile.walk_tile`'s evaluation, then the flat kernel's
+    tuple of the tile (``clut`` … ``towers``), which the walk passes as ``*ctx``.
 
     The whole tile is one run when it lies within the radius; else each row's *chord*, the
     columns whose centre lies within the radius, found in float64 (:func:`chord`, the same

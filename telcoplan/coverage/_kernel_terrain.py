@@ -2,12 +2,12 @@
 
 For each tile of ``T x T`` cells the candidate towers (those whose radius reaches the tile)
 come from the same bucket grid, with the same first *upper bound* of the power they can
-deliver anywhere in the tile (EIRP − L(d_min)), and are taken per group (operator) by the same
-selection as the flat kernel's (:mod:`telcoplan.coverage._kernel_common`: by decreasing
-bound, a sector's bound tightened by its pattern's best over the tile's bearings when taken —
-no vertical bound here, the depression depends on each cell's ground). Path loss never
-decreases with distance (a tested property of every model), and terrain only adds loss, so
-the bound holds. Towers are evaluated exactly, cell by cell; as soon as a tower's bound falls
+deliver anywhere in the tile (EIRP − L(d_min)), and are taken per group (operator) by the flat
+kernel's tile loop (:func:`telcoplan.coverage._kernel_tile.walk_tile`: by decreasing bound, a
+sector's bound tightened by its pattern's best over the tile's bearings when taken — no
+vertical bound here, the depression depends on each cell's ground), with this kernel's
+evaluation of a tower (:func:`_tower`). Path loss never decreases with distance (a tested
+property of every model), and terrain only adds loss, so the bound holds. Towers are evaluated exactly, cell by cell; as soon as a tower's bound falls
 below the weakest best power of the tile, it and all remaining towers of the group are
 skipped. The result is exact — identical to evaluating every tower — but typically only a few
 towers per tile are computed.
@@ -65,15 +65,19 @@ from numba.extending import intrinsic
 from telcoplan.coverage._kernel_common import (
     flat_tower,
     flat_towers,
-    group_candidates,
-    min_rank,
-    next_best,
     path_loss_at,
     pattern,
-    sector_bound,
     tile_candidates,
     weakest,
     wrap,
+)
+from telcoplan.coverage._kernel_tile import (
+    EVALUATE,
+    STOP,
+    admit,
+    tile_extent,
+    tile_offsets,
+    walk_tile,
 )
 from telcoplan.coverage.profile import (
     knife_edge_nu,
@@ -187,13 +191,16 @@ def best_server_terrain_kernel(
 
 @nb.njit(cache=True)
 def _tower(
-    t, upd_best, upd_rank, r0, c0, nr, nc, x0, y0, res,
-    tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
+    t, upd_best, upd_rank, dmin2, dmax2, best, server, rank,
+    r0, c0, nr, nc, x0, y0, res, tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
     kind, coef_a, coef_b, table_id, tables, table_step, floor_dbm,
     dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
-    rank_floor, covf, clut, rank, best, server, buf, no_horizon, seeds,
+    rank_floor, covf, clut, buf, no_horizon, seeds,
 ):  # fmt: skip
-    """Tower ``t`` on a tile's cells within its radius, float64, with the terrain's loss.
+    """Tower ``t`` on a tile's cells within its radius, float64, with the terrain's loss:
+    :func:`telcoplan.coverage._kernel_tile.walk_tile`'s evaluation (its arguments, then this
+    kernel's tuple of the tile from ``r0``, which the walk passes as ``*ctx``; ``dmin2``,
+    ``dmax2`` unused).
 
     With ``upd_best``: ``best``/``server`` get its power where larger; the diffraction loss is
     priced only where the pair could still beat the cell's best (and the floor). With
@@ -263,95 +270,34 @@ def _tile(
 ):  # fmt: skip
     """One tile (from row ``r0``, column ``c0``), every group, into the outputs from
     (``out_r0``, ``out_c0``): returns the number of (tower, tile) evaluations."""
-    evaluated = 0
-    r1, c1 = min(r0 + tsize, height), min(c0 + tsize, width)
-    nr, nc = r1 - r0, c1 - c0
-    xs = np.empty(2)
-    ys = np.empty(2)
-    xs[0] = x0 + (c0 + 0.5) * res
-    xs[1] = x0 + (c1 - 0.5) * res
-    ys[0] = y0 - (r1 - 0.5) * res
-    ys[1] = y0 - (r0 + 0.5) * res
+    nr, nc, xs, ys = tile_extent(r0, c0, tsize, x0, y0, res, height, width)
     # the bounds hold for the tables this kernel reads and for the flat kernel's closed forms
     cands, bound = tile_candidates(
         xs, ys, tx, ty, eirp, radius, max_radius, kind, coef_a, coef_b, closed, table_id,
         tables, table_step, True, b_ptr, b_ids, bxmin, bymin, bsize, nbx, nby,
     )  # fmt: skip
-    m = cands.shape[0]
-    gptr, gpos, left = group_candidates(cands, bound, group, n_groups)
     best = np.empty((nr, nc))
     server = np.empty((nr, nc), dtype=np.int32)
     ranked = do_rank or do_flat
     rank = np.full((nr, nc) if ranked else (1, 1), -1, dtype=np.int32)
     clut = np.zeros((nr, nc) if ranked else (1, 1), dtype=np.float32)
     if ranked and use_clutter:
-        clut[:, :] = clutter[r0:r1, c0:c1]
+        clut[:, :] = clutter[r0 : r0 + nr, c0 : c0 + nc]
     covf = np.float32(covered_dbm)
     o_r, o_c = r0 - out_r0, c0 - out_c0  # the tile's first cell in the outputs
-    low_rank = -1  # the lowest rank of the tile's cells
-    done = np.zeros(m, dtype=np.bool_)  # evaluated on the tile already
-    for g in range(n_groups):
-        best[:, :] = -np.inf
-        server[:, :] = -1
-        worst = -np.inf
-        taken = 0
-        rest = np.empty(0, dtype=np.int64)
-        while True:  # the group's towers by decreasing bound
-            q, rest = next_best(left, gptr[g], gptr[g + 1], taken, rest)
-            taken += 1
-            if q < 0:
-                break
-            j = gpos[q]
-            t = cands[j]
-            # once a bound cannot beat the tile's weakest cell (or the floor), no later tower
-            # of this group can either; a sector's pattern may rule it alone out
-            if bound[j] < floor_dbm or bound[j] <= worst:
-                break
-            ub, _, _ = sector_bound(t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, True)
-            if ub < floor_dbm or ub <= worst:
-                continue
-            evaluated += 1
-            done[j] = True
-            upd_rank = do_rank and tower_rank[t] > low_rank and ub >= rank_floor
-            _tower(
-                t, True, upd_rank, r0, c0, nr, nc, x0, y0, res,
-                tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
-                kind, coef_a, coef_b, table_id, tables, table_step, floor_dbm,
-                dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
-                rank_floor, covf, clut, rank, best, server, buf, no_horizon, seeds,
-            )  # fmt: skip
-            worst = weakest(best.ravel(), floor_dbm)
-            if upd_rank:
-                low_rank = min_rank(rank.ravel())
-        for i in range(nr):
-            for c in range(nc):
-                out_power[g, o_r + i, o_c + c] = best[i, c]
-                out_server[g, o_r + i, o_c + c] = server[i, c]
-    if do_rank:
-        # the towers no group evaluated, by decreasing bound, while one may raise a rank
-        order = np.argsort(-bound)
-        for jj in range(m):
-            j = order[jj]
-            t = cands[j]
-            if bound[j] < rank_floor:
-                break
-            if done[j] or tower_rank[t] <= low_rank:
-                continue
-            ub, _, _ = sector_bound(t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, True)
-            if ub < rank_floor:
-                continue
-            evaluated += 1
-            _tower(
-                t, False, True, r0, c0, nr, nc, x0, y0, res,
-                tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
-                kind, coef_a, coef_b, table_id, tables, table_step, floor_dbm,
-                dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
-                rank_floor, covf, clut, rank, best, server, buf, no_horizon, seeds,
-            )  # fmt: skip
-            low_rank = min_rank(rank.ravel())
-        for i in range(nr):
-            for c in range(nc):
-                out_rank[o_r + i, o_c + c] = rank[i, c]
+    ctx = (
+        r0, c0, nr, nc, x0, y0, res, tx, ty, eirp, tower_rank, radius, dh, azimuth, beam, tilt,
+        kind, coef_a, coef_b, table_id, tables, table_step, floor_dbm,
+        dem, bmax, use_dem, h_abs_tx, h_rx, wavelength, method,
+        rank_floor, covf, clut, buf, no_horizon, seeds,
+    )  # fmt: skip
+    # no vertical pattern bound (the depression depends on each cell's ground); the powers
+    # go out as they are (the caller takes the clutter and the floor off)
+    evaluated = walk_tile(
+        _tower, ctx, cands, bound, group, n_groups, tower_rank, floor_dbm, do_rank, rank_floor,
+        xs, ys, (tx, ty, dh, azimuth, beam, tilt), True, best, server, rank,
+        nr, nc, r0, c0, o_r, o_c, clutter, False, -np.inf, (out_power, out_server, out_rank),
+    )  # fmt: skip
     if do_flat:
         evaluated += _flat_cover(
             cands, bound, xs, ys, c0, o_r, o_c, nr, nc, x0, res, tx, ty, dh, azimuth, beam,
@@ -377,36 +323,29 @@ def _flat_cover(
     m = cands.shape[0]
     order = np.argsort(-bound)
     n = nr * nc  # the tile's buffers, flat (row-major), as the flat kernel's
-    gx = np.empty(n, dtype=np.float32)
-    gy = np.empty(n, dtype=np.float32)
-    for i in range(nr):
-        for c in range(nc):
-            gx[i * nc + c] = c * res
-            gy[i * nc + c] = (nr - 1 - i) * res
+    gx, gy = tile_offsets(nr, nc, res)
     best = np.full(n, -np.inf, dtype=np.float32)
     server = np.empty(n, dtype=np.int32)
     pw = np.empty(n, dtype=np.float32)
     flat_clut = clut.ravel()
+    ctx = (flat_clut, covf, pw, gx, gy, nr, nc, x0, res, c0, xs[0], ys[0], ys[1], towers)
     worst = -np.inf
     for jj in range(m):
         j = order[jj]
-        t = cands[j]
-        if bound[j] < floor or bound[j] <= worst:
+        state, _, dmin2, dmax2 = admit(
+            cands[j], bound[j], floor, worst, xs, ys, tx, ty, dh, azimuth, beam, tilt, False
+        )
+        if state == STOP:
             break
-        ub, dmin2, dmax2 = sector_bound(t, bound[j], xs, ys, tx, ty, dh, azimuth, beam, tilt, False)
-        if ub < floor or ub <= worst:
-            continue
-        evaluated += 1
-        flat_tower(
-            t, False, best, server, server, flat_clut, covf, pw, gx, gy, nr, nc,
-            x0, res, c0, xs[0], ys[0], ys[1], dmin2, dmax2, towers,
-        )  # fmt: skip
-        worst = weakest(best, floor)
-        short = 0  # cells not covered yet
-        for c in range(n):
-            short += best[c] - flat_clut[c] < covf
-        if short == 0:
-            break
+        if state == EVALUATE:
+            evaluated += 1
+            flat_tower(cands[j], True, False, dmin2, dmax2, best, server, server, *ctx)
+            worst = weakest(best, floor)
+            short = 0  # cells not covered yet
+            for c in range(n):
+                short += best[c] - flat_clut[c] < covf
+            if short == 0:
+                break
     for i in range(nr):
         for c in range(nc):
             out_flat[o_r + i, o_c + c] = best[i * nc + c] - flat_clut[i * nc + c] >= covf

@@ -170,7 +170,8 @@ def best_server(
     linear in log10 d3D, RMa's term linear in d3D, the breakpoint decided per run of cells),
     in float32 (≈ 1e-4 dB). With a
     DEM they are read from float32 tables sampled every 0.001 decade of distance, one per
-    distinct frequency and height (to 1 cm), interpolated linearly (error < 0.005 dB).
+    distinct frequency and height (to 1 cm), interpolated linearly (error < 0.01 dB: at most
+    0.0071 dB measured against ``path_loss``, 3GPP with calibration).
 
     Every tile is computed alone, from candidates read in buckets of the towers over the whole
     grid and from the whole grid's coordinates, so that a block of tiles (a worker's task)

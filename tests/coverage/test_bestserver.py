@@ -543,3 +543,18 @@ def test_flat_kernel_path_loss_within_0_01_db_of_the_model(model, calibration):
     print(f"{model} {calibration}: largest difference {worst:.2g} dB")
     if model.startswith("3gpp"):
         assert crossed >= 10  # breakpoints within the distances checked
+
+
+def test_kernels_stay_cacheable(grid10, towers5):
+    """Both kernels hand their per-tower evaluation, as a function, to the shared tile loop
+    (:func:`telcoplan.coverage._kernel_tile.walk_tile`). Compiled code that holds a function's
+    address cannot be cached (numba warns and compiles the kernels again in every process,
+    ~25 s); the loop is inlined into each kernel so that none is left."""
+    from telcoplan.coverage import _kernel, _kernel_terrain
+
+    best_server(towers5, grid10, validity="ignore")
+    best_server(towers5, grid10, dem=np.zeros(grid10.shape), validity="ignore")
+    for kernel in (_kernel.best_server_flat_kernel, _kernel_terrain.best_server_terrain_kernel):
+        assert kernel.overloads
+        for compiled in kernel.overloads.values():
+            assert not compiled.library.has_dynamic_globals, kernel.__name__
