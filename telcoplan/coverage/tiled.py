@@ -37,15 +37,15 @@ of a national plan, and the kernels keep one indexing (the full grid's) for ever
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from telcoplan.gis.cluster_io import Exchange, Stored, store, within
+from telcoplan.gis.cluster_io import run_tasks
 
 __all__ = ["CHUNKS_PER_THREAD", "MAX_BLOCK_CELLS", "Block", "block_layout", "map_blocks"]
 
@@ -56,12 +56,9 @@ CHUNKS_PER_THREAD = 4
 #: Cells of a block (at most, but for a single tile): 4 M cells are ~100 MB of results for
 #: three operators (margin and server per operator, generation).
 MAX_BLOCK_CELLS = 1 << 22
-#: Seconds a scatter of the inputs may take (plus their transfer at 20 MB/s per worker).
-SCATTER_TIMEOUT_S = 40.0  # beyond the 30 s the scheduler takes to give up on a dead worker
 _PROGRESS_S = 5.0  # seconds between progress messages
 _PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 _KERNEL_LOCK = threading.Lock()  # one kernel at a time in a worker process
-_OPEN = object()  # map_blocks: open an exchange of its own
 
 #: A block of tiles: rows ``r0:r1``, columns ``c0:c1`` of the grid.
 Block = tuple[int, int, int, int]
@@ -109,7 +106,7 @@ def map_blocks(
     shape: tuple[int, int],
     tile_size: int,
     progress_label: str,
-    exchange: Any = _OPEN,
+    exchange: Any = "open",
 ) -> Iterator[tuple[Block, Any]]:
     """Run ``task(data, block)`` on a cluster for every block of :func:`block_layout`; yield
     ``(block, result)`` as the tasks finish (in no particular order).
@@ -117,7 +114,7 @@ def map_blocks(
     Parameters
     ----------
     client
-        A ``distributed.Client`` (used through ``nthreads``, ``scatter``, ``submit``,
+        A ``distributed.Client`` (used through ``nthreads``, ``run``, ``scatter``, ``submit``,
         ``gather`` and ``cancel``). Data goes to and from the workers directly when the client
         can reach them (unless the client was made with ``direct_to_workers=False``), else
         through the scheduler.
@@ -136,14 +133,12 @@ def map_blocks(
     exchange
         The :class:`~telcoplan.gis.cluster_io.Exchange` the data and the results go through
         (the caller's, which it closes: its tasks may write into its shared arrays), or None to
-        scatter; by default one is opened (and closed) here when the workers share this
-        machine's files.
+        scatter; by default (``"open"``) one is opened (and closed) here when the workers share
+        this machine's files (:func:`~telcoplan.gis.cluster_io.run_tasks`).
 
     An error in a task is raised here (the other tasks are cancelled); the data (files or
     scattered) and the tasks are released when the generator ends or is closed.
     """
-    from distributed import as_completed
-
     threads = _cluster_threads(client)
     blocks = block_layout(shape, tile_size, threads)
     tiles = [
@@ -152,7 +147,6 @@ def map_blocks(
     ]
     n_tiles = sum(tiles)
     started = time.perf_counter()
-    token = uuid.uuid4().hex[:12]
     log.info(
         "%s: %d tiles in %d blocks on %d worker threads",
         progress_label,
@@ -160,32 +154,20 @@ def map_blocks(
         len(blocks),
         threads,
     )
-    link = _Link(client)
-    own = exchange is _OPEN
-    if own:
-        exchange = Exchange.open(client)  # None: the workers do not see this machine's files
-    if exchange is not None:
-        source: Any = exchange.put(data)
-        run, extra = _run_block_shared, (str(exchange.folder),)
-    else:
-        source = _scatter(link, client, data)
-        run, extra = _run_block, ()
-    futures = [
-        client.submit(
-            run, task, source, block, *extra, key=(f"telcoplan-tiles-{token}", i), pure=False
-        )
-        for i, block in enumerate(blocks)
-    ]
-    index = {f.key: i for i, f in enumerate(futures)}
     done = 0
     last = started
-    try:
-        for future in as_completed(futures):
-            if future.status == "error":
-                future.result()  # raises the task's error
-            i = index[future.key]
-            got = link.call(client.gather, future)
-            yield blocks[i], (got.take() if exchange is not None else got)
+    results = run_tasks(
+        client,
+        _run_block,
+        [(task, block) for block in blocks],
+        shared=data,
+        exchange=exchange,
+        name="telcoplan-tiles",
+        label="blocks",
+    )  # a scatter tried 3 times, each within cluster_io.SCATTER_TIMEOUT_S (+ its transfer)
+    with contextlib.closing(results):
+        for i, result in results:
+            yield blocks[i], result
             done += tiles[i]
             now = time.perf_counter()
             if done < n_tiles and now - last >= _PROGRESS_S:
@@ -199,55 +181,6 @@ def map_blocks(
                         eta,
                     )
                     last = now
-    finally:
-        client.cancel(futures if exchange is not None else [*futures, source])
-        if own and exchange is not None:
-            exchange.close()
-
-
-class _Link:
-    """Moves data between the client and the workers directly (one hop) while it can reach
-    them, else through the scheduler (distributed's default outside a worker: two hops, the
-    scheduler's process copying every byte; with a local cluster that is this process)."""
-
-    def __init__(self, client: Any):
-        own = getattr(client, "direct_to_workers", None)
-        self.direct = True if own is None else bool(own)  # the client's own choice wins
-
-    def call(self, method: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        if self.direct:
-            try:
-                return method(*args, direct=True, **kw)
-            except (OSError, TimeoutError) as exc:  # distributed's CommClosedError is an OSError
-                log.info("the workers are not reachable directly (%s): through the scheduler", exc)
-                self.direct = False
-        return method(*args, direct=False, **kw)
-
-
-def _scatter(link: _Link, client: Any, data: Any, attempts: int = 3) -> Any:
-    """``data`` scattered to every worker; again when a worker left meanwhile (killed, or its
-    nanny restarting it: the scheduler then fails to copy the data to it)."""
-    from dask.sizeof import sizeof
-
-    workers = max(len(client.nthreads()), 1)
-    # a scatter to a worker that died meanwhile can wait for ever: bounded by what the data
-    # needs at a slow network's pace (20 MB/s per worker), and tried again
-    timeout = SCATTER_TIMEOUT_S + workers * sizeof(data) / 20e6
-    for attempt in range(attempts):
-        try:
-            return within(
-                timeout + 10.0,
-                lambda: link.call(
-                    client.scatter, data, broadcast=True, hash=False, timeout=timeout
-                ),
-                "take the inputs",
-            )
-        except Exception as exc:
-            if attempt == attempts - 1:
-                raise
-            log.info("scattering the inputs again: a worker left meanwhile (%r)", exc)
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
 
 
 def _cluster_threads(client: Any) -> int:
@@ -266,15 +199,7 @@ def _cluster_threads(client: Any) -> int:
     return max(sum(client.nthreads().values()), 1)
 
 
-def _run_block_shared(
-    task: Callable[[Any, Block], Any], source: Stored, block: Block, folder: str
-) -> Stored:
-    """A task on a worker sharing this machine's files: the inputs mapped from their file
-    (once per worker process), the result written to a file of ``folder``."""
-    return store(folder, _run_block(task, source.load(cache=True), block))
-
-
-def _run_block(task: Callable[[Any, Block], Any], data: Any, block: Block) -> Any:
+def _run_block(data: Any, task: Callable[[Any, Block], Any], block: Block) -> Any:
     """A task on a worker: ``task(data, block)`` with numba's threads set to the worker's
     threads, one at a time per worker process (numba's thread count is per calling thread; the
     lock keeps a worker of N threads from running N kernels of N threads at once)."""

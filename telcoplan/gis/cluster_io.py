@@ -22,9 +22,15 @@ The files use pickle's protocol 5 with the arrays' buffers out of band, each ali
 bytes in the file, so that an array is loaded as a view of the mapped file (no copy).
 
 :meth:`Exchange.open` tells whether the workers see this process's files (a probe file read by
-every worker through ``client.run``); it returns None when they do not (a cluster on other
-machines), and the caller then scatters. The folder is removed when the exchange is closed;
-one left by a process that was killed is removed by the next exchange opened on this machine.
+every worker through ``client.run``, once per client while its workers stay those that
+answered); it returns None when they do not (a cluster on other machines), and the caller then
+scatters. The folder is removed when the exchange is closed; one left by a process that was
+killed is removed by the next exchange opened on this machine.
+
+:func:`run_tasks` runs a function on the workers over inputs sent either way (files when the
+workers share them, else scattered with a hard deadline and tried again), and yields its
+results as the tasks finish: the tiled computations of :mod:`telcoplan.coverage.tiled` and
+:mod:`telcoplan.gis.polygonize` go through it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import functools
 import logging
 import mmap
 import os
@@ -40,32 +47,87 @@ import shutil
 import struct
 import tempfile
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from telcoplan.errors import ClusterError
 
-__all__ = ["PROBE_TIMEOUT_S", "Exchange", "SharedArray", "Stored", "store", "within"]
+__all__ = [
+    "PROBE_TIMEOUT_S",
+    "SCATTER_TIMEOUT_S",
+    "Exchange",
+    "SharedArray",
+    "Stored",
+    "run_tasks",
+    "store",
+    "within",
+]
 
 log = logging.getLogger(__name__)
 
 #: Seconds the workers may take to answer the probe.
 PROBE_TIMEOUT_S = 30.0
+#: Seconds a scatter of the tasks' inputs may take by default (plus their transfer at 20 MB/s
+#: per copy): beyond the 30 s the scheduler takes to give up on a dead worker.
+SCATTER_TIMEOUT_S = 40.0
 _FORGET_TIMEOUT_S = 10.0
 _PREFIX = "telcoplan-exchange-"
 _MAGIC = b"TPX1"
 _HEAD = struct.Struct("<4sQQ")  # magic, pickle length, number of buffers
 _ALIGN = 64
+_NO_INPUT = object()  # run_tasks: no shared input given
 _CACHED = 2  # inputs a worker process keeps mapped (the last ones loaded)
 _CACHED_ARRAYS = 16  # shared arrays a worker process keeps mapped
-_cache: collections.OrderedDict[str, Any] = collections.OrderedDict()
-_arrays: collections.OrderedDict[str, np.ndarray] = collections.OrderedDict()
-_cache_lock = threading.Lock()
+
+
+class _Recent:
+    """What this process made of the last ``size`` paths it asked for (:meth:`get`), made once
+    each while kept; the least recently asked for is let go first. Thread-safe."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: collections.OrderedDict[str, Any] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str, make: Callable[[str], Any]) -> Any:
+        """What ``make(path)`` made, kept from an earlier call or made now (outside the lock:
+        two threads asking at once may both make it; both get the one kept)."""
+        with self._lock:
+            if path in self._kept:
+                self._kept.move_to_end(path)
+                return self._kept[path]
+        value = make(path)
+        with self._lock:
+            value = self._kept.setdefault(path, value)
+            self._kept.move_to_end(path)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return value
+
+    def forget(self, prefix: str) -> None:
+        """Let go of what was made of the paths that start with ``prefix``."""
+        with self._lock:
+            for path in [p for p in self._kept if p.startswith(prefix)]:
+                del self._kept[path]
+
+    def paths(self) -> list[str]:
+        """The paths kept, the least recently asked for first."""
+        with self._lock:
+            return list(self._kept)
+
+
+_inputs = _Recent(_CACHED)
+_arrays = _Recent(_CACHED_ARRAYS)
+#: The probe's answer per client (:func:`_shares_files`): the workers that gave it, and it.
+_probed: weakref.WeakKeyDictionary[Any, tuple[frozenset[str], bool]] = weakref.WeakKeyDictionary()
+_probed_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -77,18 +139,7 @@ class Stored:
     def load(self, cache: bool = False) -> Any:
         """The object, mapped from its file; with ``cache`` kept for the next calls of this
         process (the last :data:`_CACHED` ones), so that the tasks of a worker load it once."""
-        if not cache:
-            return _read(self.path)
-        with _cache_lock:
-            if self.path in _cache:
-                _cache.move_to_end(self.path)
-                return _cache[self.path]
-        value = _read(self.path)
-        with _cache_lock:
-            _cache[self.path] = value
-            while len(_cache) > _CACHED:
-                _cache.popitem(last=False)
-        return value
+        return _inputs.get(self.path, _read) if cache else _read(self.path)
 
     def take(self) -> Any:
         """The object, its file removed (the mapping stays valid while the object lives)."""
@@ -109,16 +160,9 @@ class SharedArray:
     def open(self) -> np.ndarray:
         """(on a worker) The array, mapped shared: what is written to it is the array of the
         process that made it (kept mapped for the next tasks of this process)."""
-        with _cache_lock:
-            if self.path in _arrays:
-                _arrays.move_to_end(self.path)
-                return _arrays[self.path]
-        array = _map_shared(self.path, np.dtype(self.dtype), self.shape)
-        with _cache_lock:
-            _arrays[self.path] = array
-            while len(_arrays) > _CACHED_ARRAYS:
-                _arrays.popitem(last=False)
-        return array
+        return _arrays.get(
+            self.path, lambda path: _map_shared(path, np.dtype(self.dtype), self.shape)
+        )
 
 
 def store(folder: str, value: Any) -> Stored:
@@ -138,26 +182,18 @@ class Exchange:
     @classmethod
     def open(cls, client: Any) -> Exchange | None:
         """An exchange with the workers of ``client``, or None when they do not see this
-        process's temporary folder (then the caller sends its data through Dask)."""
+        process's temporary folder (then the caller sends its data through Dask).
+
+        The workers are probed once per client (:func:`_shares_files`): the answer is kept
+        while the cluster's workers are among those that gave it."""
         _remove_stale()
+        known = _known_answer(client)
+        if known is False:
+            log.debug("the workers do not share this machine's files (probed before)")
+            return None
         folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
         exchange = cls(folder, client)
-        token = uuid.uuid4().hex
-        probe = folder / "probe"
-        probe.write_text(token)
-        try:
-            answers = within(
-                PROBE_TIMEOUT_S,
-                lambda: client.run(_read_probe, str(probe), on_error="return"),
-                "answer whether they share this machine's files",
-            )
-        except Exception as exc:  # no answer: send through Dask
-            log.info("the workers did not answer the probe (%r): data sent through Dask", exc)
-            exchange.close()
-            return None
-        seen = [a for a in answers.values() if not isinstance(a, BaseException)]
-        if not seen or any(a != token for a in seen):
-            log.info("the workers do not share this machine's files: data sent through Dask")
+        if known is None and not _shares_files(client, folder):
             exchange.close()
             return None
         log.debug("the workers share %s", folder)
@@ -245,13 +281,263 @@ def within(seconds: float, call: Callable[[], Any], what: str) -> Any:
     return out["value"]
 
 
+def run_tasks(
+    client: Any,
+    fn: Callable[..., Any],
+    args: Sequence[tuple],
+    *,
+    shared: Any = _NO_INPUT,
+    inputs: Sequence[Any] | None = None,
+    exchange: Exchange | Literal["open"] | None = "open",
+    name: str = "telcoplan-tasks",
+    label: str = "tasks",
+    attempts: int = 1,
+    scatter_attempts: int = 3,
+    scatter_timeout_s: float = SCATTER_TIMEOUT_S,
+) -> Iterator[tuple[int, Any]]:
+    """Run ``fn(input, *args[i])`` on the workers of ``client`` for every task ``i``; yield
+    ``(i, result)`` as the tasks finish (in no particular order, each task once).
+
+    Parameters
+    ----------
+    client
+        A ``distributed.Client`` (used through ``nthreads``, ``run``, ``scatter``, ``submit``,
+        ``gather`` and ``cancel``). Data goes to and from the workers directly while the client
+        can reach them (unless it was made with ``direct_to_workers=False``), else through the
+        scheduler.
+    fn
+        A module-level function (workers import it by name).
+    args
+        The arguments of each task after its input (small: pickled with the task).
+    shared, inputs
+        One of them: ``shared``, the input of every task, sent once (written to one file that
+        each worker maps once and keeps, or scattered to every worker); or ``inputs``, each
+        task's own input (a file each, or scattered, each to one worker).
+    exchange
+        The :class:`Exchange` the inputs and results go through (the caller's, which it closes:
+        its tasks may write into its shared arrays), None to scatter, or ``"open"``: one is
+        opened here (and closed at the end) when the workers share this machine's files.
+    name, label
+        The tasks' keys are ``(f"{name}-{token}", i)``; the log names them ``label``.
+    attempts
+        Times the tasks are sent before an error is raised (any error: a worker lost with the
+        inputs it held, a task's error): each new attempt sends the inputs again and runs the
+        tasks whose results were not yielded yet. With 1, an error is raised at once.
+    scatter_attempts, scatter_timeout_s
+        Times a scatter is tried within an attempt (a worker that left meanwhile makes it
+        fail), and the seconds it may take beyond its bytes' transfer at 20 MB/s per copy (a
+        hard deadline, 10 s more, bounds it: :func:`within`).
+
+    The tasks (and the inputs scattered) are released when the generator ends or is closed.
+    """
+    if (shared is _NO_INPUT) == (inputs is None):
+        raise TypeError("run_tasks takes either shared or inputs")
+    link = _Link(client)
+    scatter = functools.partial(
+        _scatter, link, client, attempts=scatter_attempts, timeout_s=scatter_timeout_s
+    )
+    own = isinstance(exchange, str)
+    ex = Exchange.open(client) if own else exchange
+    todo = set(range(len(args)))
+    try:
+        for attempt in range(attempts):
+            try:
+                sent = _send(ex, shared, inputs, sorted(todo), scatter)
+                with contextlib.closing(_run(link, client, ex, fn, args, sent, name)) as results:
+                    for i, result in results:
+                        todo.discard(i)
+                        yield i, result
+                return
+            except Exception as exc:  # e.g. a worker lost with the inputs it held
+                if attempt + 1 == attempts:
+                    raise
+                log.info("%s sent again to the cluster (%r)", label, exc)
+    finally:
+        if own and ex is not None:
+            ex.close()
+
+
+class _Link:
+    """Moves data between the client and the workers directly (one hop) while it can reach
+    them, else through the scheduler (distributed's default outside a worker: two hops, the
+    scheduler's process copying every byte; with a local cluster that is this process)."""
+
+    def __init__(self, client: Any):
+        own = getattr(client, "direct_to_workers", None)
+        self.direct = True if own is None else bool(own)  # the client's own choice wins
+
+    def call(self, method: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        if self.direct:
+            try:
+                return method(*args, direct=True, **kw)
+            except (OSError, TimeoutError) as exc:  # distributed's CommClosedError is an OSError
+                log.info("the workers are not reachable directly (%s): through the scheduler", exc)
+                self.direct = False
+        return method(*args, direct=False, **kw)
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """The inputs of an attempt's tasks: each task's handle (a :class:`Stored`, or a scattered
+    future), whether a worker keeps it for its next tasks (a shared input), and the futures
+    scattered (released with the tasks)."""
+
+    sources: dict[int, Any]
+    cache: bool
+    scattered: list[Any]
+
+
+def _send(
+    exchange: Exchange | None,
+    shared: Any,
+    inputs: Sequence[Any] | None,
+    todo: list[int],
+    scatter: Callable[[Any, bool], Any],
+) -> _Sent:
+    """The inputs of the tasks ``todo`` written to ``exchange``, or else scattered."""
+    if inputs is None:
+        if exchange is not None:
+            return _Sent(dict.fromkeys(todo, exchange.put(shared)), True, [])
+        one = scatter(shared, True)
+        return _Sent(dict.fromkeys(todo, one), True, [one])
+    if exchange is not None:
+        return _Sent({i: exchange.put(inputs[i]) for i in todo}, False, [])
+    sent = scatter([inputs[i] for i in todo], False)
+    return _Sent(dict(zip(todo, sent, strict=True)), False, list(sent))
+
+
+def _run(
+    link: _Link,
+    client: Any,
+    exchange: Exchange | None,
+    fn: Callable[..., Any],
+    args: Sequence[tuple],
+    sent: _Sent,
+    name: str,
+) -> Iterator[tuple[int, Any]]:
+    """The tasks of ``sent`` submitted; ``(i, result)`` as they finish; the tasks and the
+    scattered inputs released at the end."""
+    from distributed import as_completed
+
+    folder = None if exchange is None else str(exchange.folder)
+    token = uuid.uuid4().hex[:12]
+    futures: list[Any] = []
+    try:
+        for i, source in sent.sources.items():
+            futures.append(
+                client.submit(
+                    _run_task,
+                    fn,
+                    source,
+                    sent.cache,
+                    folder,
+                    *args[i],
+                    key=(f"{name}-{token}", i),
+                    pure=False,
+                )
+            )
+        index = {f.key: i for i, f in zip(sent.sources, futures, strict=True)}
+        for future in as_completed(futures):
+            if future.status == "error":
+                future.result()  # raises the task's error
+            got = link.call(client.gather, future)
+            yield index[future.key], (got if folder is None else got.take())
+    finally:
+        client.cancel([*futures, *sent.scattered])
+
+
+def _scatter(
+    link: _Link, client: Any, data: Any, broadcast: bool, *, attempts: int, timeout_s: float
+) -> Any:
+    """``data`` scattered (with ``broadcast`` to every worker, else a list, each item to one
+    worker); again when a worker left meanwhile (killed, or its nanny restarting it: the
+    scheduler then fails to copy the data to it)."""
+    from dask.sizeof import sizeof
+
+    copies = max(len(client.nthreads()), 1) if broadcast else 1
+    # a scatter to a worker that died meanwhile can wait for ever: bounded by what the data
+    # needs at a slow network's pace (20 MB/s per copy), and tried again
+    timeout = timeout_s + copies * sizeof(data) / 20e6
+    for attempt in range(attempts):
+        try:
+            return within(
+                timeout + 10.0,
+                lambda: link.call(
+                    client.scatter, data, broadcast=broadcast, hash=False, timeout=timeout
+                ),
+                "take the inputs",
+            )
+        except Exception as exc:
+            if attempt == attempts - 1:
+                raise
+            log.info("scattering the inputs again: a worker left meanwhile (%r)", exc)
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _run_task(fn: Callable[..., Any], source: Any, cache: bool, folder: str | None, *args: Any):
+    """(on a worker) ``fn(input, *args)``: the input mapped from its file (kept for the next
+    tasks with ``cache``) and the result written to a file of ``folder``, its handle returned;
+    without ``folder``, the scattered input (Dask passes its value) and the result itself."""
+    if folder is None:
+        return fn(source, *args)
+    return store(folder, fn(source.load(cache=cache), *args))
+
+
 def _forget(folder: str) -> None:
     """(on a worker) Drop the inputs and shared arrays of ``folder`` this process keeps."""
     prefix = os.path.join(folder, "")
-    with _cache_lock:
-        for cache in (_cache, _arrays):
-            for path in [p for p in cache if p.startswith(prefix)]:
-                del cache[path]
+    for kept in (_inputs, _arrays):
+        kept.forget(prefix)
+
+
+def _shares_files(client: Any, folder: Path) -> bool:
+    """Whether the workers of ``client`` read a file of ``folder`` (a probe file read by every
+    worker through ``client.run``; a worker lost meanwhile is no answer). The answer is kept
+    for ``client`` with the workers that gave it; no answer in time is not kept."""
+    token = uuid.uuid4().hex
+    probe = folder / "probe"
+    probe.write_text(token)
+    try:
+        answers = within(
+            PROBE_TIMEOUT_S,
+            lambda: client.run(_read_probe, str(probe), on_error="return"),
+            "answer whether they share this machine's files",
+        )
+    except Exception as exc:  # no answer: send through Dask
+        log.info("the workers did not answer the probe (%r): data sent through Dask", exc)
+        return False
+    seen = {w: a for w, a in answers.items() if not isinstance(a, BaseException)}
+    shared = bool(seen) and all(a == token for a in seen.values())
+    with contextlib.suppress(TypeError), _probed_lock:  # TypeError: no weak reference
+        _probed[client] = (frozenset(seen), shared)
+    if not shared:
+        log.info("the workers do not share this machine's files: data sent through Dask")
+    return shared
+
+
+def _known_answer(client: Any) -> bool | None:
+    """The probe's answer kept for ``client``, while every worker of its cluster now is one
+    that gave it; else None (probe again). A worker restarted (a new address) or one that
+    joined since is thus probed before the files are trusted to reach it; a worker gone
+    since changes nothing."""
+    try:
+        with _probed_lock:
+            kept = _probed.get(client)
+    except TypeError:  # a client that cannot be weakly referenced: never kept
+        return None
+    if kept is None:
+        return None
+    workers, shared = kept
+    try:
+        now = frozenset(client.nthreads())
+    except Exception as exc:  # the probe tells what is wrong
+        log.debug("the cluster's workers are unknown (%r): probed again", exc)
+        return None
+    if not now <= workers:
+        log.debug("the cluster's workers changed since the probe: probed again")
+        return None
+    return shared
 
 
 def _read_probe(path: str) -> str | None:

@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 #: ~1 M cells, 36 chunks on a national grid of 5,900 × 5,900 cells.
 DEFAULT_CHUNKS: tuple[int, int] = (1024, 1024)
 #: Times the chunks go to a cluster before its failure is raised (a worker may die with the
-#: chunks it holds), and the seconds a scatter may take.
+#: chunks it holds), and the seconds a scatter may take (plus its bytes at 20 MB/s).
 _CLUSTER_ATTEMPTS = 3
 _SCATTER_TIMEOUT_S = 60.0
 
@@ -309,52 +309,33 @@ def _map_chunks(fn, payloads: list[tuple], boxes, shape, client, opts: tuple = (
     arrays are written to a file that its task maps, and its result comes back the same way
     (:mod:`telcoplan.gis.cluster_io`: a worker killed loses only its tasks, which Dask runs
     again); otherwise each chunk's arrays are scattered once (to one worker) and the task runs
-    where they are. Results come back in chunk order.
+    where they are (:func:`~telcoplan.gis.cluster_io.run_tasks`). When the cluster fails, the
+    chunks not done yet are sent again (:data:`_CLUSTER_ATTEMPTS` times in all). Results come
+    back in chunk order.
     """
     if client is None:
         return [fn(*p, b, shape, *opts) for p, b in zip(payloads, boxes, strict=True)]
-    from telcoplan.gis.cluster_io import Exchange
+    from telcoplan.gis.cluster_io import run_tasks
 
-    for attempt in range(_CLUSTER_ATTEMPTS):
-        exchange = Exchange.open(client)
-        try:
-            if exchange is not None:
-                folder = str(exchange.folder)
-                futures = [
-                    client.submit(
-                        _apply_stored, fn, exchange.put(p), b, shape, opts, folder, pure=False
-                    )
-                    for p, b in zip(payloads, boxes, strict=True)
-                ]
-                return [got.take() for got in client.gather(futures)]
-            # a scatter to a worker that died meanwhile may wait for ever: bounded
-            data = client.scatter(payloads, timeout=_SCATTER_TIMEOUT_S)
-            futures = [
-                client.submit(_apply, fn, d, b, shape, opts, pure=False)
-                for d, b in zip(data, boxes, strict=True)
-            ]
-            return client.gather(futures)
-        except Exception as exc:  # a worker lost with the chunks it held: all again
-            if attempt + 1 == _CLUSTER_ATTEMPTS:
-                raise
-            log.info("chunks sent again to the cluster (%r)", exc)
-        finally:
-            if exchange is not None:
-                exchange.close()
-    raise AssertionError("unreachable")
+    results = dict(
+        run_tasks(
+            client,
+            _apply,
+            [(fn, b, shape, opts) for b in boxes],
+            inputs=payloads,
+            name="telcoplan-chunks",
+            label="chunks",
+            attempts=_CLUSTER_ATTEMPTS,
+            scatter_attempts=1,
+            scatter_timeout_s=_SCATTER_TIMEOUT_S,
+        )
+    )
+    return [results[i] for i in range(len(boxes))]
 
 
-def _apply(fn, payload: tuple, box, shape, opts: tuple):
-    """(on a worker) ``fn`` on one chunk's scattered payload."""
+def _apply(payload: tuple, fn, box, shape, opts: tuple):
+    """(on a worker) ``fn`` on one chunk's payload."""
     return fn(*payload, box, shape, *opts)
-
-
-def _apply_stored(fn, payload, box, shape, opts: tuple, folder: str):
-    """(on a worker) ``fn`` on one chunk's payload read from its file; the result written to
-    a file of ``folder``, its handle returned."""
-    from telcoplan.gis.cluster_io import store
-
-    return store(folder, fn(*payload.load(), box, shape, *opts))
 
 
 def _chunk_regions(

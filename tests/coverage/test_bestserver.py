@@ -370,8 +370,9 @@ def test_long_runs_report_progress_while_the_kernel_runs(terrain, monkeypatch, c
 
     monkeypatch.setattr(bs, "_PROGRESS_S", 0.002)
     monkeypatch.setattr(bs, "_PROGRESS_MIN_LEFT_S", 0.0)
-    grid = GridSpec.from_bounds((X0, Y0, X0 + 40_000, Y0 + 40_000), 50.0, UTM49)
-    towers = random_towers(600 if not terrain else 60, grid, seed=2, sectors=True)
+    # 400 x 400 cells in tiles of 4: 10,000 tiles (the terrain kernel's calls hold <= 8,192)
+    grid = GridSpec.from_bounds((X0, Y0, X0 + 20_000, Y0 + 20_000), 50.0, UTM49)
+    towers = random_towers(300 if not terrain else 40, grid, seed=2, sectors=True)
     dem = None
     if terrain:
         xc, _ = grid.cell_centres()
@@ -379,8 +380,8 @@ def test_long_runs_report_progress_while_the_kernel_runs(terrain, monkeypatch, c
     threads = threading.active_count()
     with caplog.at_level(logging.INFO, logger="telcoplan"):
         best_server(
-            towers, grid, max_radius_km=10.0 if not terrain else 2.0, validity="ignore",
-            tile_size=8, dem=dem, progress_label="signal of the test",
+            towers, grid, max_radius_km=5.0 if not terrain else 1.0, validity="ignore",
+            tile_size=4, dem=dem, progress_label="signal of the test",
         )  # fmt: skip
     assert threading.active_count() == threads  # the watcher is gone
     lines = [r.getMessage() for r in caplog.records if "signal of the test" in r.getMessage()]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,11 +133,12 @@ def test_best_server_groups_by_operator_and_technology(towers5, grid10):
     assert_unchanged(towers5, before)
 
 
-@pytest.mark.slow
-def test_speed_on_100k_towers(capsys):
-    """Timing of the joined and the factorised labels on 100k rows (printed, not asserted)."""
+def test_equal_to_the_join_on_5k_towers():
+    """The factorised labels equal the per-row join on 5,000 rows of four operators and four
+    technologies, by operator and by operator/technology. (The join is the slow expression
+    they replaced, ~16 s per call at 100,000 rows; timing is not a test's business.)"""
     rng = np.random.default_rng(0)
-    n = 100_000
+    n = 5_000
     frame = pd.DataFrame(
         {
             "operator": rng.choice(["Viettel", "VinaPhone", "MobiFone", "Mạng Việt"], n),
@@ -147,18 +146,8 @@ def test_speed_on_100k_towers(capsys):
         },
         index=[f"S{i:06d}" for i in range(n)],
     )
-    lines = []
     for group_by in ("operator", ["operator", "technology"]):
-        t0 = time.perf_counter()
         expected = joined_labels(frame, group_by)
-        t1 = time.perf_counter()
         got = _group_labels(frame, group_by)
-        t2 = time.perf_counter()
         assert got[0] == expected[0]
         np.testing.assert_array_equal(got[1], expected[1])
-        lines.append(
-            f"group labels, {n:,} towers by {group_by}: joined {t1 - t0:.3f} s, "
-            f"factorised {t2 - t1:.4f} s ({(t1 - t0) / (t2 - t1):.0f}x)"
-        )
-    with capsys.disabled():
-        print("\n" + "\n".join(lines))

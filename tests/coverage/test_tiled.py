@@ -75,10 +75,12 @@ class SpyClient(ElsewhereClient):
         return super().run(fn, *args, **kw)
 
     def scatter(self, data, **kw):
-        future = self._client.scatter(data, **kw)
-        holders = self._client.who_has([future])[future.key]
-        self.scattered.append((kw, len(holders)))
-        return future
+        sent = self._client.scatter(data, **kw)
+        futures = sent if isinstance(sent, list) else [sent]
+        who = self._client.who_has(futures)
+        holders = [len(who[f.key]) for f in futures]  # workers holding each
+        self.scattered.append((kw, holders if isinstance(sent, list) else holders[0]))
+        return sent
 
     def submit(self, fn, *args, **kw):
         self.submitted.append(args)
@@ -149,7 +151,7 @@ def test_coverage_and_tables_on_a_cluster_equal_the_in_process_run(
         assert kwargs["broadcast"] is True
         assert holders == 2
         assert {type(args[1]).__name__ for args in spy.submitted} == {"Future"}
-    assert {args[2] for args in spy.submitted} == set(blocks)
+    assert {args[-1] for args in spy.submitted} == set(blocks)
     assert exchange_folders() == []  # the files are gone with the computation
     for original, now in zip(before, (towers, dem, clutter, population, areas), strict=True):
         if isinstance(original, np.ndarray):
@@ -226,7 +228,7 @@ def test_a_task_runs_numba_on_its_workers_threads(dask_client):
     def threads(data, block):
         return numba.get_num_threads(), data, block
 
-    got = dask_client.submit(tiled._run_block, threads, "x", (0, 1, 0, 1), pure=False).result()
+    got = dask_client.submit(tiled._run_block, "x", threads, (0, 1, 0, 1), pure=False).result()
     assert got == (1, "x", (0, 1, 0, 1))
     assert tiled._worker_threads() == numba.get_num_threads()
 
@@ -308,3 +310,60 @@ def test_workers_out_of_direct_reach_are_served_through_the_scheduler(
         got = best_server(towers, grid, client=spy, **kw)
     assert_bits_equal(got.server, want.server)
     assert [kw["direct"] for kw, _ in spy.scattered] == [False]
+
+
+@pytest.mark.parametrize("shares_files", [True, False], ids=["files", "scatter"])
+def test_the_workers_are_probed_once_per_client(plan, dask_client, shares_files):
+    """Coverage with its tables (an exchange of its own and map_blocks), best server twice, then
+    the gap stage's tiled regions, labels and polygons (several chunk maps): the workers answer
+    the probe once; the results are the in-process ones."""
+    from telcoplan.gis.polygonize import label_regions, polygonize_mask, tiled_regions
+
+    grid, towers, _, _, population, areas = plan
+    kw = {"max_radius_km": 0.8, "validity": "ignore", "tile_size": TILE}
+    spy = SpyClient(dask_client, shares_files)
+    runs = []
+    real_run = spy.run
+
+    def run(fn, *args, **kwargs):
+        runs.append(fn.__name__)
+        return real_run(fn, *args, **kwargs)
+
+    spy.run = run
+    cov, table = coverage_and_population(towers, grid, population, areas, client=spy, **kw)
+    want, want_table = coverage_and_population(towers, grid, population, areas, **kw)
+    assert_bits_equal(cov.server, want.server)
+    pd.testing.assert_frame_equal(table, want_table, check_exact=False, rtol=1e-9, atol=0.0)
+    signal = best_server(towers, grid, **kw)
+    for _ in range(2):
+        assert_bits_equal(best_server(towers, grid, client=spy, **kw).server, signal.server)
+    gaps = ~cov.covered.any(axis=0)
+    assert gaps.any()
+    regions = tiled_regions(gaps, weights=population, diagonal=True, chunks=(32, 32), client=spy)
+    here = tiled_regions(gaps, weights=population, diagonal=True, chunks=(32, 32))
+    assert np.array_equal(regions.cells, here.cells)
+    labels, n = label_regions(gaps, chunks=(32, 32), client=spy)
+    assert np.array_equal(labels, label_regions(gaps)[0])
+    assert n == here.n
+    polygonize_mask(gaps, grid, chunks=(32, 32), client=spy)
+    assert runs.count("_read_probe") == 1
+    if shares_files:  # through files
+        assert spy.scattered == []
+    else:  # the blocks' inputs to both workers; each chunk to one
+        kinds = [(kw["broadcast"], holders) for kw, holders in spy.scattered]
+        assert kinds[:3] == [(True, 2)] * 3
+        assert len(kinds) > 5
+        assert all(not b and set(h) == {1} for b, h in kinds[3:])
+    assert exchange_folders() == []
+
+
+def test_blocks_left_early_leave_no_files(dask_client):
+    def where(data, block):
+        return data, block
+
+    blocks = tiled.map_blocks(dask_client, "inputs", where, (64, 64), 8, "test")
+    block, got = next(blocks)
+    assert got == ("inputs", block)
+    assert len(exchange_folders()) == 1
+    blocks.close()  # the caller stops reading: the exchange goes with the generator
+    assert exchange_folders() == []

@@ -77,7 +77,7 @@ def test_cached_loads_keep_the_last_inputs_of_a_process(tmp_path):
     handles[1].load(cache=True)
     handles[2].load(cache=True)  # the oldest is dropped
     assert handles[0].load(cache=True) is not first
-    assert len(cluster_io._cache) == cluster_io._CACHED
+    assert len(cluster_io._inputs.paths()) == cluster_io._CACHED
 
 
 def test_a_file_that_is_not_an_exchange_file_is_refused(tmp_path):
@@ -88,14 +88,22 @@ def test_a_file_that_is_not_an_exchange_file_is_refused(tmp_path):
 
 
 class _Client:
+    """A client of workers ``answers`` (address: "read" when it reads our files, else its
+    answer to the probe); ``probes`` counts the probes."""
+
     def __init__(self, answers):
         self.answers = answers
+        self.probes = 0
+
+    def nthreads(self):
+        return dict.fromkeys(self.answers, 1)
 
     def run(self, fn, path, on_error):
         if fn is cluster_io._forget:  # at close: the workers let go of the folder
             assert on_error == "ignore"
             return {w: fn(path) for w in self.answers}
         assert on_error == "return"
+        self.probes += 1
         return {w: (fn(path) if a == "read" else a) for w, a in self.answers.items()}
 
 
@@ -169,8 +177,9 @@ def test_closing_lets_the_workers_drop_what_they_keep(tmp_path):
     other.folder.mkdir()
     other.put(np.arange(2)).load(cache=True)
     ex.close()
-    assert not any(p.startswith(str(ex.folder)) for p in [*cluster_io._cache, *cluster_io._arrays])
-    assert any(p.startswith(str(other.folder)) for p in cluster_io._cache)  # not another's
+    kept = [*cluster_io._inputs.paths(), *cluster_io._arrays.paths()]
+    assert not any(p.startswith(str(ex.folder)) for p in kept)
+    assert any(p.startswith(str(other.folder)) for p in cluster_io._inputs.paths())  # not another's
 
 
 def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
@@ -188,3 +197,99 @@ def test_a_full_disk_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(cluster_io, "_write", lambda value, path: full())
     with pytest.raises(ClusterError, match="no space left"):
         ex.put(np.arange(3))
+
+
+def test_recent_keeps_what_it_made_of_the_last_paths():
+    """The per-process cache of the workers' inputs and shared arrays: each path made once
+    while kept, the least recently asked for let go first, a folder's paths forgotten."""
+    import threading
+
+    made = []
+
+    def make(path):
+        made.append(path)
+        return [path]
+
+    kept = cluster_io._Recent(2)
+    a = kept.get("/x/a", make)
+    assert a == ["/x/a"]
+    assert kept.get("/x/a", make) is a  # made once
+    b = kept.get("/y/b", make)
+    assert kept.get("/x/a", make) is a  # a asked for last: b goes first
+    c = kept.get("/x/c", make)
+    assert kept.paths() == ["/x/a", "/x/c"]
+    assert kept.get("/y/b", make) is not b  # made again
+    assert made == ["/x/a", "/y/b", "/x/c", "/y/b"]
+    assert kept.paths() == ["/x/c", "/y/b"]
+    assert kept.get("/x/c", make) is c
+    kept.forget("/x/")
+    assert kept.paths() == ["/y/b"]
+    # threads asking at once for one path all get the one kept
+    gate = threading.Barrier(6)
+
+    def slow(path):
+        gate.wait(timeout=10)
+        return [path]
+
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(kept.get("/z", slow))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 6
+    assert all(g is got[0] for g in got)
+    assert kept.paths() == ["/y/b", "/z"]
+
+
+def test_the_workers_are_probed_once_while_they_stay_the_same():
+    client = _Client({"w1": "read", "w2": "read"})
+    for _ in range(3):
+        ex = Exchange.open(client)
+        assert ex is not None
+        ex.close()
+    assert client.probes == 1
+    other = _Client({"w1": "read"})  # another client: probed on its own
+    Exchange.open(other).close()
+    assert (client.probes, other.probes) == (1, 1)
+    del client.answers["w2"]  # a worker gone: the others still share our files
+    Exchange.open(client).close()
+    assert client.probes == 1
+    client.answers["w3"] = None  # one of another machine joins: probed again, refused
+    assert Exchange.open(client) is None
+    assert client.probes == 2
+    assert Exchange.open(client) is None  # the refusal is kept too
+    assert client.probes == 2
+    del client.answers["w3"]
+    client.answers["w4"] = "read"  # w1 and a restarted worker (a new address): probed again
+    Exchange.open(client).close()
+    assert client.probes == 3
+    tmp = Path(cluster_io.tempfile.gettempdir())
+    assert list(tmp.glob(f"telcoplan-exchange-{os.getpid()}-*")) == []
+
+
+def test_no_answer_to_the_probe_is_not_kept():
+    class Silent(_Client):
+        def run(self, fn, path, on_error):
+            if fn is cluster_io._forget:
+                return {}
+            self.probes += 1
+            raise OSError("the scheduler went away")
+
+    class Plain:  # a client that cannot be weakly referenced: probed every time
+        __slots__ = ("answers", "probes")
+        nthreads = _Client.nthreads
+        run = _Client.run
+
+        def __init__(self, answers):
+            self.answers = answers
+            self.probes = 0
+
+    silent = Silent({"w": "read"})
+    assert Exchange.open(silent) is None
+    assert Exchange.open(silent) is None
+    assert silent.probes == 2
+    plain = Plain({"w": "read"})
+    for _ in range(2):
+        Exchange.open(plain).close()
+    assert plain.probes == 2

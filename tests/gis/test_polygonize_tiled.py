@@ -295,3 +295,67 @@ def test_on_dask_and_in_process_agree_exactly(dask_client_both_ways):
     )
     np.testing.assert_array_equal(here.weights, there.weights)
     np.testing.assert_array_equal(here.cells, there.cells)
+
+
+class _FailsOnce:
+    """A client whose ``fail_at``-th gather fails (a result lost with its worker), once; it
+    records the keys of the tasks submitted."""
+
+    def __init__(self, client, fail_at):
+        self._client = client
+        self.fail_at = fail_at
+        self.gathers = 0
+        self.keys = []
+
+    def submit(self, fn, *args, **kw):
+        self.keys.append(kw["key"])
+        return self._client.submit(fn, *args, **kw)
+
+    def gather(self, futures, **kw):
+        self.gathers += 1
+        if self.gathers == self.fail_at:
+            raise RuntimeError("the result was lost with its worker")
+        return self._client.gather(futures, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_the_chunks_not_done_are_sent_again_when_the_cluster_fails(dask_client_both_ways, caplog):
+    """Two chunks' results are back when the third is lost: the 33 others go again (a new
+    attempt: new keys), not the two, and the regions are the in-process ones."""
+    import logging
+    from collections import Counter
+    from pathlib import Path
+
+    rng = np.random.default_rng(5)
+    mask = rng.random((40, 50)) < 0.55
+    weights = rng.random(mask.shape) * 1e3
+    here = tiled_regions(mask, weights=weights, diagonal=True, chunks=(9, 8), with_labels=True)
+    client = _FailsOnce(dask_client_both_ways, fail_at=3)
+    with caplog.at_level(logging.INFO, logger="telcoplan"):
+        there = tiled_regions(
+            mask, weights=weights, diagonal=True, chunks=(9, 8), client=client, with_labels=True
+        )
+    np.testing.assert_array_equal(here.labels, there.labels)
+    np.testing.assert_array_equal(here.weights, there.weights)
+    attempts = Counter(name for name, _ in client.keys)
+    assert sorted(attempts.values(), reverse=True) == [35, 33]  # 5 x 7 chunks, then 33
+    first, again = (sorted(i for name, i in client.keys if name == n) for n in attempts)
+    assert set(again) < set(first)
+    assert any("chunks sent again to the cluster" in r.getMessage() for r in caplog.records)
+    # an error of the chunks' function is raised after the attempts
+    from telcoplan.gis import polygonize
+
+    def broken(value, box, shape):
+        raise ZeroDivisionError(f"chunk {box}")
+
+    client.keys.clear()
+    with pytest.raises(ZeroDivisionError, match="chunk"):
+        polygonize._map_chunks(broken, [(1,), (2,)], [(0, 1, 0, 1), (1, 2, 0, 1)], (2, 1), client)
+    assert len({name for name, _ in client.keys}) == polygonize._CLUSTER_ATTEMPTS == 3
+    import os
+    import tempfile
+
+    left = Path(tempfile.gettempdir()).glob(f"telcoplan-exchange-{os.getpid()}-*")
+    assert list(left) == []

@@ -202,18 +202,39 @@ def _numbers_equal(a, b, where="summary"):
 
 
 @pytest.mark.slow
-def test_a_run_on_two_workers_equals_the_run_in_process(tmp_path):
+def test_a_run_on_two_workers_equals_the_run_in_process(tmp_path, monkeypatch):
     """Coverage with terrain and its population tables, gaps, sites and backbone on a local
     cluster of 2 worker processes: the rasters are the same bytes, the tables and the summary
-    the same numbers (sums to 1e-9), the polygons the same point sets."""
+    the same numbers (sums to 1e-9), the polygons the same point sets. The coverage stage (its
+    shared rasters and its blocks) and the gaps stage (its chunk maps) open several exchanges
+    with the run's cluster; its workers are probed once."""
     import json
 
     import geopandas as gpd
     import pyogrio
 
+    from telcoplan.gis import cluster_io
+
+    opened, probed = [], []
+    known, shares = cluster_io._known_answer, cluster_io._shares_files
+
+    def counting_known(client):
+        opened.append(client)
+        return known(client)
+
+    def counting_shares(client, folder):
+        probed.append(client)
+        return shares(client, folder)
+
+    monkeypatch.setattr(cluster_io, "_known_answer", counting_known)
+    monkeypatch.setattr(cluster_io, "_shares_files", counting_shares)
     plan = read_plan(_town(tmp_path / "town"))
     here = run_plan(plan, tmp_path / "here")
+    assert not opened  # in process: no exchange
     there = run_plan(plan, tmp_path / "there", workers=2)
+    assert len(opened) >= 3  # coverage, its blocks, and the gaps' chunk maps
+    assert len(probed) == 1
+    assert len({id(c) for c in opened}) == 1  # one client for the run
     _numbers_equal(here, there)
     tifs = sorted(p.name for p in (tmp_path / "here").glob("*.tif"))
     assert len(tifs) >= 5
