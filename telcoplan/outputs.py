@@ -276,9 +276,12 @@ def _layer_name(path: Path, name: str) -> str | None:
     return None
 
 
-def read_layer(out_dir: str | os.PathLike, name: str) -> gpd.GeoDataFrame | None:
+def read_layer(
+    out_dir: str | os.PathLike, name: str, *, arrow: bool = False
+) -> gpd.GeoDataFrame | None:
     """Output layer ``name`` (a key of :data:`LAYERS`) of the run in ``out_dir``, indexed by its
-    id column when it has a unique one; None when the run did not write it."""
+    id column when it has a unique one; None when the run did not write it. ``arrow``: read
+    through GDAL's Arrow stream (:func:`telcoplan.gis.vector.read_vector`; faster on large layers)."""
     from telcoplan.gis.vector import read_vector
 
     file, _, index = LAYERS[name]
@@ -288,7 +291,7 @@ def read_layer(out_dir: str | os.PathLike, name: str) -> gpd.GeoDataFrame | None
     layer = _layer_name(path, name)
     if layer is None:
         return None
-    gdf = read_vector(path, layer=layer)
+    gdf = read_vector(path, layer=layer, arrow=arrow)
     if "row" in gdf.columns and index == "site_id":
         gdf = gdf.drop(columns="row")
     if index is not None and index in gdf.columns and gdf[index].is_unique:

@@ -16,6 +16,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from pyproj import CRS
 
@@ -46,6 +47,9 @@ log = logging.getLogger(__name__)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FONT = "DejaVu Sans"
+#: Shared and other towers' edge colours (RGBA arrays: matplotlib converts an array of colour
+#: names one by one, a national run's 100,000 towers 0.3 s).
+_BLACK, _WHITE = np.array([0.0, 0.0, 0.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0])
 #: Areas are labelled by default when there are at most this many (more would overlap).
 MAX_AUTO_LABELS = 20
 
@@ -96,7 +100,8 @@ def _draw_polygons(ax: Any, geoms: gpd.GeoSeries, *, facecolors: Any, **kwargs: 
             patches.append(PathPatch(MplPath(np.concatenate(verts), np.concatenate(codes))))
             colours.append(colour)
     if patches:
-        ax.add_collection(PatchCollection(patches, facecolors=colours, **kwargs))
+        # the view is set once everything is drawn: no data limits to update
+        ax.add_collection(PatchCollection(patches, facecolors=colours, **kwargs), autolim=False)
 
 
 def _draw_lines(ax: Any, geoms: gpd.GeoSeries, colours: list[str], **kwargs: Any) -> None:
@@ -105,7 +110,17 @@ def _draw_lines(ax: Any, geoms: gpd.GeoSeries, colours: list[str], **kwargs: Any
 
     segments, per_part = _line_parts(geoms, colours)
     if segments:
-        ax.add_collection(LineCollection(segments, colors=per_part, **kwargs))
+        lines = LineCollection(segments, colors=_rgba(per_part), **kwargs)
+        ax.add_collection(lines, autolim=False)  # the view is set once everything is drawn
+
+
+def _rgba(colours: list[Any]) -> np.ndarray:
+    """matplotlib's RGBA of each colour, converted once per distinct colour (matplotlib
+    converts a list of colour names one by one: a national backbone's 155,000 links, 0.5 s)."""
+    from matplotlib.colors import to_rgba_array
+
+    codes, uniques = pd.factorize(pd.Series(colours, dtype=object), use_na_sentinel=False)
+    return to_rgba_array(list(uniques))[codes]
 
 
 def _line_parts(geoms: gpd.GeoSeries, colours: list[str]) -> tuple[list[Any], list[str]]:
@@ -119,8 +134,10 @@ def _line_parts(geoms: gpd.GeoSeries, colours: list[str]) -> tuple[list[Any], li
         parts, owner = shapely.get_parts(arr, return_index=True)
         keep = ~shapely.is_empty(parts)
         parts, owner = parts[keep], owner[keep]
-        ends = np.cumsum(shapely.get_num_coordinates(parts))
-        segments = np.split(shapely.get_coordinates(parts), ends[:-1]) if len(parts) else []
+        ends = np.cumsum(shapely.get_num_coordinates(parts)).tolist()
+        xy = shapely.get_coordinates(parts)
+        # slices of one array (np.split: 3 times slower on 155,000 parts)
+        segments = [xy[a:b] for a, b in zip([0, *ends][:-1], ends, strict=True)]
         colour = list(colours)
         return segments, [colour[i] for i in owner.tolist()]
     segments, per_part = [], []
@@ -234,12 +251,18 @@ def plan_figure(
     area_p = _projected(areas, crs, "areas")
 
     def ops_of(gdf: gpd.GeoDataFrame | None, col: str) -> list[str]:
-        return [] if gdf is None or col not in gdf.columns else list(gdf[col].dropna().astype(str))
+        if gdf is None or col not in gdf.columns:
+            return []
+        return list(gdf[col].dropna().astype(str).unique())  # the colours need each name once
 
     colours = operator_colours(
         ops_of(towers, "operator"),
         ops_of(coverage, "operator"),
-        [o for ops in (link_users(backbone) if backbone is not None else []) for o in ops],
+        list(
+            dict.fromkeys(
+                o for ops in (link_users(backbone) if backbone is not None else []) for o in ops
+            )
+        ),
     )
     handles: list[Any] = []
     # text.parse_math off: a '$' in a name is a dollar sign, not TeX (which could fail)
@@ -353,10 +376,12 @@ def plan_figure(
                     tw.geometry.y.to_numpy()[sel],
                     s=np.where(shared, 22, 12),
                     c=colours.get(op, "#666666"),
-                    edgecolors=np.where(shared, "#000000", "#ffffff"),
-                    linewidths=np.where(shared, 0.9, 0.3),
+                    edgecolors=np.where(shared[:, None], _BLACK, _WHITE),
+                    linewidths=0.3,
                     zorder=5,
-                )
+                    # widths set afterwards as a plain array: scatter masks what it is given,
+                    # and a masked array is walked item by item (100,000 towers: 0.3 s)
+                ).set_linewidth(np.where(shared, 0.9, 0.3))
                 handles.append(
                     Line2D(
                         [],

@@ -6,6 +6,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from telcoplan.report._basis import metric_name, not_covered, trench_cost_basis
@@ -667,12 +668,10 @@ def _links_part(ctx: Context, links: pd.DataFrame) -> str:
     if {"plan", "operators"} <= set(df.columns):
         joint = df[df["plan"].astype(str) == "joint"]
         if len(joint):
-            users = (
-                joint["operators"]
-                .fillna("")
-                .astype(str)
-                .map(lambda s: len([o for o in s.split(";") if o.strip()]))
-            )
+            # counted once per distinct text (a national run: 154,000 links, a few dozen texts)
+            codes, texts = pd.factorize(joint["operators"].fillna("").astype(str))
+            counts = [len([o for o in s.split(";") if o.strip()]) for s in texts]
+            users = pd.Series(np.asarray(counts, dtype="int64")[codes], index=joint.index)
             by = joint.assign(_users=users).groupby("_users")["length_m"].sum()
             rows = [
                 [f"{int(n)} operator{'s' if n != 1 else ''}", fmt_km(km / 1000.0)]

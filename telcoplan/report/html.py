@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -27,7 +27,12 @@ from telcoplan.report import _sections as sec
 from telcoplan.report._basis import population_basis
 from telcoplan.report._format import esc
 
+if TYPE_CHECKING:
+    import geopandas as gpd
+
 __all__ = [
+    "TABLES",
+    "attribute_table",
     "load_outputs",
     "render_report",
     "report_from_outputs",
@@ -262,8 +267,23 @@ def write_report(
     return Path(path)
 
 
+#: The report's attribute tables: keyword of :func:`render_report` → output layer
+#: (:data:`telcoplan.outputs.LAYERS`).
+TABLES: dict[str, str] = {
+    "areas": "areas",
+    "gaps": "gaps",
+    "pois": "pois",
+    "sites": "sites",
+    "links": "backbone",
+    "review": "review",
+}
+
+
 def load_outputs(
-    out_dir: str | os.PathLike, *, summary: Mapping[str, Any] | None = None
+    out_dir: str | os.PathLike,
+    *,
+    summary: Mapping[str, Any] | None = None,
+    layers: Mapping[str, gpd.GeoDataFrame | None] | None = None,
 ) -> dict[str, Any]:
     """The report's data from a plan's output folder, as keyword arguments of :func:`render_report`.
 
@@ -271,6 +291,11 @@ def load_outputs(
     :data:`~telcoplan.outputs.COVERAGE` layer ``areas``, :data:`~telcoplan.outputs.GAPS` layers ``gaps`` and ``pois``,
     :data:`~telcoplan.outputs.SITES` layer ``sites`` (or its first layer), :data:`~telcoplan.outputs.BACKBONE` layer ``links`` and
     a site review's :data:`~telcoplan.outputs.REVIEW` layer ``review``.
+
+    ``layers`` holds output layers (by :data:`~telcoplan.outputs.LAYERS` name) that the caller
+    has read already with :func:`telcoplan.outputs.read_layer` (None: the run did not write
+    it): their tables are taken from them (:func:`attribute_table`) instead of reading the
+    files again (the report stage reads the layers once for the figure and the tables).
 
     Raises
     ------
@@ -281,18 +306,40 @@ def load_outputs(
     if summary is None:
         summary = outputs.read_summary(out / outputs.SUMMARY)
     data: dict[str, Any] = {"summary": summary}
-    for key, name in (
-        ("areas", "areas"),
-        ("gaps", "gaps"),
-        ("pois", "pois"),
-        ("sites", "sites"),
-        ("links", "backbone"),
-        ("review", "review"),
-    ):
-        frame = outputs.read_table(out, name)
+    for key, name in TABLES.items():
+        if layers is not None and name in layers:
+            layer = layers[name]
+            frame = None if layer is None else attribute_table(out, name, layer)
+        else:
+            frame = outputs.read_table(out, name)
         if frame is not None:
             data[key] = frame
     return data
+
+
+def attribute_table(out_dir: str | os.PathLike, name: str, layer: gpd.GeoDataFrame) -> pd.DataFrame:
+    """The attribute table :func:`telcoplan.outputs.read_table` gives of output layer ``name``
+    in ``out_dir``, from ``layer``, the layer :func:`telcoplan.outputs.read_layer` read: the id
+    column it made the index back in place, the geometry dropped.
+
+    The columns are put in the order of the GeoPackage's fields (read from its metadata, not
+    its rows); when that is not the layer's own (a file whose only layer has another name) or
+    the columns differ from the fields, the table is read from the file instead.
+    """
+    import pyogrio
+
+    index = outputs.LAYERS[name][2]
+    frame = layer.reset_index() if index is not None and layer.index.name == index else layer
+    table = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+    path = Path(out_dir) / outputs.LAYERS[name][0]
+    try:
+        fields = [str(f) for f in pyogrio.read_info(path, layer=outputs.LAYERS[name][1])["fields"]]
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError):
+        fields = None
+    if fields is None or sorted(fields) != sorted(map(str, table.columns)):
+        log.debug("report: %s of %s read again for its table", name, path)
+        return outputs.read_table(out_dir, name)
+    return table if list(table.columns) == fields else table[fields]
 
 
 def report_from_outputs(

@@ -238,3 +238,16 @@ def sites_frame(name: str = "Trạm Sơn Trà mới") -> gpd.GeoDataFrame:
         geometry=[Point(X0, Y0), Point(X0 + 500, Y0)],
         crs=UTM49,
     )
+
+
+@pytest.fixture(scope="session")
+def demo_outputs(tmp_path_factory):
+    """Every stage of the demo plan at 500 m cells (a few seconds): (summary, output folder).
+    Shared by the modules of tests/report: write into it only what the run wrote there."""
+    from telcoplan.demo import write_demo
+    from telcoplan.pipeline import read_plan, run_plan
+
+    folder = tmp_path_factory.mktemp("demo")
+    plan_path = write_demo(folder, resolution_m=500.0)
+    out = folder / "outputs"
+    return run_plan(read_plan(plan_path), out), out

@@ -12,18 +12,6 @@ from telcoplan.report.html import load_outputs, report_from_outputs
 from tests.report.conftest import DISTRICTS, make_png
 
 
-@pytest.fixture(scope="module")
-def demo_outputs(tmp_path_factory):
-    """Every stage of the demo plan at 500 m cells (a few seconds): (summary, output folder)."""
-    from telcoplan.demo import write_demo
-    from telcoplan.pipeline import read_plan, run_plan
-
-    folder = tmp_path_factory.mktemp("demo")
-    plan_path = write_demo(folder, resolution_m=500.0)
-    out = folder / "outputs"
-    return run_plan(read_plan(plan_path), out), out
-
-
 def test_report_from_demo_outputs(demo_outputs):
     summary, out = demo_outputs
     # the plan's report stage wrote it already; it is refused, then rewritten on request
