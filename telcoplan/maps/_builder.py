@@ -10,7 +10,7 @@ folium is imported only inside functions (the caller hands its module to :class:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 
@@ -358,6 +358,13 @@ class Builder:
         self.study_bounds: LatLonBounds | None = None
         self.legend: list[str] = []
         self.css: list[str] = []
+        #: work left for :meth:`finish` (layers whose content is computed in the background)
+        self.pending: list[Callable[[], None]] = []
+
+    def finish(self) -> None:
+        """Complete the layers left for later (:attr:`pending`), in order."""
+        while self.pending:
+            self.pending.pop(0)()
 
     def colour(self, op: str) -> str:
         return self.colours.get(op, "#666666")

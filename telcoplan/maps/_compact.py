@@ -41,6 +41,7 @@ from telcoplan.maps._style import (
     link_users,
     operators_at_location,
 )
+from telcoplan.maps._threads import map_chunks
 from telcoplan.maps._web import esc, fmt, fmt_text
 
 __all__ = [
@@ -91,13 +92,19 @@ def merge_lines(gdf: gpd.GeoDataFrame, keys: Sequence[Hashable]) -> gpd.GeoDataF
     codes, uniques = pd.factorize(pd.Series(list(keys), dtype=object), sort=False)
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
-    merged, rows = [], []
+    lines, rows = [], []
     for g in range(len(uniques)):
         pick = order[starts[g] : starts[g + 1]]
-        parts = shapely.get_parts(geoms[pick[valid[pick]]])
-        parts = parts[shapely.get_type_id(parts) == 1]  # LineStrings only
-        merged.append(shapely.line_merge(shapely.multilinestrings(parts)) if len(parts) else None)
+        parts = geoms[pick[valid[pick]]]
+        if not (shapely.get_type_id(parts) == 1).all():  # else: no need to copy them
+            parts = shapely.get_parts(parts)
+            parts = parts[shapely.get_type_id(parts) == 1]  # LineStrings only
+        lines.append(shapely.multilinestrings(parts) if len(parts) else None)
         rows.append(pick)
+    # the groups are merged in threads (GEOS releases the GIL); None stays None
+    grouped = np.empty(len(lines), dtype=object)
+    grouped[:] = lines
+    merged = map_chunks(shapely.line_merge, grouped, shapely.get_num_coordinates(grouped))
     return gpd.GeoDataFrame(
         {
             "key": list(uniques),
@@ -162,7 +169,7 @@ def add_backbone_merged(b: Builder, backbone: gpd.GeoDataFrame) -> None:
     hidden) with one line per group whose tooltip and popup give the group's totals."""
     status = link_status(backbone)
     users = [tuple(u) for u in link_users(backbone)]
-    plans = [str(p) for p in column(backbone, "plan", "")]
+    plans = [str(p) for p in column(backbone, "plan", "").to_numpy(dtype=object)]
     keys = [
         (plan, u[0] if plan == "separate" and u else "", st, u)
         for plan, st, u in zip(plans, status, users, strict=True)

@@ -42,6 +42,7 @@ from telcoplan.maps._style import (
     split_ops,
     truthy,
 )
+from telcoplan.maps._threads import in_background
 from telcoplan.maps._web import esc, fmt
 
 __all__ = [
@@ -90,7 +91,7 @@ def add_signal(
     vrange: tuple[float, float],
     step: float,
 ) -> None:
-    from telcoplan.maps._raster import SIGNAL_COLOURS, signal_png
+    from telcoplan.maps._raster import SIGNAL_COLOURS, png_uri, warp_for_leaflet
 
     vmin, vmax = vrange
     for op, item in signal.items():
@@ -105,18 +106,36 @@ def add_signal(
                 f"signal[{op!r}] must be (array, GridSpec or RasterInfo), "
                 f"got ({type(values).__name__}, {type(grid).__name__})"
             )
-        uri, bounds = signal_png(values, grid, vmin, vmax, step=step)
-        b.bounds.append(bounds)
-        fg = b.group(f"Signal – {op} (dBm)", f"signal:{op}", show=False)
-        plain_classes()[2](
-            image=uri,
-            bounds=bounds,
-            opacity=0.7,
-            pixelated=True,
-            control=False,
-            pane="tpSignal",
-            className="tp-signal",
-        ).add_to(fg)
+    # warped here (rasterio's warp enters warnings.catch_warnings, which is not thread-safe),
+    # encoded in a thread while the other layers are built (numpy and zlib release the GIL;
+    # no warnings.catch_warnings), one image after the other (each takes ~130 MB of
+    # temporaries); each image goes into its layer at the end (Builder.finish)
+    warped, slots = [], []
+    for op, (values, grid) in signal.items():
+        image, (west, south, east, north) = warp_for_leaflet(values, grid)
+        warped.append(image)
+        slots.append(
+            (
+                b.group(f"Signal – {op} (dBm)", f"signal:{op}", show=False),
+                [[south, west], [north, east]],
+            )
+        )
+        b.bounds.append(slots[-1][1])
+    images = in_background(lambda: [png_uri(image, vmin, vmax, step) for image in warped])
+
+    def place() -> None:
+        for (fg, bounds), uri in zip(slots, images.result(), strict=True):
+            plain_classes()[2](
+                image=uri,
+                bounds=bounds,
+                opacity=0.7,
+                pixelated=True,
+                control=False,
+                pane="tpSignal",
+                className="tp-signal",
+            ).add_to(fg)
+
+    b.pending.append(place)
     gradient = ", ".join(SIGNAL_COLOURS)
     b.head("Signal: total received power (dBm), per operator")
     b.legend.append(

@@ -29,6 +29,7 @@ __all__ = [
     "encode_png_palette",
     "level_values",
     "palette",
+    "png_uri",
     "quantise",
     "signal_png",
     "warp_for_leaflet",
@@ -51,6 +52,8 @@ MAX_PIXELS = 2048
 #: Most levels a palette PNG holds besides the transparent index 0.
 MAX_LEVELS = 255
 _WEB_MERCATOR = "EPSG:3857"
+#: Rows quantised at a time by :func:`png_uri`.
+_BAND_ROWS = 256
 
 
 class GridLike(Protocol):
@@ -209,12 +212,22 @@ def signal_png(
     from ``vmin`` (:func:`quantise`) and coloured along :data:`SIGNAL_COLOURS`; cells without
     signal or below ``vmin`` are transparent. Bounds are ``[[south, west], [north, east]]``.
     """
-    n = _levels(vmin, vmax, step)
+    _levels(vmin, vmax, step)
     warped, (west, south, east, north) = warp_for_leaflet(values, grid, max_pixels=max_pixels)
-    index = quantise(warped, vmin, vmax, step)
+    return png_uri(warped, vmin, vmax, step), [[south, west], [north, east]]
+
+
+def png_uri(warped: np.ndarray, vmin: float, vmax: float, step: float) -> str:
+    """The ``data:image/png`` URI of :func:`signal_png` of a raster already warped
+    (:func:`warp_for_leaflet`). Free of rasterio and of ``warnings.catch_warnings``, so it may
+    run in a thread beside other work."""
+    n = _levels(vmin, vmax, step)
+    # quantised by bands of rows (cell by cell: the same), a few MB of temporaries at a time
+    index = np.empty(np.shape(warped), dtype=np.uint8)
+    for i in range(0, len(index), _BAND_ROWS):
+        index[i : i + _BAND_ROWS] = quantise(warped[i : i + _BAND_ROWS], vmin, vmax, step)
     rgb = np.vstack([np.zeros((1, 3), np.uint8), palette(n)])
     alpha = np.full(n + 1, 255, dtype=np.uint8)
     alpha[0] = 0
     png = encode_png_palette(index, rgb, alpha)
-    uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-    return uri, [[south, west], [north, east]]
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")

@@ -9,6 +9,7 @@ from typing import TypeVar
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 from pyproj import CRS
 
 __all__ = [
@@ -191,15 +192,16 @@ def operators_at_location(towers: gpd.GeoDataFrame, tolerance_m: float = 1.0) ->
     geoms = towers.geometry
     if towers.crs is not None and not CRS.from_user_input(towers.crs).is_projected and len(geoms):
         geoms = geoms.to_crs(geoms.estimate_utm_crs())
-    key = pd.Series(
-        [
-            None
-            if g is None or g.is_empty
-            else (round(g.x / tolerance_m), round(g.y / tolerance_m))
-            for g in geoms
-        ],
-        index=towers.index,
+    # the location: coordinates in units of tolerance_m, rounded half to even (as round())
+    points = geoms.to_numpy()
+    there = ~(shapely.is_missing(points) | shapely.is_empty(points))
+    frame = pd.DataFrame(
+        {
+            "x": np.rint(shapely.get_x(points[there]) / tolerance_m),
+            "y": np.rint(shapely.get_y(points[there]) / tolerance_m),
+            "op": towers["operator"].astype(str).to_numpy()[there],
+        }
     )
-    frame = pd.DataFrame({"key": key, "op": towers["operator"].astype(str)})
-    counts = frame.dropna(subset=["key"]).groupby("key")["op"].nunique()
-    return key.map(counts).fillna(1).astype(int)
+    counts = np.ones(len(towers), dtype=int)
+    counts[there] = frame.groupby(["x", "y"], sort=False)["op"].transform("nunique").to_numpy()
+    return pd.Series(counts, index=towers.index)

@@ -21,6 +21,7 @@ from pyproj import CRS
 from shapely.geometry import mapping
 
 from telcoplan.errors import CRSError
+from telcoplan.maps._simplify import simplify_polygons
 
 __all__ = [
     "OPERATOR_PALETTE",
@@ -143,7 +144,11 @@ def to_web(
     if tolerance_m > 0 and len(geoms) and not geoms.geom_type.isin(["Point", "MultiPoint"]).all():
         if not CRS.from_user_input(gdf.crs).is_projected:
             geoms = geoms.to_crs(geoms.estimate_utm_crs())
-        geoms = geoms.simplify(tolerance_m, preserve_topology=preserve_topology)
+        if preserve_topology:
+            simple = simplify_polygons(geoms.to_numpy(), tolerance_m)
+            geoms = gpd.GeoSeries(simple, index=geoms.index, crs=geoms.crs)
+        else:
+            geoms = geoms.simplify(tolerance_m, preserve_topology=False)
     geoms = geoms.to_crs("EPSG:4326")
     rounded = shapely.transform(
         geoms.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS), include_z=False

@@ -348,6 +348,7 @@ def build_map(
         add_sites(b, sites)
     if review is not None:
         add_review(b, review, review_footprint)
+    b.finish()
 
     # the study area (the areas) is what the map shows at start; the panels' script fits it
     # beside the panels, this fit is the fallback
