@@ -12,6 +12,7 @@ returns the same tree.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Callable, Hashable, Sequence
@@ -22,12 +23,31 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["ROOT", "Build", "Problem", "RoadNetwork", "prune_leaves"]
+__all__ = ["ROOT", "Build", "Problem", "RoadNetwork", "prune_leaves", "setdiff", "unique"]
 
 log = logging.getLogger(__name__)
 
 #: The virtual root joined to every node of a build's fiber network.
 ROOT = ("fiber-root",)
+
+
+def unique(a) -> np.ndarray:
+    """``np.unique(a)`` (the sorted distinct values), by sorting: numpy ≥ 2.3 finds the
+    distinct integers of a large array by hashing, ~10x slower than a sort here."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biu":
+        return np.unique(a)
+    s = np.sort(a, axis=None)
+    new = np.empty(len(s), dtype=bool)
+    new[:1] = True
+    np.not_equal(s[1:], s[:-1], out=new[1:])
+    return s[new]
+
+
+def setdiff(a, b) -> np.ndarray:
+    """``np.setdiff1d(a, b)``: the sorted distinct values of ``a`` not in ``b``."""
+    a = unique(a)
+    return a[np.isin(a, unique(b), assume_unique=True, invert=True)]
 
 
 def prune_leaves(a: np.ndarray, b: np.ndarray, fixed: Callable) -> np.ndarray:
@@ -113,6 +133,7 @@ class RoadNetwork:
         self._carriers: tuple[np.ndarray, list[frozenset]] | None = None
         self._builds: dict[str, Build] = {}
         self._reprs: list[str] | None = None
+        self._ranks: np.ndarray | None = None  # by repr (None: see _repr_ranks)
         self._labels: np.ndarray | None = None  # the nodes, then ROOT
 
     # ----------------------------------------------------------------------------------------
@@ -186,7 +207,7 @@ class RoadNetwork:
     def fiber_nodes(self, build: Build) -> np.ndarray:
         """Positions of the nodes of the build's usable fiber edges (increasing)."""
         sel = build.fiber & np.isfinite(build.cost)
-        return np.unique(np.concatenate([self.eu[sel], self.ev[sel]]))
+        return unique(np.concatenate([self.eu[sel], self.ev[sel]]))
 
     def problem(self, build: Build, terminals: Sequence[Hashable]) -> Problem:
         """The build's Steiner problem for the given terminals (``ROOT`` first when the build
@@ -244,9 +265,17 @@ class RoadNetwork:
 
     def repr_order(self, a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
         """The order of nodes (``a``), or node pairs ``(a, b)``, sorted by their ``repr``
-        (the plans list edges and nodes in that order), computed from each node's repr once."""
-        if self._reprs is None:
-            self._reprs = [repr(x) for x in self.nodes.tolist()] + [repr(ROOT)]
+        (the plans list edges and nodes in that order; ties keep their order).
+
+        The reprs are sorted once: when no node's repr is a proper prefix of another's (always
+        so for tuples, the graph's nodes), a pair's repr ``(ra, rb)`` sorts as the pair of the
+        nodes' ranks, so the order is a sort of rank arrays; otherwise the reprs themselves
+        are sorted."""
+        rank = self._repr_ranks()
+        if rank is not None:
+            if b is None:
+                return np.argsort(rank[np.asarray(a, np.int64)], kind="stable")
+            return np.lexsort((rank[np.asarray(b, np.int64)], rank[np.asarray(a, np.int64)]))
         r = self._reprs
         if b is None:
             keys = [r[i] for i in np.asarray(a).tolist()]
@@ -256,6 +285,25 @@ class RoadNetwork:
                 for i, j in zip(np.asarray(a).tolist(), np.asarray(b).tolist(), strict=True)
             ]
         return np.array(sorted(range(len(keys)), key=keys.__getitem__), dtype=np.int64)
+
+    def _repr_ranks(self) -> np.ndarray | None:
+        """Each node's rank (``n``: the root) among the nodes' reprs (equal reprs, equal
+        ranks), or None when a repr is a proper prefix of another (pairs then sort apart from
+        their ranks' order)."""
+        if self._reprs is None:
+            self._reprs = [repr(x) for x in self.nodes.tolist()] + [repr(ROOT)]
+            r = self._reprs
+            order = sorted(range(len(r)), key=r.__getitem__)
+            s = [r[i] for i in order]
+            # a prefix of a later repr is one of the one just after it (sorted strings)
+            if any(t != p and t.startswith(p) for p, t in itertools.pairwise(s)):
+                return None
+            new = np.ones(len(s), dtype=bool)
+            new[1:] = [t != p for p, t in itertools.pairwise(s)]
+            rank = np.empty(len(s), dtype=np.int64)
+            rank[np.array(order, dtype=np.int64)] = np.cumsum(new) - 1
+            self._ranks = rank
+        return self._ranks
 
     def labels(self, positions: np.ndarray) -> list:
         """Node labels of positions (``n``: the root)."""

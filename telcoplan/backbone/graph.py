@@ -34,6 +34,7 @@ __all__ = [
     "graph_to_gdfs",
     "has_own_fiber",
     "mark_fiber_network",
+    "nearest_roads",
     "operator_costs",
     "snap_sites",
 ]
@@ -370,7 +371,9 @@ def operator_costs(
     own = [bool(members & anyone) for _, members in builds]  # has_own_fiber, for every build
     # what each build pays and reaches on an edge depends on its fiber only: worked out once
     # per set of carriers (as coalition_cost and mark_fiber_network do edge by edge)
-    terms: dict[frozenset, tuple[list, list]] = {}
+    terms: dict[frozenset, tuple[list, dict]] = {}
+    names = [name for name, _ in builds]
+    flag_names = [f"{name}_fiber" for name in names]
     for d in dicts:
         carriers = d.get("fiber", frozenset())
         if carriers not in terms:
@@ -384,13 +387,11 @@ def operator_costs(
                 bool(carriers & m) if o else (bool(carriers) and lease_factor is not None)
                 for (_, m), o in zip(builds, own, strict=True)
             ]
-            terms[carriers] = (factor, flag)
-        factor, flag = terms[carriers]
+            terms[carriers] = (factor, dict(zip(flag_names, flag, strict=True)))
+        factor, flags = terms[carriers]
         trench = d["trench_cost"]
-        for (name, _), f in zip(builds, factor, strict=True):
-            d[name] = trench if f is None else trench * f
-        for (name, _), f in zip(builds, flag, strict=True):
-            d[f"{name}_fiber"] = f
+        d.update(zip(names, [trench if f is None else trench * f for f in factor], strict=True))
+        d.update(flags)
     return H
 
 
@@ -428,22 +429,37 @@ def coalition_cost(
     return d["trench_cost"]
 
 
-def far_from_roads(G: nx.Graph, sites: gpd.GeoDataFrame, max_distance_m: float) -> dict[str, float]:
+def nearest_roads(G: nx.Graph, sites: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each site's nearest road edge (its position in ``G.edges``; -1: none) and distance (m;
+    infinite: none), for :func:`far_from_roads` and :func:`snap_sites` to share (``G`` must
+    not change in between)."""
+    geoms = np.empty(G.number_of_edges(), dtype=object)
+    geoms[:] = [g for _, _, g in G.edges(data="geometry")]
+    hit = np.full(len(sites), -1, dtype=np.int64)
+    gap = np.full(len(sites), np.inf)
+    if len(geoms) and len(sites):
+        (src, near), dist = shapely.STRtree(geoms).query_nearest(
+            sites.geometry.to_numpy(), return_distance=True, all_matches=False
+        )
+        hit[src], gap[src] = near, dist
+    return hit, gap
+
+
+def far_from_roads(
+    G: nx.Graph,
+    sites: gpd.GeoDataFrame,
+    max_distance_m: float,
+    *,
+    nearest: tuple[np.ndarray, np.ndarray] | None = None,
+) -> dict[str, float]:
     """Sites farther than ``max_distance_m`` from every road of ``G``: ``{site_id: distance (m)}``
-    (infinite when the graph has no road)."""
-    edges = [g for _, _, g in G.edges(data="geometry")]
-    if not edges:
+    (infinite when the graph has no road). ``nearest``: :func:`nearest_roads` of the sites,
+    when already known."""
+    if G.number_of_edges() == 0:
         return {str(s): math.inf for s in sites.index}
-    pts = sites.geometry.to_numpy()
-    (src, _), dist = shapely.STRtree(edges).query_nearest(
-        pts, return_distance=True, all_matches=False
-    )
-    nearest = dict(zip(src.tolist(), dist.tolist(), strict=True))
-    return {
-        str(sites.index[i]): float(nearest.get(i, math.inf))
-        for i in range(len(sites))
-        if nearest.get(i, math.inf) > max_distance_m
-    }
+    _, gap = nearest_roads(G, sites) if nearest is None else nearest
+    ids = sites.index
+    return {str(ids[i]): float(gap[i]) for i in np.flatnonzero(~(gap <= max_distance_m)).tolist()}
 
 
 def snap_sites(
@@ -452,13 +468,15 @@ def snap_sites(
     *,
     max_distance_m: float = 10_000.0,
     copy: bool = True,
+    nearest: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[nx.Graph, dict]:
     """Connect each site to the nearest road point, splitting the road edge there.
 
     Returns the graph (a new one; ``G`` itself, changed, with ``copy=False``) and
     ``{site_id: node}``; the site node is ``("site", site_id)`` with a drop edge (road class
     ``access``) to the road point. Sites farther than ``max_distance_m`` from every road raise
-    :class:`PlanError` listing them.
+    :class:`PlanError` listing them. ``nearest``: :func:`nearest_roads` of the sites, when
+    already known.
     """
     if not same_crs(sites.crs, G.graph["crs"]):
         raise CRSError(
@@ -468,13 +486,8 @@ def snap_sites(
     edges = list(G.edges(data="geometry"))
     geoms = np.empty(len(edges), dtype=object)
     geoms[:] = [g for _, _, g in edges]
-    tree = shapely.STRtree(geoms)
     pts = sites.geometry.to_numpy()
-    (src, hit), dist = tree.query_nearest(pts, return_distance=True, all_matches=False)
-    nearest = np.full(len(sites), -1, dtype=np.int64)
-    nearest[src] = hit
-    gap = np.full(len(sites), np.inf)
-    gap[src] = dist
+    nearest, gap = nearest_roads(G, sites) if nearest is None else nearest
     far = [str(sites.index[i]) for i in np.flatnonzero(~(gap <= max_distance_m)).tolist()]
     if far:
         raise PlanError(
@@ -510,9 +523,11 @@ def snap_sites(
         axis=1,
     ).tolist()
     mapping: dict = {}
+    pieces = _Pieces()
     for (e, items), (p0, p1) in zip(split_at.items(), ends, strict=True):
         u, v, geom = edges[e]
-        _split_edge(H, u, v, _Along(geom, p0, p1), sorted(items), site, costs, mapping)
+        _split_edge(H, u, v, _Along(geom, p0, p1), sorted(items), site, costs, mapping, pieces)
+    pieces.flush()
     return H, mapping
 
 
@@ -528,7 +543,9 @@ class _Snapped:
     drop_len: list
 
 
-def _split_edge(H, u, v, along: _Along, items, site: _Snapped, costs, mapping) -> None:
+def _split_edge(H, u, v, along: _Along, items, site: _Snapped, costs, mapping, pieces) -> None:
+    if pieces.pending(H.edges[u, v]):  # a piece of an earlier split (never, on noded roads)
+        pieces.flush()
     data = dict(H.edges[u, v])
     start = _key(*along.coords[0])
     a, b = (u, v) if start == u else (v, u)  # a is the geometry's first end
@@ -542,7 +559,7 @@ def _split_edge(H, u, v, along: _Along, items, site: _Snapped, costs, mapping) -
             H.add_node(node, x=node[0], y=node[1], kind="road_point")
         if pos > prev_pos and node != prev_node:
             piece = along.substring(prev_pos, pos, prev_xy, site.xy[i])
-            _add_piece(H, prev_node, node, piece, data, per_m)
+            pieces.add(H, prev_node, node, piece, data, per_m)
         if pos >= prev_pos:
             prev_xy = site.xy[i]
         prev_node, prev_pos = node, max(pos, prev_pos)
@@ -561,24 +578,26 @@ def _split_edge(H, u, v, along: _Along, items, site: _Snapped, costs, mapping) -
         )
         mapping[site_id] = site_node
     if prev_node != b:
-        piece = along.substring(prev_pos, along.geom.length, prev_xy, along.p1)
-        _add_piece(H, prev_node, b, piece, data, per_m)
+        piece = along.substring(prev_pos, along.length, prev_xy, along.p1)
+        pieces.add(H, prev_node, b, piece, data, per_m)
 
 
 class _Along:
     """Pieces of one line between distances along it: :func:`shapely.ops.substring` (the same
     vertices, the same end points) for 0 ≤ start < end, given the points at ``start`` and
     ``end`` (``p0``, ``p1``: at 0 and at the line's length), with the distances to the vertices
-    added up once for all pieces of the line."""
+    added up once for all pieces of the line. A piece is its list of coordinates (made into
+    a line by :class:`_Pieces`), or a geometry where ``substring`` itself is called."""
 
     def __init__(self, geom: LineString, p0: list, p1: list) -> None:
         self.geom, self.p0, self.p1 = geom, p0, p1
+        self.length = geom.length
         self.coords = shapely.get_coordinates(geom).tolist()
         self.cum: list[float] | None = None
 
-    def substring(self, start: float, end: float, p_start: list, p_end: list) -> LineString:
+    def substring(self, start: float, end: float, p_start: list, p_end: list):
         geom = self.geom
-        if not 0 <= start < end or start >= geom.length:
+        if not 0 <= start < end or start >= self.length:
             return shapely.ops.substring(geom, start, end)
         if self.cum is None:  # as substring adds them up, vertex by vertex
             cum, d = [], 0
@@ -588,13 +607,49 @@ class _Along:
             self.cum = cum
         cum = self.cum
         inner = self.coords[bisect.bisect_right(cum, start) : bisect.bisect_left(cum, end)]
-        return LineString([p_start, *inner, p_end])
+        return [p_start, *inner, p_end]
 
 
-def _add_piece(H, n1, n2, geom, data, per_m) -> None:
-    attrs = dict(data)
-    attrs.update(length_m=float(geom.length), trench_cost=float(geom.length) * per_m, geometry=geom)
-    H.add_edge(n1, n2, **attrs)
+class _Pieces:
+    """The road pieces of split edges, added to the graph with their road's attributes at once
+    and completed (``length_m``, ``trench_cost``, ``geometry``) when their lines are made, all
+    in one call (:meth:`flush`): the same attributes as set piece by piece."""
+
+    def __init__(self) -> None:
+        self.coords: list[list] = []  # the pending lines' coordinates, one after the other
+        self.sizes: list[int] = []
+        self.lines: list[tuple[dict, int | object, float]] = []  # (edge dict, line, per_m)
+        self.ids: set[int] = set()
+
+    def add(self, H, n1, n2, piece, data, per_m) -> None:
+        H.add_edge(n1, n2, **data)
+        d = H._adj[n1][n2]
+        if isinstance(piece, list):
+            self.coords += piece
+            self.sizes.append(len(piece))
+            piece = len(self.sizes) - 1
+        self.lines.append((d, piece, per_m))
+        self.ids.add(id(d))
+
+    def pending(self, d: dict) -> bool:
+        return id(d) in self.ids
+
+    def flush(self) -> None:
+        if not self.lines:
+            return
+        made = shapely.linestrings(
+            np.array(self.coords, dtype=np.float64).reshape(-1, 2),
+            indices=np.repeat(np.arange(len(self.sizes)), self.sizes),
+        ) if self.sizes else np.empty(0, dtype=object)  # fmt: skip
+        made = np.atleast_1d(made)
+        length = shapely.length(made).tolist()
+        for d, piece, per_m in self.lines:
+            if isinstance(piece, int):
+                geom, ln = made[piece], length[piece]
+            else:
+                geom, ln = piece, float(piece.length)
+            d.update(length_m=float(ln), trench_cost=float(ln) * per_m, geometry=geom)
+        self.coords, self.sizes, self.lines, self.ids = [], [], [], set()
 
 
 def graph_to_gdfs(G: nx.Graph) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:

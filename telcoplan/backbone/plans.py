@@ -33,11 +33,12 @@ from dataclasses import dataclass, field
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 from shapely.geometry import LineString
 
-from telcoplan.backbone._network import ROOT, Build, RoadNetwork, prune_leaves
+from telcoplan.backbone._network import ROOT, Build, RoadNetwork, prune_leaves, unique
 from telcoplan.backbone.steiner import steiner_tree_csr
 from telcoplan.errors import PlanError
 
@@ -208,7 +209,7 @@ def _union_tree(
     nodes = nodes[np.argsort(first, kind="stable")]
     order_of = np.full(n + 1, -1, dtype=np.int64)
     order_of[nodes] = np.arange(len(nodes))
-    terminals = np.unique(np.append(site_pos, n) if order_of[n] >= 0 else site_pos)
+    terminals = unique(np.append(site_pos, n) if order_of[n] >= 0 else site_pos)
     if np.any(order_of[terminals] < 0):
         return None
     key = np.minimum(a, b) * (n + 1) + np.maximum(a, b)
@@ -357,6 +358,7 @@ def plan_backbone(
             )
 
         own, lease = G.graph.get("own_fiber_factor", 0.02), G.graph.get("lease_factor", 0.3)
+        site_sets = [frozenset(site_operators[s]) for s in all_sites]  # each site's operators
 
         def value(coalition: frozenset) -> float:
             # a coalition reuses its members' fiber and leases the others' (the grand
@@ -372,7 +374,7 @@ def plan_backbone(
                 trees = [separate[o] for o in sorted(coalition)]
                 solver = steiner or _default_steiner()
                 return _greenfield_plan(G, site_nodes, members, "cost_joint", solver, trees)[0].cost
-            sids = sorted(s for s in all_sites if set(site_operators[s]) & coalition)
+            sids = sorted(s for s, o in zip(all_sites, site_sets, strict=True) if o & coalition)
             return solve(net.coalition(coalition, own, lease), sids).plan.cost
 
         shares = shapley_shares(ops, value)
@@ -403,9 +405,13 @@ def _left_out(
     comp = net.components()
     order = sorted(site_operators)
     reasons: dict[str, str] = {}
+    # each site's component, looked up once
+    index = net.index
+    at = np.fromiter((index[site_nodes[s]] for s in order), np.int64, count=len(order))
+    of_site = dict(zip(order, comp[at].tolist(), strict=True))
 
-    def label(node) -> int:
-        return int(comp[net.index[node]])
+    def label(s: str) -> int:
+        return of_site[s]
 
     def on_fiber(weight: str) -> set[int]:
         return set(comp[net.fiber_nodes(net.build(weight))].tolist())
@@ -413,7 +419,7 @@ def _left_out(
     joint = on_fiber("cost_joint")
     if joint:
         for s in order:
-            if label(site_nodes[s]) not in joint:
+            if label(s) not in joint:
                 reasons[s] = "no road path to the operators' fiber"
     ops = sorted({op for lst in site_operators.values() for op in lst})
     _, carriers = net.carriers()
@@ -426,14 +432,14 @@ def _left_out(
                 f"no road path to {op}'s fiber" if own else f"no road path to fiber {op} can lease"
             )
         else:
-            counts = Counter(label(site_nodes[s]) for s in sids)
+            counts = Counter(label(s) for s in sids)
             first = {}
             for s in sids:
-                first.setdefault(label(site_nodes[s]), len(first))
+                first.setdefault(label(s), len(first))
             reach = {max(counts, key=lambda c: (counts[c], -first[c]))} if counts else set()
             why = f"no road path to {op}'s other sites"
         for s in sids:
-            if label(site_nodes[s]) not in reach:
+            if label(s) not in reach:
                 reasons.setdefault(s, why)
     return {s: reasons[s] for s in order if s in reasons}
 
@@ -555,8 +561,10 @@ def _edge_users(
     local = np.full(n + 1, -1, dtype=np.int64)
     local[nodes] = np.arange(len(nodes))
     below = [0] * len(nodes)  # the operators (bits) of the sites in each node's subtree
-    for sid, lst in site_operators.items():
-        i = int(local[net.position(site_nodes[sid])])
+    index = net.index
+    at = [n if x == ROOT else index[x] for x in map(site_nodes.__getitem__, site_operators)]
+    for i, lst in zip(local[np.asarray(at, dtype=np.int64)].tolist(), site_operators.values(),
+                      strict=True):  # fmt: skip
         if i >= 0:
             for op in lst:
                 below[i] |= bit[op]
@@ -612,22 +620,42 @@ def plan_links(G: nx.Graph, plan: BackbonePlan) -> gpd.GeoDataFrame:
     players = set(G.graph.get("operators", plan.separate))
     columns = ["plan", "operators", "length_m", "cost", "status", "road_class"]
     table: dict[str, list] = {c: [] for c in columns}
-    geoms = []
+    geoms: list = []
     builds = [("joint", None, plan.joint.edges, "cost_joint", players)]
     builds += [("separate", op, t.edges, f"cost_{op}", {op}) for op, t in plan.separate.items()]
+    adj = G._adj  # networkx's documented dict-of-dicts: G.edges[u, v] without the view
     for which, op, edges, weight, members in builds:
-        for e in edges:
-            d = G.edges[e]
-            table["plan"].append(which)
-            table["operators"].append(op or ";".join(sorted(plan.users.get(e, ()))))
-            table["length_m"].append(d["length_m"])
-            table["cost"].append(d[weight])
-            table["status"].append(_status(d.get("fiber", frozenset()), members, leasing))
-            table["road_class"].append(d.get("road_class", ""))
-            geoms.append(
-                d.get("geometry") or LineString([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in e])
-            )
-    return gpd.GeoDataFrame(table, columns=columns, geometry=geoms, crs=G.graph["crs"]).astype(
+        ds = [adj[u][v] for u, v in edges]
+        table["plan"] += [which] * len(ds)
+        if op:
+            table["operators"] += [op] * len(ds)
+        else:
+            names: dict[frozenset, str] = {}
+            for e in edges:
+                who = frozenset(plan.users.get(e, ()))
+                if who not in names:
+                    names[who] = ";".join(sorted(who))
+                table["operators"].append(names[who])
+        table["length_m"] += [d["length_m"] for d in ds]
+        table["cost"] += [d[weight] for d in ds]
+        status: dict[frozenset, str] = {}
+        for d in ds:
+            carriers = frozenset(d.get("fiber", ()))
+            if carriers not in status:
+                status[carriers] = _status(carriers, members, leasing)
+            table["status"].append(status[carriers])
+        table["road_class"] += [d.get("road_class", "") for d in ds]
+        geoms += [d.get("geometry") for d in ds]
+    # an edge without a line (none, or empty) is drawn straight between its nodes
+    lines = np.empty(len(geoms), dtype=object)
+    lines[:] = geoms
+    missing = np.flatnonzero(
+        np.fromiter((g is None for g in geoms), bool, len(geoms)) | shapely.is_empty(lines)
+    )
+    edges = [e for build in builds for e in build[2]]
+    for i in missing.tolist():
+        lines[i] = LineString([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in edges[i]])
+    return gpd.GeoDataFrame(table, columns=columns, geometry=lines, crs=G.graph["crs"]).astype(
         {"length_m": float, "cost": float}
     )
 

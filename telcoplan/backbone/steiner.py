@@ -34,7 +34,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
 
-from telcoplan.backbone._network import prune_leaves
+from telcoplan.backbone._network import prune_leaves, setdiff, unique
 from telcoplan.errors import PlanError
 
 __all__ = ["steiner_tree", "steiner_tree_csr"]
@@ -242,7 +242,7 @@ def steiner_tree_csr(
     net = _Net.from_csr(
         np.asarray(indptr, np.int64), np.asarray(col, np.int64), np.asarray(weight, np.float64)
     )
-    tidx = np.unique(np.asarray(terminals, dtype=np.int64))
+    tidx = unique(np.asarray(terminals, dtype=np.int64))
     if len(tidx) and (tidx[0] < 0 or tidx[-1] >= n):
         raise PlanError(f"steiner_tree_csr: terminal positions must be in 0…{n - 1}")
     if labels is not None:
@@ -818,7 +818,7 @@ def _to_nx(G: nx.Graph, net: _Net, tree: np.ndarray, cost: float) -> nx.Graph:
     # filled directly (nx.Graph's documented dict-of-dicts layout, one attribute dict shared
     # by both directions): add_edges_from hashes every label several times, slow for tuples
     tu, tv = net.eu[tree], net.ev[tree]
-    ids = np.unique(np.concatenate([tu, tv]))
+    ids = unique(np.concatenate([tu, tv]))
     present = net.nodes[ids].tolist()
     copy = operator.methodcaller("copy")
     T._node.update(zip(present, map(copy, map(gnode.__getitem__, present)), strict=True))
@@ -1048,7 +1048,7 @@ class _Candidates:
 def _candidates(net: _Net, kt: _KeyTree, tree: np.ndarray) -> _Candidates:
     """Voronoi regions of the tree's nodes (one multi-source Dijkstra) and, for every pair of
     key-tree positions, the shortest path between them through one boundary edge."""
-    tnodes = np.unique(np.concatenate([net.eu[tree], net.ev[tree]]))
+    tnodes = unique(np.concatenate([net.eu[tree], net.ev[tree]]))
     # no move can use a path as long as kt.bound: nodes that far from the tree are not reached
     dist, pred, base = dijkstra(
         net.A,
@@ -1094,24 +1094,28 @@ def _key_path_exchange(net, is_term, tree, kt: _KeyTree, cand: _Candidates | Non
     A, B = A[ok], B[ok]
     L = kt.lca(A, B)
     # cheapest covering candidate per key path: sweep candidates by length, union-find jumps
-    best = (
-        _kernels()
-        .cover_sweep(A, B, L, c, kt.parent, kt.depth, float(kt.cost[1:].max()), float(tol), kt.V)
-        .tolist()
+    best = _kernels().cover_sweep(
+        A, B, L, c, kt.parent, kt.depth, float(kt.cost[1:].max()), float(tol), kt.V
     )
+    # the key paths with an improving cover (the same comparisons, on the arrays at once)
+    has = best >= 0
+    has[has] = c[best[has]] < kt.cost[: len(best)][has] - tol
+    ps = np.flatnonzero(has)
+    i = best[ps]
+    j = ok[i]
     moves = [
-        _Exchange(
-            float(kt.cost[p] - c[i]),
-            p,
-            int(cand.a[ok[i]]),
-            int(cand.b[ok[i]]),
-            int(A[i]),
-            int(B[i]),
-            int(L[i]),
-            lambda j=int(ok[i]): cand.path_edges(net, j),
+        _Exchange(gain, p, a, b, ka, kb, lca, lambda j=j: cand.path_edges(net, j))
+        for gain, p, a, b, ka, kb, lca, j in zip(
+            (kt.cost[ps] - c[i]).tolist(),
+            ps.tolist(),
+            cand.a[j].tolist(),
+            cand.b[j].tolist(),
+            A[i].tolist(),
+            B[i].tolist(),
+            L[i].tolist(),
+            j.tolist(),
+            strict=True,
         )
-        for p, i in enumerate(best)
-        if i >= 0 and c[i] < kt.cost[p] - tol
     ]
     # reconnections through the removed path's own Voronoi region, where better
     better = {m.p: m for m in moves}
@@ -1162,7 +1166,7 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     r = len(members)
     loc = np.full(n, -1, dtype=np.int64)
     loc[members] = np.arange(r)
-    paths = np.unique(rp[members])
+    paths = unique(rp[members])
     slot = np.full(kt.V, -1, dtype=np.int64)
     slot[paths] = np.arange(len(paths))
     # entries from the lower side: the shortest per (region, x), from the region's source
@@ -1201,25 +1205,28 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     # walk each exit node's route back to the virtual source: its entry node
     walks = []
     ends = np.empty((len(best), 2), dtype=np.int64)
+    up = p1.tolist()
     for k, i in enumerate(best.tolist()):
         node, walk = i, [i]
-        while p1[node] < r:
-            node = int(p1[node])
+        while up[node] < r:
+            node = up[node]
             walk.append(node)
         ends[k] = entry_y[node], exit_y[i]
         walks.append(walk)
     a, b = base[ends[:, 0]], base[ends[:, 1]]
     A, B, ok = _cover_ends(kt, a, b)
     lca = kt.lca(A[ok], B[ok])
+    p = group[best]
+    gain, p, a, b, A, B, lca = (x.tolist() for x in (kt.cost[p] - total[best], p, a, b, A, B, lca))
     return [
         _Exchange(
-            float(kt.cost[group[best[k]]] - total[best[k]]),
-            int(group[best[k]]),
-            int(a[k]),
-            int(b[k]),
-            int(A[k]),
-            int(B[k]),
-            int(lca[j]),
+            gain[k],
+            p[k],
+            a[k],
+            b[k],
+            A[k],
+            B[k],
+            lca[j],
             partial(_region_route_edges, net, cand.pred, members[walks[k]], ends[k]),
         )
         for j, k in enumerate(ok.tolist())
@@ -1295,9 +1302,9 @@ def _apply_exchanges(kt: _KeyTree, tree: np.ndarray, moves: list[_Exchange], wha
         ends.update((m.a, m.b))
         drop.extend(kt.path_edges[m.p])
         add.append(m.edges())
-    keep = np.setdiff1d(tree, np.array(drop, dtype=np.int64))
+    keep = setdiff(tree, np.array(drop, dtype=np.int64))
     log.debug("%s: %d of %d improving exchange(s) applied", what, len(add), len(moves))
-    return [(np.unique(np.concatenate([keep, *add])), None)]
+    return [(unique(np.concatenate([keep, *add])), None)]
 
 
 def _effective_end(kt: _KeyTree, k: np.ndarray, p: np.ndarray, rep_other: np.ndarray):
@@ -1379,8 +1386,8 @@ def _eliminate(net, kt, cand, tree, batch):
         for p in (*kt.children[v], *((v,) if v else ())):
             drop.extend(kt.path_edges[p])
         add.extend(cand.path_edges(net, int(i)) for i in sel)
-    keep = np.setdiff1d(tree, np.array(drop, dtype=np.int64))
-    return np.unique(np.concatenate([keep, *add]))
+    keep = setdiff(tree, np.array(drop, dtype=np.int64))
+    return unique(np.concatenate([keep, *add]))
 
 
 def _small_kruskal(nv: int, a: np.ndarray, b: np.ndarray) -> list[int]:

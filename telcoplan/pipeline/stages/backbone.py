@@ -126,6 +126,7 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         build_graph,
         far_from_roads,
         has_own_fiber,
+        nearest_roads,
         operator_costs,
         snap_sites,
     )
@@ -170,7 +171,8 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
     # sites beyond max_snap_m of every road (e.g. towers kept outside the study area, whose
     # roads are clipped) are left out of every plan, said so, rather than stopping the run
     all_site_ops = site_ops
-    far = far_from_roads(graph, sites, float(params.max_snap_m))
+    nearest = nearest_roads(graph, sites)  # one search for far_from_roads and snap_sites
+    far = far_from_roads(graph, sites, float(params.max_snap_m), nearest=nearest)
     if far:
         log.warning(
             "backbone: %d site(s) more than %g m from any road, left out of every plan: %s; "
@@ -179,10 +181,14 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
             params.max_snap_m,
             ", ".join(f"{s} ({d:,.0f} m)" for s, d in list(far.items())[:10]),
         )
-        sites = sites.drop(index=list(far))
+        near = ~sites.index.isin(list(far))
+        sites = sites[near]
+        nearest = (nearest[0][near], nearest[1][near])
         site_ops = {s: o for s, o in site_ops.items() if s not in far}
     # the stage owns the graph it built: snapped and costed in place, not copied
-    graph, nodes = snap_sites(graph, sites, max_distance_m=float(params.max_snap_m), copy=False)
+    graph, nodes = snap_sites(
+        graph, sites, max_distance_m=float(params.max_snap_m), copy=False, nearest=nearest
+    )
     operators = sorted({o for ops in site_ops.values() for o in ops})
     graph = operator_costs(
         graph,
