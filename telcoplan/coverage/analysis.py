@@ -277,7 +277,7 @@ def coverage_and_population(
 
     ``options``: :func:`prepare_coverage`'s.
     """
-    pop = _finite_population(population, grid)  # checked before the long part
+    pop = _checked_population(population, grid)  # checked before the long part
     job = prepare_coverage(towers, grid, **options)
     if client is None or not job.signal.n_towers:
         coverage = job.compute()
@@ -395,9 +395,10 @@ class _BlockResult(NamedTuple):
 @dataclass(frozen=True, eq=False)
 class _ClusterInputs:
     """What every task of a cluster run needs, sent once: the prepared job and, for the
-    population table, the areas' labels and the population (NaN = 0) on the whole grid; with
-    ``out``, the handles of the whole grid's shared rasters the tasks write into (with the
-    groups' power thresholds, to derive the serving power and the covered cells)."""
+    population table, the areas' labels and the population (NaN cells count as 0 persons) on
+    the whole grid; with ``out``, the handles of the whole grid's shared rasters the tasks
+    write into (with the groups' power thresholds, to derive the serving power and the covered
+    cells)."""
 
     job: BestServerJob
     labels: np.ndarray | None
@@ -434,6 +435,8 @@ def population_covered(
     coverage: CoverageResult,
     population: np.ndarray,
     areas: gpd.GeoDataFrame,
+    *,
+    labels: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Persons covered per area: per operator, by any operator, by the best single operator.
 
@@ -449,21 +452,34 @@ def population_covered(
     ITU SDG 9.c.1 counts people within range of a mobile signal, by technology; with several
     operators it reports the maximum population covered by one operator, hence
     ``covered_best_single`` (per area, the largest single-operator figure) beside the union.
+
+    ``labels``: :func:`telcoplan.gis.zonal.label_polygons` of ``areas`` on the coverage's grid
+    when the caller has it already (else computed here).
     """
-    labels = label_polygons(areas, coverage.grid)
-    pop = _finite_population(population, coverage.grid)
+    pop = _checked_population(population, coverage.grid)
+    if labels is None:
+        labels = label_polygons(areas, coverage.grid)
+    elif labels.shape != coverage.grid.shape:
+        raise ValueError(
+            f"labels shape {labels.shape} does not match the grid {coverage.grid.shape}"
+        )
     sums = _zonal_columns(coverage.covered, coverage.best_technology, pop, labels, len(areas))
     return _population_table(sums, areas.index, coverage.operators)
 
 
-def _finite_population(population: np.ndarray, grid: GridSpec) -> np.ndarray:
-    """The population raster with NaN (and ±inf) as 0, checked against the grid."""
+def _checked_population(population: np.ndarray, grid: GridSpec) -> np.ndarray:
+    """The population raster (float64), checked against the grid.
+
+    Not copied (a float64 raster): the zonal sums skip its NaN and ±inf cells themselves
+    (:func:`~telcoplan.gis.zonal.zonal_sum_masks`), which count as 0 persons — the sums a copy
+    with those cells set to 0 gives, to the bit, without its 8 bytes per cell.
+    """
     if np.shape(population) != grid.shape:
         raise ValueError(
             f"population raster shape {np.shape(population)} does not match the grid "
             f"{grid.shape}; read it onto the plan grid (telcoplan.gis.raster.read_raster_on_grid)"
         )
-    return np.where(np.isfinite(population), population, 0.0)
+    return np.asarray(population, dtype=np.float64)
 
 
 def _n_columns(n_operators: int) -> int:

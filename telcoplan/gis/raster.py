@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
@@ -67,36 +68,74 @@ def write_raster(
         raise ValueError(f"data shape {data.shape} does not match grid shape {grid.shape}")
     if nodata is None and np.issubdtype(data.dtype, np.floating):
         nodata = grid.nodata
-    profile = {
-        "driver": "COG",
-        "width": grid.width,
-        "height": grid.height,
-        "count": 1,
-        "dtype": data.dtype.name,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": nodata,
+    floating = np.issubdtype(data.dtype, np.floating)
+    options = {
         "compress": "DEFLATE",
-        "predictor": 3 if np.issubdtype(data.dtype, np.floating) else 2,
+        "predictor": 3 if floating else 2,
         "blocksize": 256,
-        "overview_resampling": "average" if np.issubdtype(data.dtype, np.floating) else "nearest",
+        "overview_resampling": "average" if floating else "nearest",
         "num_threads": NUM_THREADS,  # block compression on every core
     }
     if fast:
-        profile["level"] = FAST_DEFLATE_LEVEL
+        options["level"] = FAST_DEFLATE_LEVEL
     with (
         atomic_path(path, overwrite=overwrite) as tmp,
         # overviews are computed with GDAL_NUM_THREADS (thread-local: other threads unaffected)
-        rasterio.Env(GDAL_NUM_THREADS=NUM_THREADS),
-        rasterio.open(tmp, "w", **profile) as dst,
+        rasterio.Env(GDAL_NUM_THREADS=NUM_THREADS, GDAL_MEM_ENABLE_OPEN="YES"),
+        _memory_dataset(data, grid, nodata) as mem,
     ):
-        # a (1, H, W) view: rasterio copies a 2-D array given with a band index (np.stack)
-        dst.write(data[np.newaxis])
         if tags:
-            dst.update_tags(**tags)
+            mem.update_tags(**tags)
         if description:
-            dst.set_band_description(1, description)
+            mem.set_band_description(1, description)
+        # GDAL copies the in-memory dataset into the COG with the GIL released (rasterio's COG
+        # writer does the same copy on closing, but holding the GIL: seconds on a national
+        # grid during which no other thread of the run can work); the same bytes
+        rasterio.shutil.copy(mem, tmp, driver="COG", **options)
     return Path(path)
+
+
+#: GDAL's names of the numpy types an in-memory dataset can wrap (:func:`_memory_dataset`)
+_GDAL_TYPES = {
+    "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
+    "int32": "Int32", "uint64": "UInt64", "int64": "Int64", "float32": "Float32",
+    "float64": "Float64",
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _memory_dataset(
+    data: np.ndarray, grid: GridSpec, nodata: float | None
+) -> Iterator[rasterio.io.DatasetWriter]:
+    """A one-band GDAL in-memory dataset of ``data`` on ``grid``, open for its metadata.
+
+    A C-contiguous array of a GDAL type is wrapped where it lies (GDAL's ``MEM:::DATAPOINTER``
+    open string, ``GDAL_MEM_ENABLE_OPEN`` set by the caller; the array outlives the dataset):
+    no copy of a grid-sized array; any other array is copied into a new in-memory dataset.
+    """
+    gdal_type = _GDAL_TYPES.get(data.dtype.name) if data.dtype.isnative else None
+    if gdal_type is None:
+        profile = {"driver": "MEM", "width": grid.width, "height": grid.height, "count": 1}
+        profile |= {"dtype": data.dtype.name, "crs": grid.crs, "transform": grid.transform}
+        with rasterio.open("raster", "w", nodata=nodata, **profile) as mem:
+            # a (1, H, W) view: rasterio copies a 2-D array given with a band index (np.stack)
+            mem.write(data[np.newaxis])
+            yield mem
+        return
+    data = np.ascontiguousarray(data)
+    # the transform in the open string too (exact: shortest round-trip reprs): opened without
+    # one, rasterio would warn that the dataset is not georeferenced
+    transform = "/".join(repr(float(v)) for v in grid.transform.to_gdal())
+    name = (
+        f"MEM:::DATAPOINTER={data.__array_interface__['data'][0]},PIXELS={grid.width},"
+        f"LINES={grid.height},BANDS=1,DATATYPE={gdal_type},GEOTRANSFORM={transform}"
+    )
+    with rasterio.open(name, "r+") as mem:
+        mem.crs = grid.crs
+        mem.transform = grid.transform
+        if nodata is not None:
+            mem.nodata = nodata
+        yield mem  # (``data`` stays referenced here until the dataset is closed)
 
 
 #: Characters XML 1.0 cannot carry (not even escaped): replaced by U+FFFD in attribute tables

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,14 @@ DEFAULTS: dict[str, Any] = {
     "per_technology": False,
 }
 VALIDITY = ("warn", "error", "ignore")
+#: Grids of at least this many cells (a national one: 35 M) are "large": their coverage
+#: polygons are made tile by tile (:data:`_POLYGON_CHUNKS`; normalized polygons, topologically
+#: equal to the whole grid's, in ~60 % of the CPU time on the national grid: GEOS unions only
+#: the pieces crossing a chunk border) while a thread writes the rasters. Smaller grids (the
+#: demo) keep the whole-grid polygons, byte for byte.
+_LARGE_GRID_CELLS = 4_000_000
+#: Chunk shape of the large grids' coverage polygons (3 x 3 chunks on a national grid).
+_POLYGON_CHUNKS = 2048
 
 
 @dataclass(frozen=True)
@@ -177,16 +186,12 @@ def mark_synthetic(
 def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageResult:
     """Run the coverage stage (see the module's docstring); the result's value is the
     :class:`telcoplan.coverage.analysis.CoverageResult` (for the gaps stage)."""
-    import geopandas as gpd
-
     from telcoplan.coverage.analysis import (
         compute_coverage,
         coverage_and_population,
         population_covered,
     )
     from telcoplan.coverage.calibration import apply_site_offsets
-    from telcoplan.gis.polygonize import polygonize_mask
-    from telcoplan.gis.vector import write_vector_layers
     from telcoplan.gis.zonal import label_polygons
 
     fit = params.calibration_fit
@@ -232,17 +237,96 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
             kernel_towers, grid, inputs.population, inputs.areas, client=client, **options
         )
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
-    _write_rasters(cov, towers, grid, staging.folder, synthetic)
-    if params.per_technology:
-        _write_per_technology(inputs, kernel_towers, params, clutter, staging.folder, synthetic)
-
+    # the areas on the grid once: the population table's zones and the study area
+    labels = label_polygons(inputs.areas, grid)
     if table is None:
-        table = population_covered(cov, inputs.population, inputs.areas)
-    total = float(table["population"].sum())
-    cell_km2 = grid.cell_area_m2 / 1e6
+        table = population_covered(cov, inputs.population, inputs.areas, labels=labels)
     # coverage polygons and areas within the study area (the grid's box also holds sea and
     # neighbours; the rasters keep the whole box)
-    inside = label_polygons(inputs.areas, grid) >= 0
+    inside = labels >= 0
+    del labels
+    large = grid.width * grid.height >= _LARGE_GRID_CELLS
+    # on a large grid the rasters are written in a thread while the polygons are made and the
+    # GeoPackage written: GDAL compresses with the GIL released (the same files either way)
+    with ThreadPoolExecutor(1, thread_name_prefix="telcoplan-rasters") as pool:
+        args = (cov, towers, grid, staging.folder, synthetic)
+        written = pool.submit(_write_rasters, *args) if large else None
+        if written is None:
+            _write_rasters(*args)
+        chunks = _POLYGON_CHUNKS if large and client is None else None
+        rows, geoms = _coverage_polygons(cov, inside, table, chunks, client)
+        del inside
+        _write_coverage_layers(inputs, towers, table, rows, geoms, staging.folder)
+        if written is not None:
+            written.result()  # its error, if any (the pool waits for it either way)
+    if params.per_technology:
+        _write_per_technology(inputs, kernel_towers, params, clutter, staging.folder, synthetic)
+    total = float(table["population"].sum())
+    summary = _summary(inputs, params, cov, clutter, table, rows, total)
+    if inputs.has_population:
+        log.info(
+            "coverage: %.1f%% of the population covered by any operator",
+            summary["any"]["population_pct"],
+        )
+    if large:
+        _return_freed_memory()
+    return StageResult(summary, cov)
+
+
+def _return_freed_memory() -> None:
+    """Give the memory freed by the stage back to the system. glibc keeps freed blocks in its
+    malloc arenas (the raster thread's one too): ~150 MB after a national coverage stage, which
+    the next stages' peak would stand on. A no-op without glibc."""
+    import ctypes
+
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl)
+        return
+    trim(0)
+
+
+def _write_coverage_layers(
+    inputs: PlanInputs,
+    towers: gpd.GeoDataFrame,
+    table: pd.DataFrame,
+    rows: list[dict[str, Any]],
+    geoms: list,
+    folder: Path,
+) -> None:
+    """:data:`~telcoplan.outputs.COVERAGE`: its layers ``coverage``, ``areas`` and ``sites``."""
+    import geopandas as gpd
+
+    from telcoplan.gis.vector import write_vector_layers
+
+    cover_gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=inputs.grid.crs)
+    areas_out = inputs.areas[[inputs.areas.geometry.name]].join(table)
+    for col in [
+        c for c in table.columns if c.startswith("covered_") and c != "covered_best_single"
+    ]:
+        areas_out[col.replace("covered_", "pct_")] = np.where(
+            table["population"] > 0, 100.0 * table[col] / table["population"], np.nan
+        )
+    sites = towers.reset_index()
+    sites.insert(0, "row", np.arange(1, len(sites) + 1))
+    write_vector_layers(
+        folder / outputs.COVERAGE,
+        mark_synthetic({"coverage": cover_gdf, "areas": areas_out, "sites": sites}, inputs),
+        overwrite=True,
+    )
+
+
+def _coverage_polygons(
+    cov, inside: np.ndarray, table: pd.DataFrame, chunks: int | None, client: Any
+) -> tuple[list[dict[str, Any]], list]:
+    """Per operator and for ``any``: the covered area and population (the layer's rows) and
+    the covered cells within the study area (``inside``) as one (Multi)Polygon; tile by tile
+    with ``chunks`` or a ``client`` (normalized polygons, topologically equal to the whole
+    grid's: :func:`~telcoplan.gis.polygonize.polygonize_mask`)."""
+    from telcoplan.gis.polygonize import polygonize_mask
+
+    total = float(table["population"].sum())
+    cell_km2 = cov.grid.cell_area_m2 / 1e6
     rows, geoms = [], []
     for i, op in enumerate([*cov.operators, "any"]):
         mask = (cov.covered[i] if op != "any" else cov.covered_any) & inside
@@ -255,29 +339,8 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
                 "population_pct": 100.0 * covered / total if total else 0.0,
             }
         )
-        geoms.append(polygonize_mask(mask, grid, client=client))
-    cover_gdf = gpd.GeoDataFrame(rows, geometry=geoms, crs=grid.crs)
-    areas_out = inputs.areas[[inputs.areas.geometry.name]].join(table)
-    for col in [
-        c for c in table.columns if c.startswith("covered_") and c != "covered_best_single"
-    ]:
-        areas_out[col.replace("covered_", "pct_")] = np.where(
-            table["population"] > 0, 100.0 * table[col] / table["population"], np.nan
-        )
-    sites = towers.reset_index()
-    sites.insert(0, "row", np.arange(1, len(sites) + 1))
-    write_vector_layers(
-        staging.folder / outputs.COVERAGE,
-        mark_synthetic({"coverage": cover_gdf, "areas": areas_out, "sites": sites}, inputs),
-        overwrite=True,
-    )
-    summary = _summary(inputs, params, cov, clutter, table, rows, total)
-    if inputs.has_population:
-        log.info(
-            "coverage: %.1f%% of the population covered by any operator",
-            summary["any"]["population_pct"],
-        )
-    return StageResult(summary, cov)
+        geoms.append(polygonize_mask(mask, cov.grid, chunks=chunks, client=client))
+    return rows, geoms
 
 
 def _check_calibration_matches(params: CoverageParams, has_dem: bool) -> None:
