@@ -11,8 +11,12 @@ STAMP   = $(VENV)/.installed
 demo: $(STAMP)
 	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
 
+# the suite in TEST_WORKERS processes (pytest-xdist; a test file stays in one process: its
+# module fixtures are made once); TEST_WORKERS=0 runs it in this process
+TEST_WORKERS ?= 2
+
 test: $(STAMP) browser-deps postgis-deps qgis-deps
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
 install: $(STAMP)
 

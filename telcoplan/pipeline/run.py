@@ -514,13 +514,25 @@ def _stage(
         return _Outcome(result=result, files=tuple(files), key=key, reused=True)
     link_files(root, folder, linked)
     inputs = run.source.get()
+    started = time.perf_counter()
     with cluster_errors(f"the {name} stage"):
         result = stage.run(inputs, params, view)
     files = new_files(folder, root, linked)
     if run.store is not None and key is not None:
         run.store.put(name, key, folder, files, result.summary, result.value, root)
     move_files(folder, root, files)
+    log.info("%s: done in %s", name, _duration(time.perf_counter() - started))
     return _Outcome(result=result, files=tuple(files), key=key)
+
+
+def _duration(seconds: float) -> str:
+    """``0.4 s``, ``12 s``, ``2 min 05 s``: a stage's time for the log."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s"
 
 
 def _restore(
