@@ -293,8 +293,10 @@ RasterSource = str | os.PathLike | MemoryRaster
 @contextlib.contextmanager
 def open_raster(source: RasterSource) -> Iterator[rasterio.io.DatasetReader]:
     """Open a raster file or a :class:`MemoryRaster` (closed on leaving the block); every GDAL
-    failure becomes a clean :class:`InputFileError`, a raster without CRS a :class:`CRSError`."""
+    failure becomes a clean :class:`InputFileError`, a raster without CRS a :class:`CRSError`.
+    Compressed GeoTIFF blocks are decoded on all the process's cores (the same values)."""
     with contextlib.ExitStack() as stack:
+        stack.enter_context(rasterio.Env(GDAL_NUM_THREADS=str(_cpu_count())))
         if isinstance(source, MemoryRaster):
             memory = stack.enter_context(rasterio.io.MemoryFile(source.data))
             opener, p = memory.open, source
@@ -326,7 +328,7 @@ def read_raster(path: RasterSource) -> tuple[np.ndarray, RasterInfo, dict[str, s
     p = path if isinstance(path, MemoryRaster) else Path(path)
     with open_raster(p) as src:
         try:
-            arr = src.read(1, masked=True)
+            data = _read_band(src)
         except rasterio.errors.RasterioIOError as exc:
             raise InputFileError(f"{p}: cannot read the raster's data ({exc})") from None
         info = RasterInfo(
@@ -337,8 +339,36 @@ def read_raster(path: RasterSource) -> tuple[np.ndarray, RasterInfo, dict[str, s
             nodata=None if src.nodata is None else float(src.nodata),
         )
         tags = src.tags()
-    data = np.ma.filled(arr.astype("float64"), np.nan)
     return data, info, tags
+
+
+def _read_band(src, window: Window | None = None) -> np.ndarray:
+    """Band 1 of ``src`` (or its ``window``) as float64, NaN at the cells GDAL masks.
+
+    A float64 band masked only by its nodata value (or not at all) is read once, without
+    GDAL's mask band (which decodes the data a second time): its nodata cells are those equal
+    to the nodata value, or NaN for a NaN nodata. GDAL also masks values within a tiny
+    tolerance of the nodata value; a band with any value that close (but not equal) to it is
+    read with the mask band, as are all other bands, so the masks stay GDAL's.
+    """
+    from rasterio.enums import MaskFlags
+
+    flags = src.mask_flag_enums[0]
+    if src.dtypes[0] == "float64" and flags in ([MaskFlags.all_valid], [MaskFlags.nodata]):
+        data = src.read(1, window=window)
+        nodata = src.nodata
+        if flags == [MaskFlags.all_valid] or nodata is None:
+            return data
+        if math.isnan(nodata):
+            return data  # the nodata cells are NaN already
+        tol = 1e-5 * abs(nodata)  # more than GDAL's tolerance
+        near = (data >= nodata - tol) & (data <= nodata + tol)
+        hit = data == nodata
+        if np.array_equal(near, hit):
+            data[hit] = np.nan
+            return data
+    arr = src.read(1, window=window, masked=True)
+    return np.ma.filled(arr.astype("float64"), np.nan)
 
 
 def read_raster_on_grid(
@@ -399,6 +429,7 @@ def _read_window(src, grid: GridSpec, row: int, col: int) -> np.ndarray:
     r1, c1 = min(row + grid.height, src.height), min(col + grid.width, src.width)
     if r0 >= r1 or c0 >= c1:
         return out
-    data = src.read(1, window=Window(c0, r0, c1 - c0, r1 - r0), masked=True).astype("float64")
-    out[r0 - row : r1 - row, c0 - col : c1 - col] = data.filled(np.nan)
+    out[r0 - row : r1 - row, c0 - col : c1 - col] = _read_band(
+        src, Window(c0, r0, c1 - c0, r1 - r0)
+    )
     return out

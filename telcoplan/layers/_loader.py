@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
 import geopandas as gpd
@@ -39,16 +39,28 @@ def coerce(
         elif c.kind == "bool":
             out[c.name] = out[c.name].map(_to_bool).astype("boolean")
         else:
-            out[c.name] = (
-                out[c.name].map(lambda v: v if pd.isna(v) else str(v).strip()).astype(object)
-            )
-            if c.choices:  # "4g" and "Primary" become the schema's spelling: "4G", "primary"
-                spelling = {v.upper(): v for v in c.choices}
-                out[c.name] = out[c.name].map(
-                    lambda v, sp=spelling: sp.get(v.upper(), v) if isinstance(v, str) else v
-                )
+            out[c.name] = _text(out[c.name], c.choices)
     if set_index and schema.id_column and schema.id_column in out.columns:
         out = out.set_index(schema.id_column, drop=True)
+    return out
+
+
+def _text(values: pd.Series, choices: Iterable[str] | None) -> pd.Series:
+    """A text column stripped, and its choices (if any) in the schema's spelling ("4g" and
+    "Primary" become "4G", "primary"); missing values stay missing."""
+    raw = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(raw, skipna=False) == "string":
+        # only text (the usual case): the values and dtype of the general path below, without
+        # a missing-value test per row
+        text = [v.strip() for v in raw]
+        if not choices:
+            return pd.Series(text, index=values.index, dtype=object)
+        spelling = {v.upper(): v for v in choices}
+        return pd.Series([spelling.get(v.upper(), v) for v in text], index=values.index)
+    out = values.map(lambda v: v if pd.isna(v) else str(v).strip()).astype(object)
+    if choices:
+        spelling = {v.upper(): v for v in choices}
+        out = out.map(lambda v: spelling.get(v.upper(), v) if isinstance(v, str) else v)
     return out
 
 

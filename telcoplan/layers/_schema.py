@@ -291,18 +291,11 @@ class LayerSchema:
         )
         geographic = CRS.from_user_input(gdf.crs).is_geographic
 
-        def plausible(g) -> bool:  # finite, and within ±180° / ±90° in a geographic CRS
-            xy = shapely.get_coordinates(g)
-            if not np.all(np.isfinite(xy)):
-                return False
-            return not geographic or bool(
-                np.all(np.abs(xy[:, 0]) <= 180.0) and np.all(np.abs(xy[:, 1]) <= 90.0)
-            )
-
-        ok[ok] = [plausible(g) for g in geoms[ok]]
+        ok[ok] = _finite(geoms[ok], degrees=geographic)  # and within ±180° / ±90° if geographic
         if not ok.any():
             return mask
         area = shapely.union_all(study_area.to_crs(gdf.crs).geometry.to_numpy())
+        shapely.prepare(area)
         inside = shapely.intersects(area, geoms[ok])
         swapped = shapely.intersects(_swap_xy(area), geoms[ok])
         mask[ok] = ~inside & ~swapped
@@ -318,7 +311,8 @@ class LayerSchema:
 
     def _ids(self, gdf: gpd.GeoDataFrame) -> list[str | None]:
         if self.id_column and self.id_column in gdf.columns:
-            return [None if pd.isna(v) else str(v) for v in gdf[self.id_column]]
+            ids = gdf[self.id_column].to_numpy(dtype=object)  # not per row from Arrow
+            return [None if pd.isna(v) else str(v) for v in ids]
         return [None] * len(gdf)
 
     def _geometry_problems(
@@ -328,13 +322,22 @@ class LayerSchema:
         study_area: gpd.GeoSeries | gpd.GeoDataFrame | None,
         report_outside: bool = True,
     ) -> list[Problem]:
+        # each check runs on the whole array; messages are made for the few failing rows
         out: list[Problem] = []
         geoms = gdf.geometry.to_numpy()
         allowed = _GEOM_FAMILIES[self.geometry]
-        usable = np.zeros(len(gdf), dtype=bool)
-        for i, g in enumerate(geoms):
-            pid = ids[i]
-            if g is None:
+        missing = shapely.is_missing(geoms)
+        empty = ~missing & shapely.is_empty(geoms)
+        type_ids = [_TYPE_IDS[k] for k in allowed]
+        wrong = ~missing & ~empty & ~np.isin(shapely.get_type_id(geoms), type_ids)
+        usable = ~(missing | empty | wrong)
+        invalid = np.zeros(len(geoms), dtype=bool)
+        invalid[usable] = ~shapely.is_valid(geoms[usable])
+        usable &= ~invalid
+        usable[usable] = _finite(geoms[usable])
+        for i in np.flatnonzero(~usable).tolist():
+            g, pid = geoms[i], ids[i]
+            if missing[i]:
                 out.append(
                     Problem(
                         i + 1,
@@ -343,9 +346,9 @@ class LayerSchema:
                         pid,
                     )
                 )
-            elif g.is_empty:
+            elif empty[i]:
                 out.append(Problem(i + 1, "geometry", "geometry is empty", pid))
-            elif g.geom_type not in allowed:
+            elif wrong[i]:
                 out.append(
                     Problem(
                         i + 1,
@@ -354,7 +357,7 @@ class LayerSchema:
                         pid,
                     )
                 )
-            elif not g.is_valid:
+            elif invalid[i]:
                 reason = shapely.is_valid_reason(g)
                 out.append(
                     Problem(
@@ -364,10 +367,8 @@ class LayerSchema:
                         pid,
                     )
                 )
-            elif not np.all(np.isfinite(shapely.get_coordinates(g))):
-                out.append(Problem(i + 1, "geometry", "geometry has non-finite coordinates", pid))
             else:
-                usable[i] = True
+                out.append(Problem(i + 1, "geometry", "geometry has non-finite coordinates", pid))
         if gdf.crs is None or not usable.any():
             return out
         crs = CRS.from_user_input(gdf.crs)
@@ -383,63 +384,53 @@ class LayerSchema:
         elif study_area is not None and len(study_area):
             area = shapely.union_all(study_area.to_crs(crs).geometry.to_numpy())
             area_swap = _swap_xy(area)
+            shapely.prepare(area)
         # problems of where features lie (coordinates out of range, swapped, outside the study
         # area): when they concern every feature, the layer's CRS is the likely fault, and they
         # become one message that says so
-        placed: dict[int, Problem] = {}
-        for i in np.flatnonzero(usable):
-            g = geoms[i]
-            xy = shapely.get_coordinates(g)
-            looks_swapped = False
-            if crs.is_geographic:
-                looks_swapped = bool(np.any(np.abs(xy[:, 1]) > 90.0)) and bool(
-                    np.all(np.abs(xy[:, 0]) <= 90.0)
-                )
-                if not looks_swapped and np.any(np.abs(xy[:, 0]) > 180.0):
-                    placed[int(i)] = Problem(
-                        i + 1,
-                        "geometry",
-                        f"longitude {xy[np.argmax(np.abs(xy[:, 0])), 0]:g} is outside ±180°; check the coordinates and the CRS",
-                        ids[i],
-                    )
-                    continue
-                if np.any(np.abs(xy[:, 1]) > 90.0) and not looks_swapped:
-                    placed[int(i)] = Problem(
-                        i + 1,
-                        "geometry",
-                        f"latitude {xy[:, 1].max():g} is outside ±90°; check the coordinates and the CRS",
-                        ids[i],
-                    )
-                    continue
-            if (
-                not looks_swapped
-                and area is not None
-                and not area.intersects(g)
-                and area_swap.intersects(g)
-            ):
-                looks_swapped = True
-            if looks_swapped:
-                placed[int(i)] = Problem(
-                    i + 1,
-                    "geometry",
-                    f"coordinates ({xy[0, 0]:g}, {xy[0, 1]:g}) look like swapped lat/lon: x must be the longitude "
-                    "(or easting) and y the latitude (or northing); swap the two columns",
-                    ids[i],
-                )
+        rows = np.flatnonzero(usable)
+        used = geoms[rows]
+        n = len(rows)
+        lon_bad = lat_bad = swapped = np.zeros(n, dtype=bool)
+        if crs.is_geographic:
+            xy, index = shapely.get_coordinates(used, return_index=True)
+            ax, ay = np.abs(xy[:, 0]), np.abs(xy[:, 1])
+            lat_over = np.bincount(index[ay > 90.0], minlength=n) > 0
+            swapped = lat_over & ~(np.bincount(index[ax > 90.0], minlength=n) > 0)
+            lon_bad = ~swapped & (np.bincount(index[ax > 180.0], minlength=n) > 0)
+            lat_bad = ~swapped & ~lon_bad & lat_over
+        inside = np.ones(n, dtype=bool)
         if area is not None:
-            rest = np.array([i for i in np.flatnonzero(usable) if int(i) not in placed], dtype=int)
-            far = rest[~shapely.intersects(area, geoms[rest])] if len(rest) else rest
+            ranged = ~(lon_bad | lat_bad)
+            inside[ranged] = shapely.intersects(area, used[ranged])
+            test = ranged & ~swapped & ~inside
+            swapped = swapped.copy()
+            swapped[test] = shapely.intersects(area_swap, used[test])
+        placed: dict[int, Problem] = {}
+        for k in np.flatnonzero(lon_bad | lat_bad | swapped).tolist():
+            i = int(rows[k])
+            xy = shapely.get_coordinates(geoms[i])
+            if lon_bad[k]:
+                message = f"longitude {xy[np.argmax(np.abs(xy[:, 0])), 0]:g} is outside ±180°; check the coordinates and the CRS"
+            elif lat_bad[k]:
+                message = f"latitude {xy[:, 1].max():g} is outside ±90°; check the coordinates and the CRS"
+            else:
+                message = (
+                    f"coordinates ({xy[0, 0]:g}, {xy[0, 1]:g}) look like swapped lat/lon: x must be the longitude "
+                    "(or easting) and y the latitude (or northing); swap the two columns"
+                )
+            placed[i] = Problem(i + 1, "geometry", message, ids[i])
+        if area is not None and report_outside:
+            far = rows[~(lon_bad | lat_bad | swapped) & ~inside]
             dist = _distances_m(area, geoms[far], crs, _projected(study_area))
             for i, d in zip(far.tolist(), dist.tolist(), strict=True):
-                if report_outside:
-                    placed[i] = Problem(
-                        i + 1,
-                        "geometry",
-                        f"feature lies outside the study area ({_metres(d)} away); remove it, fix "
-                        "its coordinates or CRS, or enlarge the study area (study_area_margin_m)",
-                        ids[i],
-                    )
-        rows = np.flatnonzero(usable)
+                placed[i] = Problem(
+                    i + 1,
+                    "geometry",
+                    f"feature lies outside the study area ({_metres(d)} away); remove it, fix "
+                    "its coordinates or CRS, or enlarge the study area (study_area_margin_m)",
+                    ids[i],
+                )
         if len(rows) > 1 and len(placed) == len(rows):
             out.append(
                 Problem(None, "geometry", self.placement_message(gdf.iloc[rows], study_area))
@@ -460,7 +451,7 @@ class LayerSchema:
         crs = CRS.from_user_input(gdf.crs)
         geoms = gdf.geometry.to_numpy()
         ok = ~shapely.is_missing(geoms) & ~shapely.is_empty(geoms)
-        ok[ok] = [bool(np.all(np.isfinite(shapely.get_coordinates(g)))) for g in geoms[ok]]
+        ok[ok] = _finite(geoms[ok])
         area = shapely.union_all(study_area.to_crs(crs).geometry.to_numpy())
         out[ok] = _distances_m(area, geoms[ok], crs, _projected(study_area))
         return out
@@ -565,6 +556,17 @@ _TYPE_IDS = {
     "Point": 0, "LineString": 1, "LinearRing": 2, "Polygon": 3, "MultiPoint": 4,
     "MultiLineString": 5, "MultiPolygon": 6, "GeometryCollection": 7,
 }  # fmt: skip
+
+
+def _finite(geoms: np.ndarray, *, degrees: bool = False) -> np.ndarray:
+    """Whether all coordinates of each of ``geoms`` are finite (and, with ``degrees``, within
+    ±180° in x and ±90° in y)."""
+    xy, index = shapely.get_coordinates(geoms, return_index=True)
+    good = np.isfinite(xy).all(axis=1)
+    if degrees:
+        with np.errstate(invalid="ignore"):
+            good &= (np.abs(xy[:, 0]) <= 180.0) & (np.abs(xy[:, 1]) <= 90.0)
+    return np.bincount(index[~good], minlength=len(geoms)) == 0
 
 
 def _swap_xy(geom: shapely.Geometry) -> shapely.Geometry:

@@ -198,20 +198,20 @@ def load_population_raster(path: str | os.PathLike | MemoryRaster, grid: GridSpe
     from telcoplan.gis.raster import read_raster, read_raster_on_grid
 
     data, info, _ = read_raster(path)
-    validate_population_raster(np.where(np.isnan(data), 0.0, data), source=str(path))
-    before = float(np.nansum(data))
+    data[np.isnan(data)] = 0.0  # nodata: nobody (in place: 35 M cells are 280 MB)
+    validate_population_raster(data, source=str(path))
+    before = float(data.sum())
     if info.same_grid(grid):
-        out = np.where(np.isnan(data), 0.0, data)
-    else:
-        warped = read_raster_on_grid(path, grid, resampling="sum")
-        out = np.where(np.isnan(warped), 0.0, warped)
-        if abs(float(out.sum()) - before) > 1e-6 * max(before, 1.0):
-            log.warning(
-                "%s: %.1f persons on the source raster, %.1f on the plan grid (cells outside the grid are dropped)",
-                path,
-                before,
-                float(out.sum()),
-            )
+        return data  # read as is, and checked above
+    warped = read_raster_on_grid(path, grid, resampling="sum")
+    out = np.where(np.isnan(warped), 0.0, warped)
+    if abs(float(out.sum()) - before) > 1e-6 * max(before, 1.0):
+        log.warning(
+            "%s: %.1f persons on the source raster, %.1f on the plan grid (cells outside the grid are dropped)",
+            path,
+            before,
+            float(out.sum()),
+        )
     if before > 0 and not out.sum() > 0:
         raise LayerValidationError(
             str(path),
