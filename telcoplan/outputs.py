@@ -299,8 +299,14 @@ def read_layer(
     return gdf
 
 
-def read_table(out_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
-    """The attribute table (no geometry) of output layer ``name``; None when absent."""
+def read_table(
+    out_dir: str | os.PathLike, name: str, *, arrow: bool = False
+) -> pd.DataFrame | None:
+    """The attribute table (no geometry) of output layer ``name``; None when absent.
+
+    ``arrow``: read through GDAL's Arrow stream (pyogrio ``use_arrow``: a national run's
+    420,000 backbone links 0.18 s instead of 1.4 s CPU); the same frame but for the dtype of a
+    column that holds only nulls."""
     import pyogrio
 
     path = Path(out_dir) / LAYERS[name][0]
@@ -310,7 +316,9 @@ def read_table(out_dir: str | os.PathLike, name: str) -> pd.DataFrame | None:
     if layer is None:
         return None
     try:
-        return pyogrio.read_dataframe(path, layer=layer, read_geometry=False)
+        return pyogrio.read_dataframe(
+            path, layer=layer, read_geometry=False, **({"use_arrow": True} if arrow else {})
+        )
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError) as exc:
         raise InputFileError(f"{path}: cannot read layer {layer!r}: {exc}") from None
 
