@@ -51,7 +51,7 @@ __all__ = [
     "walk_up",
 ]
 
-_jit = nb.njit(cache=True)
+_jit = nb.njit(cache=True, nogil=True)  # trees are solved on threads
 
 # rows of the scratch matrix iw
 UF, UFS, DS, PE, LAB, LS, PL, PLS = range(8)

