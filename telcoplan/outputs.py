@@ -56,6 +56,8 @@ import threading
 import time
 import unicodedata
 from collections.abc import Mapping, Sequence
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -495,15 +497,19 @@ class ResultCache:
     One folder per result, ``<what>-<key>``: ``manifest.json`` (what, the key, each file with
     its SHA-256), ``files/`` (the files, hard links of the outputs where the file system
     allows), ``summary.pickle`` and ``value.pickle`` (an in-memory result, if any). An entry
-    is built in the run's staging folder and renamed into place complete; entries are never
-    changed, only replaced or removed. Entries are read as pickles: the cache belongs to
-    whoever may write into the output folder.
+    is built in the run's staging folder (in a background thread: :meth:`put`, :meth:`wait`)
+    and renamed into place complete; entries are never changed, only replaced or removed.
+    Entries are read as pickles: the cache belongs to whoever may write into the folder.
     """
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.used: set[str] = set()
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+        self._cancelled = threading.Event()
+        self._written: dict[str, threading.Event] = {}
 
     def get(self, what: str, key: str) -> CacheEntry | None:
         """The entry of ``what`` under ``key``; None when there is none (or not a usable one)."""
@@ -540,7 +546,14 @@ class ResultCache:
     ) -> None:
         """Keep ``files`` of ``folder``, ``summary`` and ``value`` under ``key``: built in
         ``work`` (the run's staging folder), then renamed into place. What cannot be kept (not
-        picklable, disk full) is logged and the run goes on."""
+        picklable, disk full) is logged and the run goes on.
+
+        Only the files are linked into the entry here (hard links: ``folder``'s files may be
+        moved away as soon as this returns, never changed in place); hashing them, pickling
+        ``summary`` and ``value`` and renaming the entry into place are done in a background
+        thread (:meth:`wait` for them) while the run goes on. ``value`` is held until it is
+        pickled: it must not be changed in place meanwhile (results are never).
+        """
         from telcoplan.gis.atomic import link_tree, remove_tree
 
         tmp = work / f".entry-{what}"
@@ -548,27 +561,93 @@ class ResultCache:
             (tmp / "files").mkdir(parents=True)
             for n in files:
                 link_tree(folder / n, tmp / "files" / n)
-            digests = {
-                p.relative_to(tmp / "files").as_posix(): file_sha256(p)
-                for p in sorted((tmp / "files").rglob("*"))
-                if not p.is_dir()
-            }
+        except OSError as exc:
+            log.warning("%s: result not kept for re-runs (%s)", what, exc.strerror or exc)
+            remove_tree(tmp)
+            return
+        job = _Put(what, key, tmp, summary, value, work)
+        del summary, value  # held by the job only: dropped once pickled
+        with self._lock:
+            self._written[what] = job.written
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="telcoplan-cache")
+            self._pending.append(self._pool.submit(self._keep, job))
+
+    def wait(self, *, cancel: bool = False) -> None:
+        """Wait for the results :meth:`put` is still keeping (before the run's staging folder
+        is published or removed); ``cancel``: stop keeping them (an interrupted run), as soon
+        as the file being written or hashed allows. Each one ends installed complete or not at
+        all. Interrupted itself, it leaves them pending: waited for by the next call."""
+        if cancel:
+            self._cancelled.set()
+        while True:
+            with self._lock:
+                pending = list(self._pending)
+            if not pending:
+                break
+            futures.wait(pending)  # _keep logs its errors: never raises
+            with self._lock:
+                self._pending = [f for f in self._pending if not f.done()]
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        self._cancelled.clear()
+
+    def wait_for_value(self, what: str) -> None:
+        """Wait until the value :meth:`put` keeps for ``what`` is written (or could not be),
+        no longer held: the run drops a result after this (never held past its last reader)."""
+        with self._lock:
+            written = self._written.get(what)
+        if written is not None:
+            written.wait()
+
+    def _keep(self, job: _Put) -> None:
+        """:meth:`put`'s background part: hash the files, pickle (and hash) the summary and the
+        value, write the manifest, rename the entry; errors logged, a half-built entry removed."""
+        from telcoplan.gis.atomic import remove_tree
+
+        tmp, what = job.tmp, job.what
+        try:
+            files, digests = tmp / "files", {}
+            for p in sorted(files.rglob("*")):
+                if not p.is_dir():
+                    self._check_cancelled()
+                    digests[p.relative_to(files).as_posix()] = file_sha256(p)
+            summary_sha = _write_pickle(tmp / "summary.pickle", job.take("summary"), self)
+            value = job.take("value")
+            value_sha = None if value is None else _write_pickle(tmp / "value.pickle", value, self)
+            del value
+            job.written.set()
             manifest = {
                 "format": CACHE_FORMAT,
                 "what": what,
-                "key": key,
+                "key": job.key,
                 "files": digests,
-                "summary": _write_pickle(tmp / "summary.pickle", summary),
-                "value": None if value is None else _write_pickle(tmp / "value.pickle", value),
+                "summary": summary_sha,
+                "value": value_sha,
             }
             (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-            self._install(tmp, self.folder / f"{what}-{key}", work)
+            self._check_cancelled()
+            self._install(tmp, self.folder / f"{what}-{job.key}", job.work)
         except _UnpicklableError as exc:
             log.debug("%s: result not kept for re-runs (%s)", what, exc)
+        except _CancelledError:
+            log.debug("%s: result not kept for re-runs (the run was interrupted)", what)
         except OSError as exc:
             log.warning("%s: result not kept for re-runs (%s)", what, exc.strerror or exc)
+        except Exception:  # a cache entry that cannot be written never fails a run
+            log.warning("%s: result not kept for re-runs", what, exc_info=True)
         finally:
-            remove_tree(tmp)
+            job.take("summary")
+            job.take("value")
+            job.written.set()
+            with contextlib.suppress(OSError):
+                remove_tree(tmp)
+
+    def _check_cancelled(self) -> None:
+        if self._cancelled.is_set():
+            raise _CancelledError
 
     def prune(self, started: float, work: Path) -> None:
         """Remove the entries this run did not use, unless another run may be using them (made
@@ -609,16 +688,56 @@ class _UnpicklableError(Exception):
     """A result that cannot be kept: it cannot be pickled."""
 
 
-def _write_pickle(path: Path, obj: Any) -> str:
-    """Pickle ``obj`` into ``path``; its SHA-256."""
-    try:
-        with open(path, "wb") as fh:
-            pickle.dump(obj, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    except OSError:
-        raise
-    except Exception as exc:  # any pickling failure
-        raise _UnpicklableError(f"{type(obj).__name__} cannot be pickled: {exc}") from None
-    return file_sha256(path)
+class _CancelledError(Exception):
+    """Keeping a result was stopped: the run was interrupted (:meth:`ResultCache.wait`)."""
+
+
+class _Put:
+    """A result :meth:`ResultCache.put` is keeping: its entry folder ``tmp`` (files linked),
+    the summary and value to pickle, each dropped once taken (:meth:`take`); ``written`` is
+    set once the value is written (or could not be)."""
+
+    def __init__(self, what: str, key: str, tmp: Path, summary: Any, value: Any, work: Path):
+        self.what, self.key, self.tmp, self.work = what, key, tmp, work
+        self._held, self.written = {"summary": summary, "value": value}, threading.Event()
+
+    def take(self, name: str) -> Any:
+        return self._held.pop(name, None)
+
+
+class _HashingWriter:
+    """A binary file that hashes (SHA-256) what is written into it, in pieces of
+    :data:`_PIECE` bytes (each hashed then written while in the CPU's cache; both release
+    the GIL); stops (:class:`_CancelledError`) when ``cache``'s keeping is cancelled."""
+
+    def __init__(self, fh: Any, cache: ResultCache) -> None:
+        self.fh, self.cache, self.sha = fh, cache, hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self.cache._check_cancelled()
+        view = memoryview(data).cast("B")
+        for start in range(0, len(view), _PIECE):
+            piece = view[start : start + _PIECE]
+            self.sha.update(piece)
+            self.fh.write(piece)
+        return len(view)
+
+
+#: Bytes of a pickle hashed and written at a time (:class:`_HashingWriter`).
+_PIECE = 1 << 22
+
+
+def _write_pickle(path: Path, obj: Any, cache: ResultCache) -> str:
+    """Pickle ``obj`` into ``path`` for ``cache``; its SHA-256 (of the bytes as written)."""
+    with open(path, "wb") as fh:
+        writer = _HashingWriter(fh, cache)
+        try:
+            pickle.dump(obj, writer, protocol=pickle.HIGHEST_PROTOCOL)
+        except (OSError, _CancelledError):
+            raise
+        except Exception as exc:  # any pickling failure
+            raise _UnpicklableError(f"{type(obj).__name__} cannot be pickled: {exc}") from None
+    return writer.sha.hexdigest()
 
 
 class FileHashes:

@@ -143,28 +143,48 @@ def run_plan(
             owned_folder(out, outputs.STAGING) as tmp,
             Cluster(execution) as cluster,
         ):
-            if store is not None and inputs_key is not None and source.loaded:
-                store.put("inputs", inputs_key, None, (), facts, None, tmp)
-            staging = Staging(tmp, dict(facts.summary))
-            run = _Run(plan, source, facts, provenance, store, inputs_key, force, cluster)
-            files = _run_stages(run, staging, concurrent=concurrent and _concurrent_ok(facts))
-            summary = staging.summary
-            files = {*files, *_styles(run, staging)}  # QGIS styles of the outputs
-            # the files of this run, listed in the summary: a later run with --overwrite removes
-            # those it does not write again (an operator gone, a stage switched off)
-            summary["outputs"] = [*sorted(files), outputs.SUMMARY]
-            outputs.write_summary(tmp / outputs.SUMMARY, summary, overwrite=True)
-            names = summary["outputs"]
-            with folder_lock(out):
-                outputs.publish(tmp, out, names, overwrite=overwrite)
+            try:
+                if store is not None and inputs_key is not None and source.loaded:
+                    store.put("inputs", inputs_key, None, (), facts, None, tmp)
+                staging = Staging(tmp, dict(facts.summary))
+                run = _Run(plan, source, facts, provenance, store, inputs_key, force, cluster)
+                files = _run_stages(run, staging, concurrent=concurrent and _concurrent_ok(facts))
+                summary = staging.summary
+                files = {*files, *_styles(run, staging)}  # QGIS styles of the outputs
+                # the files of this run, listed in the summary: a later run with --overwrite
+                # removes those it does not write again (an operator gone, a stage switched off)
+                summary["outputs"] = [*sorted(files), outputs.SUMMARY]
+                outputs.write_summary(tmp / outputs.SUMMARY, summary, overwrite=True)
+                names = summary["outputs"]
                 if store is not None:
-                    store.prune(started, tmp)
+                    _wait_for_cache(store)  # the stages' results kept in the background
+                with folder_lock(out):
+                    outputs.publish(tmp, out, names, overwrite=overwrite)
+                    if store is not None:
+                        store.prune(started, tmp)
+            except Exception:
+                if store is not None:  # what the stages before the failure made stays kept
+                    store.wait()
+                raise
+            finally:
+                if store is not None:  # interrupted: stop keeping, before its folder goes
+                    store.wait(cancel=True)
     except BaseException:
         if created and not any(out.iterdir()):
             out.rmdir()  # a failed first run leaves no empty folder behind
         raise
     log.info("wrote %d outputs to %s", len(names), out)
     return summary
+
+
+def _wait_for_cache(store: ResultCache) -> None:
+    """Wait for the results the cache is still keeping (:meth:`ResultCache.put`), logging the
+    wait when there was one."""
+    started = time.perf_counter()
+    store.wait()
+    waited = time.perf_counter() - started
+    if waited >= 0.05:
+        log.info("waited %s for the re-run cache", _duration(waited))
 
 
 def _write_styles(plan: Plan, staging: Staging) -> list[str]:
@@ -414,14 +434,14 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
     def run_here(name: str, call: Callable[[], _Outcome]) -> None:
         try:
             outcomes[name] = call()
-            _release(outcomes, readers)
+            _release(outcomes, readers, run.store)
         except BaseException as exc:  # raised below, once the running stages are done
             errors[name] = exc
 
     try:
         while True:
             ready = _ready(pending, deps, outcomes, job, one=pool is None) if not errors else []
-            _release(outcomes, readers)  # a skipped stage may have been the last reader
+            _release(outcomes, readers, run.store)  # a skipped stage may have been the last reader
             if not ready and not running:
                 break
             if pool is None or (len(ready) == 1 and not running):
@@ -440,7 +460,7 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
                 exc = future.exception()
                 if exc is None:
                     outcomes[name] = future.result()
-                    _release(outcomes, readers)
+                    _release(outcomes, readers, run.store)
                 else:
                     errors[name] = exc
     finally:
@@ -474,12 +494,19 @@ def _readers(stages: Mapping[str, Stage]) -> dict[str, frozenset[str]]:
     }
 
 
-def _release(outcomes: dict[str, _Outcome], readers: Mapping[str, frozenset[str]]) -> None:
+def _release(
+    outcomes: dict[str, _Outcome],
+    readers: Mapping[str, frozenset[str]],
+    store: ResultCache | None = None,
+) -> None:
     """Drop the in-memory results that every stage reading them is done with (the coverage
     rasters once gaps and sites have run: 1.5 GB on a national plan), so that the stages after
-    them do not hold them."""
+    them do not hold them; with the run's ``store``, once it has kept them (it keeps them in
+    the background: :meth:`ResultCache.put`), so that they are gone then."""
     for name, o in list(outcomes.items()):
         if o.result is not None and o.result.value is not None and readers[name] <= outcomes.keys():
+            if store is not None and not o.reused:
+                store.wait_for_value(name)
             released = dataclasses.replace(o.result, value=None)
             outcomes[name] = dataclasses.replace(o, result=released)
 
