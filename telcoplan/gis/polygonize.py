@@ -31,9 +31,11 @@ cells, which gives the same numbers.
 Tiled polygons: each chunk's regions are polygonized in pixel coordinates (rasterio's
 4-connected polygons of equal value); a piece that touches no inner chunk border is final, the
 pieces of one region that do touch one are unioned (exact: integer coordinates), and the vertices
-that the chunk border left in the middle of a straight edge are dropped. The pixel coordinates
-are mapped to the grid's CRS with the grid's transform (``x = c + col·a``, ``y = f + row·e``, the
-same arithmetic as GDAL), so the vertices are the whole-grid ones.
+that the chunk border left in the middle of a straight edge are dropped. :func:`polygonize_mask`
+needs no regions: it polygonizes each chunk's mask and unions all the pieces touching a border at
+once (distinct 8-connected regions never touch, so the polygons are the region-by-region ones).
+The pixel coordinates are mapped to the grid's CRS with the grid's transform (``x = c + col·a``,
+``y = f + row·e``, the same arithmetic as GDAL), so the vertices are the whole-grid ones.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import geopandas as gpd
@@ -86,18 +89,24 @@ def polygonize_mask(
     if mask.shape != grid.shape:
         raise ValueError(f"mask shape {mask.shape} does not match grid shape {grid.shape}")
     if chunks is not None or client is not None:
-        regions = tiled_regions(mask, diagonal=True, chunks=chunks, client=client, polygons=True)
-        parts = shapely.get_parts(regions.polygons(np.arange(1, regions.n + 1), grid))
-        if len(parts) == 0:
+        # no regions needed: the pieces crossing a chunk border are unioned all at once (the
+        # regions, 8-connected, never touch one another: the same polygons as region by region)
+        boxes = _chunk_boxes(mask.shape, chunks)
+        payloads = [(np.packbits(mask[r0:r1, c0:c1], axis=None),) for r0, r1, c0, c1 in boxes]
+        found = _map_chunks(_chunk_mask_pieces, payloads, boxes, mask.shape, client)
+        geoms = np.concatenate([p[0] for p in found])
+        if len(geoms) == 0:
             return shapely.Polygon()
+        on_border = np.concatenate([p[1] for p in found])
+        pieces = _Pieces(np.ones(len(geoms), dtype=np.int64), geoms, on_border)
+        parts = shapely.get_parts(pieces.geometries(np.ones(1, dtype=np.int64), grid))
         return shapely.normalize(parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts))
     m = mask.astype(np.uint8)
-    polys = [
-        shapely.geometry.shape(g)
-        for g, v in features.shapes(m, mask=m.astype(bool), transform=grid.transform)
-        if v == 1
-    ]
-    if not polys:
+    vals, polys = _polygons_from_shapes(
+        features.shapes(m, mask=m.astype(bool), transform=grid.transform)
+    )
+    polys = polys[vals == 1]
+    if not len(polys):
         return shapely.Polygon()
     return shapely.union_all(polys)
 
@@ -152,8 +161,11 @@ def polygonize_labels(
     else:
         geoms: list[list] = [[] for _ in range(n + 1)]
         lab = labels.astype(np.int32)
-        for g, v in features.shapes(lab, mask=lab > 0, transform=grid.transform):
-            geoms[int(v)].append(shapely.geometry.shape(g))
+        vals, polys = _polygons_from_shapes(
+            features.shapes(lab, mask=lab > 0, transform=grid.transform)
+        )
+        for v, g in zip(vals.tolist(), polys, strict=True):
+            geoms[v].append(g)
         out = [shapely.union_all(g) if g else shapely.Polygon() for g in geoms[1:]]
     return gpd.GeoDataFrame({"label": np.arange(1, n + 1)}, geometry=out, crs=grid.crs)
 
@@ -362,7 +374,7 @@ def _chunk_regions(
     labels = labels.astype(np.int32)
     flat = labels.ravel()
     w = labels.shape[1]
-    first = _first_cells(flat, int(n))
+    first = _first_cells(labels, int(n))
     out: dict[str, Any] = {
         "n": int(n),
         # the region's first cell as a position in the whole grid, row-major
@@ -378,20 +390,32 @@ def _chunk_regions(
     return out
 
 
-def _first_cells(flat: np.ndarray, n: int) -> np.ndarray:
-    """Position (in ``flat``) of the first cell of each label 1..n."""
-    nz = np.flatnonzero(flat)
-    vals = flat[nz]
+def _first_cells(labels: np.ndarray, n: int) -> np.ndarray:
+    """Position (in ``labels`` flattened, row-major) of the first cell of each label 1..n.
+
+    Each label's first cell lies in the first row of its bounding box
+    (:func:`scipy.ndimage.find_objects`, one pass): only those rows are searched.
+    """
+    from scipy import ndimage
+
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    w = labels.shape[1]
+    top = np.array([s[0].start for s in ndimage.find_objects(labels, max_label=n)], np.int64)
+    rows = np.unique(top)
+    sub = labels[rows]
+    nz = np.flatnonzero(sub)
+    vals = sub.ravel()[nz]
+    at = rows[nz // w]  # the grid row of each cell of ``sub``
+    own = top[vals - 1] == at  # cells in their label's first row
+    nz, vals, at = nz[own], vals[own], at[own]
     # scipy numbers labels in the order of their first cell: each label first appears where
     # the running maximum steps up (checked; np.unique otherwise)
     peak = np.maximum.accumulate(vals)
     steps = np.flatnonzero(np.diff(peak, prepend=0))
-    if len(steps) == n and (n == 0 or peak[steps[-1]] == n):
-        return nz[steps].astype(np.int64)
-    uniq, idx = np.unique(vals, return_index=True)
-    first = np.zeros(n, dtype=np.int64)
-    first[uniq - 1] = nz[idx]
-    return first
+    if len(steps) != n or peak[steps[-1]] != n:
+        _, steps = np.unique(vals, return_index=True)
+    return at[steps] * w + nz[steps] % w
 
 
 def _chunk_pieces(
@@ -402,22 +426,64 @@ def _chunk_pieces(
     touches an inner chunk border (then it is a piece of a larger polygon)."""
     from affine import Affine
 
-    r0, r1, c0, c1 = box
+    r0, _, c0, _ = box
     lab = np.asarray(labels, dtype=np.int32)
-    vals, geoms = [], []
-    for g, v in features.shapes(lab, mask=lab > 0, transform=Affine(1, 0, c0, 0, 1, r0)):
-        vals.append(int(v))
-        geoms.append(shapely.geometry.shape(g))
-    geoms_arr = np.array(geoms, dtype=object) if geoms else np.empty(0, dtype=object)
-    b = shapely.bounds(geoms_arr).reshape(-1, 4)
+    shapes = features.shapes(lab, mask=lab > 0, transform=Affine(1, 0, c0, 0, 1, r0))
+    vals, geoms = _polygons_from_shapes(shapes)
+    return vals, geoms, _on_border(geoms, box, shape)
+
+
+def _chunk_mask_pieces(
+    bits: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(on a worker) The 4-connected polygons of the chunk's true cells (``bits``: its mask
+    packed by :func:`numpy.packbits`), in pixel coordinates, and whether each touches an inner
+    chunk border."""
+    from affine import Affine
+
+    r0, r1, c0, c1 = box
+    mask = np.unpackbits(bits, count=(r1 - r0) * (c1 - c0)).reshape(r1 - r0, c1 - c0)
+    shapes = features.shapes(mask, mask=mask.view(bool), transform=Affine(1, 0, c0, 0, 1, r0))
+    _, geoms = _polygons_from_shapes(shapes)
+    return geoms, _on_border(geoms, box, shape)
+
+
+def _on_border(
+    geoms: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, int]
+) -> np.ndarray:
+    """Whether each polygon (pixel coordinates) of chunk ``box`` touches an inner chunk border."""
+    r0, r1, c0, c1 = box
+    b = shapely.bounds(geoms).reshape(-1, 4)
     h, w = shape
-    on_border = (
+    return (
         ((b[:, 0] == c0) & (c0 > 0))
         | ((b[:, 2] == c1) & (c1 < w))
         | ((b[:, 1] == r0) & (r0 > 0))
         | ((b[:, 3] == r1) & (r1 < h))
     )
-    return np.array(vals, dtype=np.int64), geoms_arr, on_border
+
+
+def _polygons_from_shapes(shapes) -> tuple[np.ndarray, np.ndarray]:
+    """The values (int64) and Polygons of :func:`rasterio.features.shapes`' GeoJSON polygons,
+    built at once from their coordinates (the same polygons as :func:`shapely.geometry.shape`
+    on each, ~50 times faster)."""
+    vals, rings_per_polygon, ring_sizes, rings = [], [], [], []
+    for g, v in shapes:
+        vals.append(int(v))
+        coords = g["coordinates"]
+        rings_per_polygon.append(len(coords))
+        ring_sizes += map(len, coords)
+        rings += coords
+    if not vals:
+        return np.zeros(0, dtype=np.int64), np.empty(0, dtype=object)
+    n_xy = sum(ring_sizes)
+    xy = np.fromiter(chain.from_iterable(chain.from_iterable(rings)), np.float64, count=2 * n_xy)
+    offsets = (
+        np.concatenate([[0], np.cumsum(ring_sizes)]),
+        np.concatenate([[0], np.cumsum(rings_per_polygon)]),
+    )
+    geoms = shapely.from_ragged_array(shapely.GeometryType.POLYGON, xy.reshape(-1, 2), offsets)
+    return np.array(vals, dtype=np.int64), geoms
 
 
 # -- merging in the driver ------------------------------------------------------------------

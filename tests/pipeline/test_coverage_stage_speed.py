@@ -154,3 +154,39 @@ def test_population_table_counts_nan_and_inf_cells_as_nobody(patchy_plan):
     )
     with pytest.raises(ValueError, match="labels shape"):
         population_covered(cov, pop, inputs.areas, labels=labels[1:])
+
+
+def test_gaps_stage_large_grid_path_gives_the_small_grid_paths_outputs(
+    patchy_plan, tmp_path, monkeypatch
+):
+    """The gaps stage on a "large" grid (regions in 16 x 16-cell chunks, single-operator
+    polygons in its larger polygon chunks) against the whole-grid path: the same summary and
+    attributes, the same polygons (normalized: vertex for vertex)."""
+    from telcoplan.pipeline.stages import gaps
+
+    inputs, cov = _run_stage(patchy_plan, tmp_path / "coverage")
+    params = gaps.parse(None)
+
+    def run_gaps(folder):
+        folder.mkdir()
+        return gaps.run(inputs, params, Staging(folder, results={"coverage": cov.value}))
+
+    small = run_gaps(tmp_path / "small")
+    monkeypatch.setattr(gaps, "_chunks", lambda grid: (16, 16))
+    monkeypatch.setattr(gaps, "_POLYGON_CHUNKS", (24, 40))
+    large = run_gaps(tmp_path / "large")
+
+    assert json.dumps(large.summary, sort_keys=True) == json.dumps(small.summary, sort_keys=True)
+    layers = [name for name, _ in pyogrio.list_layers(tmp_path / "small" / "gaps.gpkg")]
+    assert {"gaps", "single_operator"} <= set(layers)
+    for layer in layers:
+        a = gpd.read_file(tmp_path / "small" / "gaps.gpkg", layer=layer)
+        b = gpd.read_file(tmp_path / "large" / "gaps.gpkg", layer=layer)
+        pd.testing.assert_frame_equal(a.drop(columns="geometry"), b.drop(columns="geometry"))
+        same = shapely.equals_exact(
+            shapely.normalize(a.geometry.values), b.geometry.values, tolerance=0.0
+        )
+        assert same.all(), layer
+    single = gpd.read_file(tmp_path / "large" / "gaps.gpkg", layer="single_operator")
+    # the chunks cut the single-operator areas
+    assert (shapely.bounds(single.geometry.values)[:, 2] - X0 > 40 * 100).any()

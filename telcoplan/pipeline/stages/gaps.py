@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: Parameters of the gaps stage with their defaults.
 DEFAULTS: dict[str, Any] = {"min_population": 10.0, "min_density_per_km2": 10.0}
+#: Chunk shape of the single-operator polygons of a large grid made in this process
+#: (:func:`_chunks`; their polygons do not depend on the chunks).
+_POLYGON_CHUNKS = (4096, 4096)
 #: The metric each technology's level is stated in (see :mod:`telcoplan.coverage.thresholds`).
 
 
@@ -84,7 +87,10 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         client=client,
         chunks=chunks,
     )
-    single = single_operator_areas(cov, inputs.population, client=client, chunks=chunks)
+    # the single-operator polygons need no label raster: larger chunks here (the same
+    # polygons, fewer pieces crossing a chunk border to union)
+    single_chunks = chunks if client is not None or chunks is None else _POLYGON_CHUNKS
+    single = single_operator_areas(cov, inputs.population, client=client, chunks=single_chunks)
     layers = {"gaps": gaps, "single_operator": single}
     summary: dict[str, Any] = {
         "count": len(gaps),
