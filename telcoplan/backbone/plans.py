@@ -302,34 +302,12 @@ def plan_backbone(
         same.append((build, tree))
         return tree
 
-    def remember(build: Build, sids: list[str], tree: _Tree) -> None:
-        solved.setdefault(tuple(sids), []).append((build, tree))
-
-    all_sites = sorted(site_operators)
-    joint_build = net.build("cost_joint")
-    own, lease = G.graph.get("own_fiber_factor", 0.02), G.graph.get("lease_factor", 0.3)
-    site_sets = [frozenset(site_operators[s]) for s in all_sites]  # each site's operators
-
-    def sites_of(coalition: frozenset) -> list[str]:
-        return sorted(s for s, o in zip(all_sites, site_sets, strict=True) if o & coalition)
-
-    ahead = None  # the joint tree, when solved together with the others
-    if steiner is None and not greenfield and _workers() > 1:
-        # the trees are independent: solved on threads (their kernels release the GIL), each
-        # the same tree as alone; the code below then finds them solved
-        jobs = [(net.build(f"cost_{op}"), sorted(by_op[op])) for op in ops]
-        jobs.append((joint_build, all_sites))
-        if shapley and len(ops) <= _AHEAD_OPERATORS:
-            jobs += [
-                (net.coalition(c, own, lease), sites_of(c))
-                for k in range(1, len(ops))
-                for c in map(frozenset, itertools.combinations(ops, k))
-            ]
-        ahead = _solve_ahead(net, jobs, site_nodes, remember, len(ops))
     trees = {op: solve(net.build(f"cost_{op}"), sorted(by_op[op])) for op in ops}
     separate = {op: t.plan for op, t in trees.items()}
     for op, t in separate.items():
         log.info("backbone: %s alone: %.1f km, cost %.0f", op, t.length_m / 1000, t.cost)
+    all_sites = sorted(site_operators)
+    joint_build = net.build("cost_joint")
     if greenfield:
         joint, users = _greenfield_plan(
             G,
@@ -341,10 +319,7 @@ def plan_backbone(
         )
         union = None
     else:
-        joint_tree = ahead
-        if joint_tree is None:
-            sites_at = [site_nodes[s] for s in all_sites]
-            joint_tree = _tree(net, joint_build, sites_at, steiner, all_sites)
+        joint_tree = _tree(net, joint_build, [site_nodes[s] for s in all_sites], steiner, all_sites)
         joint = joint_tree.plan
         # the separate plans built as one shared network are a joint plan too: a heuristic
         # Steiner tree must never lose to it, so the joint plan never costs more than building
@@ -382,6 +357,9 @@ def plan_backbone(
                 f"exact Shapley shares need 2^n Steiner trees; {len(ops)} operators is too many (≤ 10)"
             )
 
+        own, lease = G.graph.get("own_fiber_factor", 0.02), G.graph.get("lease_factor", 0.3)
+        site_sets = [frozenset(site_operators[s]) for s in all_sites]  # each site's operators
+
         def value(coalition: frozenset) -> float:
             # a coalition reuses its members' fiber and leases the others' (the grand
             # coalition's value is the joint plan's cost)
@@ -396,70 +374,11 @@ def plan_backbone(
                 trees = [separate[o] for o in sorted(coalition)]
                 solver = steiner or _default_steiner()
                 return _greenfield_plan(G, site_nodes, members, "cost_joint", solver, trees)[0].cost
-            return solve(net.coalition(coalition, own, lease), sites_of(coalition)).plan.cost
+            sids = sorted(s for s, o in zip(all_sites, site_sets, strict=True) if o & coalition)
+            return solve(net.coalition(coalition, own, lease), sids).plan.cost
 
         shares = shapley_shares(ops, value)
     return BackbonePlan(separate, joint, users, proportional, shares, left_out, greenfield)
-
-
-#: The Shapley coalitions' trees are solved ahead, on threads, for up to this many operators
-#: (beyond, their 2^n builds' arrays would take too much memory at once).
-_AHEAD_OPERATORS = 4
-
-
-def _workers() -> int:
-    """Threads for solving trees at once: the cores this process may use, at most 2."""
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return min(cores, 2)
-
-
-def _solve_ahead(
-    net: RoadNetwork,
-    jobs: Sequence[tuple[Build, list[str]]],
-    site_nodes: Mapping[str, object],
-    remember: Callable[[Build, list[str], _Tree], None],
-    separate: int,
-) -> _Tree:
-    """Solve the trees of ``jobs`` (``(build, site ids)``: the ``separate`` operators' builds,
-    the joint build, then coalitions) on threads, each build with the same costs, fiber and
-    sites once; ``remember`` each but the joint one (``jobs[separate]``), which is returned."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    # the network's lazily read arrays, read before the threads share it
-    net.attribute("length_m")
-    net.labels(np.zeros(0, dtype=np.int64))
-    net.repr_order(np.zeros(0, dtype=np.int64))
-    unique_jobs: list[int] = []
-    for i, (build, sids) in enumerate(jobs):
-        same = any(
-            jobs[j][1] == sids
-            and np.array_equal(jobs[j][0].cost, build.cost)
-            and np.array_equal(jobs[j][0].fiber, build.fiber)
-            for j in unique_jobs
-            if j != separate  # the joint tree is not shared (as when solved alone)
-        )
-        if i == separate or not same:
-            unique_jobs.append(i)
-
-    def solve(i: int) -> _Tree:
-        build, sids = jobs[i]
-        return _tree(net, build, [site_nodes[s] for s in sids], None, sids)
-
-    with ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="steiner") as pool:
-        trees = list(pool.map(solve, unique_jobs))
-    joint = None
-    for i, tree in zip(unique_jobs, trees, strict=True):
-        if i == separate:
-            joint = tree
-        else:
-            remember(jobs[i][0], jobs[i][1], tree)
-    assert joint is not None
-    return joint
 
 
 def left_out_sites(
