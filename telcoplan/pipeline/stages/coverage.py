@@ -251,7 +251,9 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
     # on a large grid the rasters are written in a thread while the polygons are made and the
     # GeoPackage written: GDAL compresses with the GIL released (the same files either way)
     with ThreadPoolExecutor(1, thread_name_prefix="telcoplan-rasters") as pool:
-        args = (cov, towers, grid, staging.folder, synthetic)
+        # the sites' tables made here: pandas may enter warnings.catch_warnings, which is not
+        # thread-safe (Python 3.11), so the thread does numpy and GDAL work only
+        args = (cov, _site_tables(cov, towers), grid, staging.folder, synthetic)
         written = pool.submit(_write_rasters, *args) if large else None
         if written is None:
             _write_rasters(*args)
@@ -372,9 +374,26 @@ def _check_calibration_matches(params: CoverageParams, has_dem: bool) -> None:
         )
 
 
-def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
-    """Signal and serving-site rasters per operator, the operator count and the limit raster
-    (grid-sized, written once: the fastest DEFLATE level)."""
+def _site_tables(cov, towers) -> dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]:
+    """Per operator: the rows of its sites in ``towers`` (0-based) and the columns of its
+    serving-site raster's attribute table (site_id, and name, technology, frequency_mhz)."""
+    operator = towers["operator"].astype(str).to_numpy()
+    tables = {}
+    for op in cov.operators:
+        mine = np.flatnonzero(operator == op)
+        columns = {"site_id": towers.index.to_numpy()[mine].astype(str)}
+        for col in ("name", "technology", "frequency_mhz"):
+            if col in towers.columns:
+                values = towers[col].to_numpy()[mine]
+                columns[col] = values if col == "frequency_mhz" else values.astype(object)
+        tables[op] = (mine, columns)
+    return tables
+
+
+def _write_rasters(cov, site_tables, grid, folder: Path, synthetic: dict) -> None:
+    """Signal and serving-site rasters per operator (``site_tables``: :func:`_site_tables`),
+    the operator count and the limit raster (grid-sized, written once: the fastest DEFLATE
+    level)."""
     from telcoplan.gis.raster import write_attribute_table, write_raster
 
     for i, op in enumerate(cov.operators):
@@ -407,12 +426,7 @@ def _write_rasters(cov, towers, grid, folder: Path, synthetic: dict) -> None:
             fast=True,
         )
         # the site behind each value, for GIS tools (QGIS/GDAL read the .aux.xml sidecar)
-        mine = np.flatnonzero(towers["operator"].astype(str).to_numpy() == op)
-        columns = {"site_id": towers.index.to_numpy()[mine].astype(str)}
-        for col in ("name", "technology", "frequency_mhz"):
-            if col in towers.columns:
-                values = towers[col].to_numpy()[mine]
-                columns[col] = values if col == "frequency_mhz" else values.astype(object)
+        mine, columns = site_tables[op]
         write_attribute_table(folder / outputs.server_file(op), mine + 1, columns, name="site_id")
     write_raster(
         folder / outputs.OPERATORS_COUNT,
