@@ -21,6 +21,7 @@ from rasterio.windows import Window
 
 from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis.atomic import atomic_path
+from telcoplan.gis.cores import usable_cores
 from telcoplan.gis.grid import GridSpec
 
 log = logging.getLogger(__name__)
@@ -296,7 +297,7 @@ def open_raster(source: RasterSource) -> Iterator[rasterio.io.DatasetReader]:
     failure becomes a clean :class:`InputFileError`, a raster without CRS a :class:`CRSError`.
     Compressed GeoTIFF blocks are decoded on all the process's cores (the same values)."""
     with contextlib.ExitStack() as stack:
-        stack.enter_context(rasterio.Env(GDAL_NUM_THREADS=str(_cpu_count())))
+        stack.enter_context(rasterio.Env(GDAL_NUM_THREADS=str(usable_cores())))
         if isinstance(source, MemoryRaster):
             memory = stack.enter_context(rasterio.io.MemoryFile(source.data))
             opener, p = memory.open, source
@@ -393,17 +394,9 @@ def read_raster_on_grid(
             dst_crs=grid.crs,
             dst_nodata=np.nan,
             resampling=Resampling[resampling],
-            num_threads=_cpu_count(),
+            num_threads=usable_cores(),  # reproject takes a number, not ALL_CPUS
         )
     return dst
-
-
-def _cpu_count() -> int:
-    """Cores this process may use (``reproject`` takes a number, not ``ALL_CPUS``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _aligned_offset(src, grid: GridSpec) -> tuple[int, int] | None:

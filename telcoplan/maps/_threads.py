@@ -8,12 +8,13 @@ number of threads.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
+
+from telcoplan.gis.cores import usable_cores
 
 __all__ = ["balanced_chunks", "in_background", "map_chunks", "thread_map"]
 
@@ -21,17 +22,10 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def thread_map(fn: Callable[[_T], _R], items: Iterable[_T]) -> list[_R]:
     """``[fn(x) for x in items]``, computed in up to one thread per core."""
     todo = list(items)
-    n = min(len(todo), _workers())
+    n = min(len(todo), usable_cores())
     if n <= 1:
         return [fn(x) for x in todo]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="telcoplan-map") as pool:
@@ -43,7 +37,7 @@ def balanced_chunks(weights: np.ndarray, chunks: int | None = None) -> list[np.n
     core) non-empty sets of about equal total weight (heaviest first, each to the lightest
     set), each sorted."""
     weights = np.asarray(weights, dtype=float)
-    chunks = min(len(weights), chunks or _workers())
+    chunks = min(len(weights), chunks or usable_cores())
     if chunks <= 1:
         return [np.arange(len(weights))] if len(weights) else []
     load = np.zeros(chunks)

@@ -43,6 +43,7 @@ from telcoplan.gis.atomic import (
     owned_folder,
     remove_tree,
 )
+from telcoplan.gis.cores import usable_cores
 from telcoplan.gis.vector import fixed_timestamps
 from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
 from telcoplan.outputs import (
@@ -329,7 +330,7 @@ def _concurrent_ok(facts: _Facts) -> bool:
     """Whether to run independent stages at the same time: with more than one core, when
     numba's kernels may be launched from several threads at once, and when the run's estimated
     peak memory leaves room for two stages' arrays at once."""
-    if _cpu_count() < 2:
+    if usable_cores() < 2:
         return False
     if not _thread_safe_kernels():
         log.debug("stages run one after the other: numba's threading layer is not thread-safe")
@@ -362,14 +363,6 @@ def _thread_safe_kernels() -> bool:
             continue
         return True
     return False
-
-
-def _cpu_count() -> int:
-    """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> list[str]:
@@ -424,7 +417,7 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
             _stage, run, name, stage, params, view, key, linked, staging.folder
         )
 
-    workers = min(len(names), max(2, _cpu_count())) if concurrent else 0
+    workers = min(len(names), max(2, usable_cores())) if concurrent else 0
     pool = ThreadPoolExecutor(workers, thread_name_prefix="telcoplan-stage") if workers else None
     running: dict[Future, str] = {}
     pending = list(names)
