@@ -46,7 +46,8 @@ from telcoplan.gis.atomic import (
 from telcoplan.gis.cores import usable_cores
 from telcoplan.gis.vector import fixed_timestamps
 from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
-from telcoplan.outputs import (
+from telcoplan.pipeline.cache import (
+    CACHE_FORMAT,
     BrokenEntryError,
     CacheEntry,
     FileHashes,
@@ -207,7 +208,7 @@ def _styles(run: _Run, staging: Staging) -> list[str]:
     (kept like a stage's)."""
     key, root = None, staging.folder
     if run.store is not None and None not in run.keys.values():
-        doc = {"format": outputs.CACHE_FORMAT, "step": "styles", "inputs": run.inputs_key}
+        doc = {"format": CACHE_FORMAT, "step": "styles", "inputs": run.inputs_key}
         doc |= {"stages": run.keys, "map": run.plan.stages.get("map"), "summary": staging.summary}
         with contextlib.suppress(UnkeyableError):
             key = digest(doc)
@@ -704,7 +705,7 @@ def _stage_key(
         else:
             deps[d] = o.key
     doc = {
-        "format": outputs.CACHE_FORMAT,
+        "format": CACHE_FORMAT,
         "stage": name,
         "run": f"{module}:{qualname}",
         "inputs": run.inputs_key,
@@ -720,11 +721,11 @@ def _stage_key(
 
 
 def _inputs_key(plan: Plan, hashes: FileHashes) -> str | None:
-    """The key of the plan's inputs: telcoplan's code (:func:`~telcoplan.outputs.code_fingerprint`)
+    """The key of the plan's inputs: telcoplan's code (:func:`~telcoplan.pipeline.cache.code_fingerprint`)
     and :func:`~telcoplan.pipeline.model.plan_inputs`, the files by content (side-car files too:
-    :meth:`~telcoplan.outputs.FileHashes.files`), not by path."""
+    :meth:`~telcoplan.pipeline.cache.FileHashes.files`), not by path."""
     try:
-        doc = {"format": outputs.CACHE_FORMAT, "code": code_fingerprint()}
+        doc = {"format": CACHE_FORMAT, "code": code_fingerprint()}
         return digest(doc | {"plan": plan_inputs(plan, hashes.files)})
     except (UnkeyableError, OSError) as exc:
         log.debug("results not kept for re-runs: %s", exc)

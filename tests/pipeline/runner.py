@@ -50,7 +50,7 @@ try:
                     obj.compile(key[0])
 except Exception:  # numba's internals changed: each run loads its kernels itself
     pass
-from telcoplan.outputs import code_fingerprint
+from telcoplan.pipeline.cache import code_fingerprint
 code_fingerprint()  # the code's fingerprint (a key of kept results): the same for every run
 
 

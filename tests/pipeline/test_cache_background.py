@@ -20,10 +20,10 @@ from logging.handlers import BufferingHandler
 import numpy as np
 import pytest
 
-import telcoplan.outputs as outputs_module
+import telcoplan.pipeline.cache as cache_module
 from telcoplan.errors import PlanError
-from telcoplan.outputs import ResultCache
 from telcoplan.pipeline import read_plan, run_plan
+from telcoplan.pipeline.cache import ResultCache
 from telcoplan.pipeline.stages import STAGES
 
 ALL = list(STAGES)
@@ -224,7 +224,7 @@ def test_a_full_disk_never_fails_the_run(small_plan, tmp_path, monkeypatch, mess
     def full(path, obj, cache):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(outputs_module, "_write_pickle", full)
+    monkeypatch.setattr(cache_module, "_write_pickle", full)
     out = tmp_path / "out"
     run_plan(read_plan(small_plan), out, cache=True)
     monkeypatch.undo()
@@ -241,7 +241,7 @@ def test_a_failed_run_keeps_what_its_stages_made(small_plan, tmp_path, monkeypat
     error once the put is done; the coverage entry is installed complete (the next run reuses
     it), nothing is published and no staging folder is left."""
     opened = threading.Event()
-    write = outputs_module._write_pickle
+    write = cache_module._write_pickle
 
     def slow(path, obj, cache):
         if path.parent.name == ".entry-coverage" and path.name == "value.pickle":
@@ -252,7 +252,7 @@ def test_a_failed_run_keeps_what_its_stages_made(small_plan, tmp_path, monkeypat
         opened.set()
         raise PlanError("gaps fails")
 
-    monkeypatch.setattr(outputs_module, "_write_pickle", slow)
+    monkeypatch.setattr(cache_module, "_write_pickle", slow)
     monkeypatch.setitem(STAGES, "gaps", replace(STAGES["gaps"], run=fails))
     out = tmp_path / "out"
     with pytest.raises(PlanError, match="gaps fails"):
