@@ -35,6 +35,8 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	rm -rf $(VENV)/warm-up
 	@# the Steiner local search used on small graphs (the demo's road graph is larger)
 	$(VENV)/bin/python -c "import networkx as nx; from telcoplan.backbone.steiner import steiner_tree; g = nx.grid_2d_graph(6, 6); nx.set_edge_attributes(g, 1.0, 'weight'); steiner_tree(g, [(0, 0), (5, 5), (0, 5)])"
+	@# the polygon tracer of large grids (the demo's grid is polygonized by rasterio)
+	$(VENV)/bin/python -c "import numpy as np; from telcoplan.gis._trace import find_runs, label_runs, trace_rings; [trace_rings(*r[:3], label_runs(*r), 3, True) for a in (np.eye(3, dtype=np.uint8), np.eye(3, dtype=np.int32)) for r in [find_runs(a)]]"
 	touch $(STAMP)
 
 lint: $(STAMP)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import geopandas as gpd
@@ -18,14 +19,16 @@ import shapely
 
 from telcoplan.coverage.analysis import CoverageResult
 from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
+from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.polygonize import (
+    Regions,
     label_regions,
     polygonize_labels,
     polygonize_mask,
     tiled_regions,
 )
 
-__all__ = ["find_gaps", "poi_service", "single_operator_areas"]
+__all__ = ["GapRegions", "find_gaps", "gap_regions", "poi_service", "single_operator_areas"]
 
 
 def _nearest_distance(geoms: gpd.GeoSeries, targets: gpd.GeoSeries | None) -> np.ndarray:
@@ -46,6 +49,69 @@ def _ranked(persons: np.ndarray, min_population: float) -> np.ndarray:
     return keep[np.argsort(-persons[keep], kind="stable")]
 
 
+@dataclass(frozen=True, eq=False)
+class GapRegions:
+    """The regions :func:`find_gaps` ranks, before ranking (:func:`gap_regions`): every
+    8-connected region of uncovered cells with people (at the minimum density or above).
+
+    Attributes
+    ----------
+    persons
+        Persons per region (``persons[k]`` for region ``k + 1``), float64.
+    cells
+        Cells per region, int64.
+    """
+
+    grid: GridSpec
+    persons: np.ndarray
+    cells: np.ndarray
+    #: the label raster (regions found on the whole grid at once), else None
+    labels: np.ndarray | None
+    #: the regions found tile by tile (with their polygons), else None
+    tiled: Regions | None
+
+    def polygons(self, picks: np.ndarray) -> np.ndarray:
+        """The (Multi)Polygon of each region in ``picks`` (1-based), in the grid's CRS."""
+        picks = np.asarray(picks, dtype=np.int64)
+        if self.tiled is not None:
+            return self.tiled.polygons(picks, self.grid)
+        remap = np.zeros(len(self.persons) + 1, dtype=np.int32)
+        remap[picks] = np.arange(1, len(picks) + 1)
+        return polygonize_labels(remap[self.labels], self.grid, len(picks)).geometry.to_numpy()
+
+
+def gap_regions(
+    coverage: CoverageResult,
+    population: np.ndarray,
+    *,
+    min_density_per_km2: float = 0.0,
+    client: Any = None,
+    chunks: int | tuple[int, int] | None = None,
+) -> GapRegions:
+    """The uncovered populated regions of :func:`find_gaps` (all of them, unranked), with
+    their persons and cells: once for the gaps and for the count of persons in the regions too
+    small to be gaps.
+
+    ``min_density_per_km2``, ``client`` and ``chunks`` are :func:`find_gaps`' arguments.
+    """
+    grid = coverage.grid
+    min_cell = max(min_density_per_km2 * grid.cell_area_m2 / 1e6, 0.0)
+    # (no zero-filled copy of the population: its non-finite cells are in no region, and the
+    # regions' persons are read at their cells only)
+    mask = np.isfinite(population) & (population > 0) & (population >= min_cell)
+    mask &= ~coverage.covered_any
+    if client is None and chunks is None:
+        pop = np.where(np.isfinite(population), population, 0.0)
+        labels, n = label_regions(mask, diagonal=True)
+        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
+        cells = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        return GapRegions(grid, persons, cells, labels, None)
+    regions = tiled_regions(
+        mask, weights=population, diagonal=True, chunks=chunks, client=client, polygons=True
+    )
+    return GapRegions(grid, regions.weights, regions.cells, None, regions)
+
+
 def find_gaps(
     coverage: CoverageResult,
     population: np.ndarray,
@@ -56,6 +122,7 @@ def find_gaps(
     fiber: gpd.GeoDataFrame | None = None,
     client: Any = None,
     chunks: int | tuple[int, int] | None = None,
+    regions: GapRegions | None = None,
 ) -> gpd.GeoDataFrame:
     """Uncovered populated regions as polygons, ranked by population (largest first).
 
@@ -74,11 +141,15 @@ def find_gaps(
         Optional layers for the distance columns.
     client, chunks
         With a Dask ``distributed.Client`` (duck-typed: ``scatter``, ``submit``, ``gather``) or
-        a chunk shape (rows, columns), the regions are labelled, counted and polygonized tile
-        by tile — on the client's workers, else in this process — and merged across the chunk
-        borders (:func:`telcoplan.gis.polygonize.tiled_regions`): the same gaps, ranks, cells
+        a chunk shape (rows, columns), the regions are labelled and counted tile by tile — on
+        the client's workers, else in this process — and merged across the chunk borders
+        (:func:`telcoplan.gis.polygonize.tiled_regions`; their polygons are traced on the whole
+        grid in this process, or made tile by tile on the workers): the same gaps, ranks, cells
         and polygons (topologically, normalized), persons to rounding (~1e-15 relative).
         Without either the whole grid is processed at once.
+    regions
+        The regions of :func:`gap_regions`, when already found (with the same
+        ``min_density_per_km2``, ``client`` and ``chunks``: those are then not used).
 
     Returns
     -------
@@ -88,28 +159,21 @@ def find_gaps(
         grid's CRS. Gaps never overlap any operator's coverage (they are made of uncovered cells).
     """
     grid = coverage.grid
-    pop = np.where(np.isfinite(population), population, 0.0)
-    min_cell = max(min_density_per_km2 * grid.cell_area_m2 / 1e6, 0.0)
-    mask = ~coverage.covered_any & (pop > 0) & (pop >= min_cell)
-    if client is None and chunks is None:
-        labels, n = label_regions(mask, diagonal=True)
-        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
-        cells = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        order = _ranked(persons, min_population)
-        remap = np.zeros(n + 1, dtype=np.int32)
-        remap[order + 1] = np.arange(1, len(order) + 1)
-        gaps = polygonize_labels(remap[labels], grid, len(order))
-    else:
-        regions = tiled_regions(
-            mask, weights=pop, diagonal=True, chunks=chunks, client=client, polygons=True
+    if regions is None:
+        regions = gap_regions(
+            coverage,
+            population,
+            min_density_per_km2=min_density_per_km2,
+            client=client,
+            chunks=chunks,
         )
-        persons, cells = regions.weights, regions.cells
-        order = _ranked(persons, min_population)
-        gaps = gpd.GeoDataFrame(
-            {"label": np.arange(1, len(order) + 1)},
-            geometry=regions.polygons(order + 1, grid),
-            crs=grid.crs,
-        )
+    persons, cells = regions.persons, regions.cells
+    order = _ranked(persons, min_population)
+    gaps = gpd.GeoDataFrame(
+        {"label": np.arange(1, len(order) + 1)},
+        geometry=regions.polygons(order + 1),
+        crs=grid.crs,
+    )
     gaps["rank"] = np.arange(1, len(order) + 1)
     gaps["population"] = persons[order]
     gaps["cells"] = cells[order]
@@ -134,19 +198,21 @@ def single_operator_areas(
 ) -> gpd.GeoDataFrame:
     """Per operator: the area only it covers (polygon), with its population and km².
 
-    With a Dask ``client`` or ``chunks`` the areas are polygonized tile by tile
-    (:func:`telcoplan.gis.polygonize.polygonize_mask`): topologically the same polygons,
-    normalized.
+    With ``chunks`` (in this process: traced on the whole grid at once) or a Dask ``client``
+    (tile by tile) the areas are the polygons of
+    :func:`telcoplan.gis.polygonize.polygonize_mask`: topologically the same, normalized.
     """
-    pop = np.where(np.isfinite(population), population, 0.0)
     only_one = coverage.operator_count == 1
     rows, geoms = [], []
     for i, op in enumerate(coverage.operators):
         m = only_one & coverage.covered[i]
+        # the cells' persons, not a zero-filled copy of the whole grid: the same sum
+        persons = population[m]
+        persons = np.where(np.isfinite(persons), persons, 0.0)
         rows.append(
             {
                 "operator": op,
-                "population": float(pop[m].sum()),
+                "population": float(persons.sum()),
                 "area_km2": float(m.sum()) * coverage.grid.cell_area_m2 / 1e6,
             }
         )

@@ -12,7 +12,7 @@ import shapely
 from shapely.geometry import LineString, Point
 
 from telcoplan.coverage.analysis import compute_coverage
-from telcoplan.coverage.gaps import find_gaps, single_operator_areas
+from telcoplan.coverage.gaps import find_gaps, gap_regions, single_operator_areas
 from telcoplan.gis.grid import GridSpec
 from tests.conftest import UTM49, X0, Y0
 
@@ -120,3 +120,29 @@ def test_gaps_on_dask_equal_whole_grid(towns, dask_client, chunks):
     single = single_operator_areas(cov, pop, client=dask_client, chunks=chunks)
     for a, b in zip(single_operator_areas(cov, pop).geometry, single.geometry, strict=True):
         assert shapely.equals(a, b)
+
+
+@pytest.mark.parametrize("chunks", [None, (9, 14)])
+def test_gap_regions_found_once_serve_the_gaps_and_count_non_finite_persons_as_nobody(
+    towns, chunks
+):
+    """Regions found beforehand give the very gaps find_gaps finds itself; ±inf and NaN
+    population cells are in no region (as in a zero-filled copy of the population), and the
+    single-operator persons are the zero-filled copy's sums, to the bit."""
+    grid, towers, cov, pop = towns
+    pop = pop.copy()
+    rng = np.random.default_rng(3)
+    pop[rng.random(grid.shape) < 0.01] = np.inf
+    pop[rng.random(grid.shape) < 0.01] = -np.inf
+    zeroed = np.where(np.isfinite(pop), pop, 0.0)
+    kw = {"min_population": 30.0, "towers": towers}
+    regions = gap_regions(cov, pop, min_density_per_km2=400.0, chunks=chunks)
+    own = find_gaps(cov, pop, min_density_per_km2=400.0, chunks=chunks, **kw)
+    pd.testing.assert_frame_equal(find_gaps(cov, pop, regions=regions, **kw), own)
+    reference = gap_regions(cov, zeroed, min_density_per_km2=400.0, chunks=chunks)
+    np.testing.assert_array_equal(regions.cells, reference.cells)
+    np.testing.assert_array_equal(regions.persons, reference.persons)
+    assert np.isfinite(regions.persons).all()
+    single = single_operator_areas(cov, pop, chunks=chunks)
+    expected = [zeroed[(cov.operator_count == 1) & c].sum() for c in cov.covered]
+    assert single["population"].tolist() == expected

@@ -159,8 +159,8 @@ def test_population_table_counts_nan_and_inf_cells_as_nobody(patchy_plan):
 def test_gaps_stage_large_grid_path_gives_the_small_grid_paths_outputs(
     patchy_plan, tmp_path, monkeypatch
 ):
-    """The gaps stage on a "large" grid (regions in 16 x 16-cell chunks, single-operator
-    polygons in its larger polygon chunks) against the whole-grid path: the same summary and
+    """The gaps stage on a "large" grid (regions in 16 x 16-cell chunks, polygons traced on
+    the whole grid) against the whole-grid path: the same summary and
     attributes, the same polygons (normalized: vertex for vertex)."""
     from telcoplan.pipeline.stages import gaps
 
@@ -173,7 +173,6 @@ def test_gaps_stage_large_grid_path_gives_the_small_grid_paths_outputs(
 
     small = run_gaps(tmp_path / "small")
     monkeypatch.setattr(gaps, "_chunks", lambda grid: (16, 16))
-    monkeypatch.setattr(gaps, "_POLYGON_CHUNKS", (24, 40))
     large = run_gaps(tmp_path / "large")
 
     assert json.dumps(large.summary, sort_keys=True) == json.dumps(small.summary, sort_keys=True)

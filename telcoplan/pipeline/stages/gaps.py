@@ -33,9 +33,6 @@ log = logging.getLogger(__name__)
 
 #: Parameters of the gaps stage with their defaults.
 DEFAULTS: dict[str, Any] = {"min_population": 10.0, "min_density_per_km2": 10.0}
-#: Chunk shape of the single-operator polygons of a large grid made in this process
-#: (:func:`_chunks`; their polygons do not depend on the chunks).
-_POLYGON_CHUNKS = (4096, 4096)
 #: The metric each technology's level is stated in (see :mod:`telcoplan.coverage.thresholds`).
 
 
@@ -70,27 +67,35 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> GapsPar
 
 def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult:
     """Gaps of the coverage stage's result (``staging.results["coverage"]``)."""
-    from telcoplan.coverage.gaps import find_gaps, poi_service, single_operator_areas
+    from telcoplan.coverage.gaps import (
+        find_gaps,
+        gap_regions,
+        poi_service,
+        single_operator_areas,
+    )
     from telcoplan.gis.vector import write_vector_layers
 
     cov = staging.results["coverage"]
     towers = inputs.vectors["towers"]
     client = staging.client  # on a Dask cluster: regions labelled and polygonized tile by tile
     chunks = _chunks(cov.grid)
+    # the regions once: ranked as gaps, and counted as pockets (see _not_covered)
+    regions = gap_regions(
+        cov,
+        inputs.population,
+        min_density_per_km2=float(params.min_density_per_km2),
+        client=client,
+        chunks=chunks,
+    )
     gaps = find_gaps(
         cov,
         inputs.population,
         min_population=float(params.min_population),
-        min_density_per_km2=float(params.min_density_per_km2),
         towers=towers,
         fiber=inputs.vectors.get("fiber"),
-        client=client,
-        chunks=chunks,
+        regions=regions,
     )
-    # the single-operator polygons need no label raster: larger chunks here (the same
-    # polygons, fewer pieces crossing a chunk border to union)
-    single_chunks = chunks if client is not None or chunks is None else _POLYGON_CHUNKS
-    single = single_operator_areas(cov, inputs.population, client=client, chunks=single_chunks)
+    single = single_operator_areas(cov, inputs.population, client=client, chunks=chunks)
     layers = {"gaps": gaps, "single_operator": single}
     summary: dict[str, Any] = {
         "count": len(gaps),
@@ -112,7 +117,7 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         "single_operator": {
             r["operator"]: round(float(r["population"]), 1) for _, r in single.iterrows()
         },
-        "not_covered": _not_covered(cov, inputs.population, gaps, params, client, chunks),
+        "not_covered": _not_covered(cov, inputs.population, gaps, params, regions.persons),
     }
     if "pois" in inputs.vectors:
         service = _poi_levels(cov, poi_service(cov, inputs.vectors["pois"], towers), towers)
@@ -130,14 +135,15 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
 
 
 def _chunks(grid: GridSpec) -> tuple[int, int] | None:
-    """The chunks the stage finds its regions in: the gaps, the single-operator areas and the
-    pockets of :func:`_not_covered` alike.
+    """The chunks the stage finds its regions in: the gaps (and the pockets of
+    :func:`_not_covered`, the same regions) and the single-operator areas.
 
-    A grid larger than 4 chunks of :data:`~telcoplan.gis.polygonize.DEFAULT_CHUNKS` is done
-    chunk by chunk, also without a cluster: no label raster of the whole grid (a national
-    grid's labels and their bincount copy were 0.4 GB at the run's peak); the same regions,
-    their polygons normalized. A smaller one is done at once (None), or tile by tile in the
-    default chunks on a cluster.
+    A grid larger than 4 chunks of :data:`~telcoplan.gis.polygonize.DEFAULT_CHUNKS` is
+    labelled chunk by chunk, also without a cluster: no label raster of the whole grid and its
+    bincount copy (0.4 GB on a national grid); the same regions. Their polygons, and the
+    single-operator areas, are then normalized: traced on the whole grid at once in this
+    process, made tile by tile on a cluster. A smaller grid is done at once (None), or tile by
+    tile in the default chunks on a cluster.
     """
     from telcoplan.gis.polygonize import DEFAULT_CHUNKS
 
@@ -146,40 +152,29 @@ def _chunks(grid: GridSpec) -> tuple[int, int] | None:
 
 
 def _not_covered(
-    cov,
-    population: np.ndarray,
-    gaps,
-    params: GapsParams,
-    client: Any = None,
-    chunks: tuple[int, int] | None = None,
+    cov, population: np.ndarray, gaps, params: GapsParams, persons: np.ndarray
 ) -> dict[str, Any]:
     """Every person no operator covers, split as the report states it: in the ranked gaps,
     and scattered — in uncovered pockets under ``min_population`` persons, or in cells
     sparser than ``min_density_per_km2`` (the two rules of :func:`find_gaps`).
 
     Persons are those of the plan's population grid (the same the areas' figures sum). The
-    pockets are the regions :func:`~telcoplan.coverage.gaps.find_gaps` finds with the same
-    ``client`` and ``chunks`` (see :func:`_chunks`), found the same way, so that their persons
-    are the same sums: at once, or tile by tile (on ``client``'s cluster, or here).
+    pockets are the regions of :func:`~telcoplan.coverage.gaps.gap_regions` the gaps are
+    ranked from (``persons``: per region), so that their persons are the same sums.
     """
-    from telcoplan.gis.polygonize import label_regions, tiled_regions
-
     grid = cov.grid
-    pop = np.where(np.isfinite(population), population, 0.0)
-    uncovered = ~cov.covered_any & (pop > 0)
+    uncovered = np.isfinite(population) & (population > 0)
+    uncovered &= ~cov.covered_any
+    # the persons of the uncovered cells in raster order (not a zero-filled copy of the grid)
+    pop = population[uncovered]
+    pop = np.where(np.isfinite(pop), pop, 0.0)  # (the dtype the whole grid's copy had)
+    del uncovered
     min_cell = max(float(params.min_density_per_km2) * grid.cell_area_m2 / 1e6, 0.0)
-    sparse = uncovered & (pop < min_cell)
-    dense = uncovered & ~sparse  # the cells of find_gaps' regions
-    if client is None and chunks is None:
-        labels, n = label_regions(dense, diagonal=True)
-        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
-    else:
-        regions = tiled_regions(dense, weights=pop, diagonal=True, chunks=chunks, client=client)
-        persons = regions.weights
+    sparse = pop < min_cell
     small = persons < float(params.min_population)
     km2 = grid.cell_area_m2 / 1e6
     return {
-        "population": round(float(pop[uncovered].sum()), 1),
+        "population": round(float(pop.sum()), 1),
         "in_gaps": {
             "count": len(gaps),
             "population": round(float(gaps["population"].sum()), 1),
