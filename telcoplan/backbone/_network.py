@@ -12,9 +12,12 @@ returns the same tree.
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import logging
 import math
+import operator
+import sys
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -23,7 +26,18 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-__all__ = ["ROOT", "Build", "Problem", "RoadNetwork", "prune_leaves", "setdiff", "unique"]
+__all__ = [
+    "ROOT",
+    "Build",
+    "Problem",
+    "RoadNetwork",
+    "neighbours_by_identity",
+    "object_ids",
+    "prune_leaves",
+    "relabel",
+    "setdiff",
+    "unique",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,10 +64,65 @@ def setdiff(a, b) -> np.ndarray:
     return a[np.isin(a, unique(b), assume_unique=True, invert=True)]
 
 
+def relabel(a) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(a, return_inverse=True)`` for non-negative integers (node positions): the
+    sorted distinct values and each element's place among them, by a table as long as the
+    largest value rather than by sorting."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu" or not a.size or a.min() < 0:
+        return np.unique(a, return_inverse=True)
+    present = np.zeros(int(a.max()) + 1, dtype=bool)
+    present[a] = True
+    values = np.flatnonzero(present)
+    place = np.cumsum(present) - 1
+    return values.astype(a.dtype, copy=False), place[a]
+
+
+def object_ids(objs: np.ndarray) -> np.ndarray:
+    """``id()`` of every element of an object array, as uint64. In CPython an object array
+    stores the elements' PyObject pointers, which are their ids: reading them back touches none
+    of the objects (calling id() on each would, one cache miss per object on a big graph)."""
+    n = len(objs)
+    if n == 0 or sys.implementation.name != "cpython" or objs.itemsize != 8:
+        return np.fromiter(map(id, objs), np.uint64, count=n)
+    objs = np.ascontiguousarray(objs)
+    buf = (ctypes.c_uint64 * n).from_address(objs.ctypes.data)
+    return np.frombuffer(buf, dtype=np.uint64).copy()
+
+
+def neighbours_by_identity(row: np.ndarray, dicts: np.ndarray, adj: dict) -> np.ndarray | None:
+    """The neighbour (row) of each adjacency entry of ``G._adj`` (``adj``), the entries' rows
+    ``row`` and attribute dicts ``dicts`` given in order: networkx keeps one dict per edge,
+    under both of its ends, so an entry's neighbour is the row of the other entry holding the
+    same dict (a self-loop's dict is held once). Pairs the dicts by identity, hashing no node
+    label (slow for tuples); None when the dicts are not shared that way."""
+    k = len(dicts)
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    ids = object_ids(dicts)
+    order = np.argsort(ids, kind="stable")
+    same = ids[order][1:] == ids[order][:-1]
+    if np.any(same[1:] & same[:-1]):  # a dict held three times or more
+        return None
+    first = np.flatnonzero(same)
+    a, b = order[first], order[first + 1]
+    if np.any(row[a] == row[b]):  # one dict for two edges of a node
+        return None
+    partner = np.arange(k)
+    partner[a], partner[b] = b, a
+    alone = np.flatnonzero(partner == np.arange(k)).tolist()
+    labels = list(adj) if alone else []
+    for e in alone:  # must be self-loops
+        x = labels[row[e]]
+        if adj[x].get(x) is not dicts[e]:
+            return None
+    return row[partner]
+
+
 def prune_leaves(a: np.ndarray, b: np.ndarray, fixed: Callable) -> np.ndarray:
     """The edges (positions into ``a``, ``b``) of a forest left after repeatedly removing the
     edges to leaves; ``fixed(nodes)`` marks the nodes never removed."""
-    nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    nodes, inv = relabel(np.concatenate([a, b]))
     la, lb = inv[: len(a)], inv[len(a) :]
     keep = fixed(nodes)
     alive = np.ones(len(a), dtype=bool)
@@ -108,9 +177,11 @@ class RoadNetwork:
         rows = list(adj.values())
         deg = np.fromiter(map(len, rows), np.int64, count=n)
         row = np.repeat(np.arange(n, dtype=np.int64), deg)
-        index = self.index
-        col = np.fromiter((index[v] for r in rows for v in r), np.int64, count=len(row))
         dicts = np.fromiter((d for r in rows for d in r.values()), object, count=len(row))
+        col = neighbours_by_identity(row, dicts, adj)
+        if col is None:
+            index = self.index
+            col = np.fromiter((index[v] for r in rows for v in r), np.int64, count=len(row))
         # the edges, each once, numbered in increasing (u, v) order
         once = row < col
         key = row[once] * n + col[once]
@@ -130,11 +201,14 @@ class RoadNetwork:
         lo, hi = np.minimum(self.row, self.col), np.maximum(self.row, self.col)
         self.edge = np.searchsorted(self.key, lo * n + hi)
         self._attributes: dict[tuple[str, float], np.ndarray] = {}
+        self._objects: dict[tuple[str, object], np.ndarray] = {}
         self._carriers: tuple[np.ndarray, list[frozenset]] | None = None
         self._builds: dict[str, Build] = {}
         self._reprs: list[str] | None = None
         self._ranks: np.ndarray | None = None  # by repr (None: see _repr_ranks)
         self._labels: np.ndarray | None = None  # the nodes, then ROOT
+        self._pairs: np.ndarray | None = None  # see pairs
+        self._paired: np.ndarray | None = None
 
     # ----------------------------------------------------------------------------------------
     # edge attributes
@@ -148,6 +222,14 @@ class RoadNetwork:
                 [default if x is None else x for x in values], dtype=np.float64
             )
         return self._attributes[name, default]
+
+    def objects(self, name: str, default: object = None) -> np.ndarray:
+        """An edge attribute's values as an object array (``default`` where missing); read
+        once."""
+        if (name, default) not in self._objects:
+            get = operator.methodcaller("get", name, default)
+            self._objects[name, default] = np.fromiter(map(get, self.dicts), object, self.m)
+        return self._objects[name, default]
 
     def has_fiber(self) -> np.ndarray:
         """Whether each edge carries anyone's fiber."""
@@ -209,10 +291,13 @@ class RoadNetwork:
         sel = build.fiber & np.isfinite(build.cost)
         return unique(np.concatenate([self.eu[sel], self.ev[sel]]))
 
-    def problem(self, build: Build, terminals: Sequence[Hashable]) -> Problem:
+    def problem(
+        self, build: Build, terminals: Sequence[Hashable], positions: np.ndarray | None = None
+    ) -> Problem:
         """The build's Steiner problem for the given terminals (``ROOT`` first when the build
         has fiber): the usable edges (finite cost), the root's zero-cost edges to the fiber
-        nodes, kept within the first terminal's connected component."""
+        nodes, kept within the first terminal's connected component. ``positions``: the
+        terminals' positions (``n``: the root) when the caller has them (no label look-ups)."""
         n = self.n
         usable = np.isfinite(build.cost)
         attach = self.fiber_nodes(build)
@@ -223,7 +308,9 @@ class RoadNetwork:
         in_graph = np.zeros(n + 1, dtype=bool)
         in_graph[ru] = True
         in_graph[rv] = True
-        tpos = np.array([n if t == ROOT else self.index[t] for t in terminals], dtype=np.int64)
+        if positions is None:
+            positions = [n if t == ROOT else self.index[t] for t in terminals]
+        tpos = np.asarray(positions, dtype=np.int64)
         if len(tpos) == 0 or not in_graph[tpos[0]]:
             reach = np.zeros(n + 1, dtype=bool)
         else:
@@ -231,7 +318,7 @@ class RoadNetwork:
             label = connected_components(A, directed=False)[1]
             reach = label == label[tpos[0]]
             reach &= in_graph
-        cut_off = tuple(t for t, p in zip(terminals, tpos.tolist(), strict=True) if not reach[p])
+        cut_off = tuple(terminals[i] for i in np.flatnonzero(~reach[tpos]).tolist())
         keep = np.flatnonzero(reach)
         local = np.cumsum(reach) - 1
         # road entries in the copy's order, then each fiber node's root entry (the root is the
@@ -273,9 +360,10 @@ class RoadNetwork:
         are sorted."""
         rank = self._repr_ranks()
         if rank is not None:
-            if b is None:
-                return np.argsort(rank[np.asarray(a, np.int64)], kind="stable")
-            return np.lexsort((rank[np.asarray(b, np.int64)], rank[np.asarray(a, np.int64)]))
+            key = rank[np.asarray(a, np.int64)]
+            if b is not None:  # (rank a, rank b) as one number: ranks are at most n
+                key = key * (self.n + 1) + rank[np.asarray(b, np.int64)]
+            return np.argsort(key, kind="stable")
         r = self._reprs
         if b is None:
             keys = [r[i] for i in np.asarray(a).tolist()]
@@ -307,10 +395,36 @@ class RoadNetwork:
 
     def labels(self, positions: np.ndarray) -> list:
         """Node labels of positions (``n``: the root)."""
+        return self.label_array(positions).tolist()
+
+    def pairs(self, u: np.ndarray, v: np.ndarray, eid: np.ndarray | None = None) -> tuple:
+        """The node pairs ``(label u[i], label v[i])`` of edges given by position (``eid``:
+        their edge numbers, when known), as a tuple. Each edge's pair, in each direction, is
+        made once and shared by every call (the plans' trees list many of the same edges, and
+        making the tuples is most of the cost)."""
+        u, v = np.asarray(u, np.int64), np.asarray(v, np.int64)
+        if self._pairs is None:
+            self._pairs = np.empty(2 * self.m, dtype=object)  # by edge, then reversed
+            self._paired = np.zeros(2 * self.m, dtype=bool)
+        eid = self.edge_at(u, v) if eid is None else np.asarray(eid, np.int64)
+        if np.any(eid < 0):
+            raise ValueError("RoadNetwork.pairs: a pair of positions is not an edge")
+        at = eid + self.m * (u > v)
+        missing = np.flatnonzero(~self._paired[at])
+        if len(missing):
+            _, first = np.unique(at[missing], return_index=True)
+            pick = missing[first]
+            made = zip(self.labels(u[pick]), self.labels(v[pick]), strict=True)
+            self._pairs[at[pick]] = np.fromiter(made, object, count=len(pick))
+            self._paired[at[pick]] = True
+        return tuple(self._pairs[at].tolist())
+
+    def label_array(self, positions: np.ndarray) -> np.ndarray:
+        """Node labels of positions (``n``: the root), as an object array."""
         if self._labels is None:
             self._labels = np.append(self.nodes, np.empty(1, dtype=object))
             self._labels[-1] = ROOT
-        return self._labels[np.asarray(positions, dtype=np.int64)].tolist()
+        return self._labels[np.asarray(positions, dtype=np.int64)]
 
     def subgraph(self, build: Build, problem: Problem) -> nx.Graph:
         """The problem as a networkx graph (for a Steiner solver given as a function): the kept

@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections import Counter
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -38,7 +38,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components, minimum_spanning_tree
 from shapely.geometry import LineString
 
-from telcoplan.backbone._network import ROOT, Build, RoadNetwork, prune_leaves, unique
+from telcoplan.backbone._network import Build, RoadNetwork, prune_leaves, relabel, unique
 from telcoplan.backbone.steiner import steiner_tree_csr
 from telcoplan.errors import PlanError
 
@@ -60,6 +60,15 @@ class OperatorTree:
 
 
 @dataclass(frozen=True)
+class _PlanArrays:
+    """The road network read as arrays for the plans, and each plan's edges in it (their edge
+    numbers, in the order the plan lists the edges; key None: the joint plan)."""
+
+    net: RoadNetwork
+    eid: Mapping[str | None, np.ndarray]
+
+
+@dataclass(frozen=True)
 class BackbonePlan:
     """Separate and joint plans, their costs, and the joint cost's sharing."""
 
@@ -70,6 +79,9 @@ class BackbonePlan:
     share_shapley: Mapping[str, float] = field(default_factory=dict)
     left_out: Mapping[str, str] = field(default_factory=dict)  # site id -> why (in no plan)
     greenfield: bool = False  # no fiber anywhere: every link is a new trench
+    # the road network the plans were solved on and their edges in it (plan_links reads the
+    # links' values from its arrays rather than looking every edge up again)
+    arrays: _PlanArrays | None = field(default=None, repr=False, compare=False)
 
     @property
     def mode(self) -> str:
@@ -109,33 +121,52 @@ def _listed(net: RoadNetwork, u, v, attach, build: Build, sites, cut_off=()) -> 
     u, v = np.asarray(u, np.int64)[o], np.asarray(v, np.int64)[o]
     attach = np.asarray(attach, np.int64)[net.repr_order(attach)]
     eid = net.edge_at(u, v)
-    edges = tuple(zip(net.labels(u), net.labels(v), strict=True))
-    cost = float(sum(build.cost[eid].tolist()))
-    length = float(sum(net.attribute("length_m")[eid].tolist()))
+    edges = net.pairs(u, v, eid)
+    cost = _total(build.cost[eid])
+    length = _total(net.attribute("length_m")[eid])
     plan = OperatorTree(edges, cost, length, tuple(sites), tuple(net.labels(attach)), cut_off)
     return _Tree(plan, u, v, eid, attach)
+
+
+def _total(x: np.ndarray) -> float:
+    """The sum of ``x`` added left to right, as Python's ``sum`` of the values (before 3.12)
+    adds floats: the plans' costs to the last bit (numpy's ``sum`` adds pairwise)."""
+    return float(np.cumsum(x)[-1]) if len(x) else 0.0
+
+
+def _cost(net: RoadNetwork, build: Build, u: np.ndarray, v: np.ndarray) -> float:
+    """The cost at ``build`` of the tree of edges ``(u[i], v[i])``, as :func:`_listed` adds
+    it up (in the order it lists the edges)."""
+    o = net.repr_order(u, v)
+    return _total(build.cost[net.edge_at(u[o], v[o])])
 
 
 def _tree(
     net: RoadNetwork,
     build: Build,
-    site_nodes: Sequence,
+    site_pos: np.ndarray,
     steiner: Callable | None,
-    sites: Sequence[str],
-) -> _Tree:
-    """The build's Steiner tree joining the sites to its fiber network (a virtual root joined at
-    zero cost to every node of a fiber edge the build may use: its own fiber, or others' when it
-    has none and leasing is allowed), or to each other when it has no fiber; on the edges of
-    finite cost. ``steiner``: a solver taking a networkx graph (None: the array solver)."""
-    terminals = list(dict.fromkeys(site_nodes))
-    if len(net.fiber_nodes(build)):
-        terminals = [ROOT, *terminals]
-    elif terminals and net.has_fiber().any():
+    sites: Sequence[str] | None,
+) -> _Tree | float:
+    """The build's Steiner tree joining the sites (their nodes' positions ``site_pos``) to its
+    fiber network (a virtual root joined at zero cost to every node of a fiber edge the build
+    may use: its own fiber, or others' when it has none and leasing is allowed), or to each
+    other when it has no fiber; on the edges of finite cost. ``steiner``: a solver taking a
+    networkx graph (None: the array solver). ``sites``: the sites' ids, for the tree's
+    listing; None: only its cost."""
+    site_pos = np.asarray(site_pos, dtype=np.int64)
+    _, first = np.unique(site_pos, return_index=True)
+    tpos = site_pos[np.sort(first)]  # each node once, in the sites' order
+    fiber = len(net.fiber_nodes(build)) > 0
+    if fiber:
+        tpos = np.concatenate([[net.n], tpos])
+    elif len(tpos) and net.has_fiber().any():
         log.warning(
             "%s: no usable fiber to connect to; the sites are only connected to each other",
             build.weight,
         )
-    problem = net.problem(build, terminals)
+    terminals = net.label_array(tpos)
+    problem = net.problem(build, terminals, tpos)
     # sites the road graph does not link to the fiber (a road piece apart from the network)
     # are left out and reported, rather than failing the whole plan
     cut_off = problem.cut_off
@@ -144,27 +175,30 @@ def _tree(
             "backbone (%s): %d site(s) have no road path to %s and are left out: %s",
             build.weight,
             len(cut_off),
-            "the fiber network" if terminals[0] == ROOT else "the other sites",
+            "the fiber network" if fiber else "the other sites",
             ", ".join(_site_name(t) for t in cut_off[:10]),
         )
-        terminals = [t for t in terminals if t not in set(cut_off)]
-    if len(terminals) <= 1:
+    if len(terminals) - len(cut_off) <= 1:
         none = np.zeros(0, dtype=np.int64)
-        return _listed(net, none, none, none, build, sites, cut_off)
+        return 0.0 if sites is None else _listed(net, none, none, none, build, sites, cut_off)
     if steiner is None:
         a, b, _ = steiner_tree_csr(
             problem.indptr,
             problem.col,
             problem.weight,
             problem.terminals,
-            labels=net.labels(problem.keep),
+            labels=net.label_array(problem.keep),
         )
         u, v = problem.keep[a], problem.keep[b]  # u < v: as the tree lists them
     else:
+        lost = set(cut_off)
+        terminals = [t for t in terminals.tolist() if t not in lost]
         pairs = steiner(net.subgraph(build, problem), terminals, weight=build.weight).edges
         u = np.array([net.position(x) for x, _ in pairs], dtype=np.int64)
         v = np.array([net.position(y) for _, y in pairs], dtype=np.int64)
     root = (u == net.n) | (v == net.n)
+    if sites is None:
+        return _cost(net, build, u[~root], v[~root])
     attach = np.where(u[root] == net.n, v[root], u[root])
     return _listed(net, u[~root], v[~root], attach, build, sites, cut_off)
 
@@ -274,10 +308,11 @@ def plan_backbone(
         Compute exact Shapley shares (2^n Steiner trees for n operators; refused above 10).
     """
     net = RoadNetwork(G)
-    ops = sorted({op for lst in site_operators.values() for op in lst})
+    sites = _Sites.read(net, site_nodes, site_operators)
+    ops = sites.ops
     greenfield = not net.has_fiber().any()
     # the plans compare the same sites: one that a plan cannot connect is left out of all
-    left_out = _left_out(net, site_nodes, site_operators)
+    left_out = _left_out(net, sites)
     if left_out:
         log.warning(
             "backbone: %d site(s) cannot be connected in every plan and are left out of all of "
@@ -286,27 +321,34 @@ def plan_backbone(
             "; ".join(f"{s} ({r})" for s, r in list(left_out.items())[:10]),
         )
     site_operators = {s: o for s, o in site_operators.items() if s not in left_out}
-    by_op: dict[str, list[str]] = {op: [] for op in ops}
-    for sid, lst in site_operators.items():
-        for op in lst:
-            by_op[op].append(sid)
+    # the sites in order (their nodes' positions, their operators as bits)
+    kept = np.fromiter((s not in left_out for s in sites.order), bool, count=len(sites.order))
+    names, site_pos, site_bits = sites.names[kept], sites.pos[kept], sites.bits[kept]
+    all_sites = names.tolist()
+    bit = {op: 1 << i for i, op in enumerate(ops)}
     # each build's tree once: the separate plans' trees are also the Shapley singletons
-    solved: dict[tuple, list[tuple[Build, _Tree]]] = {}
+    solved: dict[bytes, list[tuple[Build, _Tree | float]]] = {}
 
-    def solve(build: Build, sids: list[str]) -> _Tree:
-        same = solved.setdefault(tuple(sids), [])
+    def solve(build: Build, members: int, listed: bool = True) -> _Tree | float:
+        """The tree of the sites of any of the operators ``members`` (bits), in site order
+        (not ``listed``: only its cost)."""
+        mask = (site_bits & members) != 0
+        same = solved.setdefault(np.packbits(mask).tobytes(), [])
         for b, tree in same:
             if np.array_equal(b.cost, build.cost) and np.array_equal(b.fiber, build.fiber):
-                return tree
-        tree = _tree(net, build, [site_nodes[s] for s in sids], steiner, sids)
+                if isinstance(tree, _Tree):
+                    return tree if listed else tree.plan.cost
+                if not listed:
+                    return tree
+        ids = names[mask].tolist() if listed else None
+        tree = _tree(net, build, site_pos[mask], steiner, ids)
         same.append((build, tree))
         return tree
 
-    trees = {op: solve(net.build(f"cost_{op}"), sorted(by_op[op])) for op in ops}
+    trees = {op: solve(net.build(f"cost_{op}"), bit[op]) for op in ops}
     separate = {op: t.plan for op, t in trees.items()}
     for op, t in separate.items():
         log.info("backbone: %s alone: %.1f km, cost %.0f", op, t.length_m / 1000, t.cost)
-    all_sites = sorted(site_operators)
     joint_build = net.build("cost_joint")
     if greenfield:
         joint, users = _greenfield_plan(
@@ -319,12 +361,11 @@ def plan_backbone(
         )
         union = None
     else:
-        joint_tree = _tree(net, joint_build, [site_nodes[s] for s in all_sites], steiner, all_sites)
+        joint_tree = _tree(net, joint_build, site_pos, steiner, all_sites)
         joint = joint_tree.plan
         # the separate plans built as one shared network are a joint plan too: a heuristic
         # Steiner tree must never lose to it, so the joint plan never costs more than building
         # separately
-        site_pos = np.array([net.position(site_nodes[s]) for s in all_sites], dtype=np.int64)
         union = _union_tree(net, joint_build, list(trees.values()), site_pos, all_sites)
     # (a union that never reaches the fiber is no substitute for a joint tree that does)
     if (
@@ -340,7 +381,7 @@ def plan_backbone(
         )
         joint, joint_tree = union.plan, union
     if not greenfield:
-        users = _edge_users(net, joint_tree, site_nodes, site_operators)
+        users = _edge_users(net, joint_tree, site_pos, site_bits, ops)
     proportional = dict.fromkeys(ops, 0.0)
     if greenfield:
         cost_joint = {e: G.edges[e]["cost_joint"] for e in joint.edges}
@@ -358,7 +399,6 @@ def plan_backbone(
             )
 
         own, lease = G.graph.get("own_fiber_factor", 0.02), G.graph.get("lease_factor", 0.3)
-        site_sets = [frozenset(site_operators[s]) for s in all_sites]  # each site's operators
 
         def value(coalition: frozenset) -> float:
             # a coalition reuses its members' fiber and leases the others' (the grand
@@ -374,11 +414,16 @@ def plan_backbone(
                 trees = [separate[o] for o in sorted(coalition)]
                 solver = steiner or _default_steiner()
                 return _greenfield_plan(G, site_nodes, members, "cost_joint", solver, trees)[0].cost
-            sids = sorted(s for s, o in zip(all_sites, site_sets, strict=True) if o & coalition)
-            return solve(net.coalition(coalition, own, lease), sids).plan.cost
+            bits = sum(bit[op] for op in coalition)
+            return solve(net.coalition(coalition, own, lease), bits, listed=False)
 
         shares = shapley_shares(ops, value)
-    return BackbonePlan(separate, joint, users, proportional, shares, left_out, greenfield)
+    eid = {op: t.eid for op, t in trees.items()}
+    if not greenfield:
+        eid[None] = joint_tree.eid
+    return BackbonePlan(
+        separate, joint, users, proportional, shares, left_out, greenfield, _PlanArrays(net, eid)
+    )
 
 
 def left_out_sites(
@@ -395,53 +440,71 @@ def left_out_sites(
     (ties: the piece of the first site) can, the others cannot. Leaving these sites out of every
     plan makes the joint and the separate plans serve the same sites.
     """
-    return _left_out(RoadNetwork(G), site_nodes, site_operators)
+    net = RoadNetwork(G)
+    return _left_out(net, _Sites.read(net, site_nodes, site_operators))
 
 
-def _left_out(
-    net: RoadNetwork, site_nodes: Mapping[str, object], site_operators: Mapping[str, Sequence[str]]
-) -> dict[str, str]:
+@dataclass(frozen=True)
+class _Sites:
+    """The sites read once: their ids in order, their nodes' positions in the road network and
+    their operators (bit i: ``ops[i]``, the operators in order)."""
+
+    order: list[str]
+    names: np.ndarray  # the ids, as an object array
+    pos: np.ndarray
+    bits: np.ndarray
+    ops: list[str]
+
+    @classmethod
+    def read(
+        cls,
+        net: RoadNetwork,
+        site_nodes: Mapping[str, object],
+        site_operators: Mapping[str, Sequence[str]],
+    ) -> _Sites:
+        order = sorted(site_operators)
+        ops = sorted({op for lst in site_operators.values() for op in lst})
+        bit = {op: 1 << i for i, op in enumerate(ops)}
+        index, k = net.index, len(order)
+        pos = np.fromiter((index[site_nodes[s]] for s in order), np.int64, count=k)
+        bits = np.fromiter(
+            (sum({bit[op] for op in site_operators[s]}) for s in order), np.int64, count=k
+        )
+        return cls(order, np.fromiter(order, object, count=k), pos, bits, ops)
+
+
+def _left_out(net: RoadNetwork, sites: _Sites) -> dict[str, str]:
     """:func:`left_out_sites` on the graph read as arrays."""
     comp = net.components()
-    order = sorted(site_operators)
-    reasons: dict[str, str] = {}
-    # each site's component, looked up once
-    index = net.index
-    at = np.fromiter((index[site_nodes[s]] for s in order), np.int64, count=len(order))
-    of_site = dict(zip(order, comp[at].tolist(), strict=True))
+    label = comp[sites.pos]  # each site's road piece
+    whys: list[str] = []
+    why = np.full(len(label), -1, dtype=np.int64)  # the first reason found, of whys
 
-    def label(s: str) -> int:
-        return of_site[s]
+    def on_fiber(weight: str) -> np.ndarray:
+        return unique(comp[net.fiber_nodes(net.build(weight))])
 
-    def on_fiber(weight: str) -> set[int]:
-        return set(comp[net.fiber_nodes(net.build(weight))].tolist())
+    def cannot(mask: np.ndarray, reason: str) -> None:
+        why[mask & (why < 0)] = len(whys)
+        whys.append(reason)
 
     joint = on_fiber("cost_joint")
-    if joint:
-        for s in order:
-            if label(s) not in joint:
-                reasons[s] = "no road path to the operators' fiber"
-    ops = sorted({op for lst in site_operators.values() for op in lst})
+    if len(joint):
+        cannot(~np.isin(label, joint), "no road path to the operators' fiber")
     _, carriers = net.carriers()
-    for op in ops:
-        sids = [s for s in order if op in site_operators[s]]
+    for i, op in enumerate(sites.ops):
+        mine = (sites.bits >> i) & 1 == 1
         reach = on_fiber(f"cost_{op}")
-        if reach:
+        if len(reach):
             own = any(op in c for c in carriers)
-            why = (
+            reason = (
                 f"no road path to {op}'s fiber" if own else f"no road path to fiber {op} can lease"
             )
-        else:
-            counts = Counter(label(s) for s in sids)
-            first = {}
-            for s in sids:
-                first.setdefault(label(s), len(first))
-            reach = {max(counts, key=lambda c: (counts[c], -first[c]))} if counts else set()
-            why = f"no road path to {op}'s other sites"
-        for s in sids:
-            if label(s) not in reach:
-                reasons.setdefault(s, why)
-    return {s: reasons[s] for s in order if s in reasons}
+        else:  # the piece holding most of the operator's sites (ties: the first site's)
+            pieces, first, counts = np.unique(label[mine], return_index=True, return_counts=True)
+            reach = pieces[np.lexsort((first, -counts))[:1]]
+            reason = f"no road path to {op}'s other sites"
+        cannot(mine & ~np.isin(label, reach), reason)
+    return {s: whys[w] for s, w in zip(sites.order, why.tolist(), strict=True) if w >= 0}
 
 
 def _default_steiner() -> Callable:
@@ -537,14 +600,15 @@ def _needed(
 
 
 def _edge_users(
-    net: RoadNetwork, joint: _Tree, site_nodes, site_operators
+    net: RoadNetwork, joint: _Tree, site_pos: np.ndarray, site_bits: np.ndarray, ops: list[str]
 ) -> dict[tuple, frozenset]:
-    """Operators whose sites' tree paths to the fiber network use each joint edge.
+    """Operators whose sites' tree paths to the fiber network use each joint edge (the sites
+    at positions ``site_pos``, their operators as bits of ``site_bits``, bit i: ``ops[i]``).
 
     The path of a site to the root in a tree uses exactly the edges between it and the root,
-    so an edge's users are the operators of the sites below it: one pass from the leaves up
-    (O(tree), the operators as bits; a path search per site had not finished after 13 minutes
-    on the national demo's 83,000 sites).
+    so an edge's users are the operators of the sites below it: an operator's edges are those
+    above the nodes of its sites, found by one search up the tree from all of them (a path
+    search per site had not finished after 13 minutes on the national demo's 83,000 sites).
     """
     edges = joint.plan.edges
     if not len(joint.attach):  # not joined to the fiber: no path to it
@@ -552,36 +616,41 @@ def _edge_users(
     n = net.n
     a = np.concatenate([joint.u, np.full(len(joint.attach), n)])
     b = np.concatenate([joint.v, joint.attach])
-    nodes, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    nodes, inv = relabel(np.concatenate([a, b]))
     la, lb = inv[: len(a)], inv[len(a) :]
-    T = coo_matrix((np.ones(len(a)), (la, lb)), shape=(len(nodes), len(nodes))).tocsr()
-    order, parent = breadth_first_order(T, len(nodes) - 1, directed=False)  # root: last
-    ops = sorted({op for lst in site_operators.values() for op in lst})
-    bit = {op: 1 << i for i, op in enumerate(ops)}
+    k = len(nodes)
+    T = coo_matrix((np.ones(len(a)), (la, lb)), shape=(k, k)).tocsr()
+    order, parent = breadth_first_order(T, k - 1, directed=False)  # root: last
     local = np.full(n + 1, -1, dtype=np.int64)
-    local[nodes] = np.arange(len(nodes))
-    below = [0] * len(nodes)  # the operators (bits) of the sites in each node's subtree
-    index = net.index
-    at = [n if x == ROOT else index[x] for x in map(site_nodes.__getitem__, site_operators)]
-    for i, lst in zip(local[np.asarray(at, dtype=np.int64)].tolist(), site_operators.values(),
-                      strict=True):  # fmt: skip
-        if i >= 0:
-            for op in lst:
-                below[i] |= bit[op]
-    parent = parent.tolist()
-    for v in reversed(order.tolist()[1:]):  # children before parents
-        if below[v]:
-            below[parent[v]] |= below[v]
-    names: dict[int, frozenset] = {}
-    users = {}
-    for e, x, y in zip(edges, la[: len(joint.u)].tolist(), lb[: len(joint.u)].tolist(),
-                       strict=True):  # fmt: skip
-        child = y if parent[y] == x else x if parent[x] == y else -1
-        bits = below[child] if child >= 0 else 0
-        if bits not in names:
-            names[bits] = frozenset(op for op in ops if bits & bit[op])
-        users[e] = names[bits]
-    return users
+    local[nodes] = np.arange(k)
+    at = local[site_pos]
+    own = np.zeros(k, dtype=np.int64)  # the operators (bits) of the sites at each node
+    np.bitwise_or.at(own, at[at >= 0], site_bits[at >= 0])
+    # each node's ancestors: a search up the tree (child -> parent edges) from a source k
+    # joined to the nodes with a site of the operator reaches the nodes whose subtree has one
+    child = order[1:]
+    below = np.zeros(k, dtype=np.int64)  # the operators (bits) of the sites in each subtree
+    for i in range(len(ops)):
+        start = np.flatnonzero((own >> i) & 1)
+        up = coo_matrix(
+            (
+                np.ones(len(child) + len(start)),
+                (
+                    np.concatenate([child, np.full(len(start), k)]),
+                    np.concatenate([parent[child], start]),
+                ),
+            ),
+            shape=(k + 1, k + 1),
+        ).tocsr()
+        reached = breadth_first_order(up, k, directed=True, return_predecessors=False)
+        below[reached[reached < k]] |= 1 << i
+    x, y = la[: len(joint.u)], lb[: len(joint.u)]
+    child = np.where(parent[y] == x, y, np.where(parent[x] == y, x, -1))
+    bits = np.where(child >= 0, below[np.maximum(child, 0)], 0)
+    names = {
+        int(c): frozenset(op for i, op in enumerate(ops) if (c >> i) & 1) for c in unique(bits)
+    }
+    return dict(zip(edges, map(names.__getitem__, bits.tolist()), strict=True))
 
 
 def shapley_shares(players: Sequence[str], value: Callable[[frozenset], float]) -> dict[str, float]:
@@ -614,50 +683,89 @@ def plan_links(G: nx.Graph, plan: BackbonePlan) -> gpd.GeoDataFrame:
     """The backbone links as a GeoDataFrame: joint links (with their users) and each operator's
     separate links; columns ``plan`` (joint/separate), ``operators``, ``length_m``, ``cost``,
     ``status`` (new: a trench is dug; reused: the builders' own fiber; leased: another
-    operator's fiber, paid per metre)."""
+    operator's fiber, paid per metre). A plan of :func:`plan_backbone` on this very ``G`` (its
+    edge attributes unchanged since) is read from the arrays it was solved on; any other, edge
+    by edge."""
     lease = G.graph.get("lease_factor", 0.3)
     leasing = lease is not None and lease < 1.0  # dearer leases are not taken
     players = set(G.graph.get("operators", plan.separate))
     columns = ["plan", "operators", "length_m", "cost", "status", "road_class"]
-    table: dict[str, list] = {c: [] for c in columns}
-    geoms: list = []
+    parts: dict[str, list] = {c: [] for c in [*columns, "geometry"]}
     builds = [("joint", None, plan.joint.edges, "cost_joint", players)]
     builds += [("separate", op, t.edges, f"cost_{op}", {op}) for op, t in plan.separate.items()]
-    adj = G._adj  # networkx's documented dict-of-dicts: G.edges[u, v] without the view
+    # the plans' edges as numbers in the network they were solved on, when it is G's
+    arrays = plan.arrays if plan.arrays is not None and plan.arrays.net.G is G else None
     for which, op, edges, weight, members in builds:
-        ds = [adj[u][v] for u, v in edges]
-        table["plan"] += [which] * len(ds)
-        if op:
-            table["operators"] += [op] * len(ds)
+        k = len(edges)
+        if arrays is not None and op in arrays.eid:
+            values = _edge_values(arrays.net, arrays.eid[op], weight, members, leasing)
         else:
-            names: dict[frozenset, str] = {}
-            for e in edges:
-                who = frozenset(plan.users.get(e, ()))
-                if who not in names:
-                    names[who] = ";".join(sorted(who))
-                table["operators"].append(names[who])
-        table["length_m"] += [d["length_m"] for d in ds]
-        table["cost"] += [d[weight] for d in ds]
-        status: dict[frozenset, str] = {}
-        for d in ds:
-            carriers = frozenset(d.get("fiber", ()))
-            if carriers not in status:
-                status[carriers] = _status(carriers, members, leasing)
-            table["status"].append(status[carriers])
-        table["road_class"] += [d.get("road_class", "") for d in ds]
-        geoms += [d.get("geometry") for d in ds]
+            values = _looked_up_values(G, edges, weight, members, leasing)
+        parts["plan"].append(np.full(k, which, dtype=object))
+        parts["operators"].append(
+            np.full(k, op, dtype=object) if op else _user_names(plan.users, edges)
+        )
+        for c, x in zip(_VALUES, values, strict=True):
+            parts[c].append(x)
+    table = {c: np.concatenate(x) for c, x in parts.items()}
     # an edge without a line (none, or empty) is drawn straight between its nodes
-    lines = np.empty(len(geoms), dtype=object)
-    lines[:] = geoms
-    missing = np.flatnonzero(
-        np.fromiter((g is None for g in geoms), bool, len(geoms)) | shapely.is_empty(lines)
-    )
+    lines = table.pop("geometry")
+    missing = np.flatnonzero(shapely.is_missing(lines) | shapely.is_empty(lines))
     edges = [e for build in builds for e in build[2]]
     for i in missing.tolist():
         lines[i] = LineString([(G.nodes[n]["x"], G.nodes[n]["y"]) for n in edges[i]])
     return gpd.GeoDataFrame(table, columns=columns, geometry=lines, crs=G.graph["crs"]).astype(
         {"length_m": float, "cost": float}
     )
+
+
+#: The links' values read from the edges (:func:`_edge_values`).
+_VALUES = ("length_m", "cost", "status", "road_class", "geometry")
+
+
+def _edge_values(
+    net: RoadNetwork, eid: np.ndarray, weight: str, members: set, leasing: bool
+) -> tuple[np.ndarray, ...]:
+    """The links' :data:`_VALUES` on the network's edges ``eid`` (length, cost at ``weight``,
+    status, road class, line), from its columns: each read once for all edges."""
+    code, sets = net.carriers()
+    status = np.array([_status(c, members, leasing) for c in sets] or [""], dtype=object)
+    return (
+        net.attribute("length_m")[eid],
+        net.attribute(weight)[eid],
+        status[code[eid]],
+        net.objects("road_class", "")[eid],
+        net.objects("geometry", None)[eid],
+    )
+
+
+def _looked_up_values(
+    G: nx.Graph, edges: Sequence[tuple], weight: str, members: set, leasing: bool
+) -> tuple[np.ndarray, ...]:
+    """:func:`_edge_values` of edges given as node pairs of ``G`` (each looked up)."""
+    adj = G._adj  # networkx's documented dict-of-dicts: G.edges[u, v] without the view
+    ds = [adj[u][v] for u, v in edges]
+    carriers = [frozenset(d.get("fiber", ())) for d in ds]
+    status = {c: _status(c, members, leasing) for c in set(carriers)}
+    k = len(ds)
+    return (
+        np.array([d["length_m"] for d in ds], dtype=float),
+        np.array([d[weight] for d in ds], dtype=float),
+        np.fromiter(map(status.__getitem__, carriers), object, count=k),
+        np.fromiter((d.get("road_class", "") for d in ds), object, count=k),
+        np.fromiter((d.get("geometry") for d in ds), object, count=k),
+    )
+
+
+def _user_names(users: Mapping[tuple, frozenset], edges: Sequence[tuple]) -> np.ndarray:
+    """Each edge's users (none: none listed) as names joined by ``;``, sorted."""
+    if len(users) == len(edges) and all(map(operator.is_, users, edges)):
+        who = list(users.values())  # listed in the edges' order (the plans list them so)
+    else:
+        who = [users.get(e, ()) for e in edges]
+    who = list(map(frozenset, who))
+    names = {w: ";".join(sorted(w)) for w in set(who)}
+    return np.fromiter(map(names.__getitem__, who), object, count=len(edges))
 
 
 def _status(carriers: frozenset, members: set, leasing: bool) -> str:

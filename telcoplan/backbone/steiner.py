@@ -17,15 +17,12 @@ tree of the same cost unless equal-cost alternatives exist or lead the heuristic
 
 from __future__ import annotations
 
-import ctypes
 import dataclasses
 import functools
 import logging
 import operator
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from itertools import chain
 from types import SimpleNamespace
 
@@ -34,7 +31,8 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
 
-from telcoplan.backbone._network import prune_leaves, setdiff, unique
+from telcoplan.backbone._network import object_ids as _object_ids
+from telcoplan.backbone._network import prune_leaves, relabel, setdiff, unique
 from telcoplan.errors import PlanError
 
 __all__ = ["steiner_tree", "steiner_tree_csr"]
@@ -445,18 +443,6 @@ class _Net:
                    col, eid, wq)  # fmt: skip
 
 
-def _object_ids(objs: np.ndarray) -> np.ndarray:
-    """``id()`` of every element of an object array, as uint64. In CPython an object array
-    stores the elements' PyObject pointers, which are their ids: reading them back touches none
-    of the objects (calling id() on each would, one cache miss per object on a big graph)."""
-    n = len(objs)
-    if n == 0 or sys.implementation.name != "cpython" or objs.itemsize != 8:
-        return np.fromiter(map(id, objs), np.uint64, count=n)
-    objs = np.ascontiguousarray(objs)
-    buf = (ctypes.c_uint64 * n).from_address(objs.ctypes.data)
-    return np.frombuffer(buf, dtype=np.uint64).copy()
-
-
 def _terminal_positions(G: nx.Graph, net: _Net, terminals: list) -> np.ndarray:
     """Positions of the terminals in the node order, increasing. Found by the identity of their
     adjacency rows (``G._adj[t]`` is the row object ``net.rows`` holds), which hashes only the
@@ -689,12 +675,24 @@ def _kernels() -> SimpleNamespace:
         find=nb.njit(cache=True, nogil=True)(_find_py),
         first_min=nb.njit(cache=True, nogil=True)(_first_min_py),
         path_edges=nb.njit(cache=True, nogil=True)(_path_edges_py),
+        region_routes=nb.njit(cache=True, nogil=True)(_region_routes_py),
+        accept=nb.njit(cache=True, nogil=True)(_accept_py),
     )
 
 
-def _first_min_py(key, val):  # pragma: no cover - compiled by numba
+def _first_min(key: np.ndarray, val: np.ndarray) -> np.ndarray:
     """For each distinct key, in increasing key order, the first position of its least value:
-    the first position of each key in ``np.lexsort((val, key))``, without sorting."""
+    the first position of each key in ``np.lexsort((val, key))``, without sorting the values.
+
+    The keys are put in order here, not in the kernel: numba's ``np.argsort`` there, loaded
+    from the on-disk cache after the construction kernels' caches, returned the keys out of
+    order (the trees then depended on which kernels a process had loaded first)."""
+    best = _kernels().first_min(key, val)
+    return best[np.argsort(key[best], kind="stable")]
+
+
+def _first_min_py(key, val):  # pragma: no cover - compiled by numba
+    """:func:`_first_min`, the keys in the order first seen."""
     n = len(key)
     bits = 1
     while (1 << bits) < 2 * n:
@@ -718,8 +716,7 @@ def _first_min_py(key, val):  # pragma: no cover - compiled by numba
                     best[g] = i
                 break
             h = (h + 1) & mask
-    best = best[:groups]
-    return best[np.argsort(key[best])]
+    return best[:groups]
 
 
 def _path_edges_py(pred, starts, no_pred, ekey, n, eids):  # pragma: no cover - compiled by numba
@@ -949,7 +946,7 @@ class _KeyTree:
         # the tree as flat adjacency lists over local ids (no per-entry tuples: fast, and
         # light on the garbage collector)
         tu, tv = net.eu[tree], net.ev[tree]
-        tnodes, inv = np.unique(np.concatenate([tu, tv]), return_inverse=True)
+        tnodes, inv = relabel(np.concatenate([tu, tv]))
         m = len(tree)
         src = inv
         dst = np.concatenate([inv[m:], inv[:m]])
@@ -1068,7 +1065,7 @@ def _candidates(net: _Net, kt: _KeyTree, tree: np.ndarray) -> _Candidates:
     # inner node): candidates with the same positions serve the same moves
     pa, pb = kt.pos[a], kt.pos[b]
     pk = np.minimum(pa, pb) * (2 * kt.V) + np.maximum(pa, pb)
-    keep = _kernels().first_min(pk, c)  # ties keep the edge order
+    keep = _first_min(pk, c)  # ties keep the edge order
     keep = keep[np.argsort(c[keep], kind="stable")]
     return _Candidates(
         a[keep],
@@ -1087,9 +1084,20 @@ def _key_path_exchange(net, is_term, tree, kt: _KeyTree, cand: _Candidates | Non
     """Proposals (edge ids, extra nodes): one batch of independent improving exchanges."""
     if cand is None:
         return []
+    moves = _path_exchanges(kt, cand, tol)
+    if moves is None:
+        return []
+    # reconnections through the removed path's own Voronoi region, where better
+    moves = moves.or_better(_region_routes(net, kt, cand, tol), kt.V)
+    return _apply_exchanges(net, kt, tree, cand.pred, moves, "key-path exchange")
+
+
+def _path_exchanges(kt: _KeyTree, cand: _Candidates, tol: float) -> _Exchanges | None:
+    """For each key path, the cheapest candidate path covering it, where shorter (each route:
+    the candidate's boundary edge); None when no candidate covers a key path."""
     A, B, ok = _cover_ends(kt, cand.a, cand.b)
     if len(ok) == 0:
-        return []
+        return None
     c = cand.c[ok]  # ascending
     A, B = A[ok], B[ok]
     L = kt.lca(A, B)
@@ -1103,29 +1111,41 @@ def _key_path_exchange(net, is_term, tree, kt: _KeyTree, cand: _Candidates | Non
     ps = np.flatnonzero(has)
     i = best[ps]
     j = ok[i]
-    moves = [
-        _Exchange(gain, p, a, b, ka, kb, lca, lambda j=j: cand.path_edges(net, j))
-        for gain, p, a, b, ka, kb, lca, j in zip(
-            (kt.cost[ps] - c[i]).tolist(),
-            ps.tolist(),
-            cand.a[j].tolist(),
-            cand.b[j].tolist(),
-            A[i].tolist(),
-            B[i].tolist(),
-            L[i].tolist(),
-            j.tolist(),
-            strict=True,
-        )
-    ]
-    # reconnections through the removed path's own Voronoi region, where better
-    better = {m.p: m for m in moves}
-    for m in _region_routes(net, kt, cand, tol):
-        if m.p not in better or m.gain > better[m.p].gain:
-            better[m.p] = m
-    return _apply_exchanges(kt, tree, list(better.values()), "key-path exchange")
+    return _Exchanges(
+        kt.cost[ps] - c[i],
+        ps,
+        cand.a[j],
+        cand.b[j],
+        A[i],
+        B[i],
+        L[i],
+        np.stack([cand.x[j], cand.y[j]], axis=1).ravel(),
+        np.arange(0, 2 * len(j) + 1, 2),
+    )
 
 
-def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> list[_Exchange]:
+def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> _Exchanges | None:
+    """Key-path exchanges through the removed key path's own Voronoi region, for all key paths
+    at once (:func:`_region_exits`), as routes: the walk back from each exit node to where its
+    route entered the region, and the tree nodes that each route joins."""
+    found = _region_exits(net, kt, cand, tol)
+    if found is None:
+        return None
+    up, r, best, members, entry_y, exit_y, group, total = found
+    # walk each exit node's route back to the virtual source: its entry node
+    entry, route, ptr = _kernels().region_routes(up, r, best, members, entry_y, exit_y)
+    base = cand.base
+    a, b = base[entry_y[entry]], base[exit_y[best]]
+    A, B, ok = _cover_ends(kt, a, b)
+    lca = kt.lca(A[ok], B[ok])
+    p = group[best]
+    route, ptr = _take(route, ptr, ok)
+    return _Exchanges(
+        kt.cost[p[ok]] - total[best[ok]], p[ok], a[ok], b[ok], A[ok], B[ok], lca, route, ptr
+    )
+
+
+def _region_exits(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> tuple | None:
     """Key-path exchanges through the removed key path's own Voronoi region (Uchoa & Werneck's
     repair), for all key paths at once.
 
@@ -1136,6 +1156,11 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     disjoint union of all R_p (edges inside each R_p only) gives every x its distance d1(x)
     from the lower side; the best route through R_p leaves it at the x of least
     d1(x) + min over neighbours y on the upper side of w(x, y) + d(y).
+
+    Returns (the Dijkstra run's predecessors, the number r of region nodes (ids ≥ r: the
+    sources), the exit node of each improving route, the region nodes' positions in the
+    graph, each region node's lower-side entry neighbour and upper-side exit neighbour, each
+    region node's key path, each region node's route length), or None when no route improves.
     """
     base, dist = cand.base, cand.dist
     n = net.n
@@ -1149,7 +1174,7 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     rp[far] = -1
     members = np.flatnonzero(rp >= 0)
     if len(members) == 0:
-        return []
+        return None
     eu, ev, ew = net.eu, net.ev, net.ew
     ru, rv = rp[eu], rp[ev]
     inside = np.flatnonzero((ru >= 0) & (ru == rv))
@@ -1173,7 +1198,7 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     src = r + slot[P]
     ent = np.flatnonzero(lower)
     key = loc[X[ent]]  # each x belongs to one region
-    first = ent[_kernels().first_min(key, val[ent])]
+    first = ent[_first_min(key, val[ent])]
     M = csr_matrix(
         (
             np.concatenate([ew[inside], ew[inside], val[first]]),
@@ -1191,73 +1216,108 @@ def _region_routes(net: _Net, kt: _KeyTree, cand: _Candidates, tol: float) -> li
     entry_y[loc[X[first]]] = Y[first]
     # exits to the upper side: the shortest per x
     ext = np.flatnonzero(~lower)
-    first = ext[_kernels().first_min(loc[X[ext]], val[ext])]
+    first = ext[_first_min(loc[X[ext]], val[ext])]
     exit_val = np.full(r, np.inf)
     exit_val[loc[X[first]]] = val[first]
     exit_y = np.full(r, -1, dtype=np.int64)
     exit_y[loc[X[first]]] = Y[first]
     total = d1[:r] + exit_val
     group = rp[members]
-    best = _kernels().first_min(group, total)
+    best = _first_min(group, total)
     best = best[total[best] < kt.cost[group[best]] - tol]
     if len(best) == 0:
-        return []
-    # walk each exit node's route back to the virtual source: its entry node
-    walks = []
-    ends = np.empty((len(best), 2), dtype=np.int64)
-    up = p1.tolist()
-    for k, i in enumerate(best.tolist()):
-        node, walk = i, [i]
+        return None
+    return p1, r, best, members, entry_y, exit_y, group, total
+
+
+def _region_routes_py(up, r, best, members, entry_y, exit_y):  # pragma: no cover - numba
+    """For each exit node ``best[k]`` (a region member), the member where its route through the
+    region enters (walking the predecessors ``up`` back to the region's source, ids ≥ ``r``)
+    and the route as graph nodes: entry's lower-side neighbour, entry, …, exit, exit's
+    upper-side neighbour (flat, with pointers)."""
+    entry = np.empty(len(best), dtype=np.int64)
+    ptr = np.zeros(len(best) + 1, dtype=np.int64)
+    size = 0
+    for k in range(len(best)):
+        node, steps = best[k], 1
         while up[node] < r:
             node = up[node]
-            walk.append(node)
-        ends[k] = entry_y[node], exit_y[i]
-        walks.append(walk)
-    a, b = base[ends[:, 0]], base[ends[:, 1]]
-    A, B, ok = _cover_ends(kt, a, b)
-    lca = kt.lca(A[ok], B[ok])
-    p = group[best]
-    gain, p, a, b, A, B, lca = (x.tolist() for x in (kt.cost[p] - total[best], p, a, b, A, B, lca))
-    return [
-        _Exchange(
-            gain[k],
-            p[k],
-            a[k],
-            b[k],
-            A[k],
-            B[k],
-            lca[j],
-            partial(_region_route_edges, net, cand.pred, members[walks[k]], ends[k]),
-        )
-        for j, k in enumerate(ok.tolist())
-    ]
+            steps += 1
+        entry[k] = node
+        size += steps + 2
+        ptr[k + 1] = size
+    route = np.empty(size, dtype=np.int64)
+    for k in range(len(best)):
+        at = ptr[k + 1] - 1
+        route[ptr[k]] = entry_y[entry[k]]
+        route[at] = exit_y[best[k]]
+        node = best[k]
+        at -= 1
+        route[at] = members[node]
+        while up[node] < r:
+            node = up[node]
+            at -= 1
+            route[at] = members[node]
+    return entry, route, ptr
 
 
-def _region_route_edges(net, pred, walk: np.ndarray, ends: np.ndarray) -> np.ndarray:
-    """Edge ids of a route through a region: tree ← … ← y1 — x1 … x — y2 → … → tree, where
-    ``walk`` is x … x1 and ``ends`` is (y1, y2)."""
-    nodes = walk.tolist()
-    y1, y2 = ends.tolist()
-    us = [*nodes, nodes[0]]
-    vs = [*nodes[1:], y1, y2]
-    eids = net.edge_ids(np.array(us, dtype=np.int64), np.array(vs, dtype=np.int64))
-    return _expand(net, pred, ends[:1], ends[1:], eids)
+def _take(flat: np.ndarray, ptr: np.ndarray, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lists ``items`` of lists stored flat (item i: ``flat[ptr[i]:ptr[i + 1]]``), flat."""
+    items = np.asarray(items, dtype=np.int64)
+    lo, size = ptr[items], ptr[items + 1] - ptr[items]
+    out = np.zeros(len(items) + 1, dtype=np.int64)
+    np.cumsum(size, out=out[1:])
+    at = np.repeat(lo - out[:-1], size) + np.arange(out[-1])
+    return flat[at], out
 
 
 @dataclass(frozen=True)
-class _Exchange:
-    """Replace key path p by a path of ``gain`` less weight between tree nodes a and b (key
-    vertices A and B are where the tree path between them leaves a's and b's key paths; lca is
-    their lowest common ancestor); ``edges()`` gives the new path's edge ids."""
+class _Exchanges:
+    """Key-path exchanges: replace key path p[i] by a route of gain[i] less weight between tree
+    nodes a[i] and b[i] (key vertices A[i] and B[i] are where the tree path between them leaves
+    a's and b's key paths; lca[i] is their lowest common ancestor). Route i is the nodes
+    ``route[ptr[i]:ptr[i + 1]]`` (consecutive ones joined by edges), from its first and last
+    node along the Voronoi forest to the tree."""
 
-    gain: float
-    p: int
-    a: int
-    b: int
-    A: int
-    B: int
-    lca: int
-    edges: object
+    gain: np.ndarray
+    p: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    A: np.ndarray
+    B: np.ndarray
+    lca: np.ndarray
+    route: np.ndarray
+    ptr: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.p)
+
+    def or_better(self, other: _Exchanges | None, V: int) -> _Exchanges:
+        """These exchanges (one per key path), each replaced by the one of ``other`` for the
+        same key path when that gains more; with ``other``'s for the key paths these lack."""
+        if other is None or not len(other):
+            return self
+        at = np.full(V, -1, dtype=np.int64)
+        at[self.p] = np.arange(len(self))
+        mine = at[other.p]
+        has = mine >= 0
+        take = ~has
+        take[has] = other.gain[has] > self.gain[mine[has]]
+        kept = np.ones(len(self), dtype=bool)
+        kept[mine[take & (mine >= 0)]] = False
+        a, b = np.flatnonzero(kept), np.flatnonzero(take)
+        route_a, ptr_a = _take(self.route, self.ptr, a)
+        route_b, ptr_b = _take(other.route, other.ptr, b)
+        join = [getattr(self, f)[a] for f in ("gain", "p", "a", "b", "A", "B", "lca")]
+        join = [
+            np.concatenate([x, getattr(other, f)[b]])
+            for x, f in zip(join, ("gain", "p", "a", "b", "A", "B", "lca"), strict=True)
+        ]
+        return _Exchanges(
+            *join,
+            np.concatenate([route_a, route_b]),
+            np.concatenate([ptr_a, ptr_b[1:] + ptr_a[-1]]),
+        )
 
 
 def _cover_ends(kt: _KeyTree, a: np.ndarray, b: np.ndarray):
@@ -1272,39 +1332,65 @@ def _cover_ends(kt: _KeyTree, a: np.ndarray, b: np.ndarray):
     return A, B, np.flatnonzero(~same & (A != B))
 
 
-def _apply_exchanges(kt: _KeyTree, tree: np.ndarray, moves: list[_Exchange], what: str):
+def _apply_exchanges(
+    net: _Net, kt: _KeyTree, tree: np.ndarray, pred: np.ndarray, moves: _Exchanges, what: str
+):
     """The tree after every exchange of ``moves`` (best first) that no earlier accepted one
     conflicts with: no new path may cover a key path removed before it (the exchange matrix
     is then triangular, so the result is a tree: a basis exchange in the graphic matroid of the
     key tree), and no new path may end inside a removed key path."""
-    if not moves:
+    if not len(moves):
         return []
-    moves = sorted(moves, key=lambda m: (-m.gain, m.p))
-    par = kt.parent_l
-    removed_paths: set[int] = set()
-    removed_nodes: set[int] = set()
-    ends: set[int] = set()
-    add: list[np.ndarray] = []
-    drop: list[int] = []
-    for m in moves:
-        inner = kt.path_inner[m.p]
-        if m.a in removed_nodes or m.b in removed_nodes or any(x in ends for x in inner):
+    order = np.lexsort((moves.p, -moves.gain))  # best first, ties by key path
+    inner = kt.path_inner
+    accepted = np.flatnonzero(
+        _kernels().accept(
+            order, moves.p, moves.a, moves.b, moves.A, moves.B, moves.lca, inner.flat,
+            inner.ptr, kt.parent, net.n, kt.V,
+        )
+    )  # fmt: skip
+    drop, _ = _take(kt.path_edges.flat, kt.path_edges.ptr, moves.p[accepted])
+    route, ptr = _take(moves.route, moves.ptr, accepted)
+    step = np.ones(len(route), dtype=bool)  # consecutive nodes of one route: an edge
+    step[ptr[1:] - 1] = False
+    step = np.flatnonzero(step[:-1]) if len(route) else np.zeros(0, dtype=np.int64)
+    eids = net.edge_ids(route[step], route[step + 1])
+    add = _expand(net, pred, route[ptr[:-1]], route[ptr[1:] - 1], eids)
+    keep = setdiff(tree, drop)
+    log.debug("%s: %d of %d improving exchange(s) applied", what, len(accepted), len(moves))
+    return [(unique(np.concatenate([keep, add])), None)]
+
+
+def _accept_py(order, p, a, b, A, B, lca, iflat, iptr, parent, n, V):  # pragma: no cover - numba
+    """Which exchanges :func:`_apply_exchanges` accepts, taken in ``order``: not ending at a
+    node removed before, not removing a node where an earlier one ends, not covering a key path
+    removed before (walking up from A and B to lca)."""
+    removed_path = np.zeros(V, dtype=np.bool_)
+    removed_node = np.zeros(n, dtype=np.bool_)
+    end = np.zeros(n, dtype=np.bool_)
+    accepted = np.zeros(len(p), dtype=np.bool_)
+    for k in order:
+        if removed_node[a[k]] or removed_node[b[k]]:
+            continue
+        clash = False
+        for t in range(iptr[p[k]], iptr[p[k] + 1]):
+            clash = clash or end[iflat[t]]
+        if clash:
             continue
         covered = False
-        for s in (m.A, m.B):
-            while s != m.lca and not covered:
-                covered = s in removed_paths
-                s = par[s]
+        for s in (A[k], B[k]):
+            while s != lca[k] and not covered:
+                covered = removed_path[s]
+                s = parent[s]
         if covered:
             continue
-        removed_paths.add(m.p)
-        removed_nodes.update(inner)
-        ends.update((m.a, m.b))
-        drop.extend(kt.path_edges[m.p])
-        add.append(m.edges())
-    keep = setdiff(tree, np.array(drop, dtype=np.int64))
-    log.debug("%s: %d of %d improving exchange(s) applied", what, len(add), len(moves))
-    return [(unique(np.concatenate([keep, *add])), None)]
+        removed_path[p[k]] = True
+        for t in range(iptr[p[k]], iptr[p[k] + 1]):
+            removed_node[iflat[t]] = True
+        end[a[k]] = True
+        end[b[k]] = True
+        accepted[k] = True
+    return accepted
 
 
 def _effective_end(kt: _KeyTree, k: np.ndarray, p: np.ndarray, rep_other: np.ndarray):
