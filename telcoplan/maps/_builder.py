@@ -19,7 +19,14 @@ import numpy as np
 import pandas as pd
 
 from telcoplan.maps._plain import plain_classes
-from telcoplan.maps._web import LatLonBounds, esc, feature_collection, fmt, to_web
+from telcoplan.maps._web import (
+    LatLonBounds,
+    esc,
+    feature_collection_deferred,
+    fmt,
+    to_web,
+    to_web_later,
+)
 
 __all__ = [
     "CSS",
@@ -380,11 +387,24 @@ class Builder:
     def web(
         self, gdf: gpd.GeoDataFrame, what: str, *, preserve_topology: bool = True
     ) -> gpd.GeoDataFrame:
+        """``gdf`` for the page (:func:`telcoplan.maps._web.to_web`); its bounds are noted."""
         out, bounds = to_web(
             gdf, tolerance_m=self.simplify_m, what=what, preserve_topology=preserve_topology
         )
         self.bounds.append(bounds)
         return out
+
+    def web_later(self, gdf: gpd.GeoDataFrame, what: str) -> Callable[[], gpd.GeoDataFrame]:
+        """:meth:`web`, simplified in a background thread from now on (while the next layers
+        are built): the returned function waits for it and gives the frame."""
+        later = to_web_later(gdf, tolerance_m=self.simplify_m, what=what)
+
+        def done() -> gpd.GeoDataFrame:
+            out, bounds = later()
+            self.bounds.append(bounds)
+            return out
+
+        return done
 
     def geojson(
         self,
@@ -437,8 +457,9 @@ class Builder:
         if radius is not None:
             marker = folium.CircleMarker(radius=radius, weight=1, fill=True, fill_opacity=0.9)
             marker.options["pane"] = pane
+        data, fill = feature_collection_deferred(web, props)
         gj = plain_classes()[1](
-            feature_collection(web, props),
+            data,
             style_function=lambda f: styles[int(f["id"])],
             marker=marker,
             control=False,
@@ -462,6 +483,7 @@ class Builder:
                 else {}
             ),
         )
+        gj.fill = fill
         gj.add_to(parent)
         if isinstance(parent, self.folium.plugins.MarkerCluster) and (popup_keys or tip_keys):
             element_classes()[2]().add_to(gj)  # after the popup and tooltip are bound

@@ -94,6 +94,12 @@ def add_signal(
     from telcoplan.maps._raster import SIGNAL_COLOURS, png_uri, warp_for_leaflet
 
     vmin, vmax = vrange
+    # warped here (rasterio's warp enters warnings.catch_warnings, which is not thread-safe),
+    # each raster as soon as it is read (read_plan_layers reads them in the background),
+    # encoded in a thread while the other layers are built (numpy and zlib release the GIL;
+    # no warnings.catch_warnings), one image after the other (each takes ~130 MB of
+    # temporaries); each image goes into its layer at the end (Builder.finish)
+    warped, slots = [], []
     for op, item in signal.items():
         try:
             values, grid = item
@@ -106,12 +112,6 @@ def add_signal(
                 f"signal[{op!r}] must be (array, GridSpec or RasterInfo), "
                 f"got ({type(values).__name__}, {type(grid).__name__})"
             )
-    # warped here (rasterio's warp enters warnings.catch_warnings, which is not thread-safe),
-    # encoded in a thread while the other layers are built (numpy and zlib release the GIL;
-    # no warnings.catch_warnings), one image after the other (each takes ~130 MB of
-    # temporaries); each image goes into its layer at the end (Builder.finish)
-    warped, slots = [], []
-    for op, (values, grid) in signal.items():
         image, (west, south, east, north) = warp_for_leaflet(values, grid)
         warped.append(image)
         slots.append(
@@ -149,34 +149,44 @@ def add_signal(
 def add_coverage(b: Builder, coverage: gpd.GeoDataFrame) -> None:
     if "operator" not in coverage.columns:
         raise ValueError("coverage needs an 'operator' column (one row per operator and 'any')")
-    web = b.web(coverage, "coverage")
+    # the polygons are simplified while the next layers are built (a national coverage: 2 s
+    # of GEOS) and drawn into their layers at the end (Builder.finish)
+    web_later = b.web_later(coverage, "coverage")
     ops = sorted(coverage["operator"].astype(str).unique(), key=lambda o: (o != "any", o))
     b.head("Coverage")
+    layers = []
     for op in ops:
-        sub = web[web["operator"].astype(str) == op]
         colour = ANY_COLOUR if op == "any" else b.colour(op)
         label = "any operator" if op == "any" else op
-        styles = [{"color": colour, "weight": 1, "fillColor": colour, "fillOpacity": 0.18}] * len(
-            sub
-        )
-        pct = pd.to_numeric(column(sub, "population_pct"), errors="coerce").astype(float)
-        tooltip = [
-            {
-                "Coverage": esc(label),
-                "Population covered": fmt(c),
-                "Share of population": fmt(p, "%"),
-                "Area": fmt(a, "km²"),
-            }
-            for c, p, a in zip(
-                column(sub, "population_covered"),
-                pct.round(2),
-                column(sub, "area_km2"),
-                strict=True,
-            )
-        ]
         fg = b.group(f"Coverage – {label}", f"coverage:{op}", show=op == "any")
-        b.geojson(fg, sub, styles, pane="tpPolygons", tooltip=tooltip)
+        layers.append((op, fg, colour, label))
         b.swatch(colour, f"covered by {label}", extra="opacity:.5")
+
+    def place() -> None:
+        web = web_later()
+        for op, fg, colour, label in layers:
+            sub = web[web["operator"].astype(str) == op]
+            styles = [
+                {"color": colour, "weight": 1, "fillColor": colour, "fillOpacity": 0.18}
+            ] * len(sub)
+            pct = pd.to_numeric(column(sub, "population_pct"), errors="coerce").astype(float)
+            tooltip = [
+                {
+                    "Coverage": esc(label),
+                    "Population covered": fmt(c),
+                    "Share of population": fmt(p, "%"),
+                    "Area": fmt(a, "km²"),
+                }
+                for c, p, a in zip(
+                    column(sub, "population_covered"),
+                    pct.round(2),
+                    column(sub, "area_km2"),
+                    strict=True,
+                )
+            ]
+            b.geojson(fg, sub, styles, pane="tpPolygons", tooltip=tooltip)
+
+    b.pending.append(place)
 
 
 def add_gaps(b: Builder, gaps: gpd.GeoDataFrame) -> None:

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from telcoplan import outputs
 from telcoplan.errors import InputFileError
 from telcoplan.maps._raster import MAX_PIXELS
-from telcoplan.maps._threads import in_background
+from telcoplan.maps._threads import one_after_another
 
 __all__ = ["MAP_LAYERS", "PlanLayers", "read_display_signal", "read_plan_layers"]
 
@@ -53,15 +54,23 @@ class PlanLayers:
     ----------
     vectors : dict of str to GeoDataFrame
         Layers by name (see :data:`MAP_LAYERS`); missing layers are absent.
-    signal : dict of str to (ndarray, RasterInfo)
-        Operator → received power (dBm, NaN = no signal) and its georeferencing.
+    signal : mapping of str to (ndarray, RasterInfo or GridSpec)
+        Operator → received power (dBm, NaN = no signal) and its georeferencing, sorted by
+        operator; read by :func:`read_plan_layers` in the background: the operators are known
+        at once, a value waits for the reading.
     summary : dict
         :data:`~telcoplan.outputs.SUMMARY` (empty when there is none).
     """
 
     vectors: dict[str, gpd.GeoDataFrame] = field(default_factory=dict)
-    signal: dict[str, tuple[np.ndarray, Any]] = field(default_factory=dict)
+    signal: Mapping[str, tuple[np.ndarray, Any]] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+
+    def wait(self) -> None:
+        """Wait until the signal rasters are read (for a caller that failed before it drew
+        them: no thread outlives it)."""
+        if isinstance(self.signal, _SignalLater):
+            self.signal.wait()
 
 
 def read_plan_layers(
@@ -101,25 +110,25 @@ def read_plan_layers(
     if unknown:
         log.debug("map: ignoring layers %s", ", ".join(unknown))
     # the signal rasters are read in the background (GDAL releases the GIL) while the
-    # vector layers are read
-    rasters = in_background(lambda: read_display_signal(out)) if signal else None
+    # vector layers are read and the map is built: their operators are known at once, their
+    # values when they are drawn
+    rasters = _SignalLater(_signal_sources(out, MAX_PIXELS)) if signal else None
     try:
         vectors = _read_vectors(out, given)
-    finally:
+        if "areas" not in vectors:
+            raise InputFileError(
+                f"{out}: no {outputs.COVERAGE} with an 'areas' layer; run the coverage stage "
+                "first or pass the plan's layers (telcoplan map|report OUT_DIR --plan PLAN.yml)"
+            )
+        if summary is None:
+            path = out / outputs.SUMMARY
+            summary = outputs.read_summary(path) if path.exists() else {}
+    except BaseException:
         if rasters is not None:
-            wait([rasters])  # no thread outlives the call, even a failed one
-    if "areas" not in vectors:
-        raise InputFileError(
-            f"{out}: no {outputs.COVERAGE} with an 'areas' layer; run the coverage stage first "
-            "or pass the plan's layers (telcoplan map|report OUT_DIR --plan PLAN.yml)"
-        )
-    if summary is None:
-        path = out / outputs.SUMMARY
-        summary = outputs.read_summary(path) if path.exists() else {}
+            rasters.wait()  # no thread outlives a failed call
+        raise
     return PlanLayers(
-        vectors=vectors,
-        signal=rasters.result() if rasters is not None else {},
-        summary=dict(summary or {}),
+        vectors=vectors, signal=rasters if rasters is not None else {}, summary=dict(summary or {})
     )
 
 
@@ -158,39 +167,88 @@ def read_display_signal(
     ``k``-th cell of bands of rows (:func:`_every_kth`; 0.5 s instead of 1-2 s a national
     raster).
     """
+    sources = _signal_sources(out_dir, max_pixels)
+    return {operator: _read_source(source) for operator, source in sources.items()}
+
+
+@dataclass(frozen=True)
+class _Source:
+    """A signal raster to read: whole (``coarse`` None) or every ``k``-th cell onto ``coarse``."""
+
+    path: Path
+    k: int = 1
+    coarse: Any = None
+
+
+def _signal_sources(out_dir: str | os.PathLike, max_pixels: int) -> dict[str, _Source]:
+    """Operator → how to read its ``signal_<operator>.tif`` (from the rasters' headers), sorted
+    by operator (of two rasters of one operator, the later one)."""
     from affine import Affine
     from pyproj import CRS
 
     from telcoplan.gis.grid import GridSpec
-    from telcoplan.gis.raster import open_raster, read_raster
+    from telcoplan.gis.raster import open_raster
 
-    def read(path: Path, name: str) -> tuple[str, tuple[np.ndarray, Any]] | None:
+    found: dict[str, _Source] = {}
+    for path, name in outputs.per_operator_rasters(out_dir, "signal"):
         with open_raster(path) as src:
             tags, crs, t = src.tags(), src.crs.to_string(), src.transform
             width, height = src.width, src.height
         if tags.get("technology"):
-            return None
+            continue
         operator = tags.get("operator") or name
         k = max(width, height) // max_pixels
         if k < 2 or not CRS.from_user_input(crs).is_projected or t.b or t.d or t.e >= 0:
-            values, info, _ = read_raster(path)
-            return operator, (values, info)
+            found[operator] = _Source(path)
+            continue
         coarse = GridSpec(
             crs=crs,
             transform=Affine(t.a * k, 0.0, t.c, 0.0, t.e * k, t.f),
             width=-(-width // k),
             height=-(-height // k),
         )
-        log.debug(
-            "map: %s read at 1/%d resolution (%d x %d)", path.name, k, coarse.width, coarse.height
-        )
-        return operator, (_every_kth(path, k, coarse.shape), coarse)
+        found[operator] = _Source(path, k, coarse)
+    return dict(sorted(found.items()))
 
-    # one raster after the other: GDAL keeps the blocks of an open raster in its cache
-    # (140 MB of a national one), read side by side they would add up
-    found = [read(*item) for item in outputs.per_operator_rasters(out_dir, "signal")]
-    signal = dict(item for item in found if item is not None)
-    return dict(sorted(signal.items()))
+
+def _read_source(source: _Source) -> tuple[np.ndarray, Any]:
+    from telcoplan.gis.raster import read_raster
+
+    if source.coarse is None:
+        values, info, _ = read_raster(source.path)
+        return values, info
+    log.debug(
+        "map: %s read at 1/%d resolution (%d x %d)",
+        source.path.name,
+        source.k,
+        source.coarse.width,
+        source.coarse.height,
+    )
+    return _every_kth(source.path, source.k, source.coarse.shape), source.coarse
+
+
+class _SignalLater(Mapping[str, tuple[np.ndarray, Any]]):
+    """Operator → (values, georeferencing) of signal rasters read in a background thread: the
+    operators are known at once, a value waits for its raster's reading (one raster after the
+    other, in operator order: GDAL keeps the blocks of an open raster in its cache, 140 MB of
+    a national one, read side by side they would add up)."""
+
+    def __init__(self, sources: dict[str, _Source]) -> None:
+        reads = one_after_another([partial(_read_source, s) for s in sources.values()])
+        self._values = dict(zip(sources, reads, strict=True))
+
+    def __getitem__(self, operator: str) -> tuple[np.ndarray, Any]:
+        return self._values[operator].result()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def wait(self) -> None:
+        """Wait for the reading to end (an error is raised by ``[]``)."""
+        wait(list(self._values.values()))
 
 
 def _every_kth(path: Path, k: int, shape: tuple[int, int], band_rows: int = 256) -> np.ndarray:

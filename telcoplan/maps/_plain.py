@@ -13,6 +13,7 @@ goes through Jinja, as before.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -60,6 +61,10 @@ def plain_classes() -> tuple[type, type, type]:
     class PlainMacro(MacroElement):
         """``MacroElement`` whose rendered header, html and script are not compiled again."""
 
+        def finish_text(self, part: str, text: str) -> str:
+            """The rendered text of ``part`` (header, html or script) as it goes on the page."""
+            return text
+
         def render(self, **kwargs: Any) -> None:
             # MacroElement.render (branca 0.8), with text_element for Element
             figure = self.get_root()
@@ -70,13 +75,21 @@ def plain_classes() -> tuple[type, type, type]:
                 macro = macros.get(part)
                 if macro is not None:
                     getattr(figure, part).add_child(
-                        text_element(macro(self, kwargs)), name=self.get_name()
+                        text_element(self.finish_text(part, macro(self, kwargs))),
+                        name=self.get_name(),
                     )
             for element in self._children.values():
                 element.render(**kwargs)
 
     class GeoJson(folium.GeoJson, PlainMacro):
-        """folium's GeoJson, its data not compiled as a template."""
+        """folium's GeoJson, its data not compiled as a template; with ``fill`` (from
+        :func:`telcoplan.maps._web.feature_collection_deferred`), its data's coordinates are
+        put in its script's text then."""
+
+        fill: Callable[[str], str] | None = None
+
+        def finish_text(self, part: str, text: str) -> str:
+            return self.fill(text) if part == "script" and self.fill is not None else text
 
     class ImageOverlay(folium.raster_layers.ImageOverlay, PlainMacro):
         """folium's ImageOverlay, its ``data:`` URI not compiled as a template."""

@@ -8,7 +8,7 @@ number of threads.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from telcoplan.gis.cores import usable_cores
 
-__all__ = ["balanced_chunks", "in_background", "map_chunks", "thread_map"]
+__all__ = ["balanced_chunks", "in_background", "map_chunks", "one_after_another", "thread_map"]
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -63,8 +63,14 @@ def map_chunks(
 
 def in_background(fn: Callable[[], _R]) -> Future[_R]:
     """Start ``fn()`` in a thread of its own; its result (or exception) is the future's."""
+    return one_after_another([fn])[0]
+
+
+def one_after_another(fns: Sequence[Callable[[], _R]]) -> list[Future[_R]]:
+    """Start ``fn()`` for each of ``fns`` in one thread of their own, one after the other in
+    their order; each result (or exception) is its future's."""
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="telcoplan-map")
     try:
-        return pool.submit(fn)
+        return [pool.submit(fn) for fn in fns]
     finally:
-        pool.shutdown(wait=False)  # the thread ends with fn
+        pool.shutdown(wait=False)  # the thread ends with the last fn

@@ -9,7 +9,9 @@ from __future__ import annotations
 import html
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+import re
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from itertools import pairwise
 from typing import Any
 
@@ -21,18 +23,22 @@ from pyproj import CRS
 from shapely.geometry import mapping
 
 from telcoplan.errors import CRSError
+from telcoplan.maps._coords import coordinates_json
 from telcoplan.maps._simplify import simplify_polygons
+from telcoplan.maps._threads import in_background
 
 __all__ = [
     "OPERATOR_PALETTE",
     "LatLonBounds",
     "esc",
     "feature_collection",
+    "feature_collection_deferred",
     "fmt",
     "fmt_text",
     "geojson_geometry",
     "operator_colours",
     "to_web",
+    "to_web_later",
     "union_bounds",
 ]
 
@@ -132,6 +138,33 @@ def to_web(
     CRSError
         If ``gdf`` has no CRS.
     """
+    out, geoms, simplify = _web_start(gdf, tolerance_m, what, preserve_topology)
+    return _web_finish(out, geoms, simplify() if simplify is not None else None)
+
+
+def to_web_later(
+    gdf: gpd.GeoDataFrame,
+    *,
+    tolerance_m: float = 20.0,
+    what: str = "layer",
+    preserve_topology: bool = True,
+) -> Callable[[], tuple[gpd.GeoDataFrame, LatLonBounds | None]]:
+    """:func:`to_web` with its simplification (GEOS and numpy, which release the GIL) started
+    in a background thread; the returned function waits for it and gives :func:`to_web`'s
+    result (reprojected on the caller's thread). Errors of the input (no CRS) are raised at
+    once, those of the simplification by the returned function."""
+    out, geoms, simplify = _web_start(gdf, tolerance_m, what, preserve_topology)
+    if simplify is None:
+        return lambda: _web_finish(out, geoms, None)
+    job = in_background(simplify)
+    return lambda: _web_finish(out, geoms, job.result())
+
+
+def _web_start(
+    gdf: gpd.GeoDataFrame, tolerance_m: float, what: str, preserve_topology: bool
+) -> tuple[gpd.GeoDataFrame, gpd.GeoSeries, Callable[[], np.ndarray] | None]:
+    """:func:`to_web`'s frame without null and empty geometries, its geometries in a projected
+    CRS, and the simplification to run on them (None: none), free of pandas."""
     if gdf.crs is None:
         raise CRSError(
             f"{what} has no CRS; the web map needs one to reproject to EPSG:4326 "
@@ -141,23 +174,49 @@ def to_web(
     keep = ~(geoms.isna() | geoms.is_empty)
     out = gdf.loc[keep].copy()
     geoms = out.geometry
-    if tolerance_m > 0 and len(geoms) and not geoms.geom_type.isin(["Point", "MultiPoint"]).all():
-        if not CRS.from_user_input(gdf.crs).is_projected:
-            geoms = geoms.to_crs(geoms.estimate_utm_crs())
-        if preserve_topology:
-            simple = simplify_polygons(geoms.to_numpy(), tolerance_m)
-            geoms = gpd.GeoSeries(simple, index=geoms.index, crs=geoms.crs)
-        else:
-            geoms = geoms.simplify(tolerance_m, preserve_topology=False)
-    geoms = geoms.to_crs("EPSG:4326")
-    rounded = shapely.transform(
-        geoms.to_numpy(), lambda xy: np.round(xy, COORD_DECIMALS), include_z=False
-    )
+    if not (
+        tolerance_m > 0 and len(geoms) and not geoms.geom_type.isin(["Point", "MultiPoint"]).all()
+    ):
+        return out, geoms, None
+    if not CRS.from_user_input(gdf.crs).is_projected:
+        geoms = geoms.to_crs(geoms.estimate_utm_crs())
+    values = geoms.to_numpy()
+    if preserve_topology:
+        return out, geoms, lambda: simplify_polygons(values, tolerance_m)
+    return out, geoms, lambda: shapely.simplify(values, tolerance_m, preserve_topology=False)
+
+
+def _web_finish(
+    out: gpd.GeoDataFrame, geoms: gpd.GeoSeries, simple: np.ndarray | None
+) -> tuple[gpd.GeoDataFrame, LatLonBounds | None]:
+    """:func:`to_web`'s result from :func:`_web_start`'s and the simplified geometries."""
+    values = geoms.to_numpy() if simple is None else np.asarray(simple, dtype=object)
+    rounded = _to_degrees(values, geoms.crs)
     out = out.set_geometry(gpd.GeoSeries(rounded, index=out.index, crs="EPSG:4326"))
     if out.empty:
         return out, None
     west, south, east, north = (float(v) for v in out.total_bounds)
     return out, [[south, west], [north, east]]
+
+
+def _to_degrees(values: np.ndarray, crs: Any) -> np.ndarray:
+    """``values`` (in ``crs``) in EPSG:4326, coordinates rounded to :data:`COORD_DECIMALS`:
+    ``GeoSeries.to_crs`` then ``shapely.transform(np.round)``, in one pass over the
+    coordinates when no geometry has a Z (the same numbers: the same transformation of each
+    coordinate, then the same rounding)."""
+    target = CRS.from_epsg(4326)
+    if len(values) and not shapely.has_z(values).any() and not CRS(crs).is_exact_same(target):
+        from pyproj import Transformer
+
+        xy = shapely.get_coordinates(values)
+        x, y = Transformer.from_crs(crs, target, always_xy=True).transform(xy[:, 0], xy[:, 1])
+        return shapely.set_coordinates(
+            values.copy(), np.round(np.column_stack([x, y]), COORD_DECIMALS)
+        )
+    series = gpd.GeoSeries(values, crs=crs).to_crs(target)
+    return shapely.transform(
+        series.to_numpy(), lambda c: np.round(c, COORD_DECIMALS), include_z=False
+    )
 
 
 def union_bounds(*bounds: LatLonBounds | None) -> LatLonBounds | None:
@@ -195,6 +254,41 @@ def feature_collection(
 
 #: Vertices from which :func:`feature_collection` takes a geometry's coordinates all at once.
 _MANY_VERTICES = 64
+
+
+def feature_collection_deferred(
+    gdf: gpd.GeoDataFrame, properties: Iterable[Mapping[str, Any]]
+) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """:func:`feature_collection` whose geometries' coordinates are written later: each one
+    that :func:`telcoplan.maps._coords.coordinates_json` writes (every one, on the map's
+    layers) is a placeholder text in the returned FeatureCollection, and the returned
+    function puts the coordinates' JSON in place of the placeholders' JSON in a text, such as
+    the FeatureCollection's JSON (``json.dumps``, with or without ``sort_keys``; its other
+    texts may be escaped further, the placeholders and coordinates have nothing to escape).
+    The result is that JSON of :func:`feature_collection`, without a Python list or float per
+    vertex."""
+    geoms = gdf.geometry.to_numpy()
+    texts = coordinates_json(geoms)
+    token = f"@tp{secrets.token_hex(8)}:"
+    features = [
+        {
+            "type": "Feature",
+            "id": str(i),
+            "properties": dict(props),
+            "geometry": (
+                {"type": geom.geom_type, "coordinates": f"{token}{i}"}
+                if text is not None
+                else mapping(geom)
+            ),
+        }
+        for i, (geom, text, props) in enumerate(zip(geoms, texts, properties, strict=True))
+    ]
+    pattern = re.compile('"' + re.escape(token) + '([0-9]+)"')
+
+    def fill(json_text: str) -> str:
+        return pattern.sub(lambda m: texts[int(m.group(1))] or "", json_text)
+
+    return {"type": "FeatureCollection", "features": features}, fill
 
 
 def geojson_geometry(geom: Any) -> dict[str, Any]:
