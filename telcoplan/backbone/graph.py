@@ -8,11 +8,12 @@ Costs for routing are attribute names passed as ``weight=`` (see :func:`operator
 
 from __future__ import annotations
 
-import bisect
+import contextlib
+import gc
 import itertools
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 
 import geopandas as gpd
 import networkx as nx
@@ -58,10 +59,33 @@ _SNAP_DECIMALS = 2  # node coordinates are rounded to 1 cm so touching ends shar
 JOIN_ENDS_M = 1.0
 
 
-def _key(x: float, y: float) -> tuple[float, float]:
-    return (round(float(x), _SNAP_DECIMALS), round(float(y), _SNAP_DECIMALS))
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector paused while a graph is built: the graph's dicts and
+    geometries hold no cycles to collect, and every full collection would walk them all (a
+    second of the national plan's snapping). The collector is process-wide: threads that pause
+    it at once share one pause, and it is enabled again (if it was) when the last one ends."""
+    global _gc_pauses, _gc_was_enabled
+    with _gc_lock:
+        if _gc_pauses == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pauses += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_pauses -= 1
+            if _gc_pauses == 0 and _gc_was_enabled:
+                gc.enable()
 
 
+_gc_lock = threading.Lock()
+_gc_pauses = 0  # the pauses under way (threads inside _gc_paused)
+_gc_was_enabled = False  # whether the collector was enabled when the first of them began
+
+
+@_gc_paused()
 def build_graph(
     roads: gpd.GeoDataFrame,
     *,
@@ -367,31 +391,33 @@ def operator_costs(
     H.graph["operators"] = tuple(ops)
     builds = [(f"cost_{op}", frozenset({op})) for op in ops] + [("cost_joint", frozenset(ops))]
     dicts = [d for _, _, d in H.edges(data=True)]
-    anyone = frozenset().union(*(d.get("fiber", frozenset()) for d in dicts))
+    fiber = [d.get("fiber", frozenset()) for d in dicts]
+    anyone = frozenset().union(*fiber)
     own = [bool(members & anyone) for _, members in builds]  # has_own_fiber, for every build
-    # what each build pays and reaches on an edge depends on its fiber only: worked out once
-    # per set of carriers (as coalition_cost and mark_fiber_network do edge by edge)
-    terms: dict[frozenset, tuple[list, dict]] = {}
     names = [name for name, _ in builds]
-    flag_names = [f"{name}_fiber" for name in names]
-    for d in dicts:
-        carriers = d.get("fiber", frozenset())
-        if carriers not in terms:
-            probe = {"fiber": carriers, "trench_cost": 1.0}
-            factor = [
-                None if not (carriers and (carriers & m or lease_factor is not None))
-                else coalition_cost(probe, m, own_fiber_factor, lease_factor)
-                for _, m in builds
-            ]  # fmt: skip
-            flag = [
-                bool(carriers & m) if o else (bool(carriers) and lease_factor is not None)
-                for (_, m), o in zip(builds, own, strict=True)
-            ]
-            terms[carriers] = (factor, dict(zip(flag_names, flag, strict=True)))
-        factor, flags = terms[carriers]
-        trench = d["trench_cost"]
-        d.update(zip(names, [trench if f is None else trench * f for f in factor], strict=True))
-        d.update(flags)
+    keys = names + [f"{name}_fiber" for name in names]
+    # what each build pays and reaches on an edge depends on its fiber only: worked out once
+    # per set of carriers (as coalition_cost and mark_fiber_network do edge by edge), for all
+    # the edges with that set at once
+    kinds: dict[frozenset, int] = {}
+    kind = np.fromiter((kinds.setdefault(c, len(kinds)) for c in fiber), np.int64, len(fiber))
+    trench = np.empty(len(dicts), dtype=object)
+    trench[:] = [d["trench_cost"] for d in dicts]
+    values = np.empty((len(dicts), len(keys)), dtype=object)
+    for carriers, k in kinds.items():
+        rows = kind == k
+        probe = {"fiber": carriers, "trench_cost": 1.0}
+        for j, (_, m) in enumerate(builds):
+            leased = carriers and (carriers & m or lease_factor is not None)
+            factor = coalition_cost(probe, m, own_fiber_factor, lease_factor)
+            values[rows, j] = trench[rows] * factor if leased else trench[rows]
+        values[rows, len(builds) :] = [
+            bool(carriers & m) if o else (bool(carriers) and lease_factor is not None)
+            for (_, m), o in zip(builds, own, strict=True)
+        ]
+    columns = [values[:, j].tolist() for j in range(len(keys))]  # (no list per edge kept)
+    for d, *row in zip(dicts, *columns, strict=True):
+        d.update(zip(keys, row, strict=True))
     return H
 
 
@@ -462,6 +488,7 @@ def far_from_roads(
     return {str(ids[i]): float(gap[i]) for i in np.flatnonzero(~(gap <= max_distance_m)).tolist()}
 
 
+@_gc_paused()  # the graph grows by a node and two edges a site
 def snap_sites(
     G: nx.Graph,
     sites: gpd.GeoDataFrame,
@@ -477,6 +504,10 @@ def snap_sites(
     ``access``) to the road point. Sites farther than ``max_distance_m`` from every road raise
     :class:`PlanError` listing them. ``nearest``: :func:`nearest_roads` of the sites, when
     already known.
+
+    The edges are split one after the other (in order of their first site), each along its
+    length (sites in order of distance, id and position): the graph's nodes and the order of
+    every node's neighbours (which break the Steiner heuristic's ties) follow that order.
     """
     if not same_crs(sites.crs, G.graph["crs"]):
         raise CRSError(
@@ -497,159 +528,244 @@ def snap_sites(
             "that length is then costed)"
         )
     H = G.copy() if copy else G
-    # each site's point on its road edge, that point's node and the drop to it
-    along = shapely.line_locate_point(geoms[nearest], pts)
-    on_road = shapely.line_interpolate_point(geoms[nearest], along)
-    xy = shapely.get_coordinates(on_road)
-    site_xy = shapely.get_coordinates(pts)
-    keys = [tuple(k) for k in _round_cm(xy).tolist()] if len(xy) else []
-    drops = shapely.linestrings(np.stack([site_xy, xy], axis=1)) if len(xy) else geoms[:0]
-    drop_len = shapely.length(drops).tolist()
-    split_at: dict[int, list[tuple[float, str, int]]] = {}
     ids = sites.index.tolist()
-    for i, (e, pos) in enumerate(zip(nearest.tolist(), along.tolist(), strict=True)):
-        split_at.setdefault(e, []).append((pos, str(ids[i]), i))
-    site = _Snapped(ids, keys, xy.tolist(), site_xy.tolist(), drops, drop_len)
-    # the split edges' points at 0 and at their length (where their first and last pieces
-    # start and end)
-    split = np.fromiter(split_at, np.int64, count=len(split_at))
-    ends = np.stack(
-        [
-            shapely.get_coordinates(shapely.line_interpolate_point(geoms[split], 0.0)),
-            shapely.get_coordinates(
-                shapely.line_interpolate_point(geoms[split], shapely.length(geoms[split]))
-            ),
-        ],
-        axis=1,
-    ).tolist()
-    mapping: dict = {}
-    pieces = _Pieces()
-    for (e, items), (p0, p1) in zip(split_at.items(), ends, strict=True):
-        u, v, geom = edges[e]
-        _split_edge(H, u, v, _Along(geom, p0, p1), sorted(items), site, costs, mapping, pieces)
-    pieces.flush()
-    return H, mapping
+    if not ids:
+        return H, {}
+    # the sites in the order they are connected: by edge (in order of each edge's first site),
+    # then along it by distance, id and position
+    n = len(ids)
+    first = np.full(len(edges), n, dtype=np.int64)
+    np.minimum.at(first, nearest, np.arange(n))
+    along = shapely.line_locate_point(geoms[nearest], pts)
+    name = np.unique(np.array([str(i) for i in ids], dtype=str), return_inverse=True)[1]
+    order = np.lexsort((np.arange(n), name, along, first[nearest]))
+    nearest, along, pts = nearest[order], along[order], pts[order]
+    ids = [ids[i] for i in order.tolist()]
+    # each site's point on its road edge (its node, cm-rounded) and the drop to it
+    xy = shapely.get_coordinates(shapely.line_interpolate_point(geoms[nearest], along))
+    site_xy = shapely.get_coordinates(pts)
+    drops = shapely.linestrings(np.stack([site_xy, xy], axis=1))
+    keys = [tuple(k) for k in _round_cm(xy).tolist()]
+    split = _Split(H, edges, nearest, along, xy, keys)
+    new_point, site_xy = split.new_point.tolist(), site_xy.tolist()
+
+    def nodes(lo: int, hi: int) -> Iterator[tuple]:
+        """Sites lo…hi-1's road points (unless already nodes) and sites, with attributes."""
+        for k in range(lo, hi):
+            key, site_id, (sx, sy) = keys[k], ids[k], site_xy[k]
+            if new_point[k]:
+                yield key, {"x": key[0], "y": key[1], "kind": "road_point"}
+            yield ("site", site_id), {"x": sx, "y": sy, "kind": "site", "site_id": str(site_id)}
+
+    drop_len = shapely.length(drops)
+    drop_cost, drop_len, drops = (
+        (drop_len * costs["access"]).tolist(),
+        drop_len.tolist(),
+        drops.tolist(),
+    )
+
+    def drop(k: int) -> tuple:
+        """Site k's drop edge to its road point."""
+        return ("site", ids[k]), keys[k], {
+            "length_m": drop_len[k], "road_class": "access", "road_id": "", "fiber": frozenset(),
+            "trench_cost": drop_cost[k], "geometry": drops[k],
+        }  # fmt: skip
+
+    split.apply(H, nodes, drop)
+    return H, {site_id: ("site", site_id) for site_id in ids}
 
 
-@dataclass(frozen=True)
-class _Snapped:
-    """The sites, by position: ids, road-point nodes and coordinates, site coordinates, drops."""
+class _Split:
+    """The road edges that sites snap to, cut at the sites' road points: the pieces (made all
+    at once, as :func:`shapely.ops.substring` would) and the order in which the edges are
+    replaced by them. ``edge``, ``along``, ``xy``, ``keys``: each site's edge, distance along
+    it, road point and its node, sites in the order they are connected."""
 
-    ids: list
-    keys: list
-    xy: list
-    site_xy: list
-    drops: np.ndarray
-    drop_len: list
-
-
-def _split_edge(H, u, v, along: _Along, items, site: _Snapped, costs, mapping, pieces) -> None:
-    if pieces.pending(H.edges[u, v]):  # a piece of an earlier split (never, on noded roads)
-        pieces.flush()
-    data = dict(H.edges[u, v])
-    start = _key(*along.coords[0])
-    a, b = (u, v) if start == u else (v, u)  # a is the geometry's first end
-    H.remove_edge(u, v)
-    prev_node, prev_pos, prev_xy = a, 0.0, along.p0
-    per_m = data["trench_cost"] / data["length_m"] if data["length_m"] > 0 else 0.0
-    for pos, _, i in items:
-        site_id = site.ids[i]
-        node = site.keys[i]
-        if node not in H:
-            H.add_node(node, x=node[0], y=node[1], kind="road_point")
-        if pos > prev_pos and node != prev_node:
-            piece = along.substring(prev_pos, pos, prev_xy, site.xy[i])
-            pieces.add(H, prev_node, node, piece, data, per_m)
-        if pos >= prev_pos:
-            prev_xy = site.xy[i]
-        prev_node, prev_pos = node, max(pos, prev_pos)
-        site_node = ("site", site_id)
-        sx, sy = site.site_xy[i]
-        H.add_node(site_node, x=sx, y=sy, kind="site", site_id=str(site_id))
-        H.add_edge(
-            site_node,
-            node,
-            length_m=site.drop_len[i],
-            road_class="access",
-            road_id="",
-            fiber=frozenset(),
-            trench_cost=site.drop_len[i] * costs["access"],
-            geometry=site.drops[i],
+    def __init__(self, H: nx.Graph, edges: list, edge: np.ndarray, along, xy, keys) -> None:
+        n = len(edge)
+        head = np.ones(n, dtype=bool)  # the first site on each split edge
+        head[1:] = edge[1:] != edge[:-1]
+        tail = np.append(head[1:], True)  # and the last
+        group = np.cumsum(head) - 1  # each site's split edge, numbered
+        self.split = [edges[e] for e in edge[head].tolist()]
+        lines = np.empty(len(self.split), dtype=object)
+        lines[:] = [g for _, _, g in self.split]
+        length = shapely.length(lines)
+        p0 = shapely.get_coordinates(shapely.line_interpolate_point(lines, 0.0))
+        p1 = shapely.get_coordinates(shapely.line_interpolate_point(lines, length))
+        # a: the end where the edge's geometry starts
+        starts = [tuple(k) for k in _round_cm(shapely.get_coordinates(shapely.get_point(lines, 0)))
+                  .tolist()]  # fmt: skip
+        ends = [
+            (u, v) if s == u else (v, u) for (u, v, _), s in zip(self.split, starts, strict=True)
+        ]
+        # every node involved, numbered, so that they compare as numbers
+        self.objs = list(dict.fromkeys([*itertools.chain.from_iterable(ends), *keys]))
+        number = {k: i for i, k in enumerate(self.objs)}
+        a = np.array([number[u] for u, _ in ends], dtype=np.int64)
+        b = np.array([number[v] for _, v in ends], dtype=np.int64)
+        node = np.array([number[k] for k in keys], dtype=np.int64)
+        self.old = np.array([k in H for k in self.objs], dtype=bool)  # in the graph before
+        self.new_point = ~self.old[node]
+        # between consecutive sites on an edge (from the edge's start a): a piece where the
+        # site lies farther along at another node; after the last site: a piece to b
+        prev_node = np.where(head, a[group], np.roll(node, 1))
+        prev_pos = np.where(head, 0.0, np.roll(along, 1))
+        prev_xy = np.where(head[:, None], p0[group], np.roll(xy, 1, axis=0))
+        inner = np.flatnonzero((along > prev_pos) & (node != prev_node))
+        last = np.flatnonzero(tail & (node != b[group]))
+        self.group = np.concatenate([group[inner], group[last]])
+        self.ends = np.stack(
+            [
+                np.concatenate([prev_node[inner], node[last]]),
+                np.concatenate([node[inner], b[group[last]]]),
+            ],
+            axis=1,
         )
-        mapping[site_id] = site_node
-    if prev_node != b:
-        piece = along.substring(prev_pos, along.length, prev_xy, along.p1)
-        pieces.add(H, prev_node, b, piece, data, per_m)
+        self.pieces = _substrings(
+            lines,
+            self.group,
+            np.concatenate([prev_pos[inner], along[last]]),
+            np.concatenate([along[inner], length[group[last]]]),
+            np.concatenate([prev_xy[inner], xy[last]]),
+            np.concatenate([xy[inner], p1[group[last]]]),
+        )
+        self.piece_len = shapely.length(self.pieces)
+        # the order of the new edges: each site's piece before its drop, the last piece after
+        self.step = np.concatenate([3 * inner, 3 * last + 2])
+        self.site_group = group
 
+    def collides(self) -> bool:
+        """Whether a piece joins the two nodes of an edge split after it: its attributes would
+        then be those of the piece, as when the edges are replaced one after the other."""
+        later = {}
+        for g, (u, v, _) in enumerate(self.split):
+            later[frozenset((u, v))] = g
+        both = np.flatnonzero(self.old[self.ends[:, 0]] & self.old[self.ends[:, 1]])
+        return any(
+            later.get(frozenset((self.objs[p], self.objs[q])), -1) > g
+            for p, q, g in zip(*self.ends[both].T.tolist(), self.group[both].tolist(), strict=True)
+        )
 
-class _Along:
-    """Pieces of one line between distances along it: :func:`shapely.ops.substring` (the same
-    vertices, the same end points) for 0 ≤ start < end, given the points at ``start`` and
-    ``end`` (``p0``, ``p1``: at 0 and at the line's length), with the distances to the vertices
-    added up once for all pieces of the line. A piece is its list of coordinates (made into
-    a line by :class:`_Pieces`), or a geometry where ``substring`` itself is called."""
+    def apply(self, H: nx.Graph, nodes, drop) -> None:
+        """Replace the split edges by their pieces and add the sites' nodes (``nodes(lo, hi)``:
+        those of sites lo…hi-1, with attributes) and drops (``drop(k)``: site k's), in bulk
+        where that gives the graph that replacing the edges one after the other gives, else
+        one edge at a time. (Made as they are added: a list of them all would be kept.)"""
+        n = len(self.site_group)
+        order = np.argsort(np.concatenate([self.step, 3 * np.arange(n) + 1]))
+        entry = np.concatenate([np.arange(len(self.step)), -1 - np.arange(n)])[order]
+        group = np.concatenate([self.group, self.site_group])[order]
+        pieces, lengths, ends = self.pieces.tolist(), self.piece_len.tolist(), self.ends.tolist()
+        piece_group, objs = self.group.tolist(), self.objs
 
-    def __init__(self, geom: LineString, p0: list, p1: list) -> None:
-        self.geom, self.p0, self.p1 = geom, p0, p1
-        self.length = geom.length
-        self.coords = shapely.get_coordinates(geom).tolist()
-        self.cum: list[float] | None = None
+        def new_edges(entries: list, data) -> Iterator[tuple]:
+            for j in entries:
+                if j < 0:
+                    yield drop(-1 - j)
+                    continue
+                d, per_m = data[piece_group[j]]
+                ln = lengths[j]
+                p, q = ends[j]
+                yield objs[p], objs[q], {**d, "length_m": ln, "trench_cost": ln * per_m,
+                                         "geometry": pieces[j]}  # fmt: skip
 
-    def substring(self, start: float, end: float, p_start: list, p_end: list):
-        geom = self.geom
-        if not 0 <= start < end or start >= self.length:
-            return shapely.ops.substring(geom, start, end)
-        if self.cum is None:  # as substring adds them up, vertex by vertex
-            cum, d = [], 0
-            for p1, p2 in itertools.pairwise(self.coords):
-                cum.append(d)
-                d += ((p2[0] - p1[0]) ** 2 + (p2[1] - p1[1]) ** 2) ** 0.5
-            self.cum = cum
-        cum = self.cum
-        inner = self.coords[bisect.bisect_right(cum, start) : bisect.bisect_left(cum, end)]
-        return [p_start, *inner, p_end]
-
-
-class _Pieces:
-    """The road pieces of split edges, added to the graph with their road's attributes at once
-    and completed (``length_m``, ``trench_cost``, ``geometry``) when their lines are made, all
-    in one call (:meth:`flush`): the same attributes as set piece by piece."""
-
-    def __init__(self) -> None:
-        self.coords: list[list] = []  # the pending lines' coordinates, one after the other
-        self.sizes: list[int] = []
-        self.lines: list[tuple[dict, int | object, float]] = []  # (edge dict, line, per_m)
-        self.ids: set[int] = set()
-
-    def add(self, H, n1, n2, piece, data, per_m) -> None:
-        H.add_edge(n1, n2, **data)
-        d = H._adj[n1][n2]
-        if isinstance(piece, list):
-            self.coords += piece
-            self.sizes.append(len(piece))
-            piece = len(self.sizes) - 1
-        self.lines.append((d, piece, per_m))
-        self.ids.add(id(d))
-
-    def pending(self, d: dict) -> bool:
-        return id(d) in self.ids
-
-    def flush(self) -> None:
-        if not self.lines:
+        if not self.collides():
+            data = [_with_cost_per_m(H.edges[u, v]) for u, v, _ in self.split]
+            H.remove_edges_from([(u, v) for u, v, _ in self.split])
+            _add_nodes(H, nodes, 0, n)
+            H.add_edges_from(new_edges(entry.tolist(), data))
             return
-        made = shapely.linestrings(
-            np.array(self.coords, dtype=np.float64).reshape(-1, 2),
-            indices=np.repeat(np.arange(len(self.sizes)), self.sizes),
-        ) if self.sizes else np.empty(0, dtype=object)  # fmt: skip
-        made = np.atleast_1d(made)
-        length = shapely.length(made).tolist()
-        for d, piece, per_m in self.lines:
-            if isinstance(piece, int):
-                geom, ln = made[piece], length[piece]
-            else:
-                geom, ln = piece, float(piece.length)
-            d.update(length_m=float(ln), trench_cost=float(ln) * per_m, geometry=geom)
-        self.coords, self.sizes, self.lines, self.ids = [], [], [], set()
+        at_site = np.searchsorted(self.site_group, np.arange(len(self.split) + 1)).tolist()
+        at_edge = np.searchsorted(group, np.arange(len(self.split) + 1))
+        for g, (u, v, _) in enumerate(self.split):
+            data = {g: _with_cost_per_m(dict(H.edges[u, v]))}
+            H.remove_edge(u, v)
+            _add_nodes(H, nodes, at_site[g], at_site[g + 1])
+            H.add_edges_from(new_edges(entry[at_edge[g] : at_edge[g + 1]].tolist(), data))
+
+
+def _add_nodes(H: nx.Graph, nodes, lo: int, hi: int) -> None:
+    """``H.add_nodes_from(nodes(lo, hi))`` (``(node, attributes)`` pairs), in two steps:
+    networkx tells pairs from nodes by failing to hash them, slowly."""
+    H.add_nodes_from(node for node, _ in nodes(lo, hi))
+    attributes = H.nodes
+    for node, values in nodes(lo, hi):
+        attributes[node].update(values)
+
+
+def _with_cost_per_m(d: dict) -> tuple[dict, float]:
+    return d, d["trench_cost"] / d["length_m"] if d["length_m"] > 0 else 0.0
+
+
+def _substrings(lines, which, start, end, p_start, p_end, *, plain=None) -> np.ndarray:
+    """:func:`shapely.ops.substring` of ``lines[which[k]]`` from ``start[k]`` to ``end[k]``
+    for every k, all made at once for 0 ≤ start < end, start < length (where ``plain``, if
+    given): the same end points (``p_start``, ``p_end``: the lines' points at ``start`` and
+    ``end``, x and y) and the same vertices in between.
+
+    substring takes the vertices whose distance along the line lies strictly between the two,
+    adding the segments' lengths up with Python's float ``**``, which is not always numpy's
+    correctly rounded square and root: the distances are added up with numpy, and the lines
+    with a vertex within that sum's error bound of a cut are added up again as substring
+    does."""
+    out = np.empty(len(which), dtype=object)
+    length = shapely.length(lines)
+    ok = (start >= 0) & (start < end) & (start < length[which])
+    if plain is not None:
+        ok &= plain
+    for k in np.flatnonzero(~ok).tolist():
+        out[k] = shapely.ops.substring(lines[which[k]], start[k], end[k])
+    k_ok = np.flatnonzero(ok)
+    if len(k_ok) == 0:
+        return out
+    xy, line_of = shapely.get_coordinates(lines, return_index=True)
+    first = np.searchsorted(line_of, np.arange(len(lines)))
+    nseg = np.bincount(line_of, minlength=len(lines)) - 1  # vertices but the last
+    cum = np.zeros(len(xy))  # each vertex's distance along its line
+    step = np.diff(xy, axis=0)
+    seg = np.sqrt(step[:, 0] * step[:, 0] + step[:, 1] * step[:, 1])
+    for c in np.unique(nseg[nseg > 1]).tolist():  # lines of c segments: each added up in order
+        at = first[nseg == c][:, None] + np.arange(c - 1)
+        cum[at + 1] = np.cumsum(seg[at], axis=1)
+    tol = 8.0 * (nseg + 2) * np.finfo(np.float64).eps * length
+    # every vertex but the last of each piece's line
+    count = nseg[which[k_ok]]
+    row = np.repeat(np.arange(len(k_ok)), count)
+    vertex = (
+        first[which[k_ok]][row] + np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+    )
+    lo, hi = start[k_ok][row], end[k_ok][row]
+    # (a line's first vertex is at 0 in both sums)
+    at, near = cum[vertex], tol[line_of[vertex]]
+    near = ((np.abs(at - lo) <= near) | (np.abs(at - hi) <= near)) & (
+        vertex != first[line_of[vertex]]
+    )
+    for i in np.unique(line_of[vertex[near]]).tolist():
+        cum[first[i] : first[i] + nseg[i]] = _python_cum(
+            xy[first[i] : first[i] + nseg[i] + 1].tolist()
+        )
+    inside = (cum[vertex] > lo) & (cum[vertex] < hi)
+    inner = np.bincount(row[inside], minlength=len(k_ok))
+    size = inner + 2
+    at = np.cumsum(size) - size
+    coords = np.empty((int(size.sum()), 2))
+    coords[at] = p_start[k_ok]
+    coords[at + size - 1] = p_end[k_ok]
+    rank = np.arange(int(inside.sum())) - np.repeat(np.cumsum(inner) - inner, inner)
+    coords[at[row[inside]] + 1 + rank] = xy[vertex[inside]]
+    out[k_ok] = shapely.linestrings(coords, indices=np.repeat(np.arange(len(k_ok)), size))
+    return out
+
+
+def _python_cum(coords: list) -> list[float]:
+    """The distances along a line to its vertices but the last, added up as
+    :func:`shapely.ops.substring` does."""
+    cum, d = [], 0
+    for p1, p2 in itertools.pairwise(coords):
+        cum.append(d)
+        d += ((p2[0] - p1[0]) ** 2 + (p2[1] - p1[1]) ** 2) ** 0.5
+    return cum
 
 
 def graph_to_gdfs(G: nx.Graph) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
