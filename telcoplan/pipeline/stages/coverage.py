@@ -52,14 +52,13 @@ DEFAULTS: dict[str, Any] = {
 }
 VALIDITY = ("warn", "error", "ignore")
 #: Grids of at least this many cells (a national one: 35 M) are "large": their coverage
-#: polygons are made tile by tile (:data:`_POLYGON_CHUNKS`; normalized polygons, topologically
-#: equal to the whole grid's, in ~60 % of the CPU time on the national grid: GEOS unions only
-#: the pieces crossing a chunk border) while a thread writes the rasters. Smaller grids (the
-#: demo) keep the whole-grid polygons, byte for byte.
+#: polygons are normalized ones, traced on the whole grid at once (``polygonize_mask`` with
+#: ``chunks`` in this process: :mod:`telcoplan.gis._trace`, a tenth of rasterio's and GEOS's CPU
+#: time on the national grid, topologically the same polygons) while a thread writes the
+#: rasters. Smaller grids (the demo) keep rasterio's whole-grid polygons, byte for byte.
 _LARGE_GRID_CELLS = 4_000_000
-#: Chunk shape of the large grids' coverage polygons (2 x 2 chunks on a national grid: the
-#: polygons do not depend on the chunks, and fewer pieces cross a border to be unioned —
-#: national CPU ~30 % below 2048-cell chunks', ~20 MB more memory).
+#: Chunk shape passed for the large grids' polygons: in this process it only selects the traced,
+#: normalized polygons (the chunk shape is not used); on a Dask cluster the default chunks apply.
 _POLYGON_CHUNKS = 4096
 
 
@@ -239,17 +238,10 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
             kernel_towers, grid, inputs.population, inputs.areas, client=client, **options
         )
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
-    # the areas on the grid once: the population table's zones and the study area
-    labels = label_polygons(inputs.areas, grid)
-    if table is None:
-        table = population_covered(cov, inputs.population, inputs.areas, labels=labels)
-    # coverage polygons and areas within the study area (the grid's box also holds sea and
-    # neighbours; the rasters keep the whole box)
-    inside = labels >= 0
-    del labels
     large = grid.width * grid.height >= _LARGE_GRID_CELLS
-    # on a large grid the rasters are written in a thread while the polygons are made and the
-    # GeoPackage written: GDAL compresses with the GIL released (the same files either way)
+    # on a large grid the rasters are written in a thread while the tables and polygons are
+    # made and the GeoPackage written: GDAL compresses with the GIL released (the same files
+    # either way)
     with ThreadPoolExecutor(1, thread_name_prefix="telcoplan-rasters") as pool:
         # the sites' tables made here: pandas may enter warnings.catch_warnings, which is not
         # thread-safe (Python 3.11), so the thread does numpy and GDAL work only
@@ -257,6 +249,14 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
         written = pool.submit(_write_rasters, *args) if large else None
         if written is None:
             _write_rasters(*args)
+        # the areas on the grid once: the population table's zones and the study area
+        labels = label_polygons(inputs.areas, grid)
+        if table is None:
+            table = population_covered(cov, inputs.population, inputs.areas, labels=labels)
+        # coverage polygons and areas within the study area (the grid's box also holds sea
+        # and neighbours; the rasters keep the whole box)
+        inside = labels >= 0
+        del labels
         chunks = _POLYGON_CHUNKS if large and client is None else None
         rows, geoms = _coverage_polygons(cov, inside, table, chunks, client)
         del inside
