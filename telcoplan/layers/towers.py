@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 
 from telcoplan.layers._loader import layer_api
 from telcoplan.layers.schemas import TOWERS
@@ -38,11 +39,18 @@ def physical_sites(
         coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n)), directed=False
     )
     ids = towers.index.astype(str).to_numpy()
-    first: dict[int, int] = {}
-    ops: dict[str, set[str]] = {}
-    for i, (lab, op) in enumerate(zip(label.tolist(), towers["operator"].astype(str), strict=True)):
-        site = ids[first.setdefault(lab, i)]
-        ops.setdefault(site, set()).add(op)
-    keep = sorted(first.values())
+    # each group's first tower (groups in the order of their first towers) and its operators:
+    # the distinct (group, operator) pairs, sorted by group then operator name
+    _, first, group = np.unique(label, return_index=True, return_inverse=True)
+    code, names = pd.factorize(towers["operator"].astype(str).to_numpy(dtype=object), sort=True)
+    pairs = np.unique(first[group.ravel()] * len(names) + code)
+    tower, op = np.divmod(pairs, len(names))
+    starts = np.flatnonzero(np.diff(tower, prepend=-1))
+    keep = tower[starts]  # the sites' first towers, ascending
+    op_names = names[op].tolist()
+    bounds = [*starts.tolist(), len(op_names)]
     sites = gpd.GeoDataFrame(geometry=geoms[keep], index=ids[keep], crs=towers.crs)
-    return sites, {s: sorted(o) for s, o in ops.items()}
+    return sites, {
+        s: op_names[lo:hi]
+        for s, lo, hi in zip(ids[keep].tolist(), bounds[:-1], bounds[1:], strict=True)
+    }
