@@ -32,6 +32,10 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(MAKE) --no-print-directory clean-kernels
 	rm -rf $(VENV)/warm-up
 	$(VENV)/bin/telcoplan demo --out $(VENV)/warm-up --resolution 1000 -qq
+	@# the coverage kernel of plans without terrain (the demo's has terrain; the national demo's
+	@# does not: its first run would compile it for ~14 s)
+	$(VENV)/bin/telcoplan coverage --towers $(VENV)/warm-up/inputs/towers.gpkg \
+	  --area $(VENV)/warm-up/inputs/areas.gpkg --resolution 1000 --out $(VENV)/warm-up/flat -qq
 	rm -rf $(VENV)/warm-up
 	@# the Steiner local search used on small graphs (the demo's road graph is larger)
 	$(VENV)/bin/python -c "import networkx as nx; from telcoplan.backbone.steiner import steiner_tree; g = nx.grid_2d_graph(6, 6); nx.set_edge_attributes(g, 1.0, 'weight'); steiner_tree(g, [(0, 0), (5, 5), (0, 5)])"
