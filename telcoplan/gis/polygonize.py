@@ -717,8 +717,9 @@ class _TracedRegions:
             number = np.empty(k, dtype=np.int64)
             number[np.argsort(first)] = np.arange(1, k + 1)
             keys = number[comp]
-        if (keys.max() if len(keys) else 0) != n:
-            raise AssertionError(f"traced {keys.max()} regions where the chunks found {n}")
+        traced = int(keys.max()) if len(keys) else 0
+        if traced != n:
+            raise AssertionError(f"traced {traced} regions where the chunks found {n}")
         return cls(keys, geoms)
 
     def geometries(self, wanted: np.ndarray, grid: GridSpec) -> np.ndarray:

@@ -99,7 +99,8 @@ def _merge_coded(gdf: gpd.GeoDataFrame, codes: np.ndarray, uniques: list) -> gpd
     """:func:`merge_lines` of lines whose keys are ``uniques[codes]`` (numbered in order of
     first appearance)."""
     geoms = gdf.geometry.to_numpy()
-    valid = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    # a line whose key is missing (code -1) is in no group
+    valid = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms)) & (codes >= 0)
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(len(uniques) + 1))
     rows = [order[starts[g] : starts[g + 1]] for g in range(len(uniques))]

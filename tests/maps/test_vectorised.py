@@ -308,3 +308,22 @@ def test_a_failed_map_waits_for_the_signal_reading(layers: dict, tmp_path, monke
     with pytest.raises(ValueError, match="tiles must be"):
         map_from_outputs(out, {"towers": layers["towers"]}, tiles="ftp://nope")
     assert waited == [None]
+
+
+def test_lines_with_a_missing_key_are_in_no_group():
+    """A line whose key is None or NaN joins no group (as before the array merge), the others
+    are merged as without it."""
+    from telcoplan.maps._compact import merge_lines
+
+    lines = [
+        LineString([(0, 0), (1, 0)]),
+        LineString([(5, 5), (6, 5)]),
+        LineString([(1, 0), (2, 0)]),
+        LineString([(7, 7), (8, 7)]),
+    ]
+    gdf = gpd.GeoDataFrame(geometry=lines, crs="EPSG:32649")
+    got = merge_lines(gdf, ["a", None, "a", float("nan")])
+    assert list(got["key"]) == ["a"]
+    assert [list(r) for r in got["rows"]] == [[0, 2]]
+    assert list(got["count"]) == [2]
+    assert shapely.equals(got.geometry.iloc[0], LineString([(0, 0), (1, 0), (2, 0)]))
