@@ -481,10 +481,6 @@ def _site_rules(sites) -> str:
     return rule_based(rules)
 
 
-#: The backbone columns :func:`_backbone_rules` reads (through ``link_status``/``link_users``).
-_RULE_COLUMNS = ("plan", "operators", "operator", "status", "ring")
-
-
 def _backbone_rules(links, colours: dict[str, str]) -> str:
     """The web map's backbone: the joint (and ring) plans in black, each operator's separate
     plan in its colour and unchecked; line weight and dashes by link status."""
@@ -496,9 +492,6 @@ def _backbone_rules(links, colours: dict[str, str]) -> str:
         link_users,
     )
 
-    # the rules depend on these columns' values only: each distinct row once (a national
-    # backbone's 420,000 links are a few dozen rows)
-    links = links[[c for c in _RULE_COLUMNS if c in links.columns]].drop_duplicates()
     status = link_status(links)
     users = link_users(links)
     plans = [str(p) for p in links["plan"]] if "plan" in links.columns else [""] * len(links)
