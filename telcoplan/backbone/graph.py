@@ -698,10 +698,9 @@ def _with_cost_per_m(d: dict) -> tuple[dict, float]:
     return d, d["trench_cost"] / d["length_m"] if d["length_m"] > 0 else 0.0
 
 
-def _substrings(lines, which, start, end, p_start, p_end, *, plain=None) -> np.ndarray:
+def _substrings(lines, which, start, end, p_start, p_end) -> np.ndarray:
     """:func:`shapely.ops.substring` of ``lines[which[k]]`` from ``start[k]`` to ``end[k]``
-    for every k, all made at once for 0 ≤ start < end, start < length (where ``plain``, if
-    given): the same end points (``p_start``, ``p_end``: the lines' points at ``start`` and
+    for every k, all made at once for 0 ≤ start < end, start < length: the same end points (``p_start``, ``p_end``: the lines' points at ``start`` and
     ``end``, x and y) and the same vertices in between.
 
     substring takes the vertices whose distance along the line lies strictly between the two,
@@ -712,8 +711,6 @@ def _substrings(lines, which, start, end, p_start, p_end, *, plain=None) -> np.n
     out = np.empty(len(which), dtype=object)
     length = shapely.length(lines)
     ok = (start >= 0) & (start < end) & (start < length[which])
-    if plain is not None:
-        ok &= plain
     for k in np.flatnonzero(~ok).tolist():
         out[k] = shapely.ops.substring(lines[which[k]], start[k], end[k])
     k_ok = np.flatnonzero(ok)

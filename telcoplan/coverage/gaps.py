@@ -101,10 +101,10 @@ def gap_regions(
     mask = np.isfinite(population) & (population > 0) & (population >= min_cell)
     mask &= ~coverage.covered_any
     if client is None and chunks is None:
-        pop = np.where(np.isfinite(population), population, 0.0)
         labels, n = label_regions(mask, diagonal=True)
-        persons = np.bincount(labels.ravel(), weights=pop.ravel(), minlength=n + 1)[1:]
-        cells = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        inside = labels[mask]  # the regions' cells, in raster order (all finite)
+        persons = np.bincount(inside, weights=population[mask], minlength=n + 1)[1:]
+        cells = np.bincount(inside, minlength=n + 1)[1:]
         return GapRegions(grid, persons, cells, labels, None)
     regions = tiled_regions(
         mask, weights=population, diagonal=True, chunks=chunks, client=client, polygons=True

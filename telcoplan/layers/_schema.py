@@ -391,7 +391,7 @@ class LayerSchema:
         rows = np.flatnonzero(usable)
         used = geoms[rows]
         n = len(rows)
-        lon_bad = lat_bad = swapped = np.zeros(n, dtype=bool)
+        lon_bad, lat_bad, swapped = (np.zeros(n, dtype=bool) for _ in range(3))
         if crs.is_geographic:
             xy, index = shapely.get_coordinates(used, return_index=True)
             ax, ay = np.abs(xy[:, 0]), np.abs(xy[:, 1])
@@ -404,7 +404,6 @@ class LayerSchema:
             ranged = ~(lon_bad | lat_bad)
             inside[ranged] = shapely.intersects(area, used[ranged])
             test = ranged & ~swapped & ~inside
-            swapped = swapped.copy()
             swapped[test] = shapely.intersects(area_swap, used[test])
         placed: dict[int, Problem] = {}
         for k in np.flatnonzero(lon_bad | lat_bad | swapped).tolist():
