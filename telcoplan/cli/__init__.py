@@ -115,11 +115,12 @@ def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float, scale: 
     help="Run even when the estimated peak memory exceeds the memory available.",
 )
 @click.option(
-    "--concurrent",
-    is_flag=True,
-    help="Run independent stages (gaps and sites, the map and the report) at the same time "
-    "in threads when there are several cores and memory for it; same outputs. Library "
-    "warnings may then show up in the wrong stage.",
+    "--concurrent/--sequential",
+    default=None,
+    help="Default: the backbone and the report run in child processes beside the other stages "
+    "(Linux, several cores, memory for it; same outputs). --concurrent: every independent "
+    "stage in a thread of this process instead (library warnings may then show up in the "
+    "wrong stage); --sequential: one stage after the other.",
 )
 @click.option(
     "--publish",
@@ -161,7 +162,7 @@ def run(
     out_dir: Path | None,
     overwrite: bool,
     no_memory_check: bool,
-    concurrent: bool,
+    concurrent: bool | None,
     publish: str | None,
     schema: str | None,
     force: bool,

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["usable_cores"]
+__all__ = ["limit_cores", "usable_cores"]
+
+#: At most this many cores (:func:`limit_cores`); None: as many as the process may use.
+_LIMIT: int | None = None
 
 
 def usable_cores() -> int:
-    """Cores this process may use: its CPU affinity where the system has one, else all; ≥ 1."""
+    """Cores this process may use: its CPU affinity where the system has one, else all, at
+    most the :func:`limit_cores`; ≥ 1."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        n = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        n = max(1, os.cpu_count() or 1)
+    return n if _LIMIT is None else min(n, _LIMIT)
+
+
+def limit_cores(n: int) -> None:
+    """From now on this process uses at most ``n`` cores for its thread counts (GDAL's block
+    compression and decoding, the map's threads): what a child process forked from a run does,
+    since its parent's thread pools (GDAL's) are not usable there."""
+    global _LIMIT
+    _LIMIT = max(1, int(n))

@@ -26,9 +26,6 @@ from telcoplan.gis.grid import GridSpec
 
 log = logging.getLogger(__name__)
 
-#: GDAL threads for DEFLATE compression, overviews and warping: every core. The output bytes do
-#: not depend on it (blocks are compressed independently and written in order).
-NUM_THREADS = "ALL_CPUS"
 #: DEFLATE level for large rasters written once (``write_raster(..., fast=True)``): the fastest.
 #: On a national coverage raster (33 M float32 cells) level 1 compresses in ~60 % of the default
 #: level 6's CPU time for a file ~3 % larger; the pixels are the same at every level.
@@ -75,14 +72,16 @@ def write_raster(
         "predictor": 3 if floating else 2,
         "blocksize": 256,
         "overview_resampling": "average" if floating else "nearest",
-        "num_threads": NUM_THREADS,  # block compression on every core
+        # block compression on every usable core; the bytes do not depend on it (blocks are
+        # compressed independently and written in order)
+        "num_threads": str(usable_cores()),
     }
     if fast:
         options["level"] = FAST_DEFLATE_LEVEL
     with (
         atomic_path(path, overwrite=overwrite) as tmp,
         # overviews are computed with GDAL_NUM_THREADS (thread-local: other threads unaffected)
-        rasterio.Env(GDAL_NUM_THREADS=NUM_THREADS, GDAL_MEM_ENABLE_OPEN="YES"),
+        rasterio.Env(GDAL_NUM_THREADS=str(usable_cores()), GDAL_MEM_ENABLE_OPEN="YES"),
         _memory_dataset(data, grid, nodata) as mem,
     ):
         if tags:

@@ -1,9 +1,11 @@
 """Running a plan: load its inputs, run the registered stages into a staging folder, publish
 the outputs all together (or not at all).
 
-With ``run_plan(..., concurrent=True)`` (``telcoplan run --concurrent``) stages that do not
-depend on each other (:func:`stage_dependencies`) run at the same time, in threads. Each stage
-sees exactly what a sequential run shows it, so the outputs are the same bytes either way.
+Stages that do not depend on each other (:func:`stage_dependencies`) run at the same time:
+by default the backbone and the report in child processes forked from the run (the others one
+after the other in this thread; :mod:`~telcoplan.pipeline.concurrency`), with
+``concurrent=True`` (``telcoplan run --concurrent``) every one in a thread. Each stage sees
+exactly what a sequential run shows it, so the outputs are the same bytes either way.
 
 **Re-runs reuse work** (``cache=True``, as ``telcoplan run``): each stage's files, summary
 part and in-memory result are kept in :data:`~telcoplan.outputs.CACHE` under a key of all it
@@ -54,9 +56,10 @@ from telcoplan.pipeline.cache import (
     ResultCache,
     code_fingerprint,
 )
+from telcoplan.pipeline.concurrency import Forked, run_mode
 from telcoplan.pipeline.execution import Cluster, cluster_errors, resolve
 from telcoplan.pipeline.inputs import PlanInputs, load_inputs, source_provenance
-from telcoplan.pipeline.memory import available_memory, check_memory_for, estimate_peak_bytes
+from telcoplan.pipeline.memory import check_memory_for
 from telcoplan.pipeline.model import Plan, UnkeyableError, digest, plan_inputs
 from telcoplan.pipeline.stages import STAGES, Stage, StageResult, Staging
 
@@ -79,7 +82,7 @@ def run_plan(
     *,
     overwrite: bool = False,
     check_memory: bool = True,
-    concurrent: bool = False,
+    concurrent: bool | None = None,
     cache: bool = False,
     force: bool = False,
     workers: int | None = None,
@@ -87,12 +90,16 @@ def run_plan(
 ) -> dict[str, Any]:
     """Run every stage of ``plan`` and write the outputs into ``out_dir``.
 
-    With ``concurrent``, stages that do not depend on each other run at the same time in
-    threads (when the machine has more than one core and memory for it, see
-    :func:`_concurrent_ok`); the outputs are the same bytes either way. It is off by default:
-    on Python < 3.14 ``warnings.catch_warnings`` is not thread-safe and rasterio, pyogrio and
-    matplotlib use it inside, so a warning one stage silences may surface in the other (an
+    Stages that do not depend on each other run at the same time when the machine has more
+    than one core and memory for it (:func:`~telcoplan.pipeline.concurrency.concurrent_ok`); the
+    outputs are the same bytes either way. By default (``concurrent=None``) the stages marked
+    :attr:`~telcoplan.pipeline.stages.Stage.separate` (the backbone, the report) run in child
+    processes forked from this one (on Linux, with the run computing in this process), the
+    others one after the other in this thread. ``concurrent=True`` runs every stage in a thread
+    instead: on Python < 3.14 ``warnings.catch_warnings`` is not thread-safe and rasterio, pyogrio
+    and matplotlib use it inside, so a warning one stage silences may surface in the other (an
     error under ``-W error``), and the gain is small (the map and the report hold the GIL).
+    ``concurrent=False`` runs every stage in turn in this thread.
 
     With ``cache`` (as ``telcoplan run`` does) a stage whose inputs and parameters have not
     changed since a run into the same folder is not run again: its results are taken from
@@ -106,7 +113,7 @@ def run_plan(
     stage is computed, and closed at the end of the run.
 
     With ``check_memory`` the run's peak memory is estimated once the inputs are loaded
-    (:func:`estimate_peak_bytes`) and the run is refused, naming the resolution that fits, when
+    (:func:`~telcoplan.pipeline.memory.estimate_peak_bytes`) and the run is refused, naming the resolution that fits, when
     the estimate exceeds the memory available.
 
     All inputs are loaded and validated before anything is written (unless every stage's
@@ -150,7 +157,11 @@ def run_plan(
                     store.put("inputs", inputs_key, None, (), facts, None, tmp)
                 staging = Staging(tmp, dict(facts.summary))
                 run = _Run(plan, source, facts, provenance, store, inputs_key, force, cluster)
-                files = _run_stages(run, staging, concurrent=concurrent and _concurrent_ok(facts))
+                files = _run_stages(
+                    run,
+                    staging,
+                    mode=run_mode(concurrent, facts.cells, facts.operators, execution.in_process),
+                )
                 summary = staging.summary
                 files = {*files, *_styles(run, staging)}  # QGIS styles of the outputs
                 # the files of this run, listed in the summary: a later run with --overwrite
@@ -327,52 +338,15 @@ class _Run:
     keys: dict[str, Any] = field(default_factory=dict)
 
 
-def _concurrent_ok(facts: _Facts) -> bool:
-    """Whether to run independent stages at the same time: with more than one core, when
-    numba's kernels may be launched from several threads at once, and when the run's estimated
-    peak memory leaves room for two stages' arrays at once."""
-    if usable_cores() < 2:
-        return False
-    if not _thread_safe_kernels():
-        log.debug("stages run one after the other: numba's threading layer is not thread-safe")
-        return False
-    available = available_memory()
-    if available is None:
-        return True
-    need = estimate_peak_bytes(facts.cells, facts.operators)
-    if need > 0.5 * available:
-        log.debug("stages run one after the other: the run may need half the memory available")
-        return False
-    return True
-
-
-def _thread_safe_kernels() -> bool:
-    """Whether numba's threading layer lets several threads run parallel kernels at once: TBB
-    and OpenMP do; the fallback "workqueue" layer (no TBB or OpenMP runtime, or chosen with
-    NUMBA_THREADING_LAYER) aborts the process when two threads launch kernels together — the
-    kernels release the GIL, so concurrent stages would."""
-    import importlib
-
-    import numba
-
-    if numba.config.THREADING_LAYER == "workqueue":
-        return False
-    for layer in ("numba.np.ufunc.tbbpool", "numba.np.ufunc.omppool"):
-        try:
-            importlib.import_module(layer)
-        except ImportError:
-            continue
-        return True
-    return False
-
-
-def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> list[str]:
+def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> list[str]:
     """Run the plan's enabled stages; each adds its part of the summary, in registry order.
     Returns the names of the files they wrote into ``staging.folder``.
 
     A stage starts once the stages it depends on (:func:`stage_dependencies`) have finished
-    or were skipped. With ``concurrent``, independent stages run at the same time in threads;
-    otherwise one after the other in registry order. Either way a stage sees the same
+    or were skipped. ``mode`` (:func:`~telcoplan.pipeline.concurrency.run_mode`): ``"sequential"``, one after the other in
+    registry order in this thread; ``"threads"``, independent stages at the same time in
+    threads; ``"forks"``, the separate stages in child processes forked from this thread (before
+    it runs the others, one after the other). Either way a stage sees the same
     :class:`Staging` (:func:`_view`): its own folder holding the files of the stages it depends
     on, their results, and the summary as it stands before the stage in a sequential run, less
     the parts of the stages it does not depend on (only the map and the report read the
@@ -380,9 +354,9 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
 
     A stage that does not run is listed under ``stages`` in the summary, with why:
     ``{"stages": {name: {"skipped": reason}}}`` (the key is there only when one was skipped).
-    When a stage fails no further stage starts; the run waits for the stages still running
-    (none is left writing into the staging folder) and raises the error of the first failed
-    stage in registry order: the error a sequential run raises.
+    When a stage fails no further stage starts; the run ends the child processes and waits for
+    the threads still running (none is left writing into the staging folder) and raises the
+    error of the first failed stage in registry order: the error a sequential run raises.
     """
     plan = run.plan
     stages = dict(STAGES)
@@ -392,15 +366,15 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
     outcomes: dict[str, _Outcome] = {}
     errors: dict[str, BaseException] = {}
 
-    def job(name: str) -> Callable[[], _Outcome] | None:
-        """The call that runs stage ``name``; None (recorded, logged) when it is skipped."""
+    def job(name: str) -> Callable[..., Callable[[], _Outcome]] | None:
+        """The call that starts stage ``name`` (:func:`_start`); None (recorded, logged) when
+        it is skipped."""
         stage = stages[name]
         seen = {n: o for n, o in outcomes.items() if n in deps[name] or n in off}
         folder = staging.folder / f"{STAGE_FOLDER}{name}"
-        view = _view(name, stages, deps[name], seen, staging.summary, run, folder)
-        if name in off:
-            reason = f"switched off in the plan (stages.{name}: false)"
-        else:
+        reason = f"switched off in the plan (stages.{name}: false)" if name in off else None
+        if reason is None:
+            view = _view(name, stages, deps[name], seen, staging.summary, run, folder)
             reason = stage.skip_reason_for(run.facts.layers, view.results)
         if reason is not None:
             log.info("%s: skipped (%s)", name, reason)
@@ -415,38 +389,58 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
         key = run.keys[name] = _stage_key(run, name, stage, params, after, view)
         linked = tuple(f for d in deps[name] for f in outcomes[d].files)
         return functools.partial(
-            _stage, run, name, stage, params, view, key, linked, staging.folder
+            _start, run, name, stage, params, view, key, linked, staging.folder
         )
 
-    workers = min(len(names), max(2, usable_cores())) if concurrent else 0
+    workers = 0 if mode == "sequential" else min(len(names), max(2, usable_cores()))
     pool = ThreadPoolExecutor(workers, thread_name_prefix="telcoplan-stage") if workers else None
     running: dict[Future, str] = {}
+    children: dict[str, Forked] = {}  # the stages started in child processes
+    cancelled: set[str] = set()
     pending = list(names)
 
     readers = _readers(stages)
 
-    def run_here(name: str, call: Callable[[], _Outcome]) -> None:
+    def run_here(name: str, start: Callable[[], Callable[[], _Outcome]]) -> None:
         try:
-            outcomes[name] = call()
+            outcomes[name] = start()()
             _release(outcomes, readers, run.store)
         except BaseException as exc:  # raised below, once the running stages are done
             errors[name] = exc
 
+    def give_up() -> None:
+        """A stage failed: the stages still running in child processes are not needed."""
+        for name, child in children.items():
+            if name not in outcomes:
+                cancelled.add(name)
+                child.cancel()
+
     try:
         while True:
-            ready = _ready(pending, deps, outcomes, job, one=pool is None) if not errors else []
+            ready = _ready(pending, deps, outcomes, job, one=pool is None, off=off)
+            ready = [] if errors else ready
             _release(outcomes, readers, run.store)  # a skipped stage may have been the last reader
             if not ready and not running:
                 break
-            if pool is None or (len(ready) == 1 and not running):
-                # nothing else can start until it ends: run it in this thread (profilers and
-                # debuggers see it)
-                for name, call in ready:
-                    run_here(name, call)
-                continue
-            for name, call in ready:
-                running[pool.submit(call)] = name
-            if not running:
+            here = []
+            for name, start in ready:
+                if pool is not None and mode == "forks" and stages[name].separate:
+                    try:  # forked now, before this thread runs another stage
+                        running[pool.submit(start(children=children))] = name
+                    except BaseException as exc:
+                        errors[name] = exc
+                elif mode == "threads" and (len(ready) > 1 or running):
+                    running[pool.submit(lambda s=start: s()())] = name
+                else:
+                    # nothing else can start until it ends: run it in this thread (profilers
+                    # and debuggers see it)
+                    here.append((name, start))
+            for name, start in here:
+                if not errors:
+                    run_here(name, start)
+            if errors:
+                give_up()
+            if here or not running:
                 continue
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -455,9 +449,12 @@ def _run_stages(run: _Run, staging: Staging, *, concurrent: bool = False) -> lis
                 if exc is None:
                     outcomes[name] = future.result()
                     _release(outcomes, readers, run.store)
-                else:
+                elif name not in cancelled:
                     errors[name] = exc
+            del done, future  # the futures hold the results, which _release may drop
     finally:
+        for child in children.values():  # interrupted: no child left writing
+            child.cancel()
         if pool is not None:
             # never leave a stage writing into the staging folder as it is removed
             pool.shutdown(wait=True, cancel_futures=True)
@@ -505,7 +502,7 @@ def _release(
             outcomes[name] = dataclasses.replace(o, result=released)
 
 
-def _stage(
+def _start(
     run: _Run,
     name: str,
     stage: Stage,
@@ -514,9 +511,13 @@ def _stage(
     key: str | None,
     linked: tuple[str, ...],
     root: Path,
-) -> _Outcome:
-    """Run stage ``name`` in its own folder (``view.folder``) — or take its result from the
-    cache when ``key`` is kept there — and move the files it wrote into ``root``."""
+    children: dict[str, Forked] | None = None,
+) -> Callable[[], _Outcome]:
+    """Begin stage ``name`` in its own folder (``view.folder``): take its result from the cache
+    when ``key`` is kept there, or link the files of the stages it depends on into the folder
+    and — with ``children`` — start the stage in a child process forked now (recorded there).
+    Returns the call that ends it: runs the stage (or waits for its child) and moves the files
+    it wrote into ``root``."""
     folder = view.folder
     kept = _restore(run, name, key, folder, root)
     if kept is not None:
@@ -532,12 +533,29 @@ def _stage(
             )
         log.info("%s: reused (inputs and parameters unchanged since an earlier run)", name)
         result = StageResult(summary, value)
-        return _Outcome(result=result, files=tuple(files), key=key, reused=True)
+        outcome = _Outcome(result=result, files=tuple(files), key=key, reused=True)
+        return lambda: outcome
     link_files(root, folder, linked)
-    inputs = run.source.get()
+    compute = functools.partial(stage.run, run.source.get(), params, view)
+    if children is not None:
+        children[name] = Forked(compute, name)
+        compute = children[name].result
+    return functools.partial(_finish, run, name, compute, folder, key, linked, root)
+
+
+def _finish(
+    run: _Run,
+    name: str,
+    compute: Callable[[], StageResult],
+    folder: Path,
+    key: str | None,
+    linked: tuple[str, ...],
+    root: Path,
+) -> _Outcome:
+    """Stage ``name``'s result (``compute()``), kept in the cache, its files moved into ``root``."""
     started = time.perf_counter()
     with cluster_errors(f"the {name} stage"):
-        result = stage.run(inputs, params, view)
+        result = compute()
     files = new_files(folder, root, linked)
     if run.store is not None and key is not None:
         run.store.put(name, key, folder, files, result.summary, result.value, root)
@@ -606,16 +624,17 @@ def _ready(
     job: Callable[[str], Callable[[], _Outcome] | None],
     *,
     one: bool,
+    off: frozenset[str] = frozenset(),
 ) -> list[tuple[str, Callable[[], _Outcome]]]:
     """Take from ``pending`` the stages whose dependencies are done, in registry order, with
     the calls that run them (``one``: the first only); a skipped stage is done at once, which
-    may make the stages after it ready."""
+    may make the stages after it ready; a stage switched ``off`` is skipped at once."""
     ready: list[tuple[str, Callable[[], _Outcome]]] = []
     look = True
     while look:
         look = False
         for name in list(pending):
-            if not all(d in outcomes for d in deps[name]):
+            if name not in off and not all(d in outcomes for d in deps[name]):
                 continue
             pending.remove(name)
             call = job(name)

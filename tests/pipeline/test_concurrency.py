@@ -139,9 +139,9 @@ def test_without_a_thread_safe_numba_layer_stages_run_one_after_the_other(
 ):
     """numba's "workqueue" layer aborts the process when two threads launch kernels at once
     (the kernels release the GIL): with it, --concurrent runs the stages in turn."""
-    import telcoplan.pipeline.run as run_module
+    import telcoplan.pipeline.concurrency as concurrency
 
-    monkeypatch.setattr(run_module, "_thread_safe_kernels", lambda: False)
+    monkeypatch.setattr(concurrency, "thread_safe_kernels", lambda: False)
     seen: list = []
     _spy(monkeypatch, ("map", "report"), seen)
     run_plan(read_plan(small_plan), tmp_path / "out", concurrent=True)
@@ -152,7 +152,7 @@ def test_without_a_thread_safe_numba_layer_stages_run_one_after_the_other(
 def test_the_threading_layer_named_workqueue_is_not_thread_safe(monkeypatch):
     import numba
 
-    import telcoplan.pipeline.run as run_module
+    import telcoplan.pipeline.concurrency as concurrency
 
     monkeypatch.setattr(numba.config, "THREADING_LAYER", "workqueue")
-    assert not run_module._thread_safe_kernels()
+    assert not concurrency.thread_safe_kernels()

@@ -29,9 +29,10 @@ STAGES: dict[str, Stage] = {
             backbone.run,
             layers=("roads", "towers"),  # without fiber: a greenfield backbone
             strict=True,
+            separate=True,
         ),
         Stage("map", map_stage.parse, map_stage.run, presents=True),
-        Stage("report", report.parse, report.run, presents=True),
+        Stage("report", report.parse, report.run, presents=True, separate=True),
     )
 }
 

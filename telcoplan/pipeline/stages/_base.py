@@ -120,6 +120,11 @@ class Stage:
     presents
         It draws on every output before it (map, report): it runs after the run's provenance
         is in the summary.
+    separate
+        It may run in a child process forked from the run (:mod:`~telcoplan.pipeline.concurrency`)
+        while the run goes on: it reads only its inputs, its parameters and the files and
+        results in its :class:`Staging`, returns a small result, and runs no parallel numba
+        kernel.
     """
 
     name: str
@@ -129,6 +134,7 @@ class Stage:
     strict: bool = False
     after: tuple[str, ...] = ()
     presents: bool = False
+    separate: bool = False
 
     def skip_reason(self, inputs: PlanInputs, staging: Staging) -> str | None:
         """Why the stage does not run on these inputs (None: it runs)."""
