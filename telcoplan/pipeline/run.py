@@ -367,8 +367,7 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
     errors: dict[str, BaseException] = {}
 
     def job(name: str) -> Callable[..., Callable[[], _Outcome]] | None:
-        """The call that starts stage ``name`` (:func:`_start`); None (recorded, logged) when
-        it is skipped."""
+        """The call that starts stage ``name`` (:func:`_start`); None (logged) if it is skipped."""
         stage = stages[name]
         seen = {n: o for n, o in outcomes.items() if n in deps[name] or n in off}
         folder = staging.folder / f"{STAGE_FOLDER}{name}"
@@ -408,8 +407,7 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
         except BaseException as exc:  # raised below, once the running stages are done
             errors[name] = exc
 
-    def give_up() -> None:
-        """A stage failed: the stages still running in child processes are not needed."""
+    def give_up() -> None:  # a stage failed: those still running in children are not needed
         for name, child in children.items():
             if name not in outcomes:
                 cancelled.add(name)
