@@ -24,6 +24,7 @@ import multiprocessing
 import pickle
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -126,7 +127,11 @@ class Forked:
         self._process = context.Process(
             target=_child, args=(sender, call), name=f"telcoplan-{name}", daemon=True
         )
-        self._process.start()
+        with warnings.catch_warnings():
+            # Python ≥ 3.12 warns of any fork beside other threads (ours wait on children,
+            # numba's and OpenBLAS's idle): the child only runs the stage (see the module)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self._process.start()
         sender.close()  # the child's end: EOF here when the child is gone
 
     def result(self) -> Any:
