@@ -17,7 +17,6 @@ before it starts other work (no lock of a running stage is copied held).
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import logging
 import multiprocessing
@@ -153,12 +152,11 @@ class Forked:
         return value
 
     def cancel(self) -> None:
-        """End the child (SIGTERM) and wait for it; nothing if it has ended."""
+        """End the child (SIGTERM) and wait for it; nothing if it has ended. (:meth:`result`,
+        waiting in another thread, then raises :class:`StageProcessError`.)"""
         if self._process.is_alive():
             self._process.terminate()
         self._process.join()
-        with contextlib.suppress(OSError):
-            self._conn.close()
 
 
 def _child(conn: Any, call: Callable[[], Any]) -> None:  # pragma: no cover - in the child
