@@ -17,10 +17,14 @@ before it starts other work (no lock of a running stage is copied held).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import importlib
 import logging
 import multiprocessing
+import os
 import pickle
+import signal
 import sys
 import traceback
 import warnings
@@ -130,7 +134,12 @@ class Forked:
             # Python ≥ 3.12 warns of any fork beside other threads (ours wait on children,
             # numba's and OpenBLAS's idle): the child only runs the stage (see the module)
             warnings.simplefilter("ignore", DeprecationWarning)
-            self._process.start()
+            try:
+                self._process.start()
+            except BaseException:
+                sender.close()
+                self._conn.close()
+                raise
         sender.close()  # the child's end: EOF here when the child is gone
 
     def result(self) -> Any:
@@ -160,7 +169,12 @@ class Forked:
 
 
 def _child(conn: Any, call: Callable[[], Any]) -> None:  # pragma: no cover - in the child
-    """The forked child's body: ``call()`` on one core, its value or error sent back."""
+    """The forked child's body: ``call()`` on one core, its value or error sent back; it ends
+    with its parent (SIGTERM when the parent dies, even killed)."""
+    with contextlib.suppress(OSError, AttributeError):  # Linux's prctl(PR_SET_PDEATHSIG)
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before that
+        os._exit(1)
     limit_cores(1)
     try:
         message = ("returned", call(), "")

@@ -56,7 +56,7 @@ from telcoplan.pipeline.cache import (
     ResultCache,
     code_fingerprint,
 )
-from telcoplan.pipeline.concurrency import Forked, run_mode
+from telcoplan.pipeline.concurrency import Forked, StageProcessError, run_mode
 from telcoplan.pipeline.execution import Cluster, cluster_errors, resolve
 from telcoplan.pipeline.inputs import PlanInputs, load_inputs, source_provenance
 from telcoplan.pipeline.memory import check_memory_for
@@ -82,7 +82,7 @@ def run_plan(
     *,
     overwrite: bool = False,
     check_memory: bool = True,
-    concurrent: bool | None = None,
+    concurrent: bool | None = False,
     cache: bool = False,
     force: bool = False,
     workers: int | None = None,
@@ -90,16 +90,13 @@ def run_plan(
 ) -> dict[str, Any]:
     """Run every stage of ``plan`` and write the outputs into ``out_dir``.
 
-    Stages that do not depend on each other run at the same time when the machine has more
-    than one core and memory for it (:func:`~telcoplan.pipeline.concurrency.concurrent_ok`); the
-    outputs are the same bytes either way. By default (``concurrent=None``) the stages marked
-    :attr:`~telcoplan.pipeline.stages.Stage.separate` (the backbone, the report) run in child
-    processes forked from this one (on Linux, with the run computing in this process), the
-    others one after the other in this thread. ``concurrent=True`` runs every stage in a thread
-    instead: on Python < 3.14 ``warnings.catch_warnings`` is not thread-safe and rasterio, pyogrio
-    and matplotlib use it inside, so a warning one stage silences may surface in the other (an
-    error under ``-W error``), and the gain is small (the map and the report hold the GIL).
-    ``concurrent=False`` runs every stage in turn in this thread.
+    ``concurrent`` (:mod:`~telcoplan.pipeline.concurrency`; the same bytes either way): False
+    (default), the stages in turn in this thread; None (``telcoplan run``), independent stages at
+    once with 2+ cores and memory for it: the :attr:`~telcoplan.pipeline.stages.Stage.separate`
+    ones in child processes forked from this one (Linux, no Dask cluster; a fork copies no other
+    thread of an application that embeds the run), the others in turn here; True, every stage in
+    a thread (Python < 3.14's ``warnings.catch_warnings`` is process-wide: a warning one stage
+    silences may surface in another; the map and report hold the GIL).
 
     With ``cache`` (as ``telcoplan run`` does) a stage whose inputs and parameters have not
     changed since a run into the same folder is not run again: its results are taken from
@@ -415,8 +412,7 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
 
     try:
         while True:
-            ready = _ready(pending, deps, outcomes, job, one=pool is None, off=off)
-            ready = [] if errors else ready
+            ready = [] if errors else _ready(pending, deps, outcomes, job, one=not pool, off=off)
             _release(outcomes, readers, run.store)  # a skipped stage may have been the last reader
             if not ready and not running:
                 break
@@ -447,15 +443,16 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
                 if exc is None:
                     outcomes[name] = future.result()
                     _release(outcomes, readers, run.store)
-                elif name not in cancelled:
+                elif not (name in cancelled and isinstance(exc, StageProcessError)):
                     errors[name] = exc
             del done, future  # the futures hold the results, which _release may drop
     finally:
-        for child in children.values():  # interrupted: no child left writing
-            child.cancel()
-        if pool is not None:
-            # never leave a stage writing into the staging folder as it is removed
-            pool.shutdown(wait=True, cancel_futures=True)
+        try:  # interrupted: no child left writing
+            for child in children.values():
+                child.cancel()
+        finally:
+            if pool is not None:  # never leave a stage writing into the staging folder as it goes
+                pool.shutdown(wait=True, cancel_futures=True)
     if errors:
         raise errors[min(errors, key=names.index)]
     _assemble(staging.summary, stages, outcomes, run.provenance, len(names))
@@ -536,8 +533,12 @@ def _start(
     link_files(root, folder, linked)
     compute = functools.partial(stage.run, run.source.get(), params, view)
     if children is not None:
-        children[name] = Forked(compute, name)
-        compute = children[name].result
+        for d in view.results:  # results kept from an earlier run read here, not in the child
+            view.results[d]
+        try:
+            compute = children.setdefault(name, Forked(compute, name)).result
+        except OSError as exc:  # no memory or process left for a child: run it in a thread
+            log.warning("%s: no child process (%s); it runs in this process", name, exc)
     return functools.partial(_finish, run, name, compute, folder, key, linked, root)
 
 

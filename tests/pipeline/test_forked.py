@@ -1,5 +1,5 @@
-"""The backbone and the report in child processes forked from the run (issue 12, the default of
-``run_plan`` and ``telcoplan run``): the same bytes as a sequential run, the stages really in
+"""The backbone and the report in child processes forked from the run (issue 12:
+``run_plan(..., concurrent=None)``, what ``telcoplan run`` does): the same bytes as a sequential run, the stages really in
 other processes beside the others, a child's error raised as a sequential run raises it, a
 child that dies a clear error, a failure here ending the children, nothing published then; a
 child may read and write rasters although its parent used GDAL's thread pool."""
@@ -57,7 +57,7 @@ def test_forked_and_sequential_runs_write_the_same_bytes(small_plan, tmp_path, m
     seq = run_plan(read_plan(small_plan), tmp_path / "seq", concurrent=False)
     pids = tmp_path / "pids"
     _pids(monkeypatch, pids, ["coverage", "backbone", "map", "report"])
-    forked = run_plan(read_plan(small_plan), tmp_path / "forked")
+    forked = run_plan(read_plan(small_plan), tmp_path / "forked", concurrent=None)
     here = str(os.getpid())
     # the separate stages ran in two other processes, the rest here
     assert (pids / "coverage").read_text() == (pids / "map").read_text() == here
@@ -68,6 +68,41 @@ def test_forked_and_sequential_runs_write_the_same_bytes(small_plan, tmp_path, m
     assert seq == forked
     assert {"backbone.gpkg", "report.html", "map.html"} <= set(output_bytes(tmp_path / "seq"))
     assert output_bytes(tmp_path / "seq") == output_bytes(tmp_path / "forked")
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_with_the_backbone_forked_before_coverage_the_same_bytes(small_plan, tmp_path, cache):
+    """The national demo's layout: no sites stage, the backbone forked first (and, with the
+    re-run cache, kept and reused)."""
+    plan = _without_sites(small_plan)
+    seq = run_plan(read_plan(plan), tmp_path / "seq", concurrent=False, cache=cache)
+    forked = run_plan(read_plan(plan), tmp_path / "forked", cache=cache, concurrent=None)
+    assert seq == forked
+    assert output_bytes(tmp_path / "seq") == output_bytes(tmp_path / "forked")
+    if cache:  # run again: every stage reused, the same files
+        again = run_plan(
+            read_plan(plan), tmp_path / "forked", overwrite=True, cache=True, concurrent=None
+        )
+        assert again == forked
+        assert output_bytes(tmp_path / "seq") == output_bytes(tmp_path / "forked")
+
+
+def test_without_a_child_process_the_stage_runs_here(small_plan, tmp_path, monkeypatch, caplog):
+    """No memory or process left for a fork: a warning, and the stage runs in this process."""
+    import logging
+
+    import telcoplan.pipeline.run as run_module
+
+    def no_fork(call, name):
+        raise OSError(12, "Cannot allocate memory")
+
+    seq = run_plan(read_plan(small_plan), tmp_path / "seq", concurrent=False)
+    monkeypatch.setattr(run_module, "Forked", no_fork)
+    with caplog.at_level(logging.WARNING, logger="telcoplan"):
+        out = run_plan(read_plan(small_plan), tmp_path / "out", concurrent=None)
+    assert "no child process" in caplog.text
+    assert out == seq
+    assert output_bytes(tmp_path / "seq") == output_bytes(tmp_path / "out")
 
 
 def test_the_backbone_runs_beside_coverage(small_plan, tmp_path, monkeypatch):
@@ -90,14 +125,14 @@ def test_the_backbone_runs_beside_coverage(small_plan, tmp_path, monkeypatch):
 
     for me, other in (("coverage", "backbone"), ("backbone", "coverage")):
         monkeypatch.setitem(STAGES, me, replace(STAGES[me], run=meet(me, other, STAGES[me].run)))
-    summary = run_plan(read_plan(_without_sites(small_plan)), tmp_path / "out")
+    summary = run_plan(read_plan(_without_sites(small_plan)), tmp_path / "out", concurrent=None)
     assert "backbone" in summary
     assert "coverage" in summary
 
 
 def test_an_error_in_a_forked_stage_is_raised_with_its_message(small_plan, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    run_plan(read_plan(small_plan), out)
+    run_plan(read_plan(small_plan), out, concurrent=None)
     before = output_bytes(out)
 
     def fails(inputs, params, staging):
@@ -106,7 +141,7 @@ def test_an_error_in_a_forked_stage_is_raised_with_its_message(small_plan, tmp_p
 
     monkeypatch.setitem(STAGES, "backbone", replace(STAGES["backbone"], run=fails))
     with pytest.raises(PlanError, match="no road reaches site 7") as caught:
-        run_plan(read_plan(small_plan), out, overwrite=True)
+        run_plan(read_plan(small_plan), out, overwrite=True, concurrent=None)
     # the child's traceback is the cause (a bug there shows where it happened)
     assert isinstance(caught.value.__cause__, concurrency.ChildTraceback)
     assert "in fails" in str(caught.value.__cause__)
@@ -122,7 +157,7 @@ def test_a_forked_stage_that_dies_is_a_clear_error(small_plan, tmp_path, monkeyp
     with pytest.raises(
         StageProcessError, match=r"report stage.s process ended without a result \(exit code 3\)"
     ):
-        run_plan(read_plan(small_plan), tmp_path / "out")
+        run_plan(read_plan(small_plan), tmp_path / "out", concurrent=None)
     assert not (tmp_path / "out").exists()  # a failed first run leaves no folder
 
 
@@ -145,7 +180,7 @@ def test_a_failure_here_ends_the_forked_stages(small_plan, tmp_path, monkeypatch
     monkeypatch.setitem(STAGES, "coverage", replace(STAGES["coverage"], run=fails))
     started = time.monotonic()
     with pytest.raises(PlanError, match="coverage fails"):
-        run_plan(read_plan(_without_sites(small_plan)), tmp_path / "out")
+        run_plan(read_plan(_without_sites(small_plan)), tmp_path / "out", concurrent=None)
     assert time.monotonic() - started < 60
     with pytest.raises(ProcessLookupError):  # the child is gone (and reaped)
         os.kill(int(pid_file.read_text()), 0)
@@ -156,13 +191,20 @@ def test_sequential_and_threads_modes_run_no_child(small_plan, tmp_path, monkeyp
     _pids(monkeypatch, pids, ["backbone", "report"])
     run_plan(read_plan(small_plan), tmp_path / "seq", concurrent=False)
     assert {p.read_text() for p in pids.iterdir()} == {str(os.getpid())}
+    for p in pids.iterdir():
+        p.unlink()
+    run_plan(read_plan(small_plan), tmp_path / "threads", concurrent=True)
+    assert {p.read_text() for p in pids.iterdir()} == {str(os.getpid())}
 
 
-def test_run_mode():
+def test_run_mode(monkeypatch):
+    monkeypatch.setattr(concurrency, "thread_safe_kernels", lambda: True)
+    assert run_mode(True, 100, 3, True) == "threads"
+    monkeypatch.setattr(concurrency, "thread_safe_kernels", lambda: False)
+    assert run_mode(True, 100, 3, True) == "sequential"
     assert run_mode(False, 100, 3, True) == "sequential"
     assert run_mode(None, 100, 3, True) == "forks"
     assert run_mode(None, 100, 3, False) == "sequential"  # a Dask client's threads: no fork
-    assert run_mode(True, 100, 3, True) in {"threads", "sequential"}  # by numba's layer
     assert run_mode(None, 10**12, 3, True) == "sequential"  # no memory for two stages at once
 
 
