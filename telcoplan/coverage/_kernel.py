@@ -135,6 +135,15 @@ def best_server_flat_kernel(
         )  # fmt: skip
 
 
+@nb.njit(cache=True, nogil=True)
+def serving_power_flat(margin, server, threshold, power):
+    """:func:`serving_power`'s power alone, on flat arrays: ``margin`` + the serving tower's
+    ``threshold`` into ``power`` (NaN where ``server`` < 0), the same float32 sums."""
+    for k in range(margin.shape[0]):
+        s = server[k]
+        power[k] = margin[k] + threshold[s] if s >= 0 else np.float32(np.nan)
+
+
 @nb.njit(cache=True, parallel=True, nogil=True)
 def serving_power(margin, server, threshold, power, covered):
     """Per cell of ``margin`` (groups, H, W; NaN = none): the serving tower's power (margin +

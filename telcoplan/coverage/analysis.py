@@ -24,6 +24,7 @@ from telcoplan.gis.zonal import label_polygons, zonal_sum_masks
 __all__ = [
     "CoverageJob",
     "CoverageResult",
+    "ServingPower",
     "compute_coverage",
     "coverage_and_population",
     "population_covered",
@@ -53,8 +54,10 @@ class CoverageResult:
     ----------
     operators : tuple of str
         First axis of the per-operator arrays.
-    power_dbm : numpy.ndarray
-        float32 (n_ops, H, W): total received power of the serving carrier (NaN: no signal).
+    power_dbm : numpy.ndarray or ServingPower
+        float32 (n_ops, H, W): total received power of the serving carrier (NaN: no signal);
+        from :func:`compute_coverage` a :class:`ServingPower`, computed from ``margin_db`` and
+        ``server`` when indexed (the same bits, 4 bytes a cell less to hold).
     margin_db : numpy.ndarray
         float32 (n_ops, H, W): serving carrier's margin over its technology threshold (dB).
     server : numpy.ndarray
@@ -70,7 +73,7 @@ class CoverageResult:
 
     grid: GridSpec
     operators: tuple[str, ...]
-    power_dbm: np.ndarray
+    power_dbm: np.ndarray | ServingPower
     margin_db: np.ndarray
     server: np.ndarray
     covered: np.ndarray
@@ -87,6 +90,40 @@ class CoverageResult:
     @property
     def covered_any(self) -> np.ndarray:
         return self.covered.any(axis=0)
+
+
+class ServingPower:
+    """The serving carrier's total received power (dBm, float32; NaN where no tower serves),
+    ``margin`` + the serving tower's power ``threshold``, computed when indexed: ``p[i]`` (one
+    operator's raster), ``p[i][rows, cols]``, ``p[:, rows, cols]``, ``np.asarray(p)``. The same
+    float32 sums as the kernel's :func:`~telcoplan.coverage._kernel.serving_power`, without a
+    third (n_ops, H, W) raster held beside the margin and the server (1.4 → 1.0 GB on a
+    national grid)."""
+
+    def __init__(self, margin: np.ndarray, server: np.ndarray, threshold: np.ndarray) -> None:
+        self.margin, self.server, self.threshold = margin, server, threshold
+
+    shape = property(lambda self: self.margin.shape)
+    dtype = property(lambda self: self.margin.dtype)
+    ndim = property(lambda self: self.margin.ndim)
+
+    def __len__(self) -> int:
+        return len(self.margin)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        from telcoplan.coverage._kernel import serving_power_flat
+
+        margin = np.ascontiguousarray(self.margin[key], dtype=np.float32)
+        server = np.ascontiguousarray(self.server[key])
+        power = np.empty(margin.shape, dtype=np.float32)
+        serving_power_flat(
+            margin.reshape(-1), server.reshape(-1), self.threshold, power.reshape(-1)
+        )
+        return power if power.ndim else power[()]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        power = self[...]
+        return power if dtype is None else power.astype(dtype)
 
 
 def prepare_coverage(
@@ -181,7 +218,9 @@ class CoverageJob:
         job = self.signal
         sig = job.block(0, job.grid.height, 0, job.grid.width, progress_label=_LABEL)
         flat = sig.flat_covered if job.do_flat else None
-        full = _BlockCoverage.of(self.power_threshold, sig.power, sig.server, sig.best_rank, flat)
+        full = _BlockCoverage.of(
+            self.power_threshold, sig.power, sig.server, sig.best_rank, flat, power=False
+        )
         return self._result(full)
 
     def _result(self, full: _BlockCoverage) -> CoverageResult:
@@ -189,7 +228,7 @@ class CoverageJob:
         return CoverageResult(
             grid=self.signal.grid,
             operators=self.signal.groups,
-            power_dbm=full.power,
+            power_dbm=ServingPower(full.margin, full.server, self.power_threshold),
             margin_db=full.margin,
             server=full.server,
             covered=full.covered,
@@ -311,15 +350,21 @@ class _BlockCoverage(NamedTuple):
         server: np.ndarray,
         best_rank: np.ndarray,
         flat: np.ndarray | None = None,
+        *,
+        power: bool = True,
     ) -> _BlockCoverage:
         """From the best server by margin: the serving power (margin + the serving tower's
-        threshold) and covered (margin ≥ 0); with ``flat`` (the flat-earth coverage, with a
-        DEM) the coverage limit."""
+        threshold; not with ``power=False``: the result computes it when read) and covered
+        (margin ≥ 0); with ``flat`` (the flat-earth coverage, with a DEM) the coverage limit."""
         from telcoplan.coverage._kernel import serving_power
 
-        power = np.empty_like(margin)
         covered = np.empty(margin.shape, dtype=bool)
-        serving_power(margin, server, threshold, power, covered)
+        if power:
+            power = np.empty_like(margin)
+            serving_power(margin, server, threshold, power, covered)
+        else:
+            power = None
+            np.greater_equal(margin, 0.0, out=covered)  # NaN: not covered, as the kernel
         limit = None if flat is None else _limit(covered.any(axis=0), flat)
         return cls(power, margin, server, covered, best_rank, limit)
 

@@ -249,7 +249,7 @@ def poi_service(
     power = np.full((n_ops, len(out)), np.nan)
     ok = np.zeros((n_ops, len(out)), dtype=bool)
     for i in range(n_ops):
-        p = coverage.power_dbm[i][rr, cc].astype(float)
+        p = coverage.power_dbm[i, rr, cc].astype(float)
         srv = coverage.server[i][rr, cc]
         p[~inside | (srv < 0)] = np.nan
         power[i] = p

@@ -232,7 +232,7 @@ def _poi_levels(cov, service, towers):
     techs = np.full((n_ops, n), "", dtype=object)
     for i in range(n_ops):
         srv = cov.server[i][rr, cc]
-        power = cov.power_dbm[i][rr, cc].astype(float)
+        power = cov.power_dbm[i, rr, cc].astype(float)
         ok = inside & (srv >= 0) & np.isfinite(power)
         t = np.where(ok, site_tech[np.maximum(srv, 0)] if len(site_tech) else "", "")
         ok &= np.isin(t, list(METRIC_OFFSET_DB))
