@@ -113,12 +113,11 @@ class ServingPower:
     def __getitem__(self, key: Any) -> np.ndarray:
         from telcoplan.coverage._kernel import serving_power_flat
 
-        margin = np.ascontiguousarray(self.margin[key], dtype=np.float32)
-        server = np.ascontiguousarray(self.server[key])
+        margin = np.asarray(self.margin[key], dtype=np.float32)
+        server = np.asarray(self.server[key])
         power = np.empty(margin.shape, dtype=np.float32)
-        serving_power_flat(
-            margin.reshape(-1), server.reshape(-1), self.threshold, power.reshape(-1)
-        )
+        flat = [np.ascontiguousarray(a).reshape(-1) for a in (margin, server)]
+        serving_power_flat(*flat, self.threshold, power.reshape(-1))
         return power if power.ndim else power[()]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
