@@ -121,8 +121,10 @@ class ServingPower:
         return power if power.ndim else power[()]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if copy is False:  # (numpy 2's protocol: no view of a computed array)
+            raise ValueError("the serving power is computed when read: it needs a copy")
         power = self[...]
-        return power if dtype is None else power.astype(dtype)
+        return power if dtype is None else power.astype(dtype, copy=False)
 
 
 def prepare_coverage(

@@ -128,7 +128,10 @@ class Forked:
         context = multiprocessing.get_context("fork")
         self._conn, sender = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_child, args=(sender, call), name=f"telcoplan-{name}", daemon=True
+            target=_child,
+            args=(sender, call, os.getpid()),
+            name=f"telcoplan-{name}",
+            daemon=True,
         )
         with warnings.catch_warnings():
             # Python ≥ 3.12 warns of any fork beside other threads (ours wait on children,
@@ -168,12 +171,12 @@ class Forked:
         self._process.join()
 
 
-def _child(conn: Any, call: Callable[[], Any]) -> None:  # pragma: no cover - in the child
+def _child(conn: Any, call: Callable[[], Any], parent: int) -> None:  # pragma: no cover
     """The forked child's body: ``call()`` on one core, its value or error sent back; it ends
     with its parent (SIGTERM when the parent dies, even killed)."""
     with contextlib.suppress(OSError, AttributeError):  # Linux's prctl(PR_SET_PDEATHSIG)
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
-    if os.getppid() == 1:  # the parent died before that
+    if os.getppid() != parent:  # the parent died before that
         os._exit(1)
     limit_cores(1)
     try:

@@ -1,11 +1,10 @@
 """Running a plan: load its inputs, run the registered stages into a staging folder, publish
 the outputs all together (or not at all).
 
-Stages that do not depend on each other (:func:`stage_dependencies`) run at the same time:
-by default the backbone and the report in child processes forked from the run (the others one
-after the other in this thread; :mod:`~telcoplan.pipeline.concurrency`), with
-``concurrent=True`` (``telcoplan run --concurrent``) every one in a thread. Each stage sees
-exactly what a sequential run shows it, so the outputs are the same bytes either way.
+Stages that do not depend on each other (:func:`stage_dependencies`) may run at the same time
+(:mod:`~telcoplan.pipeline.concurrency`; ``telcoplan run``: the backbone and the report in
+child processes forked from the run). Each stage sees exactly what a sequential run shows it,
+so the outputs are the same bytes either way.
 
 **Re-runs reuse work** (``cache=True``, as ``telcoplan run``): each stage's files, summary
 part and in-memory result are kept in :data:`~telcoplan.outputs.CACHE` under a key of all it
@@ -340,10 +339,9 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
     Returns the names of the files they wrote into ``staging.folder``.
 
     A stage starts once the stages it depends on (:func:`stage_dependencies`) have finished
-    or were skipped. ``mode`` (:func:`~telcoplan.pipeline.concurrency.run_mode`): ``"sequential"``, one after the other in
-    registry order in this thread; ``"threads"``, independent stages at the same time in
-    threads; ``"forks"``, the separate stages in child processes forked from this thread (before
-    it runs the others, one after the other). Either way a stage sees the same
+    or were skipped; ``mode`` (:func:`~telcoplan.pipeline.concurrency.run_mode`) says how:
+    "sequential", "threads" or "forks" (the separate stages forked, before this thread runs
+    the others in turn). Either way a stage sees the same
     :class:`Staging` (:func:`_view`): its own folder holding the files of the stages it depends
     on, their results, and the summary as it stands before the stage in a sequential run, less
     the parts of the stages it does not depend on (only the map and the report read the
@@ -405,10 +403,9 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
             errors[name] = exc
 
     def give_up() -> None:  # a stage failed: those still running in children are not needed
-        for name, child in children.items():
-            if name not in outcomes:
-                cancelled.add(name)
-                child.cancel()
+        cancelled.update(children.keys() - outcomes.keys())
+        for name in cancelled:
+            children[name].cancel()
 
     try:
         while True:
@@ -420,9 +417,14 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
             for name, start in ready:
                 if pool is not None and mode == "forks" and stages[name].separate:
                     try:  # forked now, before this thread runs another stage
-                        running[pool.submit(start(children=children))] = name
+                        finish = start(children=children)
                     except BaseException as exc:
                         errors[name] = exc
+                        continue
+                    if name in children:
+                        running[pool.submit(finish)] = name
+                    else:  # no child (kept from an earlier run, or no fork): in turn, here
+                        here.append((name, lambda f=finish: f))
                 elif mode == "threads" and (len(ready) > 1 or running):
                     running[pool.submit(lambda s=start: s()())] = name
                 else:
@@ -508,11 +510,10 @@ def _start(
     root: Path,
     children: dict[str, Forked] | None = None,
 ) -> Callable[[], _Outcome]:
-    """Begin stage ``name`` in its own folder (``view.folder``): take its result from the cache
-    when ``key`` is kept there, or link the files of the stages it depends on into the folder
-    and — with ``children`` — start the stage in a child process forked now (recorded there).
-    Returns the call that ends it: runs the stage (or waits for its child) and moves the files
-    it wrote into ``root``."""
+    """Begin stage ``name`` in ``view.folder``: its result kept in the cache under ``key``, or
+    the files of the stages before linked and — with ``children`` — a child process forked now
+    to run it (recorded there). Returns the call that ends it: runs the stage (or waits for its
+    child) and moves the files it wrote into ``root``."""
     folder = view.folder
     kept = _restore(run, name, key, folder, root)
     if kept is not None:
@@ -537,7 +538,7 @@ def _start(
             view.results[d]
         try:
             compute = children.setdefault(name, Forked(compute, name)).result
-        except OSError as exc:  # no memory or process left for a child: run it in a thread
+        except OSError as exc:  # no memory or process left for a child: run it here, in turn
             log.warning("%s: no child process (%s); it runs in this process", name, exc)
     return functools.partial(_finish, run, name, compute, folder, key, linked, root)
 
@@ -551,7 +552,7 @@ def _finish(
     linked: tuple[str, ...],
     root: Path,
 ) -> _Outcome:
-    """Stage ``name``'s result (``compute()``), kept in the cache, its files moved into ``root``."""
+    """Stage ``name``'s result (``compute()``), kept in the cache, its files moved to ``root``."""
     started = time.perf_counter()
     with cluster_errors(f"the {name} stage"):
         result = compute()
@@ -565,10 +566,8 @@ def _finish(
 
 def _duration(seconds: float) -> str:
     """``0.4 s``, ``12 s``, ``2 min 05 s``: a stage's time for the log."""
-    if seconds < 10:
-        return f"{seconds:.1f} s"
     if seconds < 60:
-        return f"{seconds:.0f} s"
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
     minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} min {rest:02d} s"
 

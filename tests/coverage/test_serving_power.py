@@ -59,6 +59,8 @@ def test_every_index_gives_the_kernels_bits(arrays):
     assert np.isnan(lazy[0, 0, 0])  # NaN margin: NaN
     assert np.isnan(np.asarray(lazy)[server < 0]).all()
     assert np.asarray(lazy, dtype=np.float64).dtype == np.float64
+    with pytest.raises(ValueError, match="needs a copy"):  # numpy 2: no view of it
+        np.asarray(lazy, copy=False)
 
 
 def test_the_result_pickles_with_one_copy_of_its_arrays(towers5, grid10):

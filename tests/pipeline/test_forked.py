@@ -98,9 +98,19 @@ def test_without_a_child_process_the_stage_runs_here(small_plan, tmp_path, monke
 
     seq = run_plan(read_plan(small_plan), tmp_path / "seq", concurrent=False)
     monkeypatch.setattr(run_module, "Forked", no_fork)
+    threads = []
+    for name in ("backbone", "report"):
+
+        def run(inputs, params, staging, _run=STAGES[name].run):
+            threads.append(threading.current_thread().name)
+            return _run(inputs, params, staging)
+
+        monkeypatch.setitem(STAGES, name, replace(STAGES[name], run=run))
     with caplog.at_level(logging.WARNING, logger="telcoplan"):
         out = run_plan(read_plan(small_plan), tmp_path / "out", concurrent=None)
     assert "no child process" in caplog.text
+    # in turn, in the run's thread: never beside another stage in a thread
+    assert threads == ["MainThread", "MainThread"]
     assert out == seq
     assert output_bytes(tmp_path / "seq") == output_bytes(tmp_path / "out")
 
