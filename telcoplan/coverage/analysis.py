@@ -262,7 +262,7 @@ class CoverageJob:
                 client, inputs, _coverage_task, job.grid.shape, job.tile_size, _LABEL, exchange
             ):
                 if out is None:
-                    full.place_result(got, block, self.power_threshold)
+                    full.place_result(got, block)
                 if got.sums is not None:
                     sums[block] = got.sums
         finally:
@@ -391,30 +391,23 @@ class _BlockCoverage(NamedTuple):
 
     @classmethod
     def empty(cls, job: BestServerJob) -> _BlockCoverage:
-        """Uninitialised rasters of the whole grid (every block is copied in)."""
+        """Uninitialised rasters of the whole grid (every block is copied in); no serving power
+        (the result computes it when read)."""
         sig = job.empty_block()
         shape = sig.power.shape
         limit = np.empty(shape[1:], dtype=np.uint8) if job.do_flat else None
-        return cls(
-            np.empty(shape, np.float32), sig.power, sig.server, np.empty(shape, bool),
-            sig.best_rank, limit,
-        )  # fmt: skip
+        return cls(None, sig.power, sig.server, np.empty(shape, bool), sig.best_rank, limit)
 
-    def place_result(
-        self, got: _BlockResult, block: tuple[int, int, int, int], threshold: np.ndarray
-    ) -> None:
+    def place_result(self, got: _BlockResult, block: tuple[int, int, int, int]) -> None:
         """A task's result into these rasters (the whole grid's): its rasters copied, the
-        serving power and the covered cells computed from them in place."""
-        from telcoplan.coverage._kernel import serving_power
-
+        covered cells computed from them in place."""
         r0, r1, c0, c1 = block
         self.margin[:, r0:r1, c0:c1] = got.margin
         self.server[:, r0:r1, c0:c1] = got.server
         self.best_rank[r0:r1, c0:c1] = got.best_rank
         if self.limit is not None:
             self.limit[r0:r1, c0:c1] = got.limit
-        power, covered = self.power[:, r0:r1, c0:c1], self.covered[:, r0:r1, c0:c1]
-        serving_power(got.margin, got.server, threshold, power, covered)
+        np.greater_equal(got.margin, 0.0, out=self.covered[:, r0:r1, c0:c1])  # NaN: not covered
 
 
 def _limit(covered_any: np.ndarray, flat: np.ndarray) -> np.ndarray:
@@ -471,7 +464,9 @@ def _coverage_task(inputs: _ClusterInputs, block: tuple[int, int, int, int]) -> 
             inputs.n_areas,
         )
     if inputs.out is not None:  # into the shared rasters: only the sums go back
-        part = _BlockCoverage.of(inputs.threshold, sig.power, sig.server, sig.best_rank)
+        part = _BlockCoverage.of(
+            inputs.threshold, sig.power, sig.server, sig.best_rank, power=False
+        )
         inputs.out.open().place(part._replace(limit=limit), block)
         return _BlockResult(None, None, None, None, sums)
     return _BlockResult(sig.power, sig.server, sig.best_rank, limit, sums)
