@@ -52,6 +52,11 @@ CASES = {
     ),
     "bench_national.py": (["--sites", "500", "--size", "300"], r"peak resident memory"),
     "bench_workers.py": (["--scale", "0.03", "--repeat", "1"], r"in-process run \(.*\): True"),
+    "bench_national_run.py": (
+        ["--scale", "0.03", "--repeat", "1", "--scaling"],
+        r"sequential / forked: [\d.]+x[\s\S]*same outputs in every mode: True[\s\S]*"
+        r"2x sites / 1x: [\d.]+x",
+    ),
     "bench_backbone_national.py": (["--scale", "0.03"], r"backbone stage: .* s CPU; peak"),
     "bench_sites.py": (["--small", "--repeat", "1"], r"identical selections: True"),
     "bench_review.py": (
