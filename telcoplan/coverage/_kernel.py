@@ -40,7 +40,7 @@ import numpy as np
 from telcoplan.coverage._kernel_common import flat_tower, flat_towers, tile_candidates
 from telcoplan.coverage._kernel_tile import tile_extent, tile_offsets, walk_tile
 
-__all__ = ["best_server_flat_kernel", "serving_power"]
+__all__ = ["best_server_flat_kernel", "serving_power_flat"]
 
 
 @nb.njit(cache=True)
@@ -137,26 +137,8 @@ def best_server_flat_kernel(
 
 @nb.njit(cache=True, nogil=True)
 def serving_power_flat(margin, server, threshold, power):
-    """:func:`serving_power`'s power alone, on flat arrays: ``margin`` + the serving tower's
-    ``threshold`` into ``power`` (NaN where ``server`` < 0), the same float32 sums."""
+    """The serving power, on flat arrays: ``margin`` + the serving tower's ``threshold`` (float32
+    sums) into ``power``; NaN where ``server`` < 0 (no tower serves)."""
     for k in range(margin.shape[0]):
         s = server[k]
         power[k] = margin[k] + threshold[s] if s >= 0 else np.float32(np.nan)
-
-
-@nb.njit(cache=True, parallel=True, nogil=True)
-def serving_power(margin, server, threshold, power, covered):
-    """Per cell of ``margin`` (groups, H, W; NaN = none): the serving tower's power (margin +
-    its ``threshold``; NaN where no tower serves) into ``power``, margin ≥ 0 into ``covered``.
-
-    One pass over the rasters in parallel, instead of a gather and four numpy passes over
-    full-size temporaries (3 s of a national run).
-    """
-    n_g, h, w = margin.shape
-    for r in nb.prange(n_g * h):
-        g, i = r // h, r % h
-        for c in range(w):
-            m = margin[g, i, c]
-            s = server[g, i, c]
-            covered[g, i, c] = m >= 0.0
-            power[g, i, c] = m + threshold[s] if s >= 0 else np.float32(np.nan)

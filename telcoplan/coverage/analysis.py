@@ -96,7 +96,7 @@ class ServingPower:
     """The serving carrier's total received power (dBm, float32; NaN where no tower serves),
     ``margin`` + the serving tower's power ``threshold``, computed when indexed: ``p[i]`` (one
     operator's raster), ``p[i][rows, cols]``, ``p[:, rows, cols]``, ``np.asarray(p)``. The same
-    float32 sums as the kernel's :func:`~telcoplan.coverage._kernel.serving_power`, without a
+    float32 sums as ``margin + threshold[server]`` in numpy (without its temporaries), and no
     third (n_ops, H, W) raster held beside the margin and the server (1.4 → 1.0 GB on a
     national grid)."""
 
@@ -219,9 +219,7 @@ class CoverageJob:
         job = self.signal
         sig = job.block(0, job.grid.height, 0, job.grid.width, progress_label=_LABEL)
         flat = sig.flat_covered if job.do_flat else None
-        full = _BlockCoverage.of(
-            self.power_threshold, sig.power, sig.server, sig.best_rank, flat, power=False
-        )
+        full = _BlockCoverage.of(sig.power, sig.server, sig.best_rank, flat)
         return self._result(full)
 
     def _result(self, full: _BlockCoverage) -> CoverageResult:
@@ -257,7 +255,7 @@ class CoverageJob:
                 if exchange is not None
                 else (_BlockCoverage.empty(job), None)
             )
-            inputs = _ClusterInputs(job, labels, pop, n_areas, self.power_threshold, out)
+            inputs = _ClusterInputs(job, labels, pop, n_areas, out)
             for block, got in map_blocks(
                 client, inputs, _coverage_task, job.grid.shape, job.tile_size, _LABEL, exchange
             ):
@@ -336,7 +334,6 @@ def coverage_and_population(
 class _BlockCoverage(NamedTuple):
     """The coverage rasters of a block of tiles, or of the whole grid."""
 
-    power: np.ndarray
     margin: np.ndarray
     server: np.ndarray
     covered: np.ndarray
@@ -346,28 +343,17 @@ class _BlockCoverage(NamedTuple):
     @classmethod
     def of(
         cls,
-        threshold: np.ndarray,
         margin: np.ndarray,
         server: np.ndarray,
         best_rank: np.ndarray,
         flat: np.ndarray | None = None,
-        *,
-        power: bool = True,
     ) -> _BlockCoverage:
-        """From the best server by margin: the serving power (margin + the serving tower's
-        threshold; not with ``power=False``: the result computes it when read) and covered
-        (margin ≥ 0); with ``flat`` (the flat-earth coverage, with a DEM) the coverage limit."""
-        from telcoplan.coverage._kernel import serving_power
-
-        covered = np.empty(margin.shape, dtype=bool)
-        if power:
-            power = np.empty_like(margin)
-            serving_power(margin, server, threshold, power, covered)
-        else:
-            power = None
-            np.greater_equal(margin, 0.0, out=covered)  # NaN: not covered, as the kernel
+        """From the best server by margin: covered (margin ≥ 0; NaN: not covered) and, with
+        ``flat`` (the flat-earth coverage, with a DEM), the coverage limit. (The serving power
+        is computed from the margin and the server when read: :class:`ServingPower`.)"""
+        covered = margin >= 0.0
         limit = None if flat is None else _limit(covered.any(axis=0), flat)
-        return cls(power, margin, server, covered, best_rank, limit)
+        return cls(margin, server, covered, best_rank, limit)
 
     @classmethod
     def shared(cls, job: BestServerJob, exchange: Any) -> tuple[_BlockCoverage, _BlockCoverage]:
@@ -391,12 +377,11 @@ class _BlockCoverage(NamedTuple):
 
     @classmethod
     def empty(cls, job: BestServerJob) -> _BlockCoverage:
-        """Uninitialised rasters of the whole grid (every block is copied in); no serving power
-        (the result computes it when read)."""
+        """Uninitialised rasters of the whole grid (every block is copied in)."""
         sig = job.empty_block()
         shape = sig.power.shape
         limit = np.empty(shape[1:], dtype=np.uint8) if job.do_flat else None
-        return cls(None, sig.power, sig.server, np.empty(shape, bool), sig.best_rank, limit)
+        return cls(sig.power, sig.server, np.empty(shape, bool), sig.best_rank, limit)
 
     def place_result(self, got: _BlockResult, block: tuple[int, int, int, int]) -> None:
         """A task's result into these rasters (the whole grid's): its rasters copied, the
@@ -420,8 +405,7 @@ def _limit(covered_any: np.ndarray, flat: np.ndarray) -> np.ndarray:
 
 class _BlockResult(NamedTuple):
     """What a cluster's task sends back: a block's margin, server, generation and limit
-    rasters (the serving power and the covered cells are computed from them by the caller:
-    40 % fewer bytes to send; None when the task wrote them into shared rasters), and its
+    rasters (the covered cells are computed from them by the caller: fewer bytes to send; None when the task wrote them into shared rasters), and its
     per-area partial sums (:func:`_zonal_columns`)."""
 
     margin: np.ndarray | None
@@ -436,14 +420,12 @@ class _ClusterInputs:
     """What every task of a cluster run needs, sent once: the prepared job and, for the
     population table, the areas' labels and the population (NaN cells count as 0 persons) on
     the whole grid; with ``out``, the handles of the whole grid's shared rasters the tasks
-    write into (with the groups' power thresholds, to derive the serving power and the covered
-    cells)."""
+    write into."""
 
     job: BestServerJob
     labels: np.ndarray | None
     population: np.ndarray | None
     n_areas: int
-    threshold: np.ndarray | None = None
     out: _BlockCoverage | None = None
 
 
@@ -452,7 +434,7 @@ def _coverage_task(inputs: _ClusterInputs, block: tuple[int, int, int, int]) -> 
     r0, r1, c0, c1 = block
     job = inputs.job
     sig = job.block(r0, r1, c0, c1)
-    covered = sig.power >= 0.0  # margin ≥ 0 (NaN: not covered), as serving_power decides
+    covered = sig.power >= 0.0  # margin ≥ 0 (NaN: not covered)
     limit = _limit(covered.any(axis=0), sig.flat_covered) if job.do_flat else None
     sums = None
     if inputs.labels is not None:
@@ -464,10 +446,8 @@ def _coverage_task(inputs: _ClusterInputs, block: tuple[int, int, int, int]) -> 
             inputs.n_areas,
         )
     if inputs.out is not None:  # into the shared rasters: only the sums go back
-        part = _BlockCoverage.of(
-            inputs.threshold, sig.power, sig.server, sig.best_rank, power=False
-        )
-        inputs.out.open().place(part._replace(limit=limit), block)
+        part = _BlockCoverage(sig.power, sig.server, covered, sig.best_rank, limit)
+        inputs.out.open().place(part, block)
         return _BlockResult(None, None, None, None, sums)
     return _BlockResult(sig.power, sig.server, sig.best_rank, limit, sums)
 
