@@ -10,8 +10,8 @@ while this process computes coverage or the map.
 What a forked child must not do: use the thread pools its parent started — GDAL's global pool
 (compression, overviews, multi-threaded decoding) and GNU OpenMP's (numba's parallel kernels)
 exist in the child without their threads, and a job sent to them never ends. The child therefore
-runs on one core (:func:`telcoplan.gis.cores.limit_cores`: GDAL single-threaded); the separate
-stages run no parallel numba kernel. Forks are made from the thread that schedules the stages,
+counts one usable core (:func:`telcoplan.gis.cores.limit_cores`: GDAL runs single-threaded
+there); the separate stages run no parallel numba kernel. Forks are made from the thread that schedules the stages,
 before it starts other work (no lock of a running stage is copied held).
 """
 
@@ -172,7 +172,7 @@ class Forked:
 
 
 def _child(conn: Any, call: Callable[[], Any], parent: int) -> None:  # pragma: no cover
-    """The forked child's body: ``call()`` on one core, its value or error sent back; it ends
+    """The forked child's body: ``call()`` with one usable core, its value or error sent back; it ends
     with its parent (SIGTERM when the parent dies, even killed)."""
     with contextlib.suppress(OSError, AttributeError):  # Linux's prctl(PR_SET_PDEATHSIG)
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)

@@ -537,7 +537,8 @@ def _start(
         for d in view.results:  # results kept from an earlier run read here, not in the child
             view.results[d]
         try:
-            compute = children.setdefault(name, Forked(compute, name)).result
+            children[name] = Forked(compute, name)
+            compute = children[name].result
         except OSError as exc:  # no memory or process left for a child: run it here, in turn
             log.warning("%s: no child process (%s); it runs in this process", name, exc)
     return functools.partial(_finish, run, name, compute, folder, key, linked, root)
@@ -619,15 +620,15 @@ def _ready(
     pending: list[str],
     deps: Mapping[str, tuple[str, ...]],
     outcomes: Mapping[str, _Outcome],
-    job: Callable[[str], Callable[[], _Outcome] | None],
+    job: Callable[[str], Callable[..., Callable[[], _Outcome]] | None],
     *,
     one: bool,
     off: frozenset[str] = frozenset(),
-) -> list[tuple[str, Callable[[], _Outcome]]]:
+) -> list[tuple[str, Callable[..., Callable[[], _Outcome]]]]:
     """Take from ``pending`` the stages whose dependencies are done, in registry order, with
-    the calls that run them (``one``: the first only); a skipped stage is done at once, which
+    the calls that start them (``one``: the first only); a skipped stage is done at once, which
     may make the stages after it ready; a stage switched ``off`` is skipped at once."""
-    ready: list[tuple[str, Callable[[], _Outcome]]] = []
+    ready: list[tuple[str, Callable[..., Callable[[], _Outcome]]]] = []
     look = True
     while look:
         look = False
