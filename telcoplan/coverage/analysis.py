@@ -405,8 +405,9 @@ def _limit(covered_any: np.ndarray, flat: np.ndarray) -> np.ndarray:
 
 class _BlockResult(NamedTuple):
     """What a cluster's task sends back: a block's margin, server, generation and limit
-    rasters (the covered cells are computed from them by the caller: fewer bytes to send; None when the task wrote them into shared rasters), and its
-    per-area partial sums (:func:`_zonal_columns`)."""
+    rasters (the covered cells are computed from them by the caller: fewer bytes to send; None
+    when the task wrote them into shared rasters), and its per-area partial sums
+    (:func:`_zonal_columns`)."""
 
     margin: np.ndarray | None
     server: np.ndarray | None

@@ -11,8 +11,8 @@ What a forked child must not do: use the thread pools its parent started — GDA
 (compression, overviews, multi-threaded decoding) and GNU OpenMP's (numba's parallel kernels)
 exist in the child without their threads, and a job sent to them never ends. The child therefore
 counts one usable core (:func:`telcoplan.gis.cores.limit_cores`: GDAL runs single-threaded
-there); the separate stages run no parallel numba kernel. Forks are made from the thread that schedules the stages,
-before it starts other work (no lock of a running stage is copied held).
+there); the separate stages run no parallel numba kernel. Forks are made from the thread that
+schedules the stages, before it starts other work (no lock of a running stage is copied held).
 """
 
 from __future__ import annotations
@@ -172,8 +172,8 @@ class Forked:
 
 
 def _child(conn: Any, call: Callable[[], Any], parent: int) -> None:  # pragma: no cover
-    """The forked child's body: ``call()`` with one usable core, its value or error sent back; it ends
-    with its parent (SIGTERM when the parent dies, even killed)."""
+    """The forked child's body: ``call()`` with one usable core, its value or error sent back;
+    it ends with its parent (SIGTERM when the parent dies, even killed)."""
     with contextlib.suppress(OSError, AttributeError):  # Linux's prctl(PR_SET_PDEATHSIG)
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
     if os.getppid() != parent:  # the parent died before that

@@ -109,8 +109,8 @@ def run_plan(
     stage is computed, and closed at the end of the run.
 
     With ``check_memory`` the run's peak memory is estimated once the inputs are loaded
-    (:func:`~telcoplan.pipeline.memory.estimate_peak_bytes`) and the run is refused, naming the resolution that fits, when
-    the estimate exceeds the memory available.
+    (:func:`~telcoplan.pipeline.memory.estimate_peak_bytes`) and the run is refused, naming the
+    resolution that fits, when the estimate exceeds the memory available.
 
     All inputs are loaded and validated before anything is written (unless every stage's
     result is kept: then they are not loaded at all). Stages write into a staging folder
