@@ -35,16 +35,20 @@ HEAVY = (
 #: What no analysis command needs: the web map, the figures, the solvers, the graphs.
 PRESENTATION_AND_SOLVERS = ("folium", "matplotlib", "highspy", "networkx")
 
+#: The modules are listed by an exit handler: the CLI's entry point ends its process with
+#: os._exit once the exit handlers have run (nothing after the command would run).
 _PROBE = """
-import json, runpy, sys
+import atexit, json, runpy, sys
 sys.argv = ["telcoplan", *{args!r}]
+state = {{"code": 0}}
+def report():
+    loaded = [m for m in {heavy!r} if m in sys.modules]
+    print("MODULES=" + json.dumps({{"code": state["code"], "loaded": loaded}}), flush=True)
+atexit.register(report)
 try:
     {body}
 except SystemExit as exc:
-    code = exc.code
-else:
-    code = 0
-print("MODULES=" + json.dumps({{"code": code, "loaded": [m for m in {heavy!r} if m in sys.modules]}}))
+    state["code"] = exc.code
 """
 
 

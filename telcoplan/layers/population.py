@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -187,9 +189,15 @@ def _warn_overlaps(polygons: gpd.GeoDataFrame, cell_area_m2: float) -> None:
         )
 
 
-def load_population_raster(path: str | os.PathLike | MemoryRaster, grid: GridSpec) -> np.ndarray:
+def load_population_raster(
+    path: str | os.PathLike | MemoryRaster,
+    grid: GridSpec,
+    *,
+    read: Callable[[], tuple[np.ndarray, Any, Any]] | None = None,
+) -> np.ndarray:
     """Read a persons-per-cell raster (a file, or a :class:`~telcoplan.gis.raster.MemoryRaster`
-    such as a PostGIS raster) onto ``grid``.
+    such as a PostGIS raster) onto ``grid``; ``read``: a call returning what
+    :func:`~telcoplan.gis.raster.read_raster` returns for ``path`` (a read begun earlier).
 
     A raster already on ``grid`` (same CRS, transform and shape) is read as is. Otherwise it is
     warped with GDAL's ``sum`` resampling, which keeps totals when cells are aggregated; the
@@ -197,7 +205,7 @@ def load_population_raster(path: str | os.PathLike | MemoryRaster, grid: GridSpe
     """
     from telcoplan.gis.raster import read_raster, read_raster_on_grid
 
-    data, info, _ = read_raster(path)
+    data, info, _ = read_raster(path) if read is None else read()
     data[np.isnan(data)] = 0.0  # nodata: nobody (in place: 35 M cells are 280 MB)
     validate_population_raster(data, source=str(path))
     before = float(data.sum())

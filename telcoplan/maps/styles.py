@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
+import numpy as np
+
 from telcoplan import outputs
 
 __all__ = [
@@ -298,7 +300,7 @@ class RunStyles:
 def _values(table, column: str) -> list[str]:
     if table is None or column not in table.columns:
         return []
-    return sorted({str(v) for v in table[column].dropna()})
+    return sorted({str(v) for v in table[column].dropna().unique()})
 
 
 def run_styles(
@@ -333,7 +335,7 @@ def run_styles(
     link_ops = (
         # each distinct text once (a national backbone: 420,000 links, a handful of texts);
         # only which operators occur counts
-        [op for v in links["operators"].astype(object).unique() for op in split_ops(v)]
+        [op for v in links["operators"].unique() for op in split_ops(v)]
         if links is not None and "operators" in links.columns
         else []
     )
@@ -403,24 +405,24 @@ def run_styles(
             path.name, None, f"Signal {what} (dBm)", "raster",
             pseudocolor_raster(SIGNAL_COLOURS, vmin, vmax, unit="dBm"), visible=False,
         ))  # fmt: skip
+    # each server raster's towers (by row) in one pass over the columns (100,000 on a
+    # national run); their site ids only for a palette
     towers = tables.get("towers")
-    rows = (
-        dict(zip(towers["row"].astype(int), towers["site_id"].astype(str), strict=True))
-        if towers is not None and {"row", "site_id"} <= set(towers.columns)
-        else {}
-    )
-    tower_op = (
-        dict(zip(towers["row"].astype(int), towers["operator"].astype(str), strict=True))
-        if towers is not None and {"row", "operator"} <= set(towers.columns)
-        else {}
-    )
+    listed = towers is not None and {"row", "operator"} <= set(towers.columns)
+    tower_rows = towers["row"].to_numpy(dtype=np.int64) if listed else np.empty(0, np.int64)
+    tower_ops = towers["operator"].astype(str).to_numpy(dtype=object) if listed else np.empty(0)
     for path, stem in outputs.per_operator_rasters(folder, "server"):
-        ops = {o for o in set(tower_op.values()) if outputs.server_file(o) == path.name}
-        own = sorted(r for r, o in tower_op.items() if o in ops)
-        colour = colours.get(next(iter(ops), ""), ANY_COLOUR)
+        ops = sorted(o for o in set(tower_ops.tolist()) if outputs.server_file(o) == path.name)
+        own = np.unique(tower_rows[np.isin(tower_ops, ops)]).tolist()
+        colour = colours.get(ops[0] if ops else "", ANY_COLOUR)
         if len(own) > _MAX_PALETTE_ENTRIES:  # one colour (a palette would be megabytes)
             qml = pseudocolor_raster([colour, colour], 1, max(own[-1], 2), unit="")
         else:
+            rows = (
+                dict(zip(tower_rows.tolist(), towers["site_id"].astype(str), strict=True))
+                if "site_id" in towers.columns
+                else {}
+            )
             qml = paletted_raster(
                 (r, _shade(colour, k), rows.get(r, str(r))) for k, r in enumerate(own)
             )
@@ -481,6 +483,10 @@ def _site_rules(sites) -> str:
     return rule_based(rules)
 
 
+#: The backbone links' columns its QGIS rules read (:func:`_backbone_rules`).
+_LINK_RULE_COLUMNS = ("plan", "status", "ring", "operators", "operator")
+
+
 def _backbone_rules(links, colours: dict[str, str]) -> str:
     """The web map's backbone: the joint (and ring) plans in black, each operator's separate
     plan in its colour and unchecked; line weight and dashes by link status."""
@@ -492,6 +498,9 @@ def _backbone_rules(links, colours: dict[str, str]) -> str:
         link_users,
     )
 
+    # the rules depend on these columns only: each distinct row once (a national backbone:
+    # 420,000 links, a few dozen distinct rows)
+    links = links[[c for c in _LINK_RULE_COLUMNS if c in links.columns]].drop_duplicates()
     status = link_status(links)
     users = link_users(links)
     plans = [str(p) for p in links["plan"]] if "plan" in links.columns else [""] * len(links)

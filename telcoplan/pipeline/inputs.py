@@ -117,6 +117,7 @@ def load_inputs(plan: Plan) -> PlanInputs:
             "use a coarser resolution_m or split the study area"
         )
     log.info("grid: %d x %d cells of %g m", grid.width, grid.height, grid.resolution)
+    population_read = _read_ahead(plan.layers.get("population"))
 
     vectors: dict[str, gpd.GeoDataFrame] = {}
     for name, loader in _VECTOR_LOADERS.items():
@@ -177,7 +178,7 @@ def load_inputs(plan: Plan) -> PlanInputs:
         has_population = False
     else:
         try:
-            population = _load_population(plan, areas, grid, digests)
+            population = _load_population(plan, areas, grid, digests, population_read)
         except TelcoplanError as exc:
             failures.append(exc)
 
@@ -416,9 +417,33 @@ def _load_land_use(
     )
 
 
+def _read_ahead(ref: LayerRef | None) -> Callable[[], Any] | None:
+    """A population raster file read in a thread while the vector layers load (GDAL decodes
+    its blocks with the GIL released: ~1 s of a national run's start, on a core otherwise
+    idle); the call that waits for what :func:`~telcoplan.gis.raster.read_raster` returns (or
+    raises). None for any other population layer. Only the read runs there: the checks, and
+    what they log, come in turn (:func:`_load_population`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from telcoplan.gis.raster import read_raster
+
+    if ref is None or not ref.is_raster:
+        return None
+    pool = ThreadPoolExecutor(1, thread_name_prefix="telcoplan-read")
+    future = pool.submit(read_raster, ref.path)
+    pool.shutdown(wait=False)  # the thread ends with the read
+    return future.result
+
+
 def _load_population(
-    plan: Plan, areas: gpd.GeoDataFrame, grid: GridSpec, digests: dict[str, str]
+    plan: Plan,
+    areas: gpd.GeoDataFrame,
+    grid: GridSpec,
+    digests: dict[str, str],
+    read: Callable[[], Any] | None = None,
 ) -> np.ndarray:
+    """The population on the grid: the areas' column spread, a raster (``read``: the call
+    giving its file read ahead, :func:`_read_ahead`), or polygons (with dasymetric weights)."""
     ref = plan.layers.get("population")
     if ref is None:
         if "population" not in areas.columns or areas["population"].isna().any():
@@ -429,7 +454,7 @@ def _load_population(
         log.info("population: spreading the areas' `population` column uniformly")
         return spread_population(areas, grid, column="population")
     if ref.is_raster:
-        return load_population_raster(ref.path, grid)
+        return load_population_raster(ref.path, grid, read=read)
     from telcoplan.gis.vector import read_vector
 
     column = ref.column or "population"

@@ -32,6 +32,46 @@ def test_version(runner):
     assert __version__ in res.output
 
 
+def test_the_process_ends_without_teardown_but_after_its_exit_handlers(tmp_path):
+    """`telcoplan` (main) ends its process with os._exit once the command is done: the exit
+    handlers have run (a file written by one), what it printed is all there, the status is the
+    command's (0, click's 2 for a usage error), the collector's thresholds are the CLI's."""
+    marker = tmp_path / "handler-ran"
+    code = (
+        "import atexit, gc, sys\n"
+        "marker = sys.argv[1]\n"
+        "atexit.register(lambda: open(marker, 'w').write(str(gc.get_threshold())))\n"
+        "from telcoplan.cli import main\n"
+        "sys.argv = ['telcoplan'] + sys.argv[2:]\n"
+        "main()\n"
+        "print('NOT REACHED')\n"
+    )
+    ok = subprocess.run(
+        [sys.executable, "-c", code, str(marker), "--version"], capture_output=True, text=True
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert __version__ in ok.stdout and "NOT REACHED" not in ok.stdout
+    assert marker.read_text() == "(10000, 10, 10)"
+    marker.unlink()
+    bad = subprocess.run(
+        [sys.executable, "-c", code, str(marker), "run", "--no-such-option"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2
+    assert "No such option '--no-such-option'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    assert marker.exists()
+
+
+def test_exit_status_of_system_exit_codes(capsys):
+    from telcoplan.cli import _exit_status
+
+    assert [_exit_status(c) for c in (None, 0, 1, 2, 256 + 3)] == [0, 0, 1, 2, 3]
+    assert _exit_status("a message") == 1
+    assert "a message" in capsys.readouterr().err
+
+
 def test_help_imports_no_heavy_modules():
     code = (
         "import sys; from telcoplan.cli import cli\n"

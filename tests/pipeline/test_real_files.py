@@ -257,3 +257,42 @@ def test_real_national_roads_clipped_to_the_wards(tmp_path):
     assert y0 >= b0 - 1001
     assert x1 <= a1 + 1001
     assert y1 <= b1 + 1001
+
+
+def test_population_raster_is_read_beside_the_vector_layers(small_plan, tmp_path, monkeypatch):
+    """The population raster is read in a thread while the vector layers load: the same
+    persons as a read in turn; a file that cannot be read is one more problem in the one
+    message that lists the vector layers' (the order of a read in turn)."""
+    import threading
+
+    import numpy as np
+
+    import telcoplan.gis.raster as raster_mod
+    from telcoplan.layers.population import load_population_raster
+    from telcoplan.pipeline.inputs import _read_ahead
+
+    threads = []
+    read = raster_mod.read_raster
+
+    def spy(path):
+        threads.append(threading.current_thread().name)
+        return read(path)
+
+    monkeypatch.setattr(raster_mod, "read_raster", spy)
+    plan = read_plan(small_plan)
+    inputs = load_inputs(plan)
+    assert threads and threads[0].startswith("telcoplan-read")
+    expected = load_population_raster(tmp_path / "inputs" / "population.tif", inputs.grid)
+    np.testing.assert_array_equal(inputs.population, expected)
+    assert float(inputs.population.sum()) == 100.0 * inputs.grid.width * inputs.grid.height
+    # only a raster file is read ahead
+    assert _read_ahead(None) is None
+    assert _read_ahead(plan.layers["towers"]) is None
+
+    (tmp_path / "inputs" / "population.tif").write_bytes(b"not a raster")
+    (tmp_path / "inputs" / "towers.csv").write_text("name,operator\nT1,A\n")  # no coordinates
+    with pytest.raises(PlanError) as info:
+        load_inputs(read_plan(small_plan))
+    msg = str(info.value)
+    assert "2 problems in the input layers" in msg, msg
+    assert msg.index("towers.csv") < msg.index("population.tif: not a readable raster")
