@@ -216,7 +216,7 @@ def compare(folder: Path, operators) -> None:
 PARTS = {
     "imports (all modules)": ("<frozen importlib._bootstrap>", "_find_and_load"),
     "load inputs (areas, towers, grid)": ("telcoplan/pipeline/inputs.py", "load_inputs"),
-    "population summary (zonal sums)": ("telcoplan/pipeline/run.py", "population_summary"),
+    "population summary (zonal sums)": ("telcoplan/pipeline/inputs.py", "population_summary"),
     "best server (kernel calls)": ("telcoplan/coverage/bestserver.py", "best_server"),
     "signal/server/count GeoTIFFs + .aux.xml": ("stages/coverage.py", "_write_rasters"),
     "coverage polygons (polygonize)": ("telcoplan/gis/polygonize.py", "polygonize_mask"),

@@ -27,6 +27,7 @@ from telcoplan.cli.options import (
     protect_choice,
     verbosity_params,
 )
+from telcoplan.cli.process import main
 from telcoplan.cli.sites import sites
 from telcoplan.errors import TelcoplanError
 
@@ -776,49 +777,3 @@ def _tech_values(items: tuple[str, ...], option: str, form: str) -> dict[str, fl
 
 
 cli.add_command(sites)
-
-
-#: The cyclic garbage collector's thresholds in the command's process (Python's: 700, 10, 10).
-#: A national run holds millions of long-lived objects (layers, a road graph, map features)
-#: that each full collection walks: 14 of them took 2.0 s of a 40 s run; with these, one
-#: (1.1 s of collecting in all). Cycles are still collected, a few thousand objects later.
-GC_THRESHOLDS = (10_000, 10, 10)
-
-
-def main() -> None:
-    """Console-script entry point (the ``telcoplan`` process; :data:`cli` alone for library
-    callers and tests).
-
-    The process ends once the command and the exit handlers are done (:func:`os._exit`), without
-    tearing the interpreter down object by object: ~0.7 s after a national run, which wrote and
-    closed every file before."""
-    import atexit
-    import gc
-    import os
-    import sys
-
-    gc.set_threshold(*GC_THRESHOLDS)
-    try:
-        cli(prog_name="telcoplan")
-        code = 0
-    except SystemExit as exc:  # click ends every command so
-        code = _exit_status(exc.code)
-    atexit._run_exitfuncs()  # logging's flush, temporary files' clean-up, …
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe (| head): nothing more can be said
-            code = code or 1
-    os._exit(code)
-
-
-def _exit_status(code: object) -> int:
-    """The status :class:`SystemExit` gives the system for ``code`` (printed if it is text)."""
-    import sys
-
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    print(code, file=sys.stderr)
-    return 1

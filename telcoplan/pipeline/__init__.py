@@ -21,15 +21,15 @@ from telcoplan._lazy import lazy_names
 _API = {
     "PlanInputs": "telcoplan.pipeline.inputs",
     "load_inputs": "telcoplan.pipeline.inputs",
+    "population_summary": "telcoplan.pipeline.inputs",
     "LAYER_NAMES": "telcoplan.pipeline.model",
     "LayerRef": "telcoplan.pipeline.model",
     "Plan": "telcoplan.pipeline.model",
+    "batch_targets": "telcoplan.pipeline.parse",
     "parse_plan": "telcoplan.pipeline.parse",
     "plan_from_layers": "telcoplan.pipeline.parse",
     "read_plan": "telcoplan.pipeline.parse",
     "write_plan": "telcoplan.pipeline.parse",
-    "batch_targets": "telcoplan.pipeline.run",
-    "population_summary": "telcoplan.pipeline.run",
     "run_plan": "telcoplan.pipeline.run",
     "STAGES": "telcoplan.pipeline.stages",
 }

@@ -13,6 +13,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 
+from telcoplan import __version__
 from telcoplan.errors import (
     DatabaseError,
     InputFileError,
@@ -25,6 +26,7 @@ from telcoplan.gis.crs import crs_name, to_projected
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.postgis import redact
 from telcoplan.gis.raster import MemoryRaster, read_raster_on_grid
+from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
 from telcoplan.layers import areas as areas_layer
 from telcoplan.layers import candidates, fiber, measurements, pois, roads, towers
 from telcoplan.layers.dem import load_dem
@@ -40,6 +42,7 @@ __all__ = [
     "MAX_CELLS",
     "PlanInputs",
     "load_inputs",
+    "population_summary",
     "source_name",
     "source_provenance",
     "tower_reach",
@@ -515,3 +518,32 @@ def _load_population(
 def _renamed_population_schema(column: str):
     col = replace(POPULATION_POLYGONS.columns[0], name=column)
     return replace(POPULATION_POLYGONS, columns=(col,))
+
+
+def population_summary(inputs: PlanInputs) -> dict[str, Any]:
+    """Key population figures: total and per area (zonal sums on the plan grid)."""
+    labels = label_polygons(inputs.areas, inputs.grid)
+    per_area = zonal_sum_labels(inputs.population, labels, len(inputs.areas))
+    total = float(inputs.population.sum())
+    outside = total - float(per_area.sum())
+    names = inputs.areas.index.astype(str)
+    km2 = inputs.areas.geometry.area.to_numpy() / 1e6
+    return {
+        "plan": inputs.plan.name,
+        "synthetic": inputs.plan.synthetic,
+        "telcoplan_version": __version__,
+        "crs": inputs.crs,
+        "grid": inputs.grid.to_dict(),
+        "population_total": round(total, 3) if inputs.has_population else None,
+        "population_outside_areas": round(outside, 3) if inputs.has_population else None,
+        "area_km2_total": round(float(km2.sum()), 3),
+        "areas": [
+            {
+                "name": n,
+                "population": round(float(p), 3) if inputs.has_population else None,
+                "area_km2": round(float(a), 3),
+            }
+            for n, p, a in zip(names, per_area, km2, strict=True)
+        ],
+        "layers": {name: len(g) for name, g in inputs.vectors.items()},
+    }

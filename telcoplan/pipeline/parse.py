@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +75,14 @@ from telcoplan.pipeline.model import (
 )
 from telcoplan.pipeline.stages import STAGES
 
-__all__ = ["load_plan_document", "parse_plan", "plan_from_layers", "read_plan", "write_plan"]
+__all__ = [
+    "batch_targets",
+    "load_plan_document",
+    "parse_plan",
+    "plan_from_layers",
+    "read_plan",
+    "write_plan",
+]
 
 _TOP_KEYS = (
     "name",
@@ -535,3 +542,28 @@ def write_plan(path: str | os.PathLike, doc: Mapping[str, Any], *, overwrite: bo
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def batch_targets(plans: Sequence[Path], out_dir: Path | None) -> list[Path]:
+    """Output folder of each plan of a batch; never the same folder for two plans.
+
+    One plan: ``out_dir``, or ``outputs`` beside the plan file. Several: a sub-folder per plan
+    named after the plan file's stem (``folder-stem`` when stems repeat, then ``-2``, ``-3``…) in
+    ``out_dir``, or in ``outputs`` beside each plan file.
+    """
+    if len(plans) == 1:
+        return [out_dir if out_dir is not None else Path(plans[0]).parent / "outputs"]
+    stems = [Path(p).stem for p in plans]
+    names = [
+        f"{Path(p).resolve().parent.name}-{st}" if stems.count(st) > 1 else st
+        for p, st in zip(plans, stems, strict=True)
+    ]
+    targets: list[Path] = []
+    for p, name in zip(plans, names, strict=True):
+        base = out_dir if out_dir is not None else Path(p).parent / "outputs"
+        target, k = base / name, 1
+        while any(target.resolve() == t.resolve() for t in targets):
+            k += 1
+            target = base / f"{name}-{k}"
+        targets.append(target)
+    return targets

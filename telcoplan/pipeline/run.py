@@ -27,13 +27,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from telcoplan import __version__, outputs
+from telcoplan import outputs
 from telcoplan.errors import OutputExistsError
 from telcoplan.gis.atomic import (
     folder_lock,
@@ -46,7 +46,6 @@ from telcoplan.gis.atomic import (
 )
 from telcoplan.gis.cores import usable_cores
 from telcoplan.gis.vector import fixed_timestamps
-from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
 from telcoplan.pipeline.cache import (
     CACHE_FORMAT,
     BrokenEntryError,
@@ -57,17 +56,17 @@ from telcoplan.pipeline.cache import (
 )
 from telcoplan.pipeline.concurrency import Forked, StageProcessError, run_mode
 from telcoplan.pipeline.execution import Cluster, cluster_errors, resolve
-from telcoplan.pipeline.inputs import PlanInputs, load_inputs, source_provenance
+from telcoplan.pipeline.inputs import (
+    PlanInputs,
+    load_inputs,
+    population_summary,
+    source_provenance,
+)
 from telcoplan.pipeline.memory import check_memory_for
 from telcoplan.pipeline.model import Plan, UnkeyableError, digest, plan_inputs
 from telcoplan.pipeline.stages import STAGES, Stage, StageResult, Staging
 
-__all__ = [
-    "batch_targets",
-    "population_summary",
-    "run_plan",
-    "stage_dependencies",
-]
+__all__ = ["run_plan", "stage_dependencies"]
 
 #: A stage's own folder in the staging folder: ``.stage-<name>``.
 STAGE_FOLDER = ".stage-"
@@ -750,35 +749,6 @@ def _inputs_key(plan: Plan, hashes: FileHashes) -> str | None:
         return None
 
 
-def population_summary(inputs: PlanInputs) -> dict[str, Any]:
-    """Key population figures: total and per area (zonal sums on the plan grid)."""
-    labels = label_polygons(inputs.areas, inputs.grid)
-    per_area = zonal_sum_labels(inputs.population, labels, len(inputs.areas))
-    total = float(inputs.population.sum())
-    outside = total - float(per_area.sum())
-    names = inputs.areas.index.astype(str)
-    km2 = inputs.areas.geometry.area.to_numpy() / 1e6
-    return {
-        "plan": inputs.plan.name,
-        "synthetic": inputs.plan.synthetic,
-        "telcoplan_version": __version__,
-        "crs": inputs.crs,
-        "grid": inputs.grid.to_dict(),
-        "population_total": round(total, 3) if inputs.has_population else None,
-        "population_outside_areas": round(outside, 3) if inputs.has_population else None,
-        "area_km2_total": round(float(km2.sum()), 3),
-        "areas": [
-            {
-                "name": n,
-                "population": round(float(p), 3) if inputs.has_population else None,
-                "area_km2": round(float(a), 3),
-            }
-            for n, p, a in zip(names, per_area, km2, strict=True)
-        ],
-        "layers": {name: len(g) for name, g in inputs.vectors.items()},
-    }
-
-
 def _provenance(plan: Plan, hashes: FileHashes | None = None) -> dict[str, Any]:
     """Parameters and inputs (paths relative to the plan file, SHA-256) of a run."""
     base = plan.base
@@ -793,28 +763,3 @@ def _provenance(plan: Plan, hashes: FileHashes | None = None) -> dict[str, Any]:
         },
         "inputs": {name: source_provenance(ref, base, sha) for name, ref in plan.layers.items()},
     }
-
-
-def batch_targets(plans: Sequence[Path], out_dir: Path | None) -> list[Path]:
-    """Output folder of each plan of a batch; never the same folder for two plans.
-
-    One plan: ``out_dir``, or ``outputs`` beside the plan file. Several: a sub-folder per plan
-    named after the plan file's stem (``folder-stem`` when stems repeat, then ``-2``, ``-3``…) in
-    ``out_dir``, or in ``outputs`` beside each plan file.
-    """
-    if len(plans) == 1:
-        return [out_dir if out_dir is not None else Path(plans[0]).parent / "outputs"]
-    stems = [Path(p).stem for p in plans]
-    names = [
-        f"{Path(p).resolve().parent.name}-{st}" if stems.count(st) > 1 else st
-        for p, st in zip(plans, stems, strict=True)
-    ]
-    targets: list[Path] = []
-    for p, name in zip(plans, names, strict=True):
-        base = out_dir if out_dir is not None else Path(p).parent / "outputs"
-        target, k = base / name, 1
-        while any(target.resolve() == t.resolve() for t in targets):
-            k += 1
-            target = base / f"{name}-{k}"
-        targets.append(target)
-    return targets

@@ -50,7 +50,8 @@ def test_the_process_ends_without_teardown_but_after_its_exit_handlers(tmp_path)
         [sys.executable, "-c", code, str(marker), "--version"], capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
-    assert __version__ in ok.stdout and "NOT REACHED" not in ok.stdout
+    assert __version__ in ok.stdout
+    assert "NOT REACHED" not in ok.stdout
     assert marker.read_text() == "(10000, 10, 10)"
     marker.unlink()
     bad = subprocess.run(
@@ -65,7 +66,7 @@ def test_the_process_ends_without_teardown_but_after_its_exit_handlers(tmp_path)
 
 
 def test_exit_status_of_system_exit_codes(capsys):
-    from telcoplan.cli import _exit_status
+    from telcoplan.cli.process import _exit_status
 
     assert [_exit_status(c) for c in (None, 0, 1, 2, 256 + 3)] == [0, 0, 1, 2, 3]
     assert _exit_status("a message") == 1

@@ -281,7 +281,8 @@ def test_population_raster_is_read_beside_the_vector_layers(small_plan, tmp_path
     monkeypatch.setattr(raster_mod, "read_raster", spy)
     plan = read_plan(small_plan)
     inputs = load_inputs(plan)
-    assert threads and threads[0].startswith("telcoplan-read")
+    assert threads
+    assert threads[0].startswith("telcoplan-read")
     expected = load_population_raster(tmp_path / "inputs" / "population.tif", inputs.grid)
     np.testing.assert_array_equal(inputs.population, expected)
     assert float(inputs.population.sum()) == 100.0 * inputs.grid.width * inputs.grid.height
