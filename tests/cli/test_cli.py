@@ -65,6 +65,19 @@ def test_the_process_ends_without_teardown_but_after_its_exit_handlers(tmp_path)
     assert marker.exists()
 
 
+def test_under_a_profiler_the_process_exits_as_usual(tmp_path):
+    """`python -m cProfile -m telcoplan ...` still writes its profile (no os._exit)."""
+    prof = tmp_path / "out.prof"
+    res = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "telcoplan", "--version"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 0, res.stderr
+    assert __version__ in res.stdout
+    assert prof.stat().st_size > 0
+
+
 def test_exit_status_of_system_exit_codes(capsys):
     from telcoplan.cli.process import _exit_status
 
