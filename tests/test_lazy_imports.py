@@ -130,3 +130,20 @@ def test_validate_a_whole_plan_loads_no_kernels_graphs_or_solvers(tmp_path):
     got = _loaded("validate", str(plan))
     assert "geopandas" in got  # the probe works: validating needs the geo stack
     assert not got & set(PRESENTATION_AND_SOLVERS)
+
+
+def test_qgis_styles_load_no_web_map():
+    """The QGIS styles every run and `telcoplan coverage` write (telcoplan.maps.styles) do not
+    import the web map's or the figure's modules (the maps package loads its names lazily)."""
+    code = (
+        "import sys, telcoplan.maps.styles\n"
+        "mods = ('telcoplan.maps.interactive', 'telcoplan.maps.static', 'scipy', 'folium')\n"
+        "print('LOADED=' + ','.join(m for m in mods if m in sys.modules))\n"
+        "from telcoplan.maps import build_map, plan_figure\n"
+        "print('NAMES=' + build_map.__module__ + ',' + plan_figure.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    ).stdout.splitlines()
+    assert "LOADED=" in out
+    assert "NAMES=telcoplan.maps.interactive,telcoplan.maps.static" in out
