@@ -33,7 +33,7 @@ def main() -> None:
         code = 0
     except SystemExit as exc:  # click ends every command so
         code = _exit_status(exc.code)
-    if sys.getprofile() is not None or sys.gettrace() is not None:
+    if _observed():
         sys.exit(code)  # the profiler's or tracer's own code runs after this
     atexit._run_exitfuncs()  # logging's flush, temporary files' clean-up, …
     for stream in (sys.stdout, sys.stderr):
@@ -54,3 +54,14 @@ def _exit_status(code: object) -> int:
         return code & 0xFF
     print(code, file=sys.stderr)
     return 1
+
+
+def _observed() -> bool:
+    """Whether a profiler or tracer watches the process: ``sys.setprofile``/``sys.settrace``
+    (cProfile and coverage.py up to Python 3.11), or a :mod:`sys.monitoring` tool (3.12+)."""
+    import sys
+
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return True
+    monitoring = getattr(sys, "monitoring", None)
+    return monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6))

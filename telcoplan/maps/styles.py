@@ -411,6 +411,7 @@ def run_styles(
     listed = towers is not None and {"row", "operator"} <= set(towers.columns)
     tower_rows = towers["row"].to_numpy(dtype=np.int64) if listed else np.empty(0, np.int64)
     tower_ops = towers["operator"].astype(str).to_numpy(dtype=object) if listed else np.empty(0)
+    site_ids: dict[int, str] | None = None  # row -> site id, made for the first palette
     for path, stem in outputs.per_operator_rasters(folder, "server"):
         ops = sorted(o for o in set(tower_ops.tolist()) if outputs.server_file(o) == path.name)
         own = np.unique(tower_rows[np.isin(tower_ops, ops)]).tolist()
@@ -418,13 +419,14 @@ def run_styles(
         if len(own) > _MAX_PALETTE_ENTRIES:  # one colour (a palette would be megabytes)
             qml = pseudocolor_raster([colour, colour], 1, max(own[-1], 2), unit="")
         else:
-            rows = (
-                dict(zip(tower_rows.tolist(), towers["site_id"].astype(str), strict=True))
-                if "site_id" in towers.columns
-                else {}
-            )
+            if site_ids is None:
+                site_ids = (
+                    dict(zip(tower_rows.tolist(), towers["site_id"].astype(str), strict=True))
+                    if listed and "site_id" in towers.columns
+                    else {}
+                )
             qml = paletted_raster(
-                (r, _shade(colour, k), rows.get(r, str(r))) for k, r in enumerate(own)
+                (r, _shade(colour, k), site_ids.get(r, str(r))) for k, r in enumerate(own)
             )
         title = f"Serving site {names.get(path.name, stem)}"
         items.append(StyledLayer(path.name, None, title, "raster", qml, visible=False))

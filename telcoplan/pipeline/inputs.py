@@ -424,8 +424,10 @@ def _read_ahead(ref: LayerRef | None) -> Callable[[], Any] | None:
     """A population raster file read in a thread while the vector layers load (GDAL decodes
     its blocks with the GIL released: ~1 s of a national run's start, on a core otherwise
     idle); the call that waits for what :func:`~telcoplan.gis.raster.read_raster` returns (or
-    raises). None for any other population layer. Only the read runs there: the checks, and
-    what they log, come in turn (:func:`_load_population`)."""
+    raises). None for any other population layer. Only the read runs there: the checks, what
+    they log and a failed read's error come in turn (:func:`_load_population`); what the read
+    itself logs (a raster of several bands, GDAL's warnings) may come before the vector layers'
+    lines."""
     from concurrent.futures import ThreadPoolExecutor
 
     from telcoplan.gis.raster import read_raster

@@ -38,16 +38,21 @@ def test_the_process_ends_without_teardown_but_after_its_exit_handlers(tmp_path)
     command's (0, click's 2 for a usage error), the collector's thresholds are the CLI's."""
     marker = tmp_path / "handler-ran"
     code = (
-        "import atexit, gc, sys\n"
+        "import atexit, gc, sys, threading, time\n"
         "marker = sys.argv[1]\n"
         "atexit.register(lambda: open(marker, 'w').write(str(gc.get_threshold())))\n"
+        # a thread left running: an interpreter that tears itself down waits for it (600 s)
+        "threading.Thread(target=time.sleep, args=(600,)).start()\n"
         "from telcoplan.cli import main\n"
         "sys.argv = ['telcoplan'] + sys.argv[2:]\n"
         "main()\n"
         "print('NOT REACHED')\n"
     )
     ok = subprocess.run(
-        [sys.executable, "-c", code, str(marker), "--version"], capture_output=True, text=True
+        [sys.executable, "-c", code, str(marker), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
     assert __version__ in ok.stdout
@@ -58,6 +63,7 @@ def test_the_process_ends_without_teardown_but_after_its_exit_handlers(tmp_path)
         [sys.executable, "-c", code, str(marker), "run", "--no-such-option"],
         capture_output=True,
         text=True,
+        timeout=120,
     )
     assert bad.returncode == 2
     assert "No such option '--no-such-option'" in bad.stderr
@@ -76,6 +82,23 @@ def test_under_a_profiler_the_process_exits_as_usual(tmp_path):
     assert res.returncode == 0, res.stderr
     assert __version__ in res.stdout
     assert prof.stat().st_size > 0
+
+
+def test_a_monitoring_tool_counts_as_a_profiler(monkeypatch):
+    """Python 3.12+ profilers (cProfile) and coverage.py hook in through sys.monitoring, not
+    sys.setprofile: one registered there also makes the process exit as usual."""
+    import types
+
+    from telcoplan.cli.process import _observed
+
+    tools = {}
+    fake = types.SimpleNamespace(get_tool=lambda i: tools.get(i))
+    monkeypatch.setattr(sys, "monitoring", fake, raising=False)
+    monkeypatch.setattr(sys, "getprofile", lambda: None)
+    monkeypatch.setattr(sys, "gettrace", lambda: None)
+    assert not _observed()
+    tools[2] = "cProfile"
+    assert _observed()
 
 
 def test_exit_status_of_system_exit_codes(capsys):

@@ -140,6 +140,37 @@ def test_serving_site_palette_names_every_serving_site(run: Path) -> None:
         assert set(entries) == own
 
 
+@pytest.mark.parametrize("without", ["row", "operator", "site_id", "coverage.gpkg"])
+def test_styles_of_a_folder_whose_sites_lack_a_column(run: Path, tmp_path: Path, without) -> None:
+    """A folder whose sites layer lacks ``row``, ``operator`` or ``site_id`` (an older run, a
+    hand-edited file), or has no coverage.gpkg beside its server rasters: styles all the same,
+    each server raster with a palette or ramp (no error)."""
+    import shutil
+
+    from telcoplan.gis.vector import read_vector, write_vector_layers
+    from telcoplan.maps.styles import run_styles
+
+    folder = tmp_path / "out"
+    shutil.copytree(run, folder)
+    gpkg = folder / outputs.COVERAGE
+    if without == "coverage.gpkg":
+        gpkg.unlink()
+    else:
+        layers = {n: read_vector(gpkg, layer=n) for n in ("coverage", "areas", "sites")}
+        layers["sites"] = layers["sites"].drop(columns=without)
+        write_vector_layers(gpkg, layers, overwrite=True)
+    styles = run_styles(folder)
+    rasters = styles.raster_styles()
+    servers = [p.name for p, _ in outputs.per_operator_rasters(folder, "server")]
+    assert servers
+    assert all(name in rasters for name in servers)
+    if without == "site_id":  # rows still listed: labelled by their row number
+        root = _qml(rasters[servers[0]])
+        labels = [e.get("label") for e in root.iter("paletteEntry")]
+        assert labels
+        assert labels == [e.get("value") for e in root.iter("paletteEntry")]
+
+
 def test_geopackage_layers_carry_their_default_style(run: Path) -> None:
     geometry_kind = {"Point": 0, "MultiPoint": 0, "LineString": 1, "MultiLineString": 1}
     for gpkg in run.glob("*.gpkg"):

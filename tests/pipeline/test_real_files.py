@@ -281,7 +281,7 @@ def test_population_raster_is_read_beside_the_vector_layers(small_plan, tmp_path
     monkeypatch.setattr(raster_mod, "read_raster", spy)
     plan = read_plan(small_plan)
     inputs = load_inputs(plan)
-    assert threads
+    assert len(threads) == 1  # read once, in the thread (not again here)
     assert threads[0].startswith("telcoplan-read")
     expected = load_population_raster(tmp_path / "inputs" / "population.tif", inputs.grid)
     np.testing.assert_array_equal(inputs.population, expected)
