@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["limit_cores", "usable_cores"]
+__all__ = ["cores_limit", "limit_cores", "usable_cores"]
 
 #: At most this many cores (:func:`limit_cores`); None: as many as the process may use.
 _LIMIT: int | None = None
@@ -20,9 +20,15 @@ def usable_cores() -> int:
     return n if _LIMIT is None else min(n, _LIMIT)
 
 
-def limit_cores(n: int) -> None:
+def limit_cores(n: int | None) -> None:
     """From now on this process uses at most ``n`` cores for its thread counts (GDAL's block
-    compression and decoding, the map's threads): what a child process forked from a run does,
-    since its parent's thread pools (GDAL's) are not usable there."""
+    compression and decoding, the map's threads; None: no limit): what a child process forked
+    from a run does, since its parent's thread pools (GDAL's) are not usable there, and what
+    the run does while such children use some of the cores."""
     global _LIMIT
-    _LIMIT = max(1, int(n))
+    _LIMIT = None if n is None else max(1, int(n))
+
+
+def cores_limit() -> int | None:
+    """The limit :func:`limit_cores` set (None: none)."""
+    return _LIMIT

@@ -13,6 +13,10 @@ exist in the child without their threads, and a job sent to them never ends. The
 counts one usable core (:func:`telcoplan.gis.cores.limit_cores`: GDAL runs single-threaded
 there); the separate stages run no parallel numba kernel. Forks are made from the thread that
 schedules the stages, before it starts other work (no lock of a running stage is copied held).
+While children run, the run's own thread counts (GDAL's, the map's) leave them a core each
+(``run_plan``'s scheduler: :func:`telcoplan.gis.cores.limit_cores`): on 2 cores the national
+run's rasters are compressed on one thread beside the backbone's child instead of crowding it
+out on two (its child then ends with the gaps stage rather than ≈ 1.5 s after it).
 """
 
 from __future__ import annotations

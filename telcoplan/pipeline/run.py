@@ -44,7 +44,7 @@ from telcoplan.gis.atomic import (
     owned_folder,
     remove_tree,
 )
-from telcoplan.gis.cores import usable_cores
+from telcoplan.gis.cores import cores_limit, limit_cores, usable_cores
 from telcoplan.gis.vector import fixed_timestamps
 from telcoplan.pipeline.cache import (
     CACHE_FORMAT,
@@ -393,6 +393,14 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
     pending = list(names)
 
     readers = _readers(stages)
+    cores, limit = usable_cores(), cores_limit()
+
+    def share_cores() -> None:
+        """Leave a core to each forked stage still running: this process's GDAL and map
+        threads take the others (each runs one thread: a national run's rasters no longer
+        crowd out the backbone's child; ≈ 2 s less)."""
+        live = sum(1 for n in running.values() if n in children)
+        limit_cores(max(1, cores - live) if live else limit)
 
     def run_here(name: str, start: Callable[[], Callable[[], _Outcome]]) -> None:
         try:
@@ -430,6 +438,7 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
                     # nothing else can start until it ends: run it in this thread (profilers
                     # and debuggers see it)
                     here.append((name, start))
+            share_cores()
             for name, start in here:
                 if not errors:
                     run_here(name, start)
@@ -447,7 +456,9 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
                 elif not (name in cancelled and isinstance(exc, StageProcessError)):
                     errors[name] = exc
             del done, future  # the futures hold the results, which _release may drop
+            share_cores()
     finally:
+        limit_cores(limit)
         try:  # interrupted: no child left writing
             for child in children.values():
                 child.cancel()

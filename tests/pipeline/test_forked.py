@@ -140,6 +140,47 @@ def test_the_backbone_runs_beside_coverage(small_plan, tmp_path, monkeypatch):
     assert "coverage" in summary
 
 
+def test_a_stage_here_leaves_a_core_to_each_forked_stage(small_plan, tmp_path, monkeypatch):
+    """While the backbone's child runs, the coverage stage here counts one core less (GDAL's
+    threads, the map's), and so does the map beside the report's child; a sequential run
+    counts them all; after a run, also a failed one, the limit is the caller's again."""
+    from telcoplan.gis.cores import cores_limit, limit_cores, usable_cores
+
+    all_cores = usable_cores()
+    seen = {}
+
+    def counting(name):
+        def run(inputs, params, staging, _run=STAGES[name].run):
+            seen[name] = usable_cores()
+            return _run(inputs, params, staging)
+
+        return run
+
+    for name in ("coverage", "map"):
+        monkeypatch.setitem(STAGES, name, replace(STAGES[name], run=counting(name)))
+    run_plan(read_plan(_without_sites(small_plan)), tmp_path / "out", concurrent=None)
+    assert seen["coverage"] == all_cores - 1  # the backbone's child was forked just before
+    assert seen["map"] == all_cores - 1  # beside the report's child
+    assert cores_limit() is None
+    # a sequential run forks nothing: every core
+    seen.clear()
+    run_plan(read_plan(small_plan), tmp_path / "seq", concurrent=False)
+    assert seen["coverage"] == seen["map"] == all_cores
+    # the caller's own limit comes back, after a failure too
+    limit_cores(5)
+    try:
+
+        def fails(inputs, params, staging):
+            raise PlanError("gaps fail")
+
+        monkeypatch.setitem(STAGES, "gaps", replace(STAGES["gaps"], run=fails))
+        with pytest.raises(PlanError, match="gaps fail"):
+            run_plan(read_plan(small_plan), tmp_path / "failed", concurrent=None)
+        assert cores_limit() == 5
+    finally:
+        limit_cores(None)
+
+
 def test_an_error_in_a_forked_stage_is_raised_with_its_message(small_plan, tmp_path, monkeypatch):
     out = tmp_path / "out"
     run_plan(read_plan(small_plan), out, concurrent=None)
