@@ -396,9 +396,10 @@ def _run_stages(run: _Run, staging: Staging, *, mode: str = "sequential") -> lis
     cores, limit = usable_cores(), cores_limit()
 
     def share_cores() -> None:
-        """Leave a core to each forked stage still running: this process's GDAL and map
-        threads take the others (each runs one thread: a national run's rasters no longer
-        crowd out the backbone's child; ≈ 2 s less)."""
+        """Leave a core to each forked stage not yet collected here (a child that ends while
+        a stage runs here counts until this thread is back in the loop): this process's GDAL
+        and map threads take the others (a national run's rasters no longer crowd out the
+        backbone's child: 1.3 s less by medians of 5 interleaved runs)."""
         live = sum(1 for n in running.values() if n in children)
         limit_cores(max(1, cores - live) if live else limit)
 
