@@ -6,19 +6,25 @@ PY      = $(VENV)/bin/python
 PIP     = $(PY) -m pip
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test install lint format bench bench-national clean browser-deps postgis-deps qgis-deps clean-kernels
+.PHONY: demo test install bytecode lint format bench bench-national clean browser-deps postgis-deps qgis-deps clean-kernels
 
-demo: $(STAMP)
+demo: bytecode
 	$(VENV)/bin/telcoplan demo --out demo-output --overwrite
 
 # the suite in TEST_WORKERS processes (pytest-xdist; a test file stays in one process: its
 # module fixtures are made once); TEST_WORKERS=0 runs it in this process
 TEST_WORKERS ?= 2
 
-test: $(STAMP) browser-deps postgis-deps qgis-deps
+test: bytecode browser-deps postgis-deps qgis-deps
 	$(PY) -m pytest -q --durations=25 $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 
-install: $(STAMP)
+install: bytecode
+
+# our modules' bytecode, compiled where it is stale: pip compiles a package it installs, not an
+# editable one; without it, where PYTHONDONTWRITEBYTECODE is set (as on our development machines), every
+# command compiled ~90 modules on start: `telcoplan coverage` on 1 M cells 3.0 -> 2.5 s
+bytecode: $(STAMP)
+	$(PY) -m compileall -q telcoplan
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +58,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format telcoplan tests benchmarks
 	$(VENV)/bin/ruff check --fix telcoplan tests benchmarks
 
-bench: $(STAMP)
+bench: bytecode
 	$(PY) benchmarks/bench_zonal.py
 	$(PY) benchmarks/bench_bestserver.py
 	$(PY) benchmarks/bench_coverage_cli.py
@@ -64,7 +70,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_review.py
 
 # 100k sites, 33 M cells: minutes and ~2 GB
-bench-national: $(STAMP)
+bench-national: bytecode
 	$(PY) benchmarks/bench_national.py
 
 # The browser tests drive Debian's chromium (playwright's own browser download does not work

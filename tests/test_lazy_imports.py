@@ -31,9 +31,13 @@ HEAVY = (
     "folium",
     "matplotlib",
     "yaml",
+    "telcoplan.maps.interactive",
 )
-#: What no analysis command needs: the web map, the figures, the solvers, the graphs.
-PRESENTATION_AND_SOLVERS = ("folium", "matplotlib", "highspy", "networkx")
+#: What no analysis command needs: the web map (our module of it too: it imports scipy's
+#: csgraph, ~70 ms), the figures, the solvers, the graphs.
+PRESENTATION_AND_SOLVERS = (
+    "folium", "matplotlib", "highspy", "networkx", "telcoplan.maps.interactive",
+)  # fmt: skip
 
 #: The modules are listed by an exit handler: the CLI's entry point ends its process with
 #: os._exit once the exit handlers have run (nothing after the command would run).

@@ -75,7 +75,7 @@ cli.params.extend(verbosity_params())
     show_default=True,
     help="city: the synthetic Đà Nẵng, written and run. national: a synthetic Vietnam-sized "
     "country (63 provinces, 100,000 sites, ~35 M cells), written only: its run (telcoplan run "
-    "OUT/plan.yml) takes ~2 minutes and ~2.7 GB of memory on 2 cores.",
+    "OUT/plan.yml) takes 25-50 s and ~2.7 GB of memory on 2 cores.",
 )
 def demo(out_dir: Path, overwrite: bool, seed: int, resolution_m: float, scale: str) -> None:
     """Build the synthetic Đà Nẵng scenario in OUT/inputs + OUT/plan.yml, then run it into OUT/outputs.

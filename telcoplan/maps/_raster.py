@@ -22,6 +22,8 @@ from typing import Protocol
 import numpy as np
 from affine import Affine
 
+from telcoplan.maps.choices import MAX_SIGNAL_LEVELS as MAX_LEVELS
+
 __all__ = [
     "MAX_PIXELS",
     "SIGNAL_COLOURS",
@@ -49,8 +51,6 @@ SIGNAL_COLOURS: tuple[str, ...] = (
 )
 #: Longest side (pixels) of a warped overlay; larger rasters are resampled coarser.
 MAX_PIXELS = 2048
-#: Most levels a palette PNG holds besides the transparent index 0.
-MAX_LEVELS = 255
 _WEB_MERCATOR = "EPSG:3857"
 #: Rows quantised at a time by :func:`png_uri`.
 _BAND_ROWS = 256

@@ -44,9 +44,9 @@ from telcoplan.maps._layers import (
     add_sites,
     add_towers,
 )
-from telcoplan.maps._raster import MAX_LEVELS as MAX_SIGNAL_LEVELS
 from telcoplan.maps._style import COVERAGE_CLASSES, LINK_STATUS, SITE_KINDS, split_ops
 from telcoplan.maps._web import esc, operator_colours, union_bounds
+from telcoplan.maps.choices import MAX_SIGNAL_LEVELS, tiles_problem
 
 if TYPE_CHECKING:
     import folium
@@ -71,7 +71,6 @@ log = logging.getLogger(__name__)
 #: Map panes (z-index) so that points stay above lines above polygons above rasters, however
 #: the layers are toggled (Leaflet's own overlay pane, 400, holds the lines).
 _PANES = {"tpSignal": 350, "tpAreas": 360, "tpPolygons": 370, "tpPoints": 450}
-_URL_TEMPLATE = re.compile(r"^https?://[^\s\"'<>`]+$")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -102,22 +101,6 @@ def _ops(gdf: gpd.GeoDataFrame | None) -> list[str]:
 def _check_frame(gdf: object, what: str) -> None:
     if gdf is not None and not isinstance(gdf, gpd.GeoDataFrame):
         raise TypeError(f"{what} must be a GeoDataFrame, got {type(gdf).__name__}")
-
-
-def tiles_problem(tiles: object) -> str | None:
-    """Why ``tiles`` is not 'none', 'osm' or an http(s) URL template (None when it is)."""
-    if tiles in ("none", "osm"):
-        return None
-    if (
-        isinstance(tiles, str)
-        and _URL_TEMPLATE.match(tiles)
-        and all(p in tiles for p in ("{z}", "{x}", "{y}"))
-    ):
-        return None
-    return (
-        "tiles must be 'none', 'osm' or an http(s) URL template with {z}, {x} and {y} "
-        f"(e.g. https://tile.example.org/{{z}}/{{x}}/{{y}}.png), got {tiles!r}"
-    )
 
 
 #: The basemap note at the top of the layer list.

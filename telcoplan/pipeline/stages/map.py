@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from telcoplan import outputs
+from telcoplan.maps.choices import MAX_SIGNAL_LEVELS, tiles_problem
 from telcoplan.pipeline.checks import ParameterError, is_number, merge_defaults
 from telcoplan.pipeline.stages._base import StageResult, Staging
 
@@ -49,8 +50,6 @@ class MapParams:
 def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> MapParams:
     """Checked map-stage parameters (defaults filled in), all problems raised at once.
     folium is not imported."""
-    from telcoplan.maps.interactive import MAX_SIGNAL_LEVELS, tiles_problem
-
     params, errs = merge_defaults("map", raw, DEFAULTS)
 
     def number(v: object) -> bool:
