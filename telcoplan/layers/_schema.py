@@ -166,10 +166,11 @@ class LayerSchema:
             if c.name not in gdf.columns:
                 continue
             raw = gdf[c.name]
-            missing = (
-                raw.isna().to_numpy()
-                | raw.astype(str).str.strip().isin(["", "nan", "NaN", "None"]).to_numpy()
-            )
+            missing = raw.isna().to_numpy()
+            if not (pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw)):
+                # text may spell a missing value (a number's text is never blank or "None";
+                # "nan" is NaN): the numeric columns of 100,000 towers as text took 0.4 s
+                missing = missing | raw.astype(str).str.strip().isin(_MISSING_TEXT).to_numpy()
             if c.kind in ("float", "int"):
                 values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
                 bad_type = ~missing & ~np.isfinite(values)
@@ -311,8 +312,10 @@ class LayerSchema:
 
     def _ids(self, gdf: gpd.GeoDataFrame) -> list[str | None]:
         if self.id_column and self.id_column in gdf.columns:
-            ids = gdf[self.id_column].to_numpy(dtype=object)  # not per row from Arrow
-            return [None if pd.isna(v) else str(v) for v in ids]
+            column = gdf[self.id_column]
+            ids = column.to_numpy(dtype=object)  # not per row from Arrow
+            missing = column.isna().to_numpy()
+            return [None if na else str(v) for v, na in zip(ids, missing, strict=True)]
         return [None] * len(gdf)
 
     def _geometry_problems(
@@ -523,6 +526,9 @@ class LayerSchema:
             "check the layer's CRS and coordinates, or the study area" + (read_as if guess else "")
         )
 
+
+#: Text that stands for a missing value (after stripping).
+_MISSING_TEXT = ["", "nan", "NaN", "None"]
 
 #: Accepted spellings of booleans (lower case), as in QGIS and CSV exports.
 BOOL_TEXT = {

@@ -216,6 +216,58 @@ def test_multi_layer_gpkg_needs_a_layer_name(tmp_path, towers5, roads3):
         read_vector(path, layer="sites")
 
 
+@pytest.mark.parametrize("ext", ["gpkg", "fgb"])
+def test_read_through_arrow_gives_the_feature_by_feature_frame(tmp_path, ext):
+    """GeoPackages and FlatGeobufs are read through GDAL's Arrow stream (5x faster on 100,000
+    towers): the frame is the one the feature-by-feature reader gives, also for the fields
+    whose Arrow reading differs: booleans with missing values (reals there), text with no
+    value at all (objects there); integers with missing values are reals either way."""
+    import geopandas as gpd
+
+    n = 5
+    gdf = gpd.GeoDataFrame(
+        {
+            "i_null": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+            "i": np.arange(n),
+            "i32": np.arange(n, dtype="int32"),
+            "f": [1.0, np.nan, 2.0, 3.0, 4.0],
+            "b_null": pd.array([True, None, False, True, True], dtype="boolean"),
+            "b": [True, False, True, True, False],
+            "s_none": [None] * n,
+            "s_some": ["a", None, "c", "Trạm", "e"],
+        },
+        geometry=gpd.points_from_xy(np.arange(n), np.arange(n)),
+        crs="EPSG:4326",
+    )
+    path = tmp_path / f"layer.{ext}"
+    gdf.to_file(path, engine="pyogrio")
+    plain, default = read_vector(path, arrow=False), read_vector(path)
+    pd.testing.assert_frame_equal(default, plain)
+    assert default["b_null"].dtype == "float64"
+    assert default["s_none"].dtype == object
+    # the Arrow stream itself differs on those two fields: the test would see a wrong frame
+    arrow = read_vector(path, arrow=True)
+    assert arrow["b_null"].dtype == object
+    assert arrow["s_none"].dtype != object
+
+
+def test_non_utf8_text_in_a_geopackage(tmp_path, towers5):
+    """Arrow takes bytes that are not UTF-8 as they are (an error only when the value is
+    used): the read falls back to the feature-by-feature reader, whose error names it."""
+    import sqlite3
+
+    path = tmp_path / "towers.gpkg"
+    write_vector(path, towers5)
+    con = sqlite3.connect(path)
+    for (trigger,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+        con.execute(f'DROP TRIGGER "{trigger}"')  # GeoPackage triggers need SpatiaLite
+    con.execute("UPDATE towers SET name = CAST(X'41FF42' AS TEXT) WHERE fid = 2")
+    con.commit()
+    con.close()
+    with pytest.raises(InputFileError, match="not UTF-8"):
+        read_vector(path)
+
+
 @pytest.mark.filterwarnings(
     "ignore:'crs' was not provided:UserWarning"
 )  # writing a CRS-less file on purpose
