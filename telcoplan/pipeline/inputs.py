@@ -524,8 +524,11 @@ def _renamed_population_schema(column: str):
 
 def population_summary(inputs: PlanInputs) -> dict[str, Any]:
     """Key population figures: total and per area (zonal sums on the plan grid)."""
-    labels = label_polygons(inputs.areas, inputs.grid)
-    per_area = zonal_sum_labels(inputs.population, labels, len(inputs.areas))
+    if inputs.has_population:
+        labels = label_polygons(inputs.areas, inputs.grid)
+        per_area = zonal_sum_labels(inputs.population, labels, len(inputs.areas))
+    else:  # nothing to sum: no grid of labels
+        per_area = np.zeros(len(inputs.areas))
     total = float(inputs.population.sum())
     outside = total - float(per_area.sum())
     names = inputs.areas.index.astype(str)
