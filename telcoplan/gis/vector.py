@@ -101,7 +101,7 @@ def read_vector(
         Read an OGR file through GDAL's Arrow stream (pyogrio ``use_arrow``): the same frame
         for the layers telcoplan writes, 2-5 times faster on large ones (a national run's
         420,000 backbone links: 0.8 s instead of 2.1 s CPU). None (default): through Arrow
-        where that gives the frame of the feature-by-feature reader (:func:`_arrow_read`: a
+        where that gives the frame of the feature-by-feature reader (:func:`_as_plain`: a
         GeoPackage or FlatGeobuf whose fields are numbers, booleans or text; 100,000 towers
         0.29 s instead of 1.39 s); False: never.
     """
@@ -230,12 +230,15 @@ def _as_plain(gdf: gpd.GeoDataFrame, fields: dict[str, str]) -> gpd.GeoDataFrame
     layer's field names → pyogrio dtypes): a boolean field with missing values as reals (1.0,
     0.0, NaN), not objects; a text field with no value at all as objects (None), not text.
     None when a text field holds bytes that are not UTF-8 (Arrow takes them as they are, and
-    fails only when the value is read): the caller reads the file feature by feature, whose
-    error names the problem."""
+    fails only when the value is read), or when a field is not a column of the frame as such (a
+    text field named like the geometry column): the caller reads the file feature by feature,
+    whose error names the problem, or whose frame is the one expected."""
     import pyarrow as pa
 
     for name, dtype in fields.items():
-        column = gdf[name]
+        column = gdf.get(name)
+        if column is None or isinstance(column, gpd.GeoSeries):
+            return None  # a field the frame does not hold as such (one named like the geometry)
         if dtype == "bool" and column.dtype == object:
             gdf[name] = column.astype("float64")
         elif dtype == "object" and column.dtype != object:
@@ -244,7 +247,7 @@ def _as_plain(gdf: gpd.GeoDataFrame, fields: dict[str, str]) -> gpd.GeoDataFrame
                 continue
             try:
                 pa.array(column.array).validate(full=True)
-            except pa.ArrowInvalid:
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
                 return None
     return gdf
 

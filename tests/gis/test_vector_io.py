@@ -217,7 +217,7 @@ def test_multi_layer_gpkg_needs_a_layer_name(tmp_path, towers5, roads3):
 
 
 @pytest.mark.parametrize("ext", ["gpkg", "fgb"])
-def test_read_through_arrow_gives_the_feature_by_feature_frame(tmp_path, ext):
+def test_read_through_arrow_gives_the_feature_by_feature_frame(tmp_path, ext, monkeypatch):
     """GeoPackages and FlatGeobufs are read through GDAL's Arrow stream (5x faster on 100,000
     towers): the frame is the one the feature-by-feature reader gives, also for the fields
     whose Arrow reading differs: booleans with missing values (reals there), text with no
@@ -241,7 +241,17 @@ def test_read_through_arrow_gives_the_feature_by_feature_frame(tmp_path, ext):
     )
     path = tmp_path / f"layer.{ext}"
     gdf.to_file(path, engine="pyogrio")
-    plain, default = read_vector(path, arrow=False), read_vector(path)
+    plain = read_vector(path, arrow=False)
+    calls = []
+    read_file = gpd.read_file
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("use_arrow", False))
+        return read_file(*args, **kwargs)
+
+    monkeypatch.setattr(gpd, "read_file", spy)
+    default = read_vector(path)
+    assert calls == [True]  # read through Arrow (the point of it), then made the same frame
     pd.testing.assert_frame_equal(default, plain)
     assert default["b_null"].dtype == "float64"
     assert default["s_none"].dtype == object
@@ -249,6 +259,26 @@ def test_read_through_arrow_gives_the_feature_by_feature_frame(tmp_path, ext):
     arrow = read_vector(path, arrow=True)
     assert arrow["b_null"].dtype == object
     assert arrow["s_none"].dtype != object
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "fgb"])
+def test_a_text_field_named_like_the_geometry_reads_as_before(tmp_path, ext):
+    """Both readers drop a text field called ``geometry`` (QGIS names a GeoPackage's geometry
+    column ``geom``): the Arrow path, which would meet the geometry there, leaves it to the
+    feature-by-feature reader (the read failed on the first version)."""
+    import shapely
+    from pyogrio.raw import write
+
+    path = tmp_path / f"layer.{ext}"
+    texts = [np.array(v, dtype=object) for v in (["a", "b"], ["x", "y"])]
+    write(
+        path, geometry=np.array(shapely.to_wkb(shapely.points([(0, 0), (1, 1)])), dtype=object),
+        field_data=texts, fields=["s", "geometry"], crs="EPSG:4326", geometry_type="Point",
+        driver={"gpkg": "GPKG", "fgb": "FlatGeobuf"}[ext],
+        layer_options={"GEOMETRY_NAME": "geom"} if ext == "gpkg" else {},
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(read_vector(path), read_vector(path, arrow=False))
+    assert sorted(read_vector(path)["s"]) == ["a", "b"]
 
 
 def test_non_utf8_text_in_a_geopackage(tmp_path, towers5):
