@@ -283,10 +283,21 @@ def build_areas() -> gpd.GeoDataFrame:
 
 
 # ---------------------------------------------------------------------------------------- terrain
+def _exp(x: np.ndarray) -> np.ndarray:
+    """``exp`` of a float64 array through the C library's ``exp``, as numpy computes it on most
+    CPUs: on CPUs with AVX-512 numpy uses an exponential of its own, whose last bit differs
+    now and then, and the demo's population (float64, spread by these weights) must be the
+    same on every machine (``tests/data/demo_fingerprint.json``)."""
+    from telcoplan.demo._kernels import libm_exp
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    return libm_exp(x.reshape(-1)).reshape(x.shape)
+
+
 def _gauss(
     xx: np.ndarray, yy: np.ndarray, cx: float, cy: float, h: float, sx: float, sy: float
 ) -> np.ndarray:
-    return h * np.exp(-0.5 * (((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
+    return h * _exp(-0.5 * (((xx - cx) / sx) ** 2 + ((yy - cy) / sy) ** 2))
 
 
 def build_dem(rng: np.random.Generator, grid: GridSpec, sea: np.ndarray) -> np.ndarray:
@@ -303,8 +314,8 @@ def build_dem(rng: np.random.Generator, grid: GridSpec, sea: np.ndarray) -> np.n
     res = grid.resolution
     xx, yy = grid.cell_centres()
     dist_sea = ndimage.distance_transform_edt(~sea) * res
-    plain = 1.0 + 9.0 * (1.0 - np.exp(-dist_sea / 4_000.0))
-    taper = 1.0 - np.exp(-dist_sea / _COAST_TAPER_M)  # hills slope down to the shore
+    plain = 1.0 + 9.0 * (1.0 - _exp(-dist_sea / 4_000.0))
+    taper = 1.0 - _exp(-dist_sea / _COAST_TAPER_M)  # hills slope down to the shore
     x0 = utm([(_RAMP_START_LON, 16.05)])[0, 0]
     relief = _RAMP_HEIGHT_M * np.clip((x0 - xx) / _RAMP_LENGTH_M, 0.0, 1.0) ** 1.5
     for lon, lat, height, sx, sy in _BUMPS:
@@ -345,7 +356,7 @@ def residential_weights(grid: GridSpec, dem: np.ndarray, labels: np.ndarray) -> 
     h = dem.astype(np.float64)
     gy, gx = np.gradient(h, grid.resolution)
     slope = np.hypot(gx, gy)
-    w *= np.exp(-np.maximum(h - 15.0, 0.0) / 60.0) / (1.0 + (slope / 0.06) ** 2)
+    w *= _exp(-np.maximum(h - 15.0, 0.0) / 60.0) / (1.0 + (slope / 0.06) ** 2)
     w = np.where(labels >= 0, w, 0.0)
     return w / w.max()
 
