@@ -1,5 +1,6 @@
 """What a plan file may choose for the map, checked without importing the web map's modules
-(geopandas' plotting, scipy's csgraph: ~70 ms of every command's start)."""
+(its builder and line simplification load scipy's sparse graphs: ~70 ms of every command's
+start)."""
 
 from __future__ import annotations
 
