@@ -19,6 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from telcoplan._readonly import readonly_arrays
 from telcoplan.coverage._loss_params import TABLE_STEP, model_parameters
 from telcoplan.coverage.antenna import PHI_3DB_DEG
 from telcoplan.coverage.propagation import MODELS
@@ -280,8 +281,12 @@ class BestServerJob:
             else:
                 from telcoplan.coverage._kernel import best_server_flat_kernel as kernel
 
+            # inputs read-only whatever their origin (a frame's column, a Dask worker's copy):
+            # one compiled signature per kernel (telcoplan._readonly)
+            inputs = readonly_arrays(self.kernel_args)
+
             def run_tiles(tr0, tc0, done):
-                kernel(tr0, tc0, *self.kernel_args, *outputs, done)
+                kernel(tr0, tc0, *inputs, *outputs, done)
 
             if progress_label is not None:
                 evaluated = _run_watched(tile_r0, tile_c0, run_tiles, progress_label)

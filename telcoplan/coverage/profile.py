@@ -46,6 +46,7 @@ import math
 import numba as nb
 import numpy as np
 
+from telcoplan._readonly import readonly_arrays
 from telcoplan.coverage.choices import DIFFRACTION_METHODS
 from telcoplan.gis.grid import GridSpec
 
@@ -548,7 +549,8 @@ def terrain_profile_loss(
     clearance = np.empty(flat[0].size)
     t = grid.transform
     _batch_loss(
-        arr, float(t.c), float(t.f), float(t.a), *flat[:6], lam, code, loss, clearance
+        *readonly_arrays((arr, float(t.c), float(t.f), float(t.a), *flat[:6], lam, code)),
+        loss, clearance,
     )  # fmt: skip
     if not shape:
         return float(loss[0]), float(clearance[0])

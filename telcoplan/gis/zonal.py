@@ -10,6 +10,7 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 
+from telcoplan._readonly import readonly_arrays
 from telcoplan.errors import CRSError
 from telcoplan.gis.crs import crs_name, same_crs
 from telcoplan.gis.grid import GridSpec
@@ -66,7 +67,7 @@ def zonal_sum_labels(values: np.ndarray, labels: np.ndarray, n: int) -> np.ndarr
         lab = lab.astype(np.int32)
     # one pass, no masked copies; the sums are added in cell order, as numpy.bincount adds
     # them, so the results are the same to the last bit
-    return _sum_by_label()(v, lab, int(n))
+    return _sum_by_label()(*readonly_arrays((v, lab, int(n))))
 
 
 def _sum_by_label():
@@ -124,7 +125,7 @@ def zonal_sum_masks(
         lab = lab.astype(np.int32)
     m = np.ascontiguousarray(masks, dtype=np.bool_).reshape(k, lab.size)
     lev = np.zeros(1, dtype=np.int64) if not n_levels else np.asarray(levels).ravel()
-    return _sum_by_masks()(v, lab, int(n), m, lev, int(n_levels))
+    return _sum_by_masks()(*readonly_arrays((v, lab, int(n), m, lev, int(n_levels))))
 
 
 def _sum_by_masks():

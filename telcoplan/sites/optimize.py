@@ -24,6 +24,7 @@ from types import SimpleNamespace
 import numpy as np
 import scipy.sparse as sp
 
+from telcoplan._readonly import readonly_arrays
 from telcoplan.errors import PlanError
 from telcoplan.sites.choices import METHODS
 
@@ -395,7 +396,9 @@ def _solution(
 def _value(p: _Problem, sel: np.ndarray) -> float:
     """f(S): the weight of the demand covered by the candidates ``sel``."""
     cov = p.cover
-    mask = _kernels().covered(cov.indptr, cov.indices, np.asarray(sel, dtype=np.int64), p.m)
+    mask = _kernels().covered(
+        *readonly_arrays((cov.indptr, cov.indices, np.asarray(sel, dtype=np.int64))), p.m
+    )
     return float(p.weights[mask].sum())
 
 

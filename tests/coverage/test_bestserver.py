@@ -559,3 +559,36 @@ def test_kernels_stay_cacheable(grid10, towers5):
         assert kernel.overloads
         for compiled in kernel.overloads.values():
             assert not compiled.library.has_dynamic_globals, kernel.__name__
+
+
+@pytest.mark.parametrize("terrain", [False, True])
+def test_one_compiled_kernel_whatever_the_arrays_came_from(grid10, towers5, terrain):
+    """numba compiles a kernel once per signature, and an array's read-only flag is part of it.
+    A frame's float64 column comes out of ``to_numpy()`` read-only, an integer column (made
+    float) or a missing one (filled in) writable, and a job sent to a Dask worker arrives
+    writable: each combination used to compile the kernel again on its first run (the terrain
+    kernel: ~40 s on 2 cores) although ``make install`` had compiled one. All of them now run
+    the signature of the first."""
+    import pickle
+
+    from telcoplan.coverage import _kernel, _kernel_terrain
+    from telcoplan.coverage.bestserver import prepare_best_server
+
+    kernel = (
+        _kernel_terrain.best_server_terrain_kernel if terrain else _kernel.best_server_flat_kernel
+    )
+    dem = np.full(grid10.shape, 4.0) if terrain else None
+    floats = towers5.assign(azimuth_deg=[0.0, 90.0, np.nan, 200.0, 300.0], tilt_deg=3.0)
+    ints = floats.astype({"height_m": int, "eirp_dbm": int, "tilt_deg": int})
+    missing = floats.drop(columns=["azimuth_deg", "tilt_deg"])
+    # the premise: the same column is read-only from one frame, writable from the other
+    assert not floats["eirp_dbm"].to_numpy().flags.writeable
+    assert pd.to_numeric(ints["eirp_dbm"]).to_numpy(dtype=np.float64).flags.writeable
+
+    best_server(floats, grid10, dem=dem, validity="ignore")
+    first = set(kernel.signatures)
+    for towers in (ints, missing):
+        best_server(towers, grid10, dem=dem, validity="ignore")
+    job = prepare_best_server(floats, grid10, dem=dem, validity="ignore")
+    pickle.loads(pickle.dumps(job)).block(0, 10, 0, 10)  # as a Dask worker gets it
+    assert set(kernel.signatures) == first

@@ -186,6 +186,7 @@ def test_a_ridge_that_blocks_one_operator_hands_cells_to_the_other():
 def test_float32_dem_gives_the_float64_answer_bit_for_bit(hilly, monkeypatch):
     """A DEM whose values are float32 numbers reaches the kernel as float32: the same bits."""
     import telcoplan.coverage._kernel_terrain as kt
+    from telcoplan._readonly import readonly
 
     grid, dem, towers = hilly
     seen = []
@@ -195,7 +196,8 @@ def test_float32_dem_gives_the_float64_answer_bit_for_bit(hilly, monkeypatch):
     def as_float64(*args):
         seen.append(args[at].dtype)
         args = list(args)
-        args[at] = np.ascontiguousarray(args[at], dtype=np.float64)
+        # read-only as the kernel's other inputs: the signature compiled at install
+        args[at] = readonly(np.ascontiguousarray(args[at], dtype=np.float64))
         return kernel(*args)
 
     kw = {"max_radius_km": 1.0, "validity": "ignore", "dem": dem}
