@@ -218,7 +218,11 @@ def test_a_failure_here_ends_the_forked_stages(small_plan, tmp_path, monkeypatch
     pid_file = tmp_path / "backbone.pid"
 
     def slow(inputs, params, staging):
-        pid_file.write_text(str(os.getpid()))
+        # written whole, then renamed: the file exists only with its pid in it (the parent
+        # polls for it; a file still empty when it looked made the test fail now and then)
+        partial = pid_file.with_suffix(".partial")
+        partial.write_text(str(os.getpid()))
+        partial.replace(pid_file)
         time.sleep(300)
 
     def fails(inputs, params, staging):
