@@ -47,9 +47,6 @@ log = logging.getLogger(__name__)
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FONT = "DejaVu Sans"
-#: Shared and other towers' edge colours (RGBA arrays: matplotlib converts an array of colour
-#: names one by one, a national run's 100,000 towers 0.3 s).
-_BLACK, _WHITE = np.array([0.0, 0.0, 0.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0])
 #: Areas are labelled by default when there are at most this many (more would overlap).
 MAX_AUTO_LABELS = 20
 
@@ -105,22 +102,24 @@ def _draw_polygons(ax: Any, geoms: gpd.GeoSeries, *, facecolors: Any, **kwargs: 
 
 
 def _draw_lines(ax: Any, geoms: gpd.GeoSeries, colours: list[str], **kwargs: Any) -> None:
-    """Lines (and multi-lines) as one LineCollection, one colour per geometry."""
+    """Lines (and multi-lines), one colour per geometry, as one LineCollection holding one
+    path per colour: the parts of a colour one after the other, a row of NaN between two
+    (matplotlib lifts the pen there). Agg strokes a few long paths faster than many short ones
+    and simplifies each to the pixels as it draws it (a national backbone, 155,000 joint
+    links: its part of the figure 1.0 s instead of 2.1 s)."""
     from matplotlib.collections import LineCollection
 
     segments, per_part = _line_parts(geoms, colours)
-    if segments:
-        lines = LineCollection(segments, colors=_rgba(per_part), **kwargs)
-        ax.add_collection(lines, autolim=False)  # the view is set once everything is drawn
-
-
-def _rgba(colours: list[Any]) -> np.ndarray:
-    """matplotlib's RGBA of each colour, converted once per distinct colour (matplotlib
-    converts a list of colour names one by one: a national backbone's 155,000 links, 0.5 s)."""
-    from matplotlib.colors import to_rgba_array
-
-    codes, uniques = pd.factorize(pd.Series(colours, dtype=object), use_na_sentinel=False)
-    return to_rgba_array(list(uniques))[codes]
+    if not segments:
+        return
+    codes, uniques = pd.factorize(pd.Series(per_part, dtype=object), use_na_sentinel=False)
+    gap = np.full((1, 2), np.nan)
+    joined = []
+    for code in range(len(uniques)):
+        mine = [segments[i] for i in np.flatnonzero(codes == code).tolist()]
+        joined.append(np.concatenate([a for seg in mine for a in (seg, gap)][:-1]))
+    lines = LineCollection(joined, colors=list(uniques), **kwargs)
+    ax.add_collection(lines, autolim=False)  # the view is set once everything is drawn
 
 
 def _line_parts(geoms: gpd.GeoSeries, colours: list[str]) -> tuple[list[Any], list[str]]:
@@ -376,19 +375,26 @@ def plan_figure(
             ops = tw["operator"].astype(str).to_numpy()
             x, y = tw.geometry.x.to_numpy(), tw.geometry.y.to_numpy()
             for op in sorted(set(ops)):
-                sel = ops == op
-                shared = tenants[sel] > 1
-                ax.scatter(
-                    x[sel],
-                    y[sel],
-                    s=np.where(shared, 22, 12),
-                    c=colours.get(op, "#666666"),
-                    edgecolors=np.where(shared[:, None], _BLACK, _WHITE),
-                    linewidths=0.3,
-                    zorder=5,
-                    # widths set afterwards as a plain array: scatter masks what it is given,
-                    # and a masked array is walked item by item (100,000 towers: 0.3 s)
-                ).set_linewidth(np.where(shared, 0.9, 0.3))
+                # markers of one look per line: Agg draws the marker once and stamps it at
+                # every point (100,000 towers: their part of the figure 0.5 s, 2.1 s as a
+                # scatter of points sized one by one); an operator's shared sites on top
+                for shared in (False, True):
+                    sel = (ops == op) & ((tenants > 1) == shared)
+                    if not sel.any():
+                        continue
+                    ax.add_line(
+                        Line2D(
+                            x[sel],
+                            y[sel],
+                            ls="",
+                            marker="o",
+                            ms=np.sqrt(22 if shared else 12),  # the diameter, in points
+                            mfc=colours.get(op, "#666666"),
+                            mec="#000000" if shared else "#ffffff",
+                            mew=0.9 if shared else 0.3,
+                            zorder=5,
+                        )
+                    )
                 handles.append(
                     Line2D(
                         [],
