@@ -49,7 +49,7 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +71,7 @@ __all__ = [
     "LAYERS",
     "MAP",
     "OPERATORS_COUNT",
+    "OPERATOR_PALETTE",
     "PROJECT",
     "REPORT",
     "RESERVED_OPERATOR_NAMES",
@@ -81,6 +82,7 @@ __all__ = [
     "SUMMARY",
     "derived",
     "file_sha256",
+    "operator_colours",
     "per_operator_rasters",
     "previous_outputs",
     "publish",
@@ -143,6 +145,34 @@ COVERAGE_KEYS = frozenset(
 RESERVED_OPERATOR_NAMES = frozenset(
     {k.lower() for k in COVERAGE_KEYS} | {"best_single", "2g_plus", "3g_plus", "4g_plus", "5g_plus"}
 )
+
+#: Categorical colours for operators (tab10 without its red and green, which mean
+#: "unserved"/"gap" and "served" on the map), the same in every output that shows operators:
+#: the web map, the QGIS styles, the figure and the report (:func:`operator_colours`).
+OPERATOR_PALETTE: tuple[str, ...] = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#9467bd",
+    "#17becf",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#7f7f7f",
+)
+
+
+def operator_colours(*names: Iterable[object]) -> dict[str, str]:
+    """A stable colour per operator name (sorted, cycling through :data:`OPERATOR_PALETTE`;
+    missing names and ``any`` left out)."""
+    import pandas as pd  # loaded by whoever has operator names in a frame
+
+    def missing(value: object) -> bool:
+        if value is None or value is pd.NA or value is pd.NaT:
+            return True
+        return isinstance(value, float) and math.isnan(value)
+
+    ops = sorted({str(n) for group in names for n in group if not missing(n)} - {"any"})
+    return {op: OPERATOR_PALETTE[i % len(OPERATOR_PALETTE)] for i, op in enumerate(ops)}
 
 
 # ----------------------------------------------------------------------------- file names

@@ -32,11 +32,14 @@ HEAVY = (
     "matplotlib",
     "yaml",
     "telcoplan.maps.interactive",
+    "telcoplan.maps._web",
 )
-#: What no analysis command needs: the web map (our module of it too: it imports scipy's
-#: csgraph, ~70 ms), the figures, the solvers, the graphs.
+#: What no analysis command needs: the web map (our modules of it too: they import scipy's
+#: csgraph, ~55-70 ms; the QGIS styles take the operators' colours from telcoplan.outputs),
+#: the figures, the solvers, the graphs.
 PRESENTATION_AND_SOLVERS = (
     "folium", "matplotlib", "highspy", "networkx", "telcoplan.maps.interactive",
+    "telcoplan.maps._web",
 )  # fmt: skip
 
 #: The modules are listed by an exit handler: the CLI's entry point ends its process with

@@ -28,7 +28,6 @@ from telcoplan.maps._simplify import simplify_polygons
 from telcoplan.maps._threads import in_background
 
 __all__ = [
-    "OPERATOR_PALETTE",
     "LatLonBounds",
     "esc",
     "feature_collection",
@@ -36,7 +35,6 @@ __all__ = [
     "fmt",
     "fmt_text",
     "geojson_geometry",
-    "operator_colours",
     "to_web",
     "to_web_later",
     "union_bounds",
@@ -44,19 +42,6 @@ __all__ = [
 
 #: [[south, west], [north, east]] in degrees, the order Leaflet and folium expect.
 LatLonBounds = list[list[float]]
-
-#: Categorical colours for operators (tab10 without its red and green, which mean
-#: "unserved"/"gap" and "served" on the map).
-OPERATOR_PALETTE: tuple[str, ...] = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#9467bd",
-    "#17becf",
-    "#8c564b",
-    "#e377c2",
-    "#bcbd22",
-    "#7f7f7f",
-)
 
 #: Decimal places kept in EPSG:4326 coordinates (1e-5 degree is about 1 m, well below the
 #: simplification tolerance).
@@ -108,12 +93,6 @@ def fmt_text(value: object, unit: str = "") -> str:
     else:
         text = str(value)
     return f"{text} {unit}" if unit else text
-
-
-def operator_colours(*names: Iterable[object]) -> dict[str, str]:
-    """A stable colour per operator name (sorted, cycling through :data:`OPERATOR_PALETTE`)."""
-    ops = sorted({str(n) for group in names for n in group if not _is_missing(n)} - {"any"})
-    return {op: OPERATOR_PALETTE[i % len(OPERATOR_PALETTE)] for i, op in enumerate(ops)}
 
 
 def to_web(

@@ -45,7 +45,7 @@ from telcoplan.maps._layers import (
     add_towers,
 )
 from telcoplan.maps._style import COVERAGE_CLASSES, LINK_STATUS, SITE_KINDS, split_ops
-from telcoplan.maps._web import esc, operator_colours, union_bounds
+from telcoplan.maps._web import esc, union_bounds
 from telcoplan.maps.choices import MAX_SIGNAL_LEVELS, tiles_problem
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ def build_map(
             f"compact_above takes feature counts >= 0 for {', '.join(COMPACT_ABOVE)}, "
             f"got {dict(compact_above or {})!r}"
         )
-    colours = operator_colours(
+    colours = outputs.operator_colours(
         _ops(towers),
         _ops(coverage),
         _ops(fiber),

@@ -20,6 +20,7 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
+from telcoplan import outputs
 from telcoplan.errors import CRSError, TelcoplanError
 from telcoplan.gis.atomic import atomic_path, check_writable
 from telcoplan.maps._style import (
@@ -39,7 +40,6 @@ from telcoplan.maps._style import (
     pct_any,
     site_classes,
 )
-from telcoplan.maps._web import operator_colours
 
 __all__ = ["figure_from_outputs", "plan_figure", "save_figure"]
 
@@ -260,7 +260,7 @@ def plan_figure(
             return []
         return list(gdf[col].dropna().astype(str).unique())  # the colours need each name once
 
-    colours = operator_colours(
+    colours = outputs.operator_colours(
         ops_of(towers, "operator"),
         ops_of(coverage, "operator"),
         list(

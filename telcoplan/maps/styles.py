@@ -322,7 +322,6 @@ def run_styles(
         coverage_class_labels,
         split_ops,
     )
-    from telcoplan.maps._web import operator_colours
 
     folder = Path(out_dir)
     # only distinct values are read from the tables: through Arrow (a national run's tables
@@ -339,7 +338,7 @@ def run_styles(
         if links is not None and "operators" in links.columns
         else []
     )
-    colours = operator_colours(
+    colours = outputs.operator_colours(
         _values(tables.get("towers"), "operator"),
         _values(tables.get("coverage"), "operator"),
         link_ops,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from telcoplan.outputs import COVERAGE_KEYS
+from telcoplan.outputs import COVERAGE_KEYS, OPERATOR_PALETTE
 from telcoplan.report._format import (
     MISSING,
     Safe,
@@ -27,7 +27,6 @@ from telcoplan.report._format import (
 )
 
 __all__ = [
-    "OPERATOR_PALETTE",
     "Context",
     "as_mapping",
     "column_label",
@@ -41,17 +40,6 @@ __all__ = [
     "table_cell",
 ]
 
-#: Categorical operator colours, the same cycle as the interactive map (sorted names).
-OPERATOR_PALETTE: tuple[str, ...] = (
-    "#1f77b4",
-    "#ff7f0e",
-    "#9467bd",
-    "#17becf",
-    "#8c564b",
-    "#e377c2",
-    "#bcbd22",
-    "#7f7f7f",
-)
 _NUM_CLASS = ' class="num"'
 
 #: Keys of ``summary["coverage"]`` that are not operators.

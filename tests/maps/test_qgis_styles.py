@@ -26,7 +26,7 @@ import rasterio
 
 from telcoplan import outputs
 from telcoplan.maps._style import COVERAGE_CLASSES, SITE_KIND_LABELS, site_classes
-from telcoplan.maps._web import operator_colours
+from telcoplan.outputs import operator_colours
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")
 
