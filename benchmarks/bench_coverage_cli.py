@@ -14,7 +14,8 @@ as a user has them: ``towers.gpkg`` and ``areas.gpkg`` (one square area: the gri
   in: the peer imports numpy, geopandas and rasterio, not telcoplan) and writes the same
   GeoTIFFs — ``signal_<op>.tif`` (float32, NaN below the floor), ``server_<op>.tif`` (int32,
   1-based tower row, 0 none), ``operators_count.tif`` (uint8) — with the same profile as ours
-  (Cloud-Optimized GeoTIFF, DEFLATE with predictor, 256 x 256 tiles, overviews, GDAL threads).
+  (Cloud-Optimized GeoTIFF, DEFLATE, the floating-point predictor for signal and none for the
+  ids and counts, 256 x 256 tiles, overviews, GDAL threads).
 
 Each side runs once to warm up (numba's cache, the OS file cache), then ``--repeat`` times,
 interleaved (which side goes first alternates); min and median wall time of each side and
@@ -100,7 +101,7 @@ def write(path, data, grid, crs, nodata):
     profile = dict(
         driver="COG", width=grid.width, height=grid.height, count=1, dtype=data.dtype.name,
         crs=crs, transform=grid.transform, nodata=nodata, compress="DEFLATE",
-        predictor=3 if floating else 2, blocksize=256, num_threads="ALL_CPUS",
+        predictor=3 if floating else 1, blocksize=256, num_threads="ALL_CPUS",
         overview_resampling="average" if floating else "nearest",
     )
     with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"), rasterio.open(path, "w", **profile) as dst:

@@ -54,12 +54,18 @@ def write_raster(
     tags: dict[str, str] | None = None,
     description: str | None = None,
     fast: bool = False,
+    categorical: bool = False,
 ) -> Path:
     """Write a single-band raster on ``grid`` as a compressed Cloud-Optimized GeoTIFF.
 
     The file is written under a temporary name and renamed into place, so a crash never leaves a
     half-written file. ``data`` must have shape ``grid.shape``. ``fast``: compress with
     :data:`FAST_DEFLATE_LEVEL` instead of GDAL's default level (same pixels, other bytes).
+    ``categorical``: integer codes (ids, classes), compressed without a predictor — the
+    difference of two ids means nothing, and DEFLATE finds their runs as they are (a national
+    serving-site raster: ~25 % less CPU than with horizontal differencing, a file 4 % smaller;
+    the demo's: the same size); otherwise integers are differenced (predictor 2) and floats
+    use the floating-point predictor (3).
     """
     data = np.asarray(data)
     if data.shape != grid.shape:
@@ -69,7 +75,7 @@ def write_raster(
     floating = np.issubdtype(data.dtype, np.floating)
     options = {
         "compress": "DEFLATE",
-        "predictor": 3 if floating else 2,
+        "predictor": 3 if floating else 1 if categorical else 2,
         "blocksize": 256,
         "overview_resampling": "average" if floating else "nearest",
         # block compression on every usable core; the bytes do not depend on it (blocks are

@@ -129,6 +129,28 @@ def test_written_cog_holds_the_array_and_profile(tmp_path, dtype, fast):
             assert pa == pb
 
 
+@pytest.mark.parametrize("dtype", ["int32", "uint8"])
+def test_categorical_rasters_are_written_without_a_predictor(tmp_path, dtype):
+    """Ids and classes are written without a predictor, other integers with horizontal
+    differencing: the same pixels either way."""
+    grid = GridSpec(
+        crs=UTM49, transform=rasterio.Affine(50, 0, X0, 0, -50, Y0), width=400, height=300
+    )
+    rng = np.random.default_rng(5)
+    # serving-site-like ids: each cell the id of its nearest of 200 random sites
+    sites = rng.random((200, 2)) * [300, 400]
+    rows, cols = np.mgrid[0:300, 0:400]
+    d2 = (rows[..., None] - sites[:, 0]) ** 2 + (cols[..., None] - sites[:, 1]) ** 2
+    data = (np.argmin(d2, axis=-1) + 1).astype(dtype)
+    for categorical in (False, True):
+        path = tmp_path / f"c{categorical}.tif"
+        write_raster(path, data, grid, nodata=0, categorical=categorical, fast=True)
+        with rasterio.open(path) as src:
+            assert src.tags(ns="IMAGE_STRUCTURE").get("PREDICTOR") == (None if categorical else "2")
+            assert np.array_equal(src.read(1), data)
+            assert src.overviews(1)
+
+
 def _rasterio_cog(path, data, grid, nodata, tags, description, level):
     """The COG as rasterio's own COG writer makes it (the writer's earlier implementation)."""
     profile = {

@@ -393,7 +393,7 @@ def _site_tables(cov, towers) -> dict[str, tuple[np.ndarray, dict[str, np.ndarra
 def _write_rasters(cov, site_tables, grid, folder: Path, synthetic: dict) -> None:
     """Signal and serving-site rasters per operator (``site_tables``: :func:`_site_tables`),
     the operator count and the limit raster (grid-sized, written once: the fastest DEFLATE
-    level)."""
+    level; the ids, the count and the classes without a predictor)."""
     from telcoplan.gis.raster import write_attribute_table, write_raster
 
     for i, op in enumerate(cov.operators):
@@ -424,6 +424,7 @@ def _write_rasters(cov, site_tables, grid, folder: Path, synthetic: dict) -> Non
             description=f"{op} serving site",
             overwrite=True,
             fast=True,
+            categorical=True,
         )
         # the site behind each value, for GIS tools (QGIS/GDAL read the .aux.xml sidecar)
         mine, columns = site_tables[op]
@@ -436,6 +437,7 @@ def _write_rasters(cov, site_tables, grid, folder: Path, synthetic: dict) -> Non
         tags={"units": "number of operators above threshold", **synthetic},
         overwrite=True,
         fast=True,
+        categorical=True,
     )
     if cov.limit is not None:
         write_raster(
@@ -450,6 +452,7 @@ def _write_rasters(cov, site_tables, grid, folder: Path, synthetic: dict) -> Non
             description="what ends coverage",
             overwrite=True,
             fast=True,
+            categorical=True,
         )
 
 
