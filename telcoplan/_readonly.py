@@ -5,7 +5,7 @@ whether the array is read-only. The same towers gave either: a float64 column of
 comes out of ``to_numpy()`` read-only (pandas' copy-on-write), while a column read from
 integers, or filled in because it is missing, comes out writable; arrays sent to a Dask
 worker arrive writable. Each new combination compiled the kernel again on the first run that
-met it (the terrain best-server kernel: ~40 s on a 2-core machine), after ``make install`` had
+met it (the terrain best-server kernel: 40–66 s on a 2-core machine), after ``make install`` had
 compiled another. Kernels take their inputs through :func:`readonly_arrays`: always
 read-only, never copied.
 """

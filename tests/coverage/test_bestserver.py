@@ -567,7 +567,7 @@ def test_one_compiled_kernel_whatever_the_arrays_came_from(grid10, towers5, terr
     A frame's float64 column comes out of ``to_numpy()`` read-only, an integer column (made
     float) or a missing one (filled in) writable, and a job sent to a Dask worker arrives
     writable: each combination used to compile the kernel again on its first run (the terrain
-    kernel: ~40 s on 2 cores) although ``make install`` had compiled one. All of them now run
+    kernel: 40–66 s on 2 cores) although ``make install`` had compiled one. All of them now run
     the signature of the first."""
     import pickle
 
