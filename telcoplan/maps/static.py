@@ -8,6 +8,7 @@ every Vietnamese letter (``Ngũ Hành Sơn``). matplotlib is imported only when 
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import os
 from collections.abc import Mapping
@@ -113,11 +114,13 @@ def _draw_lines(ax: Any, geoms: gpd.GeoSeries, colours: list[str], **kwargs: Any
     if not segments:
         return
     codes, uniques = pd.factorize(pd.Series(per_part, dtype=object), use_na_sentinel=False)
+    order = np.argsort(codes, kind="stable")  # the parts of each colour, in their order
+    bounds = np.searchsorted(codes[order], np.arange(len(uniques) + 1)).tolist()
     gap = np.full((1, 2), np.nan)
     joined = []
-    for code in range(len(uniques)):
-        mine = [segments[i] for i in np.flatnonzero(codes == code).tolist()]
-        joined.append(np.concatenate([a for seg in mine for a in (seg, gap)][:-1]))
+    for a, b in itertools.pairwise(bounds):
+        mine = [segments[i] for i in order[a:b].tolist()]
+        joined.append(np.concatenate([x for seg in mine for x in (seg, gap)][:-1]))
     lines = LineCollection(joined, colors=list(uniques), **kwargs)
     ax.add_collection(lines, autolim=False)  # the view is set once everything is drawn
 

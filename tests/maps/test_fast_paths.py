@@ -194,6 +194,47 @@ def test_figure_line_parts_as_part_by_part() -> None:
         _line_parts(lines, colours[:3])
 
 
+def test_figure_lines_are_one_path_per_colour_with_the_parts_in_order() -> None:
+    """The figure draws lines as one path per colour (the parts one after the other, a NaN
+    row between two): the same vertices as part by part, each part in its geometry's colour."""
+    from matplotlib.colors import to_rgba
+    from matplotlib.figure import Figure
+
+    from telcoplan.maps.static import _draw_lines, _parts
+
+    rings = [shapely.get_rings(shapely.get_parts(g))[0] for g in _wiggly_polygons(3)]
+    lines = gpd.GeoSeries(
+        [
+            shapely.LineString(rings[0].coords),
+            shapely.MultiLineString([rings[1].coords, rings[2].coords]),
+            shapely.from_wkt("LINESTRING EMPTY"),
+            shapely.LineString([(0, 0), (1, 1), (2, 0)]),
+        ],
+        crs=UTM49,
+    )
+    colours = ["#ff0000", "#0000ff", "#00ff00", "#ff0000"]
+    ax = Figure().add_subplot()
+    _draw_lines(ax, lines, colours, linewidth=1.0)
+    (collection,) = ax.collections
+    paths = collection.get_paths()
+    assert [tuple(c) for c in collection.get_edgecolor()] == [
+        to_rgba("#ff0000"),
+        to_rgba("#0000ff"),
+    ]
+    for path, colour in zip(paths, ("#ff0000", "#0000ff"), strict=True):
+        want = [
+            np.asarray(part.coords)[:, :2]
+            for g, c in zip(lines, colours, strict=True)
+            if c == colour
+            for part in _parts(g, "LineString")
+        ]
+        got = np.split(path.vertices, np.flatnonzero(np.isnan(path.vertices[:, 0])))
+        got = [g[~np.isnan(g[:, 0])] for g in got]
+        assert len(got) == len(want)
+        for a, b in zip(got, want, strict=True):
+            assert np.array_equal(a, b)
+
+
 def test_feature_collection_is_mappings_json() -> None:
     from telcoplan.maps._web import feature_collection
 
