@@ -48,6 +48,9 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/python -c "import numpy as np, geopandas as gpd; from telcoplan.gis.grid import GridSpec; from telcoplan.coverage.bestserver import best_server; g = GridSpec.from_bounds((0, 0, 400, 400), 100.0, 'EPSG:32649'); t = gpd.GeoDataFrame({'operator': ['a'], 'frequency_mhz': [900.0], 'height_m': [30.0], 'eirp_dbm': [60.0]}, geometry=gpd.points_from_xy([150.0], [150.0]), crs=g.crs); best_server(t, g, dem=np.full(g.shape, 0.1), max_radius_km=1.0, coverage_rank=[0])"
 	@# the Steiner local search used on small graphs (the demo's road graph is larger)
 	$(VENV)/bin/python -c "import networkx as nx; from telcoplan.backbone.steiner import steiner_tree; g = nx.grid_2d_graph(6, 6); nx.set_edge_attributes(g, 1.0, 'weight'); steiner_tree(g, [(0, 0), (5, 5), (0, 5)])"
+	@# the public API's line of sight (each method; the antenna inside and outside the grid) and
+	@# terrain loss on a float64 DEM, as a notebook calls them (~40 s to compile on 2 cores)
+	$(VENV)/bin/python -c "import numpy as np; from telcoplan.gis.grid import GridSpec; from telcoplan.coverage.terrain import line_of_sight; from telcoplan.coverage.profile import terrain_profile_loss; g = GridSpec.from_bounds((0, 0, 1000, 1000), 100.0, 'EPSG:32649'); d = np.random.default_rng(0).random(g.shape) * 50; [line_of_sight(d, g, x, 550.0, 30.0, radius_m=400.0, method=m) for m in ('sweep', 'planes', 'exact') for x in (550.0, -50.0)]; terrain_profile_loss(d, g, 150.0, 150.0, 30.0, 850.0, 850.0, 1.5, 900.0)"
 	@# the polygon tracer of large grids (the demo's grid is polygonized by rasterio)
 	$(VENV)/bin/python -c "import numpy as np; from telcoplan.gis._trace import find_runs, label_runs, trace_rings; [trace_rings(*r[:3], label_runs(*r), 3, True) for a in (np.eye(3, dtype=np.uint8), np.eye(3, dtype=np.int32)) for r in [find_runs(a)]]"
 	touch $(STAMP)
