@@ -302,6 +302,12 @@ def _split_at_fiber_ends(
     cables = shapely.get_parts(fiber.geometry.to_numpy())
     zones = shapely.buffer(cables, tol, cap_style="flat")
     ip, iz = shapely.STRtree(zones).query(geoms, predicate="intersects")
+    # an open piece wholly inside a zone, touching not even its edge, is its own stretch: whose
+    # ends are the piece's, so it cuts nothing (a quarter of a national run's pairs: their
+    # intersections took 0.47 of 1.8 s)
+    shapely.prepare(zones)
+    inner = shapely.contains_properly(zones[iz], geoms[ip]) & ~shapely.is_closed(geoms[ip])
+    ip, iz = ip[~inner], iz[~inner]
     along = shapely.intersection(geoms[ip], zones[iz])  # the stretches the cables run beside
     parts, src = shapely.get_parts(along, return_index=True)
     # a crossing cable covers ~2·tol of road: only stretches it runs along count
