@@ -301,7 +301,10 @@ def _split_at_fiber_ends(
         return geoms, owner
     cables = shapely.get_parts(fiber.geometry.to_numpy())
     zones = shapely.buffer(cables, tol, cap_style="flat")
-    ip, iz = shapely.STRtree(zones).query(geoms, predicate="intersects")
+    # the pieces near each zone: a tree of the pieces, each zone prepared once for its pieces
+    # (a tree of the zones prepared each short piece instead: a national run's 0.57 s -> 0.12 s,
+    # the same pairs; their order does not matter below)
+    iz, ip = shapely.STRtree(geoms).query(zones, predicate="intersects")
     # an open piece wholly inside a zone, touching not even its edge, is its own stretch: whose
     # ends are the piece's, so it cuts nothing (a quarter of a national run's pairs: their
     # intersections took 0.47 of 1.8 s)
