@@ -49,7 +49,7 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	@# the Steiner local search used on small graphs (the demo's road graph is larger)
 	$(VENV)/bin/python -c "import networkx as nx; from telcoplan.backbone.steiner import steiner_tree; g = nx.grid_2d_graph(6, 6); nx.set_edge_attributes(g, 1.0, 'weight'); steiner_tree(g, [(0, 0), (5, 5), (0, 5)])"
 	@# the public API's line of sight (each method; the antenna inside and outside the grid) and
-	@# terrain loss on a float64 DEM, as a notebook calls them (~40 s to compile on 2 cores)
+	@# terrain loss on a float64 DEM, as a notebook calls them (~26 s to compile on 2 cores)
 	$(VENV)/bin/python -c "import numpy as np; from telcoplan.gis.grid import GridSpec; from telcoplan.coverage.terrain import line_of_sight; from telcoplan.coverage.profile import terrain_profile_loss; g = GridSpec.from_bounds((0, 0, 1000, 1000), 100.0, 'EPSG:32649'); d = np.random.default_rng(0).random(g.shape) * 50; [line_of_sight(d, g, x, 550.0, 30.0, radius_m=400.0, method=m) for m in ('sweep', 'planes', 'exact') for x in (550.0, -50.0)]; terrain_profile_loss(d, g, 150.0, 150.0, 30.0, 850.0, 850.0, 1.5, 900.0)"
 	@# the polygon tracer of large grids (the demo's grid is polygonized by rasterio)
 	$(VENV)/bin/python -c "import numpy as np; from telcoplan.gis._trace import find_runs, label_runs, trace_rings; [trace_rings(*r[:3], label_runs(*r), 3, True) for a in (np.eye(3, dtype=np.uint8), np.eye(3, dtype=np.int32)) for r in [find_runs(a)]]"
