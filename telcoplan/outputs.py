@@ -46,6 +46,7 @@ import hashlib
 import json
 import logging
 import math
+import numbers
 import os
 import re
 import unicodedata
@@ -82,6 +83,7 @@ __all__ = [
     "SUMMARY",
     "derived",
     "file_sha256",
+    "is_missing",
     "operator_colours",
     "per_operator_rasters",
     "previous_outputs",
@@ -161,17 +163,27 @@ OPERATOR_PALETTE: tuple[str, ...] = (
 )
 
 
+def is_missing(value: object) -> bool:
+    """True for None, NaN (Python or numpy) and pandas' missing-value markers: a value the
+    outputs show as missing (the map, the report, the operators' colours)."""
+    if value is None:
+        return True
+    import pandas as pd  # loaded by whoever has values from a frame
+
+    if value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral):
+        return math.isnan(float(value))
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # numpy scalar
+        kind = value.dtype.kind
+        return kind in "fc" and bool(value != value)
+    return False
+
+
 def operator_colours(*names: Iterable[object]) -> dict[str, str]:
     """A stable colour per operator name (sorted, cycling through :data:`OPERATOR_PALETTE`;
     missing names and ``any`` left out)."""
-    import pandas as pd  # loaded by whoever has operator names in a frame
-
-    def missing(value: object) -> bool:
-        if value is None or value is pd.NA or value is pd.NaT:
-            return True
-        return isinstance(value, float) and math.isnan(value)
-
-    ops = sorted({str(n) for group in names for n in group if not missing(n)} - {"any"})
+    ops = sorted({str(n) for group in names for n in group if not is_missing(n)} - {"any"})
     return {op: OPERATOR_PALETTE[i % len(OPERATOR_PALETTE)] for i, op in enumerate(ops)}
 
 

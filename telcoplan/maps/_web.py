@@ -17,7 +17,6 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import CRS
 from shapely.geometry import mapping
@@ -26,6 +25,7 @@ from telcoplan.errors import CRSError
 from telcoplan.maps._coords import coordinates_json
 from telcoplan.maps._simplify import simplify_polygons
 from telcoplan.maps._threads import in_background
+from telcoplan.outputs import is_missing
 
 __all__ = [
     "LatLonBounds",
@@ -59,12 +59,6 @@ def esc(value: object) -> str:
     return text.replace("`", "&#96;").replace("$", "&#36;").replace("\\", "&#92;")
 
 
-def _is_missing(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
 def fmt(value: object, unit: str = "") -> str:
     """Human-readable, HTML-escaped text of an attribute value ('' for missing values).
 
@@ -79,7 +73,7 @@ def fmt_text(value: object, unit: str = "") -> str:
     into HTML itself (it escapes it then) and for JSON."""
     if hasattr(value, "item") and callable(value.item) and np.ndim(value) == 0:
         value = value.item()  # numpy scalar
-    if _is_missing(value):
+    if is_missing(value):
         return ""
     if isinstance(value, bool):
         text = "yes" if value else "no"

@@ -11,6 +11,8 @@ import html
 import math
 import numbers
 
+from telcoplan.outputs import is_missing
+
 __all__ = [
     "MISSING",
     "Safe",
@@ -57,22 +59,6 @@ def number(value: object) -> float | None:
         return None
     v = float(value)
     return v if math.isfinite(v) else None
-
-
-def is_missing(value: object) -> bool:
-    """True for None, NaN (Python or numpy) and pandas' missing-value markers."""
-    if value is None:
-        return True
-    import pandas as pd
-
-    if value is pd.NA or value is pd.NaT:
-        return True
-    if isinstance(value, numbers.Real) and not isinstance(value, bool | numbers.Integral):
-        return math.isnan(float(value))
-    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # numpy scalar
-        kind = value.dtype.kind
-        return kind in "fc" and bool(value != value)
-    return False
 
 
 def fmt_num(value: object, digits: int = 0, unit: str = "") -> Safe:
