@@ -43,9 +43,10 @@ $(STAMP): pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/telcoplan coverage --towers $(VENV)/warm-up/inputs/towers.gpkg \
 	  --area $(VENV)/warm-up/inputs/areas.gpkg --resolution 1000 --out $(VENV)/warm-up/flat -qq
 	rm -rf $(VENV)/warm-up
-	@# the terrain kernel on a DEM that is not exactly float32 (a DEM warped onto the plan grid,
-	@# as the real city's SRTM tiles are; the demo's DEM is on its grid): ~1 min to compile on 2 cores
-	$(VENV)/bin/python -c "import numpy as np, geopandas as gpd; from telcoplan.gis.grid import GridSpec; from telcoplan.coverage.bestserver import best_server; g = GridSpec.from_bounds((0, 0, 400, 400), 100.0, 'EPSG:32649'); t = gpd.GeoDataFrame({'operator': ['a'], 'frequency_mhz': [900.0], 'height_m': [30.0], 'eirp_dbm': [60.0]}, geometry=gpd.points_from_xy([150.0], [150.0]), crs=g.crs); best_server(t, g, dem=np.full(g.shape, 0.1), max_radius_km=1.0, coverage_rank=[0])"
+	@# the terrain kernel and the site planner's candidate kernel on a DEM that is not exactly
+	@# float32 (a DEM warped onto the plan grid, as the real city's SRTM tiles are; the demo's DEM
+	@# is on its grid): ~1 min to compile on 2 cores
+	$(VENV)/bin/python -c "import numpy as np, geopandas as gpd; from telcoplan.gis.grid import GridSpec; from telcoplan.coverage.bestserver import best_server; g = GridSpec.from_bounds((0, 0, 400, 400), 100.0, 'EPSG:32649'); t = gpd.GeoDataFrame({'operator': ['a'], 'frequency_mhz': [900.0], 'height_m': [30.0], 'eirp_dbm': [60.0]}, geometry=gpd.points_from_xy([150.0], [150.0]), crs=g.crs); best_server(t, g, dem=np.full(g.shape, 0.1), max_radius_km=1.0, coverage_rank=[0]); from telcoplan.coverage.candidates import candidate_coverage; candidate_coverage(t, g, np.arange(16), threshold_power_dbm=-100.0, dem=np.full(g.shape, 0.1), max_radius_km=1.0)"
 	@# the Steiner local search used on small graphs (the demo's road graph is larger)
 	$(VENV)/bin/python -c "import networkx as nx; from telcoplan.backbone.steiner import steiner_tree; g = nx.grid_2d_graph(6, 6); nx.set_edge_attributes(g, 1.0, 'weight'); steiner_tree(g, [(0, 0), (5, 5), (0, 5)])"
 	@# the public API's line of sight (each method; the antenna inside and outside the grid) and

@@ -93,7 +93,7 @@ from telcoplan.coverage.visibility import (
     visible,
 )
 
-__all__ = ["best_server_terrain_kernel"]
+__all__ = ["best_server_terrain_kernel", "box_counts", "candidate_power_kernel"]
 
 _BULLINGTON, _DEYGOUT = 1, 0  # DIFFRACTION_METHODS codes with a loss bound before the walk
 _WORKERS = 64  # tile-pulling workers per call: at least the threads of any machine we run on
@@ -225,19 +225,16 @@ def _tower(
             if d2 > r2:
                 continue
             d = math.sqrt(d2)
-            p = eirp[t] - path_loss_at(t, d, kind, coef_a, coef_b, table_id, tables, table_step)
             dh_c = dh[t]
             h_abs_rx = 0.0
             if use_dem:
                 z = dem[r0 + i, c0 + c]
                 h_abs_rx = (0.0 if math.isnan(z) else z) + h_rx
                 dh_c = h_abs_tx[t] - h_abs_rx
-            if sector:
-                phi = 0.0
-                if not math.isnan(azimuth[t]):
-                    phi = wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
-                dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
-                p += pattern(phi, dep, azimuth[t], beam[t], tilt[t])
+            p = _radio_power(
+                t, d, dx, dy, dh_c, sector, eirp, kind, coef_a, coef_b, table_id, tables,
+                table_step, azimuth, beam, tilt,
+            )  # fmt: skip
             # below the floor the pair is dropped anyway (terrain only lowers it)
             need_best = upd_best and p > best[i, c] and p >= floor_dbm
             need_rank = upd_rank and rank_t > rank[i, c] and p >= rank_floor
@@ -255,6 +252,24 @@ def _tower(
                 server[i, c] = t
             if need_rank and np.float32(p) - clut[i, c] >= covf:
                 rank[i, c] = rank_t
+
+
+@nb.njit(cache=True, inline="always")
+def _radio_power(
+    t, d, dx, dy, dh_c, sector, eirp, kind, coef_a, coef_b, table_id, tables, table_step,
+    azimuth, beam, tilt,
+):  # fmt: skip
+    """Tower ``t``'s power (dBm, float64) at a cell ``d`` m away (offset ``dx``, ``dy`` from
+    the tower; antenna ``dh_c`` m above the receiver) before the terrain's loss: EIRP less the
+    model's path loss, plus the sector pattern's gain when ``sector``."""
+    p = eirp[t] - path_loss_at(t, d, kind, coef_a, coef_b, table_id, tables, table_step)
+    if sector:
+        phi = 0.0
+        if not math.isnan(azimuth[t]):
+            phi = wrap(math.degrees(math.atan2(dx, dy)) - azimuth[t])
+        dep = math.degrees(math.atan2(dh_c, max(d, 1.0)))
+        p += pattern(phi, dep, azimuth[t], beam[t], tilt[t])
+    return p
 
 
 @nb.njit(cache=True)
@@ -393,3 +408,113 @@ def _terrain_power(p, beat, dem, bmax, x0, y0, res, tx, ty, ha, rx, ry, hb, lam,
     if clearance > 0.0:  # always, as visible decided
         return p - loss
     return p
+
+
+@nb.njit(cache=True)
+def _box(t, x0, y0, res, tx, ty, radius, n_rows):
+    """Rows ``r_lo … r_hi`` (within the grid's ``n_rows``) and columns ``c_lo … c_hi`` (not
+    clipped) of the cells whose centre may lie within tower ``t``'s radius, a cell of margin
+    each side (:func:`candidate_power_kernel` tests each cell's distance itself)."""
+    r = radius[t]
+    r_lo = max(0, math.floor((y0 - ty[t] - r) / res - 0.5) - 1)
+    r_hi = min(n_rows - 1, math.ceil((y0 - ty[t] + r) / res - 0.5) + 1)
+    c_lo = math.floor((tx[t] - r - x0) / res - 0.5) - 1
+    c_hi = math.ceil((tx[t] + r - x0) / res - 0.5) + 1
+    return r_lo, r_hi, c_lo, c_hi
+
+
+@nb.njit(cache=True)
+def _row_span(row_ptr, cols, r, c_lo, c_hi):
+    """Positions ``j0 … j1 − 1`` in ``cols`` of row ``r``'s listed columns in ``c_lo … c_hi``."""
+    a, b = row_ptr[r], row_ptr[r + 1]
+    seg = cols[a:b]
+    return a + np.searchsorted(seg, c_lo), a + np.searchsorted(seg, c_hi, side="right")
+
+
+@nb.njit(cache=True)
+def box_counts(cand, x0, y0, res, tx, ty, radius, row_ptr, cols):
+    """Per tower of ``cand``, the listed cells (``row_ptr``/``cols``, see
+    :func:`candidate_power_kernel`) in its radius' bounding box: room for its results."""
+    out = np.zeros(cand.shape[0], dtype=np.int64)
+    n_rows = row_ptr.shape[0] - 1
+    for k in range(cand.shape[0]):
+        r_lo, r_hi, c_lo, c_hi = _box(cand[k], x0, y0, res, tx, ty, radius, n_rows)
+        for r in range(r_lo, r_hi + 1):
+            j0, j1 = _row_span(row_ptr, cols, r, c_lo, c_hi)
+            out[k] += j1 - j0
+    return out
+
+
+@nb.njit(cache=True, parallel=True, nogil=True)
+def candidate_power_kernel(
+    cand, offsets, x0, y0, res, tx, ty, eirp, radius, dh, azimuth, beam, tilt,
+    kind, coef_a, coef_b, table_id, tables, table_step, kernel_floor,
+    dem, bmax, h_abs_tx, h_rx, wavelength, method, clutter, use_clutter,
+    row_ptr, cols, keep_dbm, out_pos, out_power, out_count,
+):  # fmt: skip
+    """Each tower of ``cand`` on its own, at the listed cells within its radius: the power
+    :func:`best_server_terrain_kernel` gives a group of that tower alone at those cells — float32,
+    less ``clutter`` when ``use_clutter`` — kept where ≥ ``keep_dbm`` (float32).
+
+    The arguments are those of :func:`best_server_terrain_kernel` for the whole grid (from the
+    corner ``x0``, ``y0``; ``kernel_floor`` its floor, less the largest clutter gain). The
+    cells are listed by row: row ``r``'s columns, ascending, are
+    ``cols[row_ptr[r] : row_ptr[r + 1]]``. Tower ``cand[k]`` writes the positions in ``cols``
+    and the powers of the cells it keeps from ``offsets[k]`` on (room for its
+    :func:`box_counts`), row by row, and their number into ``out_count[k]``.
+
+    The same evaluation as the tile kernel's (:func:`_tower` with one tower per group): the
+    model and pattern in float64, the diffraction loss priced where the pair reaches the
+    floor, the same arithmetic for every cell's coordinates: the same bits. Towers are handed
+    to the threads one at a time by the caller (``numba.parallel_chunksize(1)``).
+    """
+    n_rows = row_ptr.shape[0] - 1
+    max_radius = 0.0
+    for k in range(cand.shape[0]):
+        max_radius = max(max_radius, radius[cand[k]])
+    n_buf = profile_buffer_size(max_radius + 2.0 * res, res) + 2
+    keep = np.float32(keep_dbm)
+    for k in nb.prange(cand.shape[0]):
+        t = cand[k]
+        buf = np.empty(n_buf)
+        no_horizon = np.empty((0, 0))  # the LOS test's horizon table: none (no pruning)
+        seeds = np.empty(2)
+        r2 = radius[t] * radius[t]
+        sector = not (math.isnan(azimuth[t]) and math.isnan(tilt[t]))
+        r_lo, r_hi, c_lo, c_hi = _box(t, x0, y0, res, tx, ty, radius, n_rows)
+        m = offsets[k]
+        for r in range(r_lo, r_hi + 1):
+            j0, j1 = _row_span(row_ptr, cols, r, c_lo, c_hi)
+            yc = y0 - (r + 0.5) * res
+            dy = yc - ty[t]
+            hint = -1.0  # where the previous cell's path was blocked (fraction)
+            seeds[:] = -1.0
+            for j in range(j0, j1):
+                c = cols[j]
+                xc = x0 + (c + 0.5) * res
+                dx = xc - tx[t]
+                d2 = dx * dx + dy * dy
+                if d2 > r2:
+                    continue
+                d = math.sqrt(d2)
+                z = dem[r, c]
+                h_abs_rx = (0.0 if math.isnan(z) else z) + h_rx
+                p = _radio_power(
+                    t, d, dx, dy, h_abs_tx[t] - h_abs_rx, sector, eirp, kind, coef_a, coef_b,
+                    table_id, tables, table_step, azimuth, beam, tilt,
+                )  # fmt: skip
+                if not p >= kernel_floor:  # below the floor (terrain only lowers it)
+                    continue
+                p = _terrain_power(
+                    p, kernel_floor, dem, bmax, x0, y0, res, tx[t], ty[t], h_abs_tx[t], xc, yc,
+                    h_abs_rx, wavelength[t], method, buf, hint, no_horizon, seeds,
+                )  # fmt: skip
+                hint = buf[0]
+                pf = np.float32(p)
+                if use_clutter:
+                    pf = pf - clutter[r, c]
+                if pf >= keep:
+                    out_pos[m] = j
+                    out_power[m] = pf
+                    m += 1
+        out_count[k] = m - offsets[k]

@@ -2,22 +2,33 @@
 
 The site planner needs, for every candidate site, the set of cells that matter (populated,
 not yet covered) that a tower there would cover. This module computes it with **the coverage
-stage's engine** — :func:`telcoplan.coverage.bestserver.best_server`, one group per candidate —
-so terrain and diffraction, a calibration's offsets and clutter losses apply exactly as they do
-to existing towers.
+stage's engine**, so terrain and diffraction, a calibration's offsets and clutter losses apply
+exactly as they do to existing towers: on flat earth
+:func:`telcoplan.coverage.bestserver.best_server` with one group per candidate, on windows of
+the grid; with terrain the tile kernel's evaluation of one tower, at the demand cells within
+each candidate's radius only (:func:`telcoplan.coverage._kernel_terrain.candidate_power_kernel`,
+prepared by :func:`telcoplan.coverage.bestserver.prepare_best_server`): the same bits.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
+import time
 
 import geopandas as gpd
 import numpy as np
 from affine import Affine
 from scipy import sparse
 
-from telcoplan.coverage.bestserver import auto_models, best_server, default_radius_km
+from telcoplan._readonly import readonly, readonly_arrays
+from telcoplan.coverage.bestserver import (
+    auto_models,
+    best_server,
+    default_radius_km,
+    prepare_best_server,
+)
 from telcoplan.coverage.propagation import MODELS, path_loss
 from telcoplan.coverage.thresholds import METRIC_OFFSET_DB
 from telcoplan.gis.grid import GridSpec
@@ -28,6 +39,8 @@ log = logging.getLogger(__name__)
 
 _GROUP = "_candidate"
 _TILE = 32  # best_server's tile size here (cells): windows start on multiples of it
+_PAIRS = 1 << 22  # candidate-cell pairs computed at a time with terrain (12 bytes each)
+_PROGRESS_S = 10.0  # with terrain: progress logged at most this often (s)
 
 
 def candidate_coverage(
@@ -81,8 +94,10 @@ def candidate_coverage(
         diffraction method, a calibration's (intercept, slope) offsets (dB), per-cell clutter
         loss (dB).
     chunk
-        Candidates computed per engine call: the peak memory is about
-        ``chunk × grid cells × 8`` bytes (power float32 and server int32 rasters).
+        On flat earth, candidates computed per engine call: the peak memory is about
+        ``chunk × window cells × 8`` bytes (power float32 and server int32 rasters). With
+        terrain the candidates go in chunks of at most 4 M (candidate, cell) pairs of their
+        radius' boxes (≈ 50 MB).
     return_power
         Also return the power matrix.
     power_floor_dbm
@@ -103,10 +118,13 @@ def candidate_coverage(
 
     Notes
     -----
-    Each chunk of candidates is one :func:`best_server` call grouped by a column unique per
-    candidate, so every candidate's raster is its own received power — the same values the
-    coverage stage would compute for a tower of these parameters, terrain, calibration and
-    clutter included. The result does not depend on ``chunk``.
+    On flat earth each chunk of candidates is one :func:`best_server` call grouped by a column
+    unique per candidate, so every candidate's raster is its own received power; with terrain
+    each candidate is evaluated at the demand cells within its radius, as the terrain kernel
+    evaluates a group of that one tower (no grid-sized rasters: a tenth of the time on the
+    city demo's 968 candidates). Either way these are the values the coverage stage would
+    compute for a tower of these parameters, terrain, calibration and clutter included. The
+    result does not depend on ``chunk``.
     """
     if technology not in METRIC_OFFSET_DB:
         raise ValueError(
@@ -155,18 +173,48 @@ def candidate_coverage(
         crs=candidates.crs,
     )
     _check_validity(model, environment, float(frequency_mhz), height, h_rx_m, validity)
-    rows, cols = np.divmod(demand, grid.width)
     radius_m = 1000.0 * float(
         max_radius_km
         if max_radius_km is not None
         else default_radius_km(np.array([float(frequency_mhz)]))[0]
     )
-    # chunks of nearby candidates (in Z order of blocks of a radius), each computed on a
-    # window of the grid: the chunk's extent plus the radius, plus a tile of margin (the
-    # terrain profiles' bilinear samples near a computed cell read its neighbours)
     xy = np.column_stack([candidates.geometry.x.to_numpy(), candidates.geometry.y.to_numpy()])
+    # candidates in Z order of blocks of a radius: those computed together are near each other
     perm = np.argsort(_z_order(xy, max(radius_m, grid.resolution)), kind="stable")
-    cov_r, cov_c, pow_r, pow_c, pow_v = [], [], [], [], []
+    engine = {
+        "model": model,
+        "environment": environment,
+        "h_rx_m": h_rx_m,
+        "max_radius_km": max_radius_km,
+        "group_by": _GROUP,
+        "floor_dbm": floor,
+        "tile_size": _TILE,
+        "validity": "ignore",  # checked once for every candidate above
+        "calibration": calibration,
+        "diffraction": diffraction,
+    }
+    if dem is None:
+        at, power = _in_windows(towers, grid, demand, perm, xy, radius_m, chunk, clutter_db, engine)
+    else:
+        at, power = _at_cells(towers, grid, demand, perm, dem, clutter_db, engine)
+    # at: (candidate, demand position) of every power ≥ the floor (float32 comparisons)
+    shape = (n, len(demand))
+    covered = power >= threshold_power_dbm
+    cov = _csr(at[0][covered], at[1][covered], None, shape, bool)
+    if not return_power:
+        return cov
+    kept = power >= record
+    return cov, _csr(at[0][kept], at[1][kept], power[kept], shape, np.float32)
+
+
+def _in_windows(towers, grid, demand, perm, xy, radius_m, chunk, clutter_db, engine):
+    """Flat earth: chunks of ``chunk`` nearby candidates (``perm``), each one
+    :func:`best_server` call on a window of the grid — the chunk's extent plus the radius, plus
+    a tile of margin — grouped by candidate. Returns ((candidate, demand position), power) of
+    the pairs whose power (float32) is ≥ the floor."""
+    rows, cols = np.divmod(demand, grid.width)
+    cand, where, powers = [], [], []
+    n = len(towers)
     n_chunks = math.ceil(n / chunk)
     for k, start in enumerate(range(0, n, chunk)):
         idx = perm[start : start + chunk]
@@ -174,23 +222,13 @@ def candidate_coverage(
         res = best_server(
             towers.iloc[idx],
             sub,
-            model=model,
-            environment=environment,
-            h_rx_m=h_rx_m,
-            max_radius_km=max_radius_km,
-            group_by=_GROUP,
-            floor_dbm=floor,
-            tile_size=_TILE,
-            validity="ignore",  # checked once for every candidate above
-            calibration=calibration,
-            dem=None if dem is None else dem[r0 : r0 + sub.height, c0 : c0 + sub.width],
-            diffraction=diffraction,
             clutter_db=(
                 None
                 if clutter_db is None
                 else clutter_db[r0 : r0 + sub.height, c0 : c0 + sub.width]
             ),
             progress_label=f"candidate coverage, chunk {k + 1} of {n_chunks}",
+            **engine,
         )
         # the demand cells in the window (the others are beyond every candidate's radius)
         inside = np.flatnonzero(
@@ -201,20 +239,81 @@ def candidate_coverage(
         power = res.power_dbm[:, rows[inside] - r0, cols[inside] - c0]
         del res
         with np.errstate(invalid="ignore"):
-            i, j = np.nonzero(power >= threshold_power_dbm)
-            cov_r.append(position[i])
-            cov_c.append(inside[j])
-            if return_power:
-                i, j = np.nonzero(power >= record)
-                pow_r.append(position[i])
-                pow_c.append(inside[j])
-                pow_v.append(power[i, j])
+            i, j = np.nonzero(power >= engine["floor_dbm"])  # NaN below it
+        cand.append(position[i])
+        where.append(inside[j])
+        powers.append(power[i, j])
         log.debug("candidate coverage: chunk %d of %d done", k + 1, n_chunks)
-    shape = (n, len(demand))
-    cov = _csr(cov_r, cov_c, None, shape, bool)
-    if not return_power:
-        return cov
-    return cov, _csr(pow_r, pow_c, pow_v, shape, np.float32)
+    return _joined(cand, where, powers)
+
+
+def _at_cells(towers, grid, demand, perm, dem, clutter_db, engine):
+    """With terrain: every candidate at the demand cells within its radius only
+    (:func:`telcoplan.coverage._kernel_terrain.candidate_power_kernel`, prepared once for the
+    whole grid by :func:`prepare_best_server`): the powers the tile kernel gives a group of one
+    candidate, bit for bit, without its grid-sized rasters. Candidates in chunks of at most
+    :data:`_PAIRS` cells of their radius' boxes. Returns as :func:`_in_windows`."""
+    import numba
+
+    from telcoplan.coverage import _kernel_terrain as kt
+
+    job = prepare_best_server(towers, grid, dem=dem, clutter_db=clutter_db, **engine)
+    # the tile kernel's arguments after the tiles' corners, up to its outputs
+    names = list(inspect.signature(kt.best_server_terrain_kernel.py_func).parameters)[2:]
+    if len(job.kernel_args) != names.index("out_r0"):
+        raise RuntimeError("the terrain kernel's arguments changed: update _at_cells")
+    a = dict(zip(names, readonly_arrays(job.kernel_args), strict=False))
+    order = np.argsort(demand, kind="stable")
+    rows, cols = np.divmod(demand[order], grid.width)
+    row_ptr = np.searchsorted(rows, np.arange(grid.height + 1)).astype(np.int64)
+    cols = readonly(cols.astype(np.int64))
+    place = (a["x0"], a["y0"], a["res"], a["tx"], a["ty"])
+    room = kt.box_counts(perm, *place, a["radius"], row_ptr, cols)
+    keep = np.float32(engine["floor_dbm"])
+    cand, where, powers = [], [], []
+    start = 0
+    started = reported = time.perf_counter()
+    while start < len(perm):
+        # as many candidates as fit in _PAIRS cells (at least one)
+        stop = start + max(1, int(np.searchsorted(np.cumsum(room[start:]), _PAIRS, "right")))
+        chunk, box = perm[start:stop], room[start:stop]
+        offsets = np.concatenate([[0], np.cumsum(box)]).astype(np.int64)
+        out_pos = np.empty(offsets[-1], dtype=np.int64)
+        out_power = np.empty(offsets[-1], dtype=np.float32)
+        count = np.zeros(len(chunk), dtype=np.int64)
+        with numba.parallel_chunksize(1):
+            kt.candidate_power_kernel(
+                readonly(chunk), readonly(offsets), *place, a["eirp"], a["radius"], a["dh"],
+                a["azimuth"], a["beam"], a["tilt"], a["kind"], a["coef_a"], a["coef_b"],
+                a["table_id"], a["tables"], a["table_step"], a["floor_dbm"], a["dem"], a["bmax"],
+                a["h_abs_tx"], a["h_rx"], a["wavelength"], a["method"], a["clutter"],
+                a["use_clutter"], readonly(row_ptr), cols, keep, out_pos, out_power, count,
+            )  # fmt: skip
+        first = np.repeat(offsets[:-1] - np.concatenate([[0], np.cumsum(count)[:-1]]), count)
+        sel = np.arange(int(count.sum())) + first
+        cand.append(np.repeat(chunk, count))
+        where.append(order[out_pos[sel]])
+        powers.append(out_power[sel])
+        log.debug("candidate coverage: %d of %d candidates done", stop, len(perm))
+        now = time.perf_counter()
+        if now - reported >= _PROGRESS_S and stop < len(perm):
+            left = (now - started) * (len(perm) - stop) / stop
+            log.info(
+                "candidate coverage: %d of %d candidates, about %.0f s left", stop, len(perm), left
+            )
+            reported = now
+        start = stop
+    return _joined(cand, where, powers)
+
+
+def _joined(
+    cand: list, where: list, powers: list
+) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The pieces of :func:`_in_windows` / :func:`_at_cells` as one ((rows, columns), powers)."""
+    if not cand:
+        empty = np.zeros(0, dtype=np.int64)
+        return (empty, empty), np.zeros(0, dtype=np.float32)
+    return (np.concatenate(cand), np.concatenate(where)), np.concatenate(powers)
 
 
 def _z_order(xy: np.ndarray, block: float) -> np.ndarray:
@@ -259,16 +358,10 @@ def _window(grid: GridSpec, xy: np.ndarray, radius_m: float) -> tuple[int, int, 
     return r0, c0, sub
 
 
-def _csr(rows: list, cols: list, values: list | None, shape, dtype) -> sparse.csr_matrix:
-    """A CSR matrix from COO pieces (True where ``values`` is None)."""
-    r = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    c = np.concatenate(cols) if cols else np.zeros(0, dtype=np.int64)
-    v = (
-        np.ones(len(r), dtype=bool)
-        if values is None
-        else (np.concatenate(values) if values else np.zeros(0, dtype=dtype))
-    )
-    m = sparse.csr_matrix((v.astype(dtype), (r, c)), shape=shape, dtype=dtype)
+def _csr(rows: np.ndarray, cols: np.ndarray, values: np.ndarray | None, shape, dtype):
+    """A CSR matrix from COO arrays (True where ``values`` is None)."""
+    v = np.ones(len(rows), dtype=bool) if values is None else values
+    m = sparse.csr_matrix((v.astype(dtype), (rows, cols)), shape=shape, dtype=dtype)
     m.sort_indices()
     return m
 

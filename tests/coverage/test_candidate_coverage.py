@@ -245,9 +245,10 @@ def test_validity_warned_once(grid, demand):
 
 @pytest.mark.parametrize("terrain", [False, True])
 def test_chunks_computed_on_windows_of_the_grid_give_the_whole_grids_powers(terrain, monkeypatch):
-    """Candidates far apart with a short radius: each chunk runs on a window of the grid (its
-    candidates' extent plus the radius, on the grid's tiles), and every power equals the one
-    computed on the whole grid, to the bit — terrain profiles included."""
+    """Candidates far apart with a short radius: on flat earth each chunk runs on a window of
+    the grid (its candidates' extent plus the radius, on the grid's tiles), with terrain each
+    candidate at the demand cells within its radius; every power equals the one computed on
+    the whole grid, to the bit — terrain profiles included."""
     big = GridSpec.from_bounds((X0, Y0, X0 + 20_000, Y0 + 15_000), 50.0, UTM49)
     rng = np.random.default_rng(8)
     n = 12
@@ -274,8 +275,10 @@ def test_chunks_computed_on_windows_of_the_grid_give_the_whole_grids_powers(terr
         cands, big, demand, threshold_power_dbm=THRESHOLD, **QUIET, chunk=2,
         return_power=True, power_floor_dbm=-140.0, **kw,
     )  # fmt: skip
-    # windows, not the grid: on average less than a third of it
-    assert sum(h * w for h, w in shapes) < len(shapes) * big.width * big.height / 3
+    if terrain:  # no rasters at all: each candidate at the demand cells of its radius
+        assert shapes == []
+    else:  # windows, not the grid: on average less than a third of it
+        assert sum(h * w for h, w in shapes) < len(shapes) * big.width * big.height / 3
     towers = cands.assign(operator=cands.index, frequency_mhz=1800.0, height_m=30.0, eirp_dbm=60.0)
     res = best_server(towers, big, model="auto", floor_dbm=-140.0, validity="ignore", **kw)
     rows, cols = np.divmod(demand, big.width)
@@ -287,4 +290,51 @@ def test_chunks_computed_on_windows_of_the_grid_give_the_whole_grids_powers(terr
         assert ok.any()
         got = power[k].toarray().ravel()
         np.testing.assert_array_equal(got[ok], p[ok])
+        assert power[k].nnz == ok.sum()
+
+
+def test_terrain_cells_in_any_order_and_chunks_of_pairs(grid, monkeypatch):
+    """With terrain: demand cells listed in any order (repeated too), candidates partly or
+    wholly off the grid, and the candidates computed a few pairs at a time — every column gets
+    the whole grid's power of its cell, to the bit."""
+    rng = np.random.default_rng(11)
+    xc, yc = grid.cell_centres()
+    dem = (40.0 * np.sin(xc / 250.0) ** 2 + 30.0 * np.cos(yc / 330.0) ** 2).astype(np.float32)
+    cands = pd.concat(
+        [
+            _candidates(6, seed=9),
+            gpd.GeoDataFrame(
+                {"candidate_id": ["west", "far"], "kind": "greenfield", "max_height_m": np.nan},
+                geometry=[Point(X0 - 400, Y0 + 1500), Point(X0 - 9000, Y0 - 9000)],
+                crs=UTM49,
+            ).set_index("candidate_id"),
+        ]
+    )
+    demand = rng.permutation(np.flatnonzero(rng.random(grid.width * grid.height) < 0.5))
+    demand = np.concatenate([demand, demand[:40]])  # 40 cells listed twice
+    kw = {"dem": dem, "max_radius_km": 1.5, "diffraction": "bullington", "return_power": True}
+    ref_cov, ref_power = candidate_coverage(
+        cands, grid, np.arange(grid.width * grid.height), threshold_power_dbm=THRESHOLD,
+        power_floor_dbm=-120.0, **QUIET, **kw,
+    )  # fmt: skip
+    monkeypatch.setattr(cc, "_PAIRS", 500)  # many chunks of a few candidates (one at least)
+    cov, power = candidate_coverage(
+        cands, grid, demand, threshold_power_dbm=THRESHOLD, power_floor_dbm=-120.0, **QUIET, **kw
+    )
+    # the same candidates' columns, taken from the whole grid's matrices
+    assert (cov != ref_cov[:, demand]).nnz == 0
+    assert (power != ref_power[:, demand]).nnz == 0
+    assert power.has_sorted_indices
+    assert power.nnz == ref_power[:, demand].nnz
+    assert cov[6].nnz > 0
+    assert cov[7].nnz == 0
+    towers = cands.assign(operator=cands.index, frequency_mhz=1800.0, eirp_dbm=60.0)
+    towers["height_m"] = np.where(cands["max_height_m"] < 30.0, cands["max_height_m"], 30.0)
+    res = best_server(towers, grid, model="auto", floor_dbm=-120.0, validity="ignore", dem=dem,
+                      max_radius_km=1.5, diffraction="bullington")  # fmt: skip
+    rows, cols = np.divmod(demand, grid.width)
+    for k, cid in enumerate(cands.index):
+        p = res.group(cid)[0][rows, cols]
+        ok = np.isfinite(p)
+        np.testing.assert_array_equal(power[k].toarray().ravel()[ok], p[ok])
         assert power[k].nnz == ok.sum()
