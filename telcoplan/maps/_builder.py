@@ -10,7 +10,7 @@ folium is imported only inside functions (the caller hands its module to :class:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -58,14 +58,25 @@ def column(gdf: gpd.GeoDataFrame, name: str, default: object = np.nan) -> pd.Ser
 
 def attributes(gdf: gpd.GeoDataFrame) -> list[dict[str, str]]:
     """Per-feature popup properties: every attribute (index first), escaped and formatted."""
-    cols = [c for c in gdf.columns if c != gdf.geometry.name]
-    index_label = esc(gdf.index.name or "id")
-    rows = []
-    for idx, values in zip(gdf.index, gdf[cols].itertuples(index=False, name=None), strict=True):
-        props = {index_label: fmt(idx)}
-        props.update({esc(c): fmt(v) for c, v in zip(cols, values, strict=True)})
-        rows.append(props)
-    return rows
+    where = [k for k, c in enumerate(gdf.columns) if c != gdf.geometry.name]
+    keys = [esc(gdf.index.name or "id"), *(esc(gdf.columns[k]) for k in where)]
+    texts = [_texts(gdf.index), *(_texts(gdf.iloc[:, k]) for k in where)]
+    return [dict(zip(keys, row, strict=True)) for row in zip(*texts, strict=True)]
+
+
+def _texts(values: Iterable[object]) -> list[str]:
+    """:func:`fmt` of each value, each distinct text formatted once (names, classes)."""
+    done: dict[str, str] = {}
+    out = []
+    for v in values:
+        if type(v) is str:
+            text = done.get(v)
+            if text is None:
+                text = done[v] = fmt(v)
+            out.append(text)
+        else:
+            out.append(fmt(v))
+    return out
 
 
 def persons(value: object) -> str:

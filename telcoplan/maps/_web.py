@@ -71,10 +71,14 @@ def fmt(value: object, unit: str = "") -> str:
 def fmt_text(value: object, unit: str = "") -> str:
     """The text of :func:`fmt` before HTML escaping: for data that a script of the page puts
     into HTML itself (it escapes it then) and for JSON."""
-    if hasattr(value, "item") and callable(value.item) and np.ndim(value) == 0:
-        value = value.item()  # numpy scalar
-    if is_missing(value):
-        return ""
+    kind = type(value)
+    if kind is str:
+        return f"{value} {unit}" if unit else value
+    if kind not in (float, int, bool):  # plain numbers need neither (NaN: not finite, below)
+        if hasattr(value, "item") and callable(value.item) and np.ndim(value) == 0:
+            value = value.item()  # numpy scalar
+        if is_missing(value):
+            return ""
     if isinstance(value, bool):
         text = "yes" if value else "no"
     elif isinstance(value, numbers.Integral):

@@ -250,3 +250,45 @@ def test_feature_collection_is_mappings_json() -> None:
         ],
     }
     assert json.dumps(feature_collection(gdf, props)) == json.dumps(want)
+
+
+def test_popup_attributes_as_formatted_cell_by_cell() -> None:
+    """The popups' attributes (column by column, each distinct string formatted once; plain
+    numbers without the numpy and missing-value tests) are the straightforward per-cell
+    ``fmt`` of every value: numbers that compare equal but print differently (True, 1, 1.0,
+    −0.0), missing values of every kind, numpy scalars, HTML in names and repeated names."""
+    import pandas as pd
+
+    from telcoplan.maps._builder import attributes
+    from telcoplan.maps._web import esc, fmt
+
+    n = 9
+    frame = gpd.GeoDataFrame(
+        {
+            "name": ["<b>A</b>", "A", "<b>A</b>", None, "", "A & B", "A", "`x`", "$y"],
+            "mixed": [True, 1, 1.0, -0.0, 0.0, np.nan, None, pd.NA, np.float32(2.5)],
+            "count": np.arange(n, dtype=np.int64) * 1000,
+            "ratio": [0.125, -0.0, np.inf, np.nan, 1234.5, 2.0, 1e-9, -3.456, 7.0],
+            "flag": [True, False] * 4 + [True],
+            "when": pd.to_datetime(["2026-01-01"] * 8 + [None]),
+            "cat": pd.Categorical(["x", "y", "x", None, "x", "y", "x", "y", "x"]),
+            "str": pd.array(["s", "t", None, "s", "s", "u", "t", "s", "s"], dtype="string"),
+        },
+        geometry=gpd.points_from_xy(np.arange(n) + X0, np.arange(n) + Y0),
+        crs=UTM49,
+        index=pd.Index([f"site<{k}>" for k in range(n)], name="site_id"),
+    )
+    cols = [c for c in frame.columns if c != frame.geometry.name]
+    expected = []
+    for idx, values in zip(
+        frame.index, frame[cols].itertuples(index=False, name=None), strict=True
+    ):
+        props = {esc(frame.index.name): fmt(idx)}
+        props.update({esc(c): fmt(v) for c, v in zip(cols, values, strict=True)})
+        expected.append(props)
+    got = attributes(frame)
+    assert got == expected
+    assert [list(p) for p in got] == [list(p) for p in expected]  # the same order of keys
+    assert got[1]["mixed"] == "1"
+    assert got[0]["mixed"] == "yes"
+    assert got[3]["mixed"] == "-0"
