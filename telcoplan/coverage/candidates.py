@@ -257,6 +257,8 @@ def _at_cells(towers, grid, demand, perm, dem, clutter_db, engine):
 
     from telcoplan.coverage import _kernel_terrain as kt
 
+    if not len(towers) or not len(demand):
+        return _joined([], [], [])
     job = prepare_best_server(towers, grid, dem=dem, clutter_db=clutter_db, **engine)
     # the tile kernel's arguments after the tiles' corners, up to its outputs
     names = list(inspect.signature(kt.best_server_terrain_kernel.py_func).parameters)[2:]

@@ -210,6 +210,17 @@ def test_empty_inputs(grid, demand):
         return_power=True,
     )  # fmt: skip
     assert cov.shape == power.shape == (3, 0)
+    # with terrain too (zoning may leave no candidate; no cell may lack service)
+    dem = np.full(grid.shape, 12.5)
+    none = candidate_coverage(
+        cands.iloc[:0], grid, demand, threshold_power_dbm=THRESHOLD, **QUIET, dem=dem
+    )
+    assert none.shape == (0, len(demand))
+    cov, power = candidate_coverage(
+        cands, grid, np.array([], dtype=np.int64), threshold_power_dbm=THRESHOLD, **QUIET,
+        return_power=True, dem=dem,
+    )  # fmt: skip
+    assert cov.shape == power.shape == (3, 0)
 
 
 def test_bad_arguments(grid, demand):
