@@ -51,6 +51,11 @@ float64), which halves the memory traffic. Tiles are handed to the threads one a
 an atomic counter, so that the threads stay busy until the end whatever the terrain costs.
 
 Memory: the outputs plus a few tile-sized buffers; never cells × towers.
+
+:func:`candidate_power_kernel` evaluates towers each on its own at listed cells (the site
+planner's candidates at the cells lacking service: :mod:`telcoplan.coverage.candidates`), with
+the same per-pair evaluation (:func:`_radio_power`, then the terrain's loss priced down to the
+floor): the powers this kernel gives a group of that one tower, without a raster per tower.
 """
 
 from __future__ import annotations
