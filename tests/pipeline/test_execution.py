@@ -154,10 +154,14 @@ def test_coverage_rasters_are_dropped_once_gaps_and_sites_are_done(small_plan, t
 
 def _town(tmp_path, resolution_m=25):
     """The site tests' town with its ridge, at ``resolution_m`` (240 x 120 cells at 25 m: several
-    blocks of tiles), with the coverage, gaps, sites and backbone stages."""
+    blocks of tiles), with the coverage, gaps, sites and backbone stages. The sites are chosen
+    greedily: the exact MILP (≈ 5 s here, in this process either way) is not what these tests
+    are about, and each runs the plan several times."""
     from tests.pipeline.town import town_plan
 
-    path = town_plan(tmp_path, dem=True, stages={"gaps": {}, "sites": {}, "backbone": {}})
+    path = town_plan(
+        tmp_path, dem=True, stages={"gaps": {}, "sites": {"method": "greedy"}, "backbone": {}}
+    )
     doc = yaml.safe_load(path.read_text())
     doc["resolution_m"] = resolution_m
     doc["stages"]["gaps"] = {"min_population": 1}
