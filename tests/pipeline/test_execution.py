@@ -89,9 +89,13 @@ def test_in_process_starts_nothing():
         assert not cluster.started
 
 
-def test_unreachable_scheduler_is_a_clear_error():
+def test_unreachable_scheduler_is_a_clear_error(monkeypatch):
     import socket
 
+    from telcoplan.pipeline import execution
+
+    # distributed retries a refused connection until the timeout: a short one here
+    monkeypatch.setattr(execution, "CONNECT_TIMEOUT_S", 1.0)
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
