@@ -231,6 +231,28 @@ class BestServerJob:
     def n_towers(self) -> int:
         return len(self.site_ids)
 
+    @property
+    def kernel(self) -> Any:
+        """The compiled kernel that computes the job: the terrain kernel with a DEM, else the
+        flat one (its arguments: the tiles' corners, :attr:`kernel_args`, the outputs)."""
+        if self.use_dem:
+            from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel
+
+            return best_server_terrain_kernel
+        from telcoplan.coverage._kernel import best_server_flat_kernel
+
+        return best_server_flat_kernel
+
+    def named_kernel_args(self) -> dict[str, Any]:
+        """:attr:`kernel_args` by the kernel's parameter names, arrays as read-only views (for
+        another kernel that evaluates the same towers, e.g. candidate coverage)."""
+        import inspect
+
+        names = list(inspect.signature(self.kernel.py_func).parameters)[2:]  # after the corners
+        if self.kernel_args and names[len(self.kernel_args)] != "out_r0":
+            raise RuntimeError("the kernel's arguments and prepare_best_server's disagree")
+        return dict(zip(names, readonly_arrays(self.kernel_args), strict=False))
+
     def signal(self, *, progress_label: str = "best server", client: Any = None) -> SignalResult:
         """The whole grid's result: in this process (a watcher thread logs the progress), or
         with a ``client`` block by block on its cluster (:mod:`telcoplan.coverage.tiled`), the
@@ -275,12 +297,8 @@ class BestServerJob:
             tile_r0, tile_c0 = r0s.ravel().astype(np.int64), c0s.ravel().astype(np.int64)
             outputs = (r0, c0, power, server, best_rank)
             if self.use_dem:
-                from telcoplan.coverage._kernel_terrain import best_server_terrain_kernel as kernel
-
                 outputs = (*outputs, flat_covered)
-            else:
-                from telcoplan.coverage._kernel import best_server_flat_kernel as kernel
-
+            kernel = self.kernel
             # inputs read-only whatever their origin (a frame's column, a Dask worker's copy):
             # one compiled signature per kernel (telcoplan._readonly)
             inputs = readonly_arrays(self.kernel_args)

@@ -12,7 +12,6 @@ prepared by :func:`telcoplan.coverage.bestserver.prepare_best_server`): the same
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import time
@@ -22,7 +21,7 @@ import numpy as np
 from affine import Affine
 from scipy import sparse
 
-from telcoplan._readonly import readonly, readonly_arrays
+from telcoplan._readonly import readonly
 from telcoplan.coverage.bestserver import (
     auto_models,
     best_server,
@@ -259,12 +258,9 @@ def _at_cells(towers, grid, demand, perm, dem, clutter_db, engine):
 
     if not len(towers) or not len(demand):
         return _joined([], [], [])
-    job = prepare_best_server(towers, grid, dem=dem, clutter_db=clutter_db, **engine)
-    # the tile kernel's arguments after the tiles' corners, up to its outputs
-    names = list(inspect.signature(kt.best_server_terrain_kernel.py_func).parameters)[2:]
-    if len(job.kernel_args) != names.index("out_r0"):
-        raise RuntimeError("the terrain kernel's arguments changed: update _at_cells")
-    a = dict(zip(names, readonly_arrays(job.kernel_args), strict=False))
+    a = prepare_best_server(
+        towers, grid, dem=dem, clutter_db=clutter_db, **engine
+    ).named_kernel_args()
     order = np.argsort(demand, kind="stable")
     rows, cols = np.divmod(demand[order], grid.width)
     row_ptr = np.searchsorted(rows, np.arange(grid.height + 1)).astype(np.int64)
@@ -273,11 +269,13 @@ def _at_cells(towers, grid, demand, perm, dem, clutter_db, engine):
     room = kt.box_counts(perm, *place, a["radius"], row_ptr, cols)
     keep = np.float32(engine["floor_dbm"])
     cand, where, powers = [], [], []
+    ends = np.cumsum(room)  # the boxes' cells up to each candidate
     start = 0
     started = reported = time.perf_counter()
     while start < len(perm):
         # as many candidates as fit in _PAIRS cells (at least one)
-        stop = start + max(1, int(np.searchsorted(np.cumsum(room[start:]), _PAIRS, "right")))
+        done = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, done + _PAIRS, "right")))
         chunk, box = perm[start:stop], room[start:stop]
         offsets = np.concatenate([[0], np.cumsum(box)]).astype(np.int64)
         out_pos = np.empty(offsets[-1], dtype=np.int64)
