@@ -50,7 +50,11 @@ CASES = {
         r"without its compute .*\n.*\n\s+ceiling: .* is [\d.]+x the script[\s\S]*"
         r"max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
     ),
-    "bench_national.py": (["--sites", "500", "--size", "300"], r"peak resident memory"),
+    "bench_national.py": (
+        ["--sites", "500", "--size", "300", "--repeat", "1"],
+        r"1x sites: [\d.]+ s by medians .* peak resident memory [\d.]+ GB[\s\S]*"
+        r"time ratio 2x sites / 1x sites: [\d.]+ \(medians\)",
+    ),
     "bench_workers.py": (["--scale", "0.03", "--repeat", "1"], r"in-process run \(.*\): True"),
     "bench_national_run.py": (
         ["--scale", "0.03", "--repeat", "1", "--scaling"],
