@@ -239,16 +239,13 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
         )
     synthetic = {"synthetic": str(inputs.plan.synthetic).lower()}
     large = grid.width * grid.height >= _LARGE_GRID_CELLS
-    # on a large grid the rasters are written in a thread while the tables and polygons are
-    # made and the GeoPackage written: GDAL compresses with the GIL released (the same files
-    # either way)
+    # the rasters are written in a thread while the tables and polygons are made and the
+    # GeoPackage written: GDAL compresses with the GIL released (the same files either way)
     with ThreadPoolExecutor(1, thread_name_prefix="telcoplan-rasters") as pool:
         # the sites' tables made here: pandas may enter warnings.catch_warnings, which is not
         # thread-safe (Python 3.11), so the thread does numpy and GDAL work only
         args = (cov, _site_tables(cov, towers), grid, staging.folder, synthetic)
-        written = pool.submit(_write_rasters, *args) if large else None
-        if written is None:
-            _write_rasters(*args)
+        written = pool.submit(_write_rasters, *args)
         # the areas on the grid once: the population table's zones and the study area
         labels = label_polygons(inputs.areas, grid)
         if table is None:
@@ -261,8 +258,7 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
         rows, geoms = _coverage_polygons(cov, inside, table, chunks, client)
         del inside
         _write_coverage_layers(inputs, towers, table, rows, geoms, staging.folder)
-        if written is not None:
-            written.result()  # its error, if any (the pool waits for it either way)
+        written.result()  # its error, if any (the pool waits for it either way)
     if params.per_technology:
         _write_per_technology(inputs, kernel_towers, params, clutter, staging.folder, synthetic)
     total = float(table["population"].sum())
