@@ -164,8 +164,9 @@ OPERATOR_PALETTE: tuple[str, ...] = (
 
 
 def is_missing(value: object) -> bool:
-    """True for None, NaN (Python or numpy) and pandas' missing-value markers: a value the
-    outputs show as missing (the map, the report, the operators' colours)."""
+    """True for None, NaN (Python or numpy), numpy's NaT and pandas' missing-value markers: a
+    value the outputs show as missing (the map, the report, the operators' colours) — for a
+    single value, what ``pandas.isna`` says."""
     if value is None:
         return True
     import pandas as pd  # loaded by whoever has values from a frame
@@ -176,7 +177,7 @@ def is_missing(value: object) -> bool:
         return math.isnan(float(value))
     if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # numpy scalar
         kind = value.dtype.kind
-        return kind in "fc" and bool(value != value)
+        return kind in "fcmM" and bool(value != value)  # NaN and NaT differ from themselves
     return False
 
 

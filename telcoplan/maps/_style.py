@@ -12,6 +12,8 @@ import pandas as pd
 import shapely
 from pyproj import CRS
 
+from telcoplan.outputs import is_missing
+
 __all__ = [
     "ANY_COLOUR",
     "COVERAGE_CLASSES",
@@ -99,16 +101,9 @@ def pct_any(areas: gpd.GeoDataFrame) -> pd.Series:
     return pd.Series(np.nan, index=areas.index, dtype=float)
 
 
-def _missing(value: object) -> bool:
-    try:
-        return value is None or bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def split_ops(value: object) -> list[str]:
     """Operators of a ``"A;B"`` list (also ``,``-separated); missing → []."""
-    if _missing(value):
+    if is_missing(value):
         return []
     return [p.strip() for p in re.split(r"[;,]", str(value)) if p.strip()]
 
@@ -117,7 +112,7 @@ def truthy(value: object) -> bool:
     """``True``/``"yes"``/``1`` → True; missing, false, ``"no"`` → False."""
     if isinstance(value, str):
         return value.strip().lower() in {"1", "true", "yes", "y"}
-    return not _missing(value) and bool(value)
+    return not is_missing(value) and bool(value)
 
 
 def _per_value(values: pd.Series, func: Callable[[object], _T], missing: _T) -> list[_T]:
@@ -152,7 +147,7 @@ def link_users(links: gpd.GeoDataFrame) -> list[list[str]]:
 
 def site_kind(value: object) -> str:
     """Normalised proposed-site kind (``co_located`` → ``co-located``; missing → '')."""
-    if _missing(value):
+    if is_missing(value):
         return ""
     k = str(value).strip().lower()
     return _SITE_ALIASES.get(k, k)
@@ -178,7 +173,7 @@ def site_classes(sites: gpd.GeoDataFrame) -> list[str]:
     )
     out = []
     for kind, new, n in zip(kinds, sites["new_build"], tenants, strict=True):
-        if kind in SITE_KINDS or _missing(new):
+        if kind in SITE_KINDS or is_missing(new):
             out.append(kind)
         elif not truthy(new):
             out.append("co-located")
