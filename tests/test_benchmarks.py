@@ -47,8 +47,9 @@ CASES = {
     ),
     "bench_coverage_cli.py": (
         ["--towers", "30", "--size", "100", "--radius", "2", "--repeat", "1"],
-        r"without its compute .*\n.*\n\s+ceiling: .* is [\d.]+x the script[\s\S]*"
-        r"max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
+        r"without its compute .*\n.*\n\s+ceiling: .* is [\d.]+x the script.*\n"
+        r"\s+numba's start in ours .* median [\d.]+ s; the script / \(ours less it\): [\d.]+x"
+        r"[\s\S]*max \|diff\| 0\.00\d\d dB\s+same coverage mask: True",
     ),
     "bench_national.py": (
         ["--sites", "500", "--size", "300", "--repeat", "1"],
