@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -21,6 +20,7 @@ import pandas as pd
 
 from telcoplan._readonly import readonly_arrays
 from telcoplan.coverage._loss_params import TABLE_STEP, model_parameters
+from telcoplan.coverage._progress import EVERY_S, MIN_LEFT_S, Progress
 from telcoplan.coverage.antenna import PHI_3DB_DEG
 from telcoplan.coverage.propagation import MODELS
 from telcoplan.errors import CRSError
@@ -47,8 +47,8 @@ DEFAULT_RADIUS_KM: tuple[tuple[float, float], ...] = (
     (3000.0, 8.0),  # 2600 MHz
     (math.inf, 5.0),  # 3.5 GHz and up
 )
-_PROGRESS_S = 5.0  # seconds between progress messages of a long run
-_PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
+_PROGRESS_S = EVERY_S  # seconds between progress messages of a long run
+_PROGRESS_MIN_LEFT_S = MIN_LEFT_S  # no message when less than this is left
 
 
 def default_radius_km(freq_mhz: np.ndarray) -> np.ndarray:
@@ -598,22 +598,14 @@ def _run_watched(tile_r0, tile_c0, run, progress_label: str) -> int:
     n_tiles = len(tile_r0)
     done = np.full(n_tiles, -1, dtype=np.int64)
     finished = threading.Event()
-    started = time.perf_counter()
+    # the watcher's wait paces the messages
+    progress = Progress(
+        log, progress_label, n_tiles, "tiles", every=0.0, min_left=_PROGRESS_MIN_LEFT_S
+    )
 
     def watch():
         while not finished.wait(_PROGRESS_S):
-            k = int(np.count_nonzero(done >= 0))
-            if not k:
-                continue
-            eta = (time.perf_counter() - started) * (n_tiles - k) / k
-            if eta >= _PROGRESS_MIN_LEFT_S:
-                log.info(
-                    "%s: %d%% of %d tiles, about %.0f s left",
-                    progress_label,
-                    100 * k // n_tiles,
-                    n_tiles,
-                    eta,
-                )
+            progress.update(int(np.count_nonzero(done >= 0)))
 
     watcher = threading.Thread(target=watch, name="telcoplan-progress", daemon=True)
     watcher.start()

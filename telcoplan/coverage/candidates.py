@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
 import geopandas as gpd
 import numpy as np
@@ -22,6 +21,7 @@ from affine import Affine
 from scipy import sparse
 
 from telcoplan._readonly import readonly
+from telcoplan.coverage._progress import Progress
 from telcoplan.coverage.bestserver import (
     auto_models,
     best_server,
@@ -271,7 +271,7 @@ def _at_cells(towers, grid, demand, perm, dem, clutter_db, engine):
     cand, where, powers = [], [], []
     ends = np.cumsum(room)  # the boxes' cells up to each candidate
     start = 0
-    started = reported = time.perf_counter()
+    progress = Progress(log, "candidate coverage", len(perm), "candidates", every=_PROGRESS_S)
     while start < len(perm):
         # as many candidates as fit in _PAIRS cells (at least one)
         done = ends[start - 1] if start else 0
@@ -295,13 +295,7 @@ def _at_cells(towers, grid, demand, perm, dem, clutter_db, engine):
         where.append(order[out_pos[sel]])
         powers.append(out_power[sel])
         log.debug("candidate coverage: %d of %d candidates done", stop, len(perm))
-        now = time.perf_counter()
-        if now - reported >= _PROGRESS_S and stop < len(perm):
-            left = (now - started) * (len(perm) - stop) / stop
-            log.info(
-                "candidate coverage: %d of %d candidates, about %.0f s left", stop, len(perm), left
-            )
-            reported = now
+        progress.update(stop)
         start = stop
     return _joined(cand, where, powers)
 

@@ -41,10 +41,10 @@ import contextlib
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from telcoplan.coverage._progress import Progress
 from telcoplan.gis.cluster_io import run_tasks
 
 __all__ = ["CHUNKS_PER_THREAD", "MAX_BLOCK_CELLS", "Block", "block_layout", "map_blocks"]
@@ -56,8 +56,6 @@ CHUNKS_PER_THREAD = 4
 #: Cells of a block (at most, but for a single tile): 4 M cells are ~100 MB of results for
 #: three operators (margin and server per operator, generation).
 MAX_BLOCK_CELLS = 1 << 22
-_PROGRESS_S = 5.0  # seconds between progress messages
-_PROGRESS_MIN_LEFT_S = 1.0  # no message when less than this is left
 _KERNEL_LOCK = threading.Lock()  # one kernel at a time in a worker process
 
 #: A block of tiles: rows ``r0:r1``, columns ``c0:c1`` of the grid.
@@ -146,7 +144,7 @@ def map_blocks(
         for r0, r1, c0, c1 in blocks
     ]
     n_tiles = sum(tiles)
-    started = time.perf_counter()
+    progress = Progress(log, progress_label, n_tiles, "tiles")
     log.info(
         "%s: %d tiles in %d blocks on %d worker threads",
         progress_label,
@@ -155,7 +153,6 @@ def map_blocks(
         threads,
     )
     done = 0
-    last = started
     results = run_tasks(
         client,
         _run_block,
@@ -169,18 +166,7 @@ def map_blocks(
         for i, result in results:
             yield blocks[i], result
             done += tiles[i]
-            now = time.perf_counter()
-            if done < n_tiles and now - last >= _PROGRESS_S:
-                eta = (now - started) * (n_tiles - done) / done
-                if eta >= _PROGRESS_MIN_LEFT_S:
-                    log.info(
-                        "%s: %d%% of %d tiles, about %.0f s left",
-                        progress_label,
-                        100 * done // n_tiles,
-                        n_tiles,
-                        eta,
-                    )
-                    last = now
+            progress.update(done)
 
 
 def _cluster_threads(client: Any) -> int:
