@@ -29,8 +29,9 @@ bytecode: $(STAMP)
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install when the package's metadata changes ("creates or updates the same venv").
-$(STAMP): pyproject.toml | $(VENV)/bin/python
+# Re-install when the package's metadata changes ("creates or updates the same venv"; the
+# version is read from telcoplan/_version.py).
+$(STAMP): pyproject.toml telcoplan/_version.py | $(VENV)/bin/python
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet -e ".[test,maps,bench]"
 	@# compile (and cache) the numba kernels once, on a coarse demo, so that a user's first plan

@@ -10,14 +10,8 @@ The names a notebook needs, imported on first use (``import telcoplan`` stays li
     tp.path_loss("hata", freq_mhz=900, distance_km=10, h_tx_m=30)
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from telcoplan._lazy import lazy_names
-
-try:
-    __version__ = version("telcoplan")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
+from telcoplan._version import __version__
 
 #: Public name → the module that defines it.
 _API = {

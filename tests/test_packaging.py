@@ -70,3 +70,19 @@ def test_readme_says_make_test_installs_chromium():
     head = (ROOT / "README.md").read_text(encoding="utf-8").split("## ")[0]
     assert "chromium" in head
     assert "root" in head
+
+
+def test_version_is_written_once():
+    """pyproject.toml takes the version from telcoplan/_version.py; the installed metadata (the
+    wheel's, what pip and ``importlib.metadata`` report) agrees with ``telcoplan.__version__``."""
+    from importlib import metadata
+
+    import telcoplan
+
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in meta["project"]
+    assert "version" in meta["project"]["dynamic"]
+    attr = meta["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "telcoplan._version.__version__"
+    assert re.fullmatch(r"\d+\.\d+\.\d+", telcoplan.__version__)
+    assert metadata.version("telcoplan") == telcoplan.__version__
