@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import itertools
+import logging
 import math
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,6 +24,8 @@ import shapely
 import shapely.ops
 from shapely.geometry import LineString, Point
 
+from telcoplan.backbone._pieces import join_dangling_ends, with_gap_links
+from telcoplan.backbone.choices import OFF_ROAD
 from telcoplan.errors import CRSError, PlanError
 from telcoplan.gis.crs import crs_name, same_crs
 
@@ -52,7 +55,11 @@ DEFAULT_TRENCH_COST_PER_M: dict[str, float] = {
     "service": 25.0,
     "track": 20.0,
     "access": 30.0,  # the drop from a site to the road
+    OFF_ROAD: 30.0,  # a trench joining two pieces of the road network that do not meet
 }
+
+log = logging.getLogger(__name__)
+
 _SNAP_DECIMALS = 2  # node coordinates are rounded to 1 cm so touching ends share a node
 #: A road that ends this close to another (m) without touching it joins it: real road files
 #: digitise T-junctions a few millimetres to decimetres short of (or past) the other road.
@@ -92,6 +99,7 @@ def build_graph(
     fiber: gpd.GeoDataFrame | None = None,
     cost_per_m: Mapping[str, float] | None = None,
     fiber_tolerance_m: float = 5.0,
+    join_pieces_m: float | None = None,
 ) -> nx.Graph:
     """Road graph for trenching, with the operators' existing fiber marked on its edges.
 
@@ -105,6 +113,12 @@ def build_graph(
         the piece lies within ``fiber_tolerance_m`` of that operator's cables.
     cost_per_m
         Trench cost per metre by road class (defaults: :data:`DEFAULT_TRENCH_COST_PER_M`).
+    join_pieces_m
+        When the roads fall into pieces that do not meet, join pieces up to this far apart by
+        straight off-road trenches (road class ``off-road``, ids ``(off-road N)``): the
+        minimum spanning forest of the pieces by the gaps between them
+        (:func:`telcoplan.backbone._pieces.gap_links`). ``G.graph["pieces"]`` then says how
+        many pieces there were and stay apart. ``None``: the roads as they are.
 
     Returns
     -------
@@ -124,6 +138,24 @@ def build_graph(
     unknown = sorted(set(roads["road_class"].astype(str)) - set(costs))
     if unknown:
         raise PlanError(f"no trench cost for road classes {unknown}; give them in cost_per_m")
+    G, (geoms, u, v) = _graph(roads, fiber, costs, fiber_tolerance_m)
+    if join_pieces_m is None:
+        return G
+    joined, G.graph["pieces"] = with_gap_links(roads, geoms, u, v, join_pieces_m)
+    if joined is not None:
+        pieces = G.graph["pieces"]
+        G, _ = _graph(joined, fiber, costs, fiber_tolerance_m)
+        G.graph["pieces"] = pieces
+    return G
+
+
+def _graph(
+    roads: gpd.GeoDataFrame,
+    fiber: gpd.GeoDataFrame | None,
+    costs: Mapping[str, float],
+    fiber_tolerance_m: float,
+) -> tuple[nx.Graph, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """:func:`build_graph`'s graph, and its edges' geometries and end nodes (numbers)."""
     geoms, owner = _split_at_fiber_ends(*_noded_pieces(roads), fiber, fiber_tolerance_m)
     classes = np.array([str(c) for c in roads["road_class"].tolist()], dtype=object)[owner]
     ids = np.array([str(i) for i in roads.index.tolist()], dtype=object)[owner]
@@ -186,7 +218,7 @@ def build_graph(
         )
     )
     G.graph["cost_per_m"] = costs
-    return G
+    return G, (geoms[best], u[place], v[place])
 
 
 def _round_cm(xy: np.ndarray) -> np.ndarray:
@@ -232,7 +264,7 @@ def _first_appearance(group: np.ndarray, counted: np.ndarray) -> tuple[np.ndarra
 def _noded_pieces(roads: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Split every road at every crossing with another road: the pieces and each piece's road
     (position in ``roads``: the first road that carries it, deterministic)."""
-    geoms = _join_dangling_ends(roads.geometry.to_numpy(), JOIN_ENDS_M)
+    geoms = join_dangling_ends(roads.geometry.to_numpy(), JOIN_ENDS_M)
     noded = shapely.get_parts(shapely.node(shapely.union_all(geoms)))  # segments split at crossings
     tree = shapely.STRtree(geoms)
     mids = shapely.line_interpolate_point(noded, 0.5, normalized=True)
@@ -243,52 +275,6 @@ def _noded_pieces(roads: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
     owner[pts] = idx_roads[order][first]
     keep = (owner >= 0) & ~shapely.is_empty(noded)
     return noded[keep], owner[keep]
-
-
-def _join_dangling_ends(geoms: np.ndarray, tol: float) -> np.ndarray:
-    """The roads, each line that ends within ``tol`` of another line without touching it
-    extended to that line's end, or 1 cm across it (noding then joins them); others unchanged."""
-    lines, owner = shapely.get_parts(geoms, return_index=True)
-    if len(lines) < 2:
-        return geoms
-    ends = np.concatenate([shapely.get_point(lines, 0), shapely.get_point(lines, -1)])
-    line_of = np.concatenate([np.arange(len(lines))] * 2)
-    e, j = shapely.STRtree(lines).query(ends, predicate="dwithin", distance=tol)
-    keep = j != line_of[e]
-    e, j = e[keep], j[keep]
-    touching = set(e[shapely.intersects(lines[j], ends[e])].tolist())
-    best: dict[int, tuple[float, int]] = {}
-    for a, b, d in zip(
-        e.tolist(), j.tolist(), shapely.distance(lines[j], ends[e]).tolist(), strict=True
-    ):
-        if a not in touching and d < best.get(a, (np.inf, -1))[0]:
-            best[a] = (d, b)
-    if not best:
-        return geoms
-    coords = {i: np.asarray(lines[i].coords) for i in {int(line_of[a]) for a in best}}
-    for a, (_, b) in sorted(best.items()):
-        i = int(line_of[a])
-        p = np.asarray(ends[a].coords[0])
-        q = np.asarray(shapely.ops.nearest_points(lines[b], ends[a])[0].coords[0])
-        step = q - p
-        norm = float(np.hypot(*step[:2]))
-        if norm == 0.0:
-            continue
-        other = np.asarray(lines[b].coords)
-        near_end = [c for c in (other[0], other[-1]) if np.hypot(*(c - q)[:2]) < 1e-6]
-        # onto the other line's end exactly; across its inside, by 1 cm (a proper crossing)
-        beyond = (near_end[0] if near_end else q + step / norm * 0.01)[None, :]
-        coords[i] = (
-            np.vstack([beyond, coords[i]]) if a < len(lines) else np.vstack([coords[i], beyond])
-        )
-    lines = lines.copy()
-    for i, c in coords.items():
-        lines[i] = LineString(c)
-    out = geoms.copy()
-    for k in np.unique(owner[list(coords)]):
-        parts = lines[owner == k]
-        out[k] = parts[0] if len(parts) == 1 else shapely.MultiLineString(list(parts))
-    return out
 
 
 def _split_at_fiber_ends(

@@ -472,6 +472,28 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
                 text + " to the fibre network: each operator building alone, and all operators "
                 "building one shared trench network.</p>"
             )
+    pieces = bb.get("road_pieces")
+    if isinstance(pieces, Mapping) and (number(pieces.get("before")) or 0) > 1:
+        joined, apart = number(pieces.get("links")) or 0, number(pieces.get("apart"))
+        text = (
+            f"<p class=\"note\">The roads fall into {fmt_count(pieces['before'])} pieces that "
+            "do not meet (a clipped road file, or main roads without the streets between them)."
+        )
+        if joined:
+            text += (
+                f" {fmt_count(joined)} straight off-road trench{'es' if joined != 1 else ''} "
+                f"({fmt_km((number(pieces.get('length_m')) or 0.0) / 1000.0)} in all, the longest "
+                f"{fmt_count(round(number(pieces.get('longest_m')) or 0))} m) join them, "
+                "costed per metre as road class <code>off-road</code>; a road layer with the "
+                "streets between them gives truer routes."
+            )
+        if apart is not None and apart > 1:
+            text += (
+                f" {fmt_count(apart)} pieces stay farther apart than "
+                "<code>stages.backbone.max_snap_m</code>: sites on the smaller ones may be "
+                "left out."
+            )
+        out.append(text + "</p>")
     left_out = [r for r in bb.get("left_out") or [] if isinstance(r, Mapping)]
     if left_out:
         out.append(

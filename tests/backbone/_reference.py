@@ -14,8 +14,8 @@ import shapely
 import shapely.ops
 from shapely.geometry import LineString, Point
 
+from telcoplan.backbone._pieces import join_dangling_ends
 from telcoplan.backbone.graph import DEFAULT_TRENCH_COST_PER_M, JOIN_ENDS_M, coalition_cost
-from telcoplan.backbone.graph import _join_dangling_ends as join_dangling_ends
 
 ROOT = ("fiber-root",)
 

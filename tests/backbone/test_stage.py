@@ -12,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 from shapely.geometry import LineString, Point
 
+from telcoplan.backbone.choices import OFF_ROAD
 from telcoplan.cli import cli
 from telcoplan.errors import PlanError
 from telcoplan.gis.vector import write_vector
@@ -262,8 +263,11 @@ def test_ring_protection_in_the_stage(backbone_plan, tmp_path):
             assert nx.has_path(H, road_point, "root"), (sid, e)
 
 
-def test_site_without_a_road_path_is_reported_not_fatal(backbone_plan, tmp_path, towers5):
-    """A tower beside a road piece that joins nothing: left out of the plans and listed."""
+@pytest.mark.parametrize("max_snap_m", [None, 300.0])
+def test_a_road_piece_that_joins_nothing(backbone_plan, tmp_path, towers5, max_snap_m):
+    """A tower beside a road piece that joins nothing, ~450 m from the other roads: joined by
+    an off-road trench as long as the plan's drops may be (max_snap_m, 10 km by default);
+    farther, left out of the plans and listed."""
     far = gpd.GeoDataFrame(
         {"road_id": ["island"], "road_class": ["track"], "name": ["E"]},
         geometry=[LineString([(X0 + 100, Y0 + 900), (X0 + 300, Y0 + 900)])],
@@ -277,10 +281,32 @@ def test_site_without_a_road_path_is_reported_not_fatal(backbone_plan, tmp_path,
     lonely.geometry = [Point(X0 + 200, Y0 + 920)]
     towers = pd.concat([towers5, lonely], ignore_index=True)
     write_vector(tmp_path / "inputs" / "towers.gpkg", towers, overwrite=True)
+    if max_snap_m is not None:
+        doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
+        doc["stages"]["backbone"] = {**(doc["stages"].get("backbone") or {}), "max_snap_m": 300}
+        backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
     bb = run_plan(read_plan(backbone_plan), tmp_path / "out")["backbone"]
-    assert bb["unreachable_sites"] == ["VT-9"]
     assert bb["sites"] == 5
     assert bb["cost_joint"] <= bb["cost_separate"]
+    pieces = bb["road_pieces"]
+    assert pieces["before"] == 2
+    if max_snap_m is None:
+        assert bb["unreachable_sites"] == []
+        assert (pieces["apart"], pieces["links"]) == (1, 1)
+        # the trench: from the island's nearest point to the nearest other road's
+        island = far.geometry.iloc[0]
+        others = roads.geometry.union_all()
+        assert pieces["length_m"] == pytest.approx(island.distance(others), abs=100.0)
+        links = gpd.read_file(tmp_path / "out" / "backbone.gpkg", layer="links")
+        assert OFF_ROAD in set(links.loc[links["plan"] == "joint", "road_class"])
+        report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+        assert "The roads fall into 2 pieces that do not meet" in report
+        assert "1 straight off-road trench (" in report
+    else:
+        assert bb["unreachable_sites"] == ["VT-9"]
+        assert (pieces["apart"], pieces["links"]) == (2, 0)
+        report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+        assert "2 pieces stay farther apart than" in report
 
 
 def test_backbone_plan_checks(backbone_plan, tmp_path):
@@ -362,6 +388,8 @@ def test_greenfield_backbone_without_fiber(backbone_plan, tmp_path, towers5, cap
     )
     doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
     del doc["layers"]["fiber"]
+    # the island ~450 m away stays apart: off-road trenches no longer than the drops (300 m)
+    doc["stages"]["backbone"] = {**(doc["stages"].get("backbone") or {}), "max_snap_m": 300}
     backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
     out = tmp_path / "out"
     with caplog.at_level(logging.INFO, logger="telcoplan"):  # (a forked stage's log is not here)

@@ -58,7 +58,7 @@ class BackboneParams:
 
 def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> BackboneParams:
     """Checked backbone-stage parameters (defaults filled in); all problems raised at once."""
-    from telcoplan.backbone.choices import PROTECT_CHOICES
+    from telcoplan.backbone.choices import OFF_ROAD, PROTECT_CHOICES
     from telcoplan.layers.schemas import ROAD_CLASSES
 
     params, errs = merge_defaults("backbone", raw, DEFAULTS)
@@ -77,7 +77,7 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> Backbon
             f"stages.backbone.lease_factor must be a number in 0…10, or null to forbid leasing; got {lf!r}"
         )
     costs = params["cost_per_m"]
-    known = (*ROAD_CLASSES, "access")
+    known = (*ROAD_CLASSES, "access", OFF_ROAD)
     if not isinstance(costs, dict):
         errs.append("stages.backbone.cost_per_m must map road classes to costs per metre ≥ 0")
     else:
@@ -156,6 +156,9 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         fiber=fiber,
         cost_per_m=params.cost_per_m,
         fiber_tolerance_m=float(params.fiber_tolerance_m),
+        # roads that fall into pieces (a clipped or national-only road file) are joined by
+        # off-road trenches as long as the access drops the plan allows
+        join_pieces_m=float(params.max_snap_m),
     )
     planned = staging.results.get("sites")
     if planned is not None and len(planned.new_towers):
@@ -272,6 +275,8 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         "cost_separate": round(plan.cost_separate, 2),
         "savings_pct": round(plan.savings_pct, 2),
         "operators_without_fiber": no_fiber,
+        # the road network's pieces and the off-road trenches that join them (build_graph)
+        "road_pieces": graph.graph["pieces"],
         # sites left out of every plan (joint and separate compare the same sites)
         "unreachable_sites": unreachable,
         "separate": {
