@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -32,6 +33,7 @@ from telcoplan.outputs import file_sha256
 
 __all__ = [
     "CACHE_FORMAT",
+    "KEY_ENV",
     "BrokenEntryError",
     "CacheEntry",
     "FileHashes",
@@ -42,10 +44,58 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Version of the cache's layout: a change leaves every kept result unused.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: manifests signed (signing_key)
+#: Environment variable: the file of the key that signs this user's cache entries (default
+#: ``$XDG_CACHE_HOME/telcoplan/cache-key``, ``~/.cache/telcoplan/cache-key``).
+KEY_ENV = "TELCOPLAN_CACHE_KEY"
 #: A cache entry's name: what it keeps (a stage, ``inputs``, ``styles``), a dash, its key.
 _ENTRY = re.compile(r"[a-z][a-z0-9_]*-[0-9a-f]{64}")
 _MANIFEST = "manifest.json"
+
+
+@functools.lru_cache(maxsize=1)
+def signing_key() -> bytes | None:
+    """This user's key for the cache's manifests (32 random bytes, made on first use, readable
+    by the user alone), kept outside every output folder; None when it cannot be had.
+
+    An entry's pickles are loaded only when its manifest (which holds their SHA-256) carries
+    the HMAC of this key: a run folder from someone else (a zipped run, a shared drive) cannot
+    make this user's re-run unpickle what it likes; its entries are recomputed instead.
+    """
+    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    path = Path(os.environ.get(KEY_ENV) or default / "telcoplan" / "cache-key")
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(os.urandom(32))
+            try:
+                os.link(tmp, path)  # the first of concurrent runs wins; the others read its key
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        key = path.read_bytes()
+    except OSError as exc:
+        log.warning(
+            "re-run cache off: no key to sign its entries at %s (%s); set %s to a writable file",
+            path,
+            exc.strerror or exc,
+            KEY_ENV,
+        )
+        return None
+    if len(key) < 32:
+        log.warning("re-run cache off: %s is not a cache key (too short); remove it", path)
+        return None
+    return key
+
+
+def _signature(manifest: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 of the manifest (without its signature) under ``key``."""
+    body = json.dumps({k: v for k, v in manifest.items() if k != "signature"}, sort_keys=True)
+    return hmac.new(key, body.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 class BrokenEntryError(Exception):
@@ -110,7 +160,8 @@ class ResultCache:
     allows), ``summary.pickle`` and ``value.pickle`` (an in-memory result, if any). An entry
     is built in the run's staging folder (in a background thread: :meth:`put`, :meth:`wait`)
     and renamed into place complete; entries are never changed, only replaced or removed.
-    Entries are read as pickles: the cache belongs to whoever may write into the folder.
+    Entries are read as pickles only when their manifest carries this user's signature
+    (:func:`signing_key`): another user's entries, or a copied run folder's, are recomputed.
     """
 
     def __init__(self, folder: Path) -> None:
@@ -139,6 +190,16 @@ class ResultCache:
             and (manifest.get("value") is None or isinstance(manifest.get("value"), str))
         ):
             log.debug("%s: not a cache entry of this telcoplan; ignored", path)
+            return None
+        key = signing_key()
+        if key is None or not hmac.compare_digest(
+            str(manifest.get("signature", "")), _signature(manifest, key)
+        ):
+            log.info(
+                "%s: kept results not signed by this user (a copied or another user's run "
+                "folder): not read, computed again",
+                what,
+            )
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # in use: not removed by a run that started before (prune)
@@ -219,7 +280,10 @@ class ResultCache:
         from telcoplan.gis.atomic import remove_tree
 
         tmp, what = job.tmp, job.what
+        key = signing_key()
         try:
+            if key is None:
+                raise _UnpicklableError("no key to sign it")
             files, digests = tmp / "files", {}
             for p in sorted(files.rglob("*")):
                 if not p.is_dir():
@@ -238,6 +302,7 @@ class ResultCache:
                 "summary": summary_sha,
                 "value": value_sha,
             }
+            manifest["signature"] = _signature(manifest, key)
             (tmp / _MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
             self._check_cancelled()
             self._install(tmp, self.folder / f"{what}-{job.key}", job.work)
