@@ -84,6 +84,7 @@ __all__ = [
     "derived",
     "file_sha256",
     "is_missing",
+    "may_be_output",
     "operator_colours",
     "per_operator_rasters",
     "previous_outputs",
@@ -120,6 +121,20 @@ REVIEW_TABLE = "site_review.csv"
 STAGING = ".staging-"
 #: The output folder's cache of stage results (hidden; see the module's docstring).
 CACHE = ".telcoplan-cache"
+
+#: Names of the files a run may write, besides the fixed ones: per-operator rasters, their
+#: attribute tables and QGIS styles.
+_OUTPUT_PATTERN = re.compile(r"(signal|server)_.+\.tif(\.aux\.xml)?|.+\.qml")
+
+
+def may_be_output(name: str) -> bool:
+    """Whether a run may write a file called ``name`` into its output folder."""
+    fixed = {
+        SUMMARY, COVERAGE, GAPS, SITES, BACKBONE, OPERATORS_COUNT, COVERAGE_LIMIT, MAP, REPORT,
+        FIGURE, PROJECT, REVIEW, REVIEW_TABLE,
+    }  # fmt: skip
+    return name in fixed or _OUTPUT_PATTERN.fullmatch(name) is not None
+
 
 #: Vector outputs by name: (file, GeoPackage layer, id column that becomes the index).
 LAYERS: dict[str, tuple[str, str, str | None]] = {

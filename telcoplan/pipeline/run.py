@@ -122,6 +122,7 @@ def run_plan(
         raise OutputExistsError(
             f"{out / outputs.SUMMARY} already exists; pass --overwrite to replace the outputs in {out}"
         )
+    _check_inputs_outside_outputs(plan, out)
     execution = resolve(plan.execution, workers=workers, scheduler=scheduler)
     started = time.time()
     hashes = FileHashes()
@@ -183,6 +184,42 @@ def run_plan(
         raise
     log.info("wrote %d outputs to %s", len(names), out)
     return summary
+
+
+def _check_inputs_outside_outputs(plan: Plan, out: Path) -> None:
+    """Refuse a run whose outputs could replace one of its own input files (a layer, or a
+    file a stage's parameters name, lying in ``out`` under an output's name), even with
+    ``--overwrite``: before anything is loaded, so nothing is computed in vain."""
+    folder = out.resolve()
+    named: list[tuple[str, Path]] = []
+    for name, ref in plan.layers.items():
+        for value in (ref.path, ref.weights):
+            if isinstance(value, Path):
+                named.append((f"layers.{name}", value))
+
+    def walk(where: str, value: Any) -> None:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{where}.{k}", v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(where, v)
+        elif isinstance(value, str | Path) and str(value).strip():
+            path = Path(value)
+            named.append((where, path if path.is_absolute() else plan.base / path))
+
+    walk("stages", dict(plan.stages))
+    for where, path in named:
+        try:
+            real = path.resolve()
+            clash = real.parent == folder and outputs.may_be_output(real.name) and real.is_file()
+        except (OSError, ValueError):  # not a path of this system: not a file of the plan
+            continue
+        if clash:
+            raise OutputExistsError(
+                f"{real} is an input of the plan ({where}) and the run writes an output of that "
+                f"name into {out}: choose another --out folder (nothing was written)"
+            )
 
 
 def _wait_for_cache(store: ResultCache) -> None:

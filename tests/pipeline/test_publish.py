@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from telcoplan import __version__, outputs
 from telcoplan.cli import cli
-from telcoplan.errors import DatabaseError, PlanError
+from telcoplan.errors import DatabaseError, OutputExistsError, PlanError
 from telcoplan.gis import postgis
 from telcoplan.gis.postgis import read_postgis
 from telcoplan.gis.vector import read_vector, write_vector
@@ -282,3 +282,31 @@ def test_psycopg_is_imported_only_for_a_database():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     ).stdout
     assert out.strip().endswith("NONE")
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_an_output_never_replaces_an_input_of_the_plan(small_plan, tmp_path, overwrite):
+    """The plan's towers file lies in the output folder under an output's name (the site
+    review's table): the run is refused before anything is computed, even with --overwrite,
+    and the file is left as it was."""
+    from telcoplan.pipeline import read_plan, run_plan
+
+    doc = yaml.safe_load(small_plan.read_text(encoding="utf-8"))
+    out = tmp_path / "outfolder"
+    out.mkdir()
+    moved = out / outputs.REVIEW_TABLE
+    moved.write_bytes((small_plan.parent / doc["layers"]["towers"]).read_bytes())
+    doc["layers"]["towers"] = str(moved)
+    small_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    before = moved.read_bytes()
+    with pytest.raises(OutputExistsError, match=r"is an input of the plan \(layers\.towers\)"):
+        run_plan(read_plan(small_plan), out, overwrite=overwrite)
+    assert moved.read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == [moved.name]
+    # the same file elsewhere in the folder's name space is fine: an input of another name
+    other = out / "my_towers.csv"
+    moved.rename(other)
+    doc["layers"]["towers"] = str(other)
+    small_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    run_plan(read_plan(small_plan), out, overwrite=overwrite)
+    assert other.read_bytes() == before
