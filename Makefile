@@ -119,14 +119,15 @@ postgis-deps:
 # One test opens a run's project.qgs in QGIS itself, headless, through Debian's QGIS Python
 # bindings for the system python3 (~2 min to install: about 280 packages). Installed when missing
 # and we are root with apt; otherwise say how.
+# (with GDAL's command-line tools, which the tests compare our viewshed and rasters with)
 qgis-deps:
-	@/usr/bin/python3 -c "import qgis.core" >/dev/null 2>&1 || { \
+	@{ /usr/bin/python3 -c "import qgis.core" && command -v gdal_viewshed; } >/dev/null 2>&1 || { \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo -n"; \
 	  if command -v apt-get >/dev/null 2>&1 && { [ -z "$$SUDO" ] || sudo -n true 2>/dev/null; }; then \
 	    echo "installing Debian's QGIS Python bindings for the QGIS test"; \
-	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-qgis qgis-providers >/dev/null; \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends python3-qgis qgis-providers gdal-bin >/dev/null; \
 	  else \
-	    echo "QGIS's Python bindings are missing: install them (sudo apt-get install python3-qgis qgis-providers) or set TELCOPLAN_SKIP_QGIS=1"; \
+	    echo "QGIS's Python bindings are missing: install them (sudo apt-get install python3-qgis qgis-providers gdal-bin) or set TELCOPLAN_SKIP_QGIS=1 and TELCOPLAN_SKIP_GDAL=1"; \
 	  fi; }
 
 clean:

@@ -7,7 +7,7 @@ call the stage makes is timed (wall and CPU seconds): the road graph, the sites 
 road, snapping the sites, the per-build costs, the plans (separate and joint Steiner trees, the
 union of the separate trees, the edge users and the Shapley coalitions), the links table and
 writing ``backbone.gpkg``. Prints those, the stage's total, its peak resident memory and the
-plan's key figures. With ``--compare S`` the same at scale S in a fresh process, and the ratio
+plan's key figures (lengths, costs to the cent, the Shapley shares of the joint cost). With ``--compare S`` the same at scale S in a fresh process, and the ratio
 of the stage's CPU times next to the ratio of the sites (growth at most linear: time ratio ≤
 sites ratio).
 
@@ -89,9 +89,11 @@ def main() -> None:
         f"backbone stage: {wall:.2f} s wall, {cpu:.2f} s CPU; peak resident memory {peak_gb:.2f} GB"
     )
     s = result.summary
+    # the costs to the cent, as the summary rounds them: the Shapley shares (also to the cent)
+    # can be checked to add up to the joint cost
     print(
-        f"joint {s['length_km_joint']:,.1f} km / {s['cost_joint']:,.0f}, separate "
-        f"{s['length_km_separate']:,.1f} km / {s['cost_separate']:,.0f} "
+        f"joint {s['length_km_joint']:,.1f} km / {s['cost_joint']:,.2f}, separate "
+        f"{s['length_km_separate']:,.1f} km / {s['cost_separate']:,.2f} "
         f"({s['savings_pct']:.1f}% saved); Shapley {s['share_shapley']}"
     )
     if args.compare is None:

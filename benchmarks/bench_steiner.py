@@ -24,8 +24,11 @@ and gap to the optimum per instance for networkx and ours, the mean and worst ga
 total time of each side (the sum over instances of each instance's fastest of 3 interleaved
 runs).
 
+``--steinlib b10,c03`` runs those instances only (a quick check of the gaps).
+
     .venv/bin/python benchmarks/bench_steiner.py [--side 224] [--terminals 200] [--drop 0.15]
         [--seed 0] [--repeat 5] [--max-passes N] [--restarts N] [--skip-steinlib]
+        [--steinlib NAMES]
 """
 
 from __future__ import annotations
@@ -183,8 +186,16 @@ def steinlib_table(args) -> None:
     gaps: dict[str, list[float]] = {"nx": [], "ours": []}
     total = {"nx": 0.0, "ours": 0.0}
     cases = [("steinlib_b", B_OPTIMA), ("steinlib_c", C_OPTIMA)]
+    only = None if args.steinlib is None else set(args.steinlib.split(","))
+    known = {name for _, optima in cases for name in optima}
+    if only is not None and not only <= known:
+        raise SystemExit(
+            f"unknown SteinLib instances {sorted(only - known)}; known: {sorted(known)}"
+        )
     for folder, optima in cases:
         for name, opt in optima.items():
+            if only is not None and name not in only:
+                continue
             G, terminals, stated = read_stp(DATA.parent / folder / f"{name}.stp")
             assert stated == opt
             t_nx, t_ours, T_nx, T_ours = interleaved(
@@ -235,6 +246,12 @@ def main() -> None:
         "--restarts", type=int, default=None, help="randomised restarts (default: the library's)"
     )
     ap.add_argument("--skip-steinlib", action="store_true")
+    ap.add_argument(
+        "--steinlib",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated SteinLib instances to run, e.g. b10,c03 (default: all of B and C)",
+    )
     args = ap.parse_args()
     road_case(args)
     if not args.skip_steinlib:

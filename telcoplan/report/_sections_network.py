@@ -476,7 +476,7 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
     if isinstance(pieces, Mapping) and (number(pieces.get("before")) or 0) > 1:
         joined, apart = number(pieces.get("links")) or 0, number(pieces.get("apart"))
         text = (
-            f"<p class=\"note\">The roads fall into {fmt_count(pieces['before'])} pieces that "
+            f'<p class="note">The roads fall into {fmt_count(pieces["before"])} pieces that '
             "do not meet (a clipped road file, or main roads without the streets between them)."
         )
         if joined:

@@ -377,9 +377,36 @@ def test_coverage_and_gaps_commands(runner, tmp_path, areas4, towers5):
         "signal_vinaphone-4g.tif",
         "signal_mobifone-3g.tif",
     }
-    res = runner.invoke(cli, ["gaps", *args, "--indoor", "--out", str(tmp_path / "gaps")])
-    assert res.exit_code == 0, res.output
-    assert json.loads((tmp_path / "gaps" / "summary.json").read_text())["gaps"]["count"] >= 0
+    # gaps outdoors and indoors (10 dB more needed): indoors, coverage shrinks on every
+    # operator and a gap opens (90 persons here; outdoors the five towers cover everyone)
+    runs = {}
+    for where, extra in (("outdoor", []), ("indoor", ["--indoor"])):
+        res = runner.invoke(cli, ["gaps", *args, *extra, "--out", str(tmp_path / where)])
+        assert res.exit_code == 0, res.output
+        runs[where] = json.loads((tmp_path / where / "summary.json").read_text())
+    for where, run in runs.items():
+        gaps, nc = run["gaps"], run["gaps"]["not_covered"]
+        # every person is covered or not: the uncovered are the population less the covered
+        assert nc["population"] == pytest.approx(
+            run["population_total"] - run["coverage"]["any"]["population_covered"], abs=0.1
+        ), where
+        # ... and are in the ranked gaps, in small pockets or in sparse cells
+        parts = [nc["in_gaps"], nc["small_pockets"], nc["sparse_cells"]]
+        assert sum(p["population"] for p in parts) == pytest.approx(nc["population"], abs=0.2)
+        assert nc["in_gaps"] == {"count": gaps["count"], "population": gaps["population"]}
+        # the summary counts the gaps layer the command wrote
+        layer = gpd.read_file(tmp_path / where / "gaps.gpkg", layer="gaps")
+        assert len(layer) == gaps["count"], where
+        assert float(layer["population"].sum()) == pytest.approx(gaps["population"], abs=0.1)
+    indoor, outdoor = runs["indoor"], runs["outdoor"]
+    for op in ("Viettel", "VinaPhone", "MobiFone", "any"):
+        covered = [r["coverage"][op]["population_covered"] for r in (indoor, outdoor)]
+        assert covered[0] <= covered[1], op
+    assert indoor["coverage"]["any"]["population_covered"] < 10_000.0
+    assert outdoor["gaps"]["not_covered"]["population"] == 0.0
+    assert indoor["gaps"]["not_covered"]["population"] > 0.0
+    assert indoor["gaps"]["population"] > outdoor["gaps"]["population"]
+    assert indoor["gaps"]["count"] > outdoor["gaps"]["count"] == 0
     res = runner.invoke(
         cli, ["coverage", *args[:4], "--out", str(tmp_path / "x"), "--model", "okumura"]
     )

@@ -76,19 +76,30 @@ def test_single_operator_areas(scene):
 
 
 def test_poi_service(scene):
+    """p4-p7 stand in one cell, whose centre is 35.4 m from A's tower and 675.5 m from B's:
+    Okumura-Hata (urban, 900 MHz, masts of 30 m, receiver 1.5 m) gives A's RSRP there
+    50 − 114.3 − 30.8 = −56.1 dBm and B's −101.2 dBm (both above the 4G threshold, −105 dBm).
+    A requirement is stated in RSRP: −60 dBm only A meets, −50 dBm neither (not served, though
+    both operators cover the cell), −103 dBm both; without one, the threshold applies."""
+    from telcoplan.coverage.propagation import path_loss
+
     grid, towers, cov, _ = scene
+    at = Point(X0 + 620, Y0 + 1000)
     pois = gpd.GeoDataFrame(
         {
-            "poi_id": ["p1", "p2", "p3", "p4"],
-            "name": ["near A", "far east", "between", "strict"],
-            "category": ["school", "clinic", "ward_office", "school"],
-            "required_dbm": [np.nan, np.nan, np.nan, -60.0],
+            "poi_id": ["p1", "p2", "p3", "p4", "p5", "p6", "p7"],
+            "name": ["near A", "far east", "between", "strict", "too strict", "lenient", "none"],
+            "category": ["school", "clinic", "ward_office", "school", "clinic", "school", "school"],
+            "required_dbm": [np.nan, np.nan, np.nan, -60.0, -50.0, -103.0, np.nan],
         },
         geometry=[
             Point(X0 + 600, Y0 + 1010),
             Point(X0 + 2950, Y0 + 1000),
             Point(X0 + 950, Y0 + 1000),
-            Point(X0 + 620, Y0 + 1000),
+            at,
+            at,
+            at,
+            at,
         ],
         crs=UTM49,
     ).set_index("poi_id")
@@ -98,8 +109,25 @@ def test_poi_service(scene):
     assert not out.loc["p2", "served"]
     assert out.loc["p3", "n_operators_ok"] == 2
     assert out.loc["p3", "operators_ok"] == "A;B"
-    # RSRP -60 dBm is far above what 50 dBm EIRP gives 20 m away? check against the raster directly
-    r, c = grid.rowcol(np.array([X0 + 620]), np.array([Y0 + 1000]))
-    rsrp = cov.power_dbm[0][r[0], c[0]] - 10 * np.log10(1200)
-    assert out.loc["p4", "served"] == bool(rsrp >= -60.0)
+    # the cell's power from Hata by hand (its centre: X0 + 625, Y0 + 975)
+    r, c = grid.rowcol(np.array([at.x]), np.array([at.y]))
+    assert (grid.x_centres()[c[0]], grid.y_centres()[r[0]]) == (X0 + 625, Y0 + 975)
+    d_a, d_b = np.hypot(25.0, 25.0), np.hypot(675.0, 25.0)
+    hata = {"freq_mhz": 900.0, "h_tx_m": 30.0, "h_rx_m": 1.5, "validity": "ignore"}
+    power_a = 50.0 - float(path_loss("hata", distance_km=d_a / 1000, **hata))
+    power_b = 50.0 - float(path_loss("hata", distance_km=d_b / 1000, **hata))
+    rsrp = {"A": power_a - 10 * np.log10(1200), "B": power_b - 10 * np.log10(1200)}
+    assert rsrp["A"] == pytest.approx(-56.06, abs=0.01)
+    assert rsrp["B"] == pytest.approx(-101.19, abs=0.01)
+    assert out.loc["p4", "best_operator"] == "A"
+    assert out.loc["p4", "best_power_dbm"] == pytest.approx(power_a, abs=0.01)
+    expected = {  # poi: (served, n_operators_ok, operators_ok)
+        "p4": (True, 1, "A"),
+        "p5": (False, 0, ""),
+        "p6": (True, 2, "A;B"),
+        "p7": (True, 2, "A;B"),
+    }
+    for poi, want in expected.items():
+        got = out.loc[poi, ["served", "n_operators_ok", "operators_ok"]].tolist()
+        assert got == list(want), poi
     assert list(out.index) == list(pois.index)

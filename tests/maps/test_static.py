@@ -24,6 +24,33 @@ def _png(data: bytes):
     return Image.open(io.BytesIO(data))
 
 
+def _rgb(data: bytes) -> np.ndarray:
+    return np.asarray(_png(data).convert("RGB"))
+
+
+def _hex(colour: str) -> list[int]:
+    return [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+
+
+def _pixel(areas, x: float, y: float, width_px: int, height_px: int) -> tuple[int, int]:
+    """(row, column) of the point (x, y) (the areas' projected CRS) in the figure, from the
+    layout the figure documents: the map's axes at (0.01, 0.01, 0.72, 0.92) of the figure, the
+    areas' bounds padded by 2% of their larger side, equal scales, centred in the axes."""
+    xmin, ymin, xmax, ymax = areas.total_bounds
+    pad = 0.02 * max(xmax - xmin, ymax - ymin)
+    dx, dy = xmax - xmin + 2 * pad, ymax - ymin + 2 * pad
+    left, bottom, w, h = 0.01 * width_px, 0.01 * height_px, 0.72 * width_px, 0.92 * height_px
+    scale = min(w / dx, h / dy)
+    px = left + (w - scale * dx) / 2 + scale * (x - xmin + pad)
+    py = bottom + (h - scale * dy) / 2 + scale * (y - ymin + pad)
+    return int(height_px - py), int(px)
+
+
+def _map_columns(width_px: int) -> int:
+    """Columns of the map (left of the legend's axes, which start at 0.74 of the width)."""
+    return int(0.735 * width_px)
+
+
 def test_figure_decodes_with_the_requested_size(layers: dict) -> None:
     png = plan_figure(
         areas=layers["areas"],
@@ -43,6 +70,48 @@ def test_figure_decodes_with_the_requested_size(layers: dict) -> None:
     assert img.size == (900, 600)
     rgb = np.asarray(img.convert("RGB"))
     assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50  # not blank
+    # each layer is drawn: without it, the map's pixels differ
+    full = {k: layers[k] for k in ("coverage", "gaps", "towers", "backbone", "sites")}
+    cols = _map_columns(900)
+    for name in full:
+        rest = {k: v for k, v in full.items() if k != name}
+        other = _rgb(
+            plan_figure(
+                areas=layers["areas"],
+                **rest,
+                title=f"Plan {XSS}",
+                width_px=900,
+                height_px=600,
+                dpi=100,
+            )
+        )
+        assert (other[:, :cols] != rgb[:, :cols]).any(), name
+
+
+def test_towers_are_drawn_where_they_stand_in_their_operators_colour(layers: dict) -> None:
+    """Two towers of two operators (not shared): the map changes only around each tower's
+    position (computed from the figure's layout), whose pixel has its operator's colour (the
+    web map's colours, :func:`telcoplan.outputs.operator_colours`)."""
+    from telcoplan.outputs import operator_colours
+
+    towers = layers["towers"].loc[["VT-3", "VNP-1"]]  # Viettel and VinaPhone
+    colours = operator_colours(towers["operator"])
+    assert colours["Viettel"] != colours["VinaPhone"]
+    size = {"width_px": 600, "height_px": 400, "dpi": 100, "labels": False}
+    bare = _rgb(plan_figure(areas=layers["areas"], **size))
+    drawn = _rgb(plan_figure(areas=layers["areas"], towers=towers, **size))
+    cols = _map_columns(600)
+    changed = (bare[:, :cols] != drawn[:, :cols]).any(axis=2)
+    near = np.zeros_like(changed)
+    for site_id, tower in towers.iterrows():
+        r, c = _pixel(layers["areas"], tower.geometry.x, tower.geometry.y, 600, 400)
+        # the marker (3.5 pt across, 5 px at 100 dpi) is centred on the tower: its middle
+        # pixel is the operator's colour, exactly
+        assert drawn[r, c].tolist() == _hex(colours[tower["operator"]]), site_id
+        assert changed[r, c], site_id
+        near[r - 5 : r + 6, c - 5 : c + 6] = True
+    assert changed.any()
+    assert not (changed & ~near).any()  # nothing drawn anywhere else on the map
 
 
 def test_vietnamese_district_names_render_without_missing_glyphs(layers: dict) -> None:
@@ -111,6 +180,16 @@ def test_figure_from_outputs(layers: dict, tmp_path: Path) -> None:
     _write_outputs(layers, out)
     png = figure_from_outputs(out, width_px=500, height_px=400)
     assert _png(png).size == (500, 400)
+    # the layers read back are drawn: a tower of each operator that stands alone has its
+    # operator's colour at its position, over the coverage and the backbone
+    from telcoplan.outputs import operator_colours
+
+    rgb = _rgb(figure_from_outputs(out, width_px=500, height_px=400, labels=False))
+    colours = operator_colours(layers["towers"]["operator"], layers["coverage"]["operator"])
+    for site_id in ("VT-2", "VNP-1", "VT-3"):
+        tower = layers["towers"].loc[site_id]
+        r, c = _pixel(layers["areas"], tower.geometry.x, tower.geometry.y, 500, 400)
+        assert rgb[r, c].tolist() == _hex(colours[tower["operator"]]), site_id
 
 
 def test_figure_does_not_use_pyplot() -> None:

@@ -91,9 +91,21 @@ def test_zoning_exclusion_is_never_violated(gap_plan, tmp_path):
     assert (sites["tenants"] <= 4).all()
 
 
-def test_backbone_connects_the_planned_sites(gap_plan, tmp_path):
+@pytest.mark.parametrize(
+    ("radius_m", "avoided"),
+    [
+        (None, 0),  # the default co-location radius (100 m / 500 m): every mast its own
+        (1500.0, 2),  # both operators' new sites within 1.5 km of each other: 2 shared masts
+    ],
+)
+def test_backbone_connects_the_planned_sites(gap_plan, tmp_path, radius_m, avoided):
+    """The backbone reaches the existing and the new masts; the masts sharing avoids are the
+    written sites' count: each new mast's tenants less the mast itself (the same demand, every
+    operator building its own), recomputed from ``sites.gpkg``."""
     doc = _doc(gap_plan)
     doc["stages"]["sites"] = {"mode": "joint", "budget": 2, "sources": ["gaps"]}
+    if radius_m is not None:
+        doc["stages"]["sites"]["colocation_radius_m"] = {"urban": radius_m, "rural": radius_m}
     doc["stages"]["backbone"] = {}
     _write(gap_plan, doc)
     summary = run_plan(read_plan(gap_plan), tmp_path / "out")
@@ -101,7 +113,13 @@ def test_backbone_connects_the_planned_sites(gap_plan, tmp_path):
     assert new_masts > 0
     assert summary["backbone"]["sites"] == 3 + new_masts  # A1, B1, B2 and the new masts
     on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
-    assert on_disk["sites"]["towers_avoided"] >= 0
+    sites = gpd.read_file(tmp_path / "out" / "sites.gpkg", layer="sites")
+    new = sites[sites["new_build"].astype(bool)]
+    assert len(new) == new_masts
+    # a new mast's tenants are its new operators (one planned site each)
+    assert (new["tenants"] == new["new_operators"].str.split(";").str.len()).all()
+    recomputed = int((new["tenants"] - 1).sum())
+    assert on_disk["sites"]["towers_avoided"] == recomputed == avoided
 
 
 def test_sites_parameters_problems_at_once(gap_plan):

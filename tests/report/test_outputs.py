@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 
 import pytest
 
@@ -61,7 +63,12 @@ def test_report_from_staging_with_summary_and_figure_file(demo_outputs, tmp_path
     png = tmp_path / "figure.png"
     png.write_bytes(make_png())
     target = report_from_outputs(out, tmp_path / "r.html", summary=summary, figure_png=png)
-    assert "data:image/png;base64," in target.read_text(encoding="utf-8")
+    # the page's one image is the file's bytes, all of them (decoded from the page's base64)
+    embedded = re.findall(
+        r'src="data:image/png;base64,([A-Za-z0-9+/=]*)"', target.read_text(encoding="utf-8")
+    )
+    assert embedded == [base64.b64encode(png.read_bytes()).decode("ascii")]
+    assert base64.b64decode(embedded[0], validate=True) == png.read_bytes()
 
 
 def test_missing_summary(tmp_path):
