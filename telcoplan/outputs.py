@@ -205,11 +205,13 @@ def operator_colours(*names: Iterable[object]) -> dict[str, str]:
 
 # ----------------------------------------------------------------------------- file names
 def slug(name: str) -> str:
-    """File-name-safe ASCII form of an operator name: 'Viettel' → 'viettel', 'Đà Nẵng' → 'da-nang'."""
+    """File-name-safe ASCII form of an operator name: 'Viettel' → 'viettel', 'Đà Nẵng' → 'da-nang';
+    a name with no Latin letter or digit (中国移动) → 'op-' and 8 hex digits of its SHA-256, so
+    that two such names still get files of their own."""
     text = unicodedata.normalize("NFKD", str(name).replace("Đ", "D").replace("đ", "d"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return text or "unnamed"
+    return text or "op-" + hashlib.sha256(str(name).encode("utf-8")).hexdigest()[:8]
 
 
 def signal_file(operator: str, technology: str | None = None) -> str:

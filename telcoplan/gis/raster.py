@@ -330,7 +330,13 @@ def open_raster(source: RasterSource) -> Iterator[rasterio.io.DatasetReader]:
             )
         if src.count > 1:
             log.warning("%s has %d bands: band 1 is read, the others are ignored", p, src.count)
-        yield src
+        try:
+            yield src
+        except rasterio.errors.RasterioIOError as exc:  # a block that cannot be read
+            raise InputFileError(
+                f"{p}: cannot read the raster's data ({exc}): the file is truncated or damaged; "
+                "copy or export it again"
+            ) from None
 
 
 def read_raster(path: RasterSource) -> tuple[np.ndarray, RasterInfo, dict[str, str]]:

@@ -107,7 +107,15 @@ def _validate_one(
         from telcoplan.pipeline.inputs import load_inputs
         from telcoplan.pipeline.parse import read_plan
 
-        inputs = load_inputs(read_plan(p))
+        plan = read_plan(p)
+        inputs = load_inputs(plan)
+        towers, coverage = inputs.vectors.get("towers"), plan.stages.get("coverage")
+        if towers is not None and coverage is not False:
+            from telcoplan.pipeline.stages.coverage import check_operator_names
+
+            # as the run checks them, once the towers are loaded
+            per_technology = isinstance(coverage, dict) and coverage.get("per_technology") is True
+            check_operator_names(towers, per_technology)
         parts = [f"{len(inputs.areas)} areas"] + [
             f"{k} {len(v)}" for k, v in inputs.vectors.items()
         ]

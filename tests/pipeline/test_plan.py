@@ -342,7 +342,16 @@ def test_operator_names_that_would_share_an_output_are_refused(
         assert named == [n for n in names if n != "Alpha"]
     else:
         assert named == names
+        # where to find each: its first site (the towers' ids: rows 0 and 2)
+        for name, row in zip(names, (0, 2), strict=True):
+            assert f"{name!r} (first at site {towers['site_id'].iloc[row]})" in str(info.value)
     assert not (tmp_path / "out" / "summary.json").exists()
+    # `telcoplan validate` finds it too, before a run
+    from telcoplan.pipeline.validate import validate_files
+
+    (report,) = validate_files([small_plan])
+    assert not report.ok
+    assert clash in report.message
 
 
 def test_clip_leaves_out_features_outside_the_study_area(small_plan, tmp_path, roads3, caplog):

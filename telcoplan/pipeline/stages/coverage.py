@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from telcoplan.coverage.thresholds import Thresholds
     from telcoplan.pipeline.inputs import PlanInputs
 
-__all__ = ["DEFAULTS", "CoverageParams", "mark_synthetic", "parse", "run"]
+__all__ = ["DEFAULTS", "CoverageParams", "check_operator_names", "mark_synthetic", "parse", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def run(inputs: PlanInputs, params: CoverageParams, staging: Staging) -> StageRe
         raise PlanError(
             "the coverage stage needs a towers layer with at least one site (layers.towers)"
         )
-    _check_output_names(towers, params.per_technology)
+    check_operator_names(towers, params.per_technology)
     grid = inputs.grid
     clutter = _clutter_grid(inputs, fit, params.calibration)
     log.info(
@@ -628,7 +628,7 @@ def _clutter_grid(inputs: PlanInputs, fit, calibration_path):
     return grid
 
 
-def _check_output_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
+def check_operator_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
     """Refuse operator names that the outputs cannot tell apart or cannot carry.
 
     File names use :func:`telcoplan.outputs.slug` (``Alpha`` and ``Alpha!`` both give
@@ -657,10 +657,16 @@ def _check_output_names(towers: gpd.GeoDataFrame, per_technology: bool) -> None:
         if len(who) > 1:
             clashes.setdefault(tuple(sorted(set(who))), f.removeprefix("field "))
     if clashes:
+        operator = towers["operator"].astype(str)
+
+        def first_site(op: str) -> str:  # where the user finds the name (the towers' index)
+            return f"{op!r} (first at site {towers.index[np.flatnonzero(operator == op)[0]]})"
+
         raise PlanError(
             "operator names that the outputs cannot tell apart: "
             + "; ".join(
-                f"{', '.join(map(repr, who))} (all give {f})" for who, f in sorted(clashes.items())
+                f"{', '.join(map(first_site, who))} all give {f}"
+                for who, f in sorted(clashes.items())
             )
             + "; rename them in the towers layer's `operator` column so that each gives its own"
         )
