@@ -123,6 +123,8 @@ def run_plan(
             f"{out / outputs.SUMMARY} already exists; pass --overwrite to replace the outputs in {out}"
         )
     _check_inputs_outside_outputs(plan, out)
+    if not overwrite:
+        _check_outputs_absent(plan, out)
     execution = resolve(plan.execution, workers=workers, scheduler=scheduler)
     started = time.time()
     hashes = FileHashes()
@@ -219,6 +221,33 @@ def _check_inputs_outside_outputs(plan: Plan, out: Path) -> None:
             raise OutputExistsError(
                 f"{real} is an input of the plan ({where}) and the run writes an output of that "
                 f"name into {out}: choose another --out folder (nothing was written)"
+            )
+
+
+#: The file each stage writes whenever it runs (others depend on the inputs: per operator…).
+_STAGE_FILE = {
+    "coverage": outputs.COVERAGE,
+    "gaps": outputs.GAPS,
+    "backbone": outputs.BACKBONE,
+    "map": outputs.MAP,
+    "report": outputs.REPORT,
+}
+
+
+def _check_outputs_absent(plan: Plan, out: Path) -> None:
+    """Without ``--overwrite``, refuse up front a run that would find one of its outputs
+    already in ``out`` (the file a stage the plan runs always writes), rather than after
+    computing every stage; the publishing step checks every name again at the end."""
+    layers, done = set(plan.layers), set()
+    for name, stage in STAGES.items():
+        if not plan.enabled(name) or stage.skip_reason_for(layers, done) is not None:
+            continue
+        done.add(name)
+        path = out / _STAGE_FILE.get(name, "")
+        if name in _STAGE_FILE and path.exists():
+            raise OutputExistsError(
+                f"{path} already exists; pass --overwrite to replace the outputs in {out} "
+                "(nothing was computed)"
             )
 
 

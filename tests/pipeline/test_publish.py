@@ -310,3 +310,25 @@ def test_an_output_never_replaces_an_input_of_the_plan(small_plan, tmp_path, ove
     small_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
     run_plan(read_plan(small_plan), out, overwrite=overwrite)
     assert other.read_bytes() == before
+
+
+def test_an_existing_output_is_found_before_anything_is_computed(small_plan, tmp_path, caplog):
+    """A file the run will write already lies in the output folder (no summary.json there, so
+    no earlier run): without --overwrite the run stops before loading its inputs, the file
+    kept; with it, the run replaces it."""
+    import logging
+
+    from telcoplan.pipeline import read_plan, run_plan
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / outputs.GAPS).write_bytes(b"someone's file")
+    with (
+        caplog.at_level(logging.INFO, logger="telcoplan"),
+        pytest.raises(OutputExistsError, match=r"gaps\.gpkg already exists.*nothing was computed"),
+    ):
+        run_plan(read_plan(small_plan), out)
+    assert "coverage" not in caplog.text  # no stage started, no input loaded
+    assert (out / outputs.GAPS).read_bytes() == b"someone's file"
+    run_plan(read_plan(small_plan), out, overwrite=True)
+    assert (out / outputs.GAPS).read_bytes() != b"someone's file"
