@@ -724,6 +724,14 @@ def calibrate(
     help="EIRP of a technology, antenna gain included, e.g. --eirp 4G=62 (repeatable; "
     "defaults: 2G 58, 3G 58, 4G 60, 5G 62 dBm).",
 )
+@click.option(
+    "--technology",
+    type=click.Choice(["best", "all", "2G", "3G", "4G", "5G"]),
+    default="best",
+    show_default=True,
+    help="Rows per site: its newest technology (best), one per technology present at it "
+    "(all: the coverage by generation is then each one's), or one technology's sites only.",
+)
 @overwrite_option("Replace OUTPUT if it exists.")
 def import_cells(
     csv_path: Path,
@@ -733,6 +741,7 @@ def import_cells(
     height_m: float | None,
     bands: tuple[str, ...],
     eirps: tuple[str, ...],
+    technology: str,
     overwrite: bool,
 ) -> None:
     """Turn an OpenCelliD CSV into a towers layer (cells grouped into sites).
@@ -752,11 +761,13 @@ def import_cells(
         operators_csv=operators_csv,
         site_radius_m=site_radius_m,
         height_m=height_m,
+        technology=technology,
         frequency_mhz=_tech_values(bands, "--band", "TECH=MHZ"),
         eirp_dbm=_tech_values(eirps, "--eirp", "TECH=DBM"),
     )
     write_vector(output, towers, overwrite=overwrite)
-    click.echo(f"{len(towers)} sites written to {output}", err=True)
+    rows = "sites" if technology != "all" else "rows (a site and a technology each)"
+    click.echo(f"{len(towers)} {rows} written to {output}", err=True)
 
 
 def _tech_values(items: tuple[str, ...], option: str, form: str) -> dict[str, float]:

@@ -308,7 +308,21 @@ def cells_to_sites(
     sites = _cluster_sites(work, defaults.site_radius_m)  # also sets work["site"]
     rows = _site_technology_rows(work)
     if technology == "best":
-        rows = rows.sort_values(["site", "technology"]).drop_duplicates("site", keep="last")
+        rows = rows.sort_values(["site", "technology"])
+        older = rows[rows.duplicated("site", keep="last")]  # a newer technology at the site
+        rows = rows.drop_duplicates("site", keep="last")
+        if len(older):
+            counts = older.groupby("technology")["n_cells"].agg(["size", "sum"])
+            log.warning(
+                "%d of %d sites also carry older technologies, modelled only by their newest "
+                "(%s): pass technology='all' (telcoplan import-cells --technology all) to model "
+                "each, e.g. for the coverage by generation (2G+, 3G+ …)",
+                older["site"].nunique(),
+                rows["site"].nunique(),
+                ", ".join(
+                    f"{t} at {int(n)} sites, {int(c)} cells" for t, (n, c) in counts.iterrows()
+                ),
+            )
     elif technology != "all":
         rows = rows[rows["technology"] == technology]
     if rows.empty:

@@ -227,6 +227,43 @@ GSM,452,1,200,3,0,108.2300,16.0500,800,5,1,1,1,0
 """
 
 
+def test_import_cells_technologies_of_a_site(runner, tmp_path, caplog):
+    """A mast with LTE and GSM cells of one operator: by default one row (LTE, its newest), with
+    a warning counting the GSM cells modelled only by it; --technology all gives a 2G and a 4G
+    row at the same point, each with its own band; --technology 2G the GSM row alone."""
+    import logging
+
+    from telcoplan.layers.towers import load_towers
+
+    src = tmp_path / "cells.csv"
+    src.write_text(OPENCELLID + "GSM,452,4,100,7,0,108.2200,16.0600,800,5,1,1,1,0\n")
+    rows = {}
+    for choice in ("best", "all", "2G"):
+        out = tmp_path / f"{choice}.gpkg"
+        with caplog.at_level(logging.WARNING, logger="telcoplan"):
+            caplog.clear()
+            res = runner.invoke(
+                cli, ["import-cells", str(src), "-o", str(out), "--technology", choice]
+            )
+        assert res.exit_code == 0, res.output
+        towers = load_towers(out)
+        mast = towers[towers["operator"] == "Viettel"]  # 452-04 at 108.22, 16.06
+        rows[choice] = sorted(zip(mast["technology"], mast["frequency_mhz"], strict=True))
+        said = res.output + caplog.text  # the CLI's log handler, or the logger's records
+        warned = "1 of 2 sites also carry older technologies" in said
+        assert warned == (choice == "best"), said
+        if warned:
+            assert "2G at 1 sites, 1 cells" in said
+        if choice == "all":
+            assert mast.geometry.nunique() == 1  # one mast: both rows at its point
+            assert "rows (a site and a technology each) written" in res.output
+    assert rows == {
+        "best": [("4G", 1800.0)],
+        "all": [("2G", 900.0), ("4G", 1800.0)],
+        "2G": [("2G", 900.0)],
+    }
+
+
 def test_import_cells(runner, tmp_path):
     from telcoplan.layers.towers import load_towers
 
