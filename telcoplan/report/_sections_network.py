@@ -86,6 +86,18 @@ def gaps_section(
                 "<p>Persons not covered because they are too far from every site: "
                 f"{fmt_count(far)}; because terrain blocks the signal: {fmt_count(terrain)}.</p>"
             )
+        dem_pct, no_dem = (
+            number(limit.get("dem_cells_pct")),
+            number(limit.get("population_without_dem")),
+        )
+        if dem_pct is not None and dem_pct < 99.95:
+            out.append(
+                f'<p class="note">The DEM covers {dem_pct:.0f}% of the grid; terrain is not '
+                f"modelled on the rest (flat earth), where {fmt_count(no_dem)} persons live: "
+                "coverage there is the model's over flat ground, and nobody there is counted "
+                "behind terrain. A DEM covering the whole study area (e.g. SRTM tiles merged) "
+                "fills it in.</p>"
+            )
     if gaps is not None:
         recs = frame_rows(gaps)
         for r in recs:

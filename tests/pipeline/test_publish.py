@@ -332,3 +332,34 @@ def test_an_existing_output_is_found_before_anything_is_computed(small_plan, tmp
     assert (out / outputs.GAPS).read_bytes() == b"someone's file"
     run_plan(read_plan(small_plan), out, overwrite=True)
     assert (out / outputs.GAPS).read_bytes() != b"someone's file"
+
+
+def test_a_dem_over_part_of_the_grid_is_said_in_the_summary_and_report(
+    small_plan, tmp_path, grid10
+):
+    """The DEM covers the west 300 m of the 1 km study area only: summary.json says what share
+    of the grid has terrain and how many persons live where it has none (100 a cell: the
+    other 7 columns' 7,000, give or take the column at the DEM's edge), and the report says
+    terrain is not modelled there."""
+    import rasterio
+
+    from telcoplan.gis.grid import GridSpec
+    from telcoplan.gis.raster import write_raster
+    from telcoplan.pipeline import read_plan, run_plan
+
+    x0, y0, _, y1 = grid10.bounds
+    west = GridSpec.from_bounds((x0, y0, x0 + 300.0, y1), 100.0, grid10.crs)
+    write_raster(small_plan.parent / "inputs" / "dem.tif", np.full(west.shape, 5.0), west)
+    doc = yaml.safe_load(small_plan.read_text(encoding="utf-8"))
+    doc["layers"]["dem"] = "inputs/dem.tif"
+    small_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    out = tmp_path / "out"
+    summary = run_plan(read_plan(small_plan), out)
+    with rasterio.open(out / outputs.OPERATORS_COUNT) as src:
+        cells = src.width * src.height  # the run's grid (the study area and its margin)
+    limit = summary["coverage"]["limit"]
+    assert 100.0 * 3 * 10 / cells <= limit["dem_cells_pct"] <= 100.0 * 4 * 10 / cells
+    assert 6_000 <= limit["population_without_dem"] <= 7_000
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert f"The DEM covers {limit['dem_cells_pct']:.0f}% of the grid" in report
+    assert f"where {limit['population_without_dem']:,.0f} persons live" in report

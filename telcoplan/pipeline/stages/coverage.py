@@ -510,6 +510,12 @@ def _summary(inputs, params: CoverageParams, cov, clutter, table, rows, total) -
                 float(pop[cov.limit == LIMIT_TERRAIN].sum()), 1
             ),
         }
+        if inputs.dem is not None:
+            # where the DEM has no data terrain is not modelled (flat earth): what "behind
+            # terrain" can count (layers.dem warns of it too)
+            void = ~np.isfinite(inputs.dem)
+            summary["limit"]["dem_cells_pct"] = round(100.0 * (1.0 - float(void.mean())), 2)
+            summary["limit"]["population_without_dem"] = round(float(pop[void].sum()), 1)
     summary["areas"] = [
         {
             "name": str(idx),
