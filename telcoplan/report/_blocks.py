@@ -211,9 +211,10 @@ _LABELS = {
     "best_power_dbm": "Best total received power (not the requirement's metric)",
     "best_operator": "Strongest operator (total power)",
     "population_added": "Persons added",
-    "population_gain": "Persons newly covered",
+    # each operator's newly covered persons, summed: one person counts once per operator
+    "population_gain": "Persons newly covered (summed over operators)",
     "cost_usd": "Cost (USD)",
-    "cost_saved": "Saved by sharing (USD)",
+    "cost_saved": "Saved by sharing masts (USD; vs each operator building its own)",
     "budget_usd": "Budget (USD)",
     "optimality_gap": "Optimality gap (%)",
     "colocated": "Co-location tenancies",

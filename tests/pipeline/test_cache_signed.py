@@ -62,6 +62,7 @@ def test_a_forged_entry_is_not_unpickled(small_plan, tmp_path, own_key, caplog):
     manifest = json.loads((entries[0] / "manifest.json").read_text(encoding="utf-8"))
     assert len(manifest["signature"]) == 64
     _forge(entries[0], marker)
+    caplog.clear()  # (the first run's messages too, where an earlier test left INFO on)
     with caplog.at_level(logging.INFO, logger="telcoplan"):
         run_plan(read_plan(small_plan), out, cache=True, overwrite=True)
     assert not marker.exists(), "the forged pickle was loaded"
@@ -82,6 +83,7 @@ def test_another_users_entries_are_ignored_and_ones_own_reused(
     monkeypatch.setenv(cache_module.KEY_ENV, str(own_key))
     cache_module.signing_key.cache_clear()
     assert cache_module.signing_key() != (tmp_path / "keys" / "theirs").read_bytes()
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="telcoplan"):
         run_plan(read_plan(small_plan), out, cache=True, overwrite=True)
     said = [r.getMessage() for r in caplog.records]

@@ -320,7 +320,7 @@ def test_every_quotable_number_has_its_unit_and_basis() -> None:
     assert "tenancy on an existing mast USD 15,000" in sites
     assert "rooftop USD 35,000" in sites  # the plan's override of the stage's 40,000
     assert "plan overrides: rooftop" in sites
-    assert "Persons newly covered 1,830" in sites
+    assert "Persons newly covered (summed over operators) 1,830" in sites
 
 
 @pytest.mark.parametrize(
