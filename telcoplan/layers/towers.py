@@ -13,7 +13,7 @@ import pandas as pd
 from telcoplan.layers._loader import layer_api
 from telcoplan.layers.schemas import TOWERS
 
-__all__ = ["SCHEMA", "load_towers", "physical_sites", "validate_towers"]
+__all__ = ["SCHEMA", "load_towers", "operator_name_doubts", "physical_sites", "validate_towers"]
 
 SCHEMA = TOWERS
 load_towers, validate_towers = layer_api(SCHEMA)
@@ -54,3 +54,46 @@ def physical_sites(
         s: op_names[lo:hi]
         for s, lo, hi in zip(ids[keep].tolist(), bounds[:-1], bounds[1:], strict=True)
     }
+
+
+def operator_name_doubts(
+    towers: gpd.GeoDataFrame, fiber: gpd.GeoDataFrame | None = None
+) -> list[str]:
+    """What looks like a mistake in the operator names (each a message; none: nothing).
+
+    - A name close to another's (a similarity ratio of 0.8 or more once case and spaces are
+      set aside, :class:`difflib.SequenceMatcher`) that has at most a tenth of its towers:
+      ``Vietel`` (3 towers) beside ``Viettel`` (210) plans a fourth operator of 3 towers.
+    - Fiber of an operator with no tower: the others may only lease it.
+    """
+    import difflib
+
+    out: list[str] = []
+    operator = towers["operator"].astype(str)
+    counts = operator.value_counts()
+    if 1 < len(counts) <= 200:
+        key = {op: " ".join(op.casefold().split()) for op in counts.index}
+        for small, n_small in counts.items():
+            for big, n_big in counts.items():
+                if big == small or n_small * 10 > n_big:
+                    continue
+                if difflib.SequenceMatcher(None, key[small], key[big]).ratio() >= 0.8:
+                    first = towers.index[np.flatnonzero((operator == small).to_numpy())[0]]
+                    out.append(
+                        f"operator {small!r} ({n_small} tower{'s' if n_small != 1 else ''}, "
+                        f"first at site {first}) looks like a misspelling of {big!r} "
+                        f"({n_big} towers): it is planned as an operator of its own; correct "
+                        "the towers layer's `operator` column if it is the same operator"
+                    )
+                    break
+    if fiber is not None and len(fiber) and "operator" in fiber.columns:
+        owners = fiber["operator"].dropna().astype(str).value_counts()
+        strangers = [op for op in owners.index if op not in counts.index]
+        if strangers:
+            out.append(
+                "fiber of operator(s) with no tower in the towers layer: "
+                + ", ".join(f"{op!r} ({owners[op]} features)" for op in strangers)
+                + "; the others may only lease it (check the spelling against the towers' "
+                "operators: " + ", ".join(map(repr, counts.index)) + ")"
+            )
+    return out

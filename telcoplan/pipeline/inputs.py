@@ -191,6 +191,11 @@ def load_inputs(plan: Plan) -> PlanInputs:
             f"{plan.path or plan.name}: {n} problem{'s' if n != 1 else ''} in the input layers:\n"
             + "\n".join(str(f) for f in failures)
         )
+    if "towers" in vectors:
+        from telcoplan.layers.towers import operator_name_doubts
+
+        for doubt in operator_name_doubts(vectors["towers"], vectors.get("fiber")):
+            log.warning("%s", doubt)
     if digests:
         layers = {
             n: replace(r, rows_sha256=digests.get(n), weights_sha256=digests.get(f"{n}.weights"))
