@@ -7,15 +7,20 @@ by :mod:`telcoplan.gis._scanline` (GDAL's scanline rule, without GDAL's per-call
 
 from __future__ import annotations
 
+import logging
+
 import geopandas as gpd
 import numpy as np
+import shapely
 
 from telcoplan._readonly import readonly_arrays
 from telcoplan.errors import CRSError
 from telcoplan.gis.crs import crs_name, same_crs
 from telcoplan.gis.grid import GridSpec
 
-__all__ = ["label_polygons", "zonal_sum", "zonal_sum_labels", "zonal_sum_masks"]
+__all__ = ["label_polygons", "warn_overlaps", "zonal_sum", "zonal_sum_labels", "zonal_sum_masks"]
+
+log = logging.getLogger(__name__)
 
 
 def label_polygons(polygons: gpd.GeoSeries | gpd.GeoDataFrame, grid: GridSpec) -> np.ndarray:
@@ -175,3 +180,37 @@ def zonal_sum(
         raise ValueError(f"raster shape {values.shape} does not match grid shape {grid.shape}")
     labels = label_polygons(polygons, grid)
     return zonal_sum_labels(values, labels, len(polygons))
+
+
+def warn_overlaps(polygons: gpd.GeoDataFrame, cell_area_m2: float, what: str, effect: str) -> int:
+    """Log the pairs of ``polygons`` that overlap by a quarter of a cell or more (``what``
+    they are, ``effect`` what it does to the results); returns how many."""
+    geoms = polygons.geometry.to_numpy()
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    keep = left < right
+    if not keep.any():
+        return 0
+    left, right = left[keep], right[keep]
+    areas = shapely.area(shapely.intersection(geoms[left], geoms[right]))
+    big = areas >= 0.25 * cell_area_m2
+    if big.any():
+        k = int(np.argmax(areas))
+        names = polygons.index
+        named = names.inferred_type != "integer"  # names, not row numbers
+
+        def which(i: int) -> str:
+            return f"row {i + 1}" + (f" ({names[i]})" if named else "")
+
+        log.warning(
+            "%d pair%s of %s overlap (%.3f km² in all; the largest %.3f km², %s and %s); %s",
+            int(big.sum()),
+            "" if big.sum() == 1 else "s",
+            what,
+            float(areas[big].sum()) / 1e6,
+            float(areas[k]) / 1e6,
+            which(int(left[k])),
+            which(int(right[k])),
+            effect,
+        )
+    return int(big.sum())

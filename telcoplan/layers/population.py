@@ -29,7 +29,7 @@ import shapely
 from telcoplan.errors import LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.raster import MemoryRaster
-from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
+from telcoplan.gis.zonal import label_polygons, warn_overlaps, zonal_sum_labels
 
 __all__ = [
     "CLASS_COLUMNS",
@@ -128,7 +128,14 @@ def spread_population(
             ],
         )
     n = len(polygons)
-    _warn_overlaps(polygons, grid.cell_area_m2)
+    warn_overlaps(
+        polygons,
+        grid.cell_area_m2,
+        "population polygons",
+        "a cell whose centre lies in an overlap takes the later polygon's people (each "
+        "polygon's count is kept whole; only where its people are placed moves): fix the "
+        "topology for the exact places",
+    )
     labels = label_polygons(polygons, grid)
     if weights is None:
         w = np.ones(grid.shape, dtype=np.float64)
@@ -167,26 +174,6 @@ def spread_population(
                 counts[i],
             )
     return out
-
-
-def _warn_overlaps(polygons: gpd.GeoDataFrame, cell_area_m2: float) -> None:
-    """Log overlapping count polygons: a cell in an overlap counts for the later polygon only."""
-    geoms = polygons.geometry.to_numpy()
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    keep = left < right
-    if not keep.any():
-        return
-    areas = shapely.area(shapely.intersection(geoms[left[keep]], geoms[right[keep]]))
-    big = areas >= 0.25 * cell_area_m2
-    if big.any():
-        log.warning(
-            "%d pairs of population polygons overlap (%.3f km² in all, largest %.3f km²); cells whose "
-            "centre lies in an overlap take the later polygon's people: fix the topology for exact per-polygon results",
-            int(big.sum()),
-            float(areas[big].sum()) / 1e6,
-            float(areas.max()) / 1e6,
-        )
 
 
 def load_population_raster(

@@ -26,7 +26,7 @@ from telcoplan.gis.crs import crs_name, to_projected
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.postgis import redact
 from telcoplan.gis.raster import MemoryRaster, read_raster_on_grid
-from telcoplan.gis.zonal import label_polygons, zonal_sum_labels
+from telcoplan.gis.zonal import label_polygons, warn_overlaps, zonal_sum_labels
 from telcoplan.layers import areas as areas_layer
 from telcoplan.layers import candidates, fiber, measurements, pois, roads, towers
 from telcoplan.layers.dem import load_dem
@@ -120,6 +120,14 @@ def load_inputs(plan: Plan) -> PlanInputs:
             "use a coarser resolution_m or split the study area"
         )
     log.info("grid: %d x %d cells of %g m", grid.width, grid.height, grid.resolution)
+    warn_overlaps(
+        areas,
+        grid.cell_area_m2,
+        "areas",
+        "a cell whose centre lies in an overlap counts for the later area only: the per-area "
+        "figures of the earlier one leave it out (the study area's totals are not affected); "
+        "fix the areas layer's topology, or remove a repeated area",
+    )
     population_read = _read_ahead(plan.layers.get("population"))
 
     vectors: dict[str, gpd.GeoDataFrame] = {}
