@@ -15,6 +15,7 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import shapely
 
 from telcoplan.errors import CRSError, InputFileError
 from telcoplan.gis.atomic import atomic_path
@@ -27,6 +28,7 @@ __all__ = [
     "check_vector_suffix",
     "fixed_timestamps",
     "given_crs",
+    "has_shape",
     "read_vector",
     "write_layer_styles",
     "write_vector",
@@ -463,3 +465,11 @@ def _write_shapefile(p: Path, gdf: gpd.GeoDataFrame, overwrite: bool) -> Path:
         for part in Path(tmpdir).iterdir():
             os.replace(part, p.parent / part.name)
     return p
+
+
+def has_shape(geoms) -> np.ndarray:
+    """Which of ``geoms`` (a GeoSeries or an array of geometries) are neither missing nor
+    empty (shapely's tests: geopandas' ``notna``/``isna`` warn when some geometries are empty,
+    and the warning would reach the user)."""
+    arr = np.asarray(geoms, dtype=object) if not hasattr(geoms, "to_numpy") else geoms.to_numpy()
+    return ~shapely.is_missing(arr) & ~shapely.is_empty(arr)

@@ -14,7 +14,7 @@ import shapely
 
 from telcoplan.errors import LayerValidationError, Problem
 from telcoplan.gis.postgis import is_database_url
-from telcoplan.gis.vector import read_vector
+from telcoplan.gis.vector import has_shape, read_vector
 from telcoplan.layers._schema import LayerSchema
 
 log = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ def _checked(
         near = drop & (dist <= np.where(np.isfinite(reach), reach, np.inf))
         drop = drop & ~near
     geoms = gdf.geometry
-    usable = (geoms.notna() & ~geoms.is_empty).to_numpy()
+    usable = has_shape(geoms)
     if drop.any() and drop.sum() == usable.sum():
         # nothing would be left: one message, not one per feature (a CRS mistake, likely)
         what = (

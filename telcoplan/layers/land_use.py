@@ -29,6 +29,7 @@ import pandas as pd
 from telcoplan.errors import InputFileError, LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.raster import MemoryRaster
+from telcoplan.gis.vector import has_shape
 
 __all__ = [
     "RASTER_SUFFIXES",
@@ -189,7 +190,7 @@ def _polygons(
         text = values.astype("string").str.strip()
     text = text.astype("string")
     keep = (text.notna() & (text != "")).to_numpy(dtype=bool)
-    keep &= (gdf.geometry.notna() & ~gdf.geometry.is_empty).to_numpy()
+    keep &= has_shape(gdf.geometry)
     gdf = gdf.loc[keep, [gdf.geometry.name]].assign(name=text[keep].astype(str).to_numpy())
     kinds = set(gdf.geometry.geom_type)
     if not kinds <= {"Polygon", "MultiPolygon"}:

@@ -29,6 +29,7 @@ import shapely
 from telcoplan.errors import LayerValidationError, Problem
 from telcoplan.gis.grid import GridSpec
 from telcoplan.gis.raster import MemoryRaster
+from telcoplan.gis.vector import has_shape
 from telcoplan.gis.zonal import label_polygons, warn_overlaps, zonal_sum_labels
 
 __all__ = [
@@ -293,7 +294,7 @@ def weights_from_polygons(
 
     table = {**CLASS_WEIGHTS, **{str(k): float(v) for k, v in (classes or {}).items()}}
     names = _polygon_classes(polygons, column, source)
-    keep = names.notna().to_numpy() & polygons.geometry.notna().to_numpy()
+    keep = names.notna().to_numpy() & has_shape(polygons.geometry)
     geoms = polygons.geometry.to_numpy()[keep]
     names = names.to_numpy()[keep]
     kinds = np.isin(shapely.get_type_id(geoms), (3, 6))  # Polygon, MultiPolygon

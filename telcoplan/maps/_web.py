@@ -22,6 +22,7 @@ from pyproj import CRS
 from shapely.geometry import mapping
 
 from telcoplan.errors import CRSError
+from telcoplan.gis.vector import has_shape
 from telcoplan.maps._coords import coordinates_json
 from telcoplan.maps._simplify import simplify_polygons
 from telcoplan.maps._threads import in_background
@@ -148,7 +149,7 @@ def _web_start(
             "(set it with gdf.set_crs('EPSG:…'))"
         )
     geoms = gdf.geometry
-    keep = ~(geoms.isna() | geoms.is_empty)
+    keep = has_shape(geoms)
     out = gdf.loc[keep].copy()
     geoms = out.geometry
     if not (

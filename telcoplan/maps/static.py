@@ -24,6 +24,7 @@ from pyproj import CRS
 from telcoplan import outputs
 from telcoplan.errors import CRSError, TelcoplanError
 from telcoplan.gis.atomic import atomic_path, check_writable
+from telcoplan.gis.vector import has_shape
 from telcoplan.maps._style import (
     ANY_COLOUR,
     GAP_COLOUR,
@@ -163,7 +164,7 @@ _LINE_TYPES = (1, 5)
 def _projected(gdf: gpd.GeoDataFrame, crs: Any, what: str) -> gpd.GeoDataFrame:
     if gdf.crs is None:
         raise CRSError(f"{what} has no CRS; set it with gdf.set_crs('EPSG:…')")
-    keep = ~(gdf.geometry.isna() | gdf.geometry.is_empty)
+    keep = has_shape(gdf.geometry)
     return gdf.loc[keep].to_crs(crs)
 
 
