@@ -54,6 +54,13 @@ class Group(click.Group):
             raise click.ClickException(
                 f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
             ) from None
+        except KeyboardInterrupt:  # Ctrl-C: the shells' status for a SIGINT, 128 + 2
+            click.echo(
+                "interrupted: outputs are written whole or not at all; those already there "
+                "are kept",
+                err=True,
+            )
+            raise SystemExit(130) from None
 
 
 class FiniteRange(click.FloatRange):

@@ -625,3 +625,27 @@ def test_map_and_report_redraw_a_finished_run_without_overwrite(runner, plan_dir
         assert "already exists; pass --overwrite" in res.output
         assert "overwrite=" not in res.output
     assert other.read_text() == "mine"
+
+
+def test_ctrl_c_exits_with_the_shells_status(tmp_path):
+    """SIGINT during a run: exit status 130 (128 + SIGINT, what shells and batch schedulers
+    read as "interrupted"), a one-line message, no traceback, no published output."""
+    import signal
+    import time
+
+    from telcoplan.demo import write_demo
+
+    plan = write_demo(tmp_path / "demo")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "telcoplan", "run", str(plan), "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3.0)  # the run is loading its inputs or computing by now
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted: outputs are written whole or not at all" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / "summary.json").exists()
