@@ -192,6 +192,15 @@ def load_inputs(plan: Plan) -> PlanInputs:
             population = _load_population(plan, areas, grid, digests, population_read)
         except TelcoplanError as exc:
             failures.append(exc)
+        else:
+            if not np.nansum(population) > 0:
+                source = plan.layers.get("population")
+                log.warning(
+                    "%s: nobody lives in the study area by this population layer (its total "
+                    "is 0): every population figure will be 0; check its band, nodata value, "
+                    "extent and CRS, or the areas' population column",
+                    source_name(source) if source is not None else "the areas' population",
+                )
 
     if failures:
         n = sum(len(getattr(f, "problems", (0,))) for f in failures)

@@ -363,3 +363,23 @@ def test_a_dem_over_part_of_the_grid_is_said_in_the_summary_and_report(
     report = (out / "report.html").read_text(encoding="utf-8")
     assert f"The DEM covers {limit['dem_cells_pct']:.0f}% of the grid" in report
     assert f"where {limit['population_without_dem']:,.0f} persons live" in report
+
+
+def test_a_population_layer_of_zeros_is_said(small_plan, tmp_path, grid10, caplog):
+    """A population raster that is all zeros (a wrong band or nodata): the run goes on (the
+    coverage of the signal is still right) but warns that every population figure is 0."""
+    import logging
+
+    from telcoplan.gis.raster import write_raster
+    from telcoplan.pipeline import read_plan, run_plan
+
+    write_raster(
+        small_plan.parent / "inputs" / "population.tif",
+        np.zeros(grid10.shape),
+        grid10,
+        overwrite=True,
+    )
+    with caplog.at_level(logging.WARNING, logger="telcoplan"):
+        summary = run_plan(read_plan(small_plan), tmp_path / "out")
+    assert "population.tif: nobody lives in the study area by this population layer" in caplog.text
+    assert summary["population_total"] == 0
