@@ -555,6 +555,18 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
                 2, fmt_km(t_sep - t_joint if t_sep is not None and t_joint is not None else None)
             )
         out.append(html_table(header, rows, numeric=range(1, len(header)), total=total))
+        off = number(bb.get("off_road_km_joint"))
+        if off is not None and kjoint and off >= 0.2 * kjoint:
+            longest = number(bb.get("longest_access_m"))
+            out.append(
+                f'<p class="note">{fmt_km(off)} of the joint route '
+                f"({fmt_pct(100.0 * off / kjoint)}) are straight lines off the roads: the "
+                "sites' access drops to the nearest road"
+                + (f" (the longest {fmt_km(longest / 1000.0)})" if longest else "")
+                + " and the trenches joining road pieces. The road layer lacks the streets "
+                "that reach these sites: add them (e.g. OpenStreetMap's roads) for routes a "
+                "crew could follow and costs to build on.</p>"
+            )
         out.append(f'<p class="note" id="backbone-basis">{_backbone_basis(ctx)}</p>')
         if csep is not None and cjoint is not None:
             out.append(

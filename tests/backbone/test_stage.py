@@ -299,7 +299,17 @@ def test_a_road_piece_that_joins_nothing(backbone_plan, tmp_path, towers5, max_s
         assert pieces["length_m"] == pytest.approx(island.distance(others), abs=100.0)
         links = gpd.read_file(tmp_path / "out" / "backbone.gpkg", layer="links")
         assert OFF_ROAD in set(links.loc[links["plan"] == "joint", "road_class"])
+        # the straight lines off the roads, summed from the links written
+        for plan in ("joint", "separate"):
+            mine = links[(links["plan"] == plan) & links["road_class"].isin(["access", OFF_ROAD])]
+            assert bb[f"off_road_km_{plan}"] == pytest.approx(
+                mine["length_m"].sum() / 1000.0, abs=1e-3
+            )
+        drops = links.loc[links["road_class"] == "access", "length_m"]
+        assert bb["longest_access_m"] == pytest.approx(drops.max(), abs=0.05)
         report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+        share = bb["off_road_km_joint"] / bb["length_km_joint"]
+        assert ("of the joint route" in report) == (share >= 0.2), share
         assert "The roads fall into 2 pieces that do not meet" in report
         assert "1 straight off-road trench (" in report
     else:

@@ -271,6 +271,16 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         # of which new trenches (the rest reuses or leases existing fiber)
         "trench_km_joint": _km(links, "joint", "new"),
         "trench_km_separate": _km(links, "separate", "new"),
+        # of the route, straight lines off the roads: the sites' access drops and the trenches
+        # joining road pieces (a road layer without the streets that reach the sites)
+        "off_road_km_joint": _off_road_km(links, "joint"),
+        "off_road_km_separate": _off_road_km(links, "separate"),
+        "longest_access_m": round(
+            float(links.loc[links["road_class"] == "access", "length_m"].max())
+            if (links["road_class"] == "access").any()
+            else 0.0,
+            1,
+        ),
         "cost_joint": round(plan.joint.cost, 2),
         "cost_separate": round(plan.cost_separate, 2),
         "savings_pct": round(plan.savings_pct, 2),
@@ -352,6 +362,13 @@ def _protect(graph, plan, sites, site_ops, nodes, inputs, protect: str):
 
 def _site_id(node: object) -> str:
     return str(node[1]) if isinstance(node, tuple) and len(node) == 2 else str(node)
+
+
+def _off_road_km(links: gpd.GeoDataFrame, plan: str) -> float:
+    from telcoplan.backbone.choices import OFF_ROAD
+
+    sel = (links["plan"] == plan) & links["road_class"].isin(["access", OFF_ROAD])
+    return round(float(links.loc[sel, "length_m"].sum()) / 1000.0, 3)
 
 
 def _km(links: gpd.GeoDataFrame, plan: str, status: str) -> float:
