@@ -56,6 +56,7 @@ from telcoplan.pipeline.cache import (
 )
 from telcoplan.pipeline.concurrency import Forked, StageProcessError, run_mode
 from telcoplan.pipeline.execution import Cluster, cluster_errors, resolve
+from telcoplan.pipeline.guards import check_inputs_outside_outputs, check_outputs_absent
 from telcoplan.pipeline.inputs import (
     PlanInputs,
     load_inputs,
@@ -122,9 +123,9 @@ def run_plan(
         raise OutputExistsError(
             f"{out / outputs.SUMMARY} already exists; pass --overwrite to replace the outputs in {out}"
         )
-    _check_inputs_outside_outputs(plan, out)
+    check_inputs_outside_outputs(plan, out)
     if not overwrite:
-        _check_outputs_absent(plan, out)
+        check_outputs_absent(plan, out)
     execution = resolve(plan.execution, workers=workers, scheduler=scheduler)
     started = time.time()
     hashes = FileHashes()
@@ -186,69 +187,6 @@ def run_plan(
         raise
     log.info("wrote %d outputs to %s", len(names), out)
     return summary
-
-
-def _check_inputs_outside_outputs(plan: Plan, out: Path) -> None:
-    """Refuse a run whose outputs could replace one of its own input files (a layer, or a
-    file a stage's parameters name, lying in ``out`` under an output's name), even with
-    ``--overwrite``: before anything is loaded, so nothing is computed in vain."""
-    folder = out.resolve()
-    named: list[tuple[str, Path]] = []
-    for name, ref in plan.layers.items():
-        for value in (ref.path, ref.weights):
-            if isinstance(value, Path):
-                named.append((f"layers.{name}", value))
-
-    def walk(where: str, value: Any) -> None:
-        if isinstance(value, Mapping):
-            for k, v in value.items():
-                walk(f"{where}.{k}", v)
-        elif isinstance(value, list | tuple):
-            for v in value:
-                walk(where, v)
-        elif isinstance(value, str | Path) and str(value).strip():
-            path = Path(value)
-            named.append((where, path if path.is_absolute() else plan.base / path))
-
-    walk("stages", dict(plan.stages))
-    for where, path in named:
-        try:
-            real = path.resolve()
-            clash = real.parent == folder and outputs.may_be_output(real.name) and real.is_file()
-        except (OSError, ValueError):  # not a path of this system: not a file of the plan
-            continue
-        if clash:
-            raise OutputExistsError(
-                f"{real} is an input of the plan ({where}) and the run writes an output of that "
-                f"name into {out}: choose another --out folder (nothing was written)"
-            )
-
-
-#: The file each stage writes whenever it runs (others depend on the inputs: per operator…).
-_STAGE_FILE = {
-    "coverage": outputs.COVERAGE,
-    "gaps": outputs.GAPS,
-    "backbone": outputs.BACKBONE,
-    "map": outputs.MAP,
-    "report": outputs.REPORT,
-}
-
-
-def _check_outputs_absent(plan: Plan, out: Path) -> None:
-    """Without ``--overwrite``, refuse up front a run that would find one of its outputs
-    already in ``out`` (the file a stage the plan runs always writes), rather than after
-    computing every stage; the publishing step checks every name again at the end."""
-    layers, done = set(plan.layers), set()
-    for name, stage in STAGES.items():
-        if not plan.enabled(name) or stage.skip_reason_for(layers, done) is not None:
-            continue
-        done.add(name)
-        path = out / _STAGE_FILE.get(name, "")
-        if name in _STAGE_FILE and path.exists():
-            raise OutputExistsError(
-                f"{path} already exists; pass --overwrite to replace the outputs in {out} "
-                "(nothing was computed)"
-            )
 
 
 def _wait_for_cache(store: ResultCache) -> None:
