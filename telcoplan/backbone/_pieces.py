@@ -71,13 +71,15 @@ def with_gap_links(
     }
     if links.pieces > 1:
         log.info(
-            "backbone: the roads fall into %d pieces that do not meet; %d straight %s trench(es) "
-            "of %.1f km in all (the longest %.0f m) join them%s",
+            "backbone: the roads fall into %d pieces that do not meet; %d straight %s trench%s "
+            "of %.1f km in all (the longest %.0f m) join%s them%s",
             links.pieces,
             len(links.lines),
             OFF_ROAD,
+            "" if len(links.lines) == 1 else "es",
             info["length_m"] / 1000.0,
             info["longest_m"],
+            "s" if len(links.lines) == 1 else "",
             ""
             if links.apart == 1
             else f"; {links.apart} pieces stay more than {max_gap_m:g} m "

@@ -495,7 +495,8 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
             text += (
                 f" {fmt_count(joined)} straight off-road trench{'es' if joined != 1 else ''} "
                 f"({fmt_km((number(pieces.get('length_m')) or 0.0) / 1000.0)} in all, the longest "
-                f"{fmt_count(round(number(pieces.get('longest_m')) or 0))} m) join them, "
+                f"{fmt_count(round(number(pieces.get('longest_m')) or 0))} m) "
+                f"join{'s' if joined == 1 else ''} them, "
                 "costed per metre as road class <code>off-road</code>; a road layer with the "
                 "streets between them gives truer routes."
             )

@@ -312,6 +312,7 @@ def test_a_road_piece_that_joins_nothing(backbone_plan, tmp_path, towers5, max_s
         assert ("of the joint route" in report) == (share >= 0.2), share
         assert "The roads fall into 2 pieces that do not meet" in report
         assert "1 straight off-road trench (" in report
+        assert "m) joins them" in report
     else:
         assert bb["unreachable_sites"] == ["VT-9"]
         assert (pieces["apart"], pieces["links"]) == (2, 0)
