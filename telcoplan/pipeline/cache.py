@@ -62,27 +62,20 @@ def signing_key() -> bytes | None:
     the HMAC of this key: a run folder from someone else (a zipped run, a shared drive) cannot
     make this user's re-run unpickle what it likes; its entries are recomputed instead.
     """
-    default = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    path = Path(os.environ.get(KEY_ENV) or default / "telcoplan" / "cache-key")
+    path: Path | str = os.environ.get(KEY_ENV) or "~/.cache/telcoplan/cache-key"
     try:
+        if not os.environ.get(KEY_ENV):
+            home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+            path = Path(home) / "telcoplan" / "cache-key"
+        path = Path(path)
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(os.urandom(32))
-            try:
-                os.link(tmp, path)  # the first of concurrent runs wins; the others read its key
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
+            _make_key(path)
         key = path.read_bytes()
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # RuntimeError: no home folder to be found
         log.warning(
             "re-run cache off: no key to sign its entries at %s (%s); set %s to a writable file",
             path,
-            exc.strerror or exc,
+            getattr(exc, "strerror", None) or exc,
             KEY_ENV,
         )
         return None
@@ -90,6 +83,30 @@ def signing_key() -> bytes | None:
         log.warning("re-run cache off: %s is not a cache key (too short); remove it", path)
         return None
     return key
+
+
+def _make_key(path: Path) -> None:
+    """Write a new key at ``path`` (readable by the user alone), unless a concurrent run does
+    first: written whole under a temporary name, then linked into place (the first link wins);
+    where the file system has no hard links, created in place exclusively."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(os.urandom(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another run's key: read below
+        except OSError:  # no hard links here (some network or FUSE file systems)
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(tmp.read_bytes())
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def _signature(manifest: dict[str, Any], key: bytes) -> str:
@@ -146,9 +163,13 @@ class CacheEntry:
 
     def load_value(self, path: Path) -> Any:
         """The kept in-memory result, from ``path`` (a link to the entry's :attr:`value_path`)."""
-        if file_sha256(path) != self.manifest["value"]:
-            raise BrokenEntryError("its result changed since it was kept")
-        with open(path, "rb") as fh:
+        with open(path, "rb") as fh:  # hashed and read through one descriptor: the same file
+            h = hashlib.sha256()
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+            if h.hexdigest() != self.manifest["value"]:
+                raise BrokenEntryError("its result changed since it was kept")
+            fh.seek(0)
             return pickle.load(fh)
 
 
@@ -192,8 +213,13 @@ class ResultCache:
             log.debug("%s: not a cache entry of this telcoplan; ignored", path)
             return None
         key = signing_key()
-        if key is None or not hmac.compare_digest(
-            str(manifest.get("signature", "")), _signature(manifest, key)
+        signature = manifest.get("signature")
+        if (
+            key is None
+            or not isinstance(signature, str)
+            or not hmac.compare_digest(
+                signature.encode("utf-8"), _signature(manifest, key).encode("ascii")
+            )
         ):
             log.info(
                 "%s: kept results not signed by this user (a copied or another user's run "

@@ -113,3 +113,51 @@ def test_without_a_key_the_cache_is_off_and_the_run_succeeds(small_plan, tmp_pat
         assert _outputs(out) == _outputs(tmp_path / "fresh")
     finally:
         cache_module.signing_key.cache_clear()
+
+
+@pytest.mark.parametrize("signature", ["é" * 64, 12345, None, ["x"]])
+def test_a_manifest_with_a_strange_signature_is_recomputed(
+    small_plan, tmp_path, own_key, signature
+):
+    """Whatever a manifest's signature holds (not text, not ASCII), the entry is not read and
+    the run goes on (compare_digest raised TypeError on non-ASCII text)."""
+    out = tmp_path / "out"
+    run_plan(read_plan(small_plan), out, cache=True)
+    for manifest_path in (out / ".telcoplan-cache").glob("*/manifest.json"):
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest["signature"] = signature
+        manifest_path.write_text(json.dumps(manifest), encoding="utf-8")
+    run_plan(read_plan(small_plan), out, cache=True, overwrite=True)
+    run_plan(read_plan(small_plan), tmp_path / "fresh")
+    assert _outputs(out) == _outputs(tmp_path / "fresh")
+
+
+def test_the_key_without_a_home_folder_or_hard_links(tmp_path, monkeypatch):
+    """No home folder to be found (a container's user without one): the key the variable
+    names is used, the home never looked up; a file system without hard links: the key is
+    created in place."""
+    import pathlib
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(pathlib.Path, "home", staticmethod(no_home))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv(cache_module.KEY_ENV, str(tmp_path / "k" / "key"))
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(cache_module.os, "link", no_links)
+    cache_module.signing_key.cache_clear()
+    try:
+        key = cache_module.signing_key()
+        assert key is not None
+        assert len(key) == 32
+        assert (tmp_path / "k" / "key").read_bytes() == key
+        assert [p.name for p in (tmp_path / "k").iterdir()] == ["key"]  # no temporary left
+        monkeypatch.delenv(cache_module.KEY_ENV)  # now the home is needed, and missing
+        cache_module.signing_key.cache_clear()
+        assert cache_module.signing_key() is None  # cache off, no crash
+    finally:
+        cache_module.signing_key.cache_clear()
