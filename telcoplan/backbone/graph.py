@@ -24,7 +24,7 @@ import shapely
 import shapely.ops
 from shapely.geometry import LineString, Point
 
-from telcoplan.backbone._pieces import join_dangling_ends, with_gap_links
+from telcoplan.backbone._pieces import join_dangling_ends, log_pieces, with_gap_links
 from telcoplan.backbone.choices import OFF_ROAD
 from telcoplan.errors import CRSError, PlanError
 from telcoplan.gis.crs import crs_name, same_crs
@@ -141,11 +141,12 @@ def build_graph(
     G, (geoms, u, v) = _graph(roads, fiber, costs, fiber_tolerance_m)
     if join_pieces_m is None:
         return G
-    joined, G.graph["pieces"] = with_gap_links(roads, geoms, u, v, join_pieces_m)
+    joined, pieces = with_gap_links(roads, geoms, u, v, join_pieces_m)
     if joined is not None:
-        pieces = G.graph["pieces"]
         G, _ = _graph(joined, fiber, costs, fiber_tolerance_m)
-        G.graph["pieces"] = pieces
+        pieces["apart"] = nx.number_connected_components(G)  # as built
+    G.graph["pieces"] = pieces
+    log_pieces(pieces, join_pieces_m)
     return G
 
 

@@ -503,7 +503,7 @@ def backbone_section(ctx: Context, links: pd.DataFrame | None) -> str:
         if apart is not None and apart > 1:
             text += (
                 f" {fmt_count(apart)} pieces stay farther apart than "
-                "<code>stages.backbone.max_snap_m</code>: sites on the smaller ones may be "
+                "<code>stages.backbone.join_pieces_m</code>: sites on the smaller ones may be "
                 "left out."
             )
         out.append(text + "</p>")

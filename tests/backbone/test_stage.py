@@ -263,11 +263,11 @@ def test_ring_protection_in_the_stage(backbone_plan, tmp_path):
             assert nx.has_path(H, road_point, "root"), (sid, e)
 
 
-@pytest.mark.parametrize("max_snap_m", [None, 300.0])
-def test_a_road_piece_that_joins_nothing(backbone_plan, tmp_path, towers5, max_snap_m):
+@pytest.mark.parametrize("join_pieces_m", [None, 300.0, 0.0])
+def test_a_road_piece_that_joins_nothing(backbone_plan, tmp_path, towers5, join_pieces_m):
     """A tower beside a road piece that joins nothing, ~450 m from the other roads: joined by
-    an off-road trench as long as the plan's drops may be (max_snap_m, 10 km by default);
-    farther, left out of the plans and listed."""
+    an off-road trench up to join_pieces_m (5 km by default); farther (or 0: never), left out
+    of the plans and listed."""
     far = gpd.GeoDataFrame(
         {"road_id": ["island"], "road_class": ["track"], "name": ["E"]},
         geometry=[LineString([(X0 + 100, Y0 + 900), (X0 + 300, Y0 + 900)])],
@@ -281,16 +281,21 @@ def test_a_road_piece_that_joins_nothing(backbone_plan, tmp_path, towers5, max_s
     lonely.geometry = [Point(X0 + 200, Y0 + 920)]
     towers = pd.concat([towers5, lonely], ignore_index=True)
     write_vector(tmp_path / "inputs" / "towers.gpkg", towers, overwrite=True)
-    if max_snap_m is not None:
+    if join_pieces_m is not None:
         doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
-        doc["stages"]["backbone"] = {**(doc["stages"].get("backbone") or {}), "max_snap_m": 300}
+        backbone = doc["stages"].get("backbone") or {}
+        doc["stages"]["backbone"] = {**backbone, "join_pieces_m": join_pieces_m}
         backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
     bb = run_plan(read_plan(backbone_plan), tmp_path / "out")["backbone"]
     assert bb["sites"] == 5
     assert bb["cost_joint"] <= bb["cost_separate"]
     pieces = bb["road_pieces"]
+    if join_pieces_m == 0.0:
+        assert pieces is None  # not looked for
+        assert bb["unreachable_sites"] == ["VT-9"]
+        return
     assert pieces["before"] == 2
-    if max_snap_m is None:
+    if join_pieces_m is None:
         assert bb["unreachable_sites"] == []
         assert (pieces["apart"], pieces["links"]) == (1, 1)
         # the trench: from the island's nearest point to the nearest other road's
@@ -399,8 +404,8 @@ def test_greenfield_backbone_without_fiber(backbone_plan, tmp_path, towers5, cap
     )
     doc = yaml.safe_load(backbone_plan.read_text(encoding="utf-8"))
     del doc["layers"]["fiber"]
-    # the island ~450 m away stays apart: off-road trenches no longer than the drops (300 m)
-    doc["stages"]["backbone"] = {**(doc["stages"].get("backbone") or {}), "max_snap_m": 300}
+    # the island ~450 m away stays apart: off-road trenches no longer than 300 m
+    doc["stages"]["backbone"] = {**(doc["stages"].get("backbone") or {}), "join_pieces_m": 300}
     backbone_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
     out = tmp_path / "out"
     with caplog.at_level(logging.INFO, logger="telcoplan"):  # (a forked stage's log is not here)

@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "cost_per_m": {},
     "fiber_tolerance_m": 5.0,
     "max_snap_m": 10_000.0,
+    "join_pieces_m": 5_000.0,
     "shapley": True,
     "protect": "none",
 }
@@ -48,6 +49,7 @@ class BackboneParams:
     cost_per_m: Mapping[str, float] = field(default_factory=dict)
     fiber_tolerance_m: float = 5.0
     max_snap_m: float = 10_000.0
+    join_pieces_m: float = 5_000.0
     shapley: bool = True
     protect: str = "none"
 
@@ -66,6 +68,7 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> Backbon
         ("own_fiber_factor", 0.0, 1.0),
         ("fiber_tolerance_m", 0.0, 100.0),
         ("max_snap_m", 1.0, 100_000.0),
+        ("join_pieces_m", 0.0, 100_000.0),
     ):
         if not in_range(params[key], lo, hi):
             errs.append(
@@ -156,9 +159,9 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         fiber=fiber,
         cost_per_m=params.cost_per_m,
         fiber_tolerance_m=float(params.fiber_tolerance_m),
-        # roads that fall into pieces (a clipped or national-only road file) are joined by
-        # off-road trenches as long as the access drops the plan allows
-        join_pieces_m=float(params.max_snap_m),
+        # roads that fall into pieces (a clipped road file, main roads without the streets
+        # between them) are joined by straight off-road trenches up to this long (0: never)
+        join_pieces_m=float(params.join_pieces_m) or None,
     )
     planned = staging.results.get("sites")
     if planned is not None and len(planned.new_towers):
@@ -286,7 +289,7 @@ def run(inputs: PlanInputs, params: BackboneParams, staging: Staging) -> StageRe
         "savings_pct": round(plan.savings_pct, 2),
         "operators_without_fiber": no_fiber,
         # the road network's pieces and the off-road trenches that join them (build_graph)
-        "road_pieces": graph.graph["pieces"],
+        "road_pieces": graph.graph.get("pieces"),
         # sites left out of every plan (joint and separate compare the same sites)
         "unreachable_sites": unreachable,
         "separate": {
