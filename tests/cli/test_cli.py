@@ -641,10 +641,19 @@ def test_ctrl_c_exits_with_the_shells_status(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # as from a terminal: a pytest-xdist worker ignores SIGINT, and a process started
+        # with SIGINT ignored keeps ignoring it (Python then installs no handler)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    time.sleep(3.0)  # the run is loading its inputs or computing by now
+    said = []
+    for line in proc.stderr:  # once the run computes its first stage
+        said.append(line)
+        if line.startswith("coverage: best server"):
+            break
+    time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
+    err = "".join(said) + err
     assert proc.returncode == 130, err
     assert "interrupted: outputs are written whole or not at all" in err
     assert "Traceback" not in err
