@@ -210,8 +210,13 @@ def slug(name: str) -> str:
     that two such names still get files of their own."""
     text = unicodedata.normalize("NFKD", str(name).replace("Đ", "D").replace("đ", "d"))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    # letters or digits with no ASCII form (中国移动4 and 中国联通4 would both give "4")
+    lost = any(ch.isalnum() and not ch.isascii() for ch in text)
     text = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return text or "op-" + hashlib.sha256(str(name).encode("utf-8")).hexdigest()[:8]
+    if text and not lost:
+        return text
+    digest = hashlib.sha256(str(name).encode("utf-8")).hexdigest()[:8]
+    return f"{text}-{digest}" if text else f"op-{digest}"
 
 
 def signal_file(operator: str, technology: str | None = None) -> str:

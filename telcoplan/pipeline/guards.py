@@ -42,7 +42,12 @@ def check_inputs_outside_outputs(plan: Plan, out: Path) -> None:
     for where, path in named:
         try:
             real = path.resolve()
-            clash = real.parent == folder and outputs.may_be_output(real.name) and real.is_file()
+            # (case aside: on macOS and Windows Sites.gpkg is the file sites.gpkg)
+            clash = (
+                real.parent == folder
+                and outputs.may_be_output(real.name.casefold())
+                and real.is_file()
+            )
         except (OSError, ValueError):  # not a path of this system: not a file of the plan
             continue
         if clash:

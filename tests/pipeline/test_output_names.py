@@ -30,3 +30,7 @@ def test_names_without_latin_letters_get_files_of_their_own():
     files = [slug(n) for n in names]
     assert len(set(files)) == len(names)
     assert all(re.fullmatch(r"op-[0-9a-f]{8}", f) for f in files)
+    # what ASCII they keep, and the hash: 中国移动4 and 中国联通4 would both give "4"
+    mixed = [slug("中国移动4"), slug("中国联通4")]
+    assert mixed[0] != mixed[1]
+    assert all(re.fullmatch(r"4-[0-9a-f]{8}", f) for f in mixed)
