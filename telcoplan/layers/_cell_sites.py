@@ -315,8 +315,9 @@ def cells_to_sites(
             counts = older.groupby("technology")["n_cells"].agg(["size", "sum"])
             log.warning(
                 "%d of %d sites also carry older technologies, modelled only by their newest "
-                "(%s): pass technology='all' (telcoplan import-cells --technology all) to model "
-                "each, e.g. for the coverage by generation (2G+, 3G+ …)",
+                "(%s): telcoplan import-cells --technology all (technology='all') models each, "
+                "e.g. for the coverage by generation (2G+, 3G+ …); then an older technology's "
+                "coverage counts as service in the gaps and the sites stage too",
                 older["site"].nunique(),
                 rows["site"].nunique(),
                 ", ".join(

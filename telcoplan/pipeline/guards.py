@@ -4,6 +4,7 @@ its stages always write are not there already."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ from telcoplan.pipeline.model import Plan
 from telcoplan.pipeline.stages import STAGES
 
 __all__ = ["check_inputs_outside_outputs", "check_outputs_absent"]
+
+log = logging.getLogger(__name__)
 
 
 def check_inputs_outside_outputs(plan: Plan, out: Path) -> None:
@@ -39,6 +42,7 @@ def check_inputs_outside_outputs(plan: Plan, out: Path) -> None:
             named.append((where, path if path.is_absolute() else plan.base / path))
 
     walk("stages", dict(plan.stages))
+    among: list[str] = []  # the plan's layers whose files lie in the output folder itself
     for where, path in named:
         try:
             real = path.resolve()
@@ -55,6 +59,15 @@ def check_inputs_outside_outputs(plan: Plan, out: Path) -> None:
                 f"{real} is an input of the plan ({where}) and the run writes an output of that "
                 f"name into {out}: choose another --out folder (nothing was written)"
             )
+        if where.startswith("layers.") and real.parent == folder:
+            among.append(where)
+    if among:
+        log.warning(
+            "the output folder %s holds the plan's inputs (%s): the run writes its outputs and "
+            "a hidden cache among them; a folder of their own keeps them apart",
+            out,
+            ", ".join(sorted(set(among))),
+        )
 
 
 #: The file each stage writes whenever it runs (others depend on the inputs: per operator…).

@@ -215,7 +215,7 @@ _LABELS = {
     "population_gain": "Persons newly covered (summed over operators)",
     "cost_usd": "Cost (USD)",
     "cost_saved": "Saved by sharing masts (USD; vs each operator building its own)",
-    "budget_usd": "Budget (USD)",
+    "budget_usd": "Budget per operator (USD)",
     "optimality_gap": "Optimality gap (%)",
     "colocated": "Co-location tenancies",
     "selected": "Structures selected",

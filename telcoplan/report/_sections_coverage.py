@@ -124,15 +124,19 @@ def headline_section(ctx: Context) -> str:
             cards.append(_card("Proposed sites", fmt_count(sites[key]), detail))
             break
     if number(bb.get("savings_pct")) is not None:
-        cards.append(
-            _card(
-                "Backbone: joint build saves",
-                fmt_pct(bb["savings_pct"]),
-                f"of the separate-build cost: {ctx.money(bb.get('cost_joint'))} joint vs "
-                f"{ctx.money(bb.get('cost_separate'))} separately (trench cost table, see "
-                '<a href="#backbone">Backbone</a>)',
-            )
+        detail = (
+            f"of the separate-build cost: {ctx.money(bb.get('cost_joint'))} joint vs "
+            f"{ctx.money(bb.get('cost_separate'))} separately (trench cost table, see "
+            '<a href="#backbone">Backbone</a>)'
         )
+        off, joint_km = number(bb.get("off_road_km_joint")), number(bb.get("length_km_joint"))
+        if off is not None and joint_km and off >= 0.2 * joint_km:
+            # the caveat of the section, where the figure is read
+            detail += (
+                f"; {fmt_pct(100.0 * off / joint_km)} of the joint route are straight lines "
+                "off the roads"
+            )
+        cards.append(_card("Backbone: joint build saves", fmt_pct(bb["savings_pct"]), detail))
     if not cards:
         return ""
     out = [f'<div class="cards">{"".join(cards)}</div>']

@@ -315,6 +315,9 @@ def test_a_road_piece_that_joins_nothing(backbone_plan, tmp_path, towers5, join_
         report = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
         share = bb["off_road_km_joint"] / bb["length_km_joint"]
         assert ("of the joint route" in report) == (share >= 0.2), share
+        # and on the headline card, beside the saving it qualifies
+        card = report.split("Backbone: joint build saves", 1)[1].split('<div class="card">')[0]
+        assert ("of the joint route are straight lines off the roads" in card) == (share >= 0.2)
         assert "The roads fall into 2 pieces that do not meet" in report
         assert "1 straight off-road trench (" in report
         assert "m) joins them" in report

@@ -251,6 +251,7 @@ def test_import_cells_technologies_of_a_site(runner, tmp_path, caplog):
         rows[choice] = sorted(zip(mast["technology"], mast["frequency_mhz"], strict=True))
         said = res.output + caplog.text  # the CLI's log handler, or the logger's records
         warned = "1 of 2 sites also carry older technologies" in said
+        assert ("telcoplan import-cells --technology all" in said) == warned
         assert warned == (choice == "best"), said
         if warned:
             assert "2G at 1 sites, 1 cells" in said

@@ -466,8 +466,9 @@ def test_columns_maps_the_files_names_to_the_layers(small_plan, tmp_path, towers
     with pytest.raises(PlanError) as info:
         load_inputs(read_plan(small_plan))
     msg = str(info.value)
-    assert "'site_ident' is not a column of the towers layer" in msg
+    assert "'site_ident' is not a column of the towers layer; did you mean 'site_id'?" in msg
     assert "column 'Height' (given for 'height_m') is not in the file" in msg
+    assert "did you mean 'AntennaHeight'?" in msg  # the file's closest column
     doc["layers"]["towers"]["columns"] = ["site_id"]
     small_plan.write_text(yaml.safe_dump(doc))
     with pytest.raises(PlanError, match=r"layers\.towers\.columns must map"):

@@ -285,10 +285,11 @@ def test_psycopg_is_imported_only_for_a_database():
 
 
 @pytest.mark.parametrize("overwrite", [False, True])
-def test_an_output_never_replaces_an_input_of_the_plan(small_plan, tmp_path, overwrite):
+def test_an_output_never_replaces_an_input_of_the_plan(small_plan, tmp_path, overwrite, caplog):
     """The plan's towers file lies in the output folder under an output's name (the site
     review's table): the run is refused before anything is computed, even with --overwrite,
-    and the file is left as it was."""
+    and the file is left as it was; under another name it is not touched, and the run says
+    it writes among the plan's inputs."""
     from telcoplan.pipeline import read_plan, run_plan
 
     doc = yaml.safe_load(small_plan.read_text(encoding="utf-8"))
@@ -308,8 +309,10 @@ def test_an_output_never_replaces_an_input_of_the_plan(small_plan, tmp_path, ove
     moved.rename(other)
     doc["layers"]["towers"] = str(other)
     small_plan.write_text(yaml.safe_dump(doc), encoding="utf-8")
-    run_plan(read_plan(small_plan), out, overwrite=overwrite)
+    with caplog.at_level(logging.WARNING, logger="telcoplan"):
+        run_plan(read_plan(small_plan), out, overwrite=overwrite)
     assert other.read_bytes() == before
+    assert f"the output folder {out} holds the plan's inputs (layers.towers)" in caplog.text
 
 
 def test_an_existing_output_is_found_before_anything_is_computed(small_plan, tmp_path, caplog):
