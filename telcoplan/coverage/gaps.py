@@ -87,19 +87,22 @@ def gap_regions(
     min_density_per_km2: float = 0.0,
     client: Any = None,
     chunks: int | tuple[int, int] | None = None,
+    uncovered: np.ndarray | None = None,
 ) -> GapRegions:
     """The uncovered populated regions of :func:`find_gaps` (all of them, unranked), with
     their persons and cells: once for the gaps and for the count of persons in the regions too
     small to be gaps.
 
-    ``min_density_per_km2``, ``client`` and ``chunks`` are :func:`find_gaps`' arguments.
+    ``min_density_per_km2``, ``client`` and ``chunks`` are :func:`find_gaps`' arguments;
+    ``uncovered``: the cells without service (default: those no operator covers; e.g. those
+    without 4G or better, from ``coverage.best_technology``).
     """
     grid = coverage.grid
     min_cell = max(min_density_per_km2 * grid.cell_area_m2 / 1e6, 0.0)
     # (no zero-filled copy of the population: its non-finite cells are in no region, and the
     # regions' persons are read at their cells only)
     mask = np.isfinite(population) & (population > 0) & (population >= min_cell)
-    mask &= ~coverage.covered_any
+    mask &= ~coverage.covered_any if uncovered is None else uncovered
     if client is None and chunks is None:
         labels, n = label_regions(mask, diagonal=True)
         inside = labels[mask]  # the regions' cells, in raster order (all finite)

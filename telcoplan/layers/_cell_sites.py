@@ -316,8 +316,9 @@ def cells_to_sites(
             log.warning(
                 "%d of %d sites also carry older technologies, modelled only by their newest "
                 "(%s): telcoplan import-cells --technology all (technology='all') models each, "
-                "e.g. for the coverage by generation (2G+, 3G+ …); then an older technology's "
-                "coverage counts as service in the gaps and the sites stage too",
+                "e.g. for the coverage by generation (2G+, 3G+ …); an older technology's "
+                "coverage then counts as service, unless the plan's gaps stage says which "
+                "(stages.gaps.technology: 4G)",
                 older["site"].nunique(),
                 rows["site"].nunique(),
                 ", ".join(

@@ -21,8 +21,10 @@ __all__ = [
     "metric_name",
     "not_covered",
     "population_basis",
+    "service_generation",
     "threshold_basis",
     "trench_cost_basis",
+    "without_service",
 ]
 
 _RASTER_SUFFIXES = (".tif", ".tiff", ".vrt", ".img", ".asc", ".nc")
@@ -180,3 +182,17 @@ def _whole(total: float, parts: list[float]) -> list[int]:
         i = order[k % len(parts)] if left > 0 else order[::-1][k % len(parts)]
         out[i] += 1 if left > 0 else -1
     return out
+
+
+def service_generation(summary: Mapping[str, Any]) -> str | None:
+    """The generation the gaps stage counted as service (``stages.gaps.technology``: "4G"
+    counts 4G or better), or None: any technology."""
+    t = _mapping(summary.get("gaps")).get("technology")
+    return str(t) if t else None
+
+
+def without_service(summary: Mapping[str, Any]) -> str:
+    """How the report names the persons without service: by any operator, at the gaps'
+    generation or better when the plan chose one."""
+    t = service_generation(summary)
+    return f"Without {t} or better from any operator" if t else "Not covered by any operator"

@@ -7,7 +7,12 @@ from typing import Any
 
 import pandas as pd
 
-from telcoplan.report._basis import not_covered, threshold_basis
+from telcoplan.report._basis import (
+    not_covered,
+    service_generation,
+    threshold_basis,
+    without_service,
+)
 from telcoplan.report._blocks import Context, as_mapping, frame_rows, html_table, pct_of
 from telcoplan.report._format import (
     MISSING,
@@ -83,7 +88,7 @@ def headline_section(ctx: Context) -> str:
         )
         cards.append(
             _card(
-                "Not covered by any operator",
+                without_service(s),
                 Safe(f"{fmt_count(nc.total)} <small>persons</small>"),
                 f"= {fmt_count(nc.in_gaps)} in {gaps_text}"
                 + (f" ({fmt_km2(gaps.get('area_km2'))})" if number(gaps.get("area_km2")) else "")
@@ -439,9 +444,16 @@ def areas_section(ctx: Context, areas: pd.DataFrame | None) -> str:
     ]
     nc = not_covered(ctx.summary) if has_cov else None
     if nc is not None:
-        shown = number(tot_pop - tot("covered_any")) if total is not None else None
+        generation = service_generation(ctx.summary)
+        # (the areas' column counts any technology's coverage: comparable without a generation)
+        shown = (
+            number(tot_pop - tot("covered_any"))
+            if total is not None and generation is None
+            else None
+        )
         text = (
-            f"Not covered: {fmt_count(nc.total)} persons = {fmt_count(nc.in_gaps)} in "
+            (f"Without {generation} or better: " if generation else "Not covered: ")
+            + f"{fmt_count(nc.total)} persons = {fmt_count(nc.in_gaps)} in "
             + (f"{fmt_count(nc.gap_count)} " if nc.gap_count is not None else "")
             + f"ranked coverage gaps + {fmt_count(nc.scattered)} scattered (see "
             '<a href="#gaps">Gaps</a>).'

@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from telcoplan.report._basis import metric_name, not_covered, trench_cost_basis
+from telcoplan.report._basis import (
+    metric_name,
+    not_covered,
+    service_generation,
+    trench_cost_basis,
+    without_service,
+)
 from telcoplan.report._blocks import (
     Context,
     as_mapping,
@@ -61,16 +67,24 @@ def gaps_section(
         return ""
     out = []
     nc = not_covered(ctx.summary)
+    generation = service_generation(ctx.summary)
     if number(g.get("count")) is not None:
         out.append(
             f"<p>{fmt_count(g['count'])} ranked coverage gaps — populated places no operator "
-            f"covers — with {fmt_count(g.get('population'))} persons over "
+            + (
+                f"covers with {esc(generation)} or better (older generations' coverage is not "
+                "counted as service here: <code>stages.gaps.technology</code>)"
+                if generation
+                else "covers"
+            )
+            + f" — with {fmt_count(g.get('population'))} persons over "
             f"{fmt_km2(g.get('area_km2'))}.</p>"
         )
     if nc is not None:
-        out.append(_reconciliation(nc, g))
+        out.append(_reconciliation(nc, g, without_service(ctx.summary)))
     limit = as_mapping(as_mapping(ctx.summary.get("coverage")).get("limit"))
-    if limit:
+    # (why coverage ends is told of any technology's coverage: not of a generation's gaps)
+    if limit and generation is None:
         far = number(limit.get("population_not_covered_distance"))
         terrain = number(limit.get("population_not_covered_terrain"))
         if nc is not None and far is not None and terrain is not None:
@@ -149,7 +163,7 @@ def gaps_section(
     return "\n".join(p for p in out if p)
 
 
-def _reconciliation(nc: Any, g: Mapping[str, Any]) -> str:
+def _reconciliation(nc: Any, g: Mapping[str, Any], label: str) -> str:
     """The table that reconciles the persons not covered: in ranked gaps + scattered."""
     nco = as_mapping(g.get("not_covered"))
     rows: list[list[object]] = [
@@ -189,7 +203,7 @@ def _reconciliation(nc: Any, g: Mapping[str, Any]) -> str:
                 fmt_count(nc.scattered),
             ]
         )
-    total = ["Not covered by any operator", "", fmt_count(nc.total)]
+    total = [label, "", fmt_count(nc.total)]
     note = (
         "Not covered = in ranked gaps + scattered. A gap is ranked when it holds at least "
         "<code>min_population</code> persons in cells of at least "

@@ -32,7 +32,11 @@ __all__ = ["DEFAULTS", "GapsParams", "parse", "run"]
 log = logging.getLogger(__name__)
 
 #: Parameters of the gaps stage with their defaults.
-DEFAULTS: dict[str, Any] = {"min_population": 10.0, "min_density_per_km2": 10.0}
+DEFAULTS: dict[str, Any] = {
+    "min_population": 10.0,
+    "min_density_per_km2": 10.0,
+    "technology": None,
+}
 #: The metric each technology's level is stated in (see :mod:`telcoplan.coverage.thresholds`).
 
 
@@ -44,6 +48,9 @@ class GapsParams:
     min_population: float = 10.0
     #: cells sparser than this (persons/km²) count as unpopulated
     min_density_per_km2: float = 10.0
+    #: gaps in this generation's coverage or better ("4G": 2G and 3G do not count as service);
+    #: None: in any operator's coverage of any technology
+    technology: str | None = None
 
 
 def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> GapsParams:
@@ -60,9 +67,27 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> GapsPar
             f"stages.gaps.min_density_per_km2 must be a non-negative number of persons per km², "
             f"got {d!r}"
         )
+    from telcoplan.layers.schemas import TECHNOLOGIES
+
+    t = params["technology"]
+    if t is not None and t not in TECHNOLOGIES:
+        errs.append(
+            f"stages.gaps.technology must be one of {', '.join(TECHNOLOGIES)} (gaps in that "
+            f"generation's coverage or better) or null (any technology), got {t!r}"
+        )
     if errs:
         raise ParameterError("gaps", errs)
     return GapsParams(**params)
+
+
+def _uncovered(cov, params: GapsParams) -> np.ndarray:
+    """The cells without service: no operator covers them (with ``technology``: none at that
+    generation or better)."""
+    from telcoplan.layers.schemas import TECHNOLOGIES
+
+    if params.technology is None:
+        return ~cov.covered_any
+    return cov.best_technology < TECHNOLOGIES.index(params.technology)
 
 
 def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult:
@@ -80,12 +105,14 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
     client = staging.client  # on a Dask cluster: regions labelled and polygonized tile by tile
     chunks = _chunks(cov.grid)
     # the regions once: ranked as gaps, and counted as pockets (see _not_covered)
+    uncovered = _uncovered(cov, params)
     regions = gap_regions(
         cov,
         inputs.population,
         min_density_per_km2=float(params.min_density_per_km2),
         client=client,
         chunks=chunks,
+        uncovered=uncovered,
     )
     gaps = find_gaps(
         cov,
@@ -117,8 +144,12 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         "single_operator": {
             r["operator"]: round(float(r["population"]), 1) for _, r in single.iterrows()
         },
-        "not_covered": _not_covered(cov, inputs.population, gaps, params, regions.persons),
+        "not_covered": _not_covered(
+            cov, inputs.population, gaps, params, regions.persons, uncovered
+        ),
     }
+    if params.technology is not None:
+        summary["technology"] = params.technology  # gaps in this generation's coverage
     if "pois" in inputs.vectors:
         service = _poi_levels(cov, poi_service(cov, inputs.vectors["pois"], towers), towers)
         layers["pois"] = service
@@ -152,7 +183,12 @@ def _chunks(grid: GridSpec) -> tuple[int, int] | None:
 
 
 def _not_covered(
-    cov, population: np.ndarray, gaps, params: GapsParams, persons: np.ndarray
+    cov,
+    population: np.ndarray,
+    gaps,
+    params: GapsParams,
+    persons: np.ndarray,
+    without_service: np.ndarray,
 ) -> dict[str, Any]:
     """Every person no operator covers, split as the report states it: in the ranked gaps,
     and scattered — in uncovered pockets under ``min_population`` persons, or in cells
@@ -164,7 +200,7 @@ def _not_covered(
     """
     grid = cov.grid
     uncovered = np.isfinite(population) & (population > 0)
-    uncovered &= ~cov.covered_any
+    uncovered &= without_service
     # the persons of the uncovered cells in raster order (not a zero-filled copy of the grid)
     pop = population[uncovered]
     pop = np.where(np.isfinite(pop), pop, 0.0)  # (the dtype the whole grid's copy had)
