@@ -122,8 +122,10 @@ def gaps_section(
     if recs and top > 0:
         shown = recs[:top]
         has_fiber = any(number(r.get("dist_fiber_m")) is not None for r in shown)
+        has_areas = any(_gap_areas(r) for r in shown)
         header = ["Rank", "Gap", "Population (persons)", "Area", "Nearest tower"]
         header += ["Nearest fibre"] if has_fiber else []
+        header += ["In the areas (most of it first)"] if has_areas else []
         rows = []
         for i, r in enumerate(shown, start=1):
             rank = r.get("rank") if number(r.get("rank")) is not None else i
@@ -136,6 +138,10 @@ def gaps_section(
             ]
             if has_fiber:
                 row.append(fmt_m(r.get("dist_fiber_m")))
+            if has_areas:
+                names = _gap_areas(r)
+                more = f" (+{len(names) - 3:,} more)" if len(names) > 3 else ""
+                row.append(esc("; ".join(names[:3]) + more))
             rows.append(row)
         what = f"The {len(shown):,} largest gaps" if len(recs) > len(shown) else "Ranked gaps"
         out.append(
@@ -161,6 +167,14 @@ def gaps_section(
         )
     out.append(_pois_part(ctx, g, pois, max_rows))
     return "\n".join(p for p in out if p)
+
+
+def _gap_areas(r: Mapping[str, Any]) -> list[str]:
+    """A gap's areas: a list (``summary.json``) or "; "-joined (``gaps.gpkg``)."""
+    v = r.get("areas")
+    if isinstance(v, str):
+        return [n for n in v.split("; ") if n]
+    return [str(n) for n in v] if isinstance(v, list) else []
 
 
 def _reconciliation(nc: Any, g: Mapping[str, Any], label: str) -> str:

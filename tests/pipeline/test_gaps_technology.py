@@ -52,6 +52,20 @@ def test_gaps_of_a_generation(small_plan, tmp_path, towers5, technology):
         assert "Without 4G or better from any operator" in report
         assert "covers with 4G or better (older generations" in report
         assert "Why they are not covered" not in report  # (told of any technology only)
+        # each gap names the areas it lies in, the most of it first (half a cell or more)
+        import geopandas as gpd
+
+        written = gpd.read_file(out / "gaps.gpkg", layer="gaps")
+        areas = gpd.read_file(small_plan.parent / "inputs" / "areas.gpkg").to_crs(written.crs)
+        for geom, listed in zip(written.geometry, written["areas"], strict=True):
+            shares = sorted(  # the most first; ties by name
+                (-geom.intersection(a).area, n)
+                for a, n in zip(areas.geometry, areas["name"], strict=True)
+            )
+            assert listed.split("; ") == [n for m2, n in shares if -m2 >= 0.5 * 100 * 100]
+        assert len(written["areas"].iloc[0].split("; ")) == 4  # the big gap spans every quadrant
+        assert "In the areas (most of it first)" in report
+        assert summary["gaps"]["largest"][0]["areas"] == written["areas"].iloc[0].split("; ")
 
 
 def test_an_unknown_generation_is_refused(small_plan, tmp_path, towers5):

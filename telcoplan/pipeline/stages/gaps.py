@@ -80,6 +80,23 @@ def parse(raw: Mapping[str, Any] | None, *, base: Path | None = None) -> GapsPar
     return GapsParams(**params)
 
 
+def _area_names(geoms: np.ndarray, areas, cell_area_m2: float) -> list[str]:
+    """Each gap's areas (the study area's: wards, districts…), the most of it first, joined
+    with "; " — those a planner calls about it; areas it touches by less than half a cell are
+    left out (the gap's cells and the areas' edges do not follow each other exactly)."""
+    import shapely
+
+    names = [str(n) for n in areas.index]
+    shapes = areas.geometry.to_numpy()
+    gap, area = shapely.STRtree(shapes).query(geoms, predicate="intersects")
+    shared = shapely.area(shapely.intersection(geoms[gap], shapes[area]))
+    out: list[list[tuple[float, str]]] = [[] for _ in range(len(geoms))]
+    for g, a, m2 in zip(gap.tolist(), area.tolist(), shared.tolist(), strict=True):
+        if m2 >= 0.5 * cell_area_m2:
+            out[g].append((-m2, names[a]))
+    return ["; ".join(name for _, name in sorted(found)) for found in out]
+
+
 def _uncovered(cov, params: GapsParams) -> np.ndarray:
     """The cells without service: no operator covers them (with ``technology``: none at that
     generation or better)."""
@@ -122,6 +139,7 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
         fiber=inputs.vectors.get("fiber"),
         regions=regions,
     )
+    gaps["areas"] = _area_names(gaps.geometry.to_numpy(), inputs.areas, cov.grid.cell_area_m2)
     single = single_operator_areas(cov, inputs.population, client=client, chunks=chunks)
     layers = {"gaps": gaps, "single_operator": single}
     summary: dict[str, Any] = {
@@ -134,6 +152,7 @@ def run(inputs: PlanInputs, params: GapsParams, staging: Staging) -> StageResult
                 "population": round(float(r["population"]), 1),
                 "area_km2": round(float(r["area_km2"]), 3),
                 "dist_tower_m": round(float(r["dist_tower_m"]), 1),
+                "areas": r["areas"].split("; ") if r["areas"] else [],
                 # null without a fiber layer
                 "dist_fiber_m": round(float(r["dist_fiber_m"]), 1)
                 if np.isfinite(r["dist_fiber_m"])
