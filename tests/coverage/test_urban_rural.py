@@ -207,6 +207,7 @@ def test_largest_gaps_list_fiber_distance(town_and_village, tmp_path):
             "population": 450.0,
             "area_km2": 0.15,
             "dist_tower_m": 50.0,
+            "areas": ["Town"],  # the gap lies in Town alone
             "dist_fiber_m": 150.0,
         },
         {
@@ -214,6 +215,7 @@ def test_largest_gaps_list_fiber_distance(town_and_village, tmp_path):
             "population": 120.0,
             "area_km2": 0.06,
             "dist_tower_m": 250.0,
+            "areas": ["Village"],
             "dist_fiber_m": 650.0,
         },
     ]
