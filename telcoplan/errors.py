@@ -20,6 +20,7 @@ __all__ = [
     "Problem",
     "TelcoplanError",
     "TelcoplanWarning",
+    "did_you_mean",
 ]
 
 
@@ -101,3 +102,12 @@ class PlanError(TelcoplanError, ValueError):
 
 class OutputExistsError(TelcoplanError, FileExistsError):
     """An output exists and ``overwrite`` was not requested."""
+
+
+def did_you_mean(name: str, choices: Sequence[str]) -> str:
+    """ "; did you mean 'x'?" for the closest of ``choices`` to a mistyped ``name`` (difflib's
+    close matches), or "" when none is close: the one wording every message uses."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

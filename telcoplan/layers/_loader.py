@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from telcoplan.errors import LayerValidationError, Problem
+from telcoplan.errors import LayerValidationError, Problem, did_you_mean
 from telcoplan.gis.postgis import is_database_url
 from telcoplan.gis.vector import has_shape, read_vector
 from telcoplan.layers._schema import LayerSchema
@@ -323,14 +323,14 @@ def _rename(
     names = {c.name for c in schema.columns}
     problems = [
         Problem(None, str(k), f"{k!r} is not a column of the {schema.name} layer"
-                f"{_did_you_mean(str(k), [c.name for c in schema.columns])}; choose among "
+                f"{did_you_mean(str(k), [c.name for c in schema.columns])}; choose among "
                 f"{', '.join(c.name for c in schema.columns)}")
         for k in columns if k not in names
     ]  # fmt: skip
     present = [str(c) for c in gdf.columns.drop(gdf.geometry.name)]
     problems += [
         Problem(None, str(v), f"column {v!r} (given for {k!r}) is not in the file"
-                f"{_did_you_mean(str(v), present)}; columns present: {', '.join(present)}")
+                f"{did_you_mean(str(v), present)}; columns present: {', '.join(present)}")
         for k, v in columns.items() if k in names and v not in gdf.columns
     ]  # fmt: skip
     if problems:
@@ -455,11 +455,3 @@ def layer_api(schema: LayerSchema, *, set_index: bool = True):
         fn.__module__ = f"telcoplan.layers.{schema.name}"
         fn.__doc__ = doc.format(name=schema.name, index=index)
     return load, validate
-
-
-def _did_you_mean(name: str, choices: list[str]) -> str:
-    """'; did you mean 'x'?' for the closest of ``choices`` to a mistyped ``name``, or ''."""
-    import difflib
-
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""

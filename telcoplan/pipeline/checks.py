@@ -3,11 +3,10 @@ collected as data (strings naming the key) and raised once."""
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from telcoplan.errors import PlanError
+from telcoplan.errors import PlanError, did_you_mean
 
 __all__ = ["ParameterError", "in_range", "is_number", "merge_defaults", "suggest"]
 
@@ -28,8 +27,7 @@ class ParameterError(PlanError):
 def suggest(key: str, choices: Iterable[str]) -> str:
     """'; did you mean …?' for a mistyped key, else the list of known ones."""
     choices = tuple(choices)
-    close = difflib.get_close_matches(key, choices, n=1)
-    return f"; did you mean {close[0]!r}?" if close else f"; expected one of {', '.join(choices)}"
+    return did_you_mean(key, choices) or f"; expected one of {', '.join(choices)}"
 
 
 def merge_defaults(

@@ -109,13 +109,12 @@ def _validate_one(
 
         plan = read_plan(p)
         inputs = load_inputs(plan)
-        towers, coverage = inputs.vectors.get("towers"), plan.stages.get("coverage")
-        if towers is not None and coverage is not False:
+        towers, coverage = inputs.vectors.get("towers"), plan.parameters.get("coverage")
+        if towers is not None and coverage is not None and plan.enabled("coverage"):
             from telcoplan.pipeline.stages.coverage import check_operator_names
 
-            # as the run checks them, once the towers are loaded
-            per_technology = isinstance(coverage, dict) and coverage.get("per_technology") is True
-            check_operator_names(towers, per_technology)
+            # as the run checks them, once the towers are loaded (the parsed parameters)
+            check_operator_names(towers, coverage.per_technology)
         parts = [f"{len(inputs.areas)} areas"] + [
             f"{k} {len(v)}" for k, v in inputs.vectors.items()
         ]
